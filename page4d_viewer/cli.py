@@ -1,0 +1,67 @@
+"""`page4d-viewer` command line: one subcommand per job, bad input ends in one line and exit 2.
+
+Each subcommand lives in the module that does the work; that module exposes
+`configure_parser(parser, name)` and `run(args) -> int`. Modules are imported only when their
+subcommand is chosen, so `page4d-viewer evaluate` never imports Gradio or the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from page4d_viewer.errors import Page4DError
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "app": ("page4d_viewer.viewer.app", "start the viewer (Gradio panel + Viser scene)"),
+    "infer": ("page4d_viewer.commands", "run the model on a clip and save a result file"),
+    "export": ("page4d_viewer.commands", "export a result file to GLB, PLY, TUM or mp4"),
+    "evaluate": ("page4d_viewer.commands", "compare a result's cameras with ground truth"),
+    "view": ("page4d_viewer.viewer.app", "open a saved result in the viewer, no model needed"),
+    "train": ("page4d_viewer.train", "train a small PAGE-4D on synthetic scenes"),
+    "make-samples": ("page4d_viewer.synthetic", "render the bundled sample clips into assets/"),
+}
+
+
+def _chosen_subcommand(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if arg in SUBCOMMANDS), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit code (0 ok, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen_subcommand(argv)
+    parser = argparse.ArgumentParser(prog="page4d-viewer", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            modules[name] = importlib.import_module(module_name)
+            modules[name].configure_parser(sub, name)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except Page4DError as error:
+        sys.stderr.write(f"error: {_one_line(error)}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
