@@ -1,0 +1,602 @@
+"""The Reconstruction: everything one model run produced, and its single-file save/load.
+
+The viewer, the exporters and the metrics read only this. A result file is one compressed
+``.npz`` holding arrays (float16 where the precision allows, cameras in float64) and the
+metadata as JSON; ``format_version`` says how to read it. Files are written atomically
+(temporary file, then rename), so a crash never leaves a half-written result under the
+final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from page4d_viewer import __version__, geometry
+from page4d_viewer.errors import Page4DError, ResultFileError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it."""
+
+MASKED = "masked"
+UNMASKED = "unmasked"
+GROUND_TRUTH = "ground_truth"
+VARIANTS = (MASKED, UNMASKED, GROUND_TRUTH)
+"""Camera variants in display order: the mask as set, the mask off (alpha = 0), ground truth."""
+
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+@dataclass
+class Cameras:
+    """One camera per frame, in pixels of the model-input images (OpenCV, see geometry.py).
+
+    Attributes:
+        extrinsics: (S, 3, 4) camera-from-world ``T_cam_world``; world = first camera.
+        intrinsics: (S, 3, 3) pinhole matrices in pixels.
+    """
+
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.extrinsics = np.asarray(self.extrinsics, dtype=np.float64)
+        self.intrinsics = np.asarray(self.intrinsics, dtype=np.float64)
+        count = self.extrinsics.shape[0] if self.extrinsics.ndim == 3 else -1
+        if self.extrinsics.shape != (count, 3, 4):
+            raise ValueError(f"camera extrinsics must be (S, 3, 4), got {self.extrinsics.shape}")
+        if self.intrinsics.shape != (count, 3, 3):
+            raise ValueError(
+                f"camera intrinsics must be ({count}, 3, 3) to match the extrinsics, "
+                f"got {self.intrinsics.shape}"
+            )
+
+    @classmethod
+    def from_pose_encoding(cls, pose_enc: np.ndarray, image_hw: tuple[int, int]) -> Cameras:
+        """Cameras from the network's (S, 9) pose encoding for images of size ``image_hw``."""
+        extrinsics, intrinsics = geometry.pose_encoding_to_cameras(
+            np.asarray(pose_enc, dtype=np.float64), image_hw
+        )
+        return cls(extrinsics, intrinsics)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of cameras S."""
+        return int(self.extrinsics.shape[0])
+
+    @property
+    def T_world_cam(self) -> np.ndarray:
+        """(S, 3, 4) camera-to-world poses."""
+        return geometry.invert_rigid(self.extrinsics)
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(S, 3) optical centres in world coordinates."""
+        return geometry.camera_centers(self.extrinsics)
+
+    def select(self, frames: np.ndarray | list[int]) -> Cameras:
+        """The cameras of the given frame positions (0-based, in this object's order)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        return Cameras(self.extrinsics[frames], self.intrinsics[frames])
+
+    def transformed(self, similarity: geometry.Similarity) -> Cameras:
+        """These cameras re-expressed in a world moved by ``similarity`` (intrinsics unchanged)."""
+        return Cameras(similarity.apply_to_extrinsics(self.extrinsics), self.intrinsics.copy())
+
+
+@dataclass
+class Preprocessing:
+    """How source frames became model-input images.
+
+    Attributes:
+        mode: "crop" or "pad".
+        target_size: the model-input width (long side) in pixels, e.g. 518.
+        mapping: how model-input pixels map to original pixels (scale, offsets, sizes), as
+            produced by the clip loader; plain JSON values.
+    """
+
+    mode: str = "crop"
+    target_size: int = 518
+    mapping: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Metadata:
+    """Where a Reconstruction came from and what it cost.
+
+    Attributes:
+        checkpoint_name: file name (or preset name) of the weights.
+        checkpoint_hash: content hash of the weights (sha256 hex, possibly shortened).
+        model_variant: e.g. "page4d", "vggt", "small", "tiny".
+        mask_strength: alpha used for the "masked" variant (64 = the released mask mode).
+        mask_available: whether the checkpoint has a dynamic mask head.
+        source: the clip's source (a path, a URL, or a synthetic scene name).
+        frame_indices: index of each frame in the source clip, length S.
+        timestamps: time of each frame in seconds, length S.
+        preprocessing: how source frames became model-input images.
+        timings: seconds per stage, e.g. {"read": 0.3, "model": 4.1}.
+        device: torch device the model ran on.
+        precision: "float32", "bfloat16" or "float16".
+        created_at: ISO 8601 UTC time of the run.
+        package_version: page4d_viewer version that produced it.
+        extra: anything else worth keeping (JSON values); unknown keys of newer writers land here.
+    """
+
+    checkpoint_name: str = ""
+    checkpoint_hash: str = ""
+    model_variant: str = ""
+    mask_strength: float = 0.0
+    mask_available: bool = False
+    source: str = ""
+    frame_indices: list[int] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = ""
+    precision: str = ""
+    created_at: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
+    package_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Metadata:
+        """Inverse of :meth:`to_dict`; unknown keys are kept in ``extra``."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = dict(data.pop("extra", {}) or {})
+        extra.update({key: data.pop(key) for key in list(data) if key not in known})
+        preprocessing = data.pop("preprocessing", None) or {}
+        preprocessing_known = {f.name for f in dataclasses.fields(Preprocessing)}
+        preprocessing = Preprocessing(
+            **{key: value for key, value in preprocessing.items() if key in preprocessing_known}
+        )
+        return cls(**data, preprocessing=preprocessing, extra=extra)
+
+
+@dataclass
+class FrameCloud:
+    """The coloured points of one frame after confidence filtering.
+
+    Attributes:
+        points: (N, 3) float32 world points (first camera's frame).
+        colors: (N, 3) uint8 RGB.
+        pixel_index: (N,) flat index ``row * W + column`` of each point's pixel.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    pixel_index: np.ndarray
+
+
+@dataclass
+class Reconstruction:
+    """One model run on S frames of H x W model-input pixels.
+
+    Depth and points come from the "masked" run (the mask strength in the metadata);
+    ``cameras`` holds one :class:`Cameras` per variant present.
+
+    Attributes:
+        images: (S, H, W, 3) uint8 model-input frames.
+        depth: (S, H, W) float32 depth along the optical axis (scene units).
+        depth_conf: (S, H, W) float32 confidence (>= 1, larger = surer).
+        points: (S, H, W, 3) float32 world points in the first camera's frame.
+        points_conf: (S, H, W) float32 confidence of the points.
+        cameras: variant name ("masked", "unmasked", "ground_truth") -> Cameras of S frames.
+        mask_score: (S, h, w) float32 per-patch dynamic mask score in (-0.5, 0.5), or None when
+            the model has no mask head.
+        metadata: provenance, preprocessing and timings.
+        gt_depth: (S, H, W) float32 ground-truth depth (0 where unknown), or None.
+        gt_dynamic_mask: (S, H, W) bool ground-truth moving pixels, or None.
+    """
+
+    images: np.ndarray
+    depth: np.ndarray
+    depth_conf: np.ndarray
+    points: np.ndarray
+    points_conf: np.ndarray
+    cameras: dict[str, Cameras]
+    mask_score: np.ndarray | None = None
+    metadata: Metadata = field(default_factory=Metadata)
+    gt_depth: np.ndarray | None = None
+    gt_dynamic_mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.images = np.asarray(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise ValueError(
+                f"images must be (S, H, W, 3) uint8, got {self.images.shape} {self.images.dtype}"
+            )
+        frames, height, width = self.images.shape[:3]
+        self.depth = _float_array("depth", self.depth, (frames, height, width))
+        self.depth_conf = _float_array("depth_conf", self.depth_conf, (frames, height, width))
+        self.points = _float_array("points", self.points, (frames, height, width, 3))
+        self.points_conf = _float_array("points_conf", self.points_conf, (frames, height, width))
+        if self.mask_score is not None:
+            self.mask_score = np.asarray(self.mask_score, dtype=np.float32)
+            if self.mask_score.ndim != 3 or self.mask_score.shape[0] != frames:
+                raise ValueError(
+                    f"mask_score must be ({frames}, h, w), got {self.mask_score.shape}"
+                )
+        if self.gt_depth is not None:
+            self.gt_depth = _float_array("gt_depth", self.gt_depth, (frames, height, width))
+        if self.gt_dynamic_mask is not None:
+            self.gt_dynamic_mask = np.asarray(self.gt_dynamic_mask, dtype=bool)
+            if self.gt_dynamic_mask.shape != (frames, height, width):
+                raise ValueError(
+                    f"gt_dynamic_mask must be {(frames, height, width)}, "
+                    f"got {self.gt_dynamic_mask.shape}"
+                )
+        if MASKED not in self.cameras:
+            raise ValueError(f"cameras must include {MASKED!r}, got {sorted(self.cameras)}")
+        for name, cameras in self.cameras.items():
+            if name not in VARIANTS:
+                raise ValueError(f"unknown camera variant {name!r}; expected one of {VARIANTS}")
+            if not isinstance(cameras, Cameras):
+                raise ValueError(f"cameras[{name!r}] must be a Cameras, got {type(cameras)}")
+            if cameras.num_frames != frames:
+                raise ValueError(
+                    f"cameras[{name!r}] has {cameras.num_frames} frames, images have {frames}"
+                )
+        # Keep a stable display order whatever order the caller used.
+        self.cameras = {name: self.cameras[name] for name in VARIANTS if name in self.cameras}
+
+    # ----------------------------------------------------------------- views the viewer needs
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames S."""
+        return int(self.images.shape[0])
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the model-input images in pixels."""
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Camera variants present, in display order (subset of :data:`VARIANTS`)."""
+        return tuple(self.cameras)
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether a dynamic mask score is stored."""
+        return self.mask_score is not None
+
+    def camera_variant(self, name: str) -> Cameras:
+        """The cameras of one variant, or a Page4DError naming the ones present."""
+        if name not in self.cameras:
+            raise Page4DError(
+                f"this result has no {name!r} cameras; it has {', '.join(self.variants)}"
+            )
+        return self.cameras[name]
+
+    def mask_score_upsampled(self, method: str = "bilinear") -> np.ndarray:
+        """The mask score at image resolution.
+
+        Args:
+            method: "bilinear" (half-pixel centres, edges clamped) or "nearest".
+
+        Returns:
+            (S, H, W) float32 scores in (-0.5, 0.5).
+
+        Raises:
+            Page4DError: if there is no mask score.
+        """
+        if self.mask_score is None:
+            raise Page4DError("this result has no dynamic mask (the checkpoint has no mask head)")
+        height, width = self.image_hw
+        rows = _resize_matrix(self.mask_score.shape[1], height, method)
+        cols = _resize_matrix(self.mask_score.shape[2], width, method)
+        return np.einsum("Hh,shw,Ww->sHW", rows, self.mask_score, cols).astype(np.float32)
+
+    def confidence_threshold(self, conf_percentile: float, *, source: str = "points") -> float:
+        """Confidence below which the lowest ``conf_percentile`` % of all pixels fall.
+
+        Args:
+            conf_percentile: 0 keeps everything, 50 drops the less confident half.
+            source: "points" (points_conf) or "depth" (depth_conf).
+        """
+        if not 0.0 <= conf_percentile <= 100.0:
+            raise Page4DError(f"confidence percentile must be in [0, 100], got {conf_percentile}")
+        if conf_percentile == 0.0:
+            return -np.inf
+        confidence = self.points_conf if source == "points" else self.depth_conf
+        return float(np.percentile(confidence, conf_percentile))
+
+    def world_points(self, source: str = "points", variant: str = MASKED) -> np.ndarray:
+        """Per-pixel world points, either the point head's or depth unprojected with cameras.
+
+        Args:
+            source: "points" (the point map head) or "depth" (depth + the variant's cameras).
+            variant: camera variant used when ``source == "depth"``.
+
+        Returns:
+            (S, H, W, 3) float32 points in the first camera's frame.
+        """
+        if source == "points":
+            return self.points
+        if source != "depth":
+            raise Page4DError(f"point source must be 'points' or 'depth', got {source!r}")
+        cameras = self.camera_variant(variant)
+        return geometry.depth_to_world_points(
+            self.depth, cameras.extrinsics, cameras.intrinsics
+        ).astype(np.float32)
+
+    def frame_cloud(
+        self,
+        frame: int,
+        *,
+        conf_percentile: float = 0.0,
+        source: str = "points",
+        variant: str = MASKED,
+        threshold: float | None = None,
+    ) -> FrameCloud:
+        """Coloured points of one frame, dropping low-confidence and non-finite pixels.
+
+        Args:
+            frame: 0-based frame position.
+            conf_percentile: drop pixels below this percentile of confidence over the whole clip
+                (so frames stay comparable).
+            source: "points" or "depth" (see :meth:`world_points`).
+            variant: camera variant for ``source == "depth"``.
+            threshold: a precomputed :meth:`confidence_threshold` (overrides the percentile).
+
+        Returns:
+            The frame's surviving points, colours and pixel indices.
+        """
+        if not 0 <= frame < self.num_frames:
+            raise Page4DError(f"frame {frame} is out of range (0..{self.num_frames - 1})")
+        conf_source = "points" if source == "points" else "depth"
+        if threshold is None:
+            threshold = self.confidence_threshold(conf_percentile, source=conf_source)
+        confidence = (self.points_conf if conf_source == "points" else self.depth_conf)[frame]
+        if source == "points":
+            points = self.points[frame]
+        else:
+            cameras = self.camera_variant(variant)
+            points = geometry.depth_to_world_points(
+                self.depth[frame], cameras.extrinsics[frame], cameras.intrinsics[frame]
+            )
+        points = points.reshape(-1, 3)
+        keep = (confidence.reshape(-1) >= threshold) & np.all(np.isfinite(points), axis=-1)
+        index = np.flatnonzero(keep)
+        return FrameCloud(
+            points=points[index].astype(np.float32),
+            colors=self.images[frame].reshape(-1, 3)[index],
+            pixel_index=index,
+        )
+
+    def aligned_cameras(self, variant: str, reference: str = MASKED) -> Cameras:
+        """A variant's cameras moved by the Sim(3) that best fits their centres to another's.
+
+        Ground truth lives in its own world and scale; for display it is aligned onto the
+        predicted trajectory. With fewer than 3 frames only a translation is fitted.
+
+        Args:
+            variant: the cameras to move.
+            reference: the cameras to align onto.
+        """
+        moving = self.camera_variant(variant)
+        target = self.camera_variant(reference)
+        if variant == reference:
+            return moving
+        if self.num_frames < 3:
+            offset = target.centers.mean(axis=0) - moving.centers.mean(axis=0)
+            similarity = geometry.Similarity(1.0, np.eye(3), offset)
+        else:
+            similarity = geometry.similarity_align(moving.centers, target.centers)
+        return moving.transformed(similarity)
+
+    def select_frames(self, frames: list[int] | np.ndarray) -> Reconstruction:
+        """A Reconstruction of a subset of frames (0-based positions), metadata trimmed to match.
+
+        The world frame is kept (still the original first camera), so subsets stay comparable.
+        """
+        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+        if frames.size == 0 or frames.min() < 0 or frames.max() >= self.num_frames:
+            raise Page4DError(
+                f"frames must be non-empty and within 0..{self.num_frames - 1}, "
+                f"got {frames.tolist()}"
+            )
+        metadata = dataclasses.replace(
+            self.metadata,
+            frame_indices=_pick(self.metadata.frame_indices, frames),
+            timestamps=_pick(self.metadata.timestamps, frames),
+        )
+
+        def optional(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[frames]
+
+        return Reconstruction(
+            images=self.images[frames],
+            depth=self.depth[frames],
+            depth_conf=self.depth_conf[frames],
+            points=self.points[frames],
+            points_conf=self.points_conf[frames],
+            cameras={name: cameras.select(frames) for name, cameras in self.cameras.items()},
+            mask_score=optional(self.mask_score),
+            metadata=metadata,
+            gt_depth=optional(self.gt_depth),
+            gt_dynamic_mask=optional(self.gt_dynamic_mask),
+        )
+
+    def timestamps(self) -> np.ndarray:
+        """(S,) float64 frame times in seconds; frame positions when none were recorded."""
+        if len(self.metadata.timestamps) == self.num_frames:
+            return np.asarray(self.metadata.timestamps, dtype=np.float64)
+        return np.arange(self.num_frames, dtype=np.float64)
+
+    def describe(self) -> str:
+        """One line for logs and the terminal."""
+        height, width = self.image_hw
+        mask = f"mask strength {self.metadata.mask_strength:g}" if self.has_mask else "no mask"
+        return (
+            f"{self.num_frames} frames of {width}x{height}, cameras: {', '.join(self.variants)}, "
+            f"{mask}, checkpoint {self.metadata.checkpoint_name or '?'}"
+        )
+
+    # ------------------------------------------------------------------------------ file I/O
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write one compressed ``.npz`` atomically; returns the path written.
+
+        Depth, points, confidences and the mask score are stored as float16 (values beyond
+        float16's range are clipped to it, which only touches confidences and wild outliers);
+        cameras as float64; metadata as JSON.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise Page4DError(f"result files end in .npz, got {path.name!r}")
+        arrays: dict[str, np.ndarray] = {
+            "format_version": np.asarray(FORMAT_VERSION, dtype=np.int64),
+            "metadata_json": np.asarray(json.dumps(self.metadata.to_dict())),
+            "images": self.images,
+            "depth": _to_float16(self.depth),
+            "depth_conf": _to_float16(self.depth_conf),
+            "points": _to_float16(self.points),
+            "points_conf": _to_float16(self.points_conf),
+        }
+        if self.mask_score is not None:
+            arrays["mask_score"] = _to_float16(self.mask_score)
+        if self.gt_depth is not None:
+            arrays["gt_depth"] = self.gt_depth.astype(np.float32)
+        if self.gt_dynamic_mask is not None:
+            arrays["gt_dynamic_mask"] = self.gt_dynamic_mask
+        for name, cameras in self.cameras.items():
+            arrays[f"cameras.{name}.extrinsics"] = cameras.extrinsics
+            arrays[f"cameras.{name}.intrinsics"] = cameras.intrinsics
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez_compressed(file, **arrays)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        logger.info("saved %s (%s)", path, self.describe())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Reconstruction:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            ResultFileError: missing, not an npz, damaged or truncated, written by a newer
+                version, or missing arrays; the message is one line naming the file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ResultFileError(f"no result file at {path}")
+        try:
+            arrays = _read_npz(path)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+            detail = " ".join(str(error).split()) or type(error).__name__
+            raise ResultFileError(
+                f"{path} is not a readable page4d_viewer result file ({detail})"
+            ) from error
+        if "format_version" not in arrays:
+            raise ResultFileError(f"{path} is not a page4d_viewer result file (no format_version)")
+        version = int(arrays["format_version"])
+        if version > FORMAT_VERSION or version < 1:
+            raise ResultFileError(
+                f"{path} has result format version {version}; this page4d_viewer "
+                f"{__version__} reads versions 1 to {FORMAT_VERSION} (upgrade page4d_viewer)"
+            )
+        required = ["metadata_json", "images", "depth", "depth_conf", "points", "points_conf"]
+        required += [f"cameras.{MASKED}.extrinsics", f"cameras.{MASKED}.intrinsics"]
+        missing = [name for name in required if name not in arrays]
+        if missing:
+            raise ResultFileError(f"{path} is missing arrays: {', '.join(missing)}")
+        try:
+            metadata = Metadata.from_dict(json.loads(str(arrays["metadata_json"])))
+            cameras = {
+                name: Cameras(
+                    arrays[f"cameras.{name}.extrinsics"], arrays[f"cameras.{name}.intrinsics"]
+                )
+                for name in VARIANTS
+                if f"cameras.{name}.extrinsics" in arrays
+            }
+            return cls(
+                images=arrays["images"],
+                depth=arrays["depth"],
+                depth_conf=arrays["depth_conf"],
+                points=arrays["points"],
+                points_conf=arrays["points_conf"],
+                cameras=cameras,
+                mask_score=arrays.get("mask_score"),
+                metadata=metadata,
+                gt_depth=arrays.get("gt_depth"),
+                gt_dynamic_mask=arrays.get("gt_dynamic_mask"),
+            )
+        except (ValueError, TypeError, KeyError) as error:
+            detail = " ".join(str(error).split())
+            raise ResultFileError(f"{path} has inconsistent contents: {detail}") from error
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    # Read every array now: np.load is lazy and a truncated member would fail later, far away.
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("a single .npy array, not an .npz archive")
+    with loaded as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _float_array(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} to match the images, got {array.shape}")
+    return array
+
+
+def _to_float16(array: np.ndarray) -> np.ndarray:
+    return np.clip(array, -_FLOAT16_MAX, _FLOAT16_MAX).astype(np.float16)
+
+
+def _pick(values: list[Any], frames: np.ndarray) -> list[Any]:
+    if len(values) <= int(frames.max()):
+        return []
+    return [values[i] for i in frames.tolist()]
+
+
+def _resize_matrix(size_in: int, size_out: int, method: str) -> np.ndarray:
+    """(size_out, size_in) interpolation weights along one axis, half-pixel centres."""
+    centres = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
+    weights = np.zeros((size_out, size_in), dtype=np.float64)
+    rows = np.arange(size_out)
+    if method == "nearest":
+        weights[rows, np.clip(np.floor(centres + 0.5), 0, size_in - 1).astype(int)] = 1.0
+        return weights
+    if method != "bilinear":
+        raise Page4DError(f"resize method must be 'bilinear' or 'nearest', got {method!r}")
+    centres = np.clip(centres, 0, size_in - 1)
+    low = np.floor(centres).astype(int)
+    high = np.minimum(low + 1, size_in - 1)
+    fraction = centres - low
+    np.add.at(weights, (rows, low), 1.0 - fraction)
+    np.add.at(weights, (rows, high), fraction)
+    return weights

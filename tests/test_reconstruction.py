@@ -1,0 +1,319 @@
+"""Reconstruction: validation, views for the viewer, and the single-file save/load."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError, ResultFileError
+from page4d_viewer.reconstruction import (
+    FORMAT_VERSION,
+    Cameras,
+    Metadata,
+    Preprocessing,
+    Reconstruction,
+)
+
+
+def make_reconstruction(
+    frames: int = 3, height: int = 28, width: int = 42, *, seed: int = 0, with_mask: bool = True
+) -> Reconstruction:
+    """A small self-consistent reconstruction: points are depth unprojected with the cameras."""
+    rng = np.random.default_rng(seed)
+    angles = np.linspace(0.0, 0.2, frames)
+    quaternion = np.stack(
+        [np.zeros(frames), np.sin(angles / 2), np.zeros(frames), np.cos(angles / 2)], -1
+    )
+    translation = np.stack([np.linspace(0, -0.5, frames), np.zeros(frames), np.zeros(frames)], -1)
+    fov = np.full((frames, 2), 1.0)
+    pose_enc = np.concatenate([translation, quaternion, fov], -1)
+    masked = Cameras.from_pose_encoding(pose_enc, (height, width))
+    unmasked = Cameras.from_pose_encoding(pose_enc + 0.01, (height, width))
+    depth = rng.uniform(1.0, 4.0, size=(frames, height, width)).astype(np.float32)
+    points = geometry.depth_to_world_points(depth, masked.extrinsics, masked.intrinsics)
+    return Reconstruction(
+        images=rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8),
+        depth=depth,
+        depth_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
+        points=points,
+        points_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
+        cameras={"unmasked": unmasked, "masked": masked},
+        mask_score=rng.uniform(-0.5, 0.5, size=(frames, height // 14, width // 14))
+        if with_mask
+        else None,
+        metadata=Metadata(
+            checkpoint_name="tiny.safetensors",
+            checkpoint_hash="abc123",
+            model_variant="tiny",
+            mask_strength=64.0,
+            mask_available=with_mask,
+            source="synthetic:orbit",
+            frame_indices=list(range(0, 2 * frames, 2)),
+            timestamps=[i / 15 for i in range(frames)],
+            preprocessing=Preprocessing("crop", 42, {"scale": 0.5, "offset_xy": [3, 0]}),
+            timings={"model": 1.5},
+        ),
+    )
+
+
+def assert_equal_within_float16(loaded: Reconstruction, original: Reconstruction) -> None:
+    np.testing.assert_array_equal(loaded.images, original.images)
+    for name in ("depth", "depth_conf", "points", "points_conf", "mask_score"):
+        expected = getattr(original, name)
+        if expected is None:
+            assert getattr(loaded, name) is None
+            continue
+        np.testing.assert_allclose(getattr(loaded, name), expected, rtol=1e-3, atol=1e-4)
+    assert loaded.variants == original.variants
+    for name in original.variants:
+        np.testing.assert_array_equal(
+            loaded.cameras[name].extrinsics, original.cameras[name].extrinsics
+        )
+        np.testing.assert_array_equal(
+            loaded.cameras[name].intrinsics, original.cameras[name].intrinsics
+        )
+    assert loaded.metadata == original.metadata
+
+
+def test_round_trip_equal_within_float16(tmp_path: Path) -> None:
+    original = make_reconstruction()
+    written = original.save(tmp_path / "run.npz")
+    assert written == tmp_path / "run.npz"
+    loaded = Reconstruction.load(written)
+    assert_equal_within_float16(loaded, original)
+    assert loaded.depth.dtype == np.float32
+    assert list(tmp_path.iterdir()) == [written]  # no temporary left behind
+
+
+def test_round_trip_without_mask_with_ground_truth(tmp_path: Path) -> None:
+    original = make_reconstruction(with_mask=False)
+    original.cameras["ground_truth"] = original.cameras["masked"]
+    original.gt_depth = original.depth * 2
+    original.gt_dynamic_mask = original.depth > 2
+    loaded = Reconstruction.load(original.save(tmp_path / "gt.npz"))
+    assert_equal_within_float16(loaded, original)
+    assert loaded.variants == ("masked", "unmasked", "ground_truth")
+    np.testing.assert_array_equal(loaded.gt_depth, original.gt_depth)
+    np.testing.assert_array_equal(loaded.gt_dynamic_mask, original.gt_dynamic_mask)
+    assert not loaded.has_mask
+
+
+def test_file_stores_float16_and_version(tmp_path: Path) -> None:
+    path = make_reconstruction().save(tmp_path / "run.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        assert int(archive["format_version"]) == FORMAT_VERSION
+        assert archive["points"].dtype == np.float16
+        assert archive["images"].dtype == np.uint8
+        assert archive["cameras.masked.extrinsics"].dtype == np.float64
+        assert json.loads(str(archive["metadata_json"]))["checkpoint_hash"] == "abc123"
+
+
+def test_huge_confidence_is_clipped_not_infinite(tmp_path: Path) -> None:
+    recon = make_reconstruction()
+    recon.points_conf[0, 0, 0] = 1e9
+    loaded = Reconstruction.load(recon.save(tmp_path / "run.npz"))
+    assert np.isfinite(loaded.points_conf).all()
+    assert loaded.points_conf[0, 0, 0] == pytest.approx(65504.0)
+
+
+def test_save_overwrites_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "run.npz"
+    make_reconstruction(seed=1).save(path)
+    second = make_reconstruction(seed=2)
+    second.save(path)
+    np.testing.assert_array_equal(Reconstruction.load(path).images, second.images)
+    assert [p.name for p in path.parent.iterdir()] == ["run.npz"]
+
+
+def test_save_rejects_other_suffix(tmp_path: Path) -> None:
+    with pytest.raises(Page4DError, match=r"\.npz"):
+        make_reconstruction().save(tmp_path / "run.json")
+
+
+def _rewrite(path: Path, drop: str | None = None, **replace: np.ndarray) -> None:
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files if name != drop}
+    arrays.update(replace)
+    np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("newer", "format version 99"),
+        ("missing", "missing arrays: depth"),
+        ("no_version", "no format_version"),
+        ("truncated", "not a readable"),
+        ("not_npz", "not a readable"),
+        ("npy", "not a readable"),
+        ("shape", "inconsistent contents"),
+        ("absent", "no result file"),
+    ],
+)
+def test_load_rejects_bad_files(tmp_path: Path, damage: str, message: str) -> None:
+    path = make_reconstruction().save(tmp_path / "run.npz")
+    if damage == "newer":
+        _rewrite(path, format_version=np.asarray(99))
+    elif damage == "missing":
+        _rewrite(path, drop="depth")
+    elif damage == "no_version":
+        _rewrite(path, drop="format_version")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "not_npz":
+        path.write_text("hello, I am a text file\n")
+    elif damage == "npy":
+        np.save(tmp_path / "array.npy", np.zeros(3))
+        (tmp_path / "array.npy").rename(path)
+    elif damage == "shape":
+        _rewrite(path, depth=np.zeros((1, 2, 3), np.float16))
+    elif damage == "absent":
+        path.unlink()
+    with pytest.raises(ResultFileError, match=message) as caught:
+        Reconstruction.load(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_damaged_member_is_caught(tmp_path: Path) -> None:
+    path = make_reconstruction().save(tmp_path / "run.npz")
+    # Corrupt the compressed bytes of one member while keeping the zip directory intact.
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("points.npy")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + 40
+    data[start : start + 200] = bytes(200)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ResultFileError):
+        Reconstruction.load(path)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value", "message"),
+    [
+        ("images", np.zeros((3, 28, 42, 3), np.float32), "uint8"),
+        ("depth", np.zeros((3, 28, 41)), "depth must have shape"),
+        ("points", np.zeros((3, 28, 42)), "points must have shape"),
+        ("mask_score", np.zeros((2, 2, 3)), "mask_score"),
+        ("gt_dynamic_mask", np.zeros((3, 2, 2)), "gt_dynamic_mask"),
+    ],
+)
+def test_validation_messages(field_name: str, value: np.ndarray, message: str) -> None:
+    recon = make_reconstruction()
+    kwargs = {f: getattr(recon, f) for f in recon.__dataclass_fields__}
+    kwargs[field_name] = value
+    with pytest.raises(ValueError, match=message):
+        Reconstruction(**kwargs)
+
+
+def test_camera_validation() -> None:
+    recon = make_reconstruction()
+    with pytest.raises(ValueError, match="must include 'masked'"):
+        Reconstruction(**{**vars(recon), "cameras": {"unmasked": recon.cameras["unmasked"]}})
+    with pytest.raises(ValueError, match="unknown camera variant"):
+        Reconstruction(
+            **{**vars(recon), "cameras": {**recon.cameras, "other": recon.cameras["masked"]}}
+        )
+    with pytest.raises(ValueError, match="has 2 frames"):
+        Reconstruction(
+            **{**vars(recon), "cameras": {"masked": recon.cameras["masked"].select([0, 1])}}
+        )
+    with pytest.raises(ValueError, match=r"\(S, 3, 4\)"):
+        Cameras(np.zeros((3, 4, 4)), np.zeros((3, 3, 3)))
+    with pytest.raises(ValueError, match="intrinsics"):
+        Cameras(np.zeros((3, 3, 4)), np.zeros((2, 3, 3)))
+
+
+def test_basic_views() -> None:
+    recon = make_reconstruction()
+    assert recon.num_frames == 3
+    assert recon.image_hw == (28, 42)
+    assert recon.variants == ("masked", "unmasked")  # display order, not insertion order
+    np.testing.assert_allclose(recon.timestamps(), [0, 1 / 15, 2 / 15])
+    assert "3 frames of 42x28" in recon.describe()
+    with pytest.raises(Page4DError, match="no 'ground_truth' cameras"):
+        recon.camera_variant("ground_truth")
+
+
+def test_mask_score_upsampled() -> None:
+    recon = make_reconstruction()
+    nearest = recon.mask_score_upsampled("nearest")
+    assert nearest.shape == (3, 28, 42)
+    expected = np.repeat(np.repeat(recon.mask_score, 14, axis=1), 14, axis=2)
+    np.testing.assert_array_equal(nearest, expected)
+    bilinear = recon.mask_score_upsampled()
+    assert bilinear.shape == (3, 28, 42)
+    # Patch corners are clamped, the middle between two patch centres is their mean.
+    assert bilinear[0, 0, 0] == pytest.approx(recon.mask_score[0, 0, 0])
+    for column in (0, 7, 20, 41):
+        centre = (column + 0.5) * 3 / 42 - 0.5
+        expected_value = np.interp(centre, [0, 1, 2], recon.mask_score[0, 0])
+        assert bilinear[0, 0, column] == pytest.approx(expected_value, rel=1e-5)
+    assert bilinear.min() >= recon.mask_score.min() - 1e-6
+    assert bilinear.max() <= recon.mask_score.max() + 1e-6
+    with pytest.raises(Page4DError, match="no dynamic mask"):
+        make_reconstruction(with_mask=False).mask_score_upsampled()
+
+
+def test_frame_cloud_filters_by_confidence() -> None:
+    recon = make_reconstruction()
+    everything = recon.frame_cloud(1)
+    assert everything.points.shape == (28 * 42, 3)
+    np.testing.assert_array_equal(everything.colors, recon.images[1].reshape(-1, 3))
+    half = recon.frame_cloud(1, conf_percentile=50)
+    threshold = np.percentile(recon.points_conf, 50)
+    assert len(half.points) == int((recon.points_conf[1] >= threshold).sum())
+    flat = recon.points[1].reshape(-1, 3)
+    np.testing.assert_array_equal(half.points, flat[half.pixel_index])
+    recon.points[1, 0, 0] = np.nan
+    assert len(recon.frame_cloud(1).points) == 28 * 42 - 1
+    with pytest.raises(Page4DError, match="out of range"):
+        recon.frame_cloud(3)
+    with pytest.raises(Page4DError, match="percentile"):
+        recon.frame_cloud(0, conf_percentile=101)
+
+
+def test_depth_source_matches_point_map_for_consistent_data() -> None:
+    recon = make_reconstruction()
+    from_depth = recon.world_points("depth")
+    np.testing.assert_allclose(from_depth, recon.points, atol=1e-4)
+    cloud = recon.frame_cloud(2, source="depth")
+    np.testing.assert_allclose(cloud.points, recon.points[2].reshape(-1, 3), atol=1e-4)
+
+
+def test_aligned_cameras_recovers_similarity() -> None:
+    recon = make_reconstruction(frames=5)
+    masked = recon.cameras["masked"]
+    similarity = geometry.Similarity(
+        3.0, geometry.quaternion_to_rotation(np.array([0.1, 0.2, 0.3, 0.9])), np.ones(3)
+    )
+    # Ground truth = the same trajectory in another world: aligning it back recovers masked.
+    recon.cameras["ground_truth"] = masked.transformed(similarity)
+    aligned = recon.aligned_cameras("ground_truth")
+    np.testing.assert_allclose(aligned.centers, masked.centers, atol=1e-6)
+
+
+def test_select_frames() -> None:
+    recon = make_reconstruction(frames=4)
+    subset = recon.select_frames([3, 1])
+    assert subset.num_frames == 2
+    np.testing.assert_array_equal(subset.images, recon.images[[3, 1]])
+    np.testing.assert_array_equal(
+        subset.cameras["unmasked"].extrinsics, recon.cameras["unmasked"].extrinsics[[3, 1]]
+    )
+    assert subset.metadata.frame_indices == [6, 2]
+    assert subset.mask_score.shape == (2, 2, 3)
+    with pytest.raises(Page4DError, match="within 0..3"):
+        recon.select_frames([4])
+
+
+def test_metadata_keeps_unknown_keys() -> None:
+    data = Metadata(source="x").to_dict()
+    data["from_the_future"] = 1
+    metadata = Metadata.from_dict(data)
+    assert metadata.source == "x"
+    assert metadata.extra == {"from_the_future": 1}
