@@ -1,0 +1,245 @@
+"""Images and matplotlib figures for the panel: mask overlay, depth/confidence maps, pose plots.
+
+Pure functions of arrays (and of a Reconstruction for the pose comparison); no Gradio here, so
+everything is testable without a browser. Figures are built with `matplotlib.figure.Figure`
+rather than pyplot, which keeps no global state and is safe from Gradio's worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from page4d_viewer.metrics import MetricsError, trajectory_errors
+from page4d_viewer.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
+from page4d_viewer.viewer.display import VARIANT_COLORS, VARIANT_LABELS, heat_colors, overlay_image
+
+METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "note"]
+
+
+def variant_colour(name: str) -> tuple[float, float, float]:
+    """The scene's colour of a camera variant, as a matplotlib RGB triple in [0, 1]."""
+    red, green, blue = VARIANT_COLORS[name]
+    return red / 255.0, green / 255.0, blue / 255.0
+
+
+# ----------------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class FrameImages:
+    """The three pictures of one frame shown side by side in the panel.
+
+    Attributes:
+        overlay: (H, W, 3) uint8 frame with the dynamic mask as a heat map (the frame itself
+            when the result has no mask).
+        depth: (H, W, 3) uint8 coloured depth.
+        confidence: (H, W, 3) uint8 coloured depth confidence (log scale).
+    """
+
+    overlay: np.ndarray
+    depth: np.ndarray
+    confidence: np.ndarray
+
+
+def frame_images(
+    recon: Reconstruction, frame: int, opacity: float, threshold: float
+) -> FrameImages:
+    """The mask overlay, depth and confidence pictures of one frame.
+
+    Args:
+        recon: The result shown.
+        frame: 0-based frame position; clamped into the clip.
+        opacity: Mask overlay opacity in [0, 1].
+        threshold: Dynamic probability in [0, 1] from which the heat map is drawn.
+    """
+    frame = int(np.clip(frame, 0, recon.num_frames - 1))
+    mask = None if recon.mask_score is None else recon.mask_score[frame]
+    return FrameImages(
+        overlay=overlay_image(recon.images[frame], mask, opacity, threshold),
+        depth=scalar_map_image(recon.depth[frame], "turbo"),
+        confidence=scalar_map_image(recon.depth_conf[frame], "viridis", log=True),
+    )
+
+
+def scalar_map_image(
+    values: np.ndarray, colormap: str = "viridis", *, log: bool = False
+) -> np.ndarray:
+    """Colour a depth or confidence map, stretched between its 2nd and 98th percentiles.
+
+    Args:
+        values: (H, W) map; non-finite values are drawn with the lowest colour.
+        colormap: a matplotlib colormap name.
+        log: stretch log(values) instead (for confidences, which span orders of magnitude).
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if log:
+        values = np.log(np.where(values > 0, values, np.nan))
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return heat_colors(np.zeros(values.shape), colormap)
+    low, high = np.percentile(finite, [2.0, 98.0])
+    scaled = (values - low) / max(high - low, 1e-12)
+    return heat_colors(np.where(np.isfinite(scaled), scaled, 0.0), colormap)
+
+
+# ---------------------------------------------------------------------------- pose comparison
+
+
+@dataclass(frozen=True)
+class PoseComparison:
+    """The camera variants of one result, aligned onto the masked trajectory for display.
+
+    Attributes:
+        centres: variant -> (S, 3) camera centres in the masked world (Sim(3)-aligned).
+        rotation_deg: "a vs b" -> (S,) angle between the two cameras' orientations, degrees.
+        translation: "a vs b" -> (S,) distance between the two camera centres, in the masked
+            reconstruction's units.
+        frames: (S,) frame positions (x axis of the per-frame plots).
+    """
+
+    centres: Mapping[str, np.ndarray]
+    rotation_deg: Mapping[str, np.ndarray]
+    translation: Mapping[str, np.ndarray]
+    frames: np.ndarray
+
+
+def variant_pairs(variants: Sequence[str]) -> list[tuple[str, str]]:
+    """(estimate, reference) pairs to compare: each prediction vs ground truth when present,
+    and masked vs unmasked always (when both exist)."""
+    pairs = []
+    if GROUND_TRUTH in variants:
+        pairs += [(name, GROUND_TRUTH) for name in (MASKED, UNMASKED) if name in variants]
+    if MASKED in variants and UNMASKED in variants:
+        pairs.append((MASKED, UNMASKED))
+    return pairs
+
+
+def pair_label(estimate: str, reference: str) -> str:
+    """The label of a compared pair, e.g. "masked vs ground truth"."""
+    return f"{VARIANT_LABELS[estimate]} vs {VARIANT_LABELS[reference]}"
+
+
+def compare_poses(recon: Reconstruction) -> PoseComparison:
+    """Align every variant onto the masked cameras and measure per-frame differences.
+
+    Args:
+        recon: A result with at least the "masked" cameras.
+
+    Returns:
+        Centres for the top view and per-frame rotation/translation differences per pair.
+    """
+    aligned = {name: recon.aligned_cameras(name, MASKED) for name in recon.variants}
+    rotations = {name: cameras.T_world_cam[:, :3, :3] for name, cameras in aligned.items()}
+    centres = {name: cameras.centers for name, cameras in aligned.items()}
+    rotation_deg: dict[str, np.ndarray] = {}
+    translation: dict[str, np.ndarray] = {}
+    for estimate, reference in variant_pairs(recon.variants):
+        label = pair_label(estimate, reference)
+        rotation_deg[label] = rotation_angle_deg(rotations[estimate], rotations[reference])
+        translation[label] = np.linalg.norm(centres[estimate] - centres[reference], axis=-1)
+    return PoseComparison(centres, rotation_deg, translation, np.arange(recon.num_frames))
+
+
+def rotation_angle_deg(R_world_a: np.ndarray, R_world_b: np.ndarray) -> np.ndarray:
+    """Angle of the rotation taking orientation b to orientation a.
+
+    Args:
+        R_world_a: (..., 3, 3) rotations.
+        R_world_b: (..., 3, 3) rotations.
+
+    Returns:
+        (...,) angles in degrees, in [0, 180].
+    """
+    relative = np.swapaxes(R_world_b, -1, -2) @ R_world_a
+    cosine = (np.trace(relative, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
+def trajectory_figure(comparison: PoseComparison) -> Figure:
+    """Camera trajectories seen from above (the first camera's x-z plane; its y points down).
+
+    Returns:
+        A figure with one line per variant, labelled "masked", "unmasked", "ground truth".
+    """
+    figure = Figure(figsize=(5.0, 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    for name, centres in comparison.centres.items():
+        colour = variant_colour(name)
+        axes.plot(
+            centres[:, 0], centres[:, 2], "-o", ms=2.5, color=colour, label=VARIANT_LABELS[name]
+        )
+        axes.plot(centres[:1, 0], centres[:1, 2], "s", ms=6, color=colour)
+    axes.set_xlabel("x (right)")
+    axes.set_ylabel("z (forward)")
+    axes.set_title("Trajectories from above (aligned, Sim(3)); square = first frame")
+    axes.set_aspect("equal", adjustable="datalim")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
+def differences_figure(comparison: PoseComparison) -> Figure:
+    """Per-frame rotation and translation differences between variants.
+
+    Returns:
+        A figure with two axes (rotation in degrees, translation), one line per compared pair.
+    """
+    figure = Figure(figsize=(5.0, 4.2), layout="constrained")
+    rotation_axes, translation_axes = figure.subplots(2, 1, sharex=True)
+    for label in comparison.rotation_deg:
+        colour = variant_colour(_estimate_of(label))
+        style = "--" if label.endswith(VARIANT_LABELS[UNMASKED]) else "-"
+        rotation_axes.plot(
+            comparison.frames, comparison.rotation_deg[label], style, color=colour, label=label
+        )
+        translation_axes.plot(
+            comparison.frames, comparison.translation[label], style, color=colour, label=label
+        )
+    rotation_axes.set_ylabel("rotation (deg)")
+    translation_axes.set_ylabel("translation")
+    translation_axes.set_xlabel("frame")
+    rotation_axes.set_title("Per-frame differences (after alignment)")
+    for axes in (rotation_axes, translation_axes):
+        axes.grid(alpha=0.3)
+    if comparison.rotation_deg:
+        rotation_axes.legend(loc="best", fontsize="small")
+    else:
+        rotation_axes.text(
+            0.5, 0.5, "only one camera variant", ha="center", transform=rotation_axes.transAxes
+        )
+    return figure
+
+
+def _estimate_of(label: str) -> str:
+    first = label.split(" vs ")[0]
+    return next(name for name, text in VARIANT_LABELS.items() if text == first)
+
+
+def metrics_rows(recon: Reconstruction) -> list[list[str]]:
+    """ATE / RPE of each compared pair (see `variant_pairs`), as rows of `METRICS_HEADERS`.
+
+    Ground truth is the reference when present; "masked vs unmasked" measures how far the mask
+    moved the poses, in the unmasked reconstruction's units. A pair the metrics cannot score
+    (fewer than 2 frames, a camera that never moves) gets a row saying why.
+    """
+    rows = []
+    for estimate, reference in variant_pairs(recon.variants):
+        label = pair_label(estimate, reference)
+        try:
+            errors = trajectory_errors(
+                recon.cameras[estimate].extrinsics, recon.cameras[reference].extrinsics
+            )
+        except MetricsError as error:
+            rows.append([label, "", "", "", " ".join(str(error).split())])
+            continue
+        rows.append(
+            [label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", ""]
+        )
+    return rows
