@@ -1,0 +1,538 @@
+"""Sources (video, GIF, image, folder, zip, list of images) -> a `Clip` of uint8 RGB frames.
+
+`load_clip` reads a source, samples frames (range, target fps, stride, max_frames) and
+decodes only the frames it keeps. `preprocess` (re-exported from `clip_preprocess`) turns a
+clip into the model input exactly as the authors do. Policies, in one place:
+
+- Timestamps: videos use the stream's presentation times, GIFs their frame delays, both in
+  seconds from the first frame. Still images have no timing: their timestamps are NaN,
+  `source_fps` is None, and the time-based options (fps, start_time, end_time) are refused.
+- Frame sizes: every frame of a clip has the first kept frame's size; a frame of another
+  size is letterboxed into it (bicubic resize keeping aspect, centred, white padding) and a
+  note says how many were. `original_sizes` keeps each frame's size in the source.
+- Broken images in a folder, zip or list are skipped with a note naming them; when nothing
+  readable is left the load fails. A single broken image file fails.
+- Broken videos: a file that does not open, or yields no frame, fails; a truncated video
+  returns the wanted frames that decoded, with a note, when at least one did.
+- Limits: frames must be at least 14 px on each side and at most MAX_FRAME_PIXELS (checked
+  from the header, before decoding); a clip larger than MAX_CLIP_BYTES is refused before
+  decoding (use stride or max_frames).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from page4d_viewer.clip_images import (
+    ANIMATION_EXTENSIONS,
+    DECODE_ERRORS,
+    IMAGE_EXTENSIONS,
+    MAX_FRAME_PIXELS,
+    MIN_FRAME_SIDE,
+    ImageItem,
+    decode_animation,
+    decode_item,
+    fit_to_size,
+    folder_items,
+    list_items,
+    path_item,
+    probe_animation,
+    probe_items,
+    zip_items,
+)
+from page4d_viewer.clip_preprocess import (
+    DEFAULT_TARGET_SIZE,
+    PATCH_SIZE,
+    Preprocessed,
+    PreprocessMapping,
+    plan_mapping,
+    preprocess,
+)
+from page4d_viewer.clip_video import VIDEO_EXTENSIONS, decode_video, probe_video
+from page4d_viewer.errors import ClipError
+
+__all__ = [
+    "DEFAULT_TARGET_SIZE",
+    "IMAGE_EXTENSIONS",
+    "MAX_CLIP_BYTES",
+    "MAX_FRAME_PIXELS",
+    "MIN_FRAME_SIDE",
+    "PATCH_SIZE",
+    "VIDEO_EXTENSIONS",
+    "Clip",
+    "PreprocessMapping",
+    "Preprocessed",
+    "load_clip",
+    "plan_mapping",
+    "preprocess",
+    "select_frame_indices",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_CLIP_BYTES = 4 * 1024**3  # decoded uint8 frames of one clip; beyond this, sample harder
+ZIP_EXTENSIONS = frozenset({".zip"})
+Progress = Callable[[int, int], None]
+SourceLike = str | PathLike | Sequence[str | PathLike]
+
+
+@dataclass
+class Clip:
+    """Frames sampled from one source, ready for `preprocess`.
+
+    Attributes:
+        frames: (S, H, W, 3) uint8 RGB; all frames share the first kept frame's size.
+        frame_indices: (S,) int64, each frame's index in the source (video frame number,
+            GIF frame number, or position in the sorted image list).
+        timestamps: (S,) float64 seconds from the source's first frame; NaN for still images.
+        source: The path the frames came from (the common folder for a list of images).
+        source_fps: The source's frame rate in frames per second; None for still images.
+        original_sizes: (S, 2) int64 (height, width) of each frame as stored in the source,
+            before any letterboxing.
+        frame_names: (S,) names: file names (relative paths in a zip) for image sources,
+            'frame 12'-style labels for videos and GIFs.
+        kind: "video", "animation", "image", "folder", "zip" or "list".
+        source_frame_count: Frames (or readable images) the source holds before sampling.
+        notes: One-line messages for the user (skipped files, truncation, letterboxing).
+    """
+
+    frames: np.ndarray
+    frame_indices: np.ndarray
+    timestamps: np.ndarray
+    source: str
+    source_fps: float | None
+    original_sizes: np.ndarray
+    frame_names: list[str]
+    kind: str
+    source_frame_count: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        """S, the number of frames."""
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        """H, frame height in pixels."""
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        """W, frame width in pixels."""
+        return int(self.frames.shape[2])
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    stride: int
+    max_frames: int | None
+    fps: float | None
+    start: int | None
+    end: int | None
+    start_time: float | None
+    end_time: float | None
+
+    @property
+    def uses_time(self) -> bool:
+        return any(value is not None for value in (self.fps, self.start_time, self.end_time))
+
+
+def _checked_sampling(
+    stride: object,
+    max_frames: object,
+    fps: object,
+    start: object,
+    end: object,
+    start_time: object,
+    end_time: object,
+) -> _Sampling:
+    """Validate the sampling options; every message names the option and the bad value."""
+    stride_value = _whole(stride, "stride", minimum=1)
+    max_value = None if max_frames is None else _whole(max_frames, "max_frames", minimum=1)
+    start_value = None if start is None else _whole(start, "start", minimum=0)
+    end_value = None if end is None else _whole(end, "end", minimum=0)
+    fps_value = None if fps is None else _positive_seconds(fps, "fps", allow_zero=False)
+    start_t = None if start_time is None else _positive_seconds(start_time, "start_time")
+    end_t = None if end_time is None else _positive_seconds(end_time, "end_time")
+    if start_value is not None and start_t is not None:
+        raise ClipError("give start (a frame index) or start_time (seconds), not both")
+    if end_value is not None and end_t is not None:
+        raise ClipError("give end (a frame index) or end_time (seconds), not both")
+    if start_value is not None and end_value is not None and start_value > end_value:
+        raise ClipError(f"start ({start_value}) is after end ({end_value})")
+    if start_t is not None and end_t is not None and start_t > end_t:
+        raise ClipError(f"start_time ({start_t:g} s) is after end_time ({end_t:g} s)")
+    return _Sampling(stride_value, max_value, fps_value, start_value, end_value, start_t, end_t)
+
+
+def _whole(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ClipError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _positive_seconds(value: object, name: str, allow_zero: bool = True) -> float:
+    valid = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    number = float(value) if valid else math.nan
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ClipError(f"{name} must be a finite number {bound}, got {value!r}")
+    return number
+
+
+def select_frame_indices(
+    count: int,
+    timestamps: np.ndarray | None = None,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> np.ndarray:
+    """Which source frames a clip keeps, in this order: range, target fps, stride, max_frames.
+
+    Args:
+        count: Frames in the source.
+        timestamps: (count,) increasing seconds, or None when the source has no timing
+            (then fps, start_time and end_time are refused).
+        stride: Keep every stride-th frame of the range (after fps resampling).
+        max_frames: At most this many frames, spread evenly over what is left (first and
+            last kept; rounding picks the nearest frame).
+        fps: Target frame rate: for each time start + k / fps the nearest frame is kept
+            (no frame twice), so fps at or above the source rate keeps every frame.
+        start: First frame index (inclusive).
+        end: Frame index to stop before (exclusive, like a Python slice); clamped to count.
+        start_time: Keep frames with timestamp >= start_time (seconds).
+        end_time: Keep frames with timestamp < end_time (seconds).
+
+    Returns:
+        (S,) int64 increasing frame indices, S >= 1.
+
+    Raises:
+        ClipError: bad options, or no frame left.
+    """
+    opts = _checked_sampling(stride, max_frames, fps, start, end, start_time, end_time)
+    if opts.uses_time and timestamps is None:
+        raise ClipError(
+            "fps, start_time and end_time need a source with timing (a video or GIF);"
+            " use start, end and stride for images"
+        )
+    indices = np.arange(count, dtype=np.int64)
+    if opts.start is not None and opts.start >= count:
+        raise ClipError(f"start ({opts.start}) is past the last frame (the source has {count})")
+    indices = indices[opts.start : opts.end]
+    if timestamps is not None:
+        times = np.asarray(timestamps, dtype=np.float64)[indices]
+        keep = np.ones(len(indices), dtype=bool)
+        if opts.start_time is not None:
+            keep &= times >= opts.start_time
+        if opts.end_time is not None:
+            keep &= times < opts.end_time
+        indices = indices[keep]
+        if opts.fps is not None and len(indices):
+            indices = _resample_to_fps(indices, np.asarray(timestamps)[indices], opts.fps)
+    indices = indices[:: opts.stride]
+    if opts.max_frames is not None and len(indices) > opts.max_frames:
+        # With max_frames <= len, linspace steps are >= 1, so rounding never repeats a frame.
+        spread = np.rint(np.linspace(0, len(indices) - 1, opts.max_frames)).astype(np.int64)
+        indices = indices[spread]
+    if len(indices) == 0:
+        raise ClipError(f"no frames left after sampling (the source has {count})")
+    return indices
+
+
+def _resample_to_fps(indices: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """For target times t0 + k / fps up to the last frame, the nearest frame of each (unique)."""
+    targets = times[0] + np.arange(math.floor((times[-1] - times[0]) * fps + 1e-9) + 1) / fps
+    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
+    left = right - 1
+    if len(times) == 1:
+        return indices
+    # Ties go to the earlier frame; a tiny tolerance keeps float noise from flipping them.
+    nearest = np.where(times[right] - targets < targets - times[left] - 1e-9, right, left)
+    return indices[np.unique(nearest)]
+
+
+def load_clip(
+    source: SourceLike,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    progress: Progress | None = None,
+) -> Clip:
+    """Read and sample frames from a video, GIF, image, folder, zip or list of images.
+
+    Args:
+        source: A video (mp4, mov, m4v, webm, mkv, avi), an animated GIF or a still image
+            (png, jpg, jpeg, webp, bmp, tif, tiff), a folder of images (natural sort:
+            frame2 before frame10; dotfiles and non-images skipped), a zip of images
+            (nested folders fine; __MACOSX, dotfiles and non-images skipped), or a list of
+            image paths (kept in the given order).
+        stride, max_frames, fps, start, end, start_time, end_time: Sampling, applied in the
+            order range -> fps -> stride -> max_frames; see `select_frame_indices`.
+        progress: Called as progress(frames_done, frames_total) while frames decode.
+
+    Returns:
+        A Clip; see the module docstring for the timing, size and broken-file policies.
+
+    Raises:
+        ClipError: with one line, for every bad source or option.
+    """
+    sampling = dict(
+        stride=stride,
+        max_frames=max_frames,
+        fps=fps,
+        start=start,
+        end=end,
+        start_time=start_time,
+        end_time=end_time,
+    )
+    _checked_sampling(**sampling)  # fail on bad options before touching any file
+    if isinstance(source, (list, tuple)):
+        return _load_image_list([Path(item) for item in source], sampling, progress)
+    if not isinstance(source, (str, PathLike)):
+        raise ClipError(f"a clip source is a path or a list of paths, got {type(source).__name__}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ClipError(f"source not found: {path}")
+    if path.is_dir():
+        items, notes = folder_items(path)
+        if not items:
+            what = "is empty" if not any(path.iterdir()) else "has no images"
+            raise ClipError(f"folder {path} {what} ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return _load_images(items, notes, str(path), "folder", sampling, progress)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return _load_video(path, sampling, progress)
+    if suffix in ZIP_EXTENSIONS:
+        return _load_zip(path, sampling, progress)
+    if suffix in ANIMATION_EXTENSIONS or suffix in IMAGE_EXTENSIONS:
+        return _load_image_file(path, sampling, progress)
+    supported = sorted(VIDEO_EXTENSIONS | ANIMATION_EXTENSIONS | IMAGE_EXTENSIONS | ZIP_EXTENSIONS)
+    raise ClipError(
+        f"unsupported file type {suffix or '(none)'!r}; use one of {' '.join(supported)}"
+    )
+
+
+def _load_video(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+    info = probe_video(path)
+    notes = list(info.notes)
+    indices = select_frame_indices(info.count, info.timestamps, **sampling)
+    _check_clip_bytes(len(indices), info.height, info.width)
+    frames = decode_video(path, info, indices, notes)
+    clip = _collect(frames, indices, progress, notes, path.name)
+    return _finish(
+        clip,
+        timestamps=info.timestamps,
+        names=[f"frame {index}" for index in range(info.count)],
+        source=str(path),
+        source_fps=info.fps,
+        kind="video",
+        count=info.count,
+    )
+
+
+def _load_image_file(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+    try:
+        info = probe_animation(path)
+    except ClipError:
+        raise
+    except DECODE_ERRORS as error:
+        raise ClipError(f"{path.name} is not a readable image ({error})") from None
+    if info.count == 1:
+        # A still image: one frame, no timing; the list reader has the skip/limit logic.
+        return _load_images(
+            [path_item(path, path.name)], [], str(path), "image", sampling, progress
+        )
+    notes = list(info.notes)
+    indices = select_frame_indices(info.count, info.timestamps, **sampling)
+    _check_clip_bytes(len(indices), info.height, info.width)
+    try:
+        clip = _collect(decode_animation(path, indices), indices, progress, notes, path.name)
+    except ClipError:
+        raise
+    except DECODE_ERRORS as error:
+        raise ClipError(f"{path.name} is damaged ({error})") from None
+    duration = float(np.diff(info.timestamps).mean()) if info.count > 1 else 0.0
+    return _finish(
+        clip,
+        timestamps=info.timestamps,
+        names=[f"frame {index}" for index in range(info.count)],
+        source=str(path),
+        source_fps=1.0 / duration if duration > 0 else None,
+        kind="animation",
+        count=info.count,
+    )
+
+
+def _load_zip(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            items, notes = zip_items(archive)
+            if not items:
+                raise ClipError(f"zip {path.name} holds no images")
+            return _load_images(items, notes, str(path), "zip", sampling, progress)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ClipError(f"{path.name} is not a readable zip ({error})") from None
+
+
+def _load_image_list(paths: list[Path], sampling: dict, progress: Progress | None) -> Clip:
+    if not paths:
+        raise ClipError("the list of images is empty")
+    items = list_items(paths)
+    try:
+        source = os.path.commonpath([str(path.resolve().parent) for path in paths])
+    except ValueError:  # paths on different drives
+        source = f"list of {len(paths)} images"
+    return _load_images(items, [], source, "list", sampling, progress)
+
+
+def _load_images(
+    items: list[ImageItem],
+    notes: list[str],
+    source: str,
+    kind: str,
+    sampling: dict,
+    progress: Progress | None,
+) -> Clip:
+    readable = probe_items(items, notes)
+    if not readable:
+        what = "image" if kind == "image" else f"image in {source}"
+        raise ClipError(f"no readable {what}: {notes[-1] if notes else 'nothing to read'}")
+    indices = select_frame_indices(len(readable), None, **sampling)
+    _, first_w, first_h = readable[int(indices[0])]
+    _check_clip_bytes(len(indices), first_h, first_w)
+    clip = _collect(_decode_items(readable, indices, notes), indices, progress, notes, source)
+    return _finish(
+        clip,
+        timestamps=np.full(len(readable), np.nan),
+        names=[item.name for item, _, _ in readable],
+        source=source,
+        source_fps=None,
+        kind=kind,
+        count=len(readable),
+    )
+
+
+def _decode_items(
+    readable: list[tuple[ImageItem, int, int]], indices: np.ndarray, notes: list[str]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode the wanted images; ones that fail now (e.g. truncated data) are skipped."""
+    broken = []
+    for index in indices:
+        item = readable[int(index)][0]
+        try:
+            frame = decode_item(item)
+        except ClipError:
+            raise
+        except DECODE_ERRORS as error:
+            logger.debug("cannot decode %s: %s", item.name, error)
+            broken.append(item.name)
+            continue
+        yield int(index), frame
+    if broken:
+        notes.append(f"skipped {len(broken)} damaged image(s): {', '.join(broken[:5])}")
+
+
+@dataclass
+class _Collected:
+    frames: np.ndarray
+    indices: np.ndarray
+    sizes: np.ndarray
+    notes: list[str]
+
+
+def _collect(
+    frames: Iterator[tuple[int, np.ndarray]],
+    indices: np.ndarray,
+    progress: Progress | None,
+    notes: list[str],
+    name: str,
+) -> _Collected:
+    """Gather decoded frames into one array, letterboxing any frame of a different size."""
+    kept: list[np.ndarray] = []
+    kept_indices: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    letterboxed = 0
+    for done, (index, frame) in enumerate(frames, start=1):
+        sizes.append((frame.shape[0], frame.shape[1]))
+        if kept and frame.shape != kept[0].shape:
+            frame = fit_to_size(frame, kept[0].shape[0], kept[0].shape[1])
+            letterboxed += 1
+        kept.append(frame)
+        kept_indices.append(index)
+        if progress is not None:
+            progress(done, len(indices))
+    if not kept:
+        detail = f": {notes[-1]}" if notes else ""
+        raise ClipError(f"no frame of {name} could be decoded{detail}")
+    if len(kept) < len(indices):
+        notes.append(
+            f"{len(indices) - len(kept)} of {len(indices)} wanted frames could not be read"
+        )
+    if letterboxed:
+        height, width = kept[0].shape[:2]
+        notes.append(
+            f"{letterboxed} frame(s) of another size were fitted into the first frame's"
+            f" {width}x{height} (aspect kept, white padding)"
+        )
+    return _Collected(
+        frames=np.stack(kept),
+        indices=np.asarray(kept_indices, dtype=np.int64),
+        sizes=np.asarray(sizes, dtype=np.int64).reshape(-1, 2),
+        notes=notes,
+    )
+
+
+def _finish(
+    collected: _Collected,
+    *,
+    timestamps: np.ndarray,
+    names: list[str],
+    source: str,
+    source_fps: float | None,
+    kind: str,
+    count: int,
+) -> Clip:
+    indices = collected.indices
+    for note in collected.notes:
+        logger.info("%s: %s", Path(source).name or source, note)
+    return Clip(
+        frames=collected.frames,
+        frame_indices=indices,
+        timestamps=np.asarray(timestamps, dtype=np.float64)[indices],
+        source=source,
+        source_fps=source_fps,
+        original_sizes=collected.sizes,
+        frame_names=[names[int(index)] for index in indices],
+        kind=kind,
+        source_frame_count=count,
+        notes=collected.notes,
+    )
+
+
+def _check_clip_bytes(count: int, height: int, width: int) -> None:
+    needed = count * height * width * 3
+    if needed > MAX_CLIP_BYTES:
+        raise ClipError(
+            f"{count} frames of {width}x{height} need {needed / 1024**3:.1f} GiB, more than the"
+            f" {MAX_CLIP_BYTES / 1024**3:.0f} GiB limit; use stride or max_frames"
+        )

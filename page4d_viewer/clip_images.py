@@ -1,0 +1,310 @@
+"""Still and animated images -> 8-bit RGB frames, with header checks before any decoding.
+
+Used by `page4d_viewer.clip`; the policies (what is skipped, what is refused) are documented
+on `load_clip`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import struct
+import warnings
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from page4d_viewer.errors import ClipError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+ANIMATION_EXTENSIONS = frozenset({".gif"})
+MIN_FRAME_SIDE = 14  # one encoder patch; anything smaller cannot be fed to the model
+# 8192 x 8192. Checked from the header, before decoding, so a 20000 x 20000 image costs
+# nothing; PIL's own decompression-bomb guard sits above this and is also mapped to ClipError.
+MAX_FRAME_PIXELS = 8192 * 8192
+MAX_IMAGE_FILE_BYTES = 512 * 1024**2  # one image file inside a zip, uncompressed
+DEFAULT_FRAME_SECONDS = 0.1  # browsers show GIF frames without a delay at 10 fps
+
+# What PIL raises on broken files: it has no single error class.
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+    RuntimeError,  # zipfile: encrypted entry
+)
+
+
+def natural_key(name: str) -> tuple[list[str | int], str]:
+    """Sort key that orders 'frame2' before 'frame10' (case-insensitive, digits by value)."""
+    parts = re.split(r"([0-9]+)", name)
+    key: list[str | int] = [int(part) if part.isdigit() else part.lower() for part in parts]
+    # Strings sit at even positions and ints at odd ones, so lists always compare cleanly.
+    return key, name
+
+
+def check_frame_size(width: int, height: int, name: str) -> None:
+    """Refuse frames smaller than one patch or larger than MAX_FRAME_PIXELS (header sizes)."""
+    if width < MIN_FRAME_SIDE or height < MIN_FRAME_SIDE:
+        raise ClipError(
+            f"{name} is {width}x{height}: frames must be at least {MIN_FRAME_SIDE} px on each side"
+        )
+    if width * height > MAX_FRAME_PIXELS:
+        raise ClipError(
+            f"{name} is {width}x{height} ({width * height / 1e6:.0f} MP): larger than the"
+            f" {MAX_FRAME_PIXELS / 1e6:.0f} MP limit; downscale it first"
+        )
+
+
+def open_image(file: BinaryIO | Path, name: str) -> Image.Image:
+    """Open an image lazily (header only); a decompression bomb becomes a ClipError."""
+    with warnings.catch_warnings():
+        # Large-but-allowed images warn; our own limit decides, right after this.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(file)
+        except Image.DecompressionBombError:
+            raise ClipError(
+                f"{name} is larger than the {MAX_FRAME_PIXELS / 1e6:.0f} MP limit;"
+                " downscale it first"
+            ) from None
+    check_frame_size(*image.size, name)
+    return image
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any PIL image -> (H, W, 3) uint8 RGB.
+
+    EXIF orientation is applied; alpha (RGBA, LA, palette transparency) is composited on
+    white, as the authors do; grayscale, palette, CMYK, YCbCr and LAB are converted by PIL;
+    16-bit and 32-bit integer grayscale are scaled from the 16-bit range (value / 257),
+    float grayscale is taken as [0, 1].
+    """
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_depth_gray_to_rgb8(image)
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _high_depth_gray_to_rgb8(image: Image.Image) -> np.ndarray:
+    values = np.asarray(image).astype(np.float64)
+    if image.mode == "F":
+        gray = values * 255.0
+    elif values.size and values.max() > 255:
+        gray = values / 257.0  # 65535 -> 255 exactly
+    else:
+        gray = values  # an "I" image holding 8-bit values
+    gray8 = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return np.repeat(gray8[:, :, None], 3, axis=2)
+
+
+def fit_to_size(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Letterbox a frame into (height, width): bicubic resize keeping aspect, white padding.
+
+    Args:
+        frame: (h, w, 3) uint8.
+        height: Output height, pixels.
+        width: Output width, pixels.
+
+    Returns:
+        (height, width, 3) uint8, the frame centred.
+    """
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    new_w = min(width, max(1, round(w * scale)))
+    new_h = min(height, max(1, round(h * scale)))
+    resized = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = resized
+    return out
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image file of a folder, zip or list: a display name and a way to read its bytes."""
+
+    name: str
+    open: Callable[[], BinaryIO]
+
+
+def folder_items(folder: Path) -> tuple[list[ImageItem], list[str]]:
+    """Image files directly inside a folder, natural-sorted; returns (items, notes)."""
+    skipped: list[str] = []
+    items: list[ImageItem] = []
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            skipped.append(path.name)
+            continue
+        items.append(path_item(path, path.name))
+    return items, _skipped_note(skipped, "non-image file")
+
+
+def list_items(paths: list[Path]) -> list[ImageItem]:
+    """An explicit list of image paths, kept in the given order; each must exist and be an image."""
+    items = []
+    for path in paths:
+        if not path.is_file():
+            raise ClipError(f"image not found: {path}")
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise ClipError(
+                f"{path.name} is not a supported image ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+        items.append(path_item(path, str(path)))
+    return items
+
+
+def path_item(path: Path, name: str) -> ImageItem:
+    """An ImageItem reading a file on disk, shown as `name` in notes."""
+    return ImageItem(name, lambda: path.open("rb"))
+
+
+def zip_items(archive: zipfile.ZipFile) -> tuple[list[ImageItem], list[str]]:
+    """Image entries of a zip (nested folders allowed), natural-sorted by their path.
+
+    Skips folders, `__MACOSX/`, dotfiles and non-images (with a note). Refuses the whole
+    archive when any entry name is absolute or climbs out with '..' (zip-slip), even though
+    we read entries in memory and never extract: such an archive is hostile or broken.
+    """
+    skipped: list[str] = []
+    items: list[ImageItem] = []
+    for info in archive.infolist():
+        parts = _safe_zip_parts(info.filename)
+        if info.is_dir() or not parts:
+            continue
+        if parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts):
+            continue
+        name = "/".join(parts)
+        if PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
+            skipped.append(name)
+            continue
+        items.append(ImageItem(name, _zip_opener(archive, info)))
+    items.sort(key=lambda item: [natural_key(part) for part in item.name.split("/")])
+    return items, _skipped_note(skipped, "non-image entry")
+
+
+def _safe_zip_parts(filename: str) -> list[str]:
+    normalised = filename.replace("\\", "/")
+    parts = [part for part in normalised.split("/") if part not in ("", ".")]
+    if normalised.startswith("/") or re.match(r"^[A-Za-z]:", normalised) or ".." in parts:
+        raise ClipError(f"zip entry {filename!r} would escape the extraction folder; refusing")
+    return parts
+
+
+def _zip_opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
+    def read() -> BinaryIO:
+        if info.file_size > MAX_IMAGE_FILE_BYTES:
+            raise ClipError(f"zip entry {info.filename!r} is larger than 512 MiB; refusing")
+        with archive.open(info) as entry:
+            # The header's size can lie (zip bomb), so the read itself is bounded too.
+            data = entry.read(MAX_IMAGE_FILE_BYTES + 1)
+        if len(data) > MAX_IMAGE_FILE_BYTES:
+            raise ClipError(f"zip entry {info.filename!r} is larger than 512 MiB; refusing")
+        return io.BytesIO(data)
+
+    return read
+
+
+def _skipped_note(names: list[str], what: str) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    plural = "s" if len(names) > 1 else ""
+    return [f"skipped {len(names)} {what}{plural}: {shown}"]
+
+
+def probe_items(items: list[ImageItem], notes: list[str]) -> list[tuple[ImageItem, int, int]]:
+    """Read every item's header; returns (item, width, height) for the readable ones.
+
+    Unreadable headers are skipped with a note naming them; sizes outside the limits raise.
+    """
+    readable = []
+    broken = []
+    for item in items:
+        try:
+            with item.open() as file, open_image(file, item.name) as image:
+                width, height = _display_size(image)
+        except ClipError:
+            raise
+        except DECODE_ERRORS as error:
+            logger.debug("cannot read %s: %s", item.name, error)
+            broken.append(item.name)
+            continue
+        readable.append((item, width, height))
+    notes.extend(_skipped_note(broken, "unreadable image"))
+    return readable
+
+
+def _display_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) after EXIF orientation (orientations 5-8 swap the axes)."""
+    width, height = image.size
+    orientation = image.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def decode_item(item: ImageItem) -> np.ndarray:
+    """Fully decode one image to (H, W, 3) uint8; raises one of DECODE_ERRORS when broken."""
+    with item.open() as file, open_image(file, item.name) as image:
+        image.load()
+        return to_rgb8(image)
+
+
+@dataclass(frozen=True)
+class AnimationInfo:
+    """Header facts of an animated image: frame count, per-frame start times, frame size."""
+
+    count: int
+    timestamps: np.ndarray  # (N,) float64 seconds from the first frame
+    width: int
+    height: int
+    notes: list[str]
+
+
+def probe_animation(path: Path) -> AnimationInfo:
+    """Frame count and timing of a GIF (or any multi-frame image PIL reads).
+
+    Frame delays come from each frame's `duration` (ms); missing or zero delays count as
+    0.1 s, as browsers show them, with a note.
+    """
+    durations = []
+    with open_image(path, path.name) as image:
+        count = getattr(image, "n_frames", 1)
+        width, height = image.size
+        for index in range(count):
+            image.seek(index)  # reads that frame's header and delay
+            durations.append(float(image.info.get("duration") or 0.0) / 1000.0)
+    seconds = np.asarray(durations, dtype=np.float64)
+    notes = []
+    if count > 1 and np.any(seconds <= 0):
+        notes.append(f"some frame delays are missing; assumed {DEFAULT_FRAME_SECONDS:g} s")
+        seconds = np.where(seconds > 0, seconds, DEFAULT_FRAME_SECONDS)
+    starts = np.concatenate([[0.0], np.cumsum(seconds)[:-1]])
+    return AnimationInfo(count, starts, width, height, notes)
+
+
+def decode_animation(path: Path, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (index, (H, W, 3) uint8) for the wanted frames, seeking forward only."""
+    with open_image(path, path.name) as image:
+        for index in np.sort(indices):
+            image.seek(int(index))
+            image.load()
+            yield int(index), to_rgb8(image)
