@@ -1,0 +1,429 @@
+"""What the scene shows, computed without Viser: colours, frame selection, splits, frusta.
+
+Pure numpy (and a matplotlib colormap lookup), so every rule the 3-D scene follows can be
+unit-tested on arrays and reused by the Gradio panel for its 2-D overlay.
+
+Conventions: cameras are OpenCV (x right, y down, z forward); an extrinsic is camera-from-world
+(S, 3, 4); an intrinsic is (S, 3, 3) in pixels. Colours are uint8 RGB. The network's mask score
+m lies in (-0.5, 0.5); see `dynamic_probability` for how it is read as "how dynamic".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
+
+DisplayMode = Literal["current", "trail", "all", "split"]
+DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
+PointSource = Literal["points", "depth_masked", "depth_unmasked"]
+POINT_SOURCES: tuple[str, ...] = ("points", "depth_masked", "depth_unmasked")
+
+# Pose variants, in the order they are listed in the scene.
+VARIANTS: tuple[str, ...] = ("masked", "unmasked", "ground_truth")
+VARIANT_COLORS: dict[str, tuple[int, int, int]] = {
+    "masked": (230, 85, 13),  # orange
+    "unmasked": (49, 130, 189),  # blue
+    "ground_truth": (35, 160, 70),  # green
+}
+VARIANT_LABELS: dict[str, str] = {
+    "masked": "masked",
+    "unmasked": "unmasked",
+    "ground_truth": "ground truth",
+}
+
+# The mask threshold moves in these steps; the scene sorts points into this many bins of
+# dynamic probability so that moving the threshold only toggles bins, never resends points.
+MASK_BINS = 20
+
+DEFAULT_COLORMAP = "inferno"
+
+
+class DisplayError(Page4DError):
+    """A display setting outside what the scene supports (mode, source, range)."""
+
+
+def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
+    """Read the network's mask score as a probability that a patch moves.
+
+    The released model adds `alpha * m` to the attention logits of camera tokens, so camera
+    tokens attend MORE to patches with high m: high m marks static, trustworthy content and
+    low m marks moving content. We show `0.5 - m`, so 1 means dynamic and 0 means static.
+
+    Args:
+        mask_score: (...) mask scores m in (-0.5, 0.5).
+
+    Returns:
+        (...) float32 probabilities in [0, 1], 1 = dynamic.
+    """
+    return np.clip(0.5 - np.asarray(mask_score, dtype=np.float32), 0.0, 1.0)
+
+
+def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of a patch-grid mask to pixels.
+
+    Each pixel takes the value of the patch that covers it (a 14x14 patch of a 518-pixel
+    image covers exactly 14x14 pixels; other sizes are spread evenly).
+
+    Args:
+        mask: (..., h, w) values per patch.
+        height: H, output height in pixels.
+        width: W, output width in pixels.
+
+    Returns:
+        (..., H, W) values per pixel, same dtype as `mask`.
+    """
+    mask = np.asarray(mask)
+    rows = patch_index(np.arange(height), height, mask.shape[-2])
+    cols = patch_index(np.arange(width), width, mask.shape[-1])
+    return mask[..., rows[:, None], cols[None, :]]
+
+
+def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
+    """Index of the patch that covers each pixel coordinate along one axis.
+
+    Args:
+        pixel: (N,) integer pixel coordinates in [0, size).
+        size: image size along the axis, pixels.
+        num_patches: patches along the same axis.
+
+    Returns:
+        (N,) int64 patch indices in [0, num_patches).
+    """
+    return (np.asarray(pixel, dtype=np.int64) * num_patches) // size
+
+
+def heat_colors(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """Map values in [0, 1] to colours through a matplotlib colormap.
+
+    Args:
+        values: (...) values; clipped to [0, 1].
+        colormap: a matplotlib colormap name.
+
+    Returns:
+        (..., 3) uint8 RGB.
+    """
+    table = _colormap_table(colormap)
+    index = np.rint(np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0) * 255.0)
+    return table[index.astype(np.int64)]
+
+
+_COLORMAP_TABLES: dict[str, np.ndarray] = {}
+
+
+def _colormap_table(colormap: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table for a matplotlib colormap (cached)."""
+    if colormap not in _COLORMAP_TABLES:
+        import matplotlib
+
+        try:
+            cmap = matplotlib.colormaps[colormap]
+        except KeyError as error:
+            raise DisplayError(f"unknown colormap {colormap!r}") from error
+        rgba = cmap(np.linspace(0.0, 1.0, 256))
+        _COLORMAP_TABLES[colormap] = np.rint(rgba[:, :3] * 255.0).astype(np.uint8)
+    return _COLORMAP_TABLES[colormap]
+
+
+def blend_colors(
+    image_rgb: np.ndarray,
+    probability: np.ndarray,
+    weight: np.ndarray | float,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """Blend image colours with a heat map of the mask: `(1 - w) * image + w * heat(p)`.
+
+    Args:
+        image_rgb: (..., 3) uint8 image colours.
+        probability: (...) dynamic probability in [0, 1].
+        weight: (...) or scalar blend weight in [0, 1]; 0 keeps the image colour.
+        colormap: matplotlib colormap for the heat map.
+
+    Returns:
+        (..., 3) uint8 blended colours.
+    """
+    w = np.clip(np.asarray(weight, dtype=np.float32), 0.0, 1.0)[..., None]
+    image = np.asarray(image_rgb, dtype=np.float32)
+    heat = heat_colors(probability, colormap).astype(np.float32)
+    return np.rint(image + w * (heat - image)).astype(np.uint8)
+
+
+def overlay_weight(probability: np.ndarray, opacity: float, threshold: float) -> np.ndarray:
+    """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0.
+
+    Args:
+        probability: (...) dynamic probability in [0, 1].
+        opacity: overlay opacity in [0, 1].
+        threshold: points at or above this probability get the heat map.
+
+    Returns:
+        (...) float32 weights.
+    """
+    highlighted = np.asarray(probability) >= threshold
+    return np.where(highlighted, np.float32(opacity), np.float32(0.0))
+
+
+def overlay_image(
+    image_rgb: np.ndarray,
+    mask_score: np.ndarray | None,
+    opacity: float,
+    threshold: float,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
+
+    Args:
+        image_rgb: (H, W, 3) uint8 frame.
+        mask_score: (h, w) raw mask scores in (-0.5, 0.5), or None (returns the image).
+        opacity: overlay opacity in [0, 1].
+        threshold: dynamic probability at or above which the heat map is drawn.
+        colormap: matplotlib colormap for the heat map.
+
+    Returns:
+        (H, W, 3) uint8 image.
+    """
+    check_overlay(opacity, threshold)
+    image_rgb = np.asarray(image_rgb, dtype=np.uint8)
+    if mask_score is None:
+        return image_rgb.copy()
+    height, width = image_rgb.shape[:2]
+    probability = upsample_mask(dynamic_probability(mask_score), height, width)
+    weight = overlay_weight(probability, opacity, threshold)
+    return blend_colors(image_rgb, probability, weight, colormap)
+
+
+def check_overlay(opacity: float, threshold: float) -> None:
+    """Raise DisplayError unless opacity and threshold both lie in [0, 1]."""
+    for name, value in (("mask opacity", opacity), ("mask threshold", threshold)):
+        if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise DisplayError(f"{name} must be in [0, 1], got {value}")
+
+
+def mask_bins(probability: np.ndarray, num_bins: int = MASK_BINS) -> np.ndarray:
+    """Bin index of each dynamic probability: bin b holds p in [b/n, (b+1)/n), p = 1 in n-1.
+
+    Args:
+        probability: (...) values in [0, 1].
+        num_bins: n, number of equal bins.
+
+    Returns:
+        (...) int64 bin indices in [0, n).
+    """
+    scaled = np.floor(np.asarray(probability, dtype=np.float64) * num_bins)
+    return np.clip(scaled, 0, num_bins - 1).astype(np.int64)
+
+
+def threshold_bin(threshold: float, num_bins: int = MASK_BINS) -> int:
+    """First bin counted as dynamic for a threshold (snapped to the nearest 1/n step).
+
+    A point is dynamic when its bin index is >= the returned value; a threshold of 0 makes
+    everything dynamic and a threshold of 1 makes nothing dynamic.
+
+    Args:
+        threshold: dynamic probability threshold in [0, 1].
+        num_bins: n, number of bins.
+
+    Returns:
+        Bin index in [0, n].
+    """
+    return int(np.clip(np.rint(threshold * num_bins), 0, num_bins))
+
+
+def snap_threshold(threshold: float, num_bins: int = MASK_BINS) -> float:
+    """The threshold the scene really applies: `threshold` rounded to a multiple of 1/n."""
+    return threshold_bin(threshold, num_bins) / num_bins
+
+
+def split_static_dynamic(
+    probability: np.ndarray, threshold: float, num_bins: int = MASK_BINS
+) -> np.ndarray:
+    """Which points are dynamic under a (snapped) threshold.
+
+    Args:
+        probability: (...) dynamic probability in [0, 1].
+        threshold: threshold in [0, 1], snapped to 1/num_bins steps like the scene does.
+        num_bins: n, number of bins.
+
+    Returns:
+        (...) bool, True = dynamic (shown only at its own time in split mode).
+    """
+    return mask_bins(probability, num_bins) >= threshold_bin(threshold, num_bins)
+
+
+def frames_to_show(mode: str, current: int, num_frames: int, trail: int) -> np.ndarray:
+    """Frames whose points are visible for a display mode.
+
+    "current": the current frame; "trail": the last `trail` frames up to the current one;
+    "all" and "split": every frame (split then hides the dynamic part of the others, see
+    `dynamic_visible`).
+
+    Args:
+        mode: one of DISPLAY_MODES.
+        current: current frame index in [0, num_frames).
+        num_frames: S.
+        trail: trail length k >= 1 (only used by "trail").
+
+    Returns:
+        (K,) int64 sorted frame indices.
+    """
+    check_display(mode, trail)
+    if num_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    current = int(np.clip(current, 0, num_frames - 1))
+    if mode == "current":
+        return np.array([current], dtype=np.int64)
+    if mode == "trail":
+        return np.arange(max(0, current - trail + 1), current + 1, dtype=np.int64)
+    return np.arange(num_frames, dtype=np.int64)
+
+
+def dynamic_visible(mode: str, frame: int, current: int) -> bool:
+    """Whether the dynamic points of a visible frame are drawn: in split mode only at its time."""
+    return mode != "split" or frame == current
+
+
+def check_display(mode: str, trail: int) -> None:
+    """Raise DisplayError for an unknown display mode or a trail shorter than one frame."""
+    if mode not in DISPLAY_MODES:
+        raise DisplayError(f"display mode must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
+    if int(trail) < 1:
+        raise DisplayError(f"trail length must be at least 1 frame, got {trail}")
+
+
+def confidence_threshold(
+    confidence: np.ndarray, percentile: float, max_samples: int = 1_000_000
+) -> float:
+    """The confidence below which points are dropped, as a percentile over the whole clip.
+
+    One threshold for the clip (not per frame), so a frame with poor confidence everywhere
+    really shows fewer points. Large clips are estimated on an evenly strided sample.
+
+    Args:
+        confidence: (...) confidences (any shape, e.g. (S, H, W)).
+        percentile: in [0, 100); 0 keeps everything.
+        max_samples: largest number of values the percentile is computed on.
+
+    Returns:
+        The threshold; -inf when percentile is 0.
+    """
+    check_percentile(percentile)
+    if percentile == 0.0:
+        return float("-inf")
+    flat = np.asarray(confidence).reshape(-1)
+    stride = max(1, flat.size // max_samples)
+    sample = flat[::stride].astype(np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return float("-inf")
+    return float(np.percentile(sample, percentile))
+
+
+def check_percentile(percentile: float) -> None:
+    """Raise DisplayError unless the confidence percentile lies in [0, 100)."""
+    if not np.isfinite(percentile) or not 0.0 <= percentile < 100.0:
+        raise DisplayError(f"confidence percentile must be in [0, 100), got {percentile}")
+
+
+def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns kept when downsampling by an integer stride.
+
+    Args:
+        height: H, pixels.
+        width: W, pixels.
+        stride: keep every `stride`-th pixel along each axis (>= 1).
+
+    Returns:
+        rows (H',) and cols (W',) int64 pixel coordinates.
+    """
+    if int(stride) < 1:
+        raise DisplayError(f"downsampling stride must be at least 1, got {stride}")
+    return np.arange(0, height, stride), np.arange(0, width, stride)
+
+
+def auto_stride(num_frames: int, height: int, width: int, max_points: int) -> int:
+    """Smallest downsampling stride that keeps the clip at or under `max_points` points."""
+    total = num_frames * height * width
+    stride = 1
+    while total > max_points * stride * stride:
+        stride += 1
+    return stride
+
+
+def frustum_fov_aspect(
+    intrinsics: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical field of view and aspect of each camera, read from its intrinsics.
+
+    Viser draws a frustum from a vertical fov and an aspect such that the image plane at
+    depth 1 spans `tan(fov/2) * aspect` horizontally; using `W fy / (H fx)` as the aspect
+    makes that span `(W/2)/fx`, the camera's real horizontal half-extent, even when fx != fy.
+
+    Args:
+        intrinsics: (S, 3, 3) K in pixels.
+        height: H, image height in pixels.
+        width: W, image width in pixels.
+
+    Returns:
+        fov_y (S,) radians and aspect (S,) width over height.
+    """
+    K = np.asarray(intrinsics, dtype=np.float64)
+    fx, fy = K[:, 0, 0], K[:, 1, 1]
+    fov_y = 2.0 * np.arctan2(height / 2.0, fy)
+    aspect = (width * fy) / (height * fx)
+    return fov_y, aspect
+
+
+def camera_poses(extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World-from-camera orientation and position of each camera, as Viser wants them.
+
+    Args:
+        extrinsics: (S, 3, 4) camera-from-world [R | t].
+
+    Returns:
+        wxyz (S, 4) unit quaternions of R^T (scalar FIRST, w >= 0) and centres (S, 3) = -R^T t.
+    """
+    T_world_cam = geometry.invert_rigid(np.asarray(extrinsics, dtype=np.float64))
+    xyzw = geometry.rotation_to_quaternion(T_world_cam[:, :3, :3])
+    return xyzw[:, [3, 0, 1, 2]], T_world_cam[:, :3, 3]
+
+
+def trajectory_segments(centres: np.ndarray) -> np.ndarray:
+    """Line segments joining consecutive camera centres.
+
+    Args:
+        centres: (S, 3) camera centres.
+
+    Returns:
+        (S-1, 2, 3) float32 segment end points (empty for fewer than two cameras).
+    """
+    centres = np.asarray(centres, dtype=np.float32)
+    if len(centres) < 2:
+        return np.zeros((0, 2, 3), dtype=np.float32)
+    return np.stack([centres[:-1], centres[1:]], axis=1)
+
+
+def frustum_scale(centres: np.ndarray, depth: np.ndarray | None) -> float:
+    """A frustum size that reads well in the scene: a fraction of its typical depth.
+
+    Args:
+        centres: (S, 3) camera centres of one variant.
+        depth: (...) depths (subsampled is fine), or None.
+
+    Returns:
+        Frustum scale in scene units (> 0).
+    """
+    candidates = []
+    if depth is not None:
+        finite = np.asarray(depth)[np.isfinite(depth)]
+        finite = finite[finite > 0]
+        if finite.size:
+            candidates.append(0.08 * float(np.median(finite)))
+    if len(centres) >= 2:
+        extent = float(np.linalg.norm(np.ptp(np.asarray(centres), axis=0)))
+        if extent > 0:
+            candidates.append(0.15 * extent)
+    positive = [c for c in candidates if np.isfinite(c) and c > 0]
+    return max(positive) if positive else 0.1
