@@ -304,16 +304,17 @@ def read_tum(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def overlay_mask(
     images: np.ndarray,
-    score: np.ndarray,
+    dynamic: np.ndarray,
     *,
     colormap: str = "magma",
     opacity: float = 0.5,
 ) -> np.ndarray:
-    """Blend a heat map of the dynamic mask score over frames.
+    """Blend a heat map of how dynamic each pixel is over frames.
 
     Args:
         images: (..., H, W, 3) uint8 frames.
-        score: (..., H, W) mask score in (-0.5, 0.5) (mapped to the colormap's 0..1).
+        dynamic: (..., H, W) in [0, 1], 1 = moving (see ``Reconstruction.dynamic_probability``),
+            mapped onto the colormap's 0..1.
         colormap: a matplotlib colormap name.
         opacity: 0 shows only the frames, 1 only the heat map.
 
@@ -328,7 +329,7 @@ def overlay_mask(
         cmap = matplotlib.colormaps[colormap]
     except KeyError as error:
         raise Page4DError(f"unknown colormap {colormap!r}") from error
-    heat = cmap(np.clip(score + 0.5, 0.0, 1.0))[..., :3] * 255.0
+    heat = cmap(np.clip(dynamic, 0.0, 1.0))[..., :3] * 255.0
     blended = (1.0 - opacity) * images.astype(np.float32) + opacity * heat
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
@@ -342,7 +343,7 @@ def export_mp4(
     colormap: str = "magma",
     opacity: float = 0.5,
 ) -> Path:
-    """An H.264 mp4 of the model-input frames with the mask score overlaid as a heat map.
+    """An H.264 mp4 of the model-input frames with the dynamic mask overlaid as a heat map.
 
     Without a mask score the plain frames are written (and a warning logged).
 
@@ -363,7 +364,7 @@ def export_mp4(
     images = recon.images[frames]
     if recon.has_mask:
         images = overlay_mask(
-            images, recon.mask_score_upsampled()[frames], colormap=colormap, opacity=opacity
+            images, recon.dynamic_probability()[frames], colormap=colormap, opacity=opacity
         )
     else:
         logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")

@@ -309,6 +309,21 @@ class Reconstruction:
         cols = _resize_matrix(self.mask_score.shape[2], width, method)
         return np.einsum("Hh,shw,Ww->sHW", rows, self.mask_score, cols).astype(np.float32)
 
+    def dynamic_probability(self, method: str = "bilinear") -> np.ndarray:
+        """How dynamic each pixel is, from the mask score: ``0.5 - m`` in [0, 1], 1 = moving.
+
+        The masked attention adds ``alpha * m`` to the camera queries' logits, so low m marks
+        the patches the camera path ignores (the moving ones); the mask loss trains ``m + 0.5``
+        as the probability that a patch is static.
+
+        Args:
+            method: "bilinear" or "nearest" upsampling of the patch grid.
+
+        Returns:
+            (S, H, W) float32 in [0, 1].
+        """
+        return (0.5 - self.mask_score_upsampled(method)).astype(np.float32)
+
     def confidence_threshold(self, conf_percentile: float, *, source: str = "points") -> float:
         """Confidence below which the lowest ``conf_percentile`` % of all pixels fall.
 

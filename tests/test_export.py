@@ -127,7 +127,7 @@ def test_mp4_without_mask_writes_plain_frames(tmp_path: Path) -> None:
 
 def test_overlay_mask_blends() -> None:
     images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    score = np.array([[[-0.5, 0.5], [0.0, 0.0]]])
+    score = np.array([[[0.0, 1.0], [0.5, 0.5]]])
     overlay = export.overlay_mask(images, score, colormap="gray", opacity=1.0)
     np.testing.assert_array_equal(overlay[0, 0, 0], [0, 0, 0])
     np.testing.assert_array_equal(overlay[0, 0, 1], [255, 255, 255])

@@ -259,6 +259,15 @@ def test_mask_score_upsampled() -> None:
         make_reconstruction(with_mask=False).mask_score_upsampled()
 
 
+def test_dynamic_probability_is_low_score() -> None:
+    recon = make_reconstruction()
+    recon.mask_score[:] = 0.5
+    recon.mask_score[0, 1, 2] = -0.5  # the camera path ignores this patch: it moves
+    dynamic = recon.dynamic_probability("nearest")
+    assert dynamic[0, 14:, 28:].min() == pytest.approx(1.0)
+    assert dynamic[0, :14].max() == pytest.approx(0.0)
+
+
 def test_frame_cloud_filters_by_confidence() -> None:
     recon = make_reconstruction()
     everything = recon.frame_cloud(1)
