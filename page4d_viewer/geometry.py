@@ -137,9 +137,11 @@ def focal_from_fov(fov: np.ndarray, size: float) -> np.ndarray:
         size: image extent along that axis in pixels.
 
     Returns:
-        (...) focal length in pixels, ``(size / 2) / tan(fov / 2)``.
+        (...) focal length in pixels, ``(size / 2) / tan(fov / 2)``; inf for a zero field of
+        view (an untrained camera head can output one).
     """
-    return (size / 2.0) / np.tan(_float(fov) / 2.0)
+    with np.errstate(divide="ignore"):
+        return (size / 2.0) / np.tan(_float(fov) / 2.0)
 
 
 def fov_from_focal(focal: np.ndarray, size: float) -> np.ndarray:
