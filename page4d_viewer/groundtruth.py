@@ -102,7 +102,8 @@ class GroundTruth:
         ``clip = (model - offset) / scale`` (``page4d_viewer.clip_preprocess`` mapping,
         continuous pixel coordinates with the corner at 0) and takes the nearest GT pixel;
         pixels outside the frame (padding, or cropped away) get depth 0 and mask False.
-        Intrinsics follow the same affine map.
+        Intrinsics follow the same affine map (shifted by half a pixel: they use integer
+        pixel centres).
 
         Args:
             mapping: the ``PreprocessMapping.to_dict()`` record (``Reconstruction.metadata.
@@ -119,7 +120,11 @@ class GroundTruth:
             raise GroundTruthError(f"malformed preprocessing mapping: {error!r}") from None
         intrinsics = self.intrinsics
         if intrinsics is not None:
-            affine = np.array([[scale_x, 0, offset_x], [0, scale_y, offset_y], [0, 0, 1]])
+            # The mapping uses corner-at-0 pixel coordinates, intrinsics integer pixel centres
+            # (geometry.py), hence the half-pixel terms.
+            shift_x = offset_x + 0.5 * (scale_x - 1)
+            shift_y = offset_y + 0.5 * (scale_y - 1)
+            affine = np.array([[scale_x, 0, shift_x], [0, scale_y, shift_y], [0, 0, 1]])
             intrinsics = affine @ intrinsics
         source_hw = self.image_hw
         if source_hw is None:
