@@ -1,0 +1,365 @@
+"""Read any supported checkpoint into a `Page4D` model, or fail with one clear line.
+
+Supported:
+- the authors' PAGE-4D pickles (`{"model": state_dict, ...}` or a bare state dict, keys with
+  or without DistributedDataParallel's `module.` prefix);
+- VGGT-1B (same layout without `aggregator.spatial_mask_head.*`): built without mask head;
+- safetensors with official key names (e.g. VGGT's `model.safetensors`);
+- our own safetensors (`save_checkpoint`): the model config travels in the metadata.
+
+Pickles are untrusted input: they are only ever read with `torch.load(weights_only=True)`,
+which refuses anything but tensors and plain containers without running code.
+
+Content hash: a released checkpoint is ~5 GB, and hashing all of it costs many seconds on
+every load. Files up to `FULL_HASH_LIMIT` bytes get a full SHA-256 ("sha256:<hex>"); larger
+ones a SHA-256 over their size and 64 evenly spaced 1 MiB slices, first and last included
+("sha256-sampled:<hex>"). That identifies a file for the result metadata; it is not a
+tamper check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import struct
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.model.config import ModelConfig
+from page4d_viewer.model.network import Page4D
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "page4d_viewer"
+FORMAT_VERSION = "1"
+FULL_HASH_LIMIT = 256 * 2**20
+_HASH_SLICES = 64
+_HASH_SLICE_BYTES = 2**20
+_SHOWN_KEYS = 3
+
+# The key map: how checkpoint names become this model's names. Everything not listed here
+# must match by name and shape, in both directions.
+STRIPPED_PREFIXES = ("module.",)  # added by DistributedDataParallel when the authors saved
+DROPPED_ON_PURPOSE = {
+    "track_head.": (
+        "dropped on purpose: PAGE-4D does not train the tracker; the viewer does not use it"
+    ),
+}
+MASK_HEAD_PREFIX = "aggregator.spatial_mask_head."  # absent from VGGT: model built without it
+
+VARIANT_MASK = "PAGE-4D (mask)"
+VARIANT_NO_MASK = "PAGE-4D (no mask)"
+VARIANT_VGGT = "VGGT"
+VARIANT_OURS = "page4d_viewer"
+# alpha the authors' mask checkpoint was trained with (MODEL.md, "masked global attention").
+TRAINED_MASK_STRENGTH = 64.0
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What was loaded, for the viewer's labels and the result's metadata.
+
+    Attributes:
+        path: the checkpoint file.
+        variant: "PAGE-4D (mask)", "PAGE-4D (no mask)" (file name says "nomask"), "VGGT" or
+            "page4d_viewer" (our safetensors).
+        default_mask_strength: alpha to run it with (64 mask checkpoint, 0 no-mask and VGGT,
+            ours: from its metadata).
+        mask_available: whether the model has a mask head.
+        parameter_count: parameters of the built model.
+        dtype: parameter dtype after loading, e.g. "float32".
+        dropped_keys: checkpoint keys dropped on purpose (see `DROPPED_ON_PURPOSE`).
+        content_hash: "sha256:<hex>" or, for large files, "sha256-sampled:<hex>".
+        config: the model configuration.
+    """
+
+    path: Path
+    variant: str
+    default_mask_strength: float
+    mask_available: bool
+    parameter_count: int
+    dtype: str
+    dropped_keys: tuple[str, ...]
+    content_hash: str
+    config: ModelConfig
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    preset: str = "official",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[Page4D, CheckpointInfo]:
+    """Read a checkpoint into an eval-mode model.
+
+    Args:
+        path: a PAGE-4D/VGGT pickle, a safetensors file with official names, or ours.
+        preset: configuration for files that do not carry one (ignored for ours).
+        device: where the model goes (default CPU).
+        dtype: parameter dtype (default: the checkpoint's).
+
+    Returns:
+        (model, info).
+
+    Raises:
+        CheckpointError: missing file, not a checkpoint, damaged/truncated file, refused
+            pickle, missing/unexpected keys or wrong shapes (first few named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    kind = _sniff(path)
+    metadata: dict[str, str] = {}
+    if kind == "safetensors":
+        state, metadata = _read_safetensors(path)
+    else:
+        state = _read_pickle(path)
+    state, dropped = map_keys(state)
+    if metadata.get("format") == FORMAT_NAME:
+        config = _config_from_metadata(path, metadata)
+    else:
+        try:
+            config = ModelConfig.from_name(preset, has_mask_head=_has_mask_head(state))
+        except Page4DError as error:
+            raise CheckpointError(str(error)) from None
+    check_state_dict(state, config, path)
+    model = _assemble(state, config, device, dtype)
+    variant, strength = _variant(path, config, metadata)
+    first = next(model.parameters())
+    info = CheckpointInfo(
+        path=path,
+        variant=variant,
+        default_mask_strength=strength,
+        mask_available=config.has_mask_head,
+        parameter_count=sum(p.numel() for p in model.parameters()),
+        dtype=str(first.dtype).removeprefix("torch."),
+        dropped_keys=tuple(dropped),
+        content_hash=content_hash(path),
+        config=config,
+    )
+    logger.info(
+        "loaded %s (%s, %d parameters, %s); dropped %d keys on purpose",
+        path.name,
+        variant,
+        info.parameter_count,
+        info.dtype,
+        len(dropped),
+    )
+    return model, info
+
+
+def save_checkpoint(model: Page4D, path: str | Path, **extra_metadata: object) -> Path:
+    """Write a model as our safetensors format, config and metadata included.
+
+    Args:
+        model: the network.
+        path: output file (conventionally `.safetensors`).
+        **extra_metadata: stored as strings; `default_mask_strength` sets the alpha the
+            viewer starts with (default 64 with a mask head, 0 without).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    metadata = {key: str(value) for key, value in extra_metadata.items()}
+    default = TRAINED_MASK_STRENGTH if model.config.has_mask_head else 0.0
+    metadata.setdefault("default_mask_strength", str(default))
+    float(metadata["default_mask_strength"])  # fail early on a non-number
+    metadata.update(
+        format=FORMAT_NAME, format_version=FORMAT_VERSION, config=model.config.to_json()
+    )
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def map_keys(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
+    """Apply the key map: strip wrapper prefixes, drop what is dropped on purpose.
+
+    Returns:
+        (state dict with this model's names, sorted names dropped on purpose).
+    """
+    mapped: dict[str, Tensor] = {}
+    dropped = []
+    for name, tensor in state.items():
+        for prefix in STRIPPED_PREFIXES:
+            name = name.removeprefix(prefix)
+        if any(name.startswith(prefix) for prefix in DROPPED_ON_PURPOSE):
+            dropped.append(name)
+        else:
+            mapped[name] = tensor
+    return mapped, sorted(dropped)
+
+
+def check_state_dict(state: dict[str, Tensor], config: ModelConfig, path: Path) -> None:
+    """Raise CheckpointError unless `state` has exactly the model's names and shapes."""
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in Page4D(config).state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointError(
+            f"{path.name}: {len(missing)} missing key(s) for preset {config.name!r}: "
+            f"{_first(missing)}"
+        )
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise CheckpointError(
+            f"{path.name}: {len(unexpected)} unexpected key(s): {_first(unexpected)}"
+        )
+    wrong = [
+        f"{name} {tuple(state[name].shape)} vs model {shape}"
+        for name, shape in expected.items()
+        if tuple(state[name].shape) != shape
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"{path.name}: {len(wrong)} tensor(s) with wrong shape for preset "
+            f"{config.name!r}: {_first(wrong)}"
+        )
+
+
+def content_hash(path: Path) -> str:
+    """Full SHA-256 for small files, sampled SHA-256 for large ones (see module docstring)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        if size <= FULL_HASH_LIMIT:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+            return f"sha256:{digest.hexdigest()}"
+        digest.update(str(size).encode())
+        last = size - _HASH_SLICE_BYTES
+        for index in range(_HASH_SLICES):
+            handle.seek(last * index // (_HASH_SLICES - 1))
+            digest.update(handle.read(_HASH_SLICE_BYTES))
+    return f"sha256-sampled:{digest.hexdigest()}"
+
+
+def _first(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN_KEYS])
+    return shown + (", ..." if len(items) > _SHOWN_KEYS else "")
+
+
+def _sniff(path: Path) -> str:
+    """'safetensors' or 'pickle' from the first bytes; CheckpointError for anything else."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "pickle"  # torch.save zip archive, or a legacy raw pickle
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"  # 8-byte little-endian header length, then a JSON header
+    raise CheckpointError(
+        f"{path.name} is not a checkpoint (expected a PyTorch .pt/.pth or a .safetensors file)"
+    )
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    with path.open("rb") as handle:
+        header_length = struct.unpack("<Q", handle.read(8))[0]
+    if 8 + header_length > path.stat().st_size:
+        raise CheckpointError(f"{path.name} is truncated or damaged (safetensors header)")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is truncated or damaged ({_short(error)})") from None
+    return state, metadata
+
+
+def _read_pickle(path: Path) -> dict[str, Tensor]:
+    try:
+        try:
+            content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            # Legacy (non-zip) pickles cannot be memory-mapped.
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported" in str(error):
+            raise CheckpointError(
+                f"{path.name} holds more than weights (objects that would run code on load); "
+                "refused: only plain tensor checkpoints are read"
+            ) from None
+        raise CheckpointError(f"{path.name} is truncated or damaged ({_short(error)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is truncated or damaged ({_short(error)})") from None
+    state = content.get("model", content) if isinstance(content, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path.name} is not a checkpoint: it holds no state dict")
+    if not all(isinstance(key, str) and isinstance(t, Tensor) for key, t in state.items()):
+        raise CheckpointError(f"{path.name} is not a checkpoint: its state dict is not all tensors")
+    return state
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(str(error).split())[:160] or type(error).__name__
+
+
+def _has_mask_head(state: dict[str, Tensor]) -> bool:
+    return any(name.startswith(MASK_HEAD_PREFIX) for name in state)
+
+
+def _config_from_metadata(path: Path, metadata: dict[str, str]) -> ModelConfig:
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path.name}: unsupported page4d_viewer checkpoint version "
+            f"{metadata.get('format_version')!r} (this build reads {FORMAT_VERSION})"
+        )
+    try:
+        return ModelConfig.from_json(metadata.get("config", ""))
+    except Page4DError as error:
+        raise CheckpointError(f"{path.name}: bad config in metadata ({error})") from None
+
+
+def _variant(path: Path, config: ModelConfig, metadata: dict[str, str]) -> tuple[str, float]:
+    """(variant label, default mask strength)."""
+    if metadata.get("format") == FORMAT_NAME:
+        try:
+            strength = float(metadata.get("default_mask_strength", "0"))
+        except ValueError:
+            raise CheckpointError(f"{path.name}: default_mask_strength is not a number") from None
+        return VARIANT_OURS, strength if config.has_mask_head else 0.0
+    if not config.has_mask_head:
+        return VARIANT_VGGT, 0.0
+    # The two PAGE-4D releases share one layout; only the file name tells them apart.
+    compact = path.name.lower().replace("_", "").replace("-", "")
+    if "nomask" in compact:
+        return VARIANT_NO_MASK, 0.0
+    return VARIANT_MASK, TRAINED_MASK_STRENGTH
+
+
+def _assemble(
+    state: dict[str, Tensor],
+    config: ModelConfig,
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> Page4D:
+    """Build on the meta device and adopt the checkpoint's tensors (no second copy)."""
+    if dtype is None:
+        counts = Counter(t.dtype for t in state.values() if t.is_floating_point())
+        dtype = counts.most_common(1)[0][0] if counts else torch.float32
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    state = {name: t.to(device=target, dtype=dtype) for name, t in state.items()}
+    with torch.device("meta"):
+        model = Page4D(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()
+
+
+def describe(info: CheckpointInfo) -> str:
+    """One line for logs and the panel: variant, size, dtype and mask availability."""
+    mask = f"mask strength {info.default_mask_strength:g}" if info.mask_available else "no mask"
+    millions = info.parameter_count / 1e6
+    return f"{info.variant}: {info.path.name}, {millions:.1f} M parameters, {info.dtype}, {mask}"

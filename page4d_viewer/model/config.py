@@ -1,0 +1,218 @@
+"""The one configuration of the PAGE-4D network: sizes, stage layout, presets by name.
+
+A preset is a name for a set of field values. "official" is the authors' 1.26 B layout (the
+released checkpoints), "tiny" is exactly the parity fixture's configuration. Every module reads
+its sizes and layer indices from a `ModelConfig`; nothing in the network assumes 518 pixels,
+24 layers or 1024 channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from page4d_viewer.errors import Page4DError
+
+# name -> field values; `ModelConfig.from_name` fills in the rest from the field defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The authors' layout: DINOv2 ViT-L/14 with registers, 24 alternating layers of dim 1024.
+    "official": {},
+    # The parity fixture (reference/page4d_tiny_parity.safetensors, metadata `config`).
+    "tiny": {
+        "embed_dim": 64,
+        "num_heads": 4,
+        "encoder_depth": 2,
+        "encoder_heads": 4,
+        "camera_heads": 4,
+        "dpt_features": 32,
+        "dpt_out_channels": (16, 32, 64, 64),
+    },
+}
+
+_POSITIVE_FIELDS = (
+    "img_size",
+    "patch_size",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "encoder_depth",
+    "encoder_heads",
+    "camera_heads",
+    "camera_trunk_depth",
+    "camera_iterations",
+    "dpt_features",
+    "mask_head_hidden",
+    "dpt_chunk_frames",
+)
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and stage layout of a PAGE-4D network (VGGT plus the dynamic mask head).
+
+    Attributes:
+        name: preset name this config came from ("custom" when built by hand).
+        img_size: encoder pretraining size in pixels; sets its position-embedding grid
+            (img_size / patch_size)^2. Inputs may have any size that is a multiple of patch_size.
+        patch_size: pixels per patch side.
+        embed_dim: token width of the encoder and the aggregator (heads read 2 * embed_dim).
+        depth: number of aggregator layers (each one frame block and one global block).
+        num_heads: attention heads in the aggregator blocks.
+        mlp_ratio: MLP hidden width / token width, everywhere.
+        num_register_tokens: register tokens, in the encoder and per frame in the aggregator.
+        encoder_depth: DINOv2 encoder blocks.
+        encoder_heads: DINOv2 encoder attention heads.
+        rope_frequency: base frequency of the aggregator's 2-D rotary embedding.
+        camera_heads: attention heads of the camera head trunk (width 2 * embed_dim).
+        camera_trunk_depth: transformer blocks in the camera head trunk.
+        camera_iterations: refinement steps of the camera head (one pose_enc_list entry each).
+        dpt_features: channels of the DPT fusion path.
+        dpt_out_channels: channels of the four DPT projections.
+        dpt_layers: the four aggregator layers the DPT heads read.
+        has_mask_head: False for plain VGGT checkpoints (no mask, mask strength forced to 0).
+        mask_after_layer: the mask head scores patches after this layer's frame block.
+        masked_layers: layers whose global block adds the mask bias (all after mask_after_layer).
+        mask_head_hidden: channels of the mask head's pointwise convolution.
+        dpt_chunk_frames: frames per DPT chunk (memory only; does not change results).
+    """
+
+    name: str = "custom"
+    img_size: int = 518
+    patch_size: int = 14
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_register_tokens: int = 4
+    encoder_depth: int = 24
+    encoder_heads: int = 16
+    rope_frequency: float = 100.0
+    camera_heads: int = 16
+    camera_trunk_depth: int = 4
+    camera_iterations: int = 4
+    dpt_features: int = 256
+    dpt_out_channels: tuple[int, ...] = (256, 512, 1024, 1024)
+    dpt_layers: tuple[int, ...] = (4, 11, 17, 23)
+    has_mask_head: bool = True
+    mask_after_layer: int = 9
+    masked_layers: tuple[int, ...] = tuple(range(10, 20))
+    mask_head_hidden: int = 256
+    dpt_chunk_frames: int = 8
+
+    # Derived in __post_init__ (not constructor arguments, not serialised).
+    head_dim: int = field(init=False, repr=False)
+    token_dim: int = field(init=False, repr=False)
+    patch_start_idx: int = field(init=False, repr=False)
+    shared_layers: int = field(init=False, repr=False)
+    kept_layers: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.dpt_out_channels = tuple(int(c) for c in self.dpt_out_channels)
+        self.dpt_layers = tuple(int(i) for i in self.dpt_layers)
+        self.masked_layers = tuple(sorted(int(i) for i in self.masked_layers))
+        self._validate()
+        self.head_dim = self.embed_dim // self.num_heads
+        self.token_dim = 2 * self.embed_dim
+        self.patch_start_idx = 1 + self.num_register_tokens
+        # Layers before the first masked one do not depend on the mask strength.
+        if self.has_mask_head and self.masked_layers:
+            self.shared_layers = self.masked_layers[0]
+        else:
+            self.shared_layers = self.depth
+        self.kept_layers = tuple(sorted({*self.dpt_layers, self.depth - 1}))
+
+    def _validate(self) -> None:
+        for name in _POSITIVE_FIELDS:
+            if int(getattr(self, name)) <= 0:
+                raise Page4DError(f"model config: {name} must be positive")
+        if self.num_register_tokens < 0:
+            raise Page4DError("model config: num_register_tokens must be >= 0")
+        if self.mlp_ratio <= 0 or self.rope_frequency <= 0:
+            raise Page4DError("model config: mlp_ratio and rope_frequency must be positive")
+        if self.img_size % self.patch_size:
+            raise Page4DError(
+                f"model config: img_size {self.img_size} is not a multiple of "
+                f"patch_size {self.patch_size}"
+            )
+        for dim_name, heads_name, dim in (
+            ("embed_dim", "num_heads", self.embed_dim),
+            ("embed_dim", "encoder_heads", self.embed_dim),
+            ("2 * embed_dim", "camera_heads", 2 * self.embed_dim),
+        ):
+            heads = getattr(self, heads_name)
+            if dim % heads:
+                raise Page4DError(f"model config: {dim_name} {dim} not divisible by {heads_name}")
+        if (self.embed_dim // self.num_heads) % 4:
+            raise Page4DError("model config: 2-D RoPE needs a head width that is a multiple of 4")
+        if len(self.dpt_out_channels) != 4 or len(self.dpt_layers) != 4:
+            raise Page4DError("model config: the DPT heads take exactly four layers and channels")
+        if self.dpt_features % 2:
+            raise Page4DError("model config: dpt_features must be even")
+        if any(not 0 <= i < self.depth for i in self.dpt_layers):
+            raise Page4DError(
+                f"model config: dpt_layers {self.dpt_layers} outside 0..{self.depth - 1}"
+            )
+        if not self.has_mask_head:
+            return
+        if not 0 <= self.mask_after_layer < self.depth:
+            raise Page4DError(f"model config: mask_after_layer outside 0..{self.depth - 1}")
+        if any(not self.mask_after_layer < i < self.depth for i in self.masked_layers):
+            raise Page4DError(
+                f"model config: masked_layers must lie after mask_after_layer "
+                f"{self.mask_after_layer} and below depth {self.depth}"
+            )
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
+        """Build a preset by name, with some fields overridden.
+
+        Args:
+            name: one of `PRESETS` ("official", "tiny", ...).
+            **overrides: field values replacing the preset's.
+
+        Raises:
+            Page4DError: unknown preset or field name, or an invalid resulting config.
+        """
+        if name not in PRESETS:
+            raise Page4DError(f"unknown model preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+        values = {**PRESETS[name], **overrides}
+        values.setdefault("name", name)
+        return cls._from_values(values)
+
+    @classmethod
+    def _from_values(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise Page4DError(f"model config: unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The constructor fields as plain JSON-ready values (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.init:
+                value = getattr(self, f.name)
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        """Serialise the constructor fields as one JSON object (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        """Inverse of `to_json`.
+
+        Raises:
+            Page4DError: not a JSON object, unknown fields, or an invalid config.
+        """
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise Page4DError(f"model config: not valid JSON ({error.msg})") from None
+        if not isinstance(values, dict):
+            raise Page4DError("model config: JSON must be an object")
+        return cls._from_values(values)

@@ -1,0 +1,217 @@
+"""Transformer building blocks shared by the encoder, the aggregator and the camera head.
+
+Module and parameter names follow the released checkpoints (`qkv`, `q_norm`, `ls1.gamma`,
+`mlp.fc1`, ...), so a state dict loads without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class RotaryTables:
+    """Per-token cosines and sines of the 2-D rotary embedding.
+
+    Attributes:
+        cos: (N, head_dim); first half rotates with the row position, second with the column.
+        sin: (N, head_dim).
+    """
+
+    cos: Tensor
+    sin: Tensor
+
+
+def patch_positions(grid_h: int, grid_w: int, num_special: int, device: torch.device) -> Tensor:
+    """Integer (row, col) positions of one frame's tokens for the 2-D RoPE.
+
+    Special tokens (camera, registers) sit at (0, 0); patches start at (1, 1), so that no
+    patch shares the special tokens' position.
+
+    Returns:
+        (num_special + grid_h * grid_w, 2) int64.
+    """
+    rows = torch.arange(grid_h, device=device).view(grid_h, 1).expand(grid_h, grid_w)
+    cols = torch.arange(grid_w, device=device).view(1, grid_w).expand(grid_h, grid_w)
+    patches = torch.stack((rows, cols), dim=-1).reshape(grid_h * grid_w, 2) + 1
+    special = torch.zeros(num_special, 2, dtype=patches.dtype, device=device)
+    return torch.cat((special, patches), dim=0)
+
+
+def rotary_tables(
+    positions: Tensor, head_dim: int, frequency: float, dtype: torch.dtype
+) -> RotaryTables:
+    """Cosine and sine tables of the 2-D RoPE for given token positions.
+
+    Each half of a head (row half, column half) is rotated as a 1-D RoPE over head_dim / 2
+    features. The angles are computed in float32 whatever `dtype` is: that is what the released
+    implementation does, so float32 runs match it bit for bit and float64 runs agree to ~1e-7.
+
+    Args:
+        positions: (N, 2) int64 (row, col).
+        head_dim: attention head width (multiple of 4).
+        frequency: RoPE base frequency.
+        dtype: dtype of the returned tables.
+    """
+    half = head_dim // 2
+    exponents = torch.arange(0, half, 2, device=positions.device).float() / half
+    inv_freq = 1.0 / (frequency**exponents)  # (half / 2,)
+    parts_cos, parts_sin = [], []
+    for axis in range(2):
+        angles = positions[:, axis].float()[:, None] * inv_freq[None, :]
+        angles = angles.to(dtype)
+        angles = torch.cat((angles, angles), dim=-1)  # (N, half)
+        parts_cos.append(angles.cos())
+        parts_sin.append(angles.sin())
+    return RotaryTables(cos=torch.cat(parts_cos, dim=-1), sin=torch.cat(parts_sin, dim=-1))
+
+
+def apply_rotary(x: Tensor, tables: RotaryTables) -> Tensor:
+    """Rotate queries or keys.
+
+    Args:
+        x: (batch, heads, N, head_dim).
+        tables: cos/sin of shape (N, head_dim).
+
+    Returns:
+        (batch, heads, N, head_dim).
+    """
+    quarter = x.shape[-1] // 4
+    # Within each half [a, b] -> [-b, a].
+    parts = x.unflatten(-1, (2, 2, quarter))
+    rotated = torch.stack((-parts[..., 1, :], parts[..., 0, :]), dim=-2).flatten(-3)
+    return x * tables.cos + rotated * tables.sin
+
+
+@dataclass(frozen=True)
+class RankOneBias:
+    """An additive attention-logit term `row[i] * col[j]` (PAGE-4D's masked global attention).
+
+    Attributes:
+        row: (B, N) weight of each query token (mask strength on camera/register tokens, else 0).
+        col: (B, N) score of each key token (mask score m on patches, else 0).
+    """
+
+    row: Tensor
+    col: Tensor
+
+
+def attention_with_bias(q: Tensor, k: Tensor, v: Tensor, bias: RankOneBias | None) -> Tensor:
+    """Scaled dot-product attention, optionally with a rank-one additive logit bias.
+
+    The bias rides in one extra q/k channel (plus zero padding to a multiple of 8 so fused GPU
+    kernels still apply): with softmax scale s = 1/sqrt(d), appending r_i / s to q_i and c_j to
+    k_j adds exactly r_i * c_j to logit (i, j), with O(N) extra memory instead of an N x N mask.
+
+    Args:
+        q, k, v: (B, heads, N, d).
+        bias: optional rank-one bias over the N tokens.
+
+    Returns:
+        (B, heads, N, d).
+    """
+    if bias is None:
+        return F.scaled_dot_product_attention(q, k, v)
+    batch, heads, tokens, width = q.shape
+    scale = 1.0 / math.sqrt(width)
+    padded = (width + 1 + 7) // 8 * 8
+    zeros = q.new_zeros(batch, heads, tokens, padded - width - 1)
+    row = (bias.row.to(q.dtype) / scale)[:, None, :, None].expand(batch, heads, tokens, 1)
+    col = bias.col.to(k.dtype)[:, None, :, None].expand(batch, heads, tokens, 1)
+    q = torch.cat((q, row, zeros), dim=-1)
+    k = torch.cat((k, col, zeros), dim=-1)
+    v = torch.cat((v, v.new_zeros(batch, heads, tokens, padded - width)), dim=-1)
+    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return out[..., :width]
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scale (`gamma`)."""
+
+    def __init__(self, dim: int, init_value: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> Linear."""
+
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with optional qk-LayerNorm, 2-D RoPE and rank-one bias."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm: nn.Module = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm: nn.Module = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: Tensor, rope: RotaryTables | None = None, bias: RankOneBias | None = None
+    ) -> Tensor:
+        """Attend over the N tokens of each batch row.
+
+        Args:
+            x: (B, N, dim).
+            rope: rotary tables for the N tokens, or None.
+            bias: rank-one logit bias, or None.
+
+        Returns:
+            (B, N, dim).
+        """
+        batch, tokens, dim = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+        out = attention_with_bias(q, k, v, bias)
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with layer scale: x + ls1(attn(norm1 x)), + ls2(mlp(norm2 x))."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        layer_scale: float,
+        qk_norm: bool = False,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qk_norm=qk_norm)
+        self.ls1 = LayerScale(dim, layer_scale)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.ls2 = LayerScale(dim, layer_scale)
+
+    def forward(
+        self, x: Tensor, rope: RotaryTables | None = None, bias: RankOneBias | None = None
+    ) -> Tensor:
+        """Args: x (B, N, dim); rope and bias as in `Attention`. Returns (B, N, dim)."""
+        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, bias=bias))
+        return x + self.ls2(self.mlp(self.norm2(x)))

@@ -1,0 +1,227 @@
+"""The PAGE-4D network: aggregator + camera, depth and point heads, with typed outputs.
+
+`Page4D.forward` runs one mask strength; `Page4D.forward_pair` runs the masked and unmasked
+variants, sharing the encoder and the layers before the first masked layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.model.aggregator import Aggregator, AggregatorState
+from page4d_viewer.model.config import ModelConfig
+from page4d_viewer.model.heads import CameraHead, DPTHead
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]
+HEAD_STEPS = 3  # camera, depth, points
+
+
+@dataclass
+class ModelOutput:
+    """Predictions for B clips of S frames of H x W pixels.
+
+    Attributes:
+        pose_enc: (B, S, 9) translation, quaternion (xyzw), field of view (fov_h, fov_w) in
+            radians; camera-from-world, the world being the first frame's camera.
+        pose_enc_list: the camera head's refinement steps, each (B, S, 9); the last is pose_enc.
+        depth: (B, S, H, W, 1) depth along the optical axis (scene units).
+        depth_conf: (B, S, H, W) confidence >= 1.
+        world_points: (B, S, H, W, 3) point per pixel in the first camera's frame.
+        world_points_conf: (B, S, H, W) confidence >= 1.
+        mask_logit: (B, S, H/14, W/14) mask head score m in (-0.5, 0.5) (high = dynamic), or
+            None for a model without mask head (VGGT).
+        mask_strength: the alpha these predictions were made with.
+    """
+
+    pose_enc: Tensor
+    pose_enc_list: list[Tensor]
+    depth: Tensor
+    depth_conf: Tensor
+    world_points: Tensor
+    world_points_conf: Tensor
+    mask_logit: Tensor | None
+    mask_strength: float
+
+
+class _Progress:
+    """Counts finished work per stage and reports it to the caller's callback."""
+
+    def __init__(self, callback: ProgressCallback | None, totals: dict[str, int]) -> None:
+        self._callback = callback
+        self._totals = totals
+        self._done = dict.fromkeys(totals, 0)
+
+    def step(self, stage: str) -> None:
+        self._done[stage] += 1
+        if self._callback is not None:
+            # Exceptions propagate on purpose: raising here is how the viewer cancels a run.
+            self._callback(stage, self._done[stage], self._totals[stage])
+
+    def layer_done(self, layer: int) -> None:
+        """Aggregator hook: one more layer finished."""
+        self.step("aggregating")
+
+    def encoder_block_done(self, done: int, total: int) -> None:
+        """Encoder hook: one more block finished."""
+        self.step("encoding")
+
+
+class Page4D(nn.Module):
+    """PAGE-4D (or VGGT when `config.has_mask_head` is False), without the track head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.aggregator = Aggregator(config)
+        self.camera_head = CameraHead(config)
+        self.depth_head = DPTHead(config, output_dim=2, activation="exp")
+        self.point_head = DPTHead(config, output_dim=4, activation="inv_log")
+
+    @property
+    def mask_available(self) -> bool:
+        """Whether this model has a mask head (mask strength other than 0 is meaningful)."""
+        return self.config.has_mask_head
+
+    def forward(
+        self,
+        images: Tensor,
+        mask_strength: float = 0.0,
+        progress: ProgressCallback | None = None,
+    ) -> ModelOutput:
+        """Reconstruct a clip.
+
+        Args:
+            images: (S, 3, H, W) or (B, S, 3, H, W) RGB in [0, 1]; H, W multiples of 14.
+            mask_strength: alpha, the weight of the dynamic-mask bias (0 = VGGT's computation;
+                the mask checkpoint was trained with 64). Forced to 0 without a mask head.
+            progress: optional progress(stage, done, total), stage in "encoding",
+                "aggregating", "heads"; called between steps on this thread.
+
+        Returns:
+            The predictions (see `ModelOutput`).
+        """
+        images = self._prepare(images)
+        strength = self._strength(mask_strength)
+        config = self.config
+        tracker = _Progress(
+            progress,
+            {"encoding": config.encoder_depth, "aggregating": config.depth, "heads": HEAD_STEPS},
+        )
+        state = self._start(images, tracker)
+        self.aggregator.advance(state, config.depth, strength, tracker.layer_done)
+        return self._heads(state, strength, tracker)
+
+    def forward_pair(
+        self,
+        images: Tensor,
+        mask_strength: float,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[ModelOutput, ModelOutput]:
+        """Run the masked (alpha = mask_strength) and unmasked (alpha = 0) variants.
+
+        The encoder and the layers before the first masked layer run once. Equal to two
+        `forward` calls. Without a mask head both results are the same object.
+
+        Returns:
+            (masked, unmasked).
+        """
+        images = self._prepare(images)
+        strength = self._strength(mask_strength)
+        config = self.config
+        if strength == 0.0:
+            single = self.forward(images, 0.0, progress)
+            return single, single
+        shared, depth = config.shared_layers, config.depth
+        tracker = _Progress(
+            progress,
+            {
+                "encoding": config.encoder_depth,
+                "aggregating": shared + 2 * (depth - shared),
+                "heads": 2 * HEAD_STEPS,
+            },
+        )
+        state = self._start(images, tracker)
+        self.aggregator.advance(state, shared, strength, tracker.layer_done)
+        unmasked_state = state.branch()
+        self.aggregator.advance(state, depth, strength, tracker.layer_done)
+        masked = self._heads(state, strength, tracker)
+        del state
+        self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
+        return masked, self._heads(unmasked_state, 0.0, tracker)
+
+    def _prepare(self, images: Tensor) -> Tensor:
+        if not isinstance(images, Tensor) or not images.is_floating_point():
+            raise Page4DError("model input must be a floating-point tensor of RGB in [0, 1]")
+        if images.ndim == 4:
+            images = images.unsqueeze(0)
+        patch = self.config.patch_size
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise Page4DError(
+                f"model input must be (S, 3, H, W) or (B, S, 3, H, W), got {tuple(images.shape)}"
+            )
+        height, width = images.shape[-2:]
+        if height % patch or width % patch or height == 0 or width == 0 or images.shape[1] == 0:
+            raise Page4DError(
+                f"model input {height}x{width}: height and width must be positive multiples "
+                f"of {patch}, with at least one frame"
+            )
+        dtype = self.aggregator.patch_embed.pos_embed.dtype
+        return images.to(dtype)
+
+    def _strength(self, mask_strength: float) -> float:
+        strength = float(mask_strength)
+        if strength != 0.0 and not self.config.has_mask_head:
+            logger.warning("this model has no mask head: mask strength %g forced to 0", strength)
+            return 0.0
+        return strength
+
+    def _start(self, images: Tensor, tracker: _Progress) -> AggregatorState:
+        return self.aggregator.start(images, tracker.encoder_block_done)
+
+    def _heads(self, state: AggregatorState, strength: float, tracker: _Progress) -> ModelOutput:
+        """Run the heads on an aggregated state, in the heads' own dtype with autocast off."""
+        config = self.config
+        head_dtype = self.camera_head.embed_pose.weight.dtype
+        device_type = state.tokens.device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            last = state.kept[config.depth - 1]
+            pose_list = self.camera_head(last[:, :, 0].to(head_dtype), config.camera_iterations)
+            tracker.step("heads")
+            layers = [state.kept[index].to(head_dtype) for index in config.dpt_layers]
+            depth, depth_conf = self.depth_head(
+                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
+            )
+            tracker.step("heads")
+            points, points_conf = self.point_head(
+                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
+            )
+            tracker.step("heads")
+        return ModelOutput(
+            pose_enc=pose_list[-1],
+            pose_enc_list=pose_list,
+            depth=depth,
+            depth_conf=depth_conf,
+            world_points=points,
+            world_points_conf=points_conf,
+            mask_logit=state.mask_score,
+            mask_strength=strength,
+        )
+
+
+def build_model(preset: str = "official", **overrides: object) -> Page4D:
+    """Build an untrained PAGE-4D network from a preset name and config overrides.
+
+    Build on the meta device (`with torch.device("meta"):`) to inspect the layout for free.
+
+    Raises:
+        Page4DError: unknown preset or invalid overrides.
+    """
+    return Page4D(ModelConfig.from_name(preset, **overrides))
