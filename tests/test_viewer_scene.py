@@ -1,0 +1,445 @@
+"""The Viser scene against a real ViserServer and a small hand-made Reconstruction."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import viser
+from viser import _messages
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import SceneView
+
+FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880 points
+
+
+def make_recon(with_mask: bool = True, frames: int = FRAMES) -> Reconstruction:
+    """A plane 2 units in front of a camera sliding along x; the right patch column moves."""
+    rng = np.random.default_rng(0)
+    K = np.array([[40.0, 0, WIDTH / 2], [0, 40.0, HEIGHT / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], frames, axis=0)
+    extrinsics = np.zeros((frames, 3, 4))
+    extrinsics[:, :, :3] = np.eye(3)
+    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
+    unmasked = extrinsics.copy()
+    unmasked[:, 1, 3] = 0.05 * np.arange(frames)  # a different (worse) trajectory
+    depth = np.full((frames, HEIGHT, WIDTH), 2.0, dtype=np.float32)
+    mask = np.full((frames, HEIGHT // 14, WIDTH // 14), 0.4, dtype=np.float32)  # static
+    mask[:, :, -1] = -0.4  # dynamic probability 0.9
+    return Reconstruction(
+        images=rng.integers(0, 255, (frames, HEIGHT, WIDTH, 3), dtype=np.uint8),
+        depth=depth,
+        depth_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
+        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        points_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
+        cameras={
+            "masked": Cameras(extrinsics, intrinsics),
+            "unmasked": Cameras(unmasked, intrinsics),
+            "ground_truth": Cameras(extrinsics, intrinsics * [[1.1], [1.1], [1]]),
+        },
+        mask_score=mask if with_mask else None,
+    )
+
+
+DYNAMIC_PIXELS_PER_FRAME = HEIGHT * 14  # the right patch column
+
+
+class MessageSpy:
+    """Records the scene messages the server queues for its clients."""
+
+    def __init__(self, server: viser.ViserServer) -> None:
+        self.messages: list[Any] = []
+        original = server.scene._queue_scene_message
+
+        def record(message: Any) -> None:
+            self.messages.append(message)
+            original(message)
+
+        server.scene._queue_scene_message = record  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    def point_clouds(self) -> list[Any]:
+        return [m for m in self.messages if isinstance(m, _messages.PointCloudMessage)]
+
+    def updated_props(self) -> set[str]:
+        return {
+            key
+            for m in self.messages
+            if isinstance(m, _messages.SceneNodeUpdateMessage)
+            for key in m.updates
+        }
+
+
+@pytest.fixture
+def server() -> Iterator[viser.ViserServer]:
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def spy(server: viser.ViserServer) -> MessageSpy:
+    return MessageSpy(server)
+
+
+@pytest.fixture
+def scene(server: viser.ViserServer, spy: MessageSpy) -> Iterator[SceneView]:
+    view = SceneView(server)
+    yield view
+    view.close()
+
+
+@pytest.fixture
+def shown(scene: SceneView, spy: MessageSpy) -> SceneView:
+    scene.show(make_recon())
+    assert scene.wait_until_sent(timeout=30)
+    spy.clear()
+    return scene
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def bin_handle(scene: SceneView, frame: int, dynamic: bool) -> Any:
+    bins = scene._frames[frame].bins
+    bin_id = max(bins) if dynamic else min(bins)
+    return bins[bin_id]
+
+
+# ------------------------------------------------------------------------------ sending
+
+
+def test_show_sends_one_node_per_frame(scene: SceneView, spy: MessageSpy) -> None:
+    scene.show(make_recon())
+    assert scene.wait_until_sent(timeout=30)
+    state = scene.state()
+    assert state.num_frames == FRAMES
+    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(FRAMES))
+    assert state.geometry_sends == (1,) * FRAMES
+    assert 0 < sum(state.point_counts) <= 20_000
+    # Every point cloud the server queued belongs to exactly one frame node, each sent once.
+    names = [m.name for m in spy.point_clouds()]
+    assert len(names) == len(set(names))
+    frames_seen = {name.rsplit("/", 1)[0] for name in names}
+    assert frames_seen == set(state.frame_nodes)
+    sent_points = sum(len(m.props.points) for m in spy.point_clouds())
+    assert sent_points == sum(state.point_counts)
+
+
+def test_show_returns_with_the_first_frame_visible(scene: SceneView) -> None:
+    reports: list[tuple[float, str]] = []
+    scene.show(make_recon(), progress=lambda fraction, text: reports.append((fraction, text)))
+    state = scene.state()
+    assert state.frames_sent >= 1
+    assert state.visible_frames == (0,)
+    assert scene.wait_until_sent(timeout=30)
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+def test_confidence_filter_drops_the_lowest_percentile(scene: SceneView) -> None:
+    scene.show(make_recon())
+    assert scene.wait_until_sent(timeout=30)
+    default = sum(scene.state().point_counts)
+    total = FRAMES * HEIGHT * WIDTH
+    assert default == pytest.approx(total * 0.75, rel=0.03)  # 25 % dropped by default
+    scene.set_confidence_percentile(50)
+    assert scene.wait_until_sent(timeout=30)
+    state = scene.state()
+    assert sum(state.point_counts) == pytest.approx(total * 0.5, rel=0.03)
+    assert state.geometry_sends == (2,) * FRAMES  # a counted resend
+
+
+def test_point_source_switch_resends_depth_points_with_chosen_cameras(
+    shown: SceneView, spy: MessageSpy
+) -> None:
+    shown.set_point_source("depth_unmasked")
+    assert shown.wait_until_sent(timeout=30)
+    state = shown.state()
+    assert state.point_source == "depth_unmasked"
+    assert state.geometry_sends == (2,) * FRAMES
+    # Frame 3 of the unmasked cameras sits 0.15 higher (its t_y = 0.15 -> y shifted by -0.15).
+    clouds = [m for m in spy.point_clouds() if m.name.startswith("/frames/t0003/")]
+    y = np.concatenate([np.asarray(m.props.points, dtype=np.float64)[:, 1] for m in clouds])
+    recon = make_recon()
+    expected = recon.points[3][..., 1]
+    assert y.min() == pytest.approx(expected.min() - 0.15, abs=2e-3)
+    assert y.max() == pytest.approx(expected.max() - 0.15, abs=2e-3)
+
+
+def test_second_show_replaces_the_first(scene: SceneView) -> None:
+    scene.show(make_recon())
+    scene.show(make_recon(frames=3))
+    assert scene.wait_until_sent(timeout=30)
+    state = scene.state()
+    assert state.num_frames == 3
+    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(3))
+    assert state.geometry_sends == (1, 1, 1)
+
+
+def test_clear_removes_everything(shown: SceneView, spy: MessageSpy) -> None:
+    shown.clear()
+    state = shown.state()
+    assert state.num_frames == 0 and state.frame_nodes == () and state.visible_nodes == ()
+    removed = {m.name for m in spy.messages if isinstance(m, _messages.RemoveSceneNodeMessage)}
+    assert "/frames/t0000/points" in removed and "/cameras/masked" in removed
+
+
+# ------------------------------------------------------------------------------ timeline
+
+
+def test_set_frame_toggles_visibility_without_sending(shown: SceneView, spy: MessageSpy) -> None:
+    shown.set_frame(3)
+    state = shown.state()
+    assert state.frame == 3 and state.visible_frames == (3,)
+    assert all(name.startswith("/frames/t0003/") for name in state.visible_nodes)
+    assert spy.point_clouds() == []
+    assert not {"points", "colors"} & spy.updated_props()
+    visibility = [m for m in spy.messages if isinstance(m, _messages.SetSceneNodeVisibilityMessage)]
+    assert visibility, "moving the timeline must toggle visibility"
+    assert state.geometry_sends == (1,) * FRAMES
+
+
+def test_set_frame_clamps_to_the_clip(shown: SceneView) -> None:
+    shown.set_frame(99)
+    assert shown.frame == FRAMES - 1
+    shown.set_frame(-4)
+    assert shown.frame == 0
+
+
+def test_frame_callbacks_fire_for_viser_moves_only(shown: SceneView) -> None:
+    seen: list[int] = []
+    shown.on_frame_change(seen.append)
+    shown.set_frame(2)  # the panel's own move: not echoed back
+    assert seen == []
+    shown._gui.frame.value = 4  # as if the viser slider were dragged
+    assert shown.frame == 4 and seen == [4]
+
+
+def test_playback_plays_to_the_end_without_resending(shown: SceneView, spy: MessageSpy) -> None:
+    seen: list[int] = []
+    shown.on_frame_change(seen.append)
+    shown.set_loop(False)
+    shown.set_fps(60)
+    shown.set_playing(True)
+    assert wait_for(lambda: not shown.state().playing)
+    state = shown.state()
+    assert state.frame == FRAMES - 1
+    assert seen == list(range(1, FRAMES))
+    assert spy.point_clouds() == [] and "points" not in spy.updated_props()
+    assert state.geometry_sends == (1,) * FRAMES
+
+
+def test_playback_loops(shown: SceneView) -> None:
+    seen: list[int] = []
+    shown.on_frame_change(seen.append)
+    shown.set_fps(60)
+    shown.set_playing(True)
+    assert wait_for(lambda: len(seen) > FRAMES + 1)
+    shown.set_playing(False)
+    assert seen[: FRAMES + 1] == [1, 2, 3, 4, 0, 1]
+
+
+def test_close_stops_the_playback_thread(server: viser.ViserServer) -> None:
+    view = SceneView(server)
+    view.set_playing(True)
+    view.close()
+    assert not view._playback_thread.is_alive()
+
+
+# ------------------------------------------------------------------------------ display modes
+
+
+def test_trail_and_all_modes(shown: SceneView) -> None:
+    shown.set_frame(3)
+    shown.set_display("trail", 2)
+    assert shown.state().visible_frames == (2, 3)
+    shown.set_display("all")
+    assert shown.state().visible_frames == tuple(range(FRAMES))
+    assert shown.state().trail == 2
+
+
+def test_split_mode_static_background_dynamic_at_its_time(
+    shown: SceneView, spy: MessageSpy
+) -> None:
+    shown.set_frame(2)
+    shown.set_display("split")
+    state = shown.state()
+    counts = np.array(state.point_counts)
+    assert state.visible_frames == tuple(range(FRAMES))
+    dynamic_names = [n for n in state.visible_nodes if shown._is_dynamic(int(n[-2:]))]
+    assert dynamic_names and all(n.startswith("/frames/t0002/") for n in dynamic_names)
+    # Roughly a third of each frame is dynamic (the right patch column), minus dropped points.
+    assert 0.25 * counts[2] < state.visible_dynamic_points < 0.45 * counts[2]
+    static_points = state.visible_points - state.visible_dynamic_points
+    assert static_points > 0.55 * counts.sum()
+    # Moving the threshold above every score makes everything static: still no resend.
+    shown.set_mask_overlay(0.5, 1.0)
+    state = shown.state()
+    assert state.visible_dynamic_points == 0 and state.visible_points == counts.sum()
+    assert spy.point_clouds() == [] and "points" not in spy.updated_props()
+
+
+def test_without_a_mask_everything_is_static(scene: SceneView) -> None:
+    scene.show(make_recon(with_mask=False))
+    assert scene.wait_until_sent(timeout=30)
+    scene.set_display("split")
+    state = scene.state()
+    assert not state.has_mask
+    assert state.visible_dynamic_points == 0 and state.visible_points == sum(state.point_counts)
+
+
+# ------------------------------------------------------------------------------ mask overlay
+
+
+def test_mask_overlay_recolours_only_colours(shown: SceneView, spy: MessageSpy) -> None:
+    dynamic = bin_handle(shown, 0, dynamic=True)
+    static = bin_handle(shown, 0, dynamic=False)
+    shown.set_mask_overlay(1.0, 0.5)
+    assert spy.updated_props() == {"colors"}
+    assert spy.point_clouds() == []
+    np.testing.assert_array_equal(dynamic.handle.colors, display.heat_colors(dynamic.probability))
+    np.testing.assert_array_equal(static.handle.colors, static.image_colors)
+    state = shown.state()
+    assert (state.mask_opacity, state.mask_threshold) == (1.0, 0.5)
+    assert state.geometry_sends == (1,) * FRAMES
+
+
+def test_mask_overlay_opacity_zero_restores_image_colours(shown: SceneView) -> None:
+    shown.set_mask_overlay(0.0, 0.5)
+    dynamic = bin_handle(shown, 0, dynamic=True)
+    np.testing.assert_array_equal(dynamic.handle.colors, dynamic.image_colors)
+
+
+def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None:
+    shown.set_mask_overlay(0.9, 0.5)
+    assert shown.state().color_sends == (1, 0, 0, 0, 0)  # only the frame on screen
+    shown.set_frame(2)
+    assert shown.state().color_sends == (1, 0, 1, 0, 0)
+    expected = display.blend_colors(
+        bin_handle(shown, 2, True).image_colors, bin_handle(shown, 2, True).probability, 0.9
+    )
+    np.testing.assert_array_equal(bin_handle(shown, 2, True).handle.colors, expected)
+
+
+def test_overlay_controls_follow_set_mask_overlay(shown: SceneView) -> None:
+    shown.set_mask_overlay(0.3, 0.72)
+    assert shown._gui.opacity.value == pytest.approx(0.3)
+    assert shown._gui.threshold.value == pytest.approx(0.7)  # snapped to 1/20 steps
+    assert shown.state().mask_threshold == pytest.approx(0.7)
+
+
+def test_overlay_sliders_in_viser_drive_the_scene(shown: SceneView) -> None:
+    shown._gui.opacity.value = 0.8  # as if moved in the viser sidebar
+    shown._gui.threshold.value = 0.95
+    state = shown.state()
+    assert state.mask_opacity == pytest.approx(0.8)
+    assert state.mask_threshold == pytest.approx(0.95)
+
+
+def test_point_size_is_a_property_update(shown: SceneView, spy: MessageSpy) -> None:
+    shown.set_point_size(0.02)
+    assert spy.updated_props() == {"point_size"}
+    assert shown.state().point_size == 0.02
+    assert all(b.handle.point_size == 0.02 for b in shown._frames[3].bins.values())
+
+
+# ------------------------------------------------------------------------------ cameras
+
+
+def test_frusta_per_variant_with_the_current_one_imaged(shown: SceneView) -> None:
+    shown.set_frame(1)
+    nodes = shown.state().visible_camera_nodes
+    for variant in ("masked", "unmasked", "ground_truth"):
+        assert f"/cameras/{variant}/images/t0001" in nodes
+        assert f"/cameras/{variant}/frusta/t0001" not in nodes
+        assert f"/cameras/{variant}/frusta/t0003" in nodes
+    imaged = shown._frusta["masked"].imaged[1]
+    assert imaged.image is not None
+    # Field of view from the predicted intrinsics: fy = 40 for H = 28.
+    assert imaged.fov == pytest.approx(2 * np.arctan(14 / 40))
+    colors = {shown._frusta[v].plain[0].color for v in ("masked", "unmasked", "ground_truth")}
+    assert len(colors) == 3
+
+
+def test_variant_can_be_hidden(shown: SceneView) -> None:
+    shown.set_variant_visible("unmasked", False)
+    state = shown.state()
+    assert state.variant_visible["unmasked"] is False
+    assert not any(n.startswith("/cameras/unmasked/") for n in state.visible_camera_nodes)
+    assert any(n.startswith("/cameras/masked/") for n in state.visible_camera_nodes)
+    assert shown._gui.variants["unmasked"].value is False
+    shown._gui.variants["unmasked"].value = True
+    assert shown.state().variant_visible["unmasked"] is True
+
+
+def test_clicking_a_frustum_moves_the_view_to_that_camera(shown: SceneView) -> None:
+    camera = SimpleNamespace(wxyz=None, position=None, fov=None)
+    client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
+    seen: list[int] = []
+    shown.on_frame_change(seen.append)
+    shown._frustum_click_callback("unmasked", 3)(SimpleNamespace(client=client))
+    wxyz, centres = display.camera_poses(make_recon().cameras["unmasked"].extrinsics)
+    np.testing.assert_allclose(camera.position, centres[3])
+    np.testing.assert_allclose(camera.wxyz, wxyz[3])
+    assert camera.fov == pytest.approx(2 * np.arctan(14 / 40))
+    assert shown.frame == 3 and seen == [3]
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.set_display("sideways", 2), "display mode"),
+        (lambda s: s.set_display("trail", 0), "trail"),
+        (lambda s: s.set_point_source("lidar"), "point source"),
+        (lambda s: s.set_mask_overlay(1.5, 0.5), "opacity"),
+        (lambda s: s.set_mask_overlay(0.5, -0.1), "threshold"),
+        (lambda s: s.set_confidence_percentile(100), "percentile"),
+        (lambda s: s.set_point_size(0), "point size"),
+        (lambda s: s.set_variant_visible("best", True), "variant"),
+        (lambda s: s.set_downsample(0), "downsampling"),
+        (lambda s: s.set_fps(0), "fps"),
+    ],
+)
+def test_bad_settings_are_refused(
+    shown: SceneView, call: Callable[[SceneView], None], message: str
+) -> None:
+    with pytest.raises(Page4DError, match=message):
+        call(shown)
+
+
+def test_scene_never_imports_the_model() -> None:
+    code = (
+        "import sys, page4d_viewer.viewer.scene, page4d_viewer.viewer.display; "
+        "bad = [m for m in sys.modules if m.startswith(('page4d_viewer.model', 'gradio'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_display_module_does_not_import_viser() -> None:
+    code = "import sys, page4d_viewer.viewer.display; sys.exit(1 if 'viser' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
