@@ -242,7 +242,9 @@ def probe_items(items: list[ImageItem], notes: list[str]) -> list[tuple[ImageIte
     for item in items:
         try:
             with item.open() as file, open_image(file, item.name) as image:
-                width, height = _display_size(image)
+                # Stored size: the limits and the memory estimate do not care about
+                # orientation, and reading EXIF here would make PIL decode PNGs fully.
+                width, height = image.size
         except ClipError:
             raise
         except DECODE_ERRORS as error:
@@ -252,13 +254,6 @@ def probe_items(items: list[ImageItem], notes: list[str]) -> list[tuple[ImageIte
         readable.append((item, width, height))
     notes.extend(_skipped_note(broken, "unreadable image"))
     return readable
-
-
-def _display_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) after EXIF orientation (orientations 5-8 swap the axes)."""
-    width, height = image.size
-    orientation = image.getexif().get(0x0112, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def decode_item(item: ImageItem) -> np.ndarray:

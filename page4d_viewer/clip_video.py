@@ -63,7 +63,9 @@ def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vi
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise ClipError(f"{path.name} is not a readable video ({_reason(error)})") from None
+        raise ClipError(
+            f"{path.name} is not a readable video ({_reason(error)}); is it damaged or truncated?"
+        ) from None
     try:
         if not container.streams.video:
             raise ClipError(f"{path.name} has no video stream")
@@ -101,6 +103,7 @@ def probe_video(path: Path) -> VideoInfo:
         except (av.FFmpegError, EOFError) as error:
             notes.append(f"the video is damaged after {len(stamps)} frames ({_reason(error)})")
         declared = stream.frames
+        duration = _declared_seconds(container, stream)
         rate = stream.average_rate or stream.guessed_rate
         time_base = float(stream.time_base) if stream.time_base else None
     if not stamps:
@@ -109,7 +112,22 @@ def probe_video(path: Path) -> VideoInfo:
         notes.append(f"the video header promises {declared} frames but only {len(stamps)} exist")
     if not (width and height):
         raise ClipError(f"{path.name} does not state its frame size; it is probably damaged")
-    return _video_info(stamps, keyframe_stamps, time_base, rate, width, height, notes)
+    info = _video_info(stamps, keyframe_stamps, time_base, rate, width, height, notes)
+    if not notes and duration and info.fps and info.exact_pts:
+        shown_until = info.timestamps[-1] + 1.0 / info.fps
+        if shown_until < duration - 1.5 / info.fps:  # more than a frame or so is missing
+            notes.append(
+                f"the video header says {duration:.2f} s but frames stop at {shown_until:.2f} s"
+                " (truncated?)"
+            )
+    return info
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    """Duration the header claims (stream, else container), seconds; 0 when unknown."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
 
 
 def _video_info(
