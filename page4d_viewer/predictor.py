@@ -1,0 +1,361 @@
+"""Clip + network -> Reconstruction: device, precision, both mask variants, progress.
+
+This is the one place where model outputs (torch tensors) become a Reconstruction (numpy).
+It never imports Gradio or Viser, so the command line and a headless server can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.reconstruction import (
+    MASKED,
+    UNMASKED,
+    Cameras,
+    Metadata,
+    Preprocessing,
+    Reconstruction,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from page4d_viewer.clip import Clip
+    from page4d_viewer.model.checkpoint import CheckpointInfo
+    from page4d_viewer.model.network import ModelOutput, Page4D
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+"""``progress(fraction in [0, 1], message)``; raising from it cancels the run."""
+
+DEFAULT_CHECKPOINT_ENV = "PAGE4D_DEFAULT_CHECKPOINT"
+RELEASED_MASK_STRENGTH = 64.0
+"""The alpha PAGE-4D's mask checkpoint was trained with (MODEL.md)."""
+
+# Fraction of the progress bar each stage fills, in order; the network gets most of it.
+_BANDS: dict[str, tuple[float, float]] = {
+    "reading": (0.0, 0.10),
+    "preprocessing": (0.10, 0.15),
+    "model": (0.15, 0.97),
+    "converting": (0.97, 1.0),
+}
+# Share of the network's time per stage it reports (rough CPU/GPU average; only the bar
+# uses it). Stages interleave in forward_pair, so the bar sums them instead of ordering them.
+_MODEL_STAGE_WEIGHTS = {"encoding": 0.25, "aggregating": 0.6, "heads": 0.15}
+
+
+@dataclass
+class ModelInfo:
+    """What a Reconstruction records about the weights it came from.
+
+    Attributes:
+        name: checkpoint file name (or "random tiny" etc. for untrained networks).
+        content_hash: e.g. "sha256:<hex>" of the checkpoint file ("" when unknown).
+        variant: e.g. "PAGE-4D (mask)", "VGGT", "page4d_viewer".
+        mask_available: whether the network has a dynamic mask head.
+        default_mask_strength: alpha to use when the caller does not choose one.
+    """
+
+    name: str = ""
+    content_hash: str = ""
+    variant: str = ""
+    mask_available: bool = True
+    default_mask_strength: float = RELEASED_MASK_STRENGTH
+
+
+def default_checkpoint_path() -> Path:
+    """Path of the shipped default model (``assets/page4d_small.safetensors`` in the repository).
+
+    The environment variable ``PAGE4D_DEFAULT_CHECKPOINT`` overrides it (for installs that keep
+    the weights elsewhere).
+    """
+    override = os.environ.get(DEFAULT_CHECKPOINT_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parents[1] / "assets" / "page4d_small.safetensors"
+
+
+def load_model(checkpoint: str | os.PathLike[str] | None = None) -> tuple[Page4D, ModelInfo]:
+    """Load a checkpoint (any supported format), or the shipped default when None.
+
+    Returns:
+        The network (eval mode, on the CPU) and what to record about it.
+
+    Raises:
+        CheckpointError: no default model shipped, or the checkpoint cannot be read.
+    """
+    path = default_checkpoint_path() if checkpoint is None else Path(checkpoint).expanduser()
+    if checkpoint is None and not path.is_file():
+        raise CheckpointError(
+            f"no default model is shipped (expected {path}); pass --checkpoint PATH to a "
+            "PAGE-4D, VGGT or page4d_viewer checkpoint"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {path}")
+    from page4d_viewer.model import load_checkpoint
+
+    model, info = load_checkpoint(path)
+    model.eval()
+    return model, model_info_from_checkpoint(info)
+
+
+def load_default_model() -> tuple[Page4D, ModelInfo]:
+    """The shipped default model; a clear CheckpointError when none is shipped."""
+    return load_model(None)
+
+
+def model_info_from_checkpoint(info: CheckpointInfo) -> ModelInfo:
+    """What a Reconstruction records about a checkpoint the model loader read."""
+    return ModelInfo(
+        name=info.path.name,
+        content_hash=info.content_hash,
+        variant=info.variant,
+        mask_available=info.mask_available,
+        default_mask_strength=info.default_mask_strength,
+    )
+
+
+def predict(
+    clip_or_source: Clip | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    model: Page4D,
+    *,
+    mask_strength: float | None = None,
+    mode: str = "crop",
+    device: str | None = None,
+    precision: str | None = None,
+    progress: ProgressFn | None = None,
+    checkpoint_info: ModelInfo | CheckpointInfo | None = None,
+    clip_options: dict[str, Any] | None = None,
+) -> Reconstruction:
+    """Run the network on a clip and return the Reconstruction with both mask variants.
+
+    Depth, points and the "masked" cameras come from alpha = ``mask_strength``; the
+    "unmasked" cameras from alpha = 0 (one ``forward_pair``, sharing the early layers). When
+    the model has no mask head, or the strength is 0, a single pass fills both variants.
+
+    Args:
+        clip_or_source: a loaded Clip, or a source for ``load_clip`` (video, images, ...).
+        model: the network (any preset); moved to ``device``.
+        mask_strength: alpha of the masked variant; None uses the checkpoint's default (64
+            for the released mask model, 0 without a mask head).
+        mode: "crop" or "pad" preprocessing, at the model's ``config.img_size`` width.
+        device: "cpu", "cuda", "cuda:1", "mps" or None to pick the best available.
+        precision: "float32", "bfloat16", "float16" or None to pick per device.
+        progress: called as ``progress(fraction, message)`` through reading, encoding,
+            aggregating and heads; raising from it cancels the run.
+        checkpoint_info: what to record about the weights (name, hash, variant, default
+            strength): a ModelInfo, or the CheckpointInfo of ``load_checkpoint``.
+        clip_options: keyword options for ``load_clip`` when a source is given (stride, ...).
+
+    Returns:
+        The Reconstruction, with timings per stage (seconds) in its metadata.
+
+    Raises:
+        Page4DError: bad source, options or strength (one line).
+    """
+    import torch
+
+    from page4d_viewer import clip as clips
+    from page4d_viewer import device as devices
+
+    report = _Reporter(progress)
+    if checkpoint_info is not None and not isinstance(checkpoint_info, ModelInfo):
+        checkpoint_info = model_info_from_checkpoint(checkpoint_info)
+    info = checkpoint_info or ModelInfo(
+        name=f"untrained {model.config.name}",
+        variant=model.config.name,
+        mask_available=model.mask_available,
+        default_mask_strength=RELEASED_MASK_STRENGTH if model.mask_available else 0.0,
+    )
+    strength = _effective_strength(mask_strength, info, model)
+    timings: dict[str, float] = {}
+
+    report.stage("reading", 0.0, "reading frames")
+    started = time.perf_counter()
+    clip = _as_clip(clip_or_source, clip_options, report)
+    timings["read"] = time.perf_counter() - started
+
+    report.stage("preprocessing", 0.0, f"preprocessing {clip.num_frames} frames ({mode})")
+    started = time.perf_counter()
+    prepared = clips.preprocess(clip, mode=mode, target_size=model.config.img_size)
+    timings["preprocess"] = time.perf_counter() - started
+
+    torch_device = devices.choose_device(device)
+    dtype = devices.choose_precision(precision, torch_device)
+    model.eval()
+    model.to(torch_device)
+    images = prepared.images.to(torch_device)
+    on_model_step = report.model_callback(torch_device, timings)
+    started = time.perf_counter()
+    with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
+        masked, unmasked = model.forward_pair(images, strength, progress=on_model_step)
+    _synchronize(torch_device)
+    timings["model"] = time.perf_counter() - started
+
+    report.stage("converting", 0.0, "converting outputs")
+    started = time.perf_counter()
+    recon = _to_reconstruction(
+        masked,
+        unmasked,
+        prepared.frames,
+        Metadata(
+            checkpoint_name=info.name,
+            checkpoint_hash=info.content_hash,
+            model_variant=info.variant,
+            mask_strength=strength,
+            mask_available=info.mask_available and model.mask_available,
+            source=str(clip.source),
+            frame_indices=[int(i) for i in np.asarray(clip.frame_indices)],
+            timestamps=_timestamps(clip),
+            preprocessing=Preprocessing(
+                mode=mode, target_size=model.config.img_size, mapping=prepared.mapping.to_dict()
+            ),
+            timings=timings,
+            device=str(torch_device),
+            precision=str(dtype).removeprefix("torch."),
+            extra={"clip_notes": list(getattr(clip, "notes", []))},
+        ),
+    )
+    timings["convert"] = time.perf_counter() - started
+    report.stage("converting", 1.0, "done")
+    logger.info("reconstructed %s", recon.describe())
+    return recon
+
+
+def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D) -> float:
+    strength = info.default_mask_strength if requested is None else float(requested)
+    if not np.isfinite(strength) or strength < 0:
+        raise Page4DError(f"mask strength must be a finite number >= 0, got {requested}")
+    if strength != 0.0 and not (model.mask_available and info.mask_available):
+        logger.warning("this checkpoint has no dynamic mask head: mask strength set to 0")
+        return 0.0
+    return strength
+
+
+def _as_clip(
+    clip_or_source: object, clip_options: dict[str, Any] | None, report: _Reporter
+) -> Clip:
+    from page4d_viewer import clip as clips
+
+    if isinstance(clip_or_source, clips.Clip):
+        if clip_options:
+            raise Page4DError("clip_options apply to a source, not to an already loaded clip")
+        return clip_or_source
+
+    def on_frames(done: int, total: int) -> None:
+        report.stage("reading", done / max(total, 1), f"reading frames ({done}/{total})")
+
+    return clips.load_clip(clip_or_source, progress=on_frames, **(clip_options or {}))
+
+
+def _timestamps(clip: Clip) -> list[float]:
+    times = np.asarray(clip.timestamps, dtype=np.float64)
+    # Still images have no timing (NaN): record none rather than invent times.
+    if not np.all(np.isfinite(times)):
+        return []
+    return [float(t) for t in times]
+
+
+def _to_reconstruction(
+    masked: ModelOutput, unmasked: ModelOutput, frames: np.ndarray, metadata: Metadata
+) -> Reconstruction:
+    """Batch item 0 of the model outputs as float32 numpy, cameras from the pose encodings."""
+    image_hw = (int(frames.shape[1]), int(frames.shape[2]))
+
+    def numpy(tensor: torch.Tensor) -> np.ndarray:
+        return tensor[0].detach().float().cpu().numpy()
+
+    cameras = {MASKED: Cameras.from_pose_encoding(numpy(masked.pose_enc), image_hw)}
+    cameras[UNMASKED] = (
+        cameras[MASKED]
+        if unmasked is masked
+        else Cameras.from_pose_encoding(numpy(unmasked.pose_enc), image_hw)
+    )
+    return Reconstruction(
+        images=frames,
+        depth=numpy(masked.depth)[..., 0],
+        depth_conf=numpy(masked.depth_conf),
+        points=numpy(masked.world_points),
+        points_conf=numpy(masked.world_points_conf),
+        cameras=cameras,
+        mask_score=None if masked.mask_logit is None else numpy(masked.mask_logit),
+        metadata=metadata,
+    )
+
+
+def _synchronize(torch_device: torch.device) -> None:
+    import torch
+
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize(torch_device)
+    elif torch_device.type == "mps":
+        torch.mps.synchronize()
+
+
+class _Reporter:
+    """Maps stage progress onto one 0..1 fraction for the caller's callback."""
+
+    def __init__(self, callback: ProgressFn | None) -> None:
+        self._callback = callback
+        self._last = 0.0
+
+    def stage(self, stage: str, within: float, message: str) -> None:
+        low, high = _BANDS[stage]
+        # Never go backwards, whatever order the stages report in.
+        fraction = max(self._last, low + (high - low) * min(max(within, 0.0), 1.0))
+        self._last = fraction
+        if self._callback is not None:
+            self._callback(fraction, message)
+
+    def model_callback(
+        self, torch_device: torch.device, timings: dict[str, float]
+    ) -> Callable[[str, int, int], None]:
+        """A ``progress(stage, done, total)`` for the network that also times its stages."""
+        clock = {"stage": "", "since": time.perf_counter()}
+        finished: dict[str, float] = {}
+
+        def on_step(stage: str, done: int, total: int) -> None:
+            if stage != clock["stage"]:
+                # Synchronise so a stage's time is its own, not the queued GPU work before it.
+                _synchronize(torch_device)
+                now = time.perf_counter()
+                if clock["stage"]:
+                    key = f"model.{clock['stage']}"
+                    timings[key] = timings.get(key, 0.0) + now - clock["since"]
+                clock["stage"], clock["since"] = stage, now
+            finished[stage] = done / max(total, 1)
+            within = sum(
+                _MODEL_STAGE_WEIGHTS.get(name, 0.0) * part for name, part in finished.items()
+            )
+            self.stage("model", within, f"{stage} ({done}/{total})")
+            if done == total:
+                _synchronize(torch_device)
+                now = time.perf_counter()
+                key = f"model.{stage}"
+                timings[key] = timings.get(key, 0.0) + now - clock["since"]
+                clock["stage"], clock["since"] = "", now
+
+        return on_step
+
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_ENV",
+    "RELEASED_MASK_STRENGTH",
+    "ModelInfo",
+    "ProgressFn",
+    "default_checkpoint_path",
+    "load_default_model",
+    "load_model",
+    "model_info_from_checkpoint",
+    "predict",
+]
