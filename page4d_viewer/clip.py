@@ -514,7 +514,7 @@ def _finish(
 ) -> Clip:
     indices = collected.indices
     for note in collected.notes:
-        logger.info("%s: %s", Path(source).name or source, note)
+        logger.debug("%s: %s", Path(source).name or source, note)  # callers show notes
     return Clip(
         frames=collected.frames,
         frame_indices=indices,
