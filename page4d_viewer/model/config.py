@@ -31,6 +31,27 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The shipped default model (assets/page4d_small.safetensors, docs/default-model.md): the same
+# three-stage aggregator at half the depth and 1/10 of the width, trained on synthetic scenes on
+# two CPU cores. Stage layout scaled from the official 24 layers: mask head after layer 4
+# (official 9), masked global attention in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23).
+PRESETS["small"] = {
+    "img_size": 252,
+    "embed_dim": 96,
+    "depth": 12,
+    "num_heads": 4,
+    "encoder_depth": 3,
+    "encoder_heads": 4,
+    "camera_heads": 4,
+    "camera_trunk_depth": 1,
+    "dpt_features": 48,
+    "dpt_out_channels": (24, 48, 96, 96),
+    "dpt_layers": (2, 5, 8, 11),
+    "mask_after_layer": 4,
+    "masked_layers": tuple(range(5, 10)),
+    "mask_head_hidden": 64,
+}
+
 _POSITIVE_FIELDS = (
     "img_size",
     "patch_size",
