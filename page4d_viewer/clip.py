@@ -468,34 +468,38 @@ def _collect(
     name: str,
 ) -> _Collected:
     """Gather decoded frames into one array, letterboxing any frame of a different size."""
-    kept: list[np.ndarray] = []
+    # Filled in place (allocated once the first frame gives the size): stacking a list
+    # would hold every frame twice at the end.
+    out: np.ndarray | None = None
     kept_indices: list[int] = []
     sizes: list[tuple[int, int]] = []
     letterboxed = 0
-    for done, (index, frame) in enumerate(frames, start=1):
+    for index, frame in frames:
         sizes.append((frame.shape[0], frame.shape[1]))
-        if kept and frame.shape != kept[0].shape:
-            frame = fit_to_size(frame, kept[0].shape[0], kept[0].shape[1])
+        if out is None:
+            out = np.empty((len(indices), *frame.shape), dtype=np.uint8)
+        elif frame.shape != out.shape[1:]:
+            frame = fit_to_size(frame, out.shape[1], out.shape[2])
             letterboxed += 1
-        kept.append(frame)
+        out[len(kept_indices)] = frame
         kept_indices.append(index)
         if progress is not None:
-            progress(done, len(indices))
-    if not kept:
+            progress(len(kept_indices), len(indices))
+    if out is None:
         detail = f": {notes[-1]}" if notes else ""
         raise ClipError(f"no frame of {name} could be decoded{detail}")
-    if len(kept) < len(indices):
+    if len(kept_indices) < len(indices):
         notes.append(
-            f"{len(indices) - len(kept)} of {len(indices)} wanted frames could not be read"
+            f"{len(indices) - len(kept_indices)} of {len(indices)} wanted frames could not be read"
         )
+        out = out[: len(kept_indices)].copy()
     if letterboxed:
-        height, width = kept[0].shape[:2]
         notes.append(
             f"{letterboxed} frame(s) of another size were fitted into the first frame's"
-            f" {width}x{height} (aspect kept, white padding)"
+            f" {out.shape[2]}x{out.shape[1]} (aspect kept, white padding)"
         )
     return _Collected(
-        frames=np.stack(kept),
+        frames=out,
         indices=np.asarray(kept_indices, dtype=np.int64),
         sizes=np.asarray(sizes, dtype=np.int64).reshape(-1, 2),
         notes=notes,
