@@ -299,6 +299,29 @@ def test_average_precision_by_hand():
     assert math.isnan(average_precision(np.array([0.1, 0.9]), np.array([False, False])))
 
 
+def brute_force_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The textbook sum over every distinct threshold, highest first."""
+    total, previous_recall = 0.0, 0.0
+    for threshold in np.unique(scores)[::-1]:
+        predicted = scores >= threshold
+        true_positives = np.count_nonzero(predicted & labels)
+        recall = true_positives / np.count_nonzero(labels)
+        total += (recall - previous_recall) * true_positives / np.count_nonzero(predicted)
+        previous_recall = recall
+    return total
+
+
+def test_average_precision_matches_the_textbook_sum_with_ties():
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        size = int(rng.integers(2, 80))
+        scores = rng.integers(0, 6, size).astype(np.float64)  # many ties
+        labels = rng.random(size) < 0.4
+        labels[0] = True
+        expected = brute_force_average_precision(scores, labels)
+        assert average_precision(scores, labels) == pytest.approx(expected, abs=1e-12)
+
+
 def test_mask_iou_and_ap_at_full_resolution_by_hand():
     score = np.array([[[0.4, -0.2], [0.1, -0.4]]])
     truth = np.array([[[True, True], [False, False]]])
@@ -390,7 +413,7 @@ def test_evaluate_reconstruction_reports_each_variant_depth_and_mask():
     assert report.depth["median"].abs_rel == pytest.approx(0, abs=1e-6)
     assert report.depth["scale_shift"].abs_rel == pytest.approx(0, abs=1e-6)
     assert report.mask_iou == 1.0
-    assert report.mask_ap == 1.0
+    assert report.mask_ap == pytest.approx(1.0)
     assert report.notes == []
 
     table = report.format_table()
