@@ -256,11 +256,11 @@ def select_frame_indices(
 
 def _resample_to_fps(indices: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     """For target times t0 + k / fps up to the last frame, the nearest frame of each (unique)."""
+    if len(times) == 1:
+        return indices
     targets = times[0] + np.arange(math.floor((times[-1] - times[0]) * fps + 1e-9) + 1) / fps
     right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
     left = right - 1
-    if len(times) == 1:
-        return indices
     # Ties go to the earlier frame; a tiny tolerance keeps float noise from flipping them.
     nearest = np.where(times[right] - targets < targets - times[left] - 1e-9, right, left)
     return indices[np.unique(nearest)]

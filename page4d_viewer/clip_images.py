@@ -92,7 +92,11 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     16-bit and 32-bit integer grayscale are scaled from the 16-bit range (value / 257),
     float grayscale is taken as [0, 1].
     """
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except DECODE_ERRORS as error:
+        # A damaged EXIF block should not cost the picture: show it as stored.
+        logger.debug("ignoring unreadable EXIF orientation: %s", error)
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         return _high_depth_gray_to_rgb8(image)

@@ -245,8 +245,11 @@ def preprocess(
             Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC)
         )
         _place(out[index], resized, mapping)
-    # ToTensor divides the uint8 tensor by 255 in float32; this is the same operation.
-    images = torch.from_numpy(out).permute(0, 3, 1, 2).to(torch.float32).div(255.0).contiguous()
+    # ToTensor's order: channels-first uint8 made contiguous, then float32 and torch's div by
+    # 255 (the same op, so the same rounding). Transposing uint8 first is also 4x less memory
+    # traffic than permuting floats.
+    channels_first = torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
+    images = channels_first.to(torch.float32).div(255)
     logger.debug(
         "preprocessed %d frames %dx%d -> %dx%d (%s)",
         len(out),
