@@ -361,30 +361,35 @@ def export_mp4(
     import av
 
     frames = list(range(recon.num_frames)) if frames is None else list(frames)
-    images = recon.images[frames]
-    if recon.has_mask:
-        images = overlay_mask(
-            images, recon.dynamic_probability()[frames], colormap=colormap, opacity=opacity
-        )
-    else:
-        logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")
-    # yuv420p needs even sizes; pad by one edge pixel when the input is odd.
-    height, width = images.shape[1:3]
-    images = np.pad(images, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     rate = _frame_rate(recon.timestamps()[frames]) if fps is None else fps
     if not rate > 0:
         raise Page4DError(f"fps must be positive, got {fps}")
+    dynamic = recon.dynamic_probability() if recon.has_mask else None
+    if dynamic is None:
+        logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")
+    else:
+        # Check colormap and opacity on one pixel before creating any file.
+        overlay_mask(
+            recon.images[0, :1, :1], dynamic[0, :1, :1], colormap=colormap, opacity=opacity
+        )
+    height, width = recon.image_hw
     path = _prepare(path, ".mp4")
     temporary = path.with_name(f".{path.name}.tmp.mp4")
     try:
         with av.open(str(temporary), mode="w") as container:
             stream = container.add_stream("libx264", rate=_rational(rate))
-            stream.width, stream.height = images.shape[2], images.shape[1]
+            # yuv420p needs even sizes; odd inputs get one edge pixel of padding.
+            stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "20"}
-            for image in images:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                container.mux(stream.encode(frame))
+            for frame in frames:
+                # One frame at a time keeps memory flat for long clips.
+                image = recon.images[frame]
+                if dynamic is not None:
+                    image = overlay_mask(image, dynamic[frame], colormap=colormap, opacity=opacity)
+                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+                video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                container.mux(stream.encode(video_frame))
             container.mux(stream.encode(None))
         os.replace(temporary, path)
     finally:

@@ -307,7 +307,8 @@ class Reconstruction:
         height, width = self.image_hw
         rows = _resize_matrix(self.mask_score.shape[1], height, method)
         cols = _resize_matrix(self.mask_score.shape[2], width, method)
-        return np.einsum("Hh,shw,Ww->sHW", rows, self.mask_score, cols).astype(np.float32)
+        # Two matrix products (separable interpolation), not a 4-index einsum loop.
+        return (rows @ self.mask_score.astype(np.float64) @ cols.T).astype(np.float32)
 
     def dynamic_probability(self, method: str = "bilinear") -> np.ndarray:
         """How dynamic each pixel is, from the mask score: ``0.5 - m`` in [0, 1], 1 = moving.

@@ -156,3 +156,14 @@ def test_parse_frame_selection_rejects(text: str, message: str) -> None:
 def test_wrong_suffix_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(Page4DError, match=r"end in \.glb"):
         export.export_glb(make_reconstruction(), tmp_path / "scene.obj")
+
+
+def test_mp4_pads_odd_sizes_and_checks_options_first(tmp_path: Path) -> None:
+    recon = make_reconstruction(frames=2, height=27, width=41)
+    path = export.export_mp4(recon, tmp_path / "odd.mp4")
+    with av.open(str(path)) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert decoded[0].shape == (28, 42, 3)
+    with pytest.raises(Page4DError, match="unknown colormap"):
+        export.export_mp4(recon, tmp_path / "never.mp4", colormap="nope")
+    assert not (tmp_path / "never.mp4").exists()
