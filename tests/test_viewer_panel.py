@@ -1,13 +1,29 @@
-"""The panel's pure parts: frame pictures, pose comparison plots and the metrics table."""
+"""The panel without a browser: pictures, plots, metrics table, and the controller's actions."""
 
 from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
 from page4d_viewer.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.controller import (
+    RunCancelled,
+    RunOptions,
+    ViewerController,
+    error_markdown,
+    find_samples,
+    status_markdown,
+)
+from page4d_viewer.viewer.panel import options_from_widgets
+from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.runs import RunStore
 
 HEIGHT, WIDTH = 28, 42  # a 2x3 patch grid
 
@@ -170,3 +186,260 @@ def test_metrics_table_explains_unscorable_pairs() -> None:
     rows = plots.metrics_rows(make_recon(frames=1))
     assert rows[0][1] == ""
     assert "2 frames" in rows[0][4]
+
+
+# --- the controller, with a stand-in scene and model -----------------------------------------
+
+
+class FakeScene:
+    """Records what the controller asks of the Viser scene."""
+
+    def __init__(self) -> None:
+        self.shown: list[Reconstruction] = []
+        self._frame = 0
+        self.opacity, self.threshold = 0.5, 0.5
+
+    @property
+    def num_frames(self) -> int:
+        return self.shown[-1].num_frames if self.shown else 0
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    def show(self, recon, progress=None) -> None:
+        self.shown.append(recon)
+        self._frame = 0
+
+    def set_frame(self, index: int) -> None:
+        self._frame = index
+
+    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
+        if not (0 <= opacity <= 1 and 0 <= threshold <= 1):
+            raise Page4DError("out of range")
+        self.opacity, self.threshold = opacity, round(threshold * 20) / 20
+
+    def state(self):
+        return SimpleNamespace(
+            frame=self._frame, mask_opacity=self.opacity, mask_threshold=self.threshold
+        )
+
+
+class FakeBackend:
+    """A model that returns `make_recon()` and reports a few stages."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+        self.calls: list[tuple[object, RunOptions]] = []
+        self.on_progress = None
+
+    def checkpoint_names(self) -> list[str]:
+        return ["default model"]
+
+    def default_mask_strength(self, checkpoint: str) -> float:
+        return 64.0
+
+    def run_model(self, source, options, progress):
+        self.calls.append((source, options))
+        for step, stage in enumerate(["reading", "encoding", "aggregating", "heads"]):
+            progress(step / 4, stage)
+            if self.on_progress is not None:
+                self.on_progress(stage)
+        if self.fail is not None:
+            raise self.fail
+        recon = make_recon()
+        recon.metadata.source = str(source)
+        return recon
+
+
+@pytest.fixture()
+def controller(tmp_path: Path) -> ViewerController:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "walk.mp4").write_bytes(b"v")
+    made = ViewerController(
+        FakeScene(),
+        RunStore(tmp_path / "runs"),
+        DataRoots([data]),
+        FakeBackend(),
+        samples={"room": data / "walk.mp4"},
+    )
+    yield made
+    made.close()
+
+
+def _progress_log() -> tuple[list[tuple[float, str]], object]:
+    log: list[tuple[float, str]] = []
+    return log, lambda fraction, message: log.append((fraction, message))
+
+
+def test_run_saves_shows_and_reports_progress_in_order(controller: ViewerController) -> None:
+    log, progress = _progress_log()
+    shown = controller.run("clip.mp4", RunOptions(checkpoint="default model"), progress)
+    assert controller.scene.shown == [shown.recon]
+    assert shown.version == controller.version == 1
+    assert shown.record is not None and shown.record.result_path.is_file()
+    assert [r.run_id for r in controller.recent_runs()] == [shown.record.run_id]
+    fractions = [fraction for fraction, _ in log]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [message for _, message in log]
+    assert {"encoding", "aggregating", "heads", "sending to the scene"} <= set(messages)
+    assert "clip.mp4 · 5 frames · 42x28" in status_markdown(shown)
+
+
+def test_saved_run_reopens_equal(controller: ViewerController) -> None:
+    first = controller.run("a.mp4", RunOptions(checkpoint="default model"), lambda f, m: None)
+    reopened = controller.open_run(first.record.run_id)
+    assert reopened.version == 2
+    np.testing.assert_array_equal(reopened.recon.images, first.recon.images)
+
+
+def test_cancel_stops_the_run_and_keeps_the_previous_result(
+    controller: ViewerController,
+) -> None:
+    previous = controller.run("a.mp4", RunOptions(checkpoint="default model"), lambda f, m: None)
+    backend = controller.backend
+    backend.on_progress = lambda stage: stage == "encoding" and controller.cancel("tab-1")
+    with pytest.raises(RunCancelled):
+        controller.run("b.mp4", RunOptions(checkpoint="x"), lambda f, m: None, session="tab-1")
+    assert controller.current is previous
+    assert len(controller.recent_runs()) == 1
+    assert controller.cancel("tab-1") is False  # the flag is gone with the run
+
+
+def test_cancel_in_another_session_does_not_stop_this_run(controller: ViewerController) -> None:
+    controller.backend.on_progress = lambda stage: controller.cancel("someone-else")
+    shown = controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None, session="me")
+    assert controller.current is shown
+
+
+def test_model_error_keeps_the_previous_result(tmp_path: Path) -> None:
+    scene = FakeScene()
+    made = ViewerController(scene, RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend())
+    previous = made.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    made.backend.fail = Page4DError("the device ran out of memory; try fewer frames")
+    with pytest.raises(Page4DError, match="fewer frames"):
+        made.run("b.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    assert made.current is previous and scene.shown == [previous.recon]
+    message = error_markdown("the device ran out of memory; try fewer frames", made.current)
+    assert message.startswith("**Error:** the device ran out of memory")
+    assert "previous result is still shown" in message
+    made.close()
+
+
+def test_view_only_app_refuses_to_run(tmp_path: Path) -> None:
+    made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    assert not made.can_run
+    with pytest.raises(Page4DError, match="no model"):
+        made.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    made.close()
+
+
+def test_open_result_file_and_damaged_file(controller: ViewerController, tmp_path: Path) -> None:
+    path = make_recon(frames=3).save(tmp_path / "saved.npz")
+    shown = controller.open_result(path)
+    assert shown.record is None and shown.recon.num_frames == 3
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(Page4DError, match="bad.npz"):
+        controller.open_result(bad)
+    assert controller.current is shown
+
+
+def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -> None:
+    walk = str(tmp_path / "data" / "walk.mp4")
+    assert controller.resolve_source("example", "room", None, None) == walk
+    assert controller.resolve_source("upload", None, ["/tmp/x.mp4"], None) == "/tmp/x.mp4"
+    assert controller.resolve_source("upload", None, ["/a.png", "/b.png"], None) == [
+        "/a.png",
+        "/b.png",
+    ]
+    assert controller.resolve_source("path", None, None, "walk.mp4") == walk
+
+
+@pytest.mark.parametrize(
+    ("kind", "example", "uploads", "path", "message"),
+    [
+        ("example", None, None, None, "pick an example"),
+        ("example", "nope", None, None, "unknown example"),
+        ("upload", None, [], None, "upload a video"),
+        ("upload", None, ["/tmp/result.npz"], None, "saved result, not a clip"),
+        ("path", None, None, "/etc/passwd", "outside the allowed data folders"),
+        ("path", None, None, "", "no server path"),
+        ("wat", None, None, None, "unknown source kind"),
+    ],
+)
+def test_bad_sources_are_refused(
+    controller: ViewerController, kind, example, uploads, path, message
+) -> None:
+    with pytest.raises(Page4DError, match=message):
+        controller.resolve_source(kind, example, uploads, path)
+
+
+def test_mask_overlay_follows_the_scene(controller: ViewerController) -> None:
+    controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    controller.set_mask_overlay(0.8, 0.33)
+    assert controller.scene.opacity == 0.8
+    assert controller.mask_threshold == pytest.approx(0.35)  # as the scene snapped it
+    controller.scene.opacity = 0.2  # moved in the Viser sidebar
+    assert controller.scene_settings().mask_opacity == 0.2
+    assert controller.mask_opacity == 0.2
+    with pytest.raises(Page4DError):
+        controller.set_mask_overlay(2.0, 0.5)
+
+
+def test_frame_is_clamped_and_pictures_follow(controller: ViewerController) -> None:
+    assert controller.set_frame(3) == 0  # nothing shown yet
+    assert controller.frame_images(0) is None
+    controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    assert controller.set_frame(99) == 4
+    assert controller.scene.frame == 4
+    assert controller.frame_images(4).overlay.shape == (HEIGHT, WIDTH, 3)
+
+
+def test_exports_write_every_download(controller: ViewerController) -> None:
+    with pytest.raises(Page4DError, match="nothing to download"):
+        controller.exports()
+    shown = controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    files = controller.exports()
+    names = sorted(path.name for path in files)
+    assert names == [
+        "mask_overlay.mp4",
+        "points_ply.zip",
+        "result.npz",
+        "scene.glb",
+        "trajectory_ground_truth.txt",
+        "trajectory_masked.txt",
+        "trajectory_unmasked.txt",
+    ]
+    assert all(path.is_file() and path.stat().st_size > 0 for path in files)
+    with zipfile.ZipFile(next(p for p in files if p.suffix == ".zip")) as archive:
+        assert len(archive.namelist()) == shown.recon.num_frames
+    assert controller.exports() == files  # made once, then listed
+
+
+def test_options_from_widgets_maps_zero_to_unset() -> None:
+    values = {
+        "checkpoint": "c", "device": "cpu", "precision": "auto", "mask_strength": 32,
+        "mode": "pad", "stride": 2, "fps": 0, "start": 0, "end": 0, "max_frames": 0,
+    }  # fmt: skip
+    options = options_from_widgets(values)
+    assert options.sampling() == {
+        "stride": 2, "fps": None, "start": None, "end": None, "max_frames": None,
+    }  # fmt: skip
+    assert (options.mask_strength, options.mode, options.device) == (32.0, "pad", "cpu")
+    with pytest.raises(Page4DError, match="stride"):
+        options_from_widgets({**values, "stride": -1})
+    with pytest.raises(Page4DError, match="max frames"):
+        options_from_widgets({**values, "max_frames": 2.5})
+    with pytest.raises(Page4DError, match="fps"):
+        options_from_widgets({**values, "fps": None})
+
+
+def test_samples_are_found_by_folder(tmp_path: Path) -> None:
+    for name in ("b-room", "a-street"):
+        (tmp_path / "samples" / name).mkdir(parents=True)
+        (tmp_path / "samples" / name / "clip.mp4").write_bytes(b"v")
+    (tmp_path / "samples" / "empty").mkdir()
+    assert list(find_samples(tmp_path)) == ["a-street", "b-room"]
+    assert find_samples(tmp_path / "missing") == {}

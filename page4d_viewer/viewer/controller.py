@@ -1,0 +1,575 @@
+"""What the panel's buttons do, without Gradio: the shared state of the viewer and its actions.
+
+`ViewerController` holds what every browser tab shares: the result on screen (the Viser scene
+is one per process, so the result is too), the one model run at a time, the runs store and
+the path policy. `panel.py` lays out the Gradio page and turns each widget event into one call
+here; keeping Gradio out of this module lets the tests drive every action directly.
+
+The controller never imports the network: `app.py` hands in a `ModelBackend` built from the
+predictor, so `page4d-viewer view result.npz` works with no model at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from page4d_viewer.clip import SourceLike
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.reconstruction import Reconstruction
+from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.runs import RunRecord, RunStore
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+"""progress(fraction in [0, 1], message): reports a stage; may raise to cancel."""
+
+SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
+DEFAULT_MAX_FRAMES = 24
+# Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
+# rest is saving the run and sending it to the scene.
+_MODEL_SHARE = 0.85
+
+
+class RunCancelled(Exception):
+    """Raised from the progress callback when the user pressed Cancel."""
+
+
+class NoModelError(Page4DError):
+    """The app was started without a model (`page4d-viewer view`)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the panel lets the user set for one model run.
+
+    Attributes:
+        checkpoint: One of `ModelBackend.checkpoint_names()`.
+        device: "auto", "cpu", "cuda" (or "cuda:N"), "mps".
+        precision: "auto", "float32", "bfloat16" or "float16".
+        mask_strength: alpha of the masked run (0 = VGGT's computation, 64 = the release).
+        mode: "crop" or "pad" to the model's input size.
+        stride: Keep every stride-th frame.
+        fps: Resample the clip to this frame rate first (videos only); None keeps the rate.
+        start: First source frame (inclusive); None = 0.
+        end: Source frame to stop before (exclusive); None = the end.
+        max_frames: At most this many frames, spread evenly; None = no limit.
+    """
+
+    checkpoint: str
+    device: str = "auto"
+    precision: str = "auto"
+    mask_strength: float = 64.0
+    mode: str = "crop"
+    stride: int = 1
+    fps: float | None = None
+    start: int | None = None
+    end: int | None = None
+    max_frames: int | None = DEFAULT_MAX_FRAMES
+
+    def sampling(self) -> dict[str, Any]:
+        """The keyword arguments of `page4d_viewer.clip.load_clip` for these options."""
+        return {
+            "stride": self.stride,
+            "fps": self.fps,
+            "start": self.start,
+            "end": self.end,
+            "max_frames": self.max_frames,
+        }
+
+
+class ModelBackend(Protocol):
+    """What the panel needs from the model side; `app.py` builds it from the predictor."""
+
+    def checkpoint_names(self) -> list[str]:
+        """Checkpoints to offer, the default first."""
+        ...
+
+    def default_mask_strength(self, checkpoint: str) -> float:
+        """The mask strength a checkpoint was released with (0 when it has no mask head)."""
+        ...
+
+    def run_model(
+        self, source: SourceLike, options: RunOptions, progress: Progress
+    ) -> Reconstruction:
+        """Run on a clip; calls `progress` through the stages and lets its exceptions through."""
+        ...
+
+
+class SceneLike(Protocol):
+    """The part of `page4d_viewer.viewer.scene.SceneView` the panel drives."""
+
+    @property
+    def num_frames(self) -> int: ...
+
+    @property
+    def frame(self) -> int: ...
+
+    def show(self, recon: Reconstruction, progress: Progress | None = None) -> None: ...
+
+    def set_frame(self, index: int) -> None: ...
+
+    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
+
+    def state(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """What the scene's own controls (in the Viser sidebar) may have changed.
+
+    Attributes:
+        frame: The timeline's current frame.
+        mask_opacity: Overlay opacity in [0, 1].
+        mask_threshold: Dynamic-probability threshold in [0, 1], as the scene applies it.
+    """
+
+    frame: int
+    mask_opacity: float
+    mask_threshold: float
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The result on screen.
+
+    Attributes:
+        recon: The Reconstruction.
+        title: One line naming it (source, frames, size).
+        version: Increases with every result shown; browser tabs compare it to refresh.
+        record: Its saved run, or None for a result opened from a file.
+        result_file: The .npz it was saved to or opened from.
+        exports_dir: Where its downloads are written.
+        notes: One-line remarks for the status line (e.g. skipped files).
+    """
+
+    recon: Reconstruction
+    title: str
+    version: int
+    record: RunRecord | None
+    result_file: Path
+    exports_dir: Path
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class _Sessions:
+    """Cancel flags per browser session (Gradio's session hash)."""
+
+    flags: dict[str, threading.Event] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, session: str) -> threading.Event:
+        with self.lock:
+            self.flags[session] = threading.Event()
+            return self.flags[session]
+
+    def cancel(self, session: str) -> bool:
+        with self.lock:
+            flag = self.flags.get(session)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self.lock:
+            if self.flags.get(session) is flag:
+                del self.flags[session]
+
+
+class ViewerController:
+    """The state every browser tab shares, and the actions the panel's buttons take.
+
+    Args:
+        scene: The Viser scene (one per process).
+        store: Where finished runs are saved.
+        data_roots: Folders a typed server path may point into.
+        backend: The model side, or None when the app only views saved results.
+        samples: Bundled example clips, label -> path.
+    """
+
+    def __init__(
+        self,
+        scene: SceneLike,
+        store: RunStore,
+        data_roots: DataRoots,
+        backend: ModelBackend | None = None,
+        samples: Mapping[str, Path] | None = None,
+    ) -> None:
+        self.scene = scene
+        self.store = store
+        self.data_roots = data_roots
+        self.backend = backend
+        self.samples = dict(samples or {})
+        self._current: Shown | None = None
+        self._version = 0
+        self._state_lock = threading.Lock()
+        # One model run at a time, even when Gradio's queue lets a cancelled run's thread
+        # finish in the background while the next job starts.
+        self._model_lock = threading.Lock()
+        self._scene_lock = threading.Lock()
+        self._sessions = _Sessions()
+        self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
+        settings = self.scene_settings()
+        self.mask_opacity = settings.mask_opacity
+        self.mask_threshold = settings.mask_threshold
+
+    # ------------------------------------------------------------------------------ state
+
+    @property
+    def current(self) -> Shown | None:
+        """The result on screen, or None before the first one."""
+        return self._current
+
+    @property
+    def version(self) -> int:
+        """0 before anything is shown; increases with every result shown."""
+        return self._version
+
+    @property
+    def can_run(self) -> bool:
+        """Whether a model is available (False in `view` mode)."""
+        return self.backend is not None
+
+    def close(self) -> None:
+        """Remove the temporary export folders."""
+        shutil.rmtree(self._temp_root, ignore_errors=True)
+
+    # ---------------------------------------------------------------------------- sources
+
+    def resolve_source(
+        self,
+        kind: str,
+        example: str | None,
+        uploads: Sequence[str] | str | None,
+        server_path: str | None,
+    ) -> SourceLike:
+        """The clip source chosen in the panel.
+
+        Args:
+            kind: Which input tab is selected: "example", "upload" or "path".
+            example: Label of a bundled example.
+            uploads: Uploaded file paths (Gradio's cache): one video, image or zip, or
+                several images.
+            server_path: A path typed by the user, checked against the data roots.
+
+        Raises:
+            Page4DError: nothing chosen, an unknown example, a path outside the data roots,
+                or a result file given as a clip.
+        """
+        if kind == SOURCE_EXAMPLE:
+            if not example:
+                raise Page4DError("pick an example clip first")
+            if example not in self.samples:
+                raise Page4DError(f"unknown example {example!r}")
+            return str(self.samples[example])
+        if kind == SOURCE_UPLOAD:
+            files = [uploads] if isinstance(uploads, str) else list(uploads or [])
+            if not files:
+                raise Page4DError("upload a video, some images or a zip first")
+            _refuse_result_files(files)
+            return files[0] if len(files) == 1 else files
+        if kind == SOURCE_PATH:
+            path = self.data_roots.resolve(server_path or "")
+            _refuse_result_files([str(path)])
+            return str(path)
+        raise Page4DError(f"unknown source kind {kind!r}")
+
+    # --------------------------------------------------------------------------------- run
+
+    def run(
+        self,
+        source: SourceLike,
+        options: RunOptions,
+        progress: Progress,
+        session: str = "",
+    ) -> Shown:
+        """Run the model, save the run, and show it.
+
+        Args:
+            source: A clip source from `resolve_source`.
+            options: The panel's settings.
+            progress: progress(fraction, message) for the whole job.
+            session: The browser session, so its Cancel button stops this run only.
+
+        Raises:
+            NoModelError: no model in this app.
+            RunCancelled: the session pressed Cancel before the result was shown.
+            Page4DError: bad input, an unreadable checkpoint, out of memory.
+        """
+        if self.backend is None:
+            raise NoModelError("no model is loaded: this app only views results (start `app`)")
+        cancel = self._sessions.start(session)
+        try:
+            progress(0.0, "waiting for the model" if self._model_lock.locked() else "starting")
+            with self._model_lock:
+                if cancel.is_set():
+                    raise RunCancelled("run cancelled")
+                started = time.perf_counter()
+                recon = self.backend.run_model(
+                    source, options, _checked_progress(progress, cancel, _MODEL_SHARE)
+                )
+                model_seconds = time.perf_counter() - started
+            if cancel.is_set():
+                raise RunCancelled("run cancelled")
+            progress(_MODEL_SHARE, "saving the run")
+            title = _run_title(recon)
+            record = self.store.save(recon.save, title, _run_details(recon, model_seconds))
+            # From here on the run is committed: Cancel no longer applies.
+            return self._show(
+                recon, title, record, record.result_path, record.exports_dir, progress
+            )
+        finally:
+            self._sessions.finish(session, cancel)
+
+    def cancel(self, session: str = "") -> bool:
+        """Ask the session's running job to stop at its next progress report."""
+        return self._sessions.cancel(session)
+
+    # -------------------------------------------------------------------------- open saved
+
+    def open_result(self, path: str | Path) -> Shown:
+        """Show a saved result file (.npz), e.g. an upload or `page4d-viewer view FILE`.
+
+        Raises:
+            ResultFileError: not a readable result file.
+        """
+        path = Path(path)
+        recon = Reconstruction.load(path)
+        exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
+        title = f"{path.name}: {_run_title(recon)}"
+        return self._show(recon, title, None, path, exports_dir, None)
+
+    def open_run(self, run_id: str) -> Shown:
+        """Show a saved run from the runs folder.
+
+        Raises:
+            RunNotFoundError: no such run.
+            ResultFileError: its result file is damaged.
+        """
+        record = self.store.get(run_id)
+        recon = Reconstruction.load(record.result_path)
+        return self._show(recon, record.title, record, record.result_path, record.exports_dir)
+
+    def recent_runs(self) -> list[RunRecord]:
+        """Saved runs, newest first."""
+        return self.store.list()
+
+    # ---------------------------------------------------------------------------- scene
+
+    def set_frame(self, frame: int) -> int:
+        """Move the scene's timeline; returns the frame actually shown (clamped)."""
+        shown = self._current
+        if shown is None:
+            return 0
+        frame = max(0, min(int(frame), shown.recon.num_frames - 1))
+        with self._scene_lock:
+            self.scene.set_frame(frame)
+        return frame
+
+    def scene_frame(self) -> int:
+        """The frame the scene's timeline is on (it may be played or scrubbed in Viser)."""
+        return int(self.scene.frame) if self._current is not None else 0
+
+    def scene_settings(self) -> SceneSettings:
+        """The scene's frame and overlay settings, which its own controls may have moved.
+
+        The panel polls this to follow the Viser sidebar; the overlay settings are adopted
+        here so the panel's overlay picture matches the points.
+        """
+        state = self.scene.state()
+        settings = SceneSettings(
+            int(state.frame), float(state.mask_opacity), float(state.mask_threshold)
+        )
+        self.mask_opacity, self.mask_threshold = settings.mask_opacity, settings.mask_threshold
+        return settings
+
+    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
+        """Set the mask overlay's opacity and threshold (both in [0, 1]) in the scene.
+
+        Raises:
+            Page4DError: a value outside [0, 1].
+        """
+        with self._scene_lock:
+            self.scene.set_mask_overlay(float(opacity), float(threshold))
+        self.scene_settings()  # adopt the values as applied (the threshold snaps to steps)
+
+    def frame_images(self, frame: int) -> plots.FrameImages | None:
+        """The overlay, depth and confidence pictures of a frame of the shown result."""
+        shown = self._current
+        if shown is None:
+            return None
+        return plots.frame_images(shown.recon, frame, self.mask_opacity, self.mask_threshold)
+
+    # ---------------------------------------------------------------------------- exports
+
+    def exports(self) -> list[Path]:
+        """Write the downloads of the shown result (once) and list them.
+
+        Returns:
+            The result file, a GLB scene, a zip of per-frame PLYs, TUM trajectories (one per
+            camera variant) and the mask overlay mp4.
+
+        Raises:
+            Page4DError: nothing shown yet.
+        """
+        from page4d_viewer import export  # imported here: trimesh and av load slowly
+
+        shown = self._current
+        if shown is None:
+            raise Page4DError("nothing to download yet: run a clip or open a result")
+        folder = shown.exports_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        recon = shown.recon
+        result = shown.record.result_path if shown.record is not None else folder / "result.npz"
+        if not result.exists():
+            # An opened file may live anywhere; the copy sits where downloads are served from.
+            shutil.copyfile(shown.result_file, result)
+        glb = folder / "scene.glb"
+        if not glb.exists():
+            export.export_glb(recon, glb)
+        ply_zip = folder / "points_ply.zip"
+        if not ply_zip.exists():
+            _write_ply_zip(recon, ply_zip, export.export_ply)
+        tum = sorted(folder.glob("trajectory_*.txt"))
+        if not tum:
+            tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
+        mp4 = folder / "mask_overlay.mp4"
+        if not mp4.exists():
+            export.export_mp4(recon, mp4, opacity=self.mask_opacity)
+        return [result, glb, ply_zip, *tum, mp4]
+
+    # ---------------------------------------------------------------------------- private
+
+    def _show(
+        self,
+        recon: Reconstruction,
+        title: str,
+        record: RunRecord | None,
+        result_file: Path,
+        exports_dir: Path,
+        progress: Progress | None = None,
+    ) -> Shown:
+        if progress is not None:
+            progress(_MODEL_SHARE + 0.05, "sending to the scene")
+        # The scene sends the first frame before returning and streams the rest from its own
+        # thread; that thread outlives this call, so it gets no progress callback.
+        with self._scene_lock:
+            self.scene.show(recon)
+        with self._state_lock:
+            self._version += 1
+            notes = tuple(str(note) for note in recon.metadata.extra.get("clip_notes", []))
+            shown = Shown(recon, title, self._version, record, result_file, exports_dir, notes)
+            self._current = shown
+        if progress is not None:
+            progress(1.0, "done")
+        return shown
+
+
+def _checked_progress(progress: Progress, cancel: threading.Event, share: float) -> Progress:
+    """A progress callback scaled into [0, share] that raises RunCancelled once cancelled."""
+
+    def report(fraction: float, message: str) -> None:
+        if cancel.is_set():
+            raise RunCancelled("run cancelled")
+        progress(share * min(max(float(fraction), 0.0), 1.0), message)
+
+    return report
+
+
+def _refuse_result_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        if str(path).lower().endswith(".npz"):
+            raise Page4DError(
+                f"{Path(path).name} is a saved result, not a clip: open it with 'Open a result'"
+            )
+
+
+def _run_title(recon: Reconstruction) -> str:
+    height, width = recon.image_hw
+    name = Path(recon.metadata.source).name if recon.metadata.source else "clip"
+    return f"{name} · {recon.num_frames} frames · {width}x{height}"
+
+
+def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, Any]:
+    metadata = recon.metadata
+    return {
+        "checkpoint": metadata.checkpoint_name,
+        "variant": metadata.model_variant,
+        "mask_strength": metadata.mask_strength,
+        "device": metadata.device,
+        "precision": metadata.precision,
+        "seconds": round(model_seconds, 3),
+    }
+
+
+def _write_ply_zip(
+    recon: Reconstruction, path: Path, export_ply: Callable[..., list[Path]]
+) -> None:
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        files = export_ply(recon, scratch)
+        partial = path.with_suffix(".zip.partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
+            for file in files:
+                archive.write(file, arcname=Path(file).name)
+        partial.replace(path)
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def status_markdown(shown: Shown | None) -> str:
+    """The status line for a shown result: frames, resolution, timings, checkpoint, variant."""
+    if shown is None:
+        return "No result yet: pick a clip and press **Run**, or open a saved result."
+    recon = shown.recon
+    metadata = recon.metadata
+    height, width = recon.image_hw
+    parts = [f"**{shown.title}**", f"{recon.num_frames} frames of {width}x{height}"]
+    if metadata.checkpoint_name:
+        variant = f" ({metadata.model_variant})" if metadata.model_variant else ""
+        parts.append(f"checkpoint `{metadata.checkpoint_name}`{variant}")
+    if recon.has_mask:
+        parts.append(f"mask strength {metadata.mask_strength:g}")
+    else:
+        parts.append("no dynamic mask")
+    if metadata.device:
+        parts.append(f"{metadata.device} {metadata.precision}".strip())
+    if metadata.timings:
+        timings = ", ".join(
+            f"{stage} {seconds:.2f} s" for stage, seconds in metadata.timings.items()
+        )
+        parts.append(timings)
+    parts.append(f"cameras: {', '.join(plots.VARIANT_LABELS[v] for v in recon.variants)}")
+    return " · ".join(parts)
+
+
+def error_markdown(message: str, shown: Shown | None, label: str = "Error") -> str:
+    """The status line after a failure: the one-line reason, and what is still on screen."""
+    reason = " ".join(message.split()).rstrip(".")
+    kept = " The previous result is still shown." if shown is not None else ""
+    return f"**{label}:** {reason}.{kept}"
+
+
+def run_choices(records: Sequence[RunRecord]) -> list[tuple[str, str]]:
+    """(label, run id) pairs for the recent-runs drop-down."""
+    return [(record.label(), record.run_id) for record in records]
+
+
+def find_samples(assets_dir: Path) -> dict[str, Path]:
+    """Bundled example clips: `assets/samples/<name>/clip.mp4`, keyed by folder name."""
+    samples_dir = assets_dir / "samples"
+    if not samples_dir.is_dir():
+        return {}
+    return {clip.parent.name: clip for clip in sorted(samples_dir.glob("*/clip.mp4"))}
