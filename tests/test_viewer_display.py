@@ -265,3 +265,11 @@ def test_frustum_scale_follows_scene_size() -> None:
     large = display.frustum_scale(centres, np.full((4, 4), 10.0))
     assert large == pytest.approx(10 * small)
     assert display.frustum_scale(centres, None) > 0
+
+
+def test_initial_view_behind_and_above_the_first_camera() -> None:
+    extrinsic = np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1)
+    position, look_at, up = display.initial_view(extrinsic, scene_depth=2.0)
+    np.testing.assert_allclose(position, [0.0, -0.5, -1.2])  # behind (-z), above (-y)
+    np.testing.assert_allclose(look_at, [0.0, 0.0, 2.0])
+    np.testing.assert_allclose(up, [0.0, -1.0, 0.0])

@@ -443,3 +443,10 @@ def test_scene_never_imports_the_model() -> None:
 def test_display_module_does_not_import_viser() -> None:
     code = "import sys, page4d_viewer.viewer.display; sys.exit(1 if 'viser' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_new_viewers_start_behind_the_first_camera(
+    shown: SceneView, server: viser.ViserServer
+) -> None:
+    np.testing.assert_allclose(server.initial_camera.look_at, [0.0, 0.0, 2.0], atol=1e-6)
+    assert server.initial_camera.position[2] < 0

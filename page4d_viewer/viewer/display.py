@@ -390,6 +390,25 @@ def camera_poses(extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xyzw[:, [3, 0, 1, 2]], T_world_cam[:, :3, 3]
 
 
+def initial_view(
+    extrinsic: np.ndarray, scene_depth: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A viewpoint a little behind and above a camera, looking at what it sees.
+
+    Args:
+        extrinsic: (3, 4) camera-from-world of the camera to start from (the first frame's).
+        scene_depth: typical depth of the scene in front of it (> 0), scene units.
+
+    Returns:
+        position (3,), look_at (3,) and up (3,) in world coordinates.
+    """
+    T_world_cam = geometry.invert_rigid(np.asarray(extrinsic, dtype=np.float64))
+    R_world_cam, centre = T_world_cam[:3, :3], T_world_cam[:3, 3]
+    down, forward = R_world_cam[:, 1], R_world_cam[:, 2]
+    position = centre - 0.6 * scene_depth * forward - 0.25 * scene_depth * down
+    return position, centre + scene_depth * forward, -down
+
+
 def trajectory_segments(centres: np.ndarray) -> np.ndarray:
     """Line segments joining consecutive camera centres.
 

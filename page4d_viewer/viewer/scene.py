@@ -163,9 +163,12 @@ class _Clip:
     cameras: dict[str, Cameras]  # ground truth already aligned onto "masked"
     rows: np.ndarray  # (H',) pixel rows kept
     cols: np.ndarray  # (W',) pixel columns kept
-    probability: np.ndarray | None  # (S, H', W') dynamic probability at kept pixels
+    probability: np.ndarray | None  # (S, h, w) dynamic probability per patch
+    patch_rows: np.ndarray  # (H',) patch row of each kept pixel row
+    patch_cols: np.ndarray  # (W',) patch column of each kept pixel column
     confidence_cut: float  # drop points whose confidence is below this
     frustum_scale: float
+    scene_depth: float  # median depth, scene units
 
 
 class SceneView:
@@ -210,7 +213,7 @@ class SceneView:
         self._playing = threading.Event()
         self._closed = threading.Event()
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
-        display.heat_colors(np.zeros(1))  # load the colormap now, not during the first show()
+        _warm_up_encoders()
         self._gui = _build_gui(server, self)
         self._playback_thread = threading.Thread(
             target=self._playback_loop, name="scene-playback", daemon=True
@@ -245,6 +248,7 @@ class SceneView:
             self._clip = self._prepare_clip(recon)
             self._point_size = _auto_point_size(self._clip)
             self._send_trajectories()
+            self._set_initial_view()
             self._sync_gui()
         self._start_stream(progress)
 
@@ -407,8 +411,8 @@ class SceneView:
             for nodes in self._frames.values():
                 for point_bin in nodes.bins.values():
                     point_bin.handle.point_size = self._point_size
-            if self._gui.point_size.max < size:
-                self._gui.point_size.max = float(size)
+            self._gui.point_size.max = max(float(self._gui.point_size.max), float(size))
+            self._gui.point_size.min = min(float(self._gui.point_size.min), float(size))
             self._set_control(self._gui.point_size, self._point_size)
 
     def set_variant_visible(self, name: str, visible: bool) -> None:
@@ -495,17 +499,18 @@ class SceneView:
         height, width = recon.image_hw
         rows, cols = display.pixel_grid(height, width, self._downsample)
         probability = None
+        patch_grid = (1, 1)
         if recon.mask_score is not None:
-            patch_rows = display.patch_index(rows, height, recon.mask_score.shape[1])
-            patch_cols = display.patch_index(cols, width, recon.mask_score.shape[2])
-            score = recon.mask_score[:, patch_rows[:, None], patch_cols[None, :]]
-            probability = display.dynamic_probability(score)
+            probability = display.dynamic_probability(recon.mask_score)
+            patch_grid = probability.shape[1:]
         cameras = dict(recon.cameras)
         if "ground_truth" in cameras:
             # Ground truth lives in its own world and scale: show it aligned onto the prediction.
             cameras["ground_truth"] = recon.aligned_cameras("ground_truth")
         confidence = recon.points_conf if self._source == "points" else recon.depth_conf
         centres = geometry.camera_centers(cameras["masked"].extrinsics)
+        depth = recon.depth[:, ::8, ::8]
+        depth = depth[np.isfinite(depth) & (depth > 0)]
         return _Clip(
             recon=recon,
             source=self._source,
@@ -513,8 +518,11 @@ class SceneView:
             rows=rows,
             cols=cols,
             probability=probability,
+            patch_rows=display.patch_index(rows, height, patch_grid[0]),
+            patch_cols=display.patch_index(cols, width, patch_grid[1]),
             confidence_cut=display.confidence_threshold(confidence, self._percentile),
-            frustum_scale=display.frustum_scale(centres, recon.depth[:, ::8, ::8]),
+            frustum_scale=display.frustum_scale(centres, depth),
+            scene_depth=float(np.median(depth)) if depth.size else 1.0,
         )
 
     def _frame_points(self, clip: _Clip, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -542,7 +550,8 @@ class SceneView:
         if clip.probability is None:
             probability = np.zeros(int(keep.sum()), dtype=np.float32)
         else:
-            probability = clip.probability[index][keep]
+            patches = np.ix_(clip.patch_rows, clip.patch_cols)
+            probability = clip.probability[index][patches][keep]
         return positions[keep].astype(np.float32), colors, probability
 
     def _send_frame(self, clip: _Clip, index: int) -> None:
@@ -611,6 +620,21 @@ class SceneView:
                     thickness=2.0,
                     thickness_units="screen",
                 )
+
+    def _set_initial_view(self) -> None:
+        """Start every viewer (new and connected) behind the first camera. Holds the lock."""
+        clip = self._clip
+        assert clip is not None
+        position, look_at, up = display.initial_view(
+            clip.cameras["masked"].extrinsics[0], clip.scene_depth
+        )
+        initial = self._server.initial_camera
+        initial.position, initial.look_at, initial.up = position, look_at, up
+        for client in self._server.get_clients().values():
+            with client.atomic():
+                client.camera.position = position
+                client.camera.look_at = look_at
+                client.camera.up_direction = up
 
     def _send_frusta(self, clip: _Clip, index: int) -> None:
         """Each variant's frustum of one frame: a wireframe, and one with the image that is
@@ -988,13 +1012,20 @@ def _send_order(num_frames: int, visible: Iterable[int], current: int) -> list[i
 
 def _auto_point_size(clip: _Clip) -> float:
     """About the footprint of one kept pixel at the clip's median depth (scene units)."""
-    depth = clip.recon.depth[:, ::8, ::8]
-    depth = depth[np.isfinite(depth) & (depth > 0)]
     focal = float(np.median(clip.cameras["masked"].intrinsics[:, 1, 1]))
-    if depth.size == 0 or not np.isfinite(focal) or focal <= 0:
+    if not np.isfinite(focal) or focal <= 0:
         return 0.01
     stride = int(clip.rows[1] - clip.rows[0]) if len(clip.rows) > 1 else 1
-    return float(1.5 * stride * np.median(depth) / focal)
+    return float(1.5 * stride * clip.scene_depth / focal)
+
+
+def _warm_up_encoders() -> None:
+    """Load the colormap and the JPEG encoder now: their first use costs ~0.3 s of imports,
+    which would otherwise delay the first frame of the first show()."""
+    import imageio.v3 as iio
+
+    display.heat_colors(np.zeros(1))
+    iio.imwrite("<bytes>", np.zeros((2, 2, 3), dtype=np.uint8), extension=".jpeg")
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:

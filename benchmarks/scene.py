@@ -1,0 +1,211 @@
+"""How fast the Viser scene takes a clip and plays it back; prints a table.
+
+    python benchmarks/scene.py [--frames 100] [--height 294] [--width 518] [--downsample N]
+
+Builds a synthetic Reconstruction (a textured room-like depth field with a moving blob that
+the mask marks dynamic), starts a real ViserServer on a free local port, and measures:
+
+* show() -> first frame queued for the browser (show() returns once it is), and the time
+  until every frame is sent, with the bytes of point/colour/image arrays sent;
+* a 30 fps playback over N frames: frames advanced, point re-sends (target 0), the messages
+  it queued and the time one frame change costs;
+* the cost of moving the mask sliders (colour-only re-sends) and of a split threshold change.
+
+Targets (reported, not asserted): no point re-send during playback; first frame visible
+within 0.5 s of inference ending (that is, of show() being called).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import time
+from typing import Any
+
+import numpy as np
+import viser
+from viser import _messages
+
+from page4d_viewer import geometry
+from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer.viewer.scene import SceneView
+
+
+def synthetic_recon(frames: int, height: int, width: int, seed: int = 0) -> Reconstruction:
+    """A camera orbiting slowly in front of a bumpy wall, with a blob that moves across it."""
+    rng = np.random.default_rng(seed)
+    focal = 0.9 * width
+    K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], frames, axis=0)
+    angle = np.linspace(0, 0.4, frames)
+    extrinsics = np.zeros((frames, 3, 4))
+    extrinsics[:, 0, 0] = extrinsics[:, 2, 2] = np.cos(angle)
+    extrinsics[:, 0, 2], extrinsics[:, 2, 0] = np.sin(angle), -np.sin(angle)
+    extrinsics[:, 1, 1] = 1.0
+    extrinsics[:, 0, 3] = -0.5 * angle
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    wall = 3.0 + 0.3 * np.sin(u / 37.0) * np.cos(v / 23.0)
+    t = np.arange(frames, dtype=np.float32)[:, None, None]
+    blob_u = width * (0.2 + 0.6 * t / max(frames - 1, 1))
+    blob = np.exp(-(((u - blob_u) / 40.0) ** 2 + ((v - height / 2) / 50.0) ** 2))
+    depth = (wall - 1.2 * blob).astype(np.float32)
+    images = rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
+    patch_blob = blob[:, 7::14, 7::14]
+    mask_score = (0.45 - 0.9 * patch_blob).astype(np.float32)  # low score = dynamic
+    return Reconstruction(
+        images=images,
+        depth=depth,
+        depth_conf=1.0 + rng.random((frames, height, width), dtype=np.float32),
+        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics).astype(np.float32),
+        points_conf=1.0 + rng.random((frames, height, width), dtype=np.float32),
+        cameras={
+            "masked": Cameras(extrinsics, intrinsics),
+            "unmasked": Cameras(extrinsics + rng.normal(0, 0.01, extrinsics.shape), intrinsics),
+        },
+        mask_score=mask_score,
+    )
+
+
+NODE_MESSAGES = (
+    "PointCloudMessage",
+    "CameraFrustumMessage",
+    "FrameMessage",
+    "LineSegmentsMessage",
+)
+
+
+class MessageLog:
+    """Counts scene messages and their array bytes as the server queues them."""
+
+    def __init__(self, server: viser.ViserServer) -> None:
+        self.count: collections.Counter[str] = collections.Counter()
+        self.array_bytes = 0
+        self.first_point_cloud: float | None = None
+        original = server.scene._queue_scene_message
+
+        def record(message: Any) -> None:
+            self.count[type(message).__name__] += 1
+            if isinstance(message, _messages.PointCloudMessage) and self.first_point_cloud is None:
+                self.first_point_cloud = time.perf_counter()
+            self.array_bytes += _array_bytes(message)
+            original(message)
+
+        server.scene._queue_scene_message = record  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.count.clear()
+        self.array_bytes = 0
+
+
+def _array_bytes(message: Any) -> int:
+    values = list(vars(getattr(message, "props", message)).values())
+    values += list(getattr(message, "updates", {}).values())
+    total = sum(v.nbytes for v in values if isinstance(v, np.ndarray))
+    return total + sum(len(v) for v in values if isinstance(v, bytes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--height", type=int, default=294)
+    parser.add_argument("--width", type=int, default=518)
+    parser.add_argument("--downsample", type=int, default=0, help="pixel stride; 0 = automatic")
+    parser.add_argument("--playback-frames", type=int, default=90)
+    args = parser.parse_args()
+
+    recon = synthetic_recon(args.frames, args.height, args.width)
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    log = MessageLog(server)
+    scene = SceneView(server)
+    rows: list[tuple[str, str]] = []
+    try:
+        if args.downsample:
+            scene.set_downsample(args.downsample)
+        log.reset()
+        started = time.perf_counter()
+        scene.show(recon)
+        returned = time.perf_counter()
+        scene.wait_until_sent()
+        finished = time.perf_counter()
+        state = scene.state()
+        first = (log.first_point_cloud or returned) - started
+        rows += [
+            ("clip", f"{args.frames} frames of {args.width}x{args.height}"),
+            ("downsampling stride", f"{state.downsample}"),
+            ("points sent", f"{sum(state.point_counts):,}"),
+            ("show() -> first point cloud queued", f"{first * 1e3:.0f} ms"),
+            ("show() returned (first frame + frusta)", f"{(returned - started) * 1e3:.0f} ms"),
+            ("show() -> all frames sent", f"{finished - started:.2f} s"),
+            ("array bytes sent (points, colours, images)", f"{log.array_bytes / 1e6:.1f} MB"),
+            ("scene nodes created", f"{sum(log.count[name] for name in NODE_MESSAGES)}"),
+        ]
+
+        sends_before = sum(state.geometry_sends)
+        log.reset()
+        advanced: list[float] = []
+        scene.on_frame_change(lambda _frame: advanced.append(time.perf_counter()))
+        scene.set_fps(30)
+        scene.set_loop(True)
+        scene.set_playing(True)
+        deadline = time.perf_counter() + args.playback_frames / 30 * 3 + 5
+        while len(advanced) < args.playback_frames and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        scene.set_playing(False)
+        state = scene.state()
+        gaps = np.diff(advanced) if len(advanced) > 1 else np.array([np.nan])
+        rows += [
+            ("playback: frames advanced at 30 fps", f"{len(advanced)}"),
+            ("playback: achieved fps", f"{1 / np.mean(gaps):.1f}"),
+            ("playback: point re-sends", f"{sum(state.geometry_sends) - sends_before}"),
+            ("playback: messages queued", _counts(log.count)),
+            ("playback: array bytes", f"{log.array_bytes} B"),
+        ]
+        frame_change = _time(lambda i: scene.set_frame(i % args.frames), 50)
+        rows.append(("one frame change (set_frame)", f"{frame_change * 1e3:.2f} ms"))
+
+        log.reset()
+        overlay = _time(lambda i: scene.set_mask_overlay(0.3 + 0.01 * (i % 2), 0.5), 4)
+        rows.append(
+            ("overlay opacity change, current frame", f"{overlay * 1e3:.1f} ms, colours only")
+        )
+        scene.set_display("split")
+        log.reset()
+        threshold = _time(lambda i: scene.set_mask_overlay(0.0, 0.3 + 0.05 * (i % 2)), 4)
+        rows.append(
+            (
+                "split threshold change (all frames, opacity 0)",
+                f"{threshold * 1e3:.1f} ms, {log.count['PointCloudMessage']} point sends",
+            )
+        )
+        scene.set_display("all")
+        log.reset()
+        recolour = _time(lambda i: scene.set_mask_overlay(0.5 + 0.1 * (i % 2), 0.5), 2)
+        rows.append(
+            (
+                "overlay opacity change, all frames shown",
+                f"{recolour * 1e3:.0f} ms, {log.array_bytes / 2e6:.1f} MB colours each",
+            )
+        )
+    finally:
+        scene.close()
+        server.stop()
+    width = max(len(name) for name, _ in rows)
+    print(f"{'measure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 30}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def _time(step: Any, repeats: int) -> float:
+    started = time.perf_counter()
+    for i in range(repeats):
+        step(i)
+    return (time.perf_counter() - started) / repeats
+
+
+def _counts(counter: collections.Counter[str]) -> str:
+    return ", ".join(f"{name.replace('Message', '')} x{n}" for name, n in counter.most_common())
+
+
+if __name__ == "__main__":
+    main()
