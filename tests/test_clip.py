@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -545,3 +547,22 @@ def test_real_clip_sampling(real_clip_path: Path) -> None:
     assert by_time.frame_indices.tolist() == list(range(30, 65, 3))
     full = load_clip(real_clip_path, start=30)
     assert np.array_equal(by_time.frames, full.frames[by_time.frame_indices - 30])
+
+
+def test_extensions_are_matched_case_insensitively(tmp_path: Path) -> None:
+    write_video(tmp_path / "LOUD.MP4", 3)
+    (tmp_path / "frames").mkdir()
+    write_image(tmp_path / "frames" / "A.JPG")
+    assert load_clip(tmp_path / "LOUD.MP4").num_frames == 3
+    assert load_clip(tmp_path / "frames").frame_names == ["A.JPG"]
+
+
+def test_clip_loading_imports_no_ui_and_no_network() -> None:
+    code = (
+        "import sys, page4d_viewer.clip; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'viser') "
+        "or m.startswith('page4d_viewer.model')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
