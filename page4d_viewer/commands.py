@@ -59,11 +59,16 @@ def _configure_infer(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="alpha of the masked variant (default: the checkpoint's, 64 for PAGE-4D)",
     )
-    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: CUDA, then MPS, then CPU), cpu, cuda:N, mps",
+    )
     parser.add_argument(
         "--precision",
-        choices=("float32", "bfloat16", "float16"),
-        help="compute precision (default: per device)",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (default: bf16/fp16 on GPUs, fp32 on CPU), or force one",
     )
 
 

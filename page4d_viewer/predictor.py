@@ -149,8 +149,8 @@ def predict(
         mask_strength: alpha of the masked variant; None uses the checkpoint's default (64
             for the released mask model, 0 without a mask head).
         mode: "crop" or "pad" preprocessing, at the model's ``config.img_size`` width.
-        device: "cpu", "cuda", "cuda:1", "mps" or None to pick the best available.
-        precision: "float32", "bfloat16", "float16" or None to pick per device.
+        device: "cpu", "cuda", "cuda:1", "mps", or None/"auto" for the best available.
+        precision: "fp32", "bf16", "fp16" (autocast), or None/"auto" to pick per device.
         progress: called as ``progress(fraction, message)`` through reading, encoding,
             aggregating and heads; raising from it cancels the run.
         checkpoint_info: what to record about the weights (name, hash, variant, default
@@ -191,7 +191,7 @@ def predict(
     timings["preprocess"] = time.perf_counter() - started
 
     torch_device = devices.choose_device(device)
-    dtype = devices.choose_precision(precision, torch_device)
+    dtype = devices.choose_precision(torch_device, precision)
     model.eval()
     model.to(torch_device)
     images = prepared.images.to(torch_device)
@@ -222,7 +222,7 @@ def predict(
             ),
             timings=timings,
             device=str(torch_device),
-            precision=str(dtype).removeprefix("torch."),
+            precision="float32" if dtype is None else str(dtype).removeprefix("torch."),
             extra={"clip_notes": list(getattr(clip, "notes", []))},
         ),
     )

@@ -1,0 +1,260 @@
+"""`page4d-viewer infer | export | evaluate`: in-process through cli.main, once as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+from test_reconstruction import make_reconstruction
+
+from page4d_viewer import export, predictor
+from page4d_viewer.cli import main
+from page4d_viewer.geometry import Similarity, quaternion_to_rotation
+from page4d_viewer.reconstruction import Reconstruction
+
+
+@pytest.fixture
+def result_path(tmp_path: Path) -> Path:
+    return make_reconstruction(frames=4).save(tmp_path / "result.npz")
+
+
+def _single_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_export_everything(
+    tmp_path: Path, result_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "export",
+            str(result_path),
+            "--glb",
+            str(out / "scene.glb"),
+            "--ply",
+            str(out / "ply"),
+            "--tum",
+            str(out / "traj.txt"),
+            "--mp4",
+            str(out / "mask.mp4"),
+            "--frames",
+            "1-2",
+            "--conf-percentile",
+            "0",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.count("wrote ") == 1 + 2 + 2 + 1
+    scene = trimesh.load(out / "scene.glb", file_type="glb")
+    assert sorted(n for n in scene.geometry if n.startswith("points")) == [
+        "points_frame_0001",
+        "points_frame_0002",
+    ]
+    assert sorted(p.name for p in (out / "ply").iterdir()) == ["frame_0001.ply", "frame_0002.ply"]
+    assert (out / "traj_masked.txt").is_file() and (out / "traj_unmasked.txt").is_file()
+    assert (out / "mask.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "nothing to export"),
+        (["--glb", "x.glb", "--frames", "7"], "outside 0..3"),
+        (["--glb", "x.obj"], r"end in \.glb"),
+        (["--tum", "t.txt", "--tum-variant", "ground_truth"], "no 'ground_truth' cameras"),
+    ],
+)
+def test_export_bad_input_is_one_error_line(
+    tmp_path: Path,
+    result_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    extra = [str(tmp_path / item) if "." in item and item[0] != "-" else item for item in extra]
+    assert main(["export", str(result_path), *extra]) == 2
+    line = _single_error_line(capsys.readouterr().err)
+    assert re.search(message, line), line
+
+
+def test_export_of_a_damaged_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["export", str(damaged), "--glb", str(tmp_path / "a.glb")]) == 2
+    assert "not a readable page4d_viewer result file" in _single_error_line(capsys.readouterr().err)
+
+
+def _result_with_ground_truth(tmp_path: Path) -> tuple[Reconstruction, Path]:
+    """A result whose masked cameras are a similarity transform of the ground truth."""
+    recon = make_reconstruction(frames=6)
+    angles = np.linspace(0, 1.0, 6)
+    centres = np.stack([np.cos(angles), np.sin(angles), 0.3 * angles], axis=-1) * 2.0
+    extrinsics = np.tile(np.eye(4)[:3], (6, 1, 1))
+    extrinsics[:, :, 3] = -centres
+    recon.cameras["masked"].extrinsics[:] = extrinsics
+    truth = recon.cameras["masked"].transformed(
+        Similarity(0.5, quaternion_to_rotation(np.array([0.2, 0.1, 0.0, 1.0])), np.ones(3))
+    )
+    recon.cameras["unmasked"].extrinsics[:, :, 3] += np.random.default_rng(0).normal(0, 0.3, (6, 3))
+    (gt_file,) = export.export_tum(
+        Reconstruction(**{**vars(recon), "cameras": {"masked": truth}}),
+        tmp_path / "groundtruth.txt",
+        variant="masked",
+    )
+    return recon, gt_file
+
+
+def test_evaluate_with_tum_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recon, gt_file = _result_with_ground_truth(tmp_path)
+    result = recon.save(tmp_path / "result.npz")
+    code = main(["evaluate", str(result), "--gt", str(gt_file), "--json", str(tmp_path / "m.json")])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "masked" in table and "unmasked" in table
+    rows = {row["variant"]: row for row in json.loads((tmp_path / "m.json").read_text())["rows"]}
+    assert rows["masked"]["ate"] == pytest.approx(0.0, abs=1e-5)  # exact up to Sim(3)
+    assert rows["unmasked"]["ate"] > 0.01
+
+
+def test_evaluate_uses_stored_ground_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recon, _ = _result_with_ground_truth(tmp_path)
+    recon.cameras["ground_truth"] = recon.cameras["masked"]
+    assert main(["evaluate", str(recon.save(tmp_path / "r.npz"))]) == 0
+    assert "masked" in capsys.readouterr().out
+
+
+def test_evaluate_without_ground_truth_is_an_error(
+    result_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(result_path)]) == 2
+    assert "--gt" in _single_error_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    from page4d_viewer.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(build_model("tiny", img_size=56), tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for index in range(5):
+        image = rng.integers(0, 256, size=(45, 60, 3), dtype=np.uint8)
+        Image.fromarray(image).save(folder / f"{index:03d}.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_infer_with_a_checkpoint(
+    tmp_path: Path,
+    tiny_checkpoint: Path,
+    image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "run" / "result.npz"
+    code = main(
+        [
+            "infer",
+            str(image_folder),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--max-frames",
+            "2",
+            "--mask-strength",
+            "32",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    recon = Reconstruction.load(out)
+    assert recon.num_frames == 2 and recon.image_hw == (42, 56)
+    assert recon.metadata.frame_indices == [0, 4]
+    assert recon.metadata.mask_strength == 32.0
+    assert recon.metadata.checkpoint_name == "tiny.safetensors"
+    assert recon.metadata.checkpoint_hash.startswith("sha256:")
+    assert recon.variants == ("masked", "unmasked")
+
+
+def test_load_model_reads_our_checkpoint(tiny_checkpoint: Path) -> None:
+    model, info = predictor.load_model(tiny_checkpoint)
+    assert info.name == "tiny.safetensors"
+    assert info.content_hash.startswith("sha256:")
+    assert info.mask_available and info.default_mask_strength == 64.0
+    assert model.config.img_size == 56
+
+
+def test_infer_bad_source_fails_before_loading_a_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(*args: object) -> None:
+        raise AssertionError("the model must not be loaded for a bad source")
+
+    monkeypatch.setattr(predictor, "load_model", no_model)
+    missing = tmp_path / "missing.mp4"
+    assert main(["infer", str(missing), "--out", str(tmp_path / "r.npz")]) == 2
+    assert "missing.mp4" in _single_error_line(capsys.readouterr().err)
+
+
+def test_infer_without_default_model_says_pass_checkpoint(
+    tmp_path: Path,
+    image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(predictor.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "none.safetensors"))
+    assert main(["infer", str(image_folder), "--out", str(tmp_path / "r.npz")]) == 2
+    line = _single_error_line(capsys.readouterr().err)
+    assert "no default model is shipped" in line and "--checkpoint" in line
+
+
+def test_infer_rejects_wrong_output_suffix(
+    tmp_path: Path, image_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["infer", str(image_folder), "--out", str(tmp_path / "r.json")]) == 2
+    assert "--out must end in .npz" in _single_error_line(capsys.readouterr().err)
+
+
+def test_subprocess_exit_codes(tmp_path: Path, result_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "page4d_viewer.cli"]
+    bad = subprocess.run(
+        [*command, "export", str(tmp_path / "absent.npz"), "--glb", str(tmp_path / "a.glb")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr == f"error: no result file at {tmp_path / 'absent.npz'}\n"
+    good = subprocess.run(
+        [*command, "export", str(result_path), "--tum", str(tmp_path / "t.txt")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "t_masked.txt").is_file()

@@ -1,0 +1,217 @@
+"""Predictor: model outputs -> Reconstruction, both mask variants, progress, checkpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from page4d_viewer import geometry, predictor
+from page4d_viewer.clip import Clip
+from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.model.network import ModelOutput
+
+
+def make_clip(frames: int = 3, height: int = 60, width: int = 80) -> Clip:
+    rng = np.random.default_rng(0)
+    return Clip(
+        frames=rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8),
+        frame_indices=np.arange(frames, dtype=np.int64) * 2,
+        timestamps=np.arange(frames, dtype=np.float64) / 12.5,
+        source="memory://test",
+        source_fps=25.0,
+        original_sizes=np.tile([height, width], (frames, 1)),
+        frame_names=[f"frame {i}" for i in range(frames)],
+        kind="video",
+        source_frame_count=2 * frames,
+    )
+
+
+class StandInNetwork(torch.nn.Module):
+    """Known outputs in the ModelOutput contract: camera i sits at x = i (+ 0.5 if unmasked)."""
+
+    def __init__(self, mask_available: bool = True) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(img_size=56, name="stand-in", patch_size=14)
+        self.mask_available = mask_available
+        self.calls: list[float] = []
+
+    def forward_pair(
+        self, images: torch.Tensor, mask_strength: float, progress: object = None
+    ) -> tuple[ModelOutput, ModelOutput]:
+        self.calls.append(mask_strength)
+        for stage, total in (("encoding", 2), ("aggregating", 3), ("heads", 3)):
+            for done in range(1, total + 1):
+                progress(stage, done, total)
+        masked = self._output(images, mask_strength, shift=0.0)
+        if mask_strength == 0.0:
+            return masked, masked
+        return masked, self._output(images, 0.0, shift=0.5)
+
+    def _output(self, images: torch.Tensor, strength: float, shift: float) -> ModelOutput:
+        frames, _, height, width = images.shape
+        pose_enc = torch.zeros(1, frames, 9)
+        pose_enc[0, :, 0] = -(torch.arange(frames) + shift)  # t = -R c with R = identity
+        pose_enc[0, :, 6] = 1.0
+        pose_enc[0, :, 7:] = 1.2
+        depth = images.mean(dim=1)[None, ..., None] + 1.0
+        mask = None
+        if self.mask_available:
+            mask = torch.linspace(-0.4, 0.4, frames * (height // 14) * (width // 14))
+            mask = mask.reshape(1, frames, height // 14, width // 14)
+        return ModelOutput(
+            pose_enc=pose_enc,
+            pose_enc_list=[pose_enc],
+            depth=depth,
+            depth_conf=torch.full((1, frames, height, width), 2.0),
+            world_points=torch.ones(1, frames, height, width, 3),
+            world_points_conf=torch.full((1, frames, height, width), 3.0),
+            mask_logit=mask,
+            mask_strength=strength,
+        )
+
+
+def test_predict_converts_outputs_and_records_metadata() -> None:
+    network = StandInNetwork()
+    progress: list[tuple[float, str]] = []
+    recon = predictor.predict(
+        make_clip(), network, device="cpu", progress=lambda f, m: progress.append((f, m))
+    )
+    assert network.calls == [64.0]  # the released mask strength by default
+    assert recon.image_hw == (42, 56)  # crop mode at the model's 56 px width
+    assert recon.num_frames == 3
+    np.testing.assert_allclose(recon.cameras["masked"].centers[:, 0], [0, 1, 2], atol=1e-6)
+    np.testing.assert_allclose(recon.cameras["unmasked"].centers[:, 0], [0.5, 1.5, 2.5], atol=1e-6)
+    np.testing.assert_allclose(
+        recon.cameras["masked"].intrinsics[0, 0, 0],
+        geometry.focal_from_fov(1.2, 56),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(recon.depth, recon.images.mean(axis=-1) / 255.0 + 1.0, atol=1e-5)
+    assert recon.mask_score.shape == (3, 3, 4)
+    assert recon.points_conf.min() == 3.0
+    meta = recon.metadata
+    assert meta.mask_strength == 64.0 and meta.mask_available
+    assert meta.frame_indices == [0, 2, 4]
+    assert meta.timestamps == pytest.approx([0.0, 0.08, 0.16])
+    assert meta.preprocessing.mode == "crop" and meta.preprocessing.target_size == 56
+    assert meta.preprocessing.mapping["original_size"] == [60, 80]
+    assert meta.device == "cpu" and meta.source == "memory://test"
+    assert {"read", "preprocess", "model", "convert", "model.aggregating"} <= set(meta.timings)
+    fractions = [fraction for fraction, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("aggregating" in message for _, message in progress)
+
+
+def test_without_mask_head_one_pass_fills_both_variants() -> None:
+    network = StandInNetwork(mask_available=False)
+    recon = predictor.predict(make_clip(), network, device="cpu", mask_strength=64.0)
+    assert network.calls == [0.0]
+    assert recon.mask_score is None and recon.metadata.mask_strength == 0.0
+    np.testing.assert_array_equal(
+        recon.cameras["masked"].extrinsics, recon.cameras["unmasked"].extrinsics
+    )
+
+
+def test_zero_strength_is_one_pass() -> None:
+    network = StandInNetwork()
+    recon = predictor.predict(make_clip(), network, device="cpu", mask_strength=0.0)
+    assert network.calls == [0.0]
+    assert recon.has_mask  # the mask head still scores patches at alpha 0
+
+
+def test_checkpoint_info_sets_default_strength_and_names() -> None:
+    info = predictor.ModelInfo("w.safetensors", "f00d", "small", True, default_mask_strength=32.0)
+    network = StandInNetwork()
+    recon = predictor.predict(make_clip(), network, device="cpu", checkpoint_info=info)
+    assert network.calls == [32.0]
+    assert recon.metadata.checkpoint_name == "w.safetensors"
+    assert recon.metadata.checkpoint_hash == "f00d"
+    assert recon.metadata.model_variant == "small"
+
+
+def test_bad_strength_is_refused() -> None:
+    with pytest.raises(Page4DError, match="mask strength"):
+        predictor.predict(make_clip(), StandInNetwork(), device="cpu", mask_strength=-1.0)
+
+
+def test_raising_progress_cancels() -> None:
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction: float, message: str) -> None:
+        if "aggregating" in message:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        predictor.predict(make_clip(), StandInNetwork(), device="cpu", progress=cancel)
+
+
+def test_predict_from_a_folder_of_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for index in range(4):
+        image = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+        Image.fromarray(image).save(tmp_path / f"frame{index}.png")
+    recon = predictor.predict(
+        tmp_path, StandInNetwork(), device="cpu", mode="pad", clip_options={"stride": 2}
+    )
+    assert recon.num_frames == 2
+    assert recon.image_hw == (56, 56)
+    assert recon.metadata.frame_indices == [0, 2]
+    assert recon.metadata.timestamps == []  # still images have no timing
+    np.testing.assert_allclose(recon.timestamps(), [0.0, 1.0])
+
+
+@pytest.mark.slow
+def test_real_tiny_network_end_to_end(tmp_path: Path) -> None:
+    from page4d_viewer.model import build_model
+
+    torch.manual_seed(0)
+    network = build_model("tiny", img_size=56)
+    recon = predictor.predict(make_clip(frames=2), network, device="cpu", precision="fp32")
+    assert recon.image_hw == (42, 56)
+    assert recon.mask_score.shape == (2, 3, 4)
+    assert np.all(np.abs(recon.mask_score) < 0.5)
+    assert np.all(recon.depth_conf >= 1.0)
+    assert not np.allclose(recon.cameras["masked"].extrinsics, recon.cameras["unmasked"].extrinsics)
+    loaded = type(recon).load(recon.save(tmp_path / "tiny.npz"))
+    assert loaded.metadata.model_variant == "tiny"
+
+
+def test_default_checkpoint_path_and_missing_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(predictor.DEFAULT_CHECKPOINT_ENV, raising=False)
+    default = predictor.default_checkpoint_path()
+    assert default.name == "page4d_small.safetensors" and default.parent.name == "assets"
+    monkeypatch.setenv(predictor.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "absent.safetensors"))
+    with pytest.raises(CheckpointError, match="no default model is shipped.*--checkpoint"):
+        predictor.load_default_model()
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        predictor.load_model(tmp_path / "other.pt")
+
+
+def test_predictor_never_imports_ui_libraries() -> None:
+    code = (
+        "import sys, page4d_viewer.predictor, page4d_viewer.export, page4d_viewer.commands\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('gradio', 'viser'))\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_device_and_precision_are_recorded_and_checked() -> None:
+    recon = predictor.predict(make_clip(), StandInNetwork(), device="cpu", precision="fp32")
+    assert recon.metadata.device == "cpu" and recon.metadata.precision == "float32"
+    with pytest.raises(Page4DError, match="device"):
+        predictor.predict(make_clip(), StandInNetwork(), device="no-such-device")
+    with pytest.raises(Page4DError, match="precision"):
+        predictor.predict(make_clip(), StandInNetwork(), device="cpu", precision="fp8")
