@@ -84,6 +84,28 @@ class Page4D(nn.Module):
         self.camera_head = CameraHead(config)
         self.depth_head = DPTHead(config, output_dim=2, activation="exp")
         self.point_head = DPTHead(config, output_dim=4, activation="inv_log")
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise for training from scratch (checkpoints overwrite all of it).
+
+        ViT-style: truncated-normal (std 0.02) linear weights with zero biases and position
+        table, near-zero special tokens; convolutions keep PyTorch's defaults.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        encoder = self.aggregator.patch_embed
+        nn.init.trunc_normal_(encoder.pos_embed, std=0.02)
+        for token in (
+            encoder.cls_token,
+            encoder.register_tokens,
+            self.aggregator.camera_token,
+            self.aggregator.register_token,
+        ):
+            nn.init.normal_(token, std=1e-6)
 
     @property
     def mask_available(self) -> bool:

@@ -1,0 +1,335 @@
+"""The network's public API: config, input checks, outputs, pair, progress, device helpers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from page4d_viewer.device import autocast_for, choose_device, choose_precision
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.model import PRESETS, ModelConfig, ModelOutput, Page4D, build_model
+
+# A few-layer layout so each forward pass takes milliseconds.
+SMALL = {
+    "img_size": 56,
+    "embed_dim": 16,
+    "depth": 6,
+    "num_heads": 2,
+    "encoder_depth": 1,
+    "encoder_heads": 2,
+    "camera_heads": 2,
+    "camera_trunk_depth": 1,
+    "camera_iterations": 3,
+    "dpt_features": 8,
+    "dpt_out_channels": (4, 8, 8, 8),
+    "dpt_layers": (1, 2, 4, 5),
+    "mask_after_layer": 1,
+    "masked_layers": (2, 3, 4),
+    "mask_head_hidden": 4,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the CI box is shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def small_model(seed: int = 0, **overrides: object) -> Page4D:
+    torch.manual_seed(seed)
+    model = Page4D(ModelConfig(**{**SMALL, **overrides})).double().eval()
+    # Larger layer scales and tokens than the init, so that every stage visibly matters.
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("gamma") or "token" in name:
+                parameter.normal_(0.0, 0.5)
+    return model
+
+
+def images(frames: int = 3, height: int = 28, width: int = 42, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(frames, 3, height, width, generator=generator, dtype=torch.float64)
+
+
+def assert_outputs_equal(a: ModelOutput, b: ModelOutput) -> None:
+    for field in dataclasses.fields(ModelOutput):
+        left, right = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(left, list):
+            assert all(torch.equal(x, y) for x, y in zip(left, right, strict=True)), field.name
+        elif isinstance(left, torch.Tensor):
+            assert torch.equal(left, right), field.name
+        else:
+            assert left == right, field.name
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_presets_exist_and_official_is_the_release_layout() -> None:
+    assert {"official", "tiny"} <= set(PRESETS)
+    official = ModelConfig.from_name("official")
+    assert (official.embed_dim, official.depth, official.img_size) == (1024, 24, 518)
+    assert official.mask_after_layer == 9 and official.masked_layers == tuple(range(10, 20))
+    assert official.dpt_layers == (4, 11, 17, 23) and official.has_mask_head
+    assert official.shared_layers == 10 and official.kept_layers == (4, 11, 17, 23)
+    assert official.token_dim == 2048 and official.patch_start_idx == 5
+
+
+def test_overrides_and_json_round_trip() -> None:
+    config = ModelConfig.from_name("tiny", depth=12, dpt_layers=[2, 5, 8, 11], masked_layers=[10])
+    assert config.name == "tiny" and config.dpt_layers == (2, 5, 8, 11)
+    again = ModelConfig.from_json(config.to_json())
+    assert again == config and again.kept_layers == (2, 5, 8, 11)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"embed_dim": 66}, "divisible"),
+        ({"num_heads": 32}, "multiple of 4"),
+        ({"masked_layers": (5, 10)}, "after mask_after_layer"),
+        ({"dpt_layers": (4, 11, 17, 24)}, "dpt_layers"),
+        ({"dpt_layers": (4, 11, 17)}, "exactly four"),
+        ({"img_size": 500}, "multiple of patch_size"),
+        ({"depth": 0}, "positive"),
+        ({"colour": "red"}, "unknown field"),
+    ],
+)
+def test_invalid_configs_are_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(Page4DError, match=message):
+        ModelConfig.from_name("tiny", **overrides)
+
+
+def test_unknown_preset_and_bad_json_are_refused() -> None:
+    with pytest.raises(Page4DError, match="unknown model preset 'huge'.*official"):
+        build_model("huge")
+    with pytest.raises(Page4DError, match="not valid JSON"):
+        ModelConfig.from_json("{oops")
+    with pytest.raises(Page4DError, match="must be an object"):
+        ModelConfig.from_json("[1, 2]")
+
+
+def test_config_without_mask_head_shares_nothing() -> None:
+    config = ModelConfig.from_name("tiny", has_mask_head=False)
+    assert config.shared_layers == config.depth
+
+
+# ----------------------------------------------------------------------------- forward
+
+
+def test_output_shapes_and_ranges_for_unbatched_input() -> None:
+    model = small_model()
+    with torch.no_grad():
+        out = model(images(frames=3, height=28, width=42), mask_strength=64.0)
+    assert out.pose_enc.shape == (1, 3, 9)
+    assert len(out.pose_enc_list) == 3 and out.pose_enc_list[-1] is out.pose_enc
+    assert out.depth.shape == (1, 3, 28, 42, 1) and out.depth_conf.shape == (1, 3, 28, 42)
+    assert out.world_points.shape == (1, 3, 28, 42, 3)
+    assert out.world_points_conf.shape == (1, 3, 28, 42)
+    assert out.mask_logit.shape == (1, 3, 2, 3)
+    assert (out.depth > 0).all() and (out.depth_conf >= 1).all()
+    assert (out.world_points_conf >= 1).all()
+    assert (out.pose_enc[..., 7:] >= 0).all()  # field of view through ReLU
+    assert (out.mask_logit.abs() < 0.5).all()
+    assert out.mask_strength == 64.0
+
+
+def test_batch_items_are_independent() -> None:
+    model = small_model()
+    first, second = images(seed=1), images(seed=2)
+    with torch.no_grad():
+        both = model(torch.stack((first, second)), mask_strength=64.0)
+        alone = model(second, mask_strength=64.0)
+    assert both.depth.shape[0] == 2
+    torch.testing.assert_close(both.pose_enc[1:], alone.pose_enc, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(both.world_points[1:], alone.world_points, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((3, 3, 30, 42), "multiples of 14"),
+        ((3, 4, 28, 42), r"\(S, 3, H, W\)"),
+        ((3, 28, 42), r"\(S, 3, H, W\)"),
+        ((0, 3, 28, 42), "at least one frame"),
+    ],
+)
+def test_bad_input_shapes_are_refused(shape: tuple[int, ...], message: str) -> None:
+    with pytest.raises(Page4DError, match=message):
+        small_model()(torch.rand(shape, dtype=torch.float64))
+
+
+def test_integer_images_are_refused() -> None:
+    with pytest.raises(Page4DError, match="floating-point"):
+        small_model()(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+
+
+def test_mask_strength_only_touches_masked_layers() -> None:
+    model = small_model()
+    clip = images()
+    with torch.no_grad():
+        off = model(clip, mask_strength=0.0)
+        on = model(clip, mask_strength=64.0)
+        weak = model(clip, mask_strength=1.0)
+    assert torch.equal(off.mask_logit, on.mask_logit)
+    assert not torch.allclose(off.pose_enc, on.pose_enc)
+    assert not torch.allclose(weak.pose_enc, on.pose_enc)
+
+
+def test_alpha_zero_is_exactly_vggt() -> None:
+    """With the mask off, removing the mask head changes nothing."""
+    model = small_model()
+    vggt = Page4D(ModelConfig(**{**SMALL, "has_mask_head": False})).double().eval()
+    state = {k: v for k, v in model.state_dict().items() if "spatial_mask_head" not in k}
+    vggt.load_state_dict(state, strict=True)
+    clip = images()
+    with torch.no_grad():
+        ours, theirs = model(clip, 0.0), vggt(clip, 0.0)
+    assert torch.equal(ours.pose_enc, theirs.pose_enc)
+    assert torch.equal(ours.depth, theirs.depth)
+    assert theirs.mask_logit is None and not vggt.mask_available
+
+
+def test_no_mask_head_forces_strength_zero() -> None:
+    vggt = small_model(has_mask_head=False)
+    clip = images()
+    with torch.no_grad():
+        forced = vggt(clip, mask_strength=64.0)
+        plain = vggt(clip, mask_strength=0.0)
+        masked, unmasked = vggt.forward_pair(clip, 64.0)
+    assert forced.mask_strength == 0.0 and forced.mask_logit is None
+    assert torch.equal(forced.pose_enc, plain.pose_enc)
+    assert masked is unmasked and masked.mask_strength == 0.0
+
+
+def test_forward_pair_equals_two_separate_calls() -> None:
+    model = small_model()
+    clip = images(frames=4)
+    with torch.no_grad():
+        masked, unmasked = model.forward_pair(clip, 64.0)
+        assert_outputs_equal(masked, model(clip, 64.0))
+        assert_outputs_equal(unmasked, model(clip, 0.0))
+
+
+def test_dpt_chunking_does_not_change_results() -> None:
+    clip = images(frames=5)
+    with torch.no_grad():
+        whole = small_model(dpt_chunk_frames=8)(clip, 64.0)
+        chunked = small_model(dpt_chunk_frames=2)(clip, 64.0)
+    # Same arithmetic per frame; only the convolution batching (and so the last bits) differ.
+    for name in ("depth", "depth_conf", "world_points", "world_points_conf"):
+        torch.testing.assert_close(getattr(chunked, name), getattr(whole, name), rtol=1e-12, atol=0)
+    assert torch.equal(whole.pose_enc, chunked.pose_enc)
+
+
+def test_only_head_inputs_are_kept() -> None:
+    model = small_model()
+    aggregator = model.aggregator
+    with torch.no_grad():
+        state = aggregator.start(images()[None])
+        aggregator.advance(state, model.config.depth, 64.0)
+    assert sorted(state.kept) == [1, 2, 4, 5]
+    assert state.kept[5].shape == (1, 3, 5 + 6, 2 * 16)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def test_progress_reports_every_stage_in_order() -> None:
+    model = small_model()
+    calls: list[tuple[str, int, int]] = []
+    with torch.no_grad():
+        model(images(), 64.0, progress=lambda *call: calls.append(call))
+    stages = [stage for stage, _, _ in calls]
+    assert stages == ["encoding"] * 1 + ["aggregating"] * 6 + ["heads"] * 3
+    assert [done for stage, done, _ in calls if stage == "aggregating"] == list(range(1, 7))
+    assert all(done <= total for _, done, total in calls)
+    assert calls[-1] == ("heads", 3, 3)
+
+
+def test_pair_progress_counts_shared_layers_once() -> None:
+    model = small_model()
+    calls: list[tuple[str, int, int]] = []
+    with torch.no_grad():
+        model.forward_pair(images(), 64.0, progress=lambda *call: calls.append(call))
+    aggregating = [(done, total) for stage, done, total in calls if stage == "aggregating"]
+    # 2 shared layers, then 4 layers per variant.
+    assert aggregating[-1] == (10, 10) and len(aggregating) == 10
+    assert calls[-1] == ("heads", 6, 6)
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_an_exception_from_progress_cancels_the_run() -> None:
+    model = small_model()
+    seen: list[int] = []
+
+    def cancel_at_third_layer(stage: str, done: int, total: int) -> None:
+        if stage == "aggregating":
+            seen.append(done)
+            if done == 3:
+                raise Cancelled
+
+    with pytest.raises(Cancelled), torch.no_grad():
+        model.forward_pair(images(), 64.0, progress=cancel_at_third_layer)
+    assert seen == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- device
+
+
+def test_choose_device_auto_and_cpu() -> None:
+    assert choose_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else None
+    auto = choose_device(None)
+    assert auto == choose_device("auto")
+    if expected is not None:
+        assert auto.type == expected
+    elif not torch.backends.mps.is_available():
+        assert auto.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unavailable_cuda_is_a_clear_error() -> None:
+    with pytest.raises(Page4DError, match="CUDA is not available"):
+        choose_device("cuda")
+
+
+def test_unknown_device_is_a_clear_error() -> None:
+    with pytest.raises(Page4DError, match="unknown device 'gpu0'"):
+        choose_device("gpu0")
+
+
+def test_choose_precision() -> None:
+    cpu = torch.device("cpu")
+    assert choose_precision(cpu) is None and choose_precision(cpu, "auto") is None
+    assert choose_precision(cpu, "fp32") is None
+    assert choose_precision(cpu, "bf16") is torch.bfloat16
+    assert choose_precision(cpu, "fp16") is torch.float16
+    with pytest.raises(Page4DError, match="unknown precision 'int8'"):
+        choose_precision(cpu, "int8")
+
+
+def test_autocast_for() -> None:
+    cpu = torch.device("cpu")
+    layer = torch.nn.Linear(4, 4)
+    x = torch.rand(2, 4)
+    with autocast_for(cpu, torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast_for(cpu, None):
+        assert layer(x).dtype == torch.float32
+
+
+def test_model_runs_under_bf16_autocast_with_float32_heads() -> None:
+    model = small_model().float()
+    with torch.no_grad(), autocast_for(torch.device("cpu"), torch.bfloat16):
+        out = model(images().float(), 64.0)
+    assert out.depth.dtype == torch.float32 and out.pose_enc.dtype == torch.float32
+    assert torch.isfinite(out.world_points).all()

@@ -1,0 +1,101 @@
+"""The "official" preset has exactly the released checkpoints' state-dict layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from page4d_viewer.model import ModelConfig, Page4D, build_model
+from page4d_viewer.model.checkpoint import DROPPED_ON_PURPOSE, MASK_HEAD_PREFIX
+
+# Values in the released model without the track head (manifest total 1,256,810,413).
+OFFICIAL_PARAMETERS = 1_190_869_017
+
+
+@pytest.fixture(scope="module")
+def manifest(full_manifest_path: Path) -> dict[str, list[int]]:
+    return json.loads(full_manifest_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def official_layout() -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        model = build_model("official")
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def _is_dropped(name: str) -> bool:
+    return any(name.startswith(prefix) for prefix in DROPPED_ON_PURPOSE)
+
+
+def test_manifest_is_the_documented_release(manifest: dict[str, list[int]]) -> None:
+    assert len(manifest) == 1803
+    total = sum(int(torch.Size(shape).numel()) for shape in manifest.values())
+    assert total == 1_256_810_413
+
+
+def test_official_names_and_shapes_equal_the_manifest(
+    manifest: dict[str, list[int]], official_layout: dict[str, tuple[int, ...]]
+) -> None:
+    expected = {name: tuple(shape) for name, shape in manifest.items() if not _is_dropped(name)}
+    assert sorted(set(expected) - set(official_layout)) == []
+    assert sorted(set(official_layout) - set(expected)) == []
+    wrong = [name for name, shape in expected.items() if official_layout[name] != shape]
+    assert wrong == []
+
+
+def test_only_the_tracker_is_dropped(manifest: dict[str, list[int]]) -> None:
+    dropped = [name for name in manifest if _is_dropped(name)]
+    assert dropped and all(name.startswith("track_head.") for name in dropped)
+
+
+def test_official_parameter_count(manifest: dict[str, list[int]]) -> None:
+    with torch.device("meta"):
+        model = build_model("official")
+    count = sum(p.numel() for p in model.parameters())
+    kept = sum(
+        int(torch.Size(shape).numel()) for name, shape in manifest.items() if not _is_dropped(name)
+    )
+    assert count == kept == OFFICIAL_PARAMETERS
+
+
+def test_vggt_layout_is_official_without_mask_head(
+    official_layout: dict[str, tuple[int, ...]],
+) -> None:
+    with torch.device("meta"):
+        vggt = build_model("official", has_mask_head=False)
+    names = set(vggt.state_dict())
+    assert names == {n for n in official_layout if not n.startswith(MASK_HEAD_PREFIX)}
+    assert any(n.startswith(MASK_HEAD_PREFIX) for n in official_layout)
+
+
+def test_nothing_assumes_the_official_sizes() -> None:
+    """A smaller, shallower layout (like the future "small" preset) builds and runs."""
+    config = ModelConfig(
+        img_size=252,
+        embed_dim=32,
+        depth=8,
+        num_heads=2,
+        encoder_depth=1,
+        encoder_heads=2,
+        camera_heads=2,
+        camera_trunk_depth=1,
+        camera_iterations=2,
+        dpt_features=16,
+        dpt_out_channels=(8, 16, 32, 32),
+        dpt_layers=(1, 3, 5, 7),
+        mask_after_layer=2,
+        masked_layers=(3, 4, 5),
+        mask_head_hidden=8,
+    )
+    model = Page4D(config).eval()
+    assert model.aggregator.patch_embed.pos_embed.shape == (1, 18 * 18 + 1, 32)
+    with torch.no_grad():
+        out = model(torch.rand(3, 3, 56, 84), mask_strength=64.0)
+    assert out.depth.shape == (1, 3, 56, 84, 1)
+    assert out.mask_logit.shape == (1, 3, 4, 6)
+    assert len(out.pose_enc_list) == 2
+    assert config.shared_layers == 3 and config.kept_layers == (1, 3, 5, 7)
