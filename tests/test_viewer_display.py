@@ -259,17 +259,25 @@ def test_trajectory_segments_join_consecutive_centres() -> None:
     assert display.trajectory_segments(centres[:1]).shape == (0, 2, 3)
 
 
-def test_frustum_scale_follows_scene_size() -> None:
+def test_frustum_length_follows_scene_size() -> None:
     centres = np.zeros((3, 3))
-    small = display.frustum_scale(centres, np.full((4, 4), 1.0))
-    large = display.frustum_scale(centres, np.full((4, 4), 10.0))
-    assert large == pytest.approx(10 * small)
-    assert display.frustum_scale(centres, None) > 0
+    assert display.frustum_length(centres, np.full((4, 4), 2.0)) == pytest.approx(0.12)
+    moving = np.array([[0.0, 0, 0], [3, 4, 0]])
+    assert display.frustum_length(moving, None) == pytest.approx(0.5)
+    assert display.frustum_length(centres, None) > 0
 
 
-def test_initial_view_behind_and_above_the_first_camera() -> None:
-    extrinsic = np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1)
-    position, look_at, up = display.initial_view(extrinsic, scene_depth=2.0)
-    np.testing.assert_allclose(position, [0.0, -0.5, -1.2])  # behind (-z), above (-y)
-    np.testing.assert_allclose(look_at, [0.0, 0.0, 2.0])
-    np.testing.assert_allclose(up, [0.0, -1.0, 0.0])
+def test_viser_frustum_scale_puts_the_image_plane_at_the_length() -> None:
+    # Viser's own formula (CameraFrustumHandle.compute_canonical_frustum_size): plane depth at
+    # scale 1 is 1 / cbrt(x * y / 3) with y = tan(fov/2), x = y * aspect.
+    import viser
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    try:
+        fov, aspect = 0.8, 1.7
+        frustum = server.scene.add_camera_frustum("/f", fov=fov, aspect=aspect)
+        canonical_depth = frustum.compute_canonical_frustum_size()[2]
+    finally:
+        server.stop()
+    scale = display.viser_frustum_scale(0.3, fov, aspect)
+    assert scale * canonical_depth == pytest.approx(0.3)

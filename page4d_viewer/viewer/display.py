@@ -424,25 +424,42 @@ def trajectory_segments(centres: np.ndarray) -> np.ndarray:
     return np.stack([centres[:-1], centres[1:]], axis=1)
 
 
-def frustum_scale(centres: np.ndarray, depth: np.ndarray | None) -> float:
-    """A frustum size that reads well in the scene: a fraction of its typical depth.
+def frustum_length(centres: np.ndarray, depth: np.ndarray | None) -> float:
+    """How far in front of its centre a frustum's image plane is drawn: small beside the scene.
 
     Args:
         centres: (S, 3) camera centres of one variant.
         depth: (...) depths (subsampled is fine), or None.
 
     Returns:
-        Frustum scale in scene units (> 0).
+        Distance in scene units (> 0): 6 % of the median depth, else 10 % of the
+        trajectory's extent, else 0.1.
     """
-    candidates = []
     if depth is not None:
         finite = np.asarray(depth)[np.isfinite(depth)]
         finite = finite[finite > 0]
         if finite.size:
-            candidates.append(0.08 * float(np.median(finite)))
+            return 0.06 * float(np.median(finite))
     if len(centres) >= 2:
         extent = float(np.linalg.norm(np.ptp(np.asarray(centres), axis=0)))
-        if extent > 0:
-            candidates.append(0.15 * extent)
-    positive = [c for c in candidates if np.isfinite(c) and c > 0]
-    return max(positive) if positive else 0.1
+        if np.isfinite(extent) and extent > 0:
+            return 0.1 * extent
+    return 0.1
+
+
+def viser_frustum_scale(length: float, fov: float, aspect: float) -> float:
+    """The `scale` that makes a Viser frustum's image plane sit `length` in front of it.
+
+    Viser normalises frusta to a constant volume: at scale 1 the image plane lies at
+    `1 / cbrt(tan(fov/2)^2 * aspect / 3)`, so the scale is `length` times that cube root.
+
+    Args:
+        length: wanted distance from the centre to the image plane, scene units.
+        fov: vertical field of view, radians.
+        aspect: width over height.
+
+    Returns:
+        The scale to pass to Viser.
+    """
+    half_height = np.tan(fov / 2.0)
+    return float(length * np.cbrt(half_height * half_height * aspect / 3.0))

@@ -167,7 +167,7 @@ class _Clip:
     patch_rows: np.ndarray  # (H',) patch row of each kept pixel row
     patch_cols: np.ndarray  # (W',) patch column of each kept pixel column
     confidence_cut: float  # drop points whose confidence is below this
-    frustum_scale: float
+    frustum_length: float  # centre to image plane, scene units
     scene_depth: float  # median depth, scene units
 
 
@@ -521,7 +521,7 @@ class SceneView:
             patch_rows=display.patch_index(rows, height, patch_grid[0]),
             patch_cols=display.patch_index(cols, width, patch_grid[1]),
             confidence_cut=display.confidence_threshold(confidence, self._percentile),
-            frustum_scale=display.frustum_scale(centres, depth),
+            frustum_length=display.frustum_length(centres, depth),
             scene_depth=float(np.median(depth)) if depth.size else 1.0,
         )
 
@@ -644,7 +644,9 @@ class SceneView:
             common = {
                 "fov": float(frusta.fov[index]),
                 "aspect": float(frusta.aspect[index]),
-                "scale": clip.frustum_scale,
+                "scale": display.viser_frustum_scale(
+                    clip.frustum_length, frusta.fov[index], frusta.aspect[index]
+                ),
                 "color": display.VARIANT_COLORS[variant],
                 "wxyz": frusta.wxyz[index],
                 "position": frusta.centres[index],
