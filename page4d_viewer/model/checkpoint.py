@@ -205,6 +205,17 @@ def check_state_dict(state: dict[str, Tensor], config: ModelConfig, path: Path) 
     """Raise CheckpointError unless `state` has exactly the model's names and shapes."""
     with torch.device("meta"):
         expected = {name: tuple(t.shape) for name, t in Page4D(config).state_dict().items()}
+    # Shapes first: with the wrong preset, that is the clearest symptom.
+    wrong = [
+        f"{name} {tuple(state[name].shape)} vs model {shape}"
+        for name, shape in expected.items()
+        if name in state and tuple(state[name].shape) != shape
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"{path.name}: {len(wrong)} tensor(s) with wrong shape for preset "
+            f"{config.name!r}: {_first(wrong)}"
+        )
     missing = sorted(set(expected) - set(state))
     if missing:
         raise CheckpointError(
@@ -214,17 +225,8 @@ def check_state_dict(state: dict[str, Tensor], config: ModelConfig, path: Path) 
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise CheckpointError(
-            f"{path.name}: {len(unexpected)} unexpected key(s): {_first(unexpected)}"
-        )
-    wrong = [
-        f"{name} {tuple(state[name].shape)} vs model {shape}"
-        for name, shape in expected.items()
-        if tuple(state[name].shape) != shape
-    ]
-    if wrong:
-        raise CheckpointError(
-            f"{path.name}: {len(wrong)} tensor(s) with wrong shape for preset "
-            f"{config.name!r}: {_first(wrong)}"
+            f"{path.name}: {len(unexpected)} unexpected key(s) for preset {config.name!r}: "
+            f"{_first(unexpected)}"
         )
 
 
