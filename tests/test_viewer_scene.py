@@ -249,6 +249,17 @@ def test_playback_plays_to_the_end_without_resending(shown: SceneView, spy: Mess
     assert state.geometry_sends == (1,) * FRAMES
 
 
+def test_play_at_the_end_without_loop_restarts_from_the_first_frame(shown: SceneView) -> None:
+    shown.set_loop(False)
+    shown.set_frame(FRAMES - 1)
+    seen: list[int] = []
+    shown.on_frame_change(seen.append)
+    shown.set_fps(60)
+    shown.set_playing(True)
+    assert wait_for(lambda: not shown.state().playing)
+    assert seen == list(range(FRAMES))
+
+
 def test_playback_loops(shown: SceneView) -> None:
     seen: list[int] = []
     shown.on_frame_change(seen.append)

@@ -145,13 +145,13 @@ class _FrameNodes:
 class _Frusta:
     """One variant's camera nodes."""
 
-    root: Any
-    plain: dict[int, Any] = field(default_factory=dict)
-    imaged: dict[int, Any] = field(default_factory=dict)
-    wxyz: np.ndarray | None = None  # (S, 4)
-    centres: np.ndarray | None = None  # (S, 3)
-    fov: np.ndarray | None = None  # (S,) vertical, radians
-    aspect: np.ndarray | None = None  # (S,) width over height
+    root: Any  # viser.FrameHandle of /cameras/{variant}
+    wxyz: np.ndarray  # (S, 4) world-from-camera rotations, scalar first
+    centres: np.ndarray  # (S, 3) camera centres
+    fov: np.ndarray  # (S,) vertical field of view, radians
+    aspect: np.ndarray  # (S,) width over height
+    plain: dict[int, Any] = field(default_factory=dict)  # frame -> wireframe frustum
+    imaged: dict[int, Any] = field(default_factory=dict)  # frame -> frustum with its image
 
 
 @dataclass
@@ -306,7 +306,12 @@ class SceneView:
         return callback
 
     def set_playing(self, playing: bool) -> None:
-        """Start or stop playback."""
+        """Start or stop playback (from the first frame when stopped at the end)."""
+        with self._lock:
+            at_end = self.num_frames > 1 and self._frame >= self.num_frames - 1
+            restart = playing and at_end and not self._loop and not self._playing.is_set()
+        if restart:
+            self._move_to_frame(0, notify=True)
         with self._lock:
             if playing:
                 self._playing.set()
@@ -571,24 +576,18 @@ class SceneView:
             nodes = _FrameNodes(root=root, bins={}, point_count=len(positions))
             for bin_id, start, end in zip(bin_ids.tolist(), starts.tolist(), ends, strict=True):
                 chosen = order[start:end]
-                point_bin = _Bin(
-                    handle=None,
-                    image_colors=colors[chosen],
-                    probability=probability[chosen],
-                    weight=self._bin_weight(bin_id),
-                )
+                weight = self._bin_weight(bin_id)
                 handle = self._server.scene.add_point_cloud(
                     f"{name}/m{bin_id:02d}",
                     points=positions[chosen],
-                    colors=self._bin_colors(point_bin),
+                    colors=_overlay_colors(colors[chosen], probability[chosen], weight),
                     point_size=self._point_size,
                     point_shape="rounded",
                     point_shading="flat",
                     visible=display.dynamic_visible(self._mode, index, self._frame)
                     or not self._is_dynamic(bin_id),
                 )
-                point_bin.handle = handle
-                nodes.bins[bin_id] = point_bin
+                nodes.bins[bin_id] = _Bin(handle, colors[chosen], probability[chosen], weight)
                 # float16 positions (viser's default precision) + uint8 colours.
                 self._bytes_sent += len(chosen) * (3 * 2 + 3)
             self._frames[index] = nodes
@@ -597,7 +596,7 @@ class SceneView:
                 self._send_frusta(clip, index)
 
     def _send_trajectories(self) -> None:
-        """One root, a trajectory line and per-frame pose tables per variant. Holds the lock."""
+        """Per variant: a root node, the trajectory line and the camera poses. Holds the lock."""
         clip = self._clip
         assert clip is not None
         height, width = clip.recon.image_hw
@@ -794,11 +793,6 @@ class SceneView:
     def _bin_weight(self, bin_id: int) -> float:
         return self._opacity if self._is_dynamic(bin_id) else 0.0
 
-    def _bin_colors(self, point_bin: _Bin) -> np.ndarray:
-        if point_bin.weight == 0.0:
-            return point_bin.image_colors
-        return display.blend_colors(point_bin.image_colors, point_bin.probability, point_bin.weight)
-
     def _frame_visible(self, index: int) -> bool:
         return index in self._visible_frame_indices()
 
@@ -825,7 +819,9 @@ class SceneView:
                 weight = self._bin_weight(bin_id)
                 if weight != point_bin.weight:
                     point_bin.weight = weight
-                    point_bin.handle.colors = self._bin_colors(point_bin)
+                    point_bin.handle.colors = _overlay_colors(
+                        point_bin.image_colors, point_bin.probability, weight
+                    )
                     self._bytes_sent += point_bin.image_colors.nbytes
                     recoloured = True
             if recoloured:
@@ -1028,6 +1024,13 @@ def _warm_up_encoders() -> None:
 
     display.heat_colors(np.zeros(1))
     iio.imwrite("<bytes>", np.zeros((2, 2, 3), dtype=np.uint8), extension=".jpeg")
+
+
+def _overlay_colors(image_colors: np.ndarray, probability: np.ndarray, weight: float) -> np.ndarray:
+    """(N, 3) uint8 colours of points: the image blended with the mask heat map by `weight`."""
+    if weight == 0.0:
+        return image_colors
+    return display.blend_colors(image_colors, probability, weight)
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
