@@ -60,6 +60,13 @@ def _configure_infer(parser: argparse.ArgumentParser) -> None:
         help="alpha of the masked variant (default: the checkpoint's, 64 for PAGE-4D)",
     )
     parser.add_argument(
+        "--gt",
+        default="auto",
+        help="ground truth to store in the result (default auto: a synthetic sample's or TUM "
+        "sequence's ground truth beside the source)",
+    )
+    parser.add_argument("--no-gt", action="store_true", help="store no ground truth")
+    parser.add_argument(
         "--device",
         default="auto",
         help="auto (default: CUDA, then MPS, then CPU), cpu, cuda:N, mps",
@@ -103,6 +110,7 @@ def _run_infer(args: argparse.Namespace) -> int:
             precision=args.precision,
             progress=progress,
             checkpoint_info=info,
+            ground_truth=None if args.no_gt else args.gt,
         )
     recon.save(out)
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in recon.metadata.timings.items() if "." not in k)

@@ -39,6 +39,7 @@ ProgressFn = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``; raising from it cancels the run."""
 
 DEFAULT_CHECKPOINT_ENV = "PAGE4D_DEFAULT_CHECKPOINT"
+AUTO_GROUND_TRUTH = "auto"
 RELEASED_MASK_STRENGTH = 64.0
 """The alpha PAGE-4D's mask checkpoint was trained with (MODEL.md)."""
 
@@ -136,6 +137,7 @@ def predict(
     progress: ProgressFn | None = None,
     checkpoint_info: ModelInfo | CheckpointInfo | None = None,
     clip_options: dict[str, Any] | None = None,
+    ground_truth: str | os.PathLike[str] | None = AUTO_GROUND_TRUTH,
 ) -> Reconstruction:
     """Run the network on a clip and return the Reconstruction with both mask variants.
 
@@ -156,6 +158,10 @@ def predict(
         checkpoint_info: what to record about the weights (name, hash, variant, default
             strength): a ModelInfo, or the CheckpointInfo of ``load_checkpoint``.
         clip_options: keyword options for ``load_clip`` when a source is given (stride, ...).
+        ground_truth: a ground-truth path for ``load_ground_truth`` (its failure is an
+            error); "auto" (default) looks beside the source for a synthetic sample's
+            ``groundtruth.npz`` or a TUM ``groundtruth.txt`` and skips it with a warning when
+            it does not fit; None attaches nothing.
 
     Returns:
         The Reconstruction, with timings per stage (seconds) in its metadata.
@@ -227,6 +233,7 @@ def predict(
         ),
     )
     timings["convert"] = time.perf_counter() - started
+    recon = _attach_ground_truth(recon, clip, ground_truth)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
     return recon
@@ -264,6 +271,72 @@ def _timestamps(clip: Clip) -> list[float]:
     if not np.all(np.isfinite(times)):
         return []
     return [float(t) for t in times]
+
+
+def find_ground_truth(source: object) -> Path | None:
+    """The ground truth that sits beside a clip source, if any.
+
+    Looks in the source folder (or the folder of a source file) and its parent, for a
+    synthetic sample (``groundtruth.npz``) or a TUM/Bonn sequence (``groundtruth.txt``).
+
+    Returns:
+        The folder to pass to ``load_ground_truth``, or None.
+    """
+    from page4d_viewer.groundtruth import SYNTHETIC_MARKER, TUM_TRAJECTORY
+
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent):
+        if (candidate / SYNTHETIC_MARKER).is_file() or (candidate / TUM_TRAJECTORY).is_file():
+            return candidate
+    return None
+
+
+def _attach_ground_truth(
+    recon: Reconstruction, clip: Clip, ground_truth: str | os.PathLike[str] | None
+) -> Reconstruction:
+    """The Reconstruction with ground truth in model-input pixels, when asked and available."""
+    from page4d_viewer.groundtruth import load_ground_truth
+
+    if ground_truth is None:
+        return recon
+    automatic = str(ground_truth) == AUTO_GROUND_TRUTH
+    path = find_ground_truth(clip.source) if automatic else Path(ground_truth)
+    if path is None:
+        return recon
+    metadata = recon.metadata
+    try:
+        truth = load_ground_truth(
+            path,
+            frame_indices=metadata.frame_indices,
+            timestamps=metadata.timestamps or None,
+        )
+        mapping = metadata.preprocessing.mapping
+        original_hw = tuple(int(v) for v in mapping["original_size"])
+        if truth.image_hw is not None and truth.image_hw != original_hw:
+            truth = truth.resized(original_hw)
+        truth = truth.to_model_input(mapping)
+    except Page4DError as error:
+        if not automatic:
+            raise
+        logger.warning("ground truth beside the source not used: %s", error)
+        return recon
+    if truth.num_frames != recon.num_frames:
+        message = (
+            f"ground truth at {path} has {truth.num_frames} frames, the clip has {recon.num_frames}"
+        )
+        if not automatic:
+            raise Page4DError(message)
+        logger.warning("%s; not used", message)
+        return recon
+    logger.info("attached %s ground truth from %s", truth.source_format, path)
+    recon = recon.with_ground_truth(
+        truth.extrinsics, truth.intrinsics, truth.depth, truth.dynamic_mask
+    )
+    recon.metadata.extra["ground_truth"] = str(path)
+    return recon
 
 
 def _to_reconstruction(
@@ -349,11 +422,13 @@ class _Reporter:
 
 
 __all__ = [
+    "AUTO_GROUND_TRUTH",
     "DEFAULT_CHECKPOINT_ENV",
     "RELEASED_MASK_STRENGTH",
     "ModelInfo",
     "ProgressFn",
     "default_checkpoint_path",
+    "find_ground_truth",
     "load_default_model",
     "load_model",
     "model_info_from_checkpoint",

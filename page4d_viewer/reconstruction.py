@@ -423,6 +423,40 @@ class Reconstruction:
             similarity = geometry.similarity_align(moving.centers, target.centers)
         return moving.transformed(similarity)
 
+    def with_ground_truth(
+        self,
+        extrinsics: np.ndarray | None,
+        intrinsics: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        dynamic_mask: np.ndarray | None = None,
+    ) -> Reconstruction:
+        """A copy holding ground truth already in model-input pixels (whatever is known).
+
+        The ground-truth cameras are re-expressed in their first camera's frame, like the
+        predictions (the scale stays the ground truth's own).
+
+        Args:
+            extrinsics: (S, 3, 4) ground-truth camera-from-world, or None.
+            intrinsics: (S, 3, 3) in model-input pixels; None copies the masked intrinsics.
+            depth: (S, H, W) depth in model-input pixels, 0 where unknown, or None.
+            dynamic_mask: (S, H, W) bool, True on moving pixels, or None.
+        """
+        cameras = dict(self.cameras)
+        if extrinsics is not None:
+            extrinsics = np.asarray(extrinsics, dtype=np.float64)
+            first_to_world = geometry.invert_rigid(extrinsics[0])
+            if intrinsics is None:
+                intrinsics = self.cameras[MASKED].intrinsics.copy()
+            cameras[GROUND_TRUTH] = Cameras(
+                geometry.compose_rigid(extrinsics, first_to_world), intrinsics
+            )
+        return dataclasses.replace(
+            self,
+            cameras=cameras,
+            gt_depth=self.gt_depth if depth is None else depth,
+            gt_dynamic_mask=self.gt_dynamic_mask if dynamic_mask is None else dynamic_mask,
+        )
+
     def select_frames(self, frames: list[int] | np.ndarray) -> Reconstruction:
         """A Reconstruction of a subset of frames (0-based positions), metadata trimmed to match.
 

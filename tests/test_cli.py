@@ -258,3 +258,23 @@ def test_subprocess_exit_codes(tmp_path: Path, result_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "t_masked.txt").is_file()
+
+
+@pytest.mark.slow
+def test_infer_then_evaluate_a_synthetic_sample(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from page4d_viewer import synthetic
+
+    clip = synthetic.make_clip(5, num_frames=3, width=80, height=60, camera="orbit")
+    sample = synthetic.save_ground_truth(clip, tmp_path / "sample")
+    out = tmp_path / "result.npz"
+    args = ["infer", str(sample / "clip.mp4"), "--out", str(out), "--checkpoint"]
+    assert main([*args, str(tiny_checkpoint), "--device", "cpu"]) == 0
+    assert Reconstruction.load(out).variants == ("masked", "unmasked", "ground_truth")
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json", str(tmp_path / "m.json")]) == 0
+    table = capsys.readouterr().out
+    assert "masked" in table and "AbsRel" in table and "mask IoU" in table
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert {row["variant"] for row in report["rows"]} == {"masked", "unmasked"}

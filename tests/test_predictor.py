@@ -215,3 +215,43 @@ def test_device_and_precision_are_recorded_and_checked() -> None:
         predictor.predict(make_clip(), StandInNetwork(), device="no-such-device")
     with pytest.raises(Page4DError, match="precision"):
         predictor.predict(make_clip(), StandInNetwork(), device="cpu", precision="fp8")
+
+
+@pytest.fixture(scope="module")
+def synthetic_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from page4d_viewer import synthetic
+
+    clip = synthetic.make_clip(3, num_frames=4, width=80, height=60, camera="orbit")
+    return synthetic.save_ground_truth(clip, tmp_path_factory.mktemp("sample"))
+
+
+def test_ground_truth_beside_the_source_is_attached(synthetic_sample: Path) -> None:
+    from page4d_viewer import groundtruth
+
+    source = synthetic_sample / "clip.mp4"
+    assert predictor.find_ground_truth(source) == synthetic_sample
+    recon = predictor.predict(source, StandInNetwork(), device="cpu", clip_options={"stride": 2})
+    assert recon.variants == ("masked", "unmasked", "ground_truth")
+    assert recon.metadata.frame_indices == [0, 2]
+    truth = groundtruth.load_ground_truth(synthetic_sample, frame_indices=[0, 2])
+    expected = geometry.compose_rigid(
+        truth.extrinsics[1], geometry.invert_rigid(truth.extrinsics[0])
+    )
+    np.testing.assert_allclose(recon.cameras["ground_truth"].extrinsics[1], expected, atol=1e-9)
+    # 80x60 frames crop to 56x42: the intrinsics scale by 0.7 with the half-pixel shift.
+    np.testing.assert_allclose(
+        recon.cameras["ground_truth"].intrinsics[0, 0, 0], truth.intrinsics[0, 0, 0] * 0.7
+    )
+    assert recon.gt_depth.shape == (2, 42, 56) and recon.gt_depth.min() > 0
+    assert recon.gt_dynamic_mask.shape == (2, 42, 56)
+    without = predictor.predict(source, StandInNetwork(), device="cpu", ground_truth=None)
+    assert "ground_truth" not in without.variants
+
+
+def test_explicit_ground_truth_that_does_not_fit_is_an_error(
+    synthetic_sample: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(Page4DError, match="ground truth"):
+        predictor.predict(
+            make_clip(frames=6), StandInNetwork(), device="cpu", ground_truth=synthetic_sample
+        )

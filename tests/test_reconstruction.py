@@ -326,3 +326,21 @@ def test_metadata_keeps_unknown_keys() -> None:
     metadata = Metadata.from_dict(data)
     assert metadata.source == "x"
     assert metadata.extra == {"from_the_future": 1}
+
+
+def test_with_ground_truth_moves_world_to_first_camera() -> None:
+    recon = make_reconstruction(frames=3)
+    truth = recon.cameras["masked"].transformed(
+        geometry.Similarity(
+            1.0, geometry.quaternion_to_rotation(np.array([0.3, 0, 0, 1.0])), np.ones(3)
+        )
+    )
+    depth = np.ones((3, 28, 42))
+    with_truth = recon.with_ground_truth(truth.extrinsics, depth=depth, dynamic_mask=depth > 0)
+    assert "ground_truth" not in recon.cameras  # the original is unchanged
+    gt = with_truth.cameras["ground_truth"]
+    np.testing.assert_allclose(gt.extrinsics[0], np.eye(4)[:3], atol=1e-12)
+    # Same rigid motion as the prediction, whose first camera already is the world.
+    np.testing.assert_allclose(gt.extrinsics, recon.cameras["masked"].extrinsics, atol=1e-9)
+    np.testing.assert_array_equal(gt.intrinsics, recon.cameras["masked"].intrinsics)
+    assert with_truth.gt_dynamic_mask.all() and with_truth.gt_depth.shape == (3, 28, 42)
