@@ -24,7 +24,9 @@ from page4d_viewer.viewer.scene import SceneView
 FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880 points
 
 
-def make_recon(with_mask: bool = True, frames: int = FRAMES) -> Reconstruction:
+def make_recon(
+    with_mask: bool = True, frames: int = FRAMES, variants: tuple[str, ...] = ("masked", "unmasked")
+) -> Reconstruction:
     """A plane 2 units in front of a camera sliding along x; the right patch column moves."""
     rng = np.random.default_rng(0)
     K = np.array([[40.0, 0, WIDTH / 2], [0, 40.0, HEIGHT / 2], [0, 0, 1]])
@@ -44,9 +46,13 @@ def make_recon(with_mask: bool = True, frames: int = FRAMES) -> Reconstruction:
         points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
         points_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
         cameras={
-            "masked": Cameras(extrinsics, intrinsics),
-            "unmasked": Cameras(unmasked, intrinsics),
-            "ground_truth": Cameras(extrinsics, intrinsics * [[1.1], [1.1], [1]]),
+            name: cameras
+            for name, cameras in {
+                "masked": Cameras(extrinsics, intrinsics),
+                "unmasked": Cameras(unmasked, intrinsics),
+                "ground_truth": Cameras(extrinsics, intrinsics * [[1.1], [1.1], [1]]),
+            }.items()
+            if name in (*variants, "ground_truth")
         },
         mask_score=mask if with_mask else None,
     )
@@ -184,6 +190,37 @@ def test_point_source_switch_resends_depth_points_with_chosen_cameras(
     expected = recon.points[3][..., 1]
     assert y.min() == pytest.approx(expected.min() - 0.15, abs=2e-3)
     assert y.max() == pytest.approx(expected.max() - 0.15, abs=2e-3)
+
+
+def test_depth_source_needs_its_cameras(scene: SceneView) -> None:
+    scene.show(make_recon(variants=("masked",)))
+    with pytest.raises(Page4DError, match="no unmasked cameras"):
+        scene.set_point_source("depth_unmasked")
+    scene._gui.source.value = "depth_unmasked"  # the same choice made in the viser sidebar
+    assert scene._gui.source.value == "points"  # refused and put back
+    assert scene.state().point_source == "points"
+    assert scene.state().variants == ("masked", "ground_truth")
+
+
+def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
+    shown: SceneView,
+) -> None:
+    shown.set_point_source("depth_unmasked")
+    shown.show(make_recon(variants=("masked",)))
+    assert shown.wait_until_sent(timeout=30)
+    assert shown.state().point_source == "points"
+    assert shown._gui.source.value == "points"
+
+
+def test_single_frame_clip(scene: SceneView) -> None:
+    scene.show(make_recon(frames=1))
+    assert scene.wait_until_sent(timeout=30)
+    state = scene.state()
+    assert state.frame_nodes == ("/frames/t0000/points",) and state.visible_frames == (0,)
+    scene.set_playing(True)
+    scene.set_frame(3)
+    assert scene.frame == 0
+    scene.set_playing(False)
 
 
 def test_second_show_replaces_the_first(scene: SceneView) -> None:

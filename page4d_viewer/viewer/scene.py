@@ -242,6 +242,9 @@ class SceneView:
             if not self._downsample_fixed:
                 self._downsample = display.auto_stride(num_frames, height, width, self._max_points)
             self._frame = 0
+            if _source_variant(self._source) not in (None, *recon.cameras):
+                logger.warning("this result has no %s cameras: showing the point map", self._source)
+                self._source = "points"
             self._geometry_sends = [0] * num_frames
             self._color_sends = [0] * num_frames
             self._bytes_sent = 0
@@ -379,6 +382,9 @@ class SceneView:
         with self._lock:
             if source == self._source:
                 return
+            variant = _source_variant(source)
+            if self._clip is not None and variant not in (None, *self._clip.cameras):
+                raise DisplayError(f"this result has no {variant} cameras to unproject depth with")
             self._source = source
             self._set_control(self._gui.source, source)
         self._resend_points()
@@ -543,7 +549,7 @@ class SceneView:
             confidence = recon.points_conf[index][grid]
             valid = np.ones(confidence.shape, dtype=bool)
         else:
-            cameras = clip.cameras["masked" if clip.source == "depth_masked" else "unmasked"]
+            cameras = clip.cameras[_source_variant(clip.source) or "masked"]
             depth = recon.depth[index]
             positions = geometry.depth_to_world_points(
                 depth, cameras.extrinsics[index], cameras.intrinsics[index]
@@ -860,6 +866,14 @@ class SceneView:
         gui.trail.max = max(num_frames, 2)
         gui.trail.value = min(self._trail, int(gui.trail.max))
         gui.downsample.value = self._downsample
+        gui.playing.value = self._playing.is_set()
+        gui.fps.value = int(np.clip(round(self._fps), 1, 60))
+        gui.loop.value = self._loop
+        gui.mode.value = self._mode
+        gui.source.value = self._source
+        gui.percentile.value = self._percentile
+        gui.opacity.value = self._opacity
+        gui.threshold.value = self._threshold_bin / display.MASK_BINS
         gui.point_size.min = self._point_size / 10
         gui.point_size.max = self._point_size * 10
         gui.point_size.step = self._point_size / 10
@@ -867,6 +881,7 @@ class SceneView:
         variants = () if self._clip is None else tuple(self._clip.cameras)
         for name, checkbox in gui.variants.items():
             checkbox.disabled = name not in variants
+            checkbox.value = self._variant_visible[name]
         has_mask = self._clip is not None and self._clip.probability is not None
         gui.opacity.disabled = not has_mask
         gui.threshold.disabled = not has_mask
@@ -997,8 +1012,15 @@ def _from_user(scene: SceneView, apply: Callable[[], None]) -> Callable[[Any], N
             apply()
         except DisplayError as error:
             logger.warning("%s", error)
+            with scene._lock:
+                scene._sync_gui()  # put the refused value back
 
     return callback
+
+
+def _source_variant(source: str) -> str | None:
+    """The camera variant a point source unprojects depth with (None for the point map)."""
+    return {"depth_masked": "masked", "depth_unmasked": "unmasked"}.get(source)
 
 
 def _send_order(num_frames: int, visible: Iterable[int], current: int) -> list[int]:
