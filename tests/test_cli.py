@@ -197,6 +197,7 @@ def test_infer_with_a_checkpoint(
     assert recon.metadata.mask_strength == 32.0
     assert recon.metadata.checkpoint_name == "tiny.safetensors"
     assert recon.metadata.checkpoint_hash.startswith("sha256:")
+    assert recon.metadata.timings["read"] > 0
     assert recon.variants == ("masked", "unmasked")
 
 
