@@ -306,6 +306,12 @@ def test_make_samples_command_writes_a_loadable_sample(tmp_path: Path) -> None:
     assert loaded.images.shape == (24, 294, 518, 3)
     assert loaded.dynamic_mask.mean() > 0.05  # large movers
     assert not (tmp_path / "handheld_walk").exists()
+    # The committed sample is what the command renders (to rounding across machines).
+    bundled = load_ground_truth(REPO_ROOT / "assets" / "samples" / "orbit_movers")
+    np.testing.assert_allclose(loaded.extrinsics, bundled.extrinsics, atol=1e-9)
+    np.testing.assert_allclose(loaded.depth, bundled.depth, rtol=1e-3)
+    assert (loaded.dynamic_mask == bundled.dynamic_mask).mean() > 0.999
+    assert np.abs(loaded.images.astype(int) - bundled.images).mean() < 1.0
 
 
 @pytest.mark.parametrize("name", sorted(synthetic.SAMPLES))
