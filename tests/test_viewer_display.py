@@ -281,3 +281,30 @@ def test_viser_frustum_scale_puts_the_image_plane_at_the_length() -> None:
         server.stop()
     scale = display.viser_frustum_scale(0.3, fov, aspect)
     assert scale * canonical_depth == pytest.approx(0.3)
+
+
+def test_degenerate_intrinsics_fall_back_to_a_drawable_frustum() -> None:
+    K = np.zeros((3, 3, 3))
+    K[:, 2, 2] = 1
+    K[1, 0, 0] = K[1, 1, 1] = np.inf
+    K[2, 0, 0] = K[2, 1, 1] = np.nan
+    fov, aspect = display.frustum_fov_aspect(K, height=100, width=150)
+    np.testing.assert_allclose(fov, display.FALLBACK_FOV)
+    np.testing.assert_allclose(aspect, 1.5)
+    assert np.isfinite(display.viser_frustum_scale(0.1, fov[0], aspect[0]))
+
+
+def test_trajectory_skips_segments_with_broken_centres() -> None:
+    centres = np.array([[0.0, 0, 0], [np.nan, 0, 0], [1, 0, 0], [2, 0, 0]])
+    segments = display.trajectory_segments(centres)
+    np.testing.assert_array_equal(segments, [[[1, 0, 0], [2, 0, 0]]])
+
+
+def test_initial_view_survives_a_broken_first_pose() -> None:
+    position, look_at, up = display.initial_view(np.full((3, 4), np.nan), float("nan"))
+    assert np.isfinite(position).all() and np.isfinite(look_at).all() and np.isfinite(up).all()
+
+
+def test_mask_bins_put_broken_scores_with_the_static_points() -> None:
+    bins = display.mask_bins(np.array([np.nan, -np.inf, np.inf, 0.97]))
+    assert bins.tolist() == [0, 0, display.MASK_BINS - 1, display.MASK_BINS - 1]

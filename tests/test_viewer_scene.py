@@ -212,6 +212,25 @@ def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
     assert shown._gui.source.value == "points"
 
 
+def test_broken_predictions_still_show(scene: SceneView) -> None:
+    recon = make_recon()
+    recon.cameras["unmasked"].extrinsics[2] = np.nan  # a pose the model got wrong
+    recon.cameras["masked"].intrinsics[3, 0, 0] = 0.0  # a degenerate focal length
+    recon.points[1, :5] = np.nan
+    recon.mask_score[4, 0, 0] = np.nan
+    scene.show(recon)
+    assert scene.wait_until_sent(timeout=30)
+    state = scene.state()
+    assert state.frames_sent == FRAMES
+    assert 2 not in scene._frusta["unmasked"].plain and 2 in scene._frusta["masked"].plain
+    assert scene._frusta["masked"].plain[3].fov == pytest.approx(display.FALLBACK_FOV)
+    assert state.point_counts[1] < state.point_counts[0]
+    assert all(name[-3:-2] == "m" for name in state.visible_nodes)
+    scene.set_frame(4)
+    scene.set_mask_overlay(1.0, 0.0)  # tint everything, the NaN-scored patch included
+    assert scene.state().color_sends[4] == 1
+
+
 def test_single_frame_clip(scene: SceneView) -> None:
     scene.show(make_recon(frames=1))
     assert scene.wait_until_sent(timeout=30)

@@ -41,6 +41,9 @@ MASK_BINS = 20
 
 DEFAULT_COLORMAP = "inferno"
 
+# Vertical field of view drawn for a camera whose predicted focal length is unusable.
+FALLBACK_FOV = np.deg2rad(60.0)
+
 
 class DisplayError(Page4DError):
     """A display setting outside what the scene supports (mode, source, range)."""
@@ -100,14 +103,15 @@ def heat_colors(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndar
     """Map values in [0, 1] to colours through a matplotlib colormap.
 
     Args:
-        values: (...) values; clipped to [0, 1].
+        values: (...) values; clipped to [0, 1], NaN drawn as 0.
         colormap: a matplotlib colormap name.
 
     Returns:
         (..., 3) uint8 RGB.
     """
     table = _colormap_table(colormap)
-    index = np.rint(np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0) * 255.0)
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
+    index = np.rint(np.clip(values, 0.0, 1.0) * 255.0)
     return table[index.astype(np.int64)]
 
 
@@ -212,7 +216,10 @@ def mask_bins(probability: np.ndarray, num_bins: int = MASK_BINS) -> np.ndarray:
     Returns:
         (...) int64 bin indices in [0, n).
     """
-    scaled = np.floor(np.asarray(probability, dtype=np.float64) * num_bins)
+    # A non-finite score (a broken prediction) counts as static: bin 0.
+    values = np.asarray(probability, dtype=np.float64)
+    finite = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
+    scaled = np.floor(finite * num_bins)
     return np.clip(scaled, 0, num_bins - 1).astype(np.int64)
 
 
@@ -366,13 +373,18 @@ def frustum_fov_aspect(
         height: H, image height in pixels.
         width: W, image width in pixels.
 
+    Degenerate focal lengths (zero, negative or not finite, as an untrained model can
+    predict) fall back to FALLBACK_FOV and the image's aspect, so the frustum still draws.
+
     Returns:
         fov_y (S,) radians and aspect (S,) width over height.
     """
     K = np.asarray(intrinsics, dtype=np.float64)
     fx, fy = K[:, 0, 0], K[:, 1, 1]
-    fov_y = 2.0 * np.arctan2(height / 2.0, fy)
-    aspect = (width * fy) / (height * fx)
+    usable = np.isfinite(fx) & np.isfinite(fy) & (fx > 0) & (fy > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fov_y = np.where(usable, 2.0 * np.arctan2(height / 2.0, fy), FALLBACK_FOV)
+        aspect = np.where(usable, (width * fy) / (height * fx), width / height)
     return fov_y, aspect
 
 
@@ -402,7 +414,12 @@ def initial_view(
     Returns:
         position (3,), look_at (3,) and up (3,) in world coordinates.
     """
-    T_world_cam = geometry.invert_rigid(np.asarray(extrinsic, dtype=np.float64))
+    extrinsic = np.asarray(extrinsic, dtype=np.float64)
+    if not np.isfinite(extrinsic).all():
+        extrinsic = np.eye(3, 4)  # a broken first pose: start from the world origin instead
+    if not np.isfinite(scene_depth) or scene_depth <= 0:
+        scene_depth = 1.0
+    T_world_cam = geometry.invert_rigid(extrinsic)
     R_world_cam, centre = T_world_cam[:3, :3], T_world_cam[:3, 3]
     down, forward = R_world_cam[:, 1], R_world_cam[:, 2]
     position = centre - 0.6 * scene_depth * forward - 0.25 * scene_depth * down
@@ -416,12 +433,14 @@ def trajectory_segments(centres: np.ndarray) -> np.ndarray:
         centres: (S, 3) camera centres.
 
     Returns:
-        (S-1, 2, 3) float32 segment end points (empty for fewer than two cameras).
+        (K, 2, 3) float32 segment end points, K <= S-1: segments touching a non-finite
+        centre are left out.
     """
     centres = np.asarray(centres, dtype=np.float32)
     if len(centres) < 2:
         return np.zeros((0, 2, 3), dtype=np.float32)
-    return np.stack([centres[:-1], centres[1:]], axis=1)
+    segments = np.stack([centres[:-1], centres[1:]], axis=1)
+    return segments[np.isfinite(segments).all(axis=(1, 2))]
 
 
 def frustum_length(centres: np.ndarray, depth: np.ndarray | None) -> float:

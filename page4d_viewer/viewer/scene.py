@@ -646,6 +646,10 @@ class SceneView:
         shown instead while this is the current frame. Holds the lock."""
         thumbnail = _thumbnail(clip.recon.images[index])
         for variant, frusta in self._frusta.items():
+            if not (
+                np.isfinite(frusta.wxyz[index]).all() and np.isfinite(frusta.centres[index]).all()
+            ):
+                continue  # an unusable predicted pose: nothing sensible to draw
             common = {
                 "fov": float(frusta.fov[index]),
                 "aspect": float(frusta.aspect[index]),
