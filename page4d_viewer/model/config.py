@@ -32,11 +32,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # The shipped default model (assets/page4d_small.safetensors, docs/default-model.md): the same
-# three-stage aggregator at half the depth and 1/10 of the width, trained on synthetic scenes on
-# two CPU cores. Stage layout scaled from the official 24 layers: mask head after layer 4
-# (official 9), masked global attention in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23).
+# three-stage aggregator at half the depth and 1/10 of the width, with a 196 px input (14 x 8
+# patches for 16:9 video), trained on synthetic scenes on two CPU cores. Stage layout scaled
+# from the official 24 layers: mask head after layer 4 (official 9), masked global attention
+# in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23).
 PRESETS["small"] = {
-    "img_size": 252,
+    "img_size": 196,
     "embed_dim": 96,
     "depth": 12,
     "num_heads": 4,
