@@ -301,7 +301,7 @@ def check_display(mode: str, trail: int) -> None:
 
 
 def confidence_threshold(
-    confidence: np.ndarray, percentile: float, max_samples: int = 1_000_000
+    confidence: np.ndarray, percentile: float, max_samples: int = 250_000
 ) -> float:
     """The confidence below which points are dropped, as a percentile over the whole clip.
 
