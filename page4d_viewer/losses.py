@@ -78,7 +78,7 @@ class LossWeights:
     points: float = 1.0
     gradient: float = 1.0
     confidence_log: float = 0.2
-    mask: float = 0.1
+    mask: float = 1.0
 
 
 @dataclass

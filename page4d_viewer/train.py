@@ -1,0 +1,593 @@
+"""Train a PAGE-4D preset on synthetic dynamic scenes rendered on the fly.
+
+`python -m page4d_viewer.train --out runs/small --max-minutes 60` (or `page4d-viewer train`).
+Every ``--checkpoint-every`` steps the model, optimiser and step are written to
+``OUT/last.pt``; running the same command again resumes from there. Losses go to the log and
+to ``OUT/losses.csv``. The run is deterministic given ``--seed``: the clip used at step k is a
+pure function of (seed, k), so a resumed run sees the same data as an uninterrupted one.
+
+Training seeds are below :data:`MAX_TRAIN_SEED`; evaluation uses seeds from
+:data:`FIRST_EVAL_SEED` on, which training never renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.losses import LossWeights, Targets, mask_strength, page4d_loss
+
+LOGGER = logging.getLogger(__name__)
+
+MAX_TRAIN_SEED = 1_000_000
+FIRST_EVAL_SEED = 9_000_000
+PATCH_SIZE = 14
+CHECKPOINT_NAME = "last.pt"
+LOSS_CSV_NAME = "losses.csv"
+LOSS_COLUMNS = ("step", "elapsed_s", "lr", "mask_strength", "camera", "depth", "points", "mask")
+LOSS_COLUMNS = (*LOSS_COLUMNS, "total")
+
+
+class TrainingError(Page4DError):
+    """A training run could not start or resume (bad option, mismatched checkpoint)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; stored in every checkpoint.
+
+    Attributes:
+        out_dir: folder for last.pt, losses.csv and the exported weights.
+        preset: model preset name (see page4d_viewer.model.config).
+        model_overrides: keyword overrides of the preset (e.g. a micro config in tests).
+        image_hw: (H, W) of the rendered training clips, multiples of 14; None: the preset's
+            img_size wide and 16:9 (as the clip preprocessing crops a 16:9 video).
+        max_steps: optimiser steps of the whole run (sets the learning-rate schedule).
+        max_minutes: stop this invocation after this much wall time (resume continues).
+        seed: seed of initialisation and data order.
+        batch_size: clips per step (all with the same frame count).
+        min_frames, max_frames: frames per training clip, drawn per step.
+        max_stride: frame stride drawn per step in [1, max_stride].
+        source_frames: frames rendered per synthetic clip (the pool the strides pick from).
+        pool_size: distinct clips in the in-memory pool at a time.
+        pool_refresh_steps: the pool's seeds change every this many steps (0: never).
+        learning_rate: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps before the cosine decay.
+        min_lr_ratio: final learning rate as a fraction of the peak.
+        grad_clip: gradient-norm clip.
+        mask_hold_start, mask_hold_end: the authors' mask schedule (see losses.mask_alpha).
+        loss_weights: loss term weights.
+        checkpoint_every: steps between checkpoints.
+        log_every: steps between log lines (every step goes to the CSV).
+        threads: torch CPU threads (0: all cores).
+    """
+
+    out_dir: Path
+    preset: str = "small"
+    model_overrides: dict = field(default_factory=dict)
+    image_hw: tuple[int, int] | None = None
+    max_steps: int = 3000
+    max_minutes: float | None = None
+    seed: int = 0
+    batch_size: int = 1
+    min_frames: int = 4
+    max_frames: int = 6
+    max_stride: int = 3
+    source_frames: int = 16
+    pool_size: int = 48
+    pool_refresh_steps: int = 400
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    mask_hold_start: int = 10**9
+    mask_hold_end: int = 10**9
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    checkpoint_every: int = 100
+    log_every: int = 10
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.image_hw is None:
+            self.image_hw = default_image_hw(self.preset, self.model_overrides)
+        self.image_hw = (int(self.image_hw[0]), int(self.image_hw[1]))
+        if any(size <= 0 or size % PATCH_SIZE for size in self.image_hw):
+            raise TrainingError(f"image size {self.image_hw} must be positive multiples of 14")
+        if not 2 <= self.min_frames <= self.max_frames:
+            raise TrainingError("need 2 <= min_frames <= max_frames")
+        if (self.max_frames - 1) * self.max_stride + 1 > self.source_frames:
+            raise TrainingError(
+                f"max_frames {self.max_frames} at stride {self.max_stride} needs more than "
+                f"{self.source_frames} source frames"
+            )
+        if self.max_steps <= 0 or self.batch_size <= 0 or self.pool_size <= 0:
+            raise TrainingError("max_steps, batch_size and pool_size must be positive")
+
+    def to_json(self) -> str:
+        """The configuration as JSON (paths as strings), for checkpoints and metadata."""
+        values = dataclasses.asdict(self)
+        values["out_dir"] = str(self.out_dir)
+        return json.dumps(values, sort_keys=True)
+
+
+def default_image_hw(preset: str, overrides: dict) -> tuple[int, int]:
+    """(H, W) of a 16:9 video after the clip preprocessing at the preset's input width."""
+    from page4d_viewer.model import ModelConfig
+
+    width = ModelConfig.from_name(preset, **overrides).img_size
+    return max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width
+
+
+def pick_device() -> torch.device:
+    """The GPU when one is available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def learning_rate_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` of the peak at ``max_steps``."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    span = max(config.max_steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    ratio = config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
+    return config.learning_rate * ratio
+
+
+# ----------------------------------------------------------------------------------------
+# Data: synthetic clips -> normalised targets
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingSample:
+    """One clip's network input and ground truth as numpy arrays.
+
+    Attributes:
+        images: (S, 3, H, W) float32 in [0, 1].
+        pose_enc: (S, 9) ground-truth pose encoding, translation in normalised units.
+        depth: (S, H, W) depth in normalised units.
+        world_points: (S, H, W, 3) points in the first camera's frame, normalised units.
+        valid: (S, H, W) bool.
+        dynamic_mask: (S, H, W) bool, True on moving objects.
+        scene_scale: the normalisation divisor (scene units per normalised unit).
+    """
+
+    images: np.ndarray
+    pose_enc: np.ndarray
+    depth: np.ndarray
+    world_points: np.ndarray
+    valid: np.ndarray
+    dynamic_mask: np.ndarray
+    scene_scale: float
+
+
+def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample:
+    """Pick frames from a synthetic clip and express its ground truth as the network predicts it.
+
+    The world becomes the first picked camera's frame and everything is divided by the mean
+    distance of the valid points to that camera (VGGT's normalisation).
+
+    Args:
+        clip: a page4d_viewer.synthetic.SyntheticClip (images (N, H, W, 3) uint8, depth
+            (N, H, W), extrinsics (N, 3, 4) camera-from-world, intrinsics (N, 3, 3),
+            world_points (N, H, W, 3) world frame, dynamic_mask (N, H, W)).
+        frame_indices: the S frames to use, first one defines the world.
+
+    Returns:
+        The normalised sample.
+    """
+    index = np.asarray(frame_indices)
+    images = np.asarray(clip.images)[index]
+    depth = np.asarray(clip.depth, dtype=np.float64)[index]
+    extrinsics = np.asarray(clip.extrinsics, dtype=np.float64)[index]
+    intrinsics = np.asarray(clip.intrinsics, dtype=np.float64)[index]
+    points_world = np.asarray(clip.world_points, dtype=np.float64)[index]
+    dynamic = np.asarray(clip.dynamic_mask, dtype=bool)[index]
+    height, width = depth.shape[-2:]
+
+    T_world_cam0 = geometry.invert_rigid(extrinsics[0])
+    extrinsics_cam0 = geometry.compose_rigid(extrinsics, T_world_cam0)
+    T_cam0_world = extrinsics[0]
+    points = geometry.transform_points(T_cam0_world, points_world.reshape(-1, 3))
+    points = points.reshape(points_world.shape)
+    valid = np.isfinite(depth) & (depth > 0) & np.isfinite(points).all(axis=-1)
+
+    distances = np.linalg.norm(np.where(valid[..., None], points, 0.0), axis=-1)
+    scale = float(distances[valid].mean()) if valid.any() else 1.0
+    scale = max(scale, 1e-6)
+    extrinsics_cam0[..., :3, 3] /= scale
+    pose_enc = geometry.cameras_to_pose_encoding(extrinsics_cam0, intrinsics, (height, width))
+    return TrainingSample(
+        images=np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0,
+        pose_enc=pose_enc.astype(np.float32),
+        depth=np.where(valid, depth / scale, 0.0).astype(np.float32),
+        world_points=np.where(valid[..., None], points / scale, 0.0).astype(np.float32),
+        valid=valid,
+        dynamic_mask=dynamic,
+        scene_scale=scale,
+    )
+
+
+def render_clip(seed: int, num_frames: int, image_hw: tuple[int, int]) -> object:
+    """Render one synthetic clip at the network's input size."""
+    from page4d_viewer import synthetic
+
+    height, width = image_hw
+    return synthetic.make_clip(seed, num_frames=num_frames, width=width, height=height)
+
+
+class ClipPool:
+    """A small least-recently-used cache of rendered clips; rendering is the CPU's bottleneck."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self._clips: OrderedDict[int, object] = OrderedDict()
+
+    def get(self, seed: int) -> object:
+        """The clip of ``seed``, rendered on first use."""
+        if seed in self._clips:
+            self._clips.move_to_end(seed)
+            return self._clips[seed]
+        clip = render_clip(seed, self.config.source_frames, self.config.image_hw)
+        self._clips[seed] = clip
+        while len(self._clips) > self.config.pool_size:
+            self._clips.popitem(last=False)
+        return clip
+
+
+def clip_seed(config: TrainConfig, step: int, slot: int) -> int:
+    """Training seed of pool slot ``slot`` at ``step``: a function of the run seed, < 1e6."""
+    generation = step // config.pool_refresh_steps if config.pool_refresh_steps > 0 else 0
+    mixed = np.random.SeedSequence([config.seed, generation, slot]).generate_state(1)[0]
+    return int(mixed % MAX_TRAIN_SEED)
+
+
+def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[TrainingSample]:
+    """The batch of ``step``: clip, frame count, stride and start, all drawn from (seed, step)."""
+    rng = np.random.default_rng([config.seed, step, 7919])
+    num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
+    samples = []
+    for _ in range(config.batch_size):
+        slot = int(rng.integers(config.pool_size))
+        stride_limit = min(config.max_stride, (config.source_frames - 1) // (num_frames - 1))
+        stride = int(rng.integers(1, stride_limit + 1))
+        span = (num_frames - 1) * stride + 1
+        start = int(rng.integers(0, config.source_frames - span + 1))
+        frames = np.arange(start, start + span, stride)
+        if rng.random() < 0.5:
+            # Play some clips backwards so the model does not learn "cameras move forward".
+            frames = frames[::-1]
+        samples.append(clip_to_sample(pool.get(clip_seed(config, step, slot)), frames))
+    return samples
+
+
+def samples_to_tensors(
+    samples: Sequence[TrainingSample], device: torch.device
+) -> tuple[torch.Tensor, Targets]:
+    """Stack samples into the network's input (B, S, 3, H, W) and the loss targets."""
+    from page4d_viewer.losses import static_fraction_per_patch
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([getattr(sample, name) for sample in samples])).to(device)
+
+    dynamic = stack("dynamic_mask")
+    targets = Targets(
+        pose_enc=stack("pose_enc"),
+        depth=stack("depth"),
+        world_points=stack("world_points"),
+        valid=stack("valid"),
+        static_fraction=static_fraction_per_patch(dynamic, PATCH_SIZE),
+    )
+    return stack("images"), targets
+
+
+# ----------------------------------------------------------------------------------------
+# Checkpoints and the loop
+# ----------------------------------------------------------------------------------------
+
+
+def build_training_model(config: TrainConfig) -> torch.nn.Module:
+    """The network of ``config``, initialised from the run seed."""
+    from page4d_viewer.model import build_model
+
+    torch.manual_seed(config.seed)
+    return build_model(config.preset, **config.model_overrides)
+
+
+def save_training_state(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, config
+) -> None:
+    """Write model, optimiser and step atomically (a crash never leaves half a file)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "config": config.to_json(),
+    }
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_training_state(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> int:
+    """Restore model and optimiser from ``path``; returns the next step to run."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = json.loads(state["config"])
+    current = json.loads(config.to_json())
+    # max_minutes and max_steps may change between invocations; the rest must match.
+    for key in ("preset", "model_overrides", "image_hw", "seed", "batch_size"):
+        if saved.get(key) != current.get(key):
+            raise TrainingError(
+                f"{path} was trained with {key}={saved.get(key)!r}, not {current.get(key)!r}; "
+                "use another --out folder"
+            )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+def _open_loss_csv(path: Path, resume_step: int) -> None:
+    """Keep rows before ``resume_step`` (a resumed run rewrites later ones)."""
+    rows: list[list[str]] = []
+    if path.exists() and resume_step > 0:
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            rows = [row for row in reader if row and int(row[0]) < resume_step]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LOSS_COLUMNS)
+        writer.writerows(rows)
+
+
+def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
+    """Run (or resume) training until ``max_steps`` or ``max_minutes``.
+
+    Args:
+        config: the run.
+
+    Returns:
+        (the model after the last completed step, on the CPU; the number of steps done).
+    """
+    device = pick_device()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    model = build_training_model(config).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    checkpoint_path = config.out_dir / CHECKPOINT_NAME
+    step = 0
+    if checkpoint_path.exists():
+        step = load_training_state(checkpoint_path, model, optimizer, config)
+        LOGGER.info("resuming from %s at step %d", checkpoint_path, step)
+    csv_path = config.out_dir / LOSS_CSV_NAME
+    _open_loss_csv(csv_path, step)
+    pool = ClipPool(config)
+    started = time.monotonic()
+    LOGGER.info(
+        "training %s on %s: %d parameters, steps %d..%d",
+        config.preset,
+        device,
+        sum(p.numel() for p in model.parameters()),
+        step,
+        config.max_steps,
+    )
+    model.train()
+    last_saved = step
+    while step < config.max_steps:
+        if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+            LOGGER.info("time box of %.1f min reached at step %d", config.max_minutes, step)
+            break
+        losses, lr, alpha = _train_step(model, optimizer, config, step, pool, device)
+        step += 1
+        _append_losses(csv_path, step - 1, time.monotonic() - started, lr, alpha, losses)
+        if step % config.log_every == 0 or step == config.max_steps:
+            LOGGER.info(
+                "step %d  total %.4f  camera %.4f  depth %.4f  points %.4f  mask %.4f  (%.1f s)",
+                step,
+                losses["total"],
+                losses["camera"],
+                losses["depth"],
+                losses["points"],
+                losses["mask"],
+                time.monotonic() - started,
+            )
+        if step % config.checkpoint_every == 0:
+            save_training_state(checkpoint_path, model, optimizer, step, config)
+            last_saved = step
+    if step != last_saved or not checkpoint_path.exists():
+        save_training_state(checkpoint_path, model, optimizer, step, config)
+    return model.cpu(), step
+
+
+def _train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    step: int,
+    pool: ClipPool,
+    device: torch.device,
+) -> tuple[dict[str, float], float, float]:
+    lr = learning_rate_at(step, config)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    alpha = mask_strength(step, config.mask_hold_start, config.mask_hold_end)
+    images, targets = samples_to_tensors(batch_for_step(config, step, pool), device)
+    output = model(images, mask_strength=alpha)
+    losses = page4d_loss(output, targets, config.loss_weights)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return {name: float(value.detach()) for name, value in losses.items()}, lr, alpha
+
+
+def _append_losses(
+    path: Path, step: int, elapsed: float, lr: float, alpha: float, losses: dict[str, float]
+) -> None:
+    row = [step, f"{elapsed:.2f}", f"{lr:.3e}", f"{alpha:.2f}"]
+    row += [f"{losses[name]:.6f}" for name in LOSS_COLUMNS[4:]]
+    with path.open("a", newline="") as handle:
+        csv.writer(handle).writerow(row)
+
+
+def export_weights(model: torch.nn.Module, path: Path, config: TrainConfig, step: int) -> None:
+    """Write the trained weights as a safetensors checkpoint with the training facts attached."""
+    from page4d_viewer.model import save_checkpoint
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        model,
+        path,
+        training_steps=str(step),
+        training_seed=str(config.seed),
+        training_data="page4d_viewer.synthetic seeds < 1000000",
+        training_config=config.to_json(),
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------
+
+
+def configure_parser(parser: argparse.ArgumentParser, name: str = "train") -> None:
+    """Add the `train` options to ``parser``."""
+    del name
+    defaults = TrainConfig(out_dir=Path("."))
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
+    parser.add_argument("--preset", default=defaults.preset, help="model preset")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-time box")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="training clip size (default: the preset's width, 16:9)",
+    )
+    parser.add_argument("--min-frames", type=int, default=defaults.min_frames)
+    parser.add_argument("--max-frames", type=int, default=defaults.max_frames)
+    parser.add_argument("--max-stride", type=int, default=defaults.max_stride)
+    parser.add_argument("--pool-size", type=int, default=defaults.pool_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument(
+        "--mask-hold-start",
+        type=int,
+        default=defaults.mask_hold_start,
+        help="last step with the mask at full strength (default: always on)",
+    )
+    parser.add_argument(
+        "--mask-hold-end", type=int, default=defaults.mask_hold_end, help="mask off from here"
+    )
+    parser.add_argument(
+        "--mask-loss-weight",
+        type=float,
+        default=defaults.loss_weights.mask,
+        help="weight of the BCE supervision of the mask with the synthetic dynamic mask",
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument(
+        "--export", type=Path, default=None, help="also write the final weights (safetensors) here"
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="do not train: write the weights of OUT/last.pt to --export (also during a run)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig described by parsed command-line options."""
+    weights = dataclasses.replace(LossWeights(), mask=args.mask_loss_weight)
+    return TrainConfig(
+        out_dir=args.out,
+        preset=args.preset,
+        image_hw=None if args.image_size is None else tuple(args.image_size),
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        max_stride=args.max_stride,
+        pool_size=args.pool_size,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup_steps,
+        mask_hold_start=args.mask_hold_start,
+        mask_hold_end=args.mask_hold_end,
+        loss_weights=weights,
+        checkpoint_every=args.checkpoint_every,
+        threads=args.threads,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the options say; export the weights when ``--export`` is given."""
+    config = config_from_args(args)
+    if args.export_only:
+        return _export_only(config, args.export)
+    model, step = train(config)
+    final_path = config.out_dir / "final.safetensors"
+    export_weights(model, final_path, config, step)
+    LOGGER.info("wrote %s (step %d)", final_path, step)
+    if args.export is not None:
+        export_weights(model, args.export, config, step)
+        LOGGER.info("wrote %s", args.export)
+    return 0
+
+
+def _export_only(config: TrainConfig, path: Path | None) -> int:
+    """Export OUT/last.pt's weights without training."""
+    checkpoint_path = config.out_dir / CHECKPOINT_NAME
+    if path is None:
+        raise TrainingError("--export-only needs --export PATH")
+    if not checkpoint_path.exists():
+        raise TrainingError(f"no training checkpoint at {checkpoint_path}")
+    model = build_training_model(config)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    export_weights(model, path, config, int(state["step"]))
+    LOGGER.info("wrote %s (step %d)", path, state["step"])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m page4d_viewer.train`: the same as `page4d-viewer train`."""
+    from page4d_viewer.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
