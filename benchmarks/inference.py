@@ -1,0 +1,166 @@
+"""Time the network: one pass, the masked/unmasked pair, and two separate passes.
+
+Prints one table row per frame count: median wall time over --repeats runs and peak memory
+(CUDA: peak allocated by torch; CPU: peak resident-set growth, sampled every 2 ms), and the
+ratio pair / single. Weights are random: the timing does not depend on them.
+
+On Linux the script re-executes itself with a fixed glibc mmap threshold, so that freed
+tensors go back to the OS and resident-set growth measures the live peak of each run.
+
+    python benchmarks/inference.py --preset tiny --frames 4 8
+    python benchmarks/inference.py --preset official --device cuda --precision bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+from page4d_viewer.device import autocast_for, choose_device, choose_precision
+from page4d_viewer.model import PRESETS, build_model
+
+MASK_STRENGTH = 64.0
+_MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser.add_argument("--frames", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--height", type=int, default=294, help="pixels, multiple of 14")
+    parser.add_argument("--width", type=int, default=518, help="pixels, multiple of 14")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    return parser.parse_args()
+
+
+class PeakMemory:
+    """Peak memory during a `measure()` block, in MiB above the level at its start."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_mib = float("nan")
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            start = torch.cuda.memory_allocated(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            self.peak_mib = (torch.cuda.max_memory_allocated(self.device) - start) / 2**20
+            return
+        if not os.path.exists("/proc/self/statm"):
+            yield
+            return
+        start = _resident_bytes()
+        peak = [start]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.002):
+                peak[0] = max(peak[0], _resident_bytes())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            done.set()
+            sampler.join()
+            self.peak_mib = (max(peak[0], _resident_bytes()) - start) / 2**20
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def timed(run: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
+    """(median seconds, max peak MiB) of `run` over `repeats` calls."""
+    times, peaks = [], []
+    memory = PeakMemory(device)
+    for _ in range(repeats):
+        with memory.measure():
+            started = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - started)
+        peaks.append(memory.peak_mib)
+    return statistics.median(times), max(peaks)
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _reexec_with_fixed_mmap_threshold() -> None:
+    """glibc otherwise keeps freed large blocks, hiding every peak after the first."""
+    if sys.platform.startswith("linux") and _MMAP_THRESHOLD not in os.environ:
+        env = {**os.environ, _MMAP_THRESHOLD: str(2**16)}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def main() -> None:
+    args = parse_args()
+    _reexec_with_fixed_mmap_threshold()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = choose_device(args.device)
+    precision = choose_precision(device, args.precision)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = build_model(args.preset).eval()
+    label = "fp32" if precision is None else str(precision).removeprefix("torch.")
+    print(
+        f"preset {args.preset}, {args.height}x{args.width} (HxW), device {device} "
+        f"({hardware(device)}), precision {label}, torch {torch.__version__}, "
+        f"median of {args.repeats}, mask strength {MASK_STRENGTH:g}"
+    )
+    print()
+    header = (
+        "| frames | single s | single MiB | pair s | pair MiB | two passes s | two passes MiB "
+        "| pair/single |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for frames in args.frames:
+        images = torch.rand(frames, 3, args.height, args.width, device=device)
+
+        def single(images: torch.Tensor = images) -> object:
+            return model(images, MASK_STRENGTH)
+
+        def pair(images: torch.Tensor = images) -> object:
+            return model.forward_pair(images, MASK_STRENGTH)
+
+        def two_passes(images: torch.Tensor = images) -> object:
+            return model(images, MASK_STRENGTH), model(images, 0.0)
+
+        with torch.inference_mode(), autocast_for(device, precision):
+            model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
+            single_s, single_mib = timed(single, device, args.repeats)
+            pair_s, pair_mib = timed(pair, device, args.repeats)
+            two_s, two_mib = timed(two_passes, device, args.repeats)
+        print(
+            f"| {frames} | {single_s:.2f} | {single_mib:.0f} | {pair_s:.2f} | {pair_mib:.0f} "
+            f"| {two_s:.2f} | {two_mib:.0f} | {pair_s / single_s:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
