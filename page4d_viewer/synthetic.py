@@ -856,10 +856,14 @@ def _camera_path(
         pan = _wobble(rng, times * 0.15, 0.25, 3) * np.array([1.0, 1.0, 0.3])
         rotations = np.stack([_look_at(p, target + d) for p, d in zip(positions, pan, strict=True)])
     else:
-        distance = float(np.clip(preferred * rng.uniform(0.85, 1.1), 3.3, room_limit - 0.5))
+        drift_length = rng.uniform(0.1, 0.5)
+        # Stand back by the drift too: it may point towards the stage.
+        distance = float(
+            np.clip(preferred * rng.uniform(0.85, 1.1), 3.3 + drift_length, room_limit - 0.5)
+        )
         base = stage[:2] + distance * np.array([math.cos(angle0), math.sin(angle0)])
         drift_direction = rng.normal(size=2)
-        drift = rng.uniform(0.1, 0.5) * drift_direction / np.linalg.norm(drift_direction)
+        drift = drift_length * drift_direction / np.linalg.norm(drift_direction)
         duration = max(float(times[-1]), 1e-9)
         xy = base + (times / duration)[:, None] * drift
         positions = np.concatenate([xy, np.full((len(times), 1), eye_height)], axis=1)
@@ -1133,7 +1137,43 @@ def make_scene(
         a one-line description.
     """
     _check_settings(num_frames, width, height, fps, camera, movers, num_movers, fov_deg)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    settings = dict(
+        num_frames=num_frames,
+        width=width,
+        height=height,
+        fps=fps,
+        camera=camera,
+        movers=movers,
+        num_movers=num_movers,
+        person=person,
+        fov_deg=fov_deg,
+    )
+    # The layout rules keep cameras clear of objects almost always; a rare crowded draw
+    # (many large movers) is redrawn from a derived seed, so a seed always gives a scene.
+    for attempt in range(20):
+        entropy = seed if attempt == 0 else [seed, attempt]
+        drawn = _draw_scene(seed, np.random.SeedSequence(entropy), **settings)
+        if drawn is not None:
+            return drawn
+    raise RuntimeError(f"no synthetic layout for seed {seed} keeps the cameras clear of objects")
+
+
+def _draw_scene(
+    seed: int,
+    seed_sequence: np.random.SeedSequence,
+    *,
+    num_frames: int,
+    width: int,
+    height: int,
+    fps: float,
+    camera: str | None,
+    movers: str,
+    num_movers: int | None,
+    person: bool | None,
+    fov_deg: float | None,
+) -> tuple[SyntheticScene, np.ndarray, np.ndarray, np.ndarray, str] | None:
+    """One draw of :func:`make_scene`; None if a camera comes too close to an object."""
+    streams = [np.random.default_rng(s) for s in seed_sequence.spawn(6)]
     rng_choice, rng_room, rng_camera, rng_static, rng_movers, rng_light = streams
     camera = camera or str(rng_choice.choice(CAMERA_MOTIONS))
     fov = math.radians(fov_deg if fov_deg is not None else rng_choice.uniform(45, 75))
@@ -1171,7 +1211,8 @@ def make_scene(
         people=tuple(people),
         lighting=_random_lighting(rng_light, stage, room_height),
     )
-    _check_camera_clearance(scene, extrinsics, times)
+    if not _cameras_are_clear(scene, extrinsics, times):
+        return None
     mover_names = [obj.name.rsplit(" ", 1)[0] for obj in moving] + ["walking person"] * person
     description = (
         f"seed {seed}: {camera} camera, {math.degrees(fov):.0f} deg horizontal fov, "
@@ -1181,16 +1222,15 @@ def make_scene(
     return scene, extrinsics, np.repeat(intrinsic[None], num_frames, axis=0), times, description
 
 
-def _check_camera_clearance(
-    scene: SyntheticScene, extrinsics: np.ndarray, times: np.ndarray
-) -> None:
-    """Fail loudly if a camera would sit inside an object (a bug in the layout rules)."""
+def _cameras_are_clear(scene: SyntheticScene, extrinsics: np.ndarray, times: np.ndarray) -> bool:
+    """Whether every camera keeps its clearance from every object's bounding sphere."""
     centres = geometry.camera_centers(extrinsics)
     for centre, t in zip(centres, times, strict=True):
         for primitive in scene.posed_primitives(float(t)):
             gap = np.linalg.norm(centre - primitive.centre) - primitive.bounding_radius()
             if gap < _CAMERA_CLEARANCE:
-                raise RuntimeError(f"synthetic layout put a camera {gap:.2f} m from an object")
+                return False
+    return True
 
 
 def make_clip(
