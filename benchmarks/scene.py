@@ -5,8 +5,9 @@
 Builds a synthetic Reconstruction (a textured room-like depth field with a moving blob that
 the mask marks dynamic), starts a real ViserServer on a free local port, and measures:
 
-* show() -> first frame queued for the browser (show() returns once it is), and the time
-  until every frame is sent, with the bytes of point/colour/image arrays sent;
+* show() -> first frame queued for the browser (show() returns once it is), show() -> first
+  frame received by a websocket client speaking Viser's wire format (what a browser tab gets,
+  before drawing), the time until every frame is sent, and the bytes sent;
 * a 30 fps playback over N frames: frames advanced, point re-sends (target 0), the messages
   it queued and the time one frame change costs;
 * the cost of moving the mask sliders (colour-only re-sends) and of a split threshold change.
@@ -19,12 +20,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import threading
 import time
 from typing import Any
 
+import msgspec
 import numpy as np
 import viser
+import zstandard
 from viser import _messages
+from websockets.sync.client import connect
 
 from page4d_viewer import geometry
 from page4d_viewer.reconstruction import Cameras, Reconstruction
@@ -97,6 +102,52 @@ class MessageLog:
         self.array_bytes = 0
 
 
+class SocketClient:
+    """A headless Viser client: receives the scene's websocket frames and timestamps them.
+
+    Decodes Viser's wire format (two little-endian uint64 sizes, zstd-compressed msgpack of
+    the messages, then raw array buffers) only far enough to see message types and names.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.received_bytes = 0
+        self.point_clouds: list[tuple[float, str]] = []  # (arrival time, node name)
+        self.messages = 0
+        self._stop = threading.Event()
+        self._uri = f"ws://127.0.0.1:{port}"
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        decompressor = zstandard.ZstdDecompressor()
+        protocol = f"viser-v{viser.__version__}"
+        with connect(self._uri, subprotocols=[protocol], max_size=None) as socket:  # type: ignore[list-item]
+            while not self._stop.is_set():
+                try:
+                    data = socket.recv(timeout=0.2)
+                except TimeoutError:
+                    continue
+                arrived = time.perf_counter()
+                assert isinstance(data, bytes)
+                self.received_bytes += len(data)
+                size = int.from_bytes(data[:8], "little")
+                compressed = int.from_bytes(data[8:16], "little")
+                payload = decompressor.decompress(data[16 : 16 + compressed], max_output_size=size)
+                for message in msgspec.msgpack.decode(payload)["messages"]:
+                    self.messages += 1
+                    if message["type"] == "PointCloudMessage":
+                        self.point_clouds.append((arrived, message["name"]))
+
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while self.messages == 0 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def _array_bytes(message: Any) -> int:
     values = list(vars(getattr(message, "props", message)).values())
     values += list(getattr(message, "updates", {}).values())
@@ -117,6 +168,8 @@ def main() -> None:
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     log = MessageLog(server)
     scene = SceneView(server)
+    client = SocketClient(server.get_port())
+    client.wait_connected()
     rows: list[tuple[str, str]] = []
     try:
         if args.downsample:
@@ -129,19 +182,29 @@ def main() -> None:
         finished = time.perf_counter()
         state = scene.state()
         first = (log.first_point_cloud or returned) - started
+        deadline = time.perf_counter() + 60
+        while len(client.point_clouds) < log.count["PointCloudMessage"]:
+            if time.perf_counter() > deadline:
+                break
+            time.sleep(0.01)
+        arrivals = [t for t, name in client.point_clouds if name.startswith("/frames/")]
         rows += [
             ("clip", f"{args.frames} frames of {args.width}x{args.height}"),
             ("downsampling stride", f"{state.downsample}"),
             ("points sent", f"{sum(state.point_counts):,}"),
             ("show() -> first point cloud queued", f"{first * 1e3:.0f} ms"),
             ("show() returned (first frame + frusta)", f"{(returned - started) * 1e3:.0f} ms"),
+            ("show() -> first points at a client socket", _ms(arrivals[0] - started)),
             ("show() -> all frames sent", f"{finished - started:.2f} s"),
+            ("show() -> all frames at a client socket", f"{arrivals[-1] - started:.2f} s"),
+            ("bytes received by the client", f"{client.received_bytes / 1e6:.1f} MB"),
             ("array bytes sent (points, colours, images)", f"{log.array_bytes / 1e6:.1f} MB"),
             ("scene nodes created", f"{sum(log.count[name] for name in NODE_MESSAGES)}"),
         ]
 
         sends_before = sum(state.geometry_sends)
         log.reset()
+        received_before = client.received_bytes
         advanced: list[float] = []
         scene.on_frame_change(lambda _frame: advanced.append(time.perf_counter()))
         scene.set_fps(30)
@@ -159,6 +222,10 @@ def main() -> None:
             ("playback: point re-sends", f"{sum(state.geometry_sends) - sends_before}"),
             ("playback: messages queued", _counts(log.count)),
             ("playback: array bytes", f"{log.array_bytes} B"),
+            (
+                "playback: bytes received by the client",
+                f"{client.received_bytes - received_before} B",
+            ),
         ]
         frame_change = _time(lambda i: scene.set_frame(i % args.frames), 50)
         rows.append(("one frame change (set_frame)", f"{frame_change * 1e3:.2f} ms"))
@@ -187,6 +254,7 @@ def main() -> None:
             )
         )
     finally:
+        client.close()
         scene.close()
         server.stop()
     width = max(len(name) for name, _ in rows)
@@ -201,6 +269,10 @@ def _time(step: Any, repeats: int) -> float:
     for i in range(repeats):
         step(i)
     return (time.perf_counter() - started) / repeats
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms"
 
 
 def _counts(counter: collections.Counter[str]) -> str:
