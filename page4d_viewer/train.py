@@ -456,12 +456,12 @@ def _append_losses(
         csv.writer(handle).writerow(row)
 
 
-def export_weights(model: torch.nn.Module, path: Path, config: TrainConfig, step: int) -> None:
+def export_weights(model: torch.nn.Module, path: Path, config: TrainConfig, step: int) -> Path:
     """Write the trained weights as a safetensors checkpoint with the training facts attached."""
     from page4d_viewer.model import save_checkpoint
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(
+    return save_checkpoint(
         model,
         path,
         training_steps=str(step),
