@@ -517,3 +517,26 @@ def test_new_viewers_start_behind_the_first_camera(
 ) -> None:
     np.testing.assert_allclose(server.initial_camera.look_at, [0.0, 0.0, 2.0], atol=1e-6)
     assert server.initial_camera.position[2] < 0
+
+
+def test_connected_viewers_are_moved_and_fresh_ones_tolerated() -> None:
+    from page4d_viewer.viewer.scene import _move_view
+
+    class NotReportedYet:
+        @property
+        def position(self) -> np.ndarray:
+            raise AssertionError("no camera message from this client yet")
+
+        @position.setter
+        def position(self, value: np.ndarray) -> None:
+            raise AssertionError("no camera message from this client yet")
+
+    fresh = SimpleNamespace(camera=NotReportedYet(), atomic=contextlib.nullcontext)
+    _move_view(fresh, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))  # must not raise
+    ready = SimpleNamespace(
+        camera=SimpleNamespace(position=None, look_at=None, up_direction=None),
+        atomic=contextlib.nullcontext,
+    )
+    _move_view(ready, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))
+    np.testing.assert_array_equal(ready.camera.look_at, np.ones(3))
+    np.testing.assert_array_equal(ready.camera.up_direction, [0, -1, 0])

@@ -636,10 +636,7 @@ class SceneView:
         initial = self._server.initial_camera
         initial.position, initial.look_at, initial.up = position, look_at, up
         for client in self._server.get_clients().values():
-            with client.atomic():
-                client.camera.position = position
-                client.camera.look_at = look_at
-                client.camera.up_direction = up
+            _move_view(client, position, look_at, up)
 
     def _send_frusta(self, clip: _Clip, index: int) -> None:
         """Each variant's frustum of one frame: a wireframe, and one with the image that is
@@ -1020,6 +1017,19 @@ def _from_user(scene: SceneView, apply: Callable[[], None]) -> Callable[[Any], N
                 scene._sync_gui()  # put the refused value back
 
     return callback
+
+
+def _move_view(client: Any, position: np.ndarray, look_at: np.ndarray, up: np.ndarray) -> None:
+    """Move a connected client's viewpoint (position first: setting it drags look_at along)."""
+    try:
+        with client.atomic():
+            client.camera.position = position
+            client.camera.look_at = look_at
+            client.camera.up_direction = up
+    except AssertionError:
+        # Viser asserts when a just-connected client has not reported its camera yet; that
+        # client starts from `server.initial_camera`, which is already set.
+        logger.debug("client %s has no camera yet; it will start from the initial view", client)
 
 
 def _source_variant(source: str) -> str | None:
