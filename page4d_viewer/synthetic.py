@@ -209,6 +209,18 @@ class SceneObject:
         )
 
 
+# Body parts of a 1.75 m person: (name, joint height, joint side offset (left +), radii
+# (forward, side, up), length hanging below the joint, swing sign; 0 = moves with the torso).
+_PERSON_PARTS = (
+    ("torso", 1.18, 0.0, (0.13, 0.21, 0.30), 0.0, 0),
+    ("head", 1.60, 0.0, (0.11, 0.10, 0.13), 0.0, 0),
+    ("left_leg", 0.90, 0.10, (0.08, 0.08, 0.45), 0.45, 1),
+    ("right_leg", 0.90, -0.10, (0.08, 0.08, 0.45), 0.45, -1),
+    ("left_arm", 1.43, 0.27, (0.055, 0.055, 0.32), 0.31, -1),
+    ("right_arm", 1.43, -0.27, (0.055, 0.055, 0.32), 0.31, 1),
+)
+
+
 @dataclass(frozen=True)
 class Person:
     """A person-like articulated figure of ellipsoids walking around a circle.
@@ -233,24 +245,9 @@ class Person:
     trousers: Texture
     skin: Texture
 
-    # (part, joint height, joint side offset, radii (forward, side, up), hanging length
-    # below the joint, swing sign) for a 1.75 m body; 0 swing = rigid with the torso.
-    _PARTS = (
-        ("torso", 1.18, 0.0, (0.13, 0.21, 0.30), 0.0, 0),
-        ("head", 1.60, 0.0, (0.11, 0.10, 0.13), 0.0, 0),
-        ("left_leg", 0.90, 0.10, (0.08, 0.08, 0.45), 0.45, 1),
-        ("right_leg", 0.90, -0.10, (0.08, 0.08, 0.45), 0.45, -1),
-        ("left_arm", 1.43, 0.27, (0.055, 0.055, 0.32), 0.31, -1),
-        ("right_arm", 1.43, -0.27, (0.055, 0.055, 0.32), 0.31, 1),
-    )
-
-    def bounding_radius(self) -> float:
-        """Radius of a sphere around the body centre that holds the whole figure, metres."""
-        return 0.55 * self.height
-
     def part_names(self) -> list[str]:
         """Names of the parts, in the order :meth:`posed_parts` returns them."""
-        return [f"{self.name}.{part[0]}" for part in self._PARTS]
+        return [f"{self.name}.{part[0]}" for part in _PERSON_PARTS]
 
     def body_position(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Where the figure stands at time t.
@@ -275,14 +272,13 @@ class Person:
         swing = 0.45 * math.sin(stride_phase)
         bob = 0.03 * body_scale * abs(math.cos(stride_phase))
         parts = []
-        for name, joint_z, side, radii, hang, swing_sign in self._PARTS:
+        textures = {"head": self.skin, "leg": self.trousers, "arm": self.shirt}
+        for name, joint_z, side, radii, hang, swing_sign in _PERSON_PARTS:
             joint = np.array([0.0, side, joint_z]) * body_scale
             joint[2] += bob
             rotation_body = _rotation_matrix(np.array([0.0, swing_sign * swing, 0.0]))
             centre_body = joint + rotation_body @ np.array([0.0, 0.0, -hang * body_scale])
-            texture = {"torso": self.shirt, "head": self.skin}.get(name, self.shirt)
-            if name.endswith("leg"):
-                texture = self.trousers
+            texture = textures.get(name.rsplit("_", 1)[-1], self.shirt)
             parts.append(
                 _Posed(
                     kind="ellipsoid",
@@ -425,6 +421,9 @@ class SyntheticScene:
 
         Returns:
             The image, depth, points, surface index and dynamic mask.
+
+        The camera must be inside the room and outside every object (as all cameras of
+        :func:`make_clip` are); rays are cast from its centre through the pixel centres.
         """
         extrinsic = np.asarray(extrinsic, dtype=np.float64)
         intrinsic = np.asarray(intrinsic, dtype=np.float64)
@@ -500,8 +499,81 @@ class SyntheticScene:
         return colour.reshape(points.shape)
 
     def to_dict(self) -> dict[str, Any]:
-        """The scene as JSON-ready nested dicts."""
+        """The scene as JSON-ready nested dicts (:meth:`from_dict` reads them back)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyntheticScene:
+        """Rebuild a scene from :meth:`to_dict`'s output (for example from ``scene.json``).
+
+        Raises:
+            SyntheticSceneError: the dict does not describe a scene.
+        """
+        try:
+            return cls(
+                room_half_size=_tuple(data["room_half_size"]),
+                room_height=float(data["room_height"]),
+                room_textures=tuple(_texture(t) for t in data["room_textures"]),
+                static_objects=tuple(_scene_object(o) for o in data["static_objects"]),
+                moving_objects=tuple(_scene_object(o) for o in data["moving_objects"]),
+                people=tuple(_person(p) for p in data["people"]),
+                lighting=Lighting(
+                    ambient=_tuple(data["lighting"]["ambient"]),
+                    directions=tuple(_tuple(d) for d in data["lighting"]["directions"]),
+                    colours=tuple(_tuple(c) for c in data["lighting"]["colours"]),
+                    lamp_position=_tuple(data["lighting"]["lamp_position"]),
+                    lamp_colour=_tuple(data["lighting"]["lamp_colour"]),
+                    lamp_range=float(data["lighting"]["lamp_range"]),
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise SyntheticSceneError(f"not a synthetic scene description: {error!r}") from None
+
+
+def _tuple(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _texture(data: dict[str, Any]) -> Texture:
+    vectors = {key: _tuple(data[key]) for key in ("colour_a", "colour_b", "offset", "axis")}
+    return Texture(
+        kind=str(data["kind"]),
+        cell=float(data["cell"]),
+        seed=int(data["seed"]),
+        grain=float(data["grain"]),
+        **vectors,
+    )
+
+
+def _scene_object(data: dict[str, Any]) -> SceneObject:
+    motion = data.get("motion")
+    if motion is not None:
+        motion = Motion(
+            **{k: _tuple(v) if isinstance(v, list) else float(v) for k, v in motion.items()}
+        )
+    return SceneObject(
+        name=str(data["name"]),
+        kind=str(data["kind"]),
+        half_size=_tuple(data["half_size"]),
+        centre=_tuple(data["centre"]),
+        rotation=_tuple(data["rotation"]),
+        texture=_texture(data["texture"]),
+        motion=motion,
+    )
+
+
+def _person(data: dict[str, Any]) -> Person:
+    return Person(
+        name=str(data["name"]),
+        circle_centre=_tuple(data["circle_centre"]),
+        circle_radius=float(data["circle_radius"]),
+        speed=float(data["speed"]),
+        phase=float(data["phase"]),
+        height=float(data["height"]),
+        shirt=_texture(data["shirt"]),
+        trousers=_texture(data["trousers"]),
+        skin=_texture(data["skin"]),
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -813,9 +885,10 @@ def _camera_path(
 ) -> np.ndarray:
     """(S, 3, 4) camera-from-world extrinsics of one camera path around ``stage`` (3,).
 
-    The camera keeps 3.2 m or more from the stage centre (the moving objects stay within
-    about 2.4 m of it) and stands farther back when its field of view ``fov`` (radians,
-    horizontal) is narrow, so that the stage fills a similar part of the image.
+    The camera keeps 3.3 m or more from the stage centre (the moving objects stay within
+    about 3 m of it; :func:`make_scene` redraws the rare layouts where one comes closer)
+    and stands farther back when its horizontal field of view ``fov`` (radians) is narrow,
+    so that the stage fills a similar part of the image.
     """
     target = stage + np.array([0.0, 0.0, rng.uniform(0.6, 1.1)])
     eye_height = rng.uniform(1.0, min(1.9, room_height - 0.4))
@@ -1044,7 +1117,7 @@ class SyntheticClip:
         timestamps: (S,) float64 seconds.
         description: one line about the scene and the camera.
         settings: the :func:`make_clip` arguments that reproduce the clip (seed included).
-        scene: the scene, to render more views; None for a clip loaded from disk.
+        scene: the scene, to render more views (None if unknown).
     """
 
     images: np.ndarray
@@ -1422,7 +1495,7 @@ def load_ground_truth(folder: str | Path) -> SyntheticClip:
 
     The images are decoded from ``clip.mp4`` (so they differ from the rendered ones by the
     video compression); ``world_points`` are recomputed from depth and cameras; ``scene``
-    is None.
+    is rebuilt from ``scene.json`` (None without one), so the clip can be rendered again.
 
     Args:
         folder: the folder.
@@ -1458,13 +1531,15 @@ def load_ground_truth(folder: str | Path) -> SyntheticClip:
             f"{folder / VIDEO_NAME} has frames of shape {images.shape[:3]}, "
             f"the ground truth expects {shape}"
         )
-    description, settings = "", {}
+    description, settings, scene = "", {}, None
     if (folder / SCENE_NAME).is_file():
         try:
-            scene = json.loads((folder / SCENE_NAME).read_text())
+            saved = json.loads((folder / SCENE_NAME).read_text())
         except json.JSONDecodeError as error:
             raise SyntheticSceneError(f"cannot read {folder / SCENE_NAME}: {error}") from error
-        description, settings = scene.get("description", ""), scene.get("settings") or {}
+        description, settings = saved.get("description", ""), saved.get("settings") or {}
+        if saved.get("scene") is not None:
+            scene = SyntheticScene.from_dict(saved["scene"])
     depth = arrays["depth"].astype(np.float32)
     extrinsics, intrinsics = arrays["extrinsics"], arrays["intrinsics"]
     world_points = geometry.depth_to_world_points(depth.astype(np.float64), extrinsics, intrinsics)
@@ -1480,7 +1555,7 @@ def load_ground_truth(folder: str | Path) -> SyntheticClip:
         timestamps=arrays["timestamps"],
         description=description,
         settings=settings,
-        scene=None,
+        scene=scene,
     )
 
 

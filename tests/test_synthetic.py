@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +292,10 @@ def test_ground_truth_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again.images, clip.images)
     scene = json.loads((folder / "scene.json").read_text())
     assert len(scene["scene"]["moving_objects"]) == len(clip.scene.moving_objects)
+    # The scene read back from scene.json renders the same frames without the generator.
+    assert loaded.scene == clip.scene
+    view = loaded.scene.render(loaded.extrinsics[3], loaded.intrinsics[3], 96, 64, 3 / clip.fps)
+    np.testing.assert_array_equal(view.image, clip.images[3])
 
 
 def test_loading_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
@@ -304,6 +310,8 @@ def test_loading_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
     (folder / "groundtruth.npz").write_bytes(b"not a zip file")
     with pytest.raises(SyntheticSceneError, match="cannot read"):
         load_ground_truth(folder)
+    with pytest.raises(SyntheticSceneError, match="not a synthetic scene description"):
+        SyntheticScene.from_dict({"room_half_size": [1, 1]})
 
 
 def test_odd_image_sizes_save_and_load(tmp_path: Path) -> None:
@@ -337,3 +345,14 @@ def test_bundled_samples_match_their_recipe(name: str) -> None:
         assert loaded.settings[key] == value
     assert loaded.images.shape == (24, 294, 518, 3)
     assert sum(f.stat().st_size for f in folder.iterdir()) < 2.5e6
+
+
+def test_importing_the_scene_generator_stays_light() -> None:
+    code = (
+        "import sys, page4d_viewer.synthetic; "
+        "print(sorted({'torch', 'gradio', 'viser', 'av'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert result.stdout.strip() == "[]"
