@@ -10,6 +10,7 @@ import torch
 from page4d_viewer.device import autocast_for, choose_device, choose_precision
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.model import PRESETS, ModelConfig, ModelOutput, Page4D, build_model
+from page4d_viewer.model.layers import RankOneBias, attention_with_bias
 
 # A few-layer layout so each forward pass takes milliseconds.
 SMALL = {
@@ -333,3 +334,25 @@ def test_model_runs_under_bf16_autocast_with_float32_heads() -> None:
         out = model(images().float(), 64.0)
     assert out.depth.dtype == torch.float32 and out.pose_enc.dtype == torch.float32
     assert torch.isfinite(out.world_points).all()
+
+
+def test_rank_one_bias_equals_explicit_softmax() -> None:
+    """The masked global attention adds exactly r_i * c_j to the logits."""
+    generator = torch.Generator().manual_seed(5)
+    batch, heads, tokens, width = 2, 3, 11, 8
+    q, k, v = (
+        torch.randn(batch, heads, tokens, width, generator=generator, dtype=torch.float64)
+        for _ in range(3)
+    )
+    index = torch.tensor([0, 4, 5])
+    weight = torch.tensor([[64.0, 64.0, 2.0], [1.0, -3.0, 64.0]], dtype=torch.float64)
+    score = torch.rand(batch, tokens, generator=generator, dtype=torch.float64) - 0.5
+    row = torch.zeros(batch, tokens, dtype=torch.float64)
+    row[:, index] = weight
+    logits = q @ k.transpose(-1, -2) / width**0.5 + (row[:, :, None] * score[:, None, :])[:, None]
+    expected = logits.softmax(dim=-1) @ v
+    actual = attention_with_bias(q, k, v, RankOneBias(index, weight, score))
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+    plain = attention_with_bias(q, k, v, None)
+    unweighted = [i for i in range(tokens) if i not in index.tolist()]
+    assert torch.equal(actual[:, :, unweighted], plain[:, :, unweighted])

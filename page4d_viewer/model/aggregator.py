@@ -198,14 +198,14 @@ class Aggregator(nn.Module):
         )
 
     def _mask_bias(self, state: AggregatorState, strength: float, per_frame: int) -> RankOneBias:
-        """Rank-one bias: rows = strength on camera/register queries, cols = m on patch keys."""
+        """Rank-one bias: strength on camera/register queries, m on patch keys."""
         if state.mask_score is None:
             raise RuntimeError("masked layer reached before the mask head ran")
         batch, frames = state.batch, state.frames
         specials = self.config.patch_start_idx
         scores = state.mask_score.reshape(batch, frames, -1)
-        col = scores.new_zeros(batch, frames, per_frame)
-        col[:, :, specials:] = scores
-        row = scores.new_zeros(batch, frames, per_frame)
-        row[:, :, :specials] = strength
-        return RankOneBias(row=row.reshape(batch, -1), col=col.reshape(batch, -1))
+        key_score = torch.cat((scores.new_zeros(batch, frames, specials), scores), dim=-1)
+        starts = torch.arange(frames, device=scores.device)[:, None] * per_frame
+        query_index = (starts + torch.arange(specials, device=scores.device)).reshape(-1)
+        query_weight = scores.new_full((batch, query_index.numel()), strength)
+        return RankOneBias(query_index, query_weight, key_score.reshape(batch, -1))

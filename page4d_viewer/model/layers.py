@@ -6,7 +6,6 @@ Module and parameter names follow the released checkpoints (`qkv`, `q_norm`, `ls
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -90,23 +89,29 @@ def apply_rotary(x: Tensor, tables: RotaryTables) -> Tensor:
 
 @dataclass(frozen=True)
 class RankOneBias:
-    """An additive attention-logit term `row[i] * col[j]` (PAGE-4D's masked global attention).
+    """An additive attention-logit term `r_i * c_j` (PAGE-4D's masked global attention).
+
+    Only a few queries carry a weight r_i != 0 (the camera and register tokens); every other
+    query attends without bias.
 
     Attributes:
-        row: (B, N) weight of each query token (mask strength on camera/register tokens, else 0).
-        col: (B, N) score of each key token (mask score m on patches, else 0).
+        query_index: (M,) int64 positions of the weighted queries among the N tokens.
+        query_weight: (B, M) their weights r (the mask strength).
+        key_score: (B, N) score c of every key (mask score m on patches, 0 elsewhere).
     """
 
-    row: Tensor
-    col: Tensor
+    query_index: Tensor
+    query_weight: Tensor
+    key_score: Tensor
 
 
 def attention_with_bias(q: Tensor, k: Tensor, v: Tensor, bias: RankOneBias | None) -> Tensor:
     """Scaled dot-product attention, optionally with a rank-one additive logit bias.
 
-    The bias rides in one extra q/k channel (plus zero padding to a multiple of 8 so fused GPU
-    kernels still apply): with softmax scale s = 1/sqrt(d), appending r_i / s to q_i and c_j to
-    k_j adds exactly r_i * c_j to logit (i, j), with O(N) extra memory instead of an N x N mask.
+    Queries with r_i = 0 are unaffected by the bias, so all queries first attend plainly (fast
+    fused kernels, no extra memory); the M weighted queries are then recomputed with the
+    additive mask r_i * c_j, which is only (B, 1, M, N). Exact, and much cheaper than
+    widening every query and key by one channel.
 
     Args:
         q, k, v: (B, heads, N, d).
@@ -115,19 +120,15 @@ def attention_with_bias(q: Tensor, k: Tensor, v: Tensor, bias: RankOneBias | Non
     Returns:
         (B, heads, N, d).
     """
+    out = F.scaled_dot_product_attention(q, k, v)
     if bias is None:
-        return F.scaled_dot_product_attention(q, k, v)
-    batch, heads, tokens, width = q.shape
-    scale = 1.0 / math.sqrt(width)
-    padded = (width + 1 + 7) // 8 * 8
-    zeros = q.new_zeros(batch, heads, tokens, padded - width - 1)
-    row = (bias.row.to(q.dtype) / scale)[:, None, :, None].expand(batch, heads, tokens, 1)
-    col = bias.col.to(k.dtype)[:, None, :, None].expand(batch, heads, tokens, 1)
-    q = torch.cat((q, row, zeros), dim=-1)
-    k = torch.cat((k, col, zeros), dim=-1)
-    v = torch.cat((v, v.new_zeros(batch, heads, tokens, padded - width)), dim=-1)
-    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
-    return out[..., :width]
+        return out
+    index = bias.query_index
+    logit_bias = bias.query_weight[:, None, :, None] * bias.key_score[:, None, None, :]
+    weighted = F.scaled_dot_product_attention(
+        q.index_select(2, index), k, v, attn_mask=logit_bias.to(q.dtype)
+    )
+    return out.index_copy(2, index, weighted)
 
 
 class LayerScale(nn.Module):
