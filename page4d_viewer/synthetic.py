@@ -1042,21 +1042,24 @@ def _random_static_objects(
     rng: np.random.Generator,
     stage: np.ndarray,
     half_size: np.ndarray,
+    room_height: float,
     camera_positions: np.ndarray,
     keep_clear: float,
 ) -> list[SceneObject]:
-    """Boxes and balls on the floor, away from the stage, the cameras and their view of it."""
+    """Furniture: boxes, balls and pillars on the floor (away from the stage, the cameras and
+    their view of it), rugs anywhere on the floor and flat panels hung on the walls."""
     objects: list[SceneObject] = []
-    count = int(rng.integers(3, 7))
     sight_lines = camera_positions[[0, len(camera_positions) // 2, -1], :2]
-    for index in range(count):
+    for index in range(int(rng.integers(3, 7))):
         for _ in range(40):
-            ball = rng.uniform() < 0.25
-            if ball:
+            kind = str(rng.choice(["box", "ball", "pillar"], p=[0.6, 0.25, 0.15]))
+            if kind == "ball":
                 size = np.full(3, rng.uniform(0.15, 0.45))
+            elif kind == "pillar":
+                size = np.array([*rng.uniform(0.1, 0.25, size=2), rng.uniform(0.6, 1.1)])
             else:
                 size = rng.uniform([0.15, 0.15, 0.15], [0.7, 0.7, 0.8])
-            bound = float(size.max() if ball else np.linalg.norm(size[:2]))
+            bound = float(size.max() if kind == "ball" else np.linalg.norm(size[:2]))
             xy = rng.uniform(-half_size + bound + 0.05, half_size - bound - 0.05)
             clear_of_cameras = np.linalg.norm(camera_positions[:, :2] - xy, axis=1).min()
             clear_of_sight = min(_segment_distance(xy, c, stage[:2]) for c in sight_lines)
@@ -1073,18 +1076,59 @@ def _random_static_objects(
                 break
         else:
             continue
-        texture = _random_texture(rng, ["checker", "stripes", "noise", "tiles"], (0.1, 0.5))
         objects.append(
             SceneObject(
-                name=f"{'ball' if ball else 'box'} {index}",
-                kind="ellipsoid" if ball else "box",
+                name=f"{kind} {index}",
+                kind="ellipsoid" if kind == "ball" else "box",
                 half_size=tuple(float(v) for v in size),
                 centre=(float(xy[0]), float(xy[1]), float(size[2])),
                 rotation=(0.0, 0.0, float(rng.uniform(0, 2 * math.pi))),
-                texture=texture,
+                texture=_random_texture(rng, ["checker", "stripes", "noise", "tiles"], (0.1, 0.5)),
             )
         )
+    for index in range(int(rng.integers(0, 3))):
+        # Rugs are 1 cm thick: cameras and movers pass above them.
+        size = np.array([*rng.uniform(0.4, 1.2, size=2), 0.005])
+        xy = rng.uniform(-half_size + 1.7, half_size - 1.7)
+        objects.append(
+            SceneObject(
+                name=f"rug {index}",
+                kind="box",
+                half_size=tuple(float(v) for v in size),
+                centre=(float(xy[0]), float(xy[1]), 0.005),
+                rotation=(0.0, 0.0, float(rng.uniform(0, 2 * math.pi))),
+                texture=_random_texture(rng, ["stripes", "checker", "noise"], (0.08, 0.4)),
+            )
+        )
+    for index in range(int(rng.integers(0, 4))):
+        objects.append(_random_wall_panel(rng, index, half_size, room_height))
     return objects
+
+
+def _random_wall_panel(
+    rng: np.random.Generator, index: int, half_size: np.ndarray, room_height: float
+) -> SceneObject:
+    """A 2 cm thick picture or board flat against a random wall, 0.9-2 m above the floor."""
+    wall_axis = int(rng.integers(2))
+    along_axis = 1 - wall_axis
+    side = float(rng.choice([-1.0, 1.0]))
+    size = np.zeros(3)
+    size[wall_axis] = 0.01
+    size[along_axis] = rng.uniform(0.3, 0.9)
+    size[2] = rng.uniform(0.2, 0.5)
+    centre = np.zeros(3)
+    centre[wall_axis] = side * (half_size[wall_axis] - 0.01)
+    reach = half_size[along_axis] - size[along_axis] - 0.1
+    centre[along_axis] = rng.uniform(-reach, reach)
+    centre[2] = min(rng.uniform(0.9, 2.0), room_height - size[2] - 0.1)
+    return SceneObject(
+        name=f"panel {index}",
+        kind="box",
+        half_size=tuple(float(v) for v in size),
+        centre=tuple(float(v) for v in centre),
+        rotation=(0.0, 0.0, 0.0),
+        texture=_random_texture(rng, ["noise", "stripes", "checker", "tiles"], (0.05, 0.3)),
+    )
 
 
 def _random_room_textures(rng: np.random.Generator) -> tuple[Texture, ...]:
@@ -1274,7 +1318,9 @@ def _draw_scene(
         angle = first_sector + 2 * math.pi * (index + rng_movers.uniform(-0.2, 0.2)) / num_movers
         moving.append(_random_mover(rng_movers, index, large, stage, angle))
     people = [_random_person(rng_movers, stage)] if person else []
-    static = _random_static_objects(rng_static, stage, half_size, camera_positions, 2.6)
+    static = _random_static_objects(
+        rng_static, stage, half_size, room_height, camera_positions, 2.6
+    )
     scene = SyntheticScene(
         room_half_size=(float(half_size[0]), float(half_size[1])),
         room_height=room_height,

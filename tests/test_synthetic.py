@@ -117,11 +117,14 @@ def test_static_pixels_reproject_onto_the_same_depth(clip: synthetic.SyntheticCl
             + inverse[v0 + 1, u0] * (1 - fu) * fv
             + inverse[v0 + 1, u0 + 1] * fu * fv
         )
-        relative = np.abs(sampled - z[inside]) / z[inside]
-        # Misses are occlusions and depth edges, where interpolation mixes two surfaces.
-        agree = relative < 1e-3
-        assert agree.mean() > 0.9
-        assert np.median(relative) < 1e-5
+        relative = (sampled - z[inside]) / z[inside]
+        agree = np.abs(relative) < 1e-3
+        occluded = relative < -1e-3  # something in front of the point from there
+        assert agree.mean() > 0.8
+        assert np.median(np.abs(relative)) < 1e-5
+        # Seeing *behind* a surface is impossible: only at depth edges, where the
+        # interpolation mixes two surfaces, and those are few.
+        assert (~agree & ~occluded).mean() < 0.02
 
 
 def test_static_points_look_the_same_from_another_camera(clip: synthetic.SyntheticClip) -> None:
@@ -218,19 +221,30 @@ def test_camera_motions_and_field_of_view(camera: str) -> None:
     assert np.linalg.norm(np.diff(centres, axis=0), axis=1).max() > 0  # the camera moves
 
 
-def test_crowded_draws_are_redrawn_until_the_cameras_are_clear() -> None:
+def test_rejected_layouts_are_redrawn_from_a_derived_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = dict(num_frames=3, width=48, height=28, fps=12.0, camera=None, movers="large")
+    settings.update(num_movers=8, person=True, fov_deg=None)
+    verdicts = iter([False, True])
+    monkeypatch.setattr(synthetic, "_cameras_are_clear", lambda *args: next(verdicts))
+    scene, extrinsics, *_ = synthetic.make_scene(5, **settings)
+    monkeypatch.setattr(synthetic, "_cameras_are_clear", lambda *args: True)
+    second_draw = synthetic._draw_scene(5, np.random.SeedSequence([5, 1]), **settings)
+    assert scene == second_draw[0]
+    np.testing.assert_array_equal(extrinsics, second_draw[1])
+    assert scene != synthetic.make_scene(5, **settings)[0]
+
+
+def test_crowded_scenes_keep_the_cameras_clear_of_objects() -> None:
     settings = dict(num_frames=8, width=48, height=28, movers="large", num_movers=8, person=True)
-    # This seed's first draw puts a camera too close to an object (found by a sweep).
-    first_draw = synthetic._draw_scene(
-        167, np.random.SeedSequence(167), fps=12.0, camera=None, fov_deg=None, **settings
-    )
-    assert first_draw is None
-    clip = make_clip(167, **settings)
-    centres = geometry.camera_centers(clip.extrinsics)
-    for centre, t in zip(centres, clip.timestamps, strict=True):
-        for primitive in clip.scene.posed_primitives(t):
-            assert np.linalg.norm(centre - primitive.centre) > primitive.bounding_radius()
-    np.testing.assert_array_equal(make_clip(167, **settings).images, clip.images)
+    for seed in range(8):
+        scene, extrinsics, _, times, _ = synthetic.make_scene(seed, **settings)
+        centres = geometry.camera_centers(extrinsics)
+        for centre, t in zip(centres, times, strict=True):
+            for primitive in scene.posed_primitives(t):
+                gap = np.linalg.norm(centre - primitive.centre) - primitive.bounding_radius()
+                assert gap > 0.3
 
 
 def test_large_movers_cover_more_of_the_image_than_small_ones() -> None:
