@@ -1,0 +1,334 @@
+"""Evaluate a small PAGE-4D checkpoint on held-out synthetic clips (the table of default-model.md).
+
+    python -m page4d_viewer.evaluate_default --checkpoint assets/page4d_small.safetensors
+
+For every held-out seed (from 9,000,000 on: training never renders those) it renders a clip
+at the checkpoint's input size and scores three predictors on it:
+
+* "trained": the checkpoint, cameras with the mask on (alpha 64) and off (alpha 0);
+* "untrained": the same architecture freshly initialised (seed 0), same two variants;
+* "trivial": identity cameras and a constant depth (no mask: its AP is the prevalence).
+
+Metrics (page4d_viewer.metrics): ATE (also as % of the true path length) and RPE after Sim(3)
+alignment, depth AbsRel and delta < 1.25 after per-clip median scaling, and the average
+precision of the dynamic score ``-m`` against the true dynamic mask. Prints per-clip rows and
+the averages as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from page4d_viewer import geometry, metrics
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.train import (
+    FIRST_EVAL_SEED,
+    TrainingSample,
+    clip_to_sample,
+    default_image_hw,
+    render_clip,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+MASK_ON = 64.0
+# A clip counts as having "large movers" when at least this fraction of its pixels move.
+LARGE_MOVER_FRACTION = 0.08
+
+
+@dataclass
+class Prediction:
+    """What one predictor says about one clip.
+
+    Attributes:
+        extrinsics: variant ("masked", "unmasked") -> (S, 3, 4) camera-from-world.
+        depth: (S, H, W) depth, any scale.
+        dynamic_score: (S, h, w) higher = more dynamic, or None without a mask.
+    """
+
+    extrinsics: dict[str, np.ndarray]
+    depth: np.ndarray
+    dynamic_score: np.ndarray | None
+
+
+@dataclass
+class ClipScore:
+    """Metrics of one predictor on one clip (NaN where undefined)."""
+
+    seed: int
+    predictor: str
+    dynamic_fraction: float
+    values: dict[str, float] = field(default_factory=dict)
+
+
+COLUMNS = (
+    "ate_masked",
+    "ate_unmasked",
+    "ate_pct_masked",
+    "ate_pct_unmasked",
+    "rpe_t_masked",
+    "rpe_r_masked",
+    "rpe_t_unmasked",
+    "rpe_r_unmasked",
+    "abs_rel",
+    "delta_1_25",
+    "mask_ap",
+)
+
+
+def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Prediction]:
+    """A predictor running ``model`` with the mask on and off."""
+
+    @torch.no_grad()
+    def predict(sample: TrainingSample) -> Prediction:
+        images = torch.from_numpy(sample.images)[None]
+        height, width = sample.images.shape[-2:]
+        extrinsics = {}
+        depth = dynamic = None
+        for variant, strength in (("masked", MASK_ON), ("unmasked", 0.0)):
+            output = model(images, mask_strength=strength)
+            pose_enc = output.pose_enc[0].double().numpy()
+            extrinsics[variant], _ = geometry.pose_encoding_to_cameras(pose_enc, (height, width))
+            if variant == "masked":
+                depth = output.depth[0, ..., 0].double().numpy()
+                mask_logit = getattr(output, "mask_logit", None)
+                if mask_logit is not None:
+                    dynamic = metrics.dynamic_score_from_mask_logit(mask_logit[0].double().numpy())
+        return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
+
+    return predict
+
+
+def trivial_predictor(sample: TrainingSample) -> Prediction:
+    """Identity cameras and a constant depth: what a model that learned nothing could say."""
+    frames = sample.images.shape[0]
+    identity = np.tile(np.eye(3, 4), (frames, 1, 1))
+    return Prediction(
+        extrinsics={"masked": identity, "unmasked": identity},
+        depth=np.ones(sample.depth.shape),
+        dynamic_score=None,
+    )
+
+
+def path_length(extrinsics: np.ndarray) -> float:
+    """Length of the camera path, the sum of distances between consecutive centres."""
+    centres = geometry.camera_centers(extrinsics)
+    return float(np.linalg.norm(np.diff(centres, axis=0), axis=-1).sum())
+
+
+def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Prediction) -> dict:
+    """All metrics of one prediction on one clip; NaN where a metric is undefined."""
+    values: dict[str, float] = {}
+    length = path_length(gt_extrinsics)
+    for variant in ("masked", "unmasked"):
+        try:
+            errors = metrics.trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
+            ate, rpe_t, rpe_r = errors.ate, errors.rpe_trans, errors.rpe_rot
+        except metrics.MetricsError as error:
+            LOGGER.warning("trajectory metrics undefined: %s", error)
+            ate = rpe_t = rpe_r = math.nan
+        values[f"ate_{variant}"] = ate
+        values[f"ate_pct_{variant}"] = 100.0 * ate / length if length > 0 else math.nan
+        values[f"rpe_t_{variant}"] = rpe_t
+        values[f"rpe_r_{variant}"] = rpe_r
+    depth = metrics.depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
+    values["abs_rel"] = depth.abs_rel
+    values["delta_1_25"] = depth.delta_1_25
+    if prediction.dynamic_score is None:
+        # A constant score ranks every pixel equally: AP equals the share of moving pixels.
+        values["mask_ap"] = (
+            float(sample.dynamic_mask.mean()) if sample.dynamic_mask.any() else math.nan
+        )
+    else:
+        values["mask_ap"] = metrics.mask_average_precision(
+            prediction.dynamic_score, sample.dynamic_mask
+        )
+    return values
+
+
+def gt_extrinsics_of(sample: TrainingSample) -> np.ndarray:
+    """Ground-truth cameras of a sample (first camera's frame, normalised units)."""
+    height, width = sample.depth.shape[-2:]
+    extrinsics, _ = geometry.pose_encoding_to_cameras(
+        sample.pose_enc.astype(np.float64), (height, width)
+    )
+    return extrinsics
+
+
+def evaluate(
+    predictors: dict[str, Callable[[TrainingSample], Prediction]],
+    seeds: Sequence[int],
+    num_frames: int,
+    image_hw: tuple[int, int],
+    stride: int = 1,
+) -> list[ClipScore]:
+    """Score every predictor on the clip of every seed.
+
+    Args:
+        predictors: name -> function from a sample to its prediction.
+        seeds: held-out seeds (>= FIRST_EVAL_SEED).
+        num_frames: frames per evaluated clip.
+        image_hw: (H, W) of the rendered clips (the model's input size).
+        stride: take every stride-th rendered frame (more camera motion per frame).
+
+    Returns:
+        One ClipScore per (seed, predictor), in that order.
+    """
+    scores = []
+    for seed in seeds:
+        if seed < FIRST_EVAL_SEED:
+            raise Page4DError(
+                f"seed {seed} may have been used in training: use >= {FIRST_EVAL_SEED}"
+            )
+        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw)
+        sample = clip_to_sample(clip, range(0, clip.images.shape[0], stride))
+        gt_extrinsics = gt_extrinsics_of(sample)
+        for name, predict in predictors.items():
+            values = score_clip(sample, gt_extrinsics, predict(sample))
+            scores.append(ClipScore(seed, name, float(sample.dynamic_mask.mean()), values))
+            LOGGER.info("seed %d %s: %s", seed, name, values)
+    return scores
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def summarise(scores: Sequence[ClipScore]) -> dict[str, dict[str, float]]:
+    """Per predictor, the mean of every column over clips, plus the large-mover comparison."""
+    summary: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(score.predictor for score in scores):
+        rows = [score for score in scores if score.predictor == name]
+        summary[name] = {column: _mean([row.values[column] for row in rows]) for column in COLUMNS}
+        large = [row for row in rows if row.dynamic_fraction >= LARGE_MOVER_FRACTION]
+        summary[name]["large_mover_clips"] = float(len(large))
+        summary[name]["ate_masked_large"] = _mean([row.values["ate_masked"] for row in large])
+        summary[name]["ate_unmasked_large"] = _mean([row.values["ate_unmasked"] for row in large])
+    return summary
+
+
+def _cell(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:.3f}"
+
+
+def format_markdown(scores: Sequence[ClipScore], summary: dict[str, dict[str, float]]) -> str:
+    """Per-clip rows and the averages as Markdown tables."""
+    header = ["seed", "predictor", "moving px", *COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for score in scores:
+        cells = [str(score.seed), score.predictor, f"{100 * score.dynamic_fraction:.1f}%"]
+        cells += [_cell(score.values[column]) for column in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Averages over clips:", ""]
+    header = ["predictor", *COLUMNS, "ATE masked / unmasked (large movers)"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, values in summary.items():
+        cells = [name] + [_cell(values[column]) for column in COLUMNS]
+        cells.append(
+            f"{_cell(values['ate_masked_large'])} / {_cell(values['ate_unmasked_large'])} "
+            f"({int(values['large_mover_clips'])} clips)"
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from "9000000-9000007" or "9000000,9000003"."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                first, last = (int(value) for value in part.split("-"))
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise Page4DError(f"cannot read seeds {text!r}: use e.g. 9000000-9000007") from None
+    if not seeds:
+        raise Page4DError("no seeds given")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--seeds", default=f"{FIRST_EVAL_SEED}-{FIRST_EVAL_SEED + 11}")
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip")
+    parser.add_argument("--stride", type=int, default=2, help="rendered frames per clip frame")
+    parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    return parser
+
+
+def default_checkpoint() -> Path:
+    """assets/page4d_small.safetensors of this repository."""
+    return Path(__file__).resolve().parents[1] / "assets" / "page4d_small.safetensors"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation and print the Markdown tables; exit code 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except Page4DError as error:
+        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from page4d_viewer.model import build_model, load_checkpoint
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint or default_checkpoint()
+    trained, _info = load_checkpoint(checkpoint)
+    trained.eval()
+    config = trained.config
+    torch.manual_seed(0)
+    untrained = build_model(config.name, **_overrides_of(config)).eval()
+    image_hw = default_image_hw(config.name, _overrides_of(config))
+    predictors = {
+        "trained": model_predictor(trained),
+        "untrained": model_predictor(untrained),
+        "trivial": trivial_predictor,
+    }
+    if args.frames < 2 or args.stride < 1:
+        raise Page4DError("need --frames >= 2 and --stride >= 1")
+    scores = evaluate(predictors, parse_seeds(args.seeds), args.frames, image_hw, args.stride)
+    summary = summarise(scores)
+    sys.stdout.write(format_markdown(scores, summary) + "\n")
+    if args.json is not None:
+        payload = {
+            "checkpoint": str(checkpoint),
+            "image_hw": list(image_hw),
+            "frames": args.frames,
+            "stride": args.stride,
+            "clips": [score.__dict__ for score in scores],
+            "summary": summary,
+        }
+        args.json.write_text(json.dumps(payload, indent=2, default=float))
+    return 0
+
+
+def _overrides_of(config: object) -> dict:
+    """The checkpoint's config as keyword overrides (so the untrained twin is identical)."""
+    values = config.to_dict()
+    values.pop("name", None)
+    return values
+
+
+if __name__ == "__main__":
+    sys.exit(main())
