@@ -72,3 +72,30 @@ def test_shipped_model_beats_the_trivial_baseline(shipped, held_out_sample) -> N
     assert trained["delta_1_25"] > trivial["delta_1_25"]
     assert trained["ate_masked"] < trivial["ate_masked"]
     assert np.isfinite(trained["mask_ap"]) and trained["mask_ap"] > trivial["mask_ap"]
+
+
+def test_evaluation_seeds_parse_and_training_seeds_are_refused(tmp_path) -> None:
+    from page4d_viewer.errors import Page4DError
+
+    assert evaluate_default.parse_seeds("9000000-9000002,9000007") == [
+        9000000,
+        9000001,
+        9000002,
+        9000007,
+    ]
+    with pytest.raises(Page4DError, match="cannot read seeds"):
+        evaluate_default.parse_seeds("nine")
+    with pytest.raises(Page4DError, match="used in training"):
+        evaluate_default.evaluate({}, [12], 2, (28, 42))
+    assert evaluate_default.main(["--seeds", "x", "--checkpoint", str(tmp_path / "none")]) == 2
+
+
+def test_trivial_baseline_mask_ap_is_the_share_of_moving_pixels(held_out_sample) -> None:
+    sample = held_out_sample
+    scores = evaluate_default.score_clip(
+        sample,
+        evaluate_default.gt_extrinsics_of(sample),
+        evaluate_default.trivial_predictor(sample),
+    )
+    assert scores["mask_ap"] == pytest.approx(sample.dynamic_mask.mean())
+    assert scores["ate_masked"] == scores["ate_unmasked"] > 0
