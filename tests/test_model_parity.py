@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from page4d_viewer.model import ModelConfig, ModelOutput, Page4D, build_model
+from page4d_viewer.model import ModelConfig, ModelOutput, Page4D, build_model, load_checkpoint
 from page4d_viewer.model.checkpoint import map_keys
 
 STRENGTHS = {"mask_off": 0.0, "mask_on": 64.0}
@@ -163,3 +163,24 @@ def test_forward_pair_equals_two_calls(
         steps = zip(pair_output.pose_enc_list, single.pose_enc_list, strict=True)
         assert all(torch.equal(step_pair, step_single) for step_pair, step_single in steps)
     assert masked.mask_strength == 64.0 and unmasked.mask_strength == 0.0
+
+
+def test_fixture_as_authors_pickle_loads_and_matches(
+    fixture: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    """End to end: the authors' checkpoint format through load_checkpoint, mask on."""
+    state = {
+        f"module.{k.removeprefix('state.')}": v
+        for k, v in fixture.items()
+        if k.startswith("state.")
+    }
+    path = tmp_path / "checkpoint_mask.pt"
+    torch.save({"model": state, "epoch": 3}, path)
+    model, info = load_checkpoint(path, preset="tiny")
+    assert info.variant == "PAGE-4D (mask)" and info.dtype == "float64"
+    assert info.dropped_keys and all(k.startswith("track_head.") for k in info.dropped_keys)
+    with torch.no_grad():
+        output = model(fixture["input.images"], mask_strength=info.default_mask_strength)
+    for name in FIELDS:
+        expected = fixture[f"mask_on.{name}"]
+        assert relative_error(getattr(output, name), expected) < FLOAT64_TOLERANCE, name

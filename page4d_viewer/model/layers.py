@@ -19,7 +19,8 @@ class RotaryTables:
 
     Attributes:
         cos: (N, head_dim); first half rotates with the row position, second with the column.
-        sin: (N, head_dim).
+        sin: (N, head_dim), negated on the first quarter of each half, so that a rotation is
+            x * cos + swap(x) * sin with swap([a, b]) = [b, a] within each half.
     """
 
     cos: Tensor
@@ -63,10 +64,10 @@ def rotary_tables(
     parts_cos, parts_sin = [], []
     for axis in range(2):
         angles = positions[:, axis].float()[:, None] * inv_freq[None, :]
-        angles = angles.to(dtype)
-        angles = torch.cat((angles, angles), dim=-1)  # (N, half)
-        parts_cos.append(angles.cos())
-        parts_sin.append(angles.sin())
+        angles = angles.to(dtype)  # (N, half / 2)
+        sin, cos = angles.sin(), angles.cos()
+        parts_cos.append(torch.cat((cos, cos), dim=-1))
+        parts_sin.append(torch.cat((-sin, sin), dim=-1))
     return RotaryTables(cos=torch.cat(parts_cos, dim=-1), sin=torch.cat(parts_sin, dim=-1))
 
 
@@ -81,10 +82,9 @@ def apply_rotary(x: Tensor, tables: RotaryTables) -> Tensor:
         (batch, heads, N, head_dim).
     """
     quarter = x.shape[-1] // 4
-    # Within each half [a, b] -> [-b, a].
-    parts = x.unflatten(-1, (2, 2, quarter))
-    rotated = torch.stack((-parts[..., 1, :], parts[..., 0, :]), dim=-2).flatten(-3)
-    return x * tables.cos + rotated * tables.sin
+    # Within each half [a, b] -> [b, a]; the sign of the rotation lives in tables.sin.
+    swapped = x.unflatten(-1, (2, 2, quarter)).flip(-2).flatten(-3)
+    return x * tables.cos + swapped * tables.sin
 
 
 @dataclass(frozen=True)
