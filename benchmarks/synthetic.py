@@ -1,6 +1,7 @@
 """Time synthetic clip rendering and ground-truth saving; prints a table (never asserts).
 
 Usage: python benchmarks/synthetic.py [--frames 24] [--width 518] [--height 294] [--seeds 2]
+       [--supersample 1]
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=518)
     parser.add_argument("--height", type=int, default=294)
     parser.add_argument("--seeds", type=int, default=2, help="seeds per configuration")
+    parser.add_argument("--supersample", type=int, default=1, help="rays per pixel side")
     args = parser.parse_args()
     size = dict(num_frames=args.frames, width=args.width, height=args.height)
+    size["supersample"] = args.supersample
     print(
-        f"{args.frames} frames of {args.width}x{args.height}, {os.cpu_count()} CPUs, "
+        f"{args.frames} frames of {args.width}x{args.height}, supersample {args.supersample}, "
+        f"{os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} (wall time suffers when the CPUs are shared)"
     )
     header = (

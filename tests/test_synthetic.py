@@ -258,6 +258,18 @@ def test_large_movers_cover_more_of_the_image_than_small_ones() -> None:
     assert moving_fraction("large") > 3 * moving_fraction("small")
 
 
+def test_supersampling_converges_and_keeps_geometry() -> None:
+    size = dict(num_frames=2, width=96, height=64)
+    sharp, smooth, reference = (make_clip(8, supersample=n, **size) for n in (1, 2, 4))
+    for name in ("depth", "world_points", "dynamic_mask", "extrinsics"):
+        np.testing.assert_array_equal(getattr(smooth, name), getattr(sharp, name))
+    # More rays per pixel approach the pixel's true mean colour (the 16-ray reference).
+    error_sharp = np.abs(sharp.images.astype(int) - reference.images).mean()
+    error_smooth = np.abs(smooth.images.astype(int) - reference.images).mean()
+    assert error_smooth < 0.7 * error_sharp
+    assert smooth.settings["supersample"] == 2
+
+
 def test_in_first_camera_frame(clip: synthetic.SyntheticClip) -> None:
     local = clip.in_first_camera_frame()
     np.testing.assert_allclose(local.extrinsics[0], np.eye(3, 4), atol=1e-12)
@@ -278,6 +290,7 @@ def test_in_first_camera_frame(clip: synthetic.SyntheticClip) -> None:
         (dict(movers="huge"), "movers must be one of small, large, mixed"),
         (dict(num_movers=9), "num_movers must be between 0 and 8"),
         (dict(fov_deg=170.0), "fov_deg must be between 20 and 120"),
+        (dict(supersample=0), "supersample must be 1, 2, 3 or 4"),
     ],
 )
 def test_bad_settings_are_refused(settings: dict, message: str) -> None:
