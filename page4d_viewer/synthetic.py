@@ -1559,9 +1559,15 @@ def save_ground_truth(clip: SyntheticClip, folder: str | Path, *, crf: int = 12)
 
     Returns:
         The folder.
+
+    Raises:
+        SyntheticSceneError: the folder cannot be created.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SyntheticSceneError(f"cannot create {folder}: {error.strerror}") from None
     _write_video(clip.images, folder / VIDEO_NAME, clip.fps, crf)
     np.savez_compressed(
         folder / GROUND_TRUTH_NAME,

@@ -339,6 +339,9 @@ def test_loading_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
         load_ground_truth(folder)
     with pytest.raises(SyntheticSceneError, match="not a synthetic scene description"):
         SyntheticScene.from_dict({"room_half_size": [1, 1]})
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SyntheticSceneError, match="cannot create"):
+        save_ground_truth(make_clip(1, num_frames=1, width=16, height=8), tmp_path / "a_file")
 
 
 def test_odd_image_sizes_save_and_load(tmp_path: Path) -> None:
