@@ -269,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=2, help="rendered frames per clip frame")
     parser.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument(
+        "--real-clip",
+        type=Path,
+        default=None,
+        help="instead: run the checkpoint on this video and describe it (no ground truth)",
+    )
+    parser.add_argument(
+        "--figure", type=Path, default=None, help="with --real-clip: write a PNG of three frames"
+    )
+    parser.add_argument("--max-frames", type=int, default=16, help="with --real-clip")
     return parser
 
 
@@ -294,8 +304,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or default_checkpoint()
-    trained, _info = load_checkpoint(checkpoint)
+    trained, info = load_checkpoint(checkpoint)
     trained.eval()
+    if args.real_clip is not None:
+        summary = describe_real_clip(trained, info, args.real_clip, args.max_frames, args.figure)
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return 0
     config = trained.config
     torch.manual_seed(0)
     untrained = build_model(config.name, **_overrides_of(config)).eval()
@@ -321,6 +335,87 @@ def _run(args: argparse.Namespace) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2, default=float))
     return 0
+
+
+def describe_real_clip(
+    model: torch.nn.Module,
+    info: object,
+    source: Path,
+    max_frames: int,
+    figure: Path | None,
+) -> dict[str, float]:
+    """Run the predictor on a real video (no ground truth) and summarise what it shows.
+
+    Args:
+        model: the network.
+        info: its CheckpointInfo.
+        source: a video file.
+        max_frames: frames sampled evenly from the video.
+        figure: optional PNG path: three frames with depth and the dynamic probability.
+
+    Returns:
+        Numbers for the docs: frames, input size, camera path lengths of both variants (in
+        units of the median depth), their disagreement, and dynamic-probability statistics.
+    """
+    from page4d_viewer import predictor
+
+    result = predictor.predict(
+        str(source),
+        model,
+        checkpoint_info=info,
+        clip_options={"max_frames": max_frames},
+        ground_truth=None,
+    )
+    median_depth = float(np.median(result.depth))
+    masked = result.cameras["masked"].extrinsics
+    unmasked = result.cameras["unmasked"].extrinsics
+    centres_gap = geometry.camera_centers(masked) - geometry.camera_centers(unmasked)
+    dynamic = result.dynamic_probability()
+    summary = {
+        "frames": float(len(result.images)),
+        "input_height": float(result.images.shape[1]),
+        "input_width": float(result.images.shape[2]),
+        "median_depth": median_depth,
+        "depth_p5_p95_over_median": float(
+            np.percentile(result.depth, 95) / max(np.percentile(result.depth, 5), 1e-9)
+        ),
+        "path_length_masked_over_median_depth": path_length(masked) / median_depth,
+        "path_length_unmasked_over_median_depth": path_length(unmasked) / median_depth,
+        "max_centre_gap_over_median_depth": float(np.linalg.norm(centres_gap, axis=-1).max())
+        / median_depth,
+        "dynamic_probability_mean": float(dynamic.mean()),
+        "dynamic_fraction_above_half": float((dynamic > 0.5).mean()),
+    }
+    if figure is not None:
+        _write_figure(result.images, result.depth, dynamic, figure)
+    return summary
+
+
+def _write_figure(images: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, path: Path) -> None:
+    """Three frames: the input, the predicted depth, the dynamic probability over the input."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    frames = np.linspace(0, len(images) - 1, 3).round().astype(int)
+    height = 3 * 3 * images.shape[1] / images.shape[2] + 0.6
+    figure, axes = pyplot.subplots(3, 3, figsize=(9, height))
+    for row, frame in enumerate(frames):
+        axes[row, 0].imshow(images[frame])
+        axes[row, 1].imshow(depth[frame], cmap="turbo")
+        axes[row, 2].imshow(images[frame])
+        axes[row, 2].imshow(dynamic[frame], cmap="Reds", alpha=0.6, vmin=0, vmax=1)
+        axes[row, 0].set_ylabel(f"frame {frame}")
+    for column, title in enumerate(("input", "depth", "dynamic probability")):
+        axes[0, column].set_title(title)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
 
 
 def _overrides_of(config: object) -> dict:
