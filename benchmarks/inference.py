@@ -42,6 +42,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "process"),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared CPU; use --threads 1)",
+    )
     return parser.parse_args()
 
 
@@ -88,17 +94,19 @@ def _resident_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(run: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
-    """(median seconds, max peak MiB) of `run` over `repeats` calls."""
+def timed(
+    run: Callable[[], object], device: torch.device, repeats: int, clock: Callable[[], float]
+) -> tuple[float, float]:
+    """(median seconds on `clock`, max peak MiB) of `run` over `repeats` calls."""
     times, peaks = [], []
     memory = PeakMemory(device)
     for _ in range(repeats):
         with memory.measure():
-            started = time.perf_counter()
+            started = clock()
             run()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - started)
+            times.append(clock() - started)
         peaks.append(memory.peak_mib)
     return statistics.median(times), max(peaks)
 
@@ -127,10 +135,11 @@ def main() -> None:
     with torch.device(device):
         model = build_model(args.preset).eval()
     label = "fp32" if precision is None else str(precision).removeprefix("torch.")
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     print(
         f"preset {args.preset}, {args.height}x{args.width} (HxW), device {device} "
         f"({hardware(device)}), precision {label}, torch {torch.__version__}, "
-        f"median of {args.repeats}, mask strength {MASK_STRENGTH:g}"
+        f"median of {args.repeats} ({args.clock} clock), mask strength {MASK_STRENGTH:g}"
     )
     print()
     header = (
@@ -153,9 +162,9 @@ def main() -> None:
 
         with torch.inference_mode(), autocast_for(device, precision):
             model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
-            single_s, single_mib = timed(single, device, args.repeats)
-            pair_s, pair_mib = timed(pair, device, args.repeats)
-            two_s, two_mib = timed(two_passes, device, args.repeats)
+            single_s, single_mib = timed(single, device, args.repeats, clock)
+            pair_s, pair_mib = timed(pair, device, args.repeats, clock)
+            two_s, two_mib = timed(two_passes, device, args.repeats, clock)
         print(
             f"| {frames} | {single_s:.2f} | {single_mib:.0f} | {pair_s:.2f} | {pair_mib:.0f} "
             f"| {two_s:.2f} | {two_mib:.0f} | {pair_s / single_s:.2f} |"

@@ -32,7 +32,7 @@ _AGGREGATOR_LAYER_SCALE = 0.01
 
 
 class MaskHead(nn.Module):
-    """Scores every patch of every frame: m in (-0.5, 0.5), high where content moves.
+    """Scores every patch of every frame: m in (-0.5, 0.5).
 
     Tokens are normalised per channel over the frame (mean, unbiased std clamped at 1e-6),
     then depthwise 3x3 conv -> GELU -> 1x1 conv -> GELU -> 1x1 conv to one channel z, and

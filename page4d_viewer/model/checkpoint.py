@@ -132,8 +132,10 @@ def load_checkpoint(
             config = ModelConfig.from_name(preset, has_mask_head=_has_mask_head(state))
         except Page4DError as error:
             raise CheckpointError(str(error)) from None
-    check_state_dict(state, config, path)
-    model = _assemble(state, config, device, dtype)
+    with torch.device("meta"):
+        model = Page4D(config)  # free: no memory, no initialisation
+    check_state_dict(state, model, path)
+    _adopt(model, state, device, dtype)
     variant, strength = _variant(path, config, metadata)
     first = next(model.parameters())
     info = CheckpointInfo(
@@ -201,10 +203,10 @@ def map_keys(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
     return mapped, sorted(dropped)
 
 
-def check_state_dict(state: dict[str, Tensor], config: ModelConfig, path: Path) -> None:
+def check_state_dict(state: dict[str, Tensor], model: Page4D, path: Path) -> None:
     """Raise CheckpointError unless `state` has exactly the model's names and shapes."""
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in Page4D(config).state_dict().items()}
+    config = model.config
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     # Shapes first: with the wrong preset, that is the clearest symptom.
     wrong = [
         f"{name} {tuple(state[name].shape)} vs model {shape}"
@@ -342,22 +344,23 @@ def _variant(path: Path, config: ModelConfig, metadata: dict[str, str]) -> tuple
     return VARIANT_MASK, TRAINED_MASK_STRENGTH
 
 
-def _assemble(
+def _adopt(
+    model: Page4D,
     state: dict[str, Tensor],
-    config: ModelConfig,
     device: torch.device | str | None,
     dtype: torch.dtype | None,
-) -> Page4D:
-    """Build on the meta device and adopt the checkpoint's tensors (no second copy)."""
+) -> None:
+    """Give a meta-device model the checkpoint's tensors (no second copy) and eval mode."""
     if dtype is None:
         counts = Counter(t.dtype for t in state.values() if t.is_floating_point())
         dtype = counts.most_common(1)[0][0] if counts else torch.float32
     target = torch.device(device) if device is not None else torch.device("cpu")
-    state = {name: t.to(device=target, dtype=dtype) for name, t in state.items()}
-    with torch.device("meta"):
-        model = Page4D(config)
+    state = {
+        name: t.to(device=target, dtype=dtype if t.is_floating_point() else t.dtype)
+        for name, t in state.items()
+    }
     model.load_state_dict(state, strict=True, assign=True)
-    return model.eval()
+    model.eval()
 
 
 def describe(info: CheckpointInfo) -> str:

@@ -36,8 +36,10 @@ class ModelOutput:
         depth_conf: (B, S, H, W) confidence >= 1.
         world_points: (B, S, H, W, 3) point per pixel in the first camera's frame.
         world_points_conf: (B, S, H, W) confidence >= 1.
-        mask_logit: (B, S, H/14, W/14) mask head score m in (-0.5, 0.5) (high = dynamic), or
-            None for a model without mask head (VGGT).
+        mask_logit: (B, S, H/p, W/p) mask head score m in (-0.5, 0.5) per patch (p = 14), or
+            None for a model without mask head (VGGT). The masked layers add
+            mask_strength * m to the camera/register tokens' logits, so patches with negative m
+            are what the camera path is steered away from.
         mask_strength: the alpha these predictions were made with.
     """
 
@@ -150,7 +152,8 @@ class Page4D(nn.Module):
         """Run the masked (alpha = mask_strength) and unmasked (alpha = 0) variants.
 
         The encoder and the layers before the first masked layer run once. Equal to two
-        `forward` calls. Without a mask head both results are the same object.
+        `forward` calls. With strength 0 (or no mask head, which forces it) one pass serves
+        both: the two results are the same object.
 
         Returns:
             (masked, unmasked).
