@@ -1,8 +1,8 @@
 """Time the network: one pass, the masked/unmasked pair, and two separate passes.
 
-Prints one table row per frame count: median wall time over --repeats runs and peak memory
+Prints one table row per frame count and run: median time over --repeats runs, peak memory
 (CUDA: peak allocated by torch; CPU: peak resident-set growth, sampled every 2 ms), and the
-ratio pair / single. Weights are random: the timing does not depend on them.
+ratio to a single pass. Weights are random: the timing does not depend on them.
 
 On Linux the script re-executes itself with a fixed glibc mmap threshold, so that freed
 tensors go back to the OS and resident-set growth measures the live peak of each run.
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import torch
 
 from page4d_viewer.device import autocast_for, choose_device, choose_precision
-from page4d_viewer.model import PRESETS, build_model
+from page4d_viewer.model import PRESETS, Page4D, build_model
 
 MASK_STRENGTH = 64.0
 _MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
@@ -111,6 +111,18 @@ def timed(
     return statistics.median(times), max(peaks)
 
 
+def runs_for(model: Page4D, images: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The compared ways of getting both variants (or one) for `images`."""
+    return {
+        "single pass": lambda: model(images, MASK_STRENGTH),
+        "forward_pair": lambda: model.forward_pair(images, MASK_STRENGTH),
+        "forward_pair, unmasked cameras only": lambda: model.forward_pair(
+            images, MASK_STRENGTH, unmasked_geometry=False
+        ),
+        "two separate passes": lambda: (model(images, MASK_STRENGTH), model(images, 0.0)),
+    }
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -142,33 +154,19 @@ def main() -> None:
         f"median of {args.repeats} ({args.clock} clock), mask strength {MASK_STRENGTH:g}"
     )
     print()
-    header = (
-        "| frames | single s | single MiB | pair s | pair MiB | two passes s | two passes MiB "
-        "| pair/single |"
-    )
-    print(header)
-    print("|---" * (header.count("|") - 1) + "|")
+    print("| frames | run | time s | peak MiB | time / single |")
+    print("|---|---|---|---|---|")
     for frames in args.frames:
         images = torch.rand(frames, 3, args.height, args.width, device=device)
-
-        def single(images: torch.Tensor = images) -> object:
-            return model(images, MASK_STRENGTH)
-
-        def pair(images: torch.Tensor = images) -> object:
-            return model.forward_pair(images, MASK_STRENGTH)
-
-        def two_passes(images: torch.Tensor = images) -> object:
-            return model(images, MASK_STRENGTH), model(images, 0.0)
-
+        runs = runs_for(model, images)
         with torch.inference_mode(), autocast_for(device, precision):
             model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
-            single_s, single_mib = timed(single, device, args.repeats, clock)
-            pair_s, pair_mib = timed(pair, device, args.repeats, clock)
-            two_s, two_mib = timed(two_passes, device, args.repeats, clock)
-        print(
-            f"| {frames} | {single_s:.2f} | {single_mib:.0f} | {pair_s:.2f} | {pair_mib:.0f} "
-            f"| {two_s:.2f} | {two_mib:.0f} | {pair_s / single_s:.2f} |"
-        )
+            results = {name: timed(run, device, args.repeats, clock) for name, run in runs.items()}
+        single_s = results["single pass"][0]
+        for name, (seconds, peak_mib) in results.items():
+            print(
+                f"| {frames} | {name} | {seconds:.2f} | {peak_mib:.0f} | {seconds / single_s:.2f} |"
+            )
 
 
 if __name__ == "__main__":

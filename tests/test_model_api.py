@@ -356,3 +356,19 @@ def test_rank_one_bias_equals_explicit_softmax() -> None:
     plain = attention_with_bias(q, k, v, None)
     unweighted = [i for i in range(tokens) if i not in index.tolist()]
     assert torch.equal(actual[:, :, unweighted], plain[:, :, unweighted])
+
+
+def test_forward_pair_can_skip_unmasked_geometry() -> None:
+    model = small_model()
+    clip = images()
+    calls: list[tuple[str, int, int]] = []
+    with torch.no_grad():
+        masked, unmasked = model.forward_pair(
+            clip, 64.0, progress=lambda *call: calls.append(call), unmasked_geometry=False
+        )
+        full_masked, full_unmasked = model.forward_pair(clip, 64.0)
+    assert_outputs_equal(masked, full_masked)
+    assert torch.equal(unmasked.pose_enc, full_unmasked.pose_enc)
+    assert unmasked.depth is None and unmasked.world_points is None
+    assert unmasked.depth_conf is None and unmasked.world_points_conf is None
+    assert calls[-1] == ("heads", 4, 4)

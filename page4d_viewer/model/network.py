@@ -36,6 +36,8 @@ class ModelOutput:
         depth_conf: (B, S, H, W) confidence >= 1.
         world_points: (B, S, H, W, 3) point per pixel in the first camera's frame.
         world_points_conf: (B, S, H, W) confidence >= 1.
+            The four dense fields are None only for the unmasked output of
+            `forward_pair(..., unmasked_geometry=False)`.
         mask_logit: (B, S, H/p, W/p) mask head score m in (-0.5, 0.5) per patch (p = 14), or
             None for a model without mask head (VGGT). The masked layers add
             mask_strength * m to the camera/register tokens' logits, so patches with negative m
@@ -45,10 +47,10 @@ class ModelOutput:
 
     pose_enc: Tensor
     pose_enc_list: list[Tensor]
-    depth: Tensor
-    depth_conf: Tensor
-    world_points: Tensor
-    world_points_conf: Tensor
+    depth: Tensor | None
+    depth_conf: Tensor | None
+    world_points: Tensor | None
+    world_points_conf: Tensor | None
     mask_logit: Tensor | None
     mask_strength: float
 
@@ -148,12 +150,19 @@ class Page4D(nn.Module):
         images: Tensor,
         mask_strength: float,
         progress: ProgressCallback | None = None,
+        unmasked_geometry: bool = True,
     ) -> tuple[ModelOutput, ModelOutput]:
         """Run the masked (alpha = mask_strength) and unmasked (alpha = 0) variants.
 
         The encoder and the layers before the first masked layer run once. Equal to two
         `forward` calls. With strength 0 (or no mask head, which forces it) one pass serves
         both: the two results are the same object.
+
+        Args:
+            images, mask_strength, progress: as in `forward`.
+            unmasked_geometry: False skips the depth and point heads for the unmasked variant
+                (its depth/world_points fields are then None): cheaper when only its cameras
+                are wanted.
 
         Returns:
             (masked, unmasked).
@@ -170,7 +179,7 @@ class Page4D(nn.Module):
             {
                 "encoding": config.encoder_depth,
                 "aggregating": shared + 2 * (depth - shared),
-                "heads": 2 * HEAD_STEPS,
+                "heads": HEAD_STEPS + (HEAD_STEPS if unmasked_geometry else 1),
             },
         )
         state = self._start(images, tracker)
@@ -180,7 +189,7 @@ class Page4D(nn.Module):
         masked = self._heads(state, strength, tracker)
         del state
         self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
-        return masked, self._heads(unmasked_state, 0.0, tracker)
+        return masked, self._heads(unmasked_state, 0.0, tracker, geometry=unmasked_geometry)
 
     def _prepare(self, images: Tensor) -> Tensor:
         if not isinstance(images, Tensor) or not images.is_floating_point():
@@ -211,7 +220,13 @@ class Page4D(nn.Module):
     def _start(self, images: Tensor, tracker: _Progress) -> AggregatorState:
         return self.aggregator.start(images, tracker.encoder_block_done)
 
-    def _heads(self, state: AggregatorState, strength: float, tracker: _Progress) -> ModelOutput:
+    def _heads(
+        self,
+        state: AggregatorState,
+        strength: float,
+        tracker: _Progress,
+        geometry: bool = True,
+    ) -> ModelOutput:
         """Run the heads on an aggregated state, in the heads' own dtype with autocast off."""
         config = self.config
         head_dtype = self.camera_head.embed_pose.weight.dtype
@@ -220,6 +235,10 @@ class Page4D(nn.Module):
             last = state.kept[config.depth - 1]
             pose_list = self.camera_head(last[:, :, 0].to(head_dtype), config.camera_iterations)
             tracker.step("heads")
+            if not geometry:
+                return ModelOutput(
+                    pose_list[-1], pose_list, None, None, None, None, state.mask_score, strength
+                )
             layers = [state.kept[index].to(head_dtype) for index in config.dpt_layers]
             depth, depth_conf = self.depth_head(
                 layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
