@@ -364,6 +364,7 @@ def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -
         ("example", "nope", None, None, "unknown example"),
         ("upload", None, [], None, "upload a video"),
         ("upload", None, ["/tmp/result.npz"], None, "saved result, not a clip"),
+        ("upload", None, ["/a.png", "/b.mp4"], None, "b.mp4 among them"),
         ("path", None, None, "/etc/passwd", "outside the allowed data folders"),
         ("path", None, None, "", "no server path"),
         ("wat", None, None, None, "unknown source kind"),

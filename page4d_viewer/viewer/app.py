@@ -47,9 +47,10 @@ class AppConfig:
             selected); empty offers the default model only.
         with_model: False for `view`: no model, runs disabled.
         device: Device preselected in the panel ("auto", "cpu", "cuda", ...).
-        precision: Precision preselected in the panel ("auto", "float32", ...).
+        precision: Precision preselected in the panel ("auto", "fp32", "bf16", "fp16").
         clip: A clip to run as soon as the app is up.
         result: A saved result to show at start.
+        max_points: Point budget of the scene; larger clips are downsampled to fit.
     """
 
     host: str = "127.0.0.1"
@@ -63,6 +64,7 @@ class AppConfig:
     precision: str = "auto"
     clip: str | None = None
     result: str | None = None
+    max_points: int = 4_000_000
 
 
 class PredictorBackend:
@@ -122,7 +124,7 @@ class PredictorBackend:
             frames = options.max_frames or "all"
             raise OutOfMemoryError(
                 f"the device ran out of memory running {frames} frames; "
-                "try fewer frames (Max frames, Stride) or precision bfloat16"
+                "try fewer frames (Max frames, Stride) or precision bf16"
             ) from error
 
     def _load(self, name: str) -> tuple[Any, Any]:
@@ -203,7 +205,7 @@ class ViewerApp:
 
         config = self.config
         self.server = viser.ViserServer(host=config.host, port=config.viser_port, verbose=False)
-        self.scene = SceneView(self.server)
+        self.scene = SceneView(self.server, max_points=config.max_points)
         roots = config.data_roots or [Path.cwd(), ASSETS_DIR]
         store = RunStore(config.runs_dir)
         self.controller = ViewerController(
@@ -301,14 +303,20 @@ def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument(
             "--precision",
             default="auto",
-            choices=["auto", "float32", "bfloat16", "float16"],
-            help="model precision (auto: bfloat16 on recent GPUs, float32 on the CPU)",
+            choices=["auto", "fp32", "bf16", "fp16"],
+            help="model precision (auto: bf16 on recent GPUs, fp32 on the CPU)",
         )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 exposes the app)"
     )
     parser.add_argument("--port", type=int, default=7860, help="Gradio panel port")
     parser.add_argument("--viser-port", type=int, default=8080, help="Viser scene port")
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        default=4_000_000,
+        help="point budget of the scene; larger clips are downsampled to fit (weak GPUs: less)",
+    )
     parser.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where finished runs are saved"
     )
@@ -338,6 +346,7 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         precision="auto" if viewing else args.precision,
         clip=None if viewing else args.clip,
         result=args.result,
+        max_points=args.max_points,
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from page4d_viewer.clip import SourceLike
+from page4d_viewer.clip_images import IMAGE_EXTENSIONS
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.reconstruction import Reconstruction
 from page4d_viewer.viewer import plots
@@ -56,7 +57,7 @@ class RunOptions:
     Attributes:
         checkpoint: One of `ModelBackend.checkpoint_names()`.
         device: "auto", "cpu", "cuda" (or "cuda:N"), "mps".
-        precision: "auto", "float32", "bfloat16" or "float16".
+        precision: "auto", "fp32", "bf16" or "fp16" (see page4d_viewer.device).
         mask_strength: alpha of the masked run (0 = VGGT's computation, 64 = the release).
         mode: "crop" or "pad" to the model's input size.
         stride: Keep every stride-th frame.
@@ -279,7 +280,10 @@ class ViewerController:
             if not files:
                 raise Page4DError("upload a video, some images or a zip first")
             _refuse_result_files(files)
-            return files[0] if len(files) == 1 else files
+            if len(files) == 1:
+                return files[0]
+            _refuse_mixed_uploads(files)
+            return files
         if kind == SOURCE_PATH:
             path = self.data_roots.resolve(server_path or "")
             _refuse_result_files([str(path)])
@@ -488,6 +492,18 @@ def _checked_progress(progress: Progress, cancel: threading.Event, share: float)
     return report
 
 
+def _refuse_mixed_uploads(paths: Sequence[str]) -> None:
+    """Several uploads make an image sequence; a video or zip among them is a mistake."""
+    others = [
+        Path(path).name for path in paths if Path(path).suffix.lower() not in IMAGE_EXTENSIONS
+    ]
+    if others:
+        raise Page4DError(
+            f"{len(paths)} files are uploaded ({', '.join(others)} among them): upload one "
+            "video or zip, or only images; clear the upload with its x button"
+        )
+
+
 def _refuse_result_files(paths: Sequence[str]) -> None:
     for path in paths:
         if str(path).lower().endswith(".npz"):
@@ -535,8 +551,7 @@ def status_markdown(shown: Shown | None) -> str:
         return "No result yet: pick a clip and press **Run**, or open a saved result."
     recon = shown.recon
     metadata = recon.metadata
-    height, width = recon.image_hw
-    parts = [f"**{shown.title}**", f"{recon.num_frames} frames of {width}x{height}"]
+    parts = [f"**{shown.title}**"]  # the title names the frames and their size
     if metadata.checkpoint_name:
         variant = f" ({metadata.model_variant})" if metadata.model_variant else ""
         parts.append(f"checkpoint `{metadata.checkpoint_name}`{variant}")

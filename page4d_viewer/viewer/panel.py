@@ -28,6 +28,7 @@ from page4d_viewer.viewer.controller import (
     ModelBackend,
     RunCancelled,
     RunOptions,
+    SceneSettings,
     Shown,
     ViewerController,
     error_markdown,
@@ -38,12 +39,14 @@ from page4d_viewer.viewer.controller import (
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# The names page4d_viewer.device understands (kept here: the panel does not import torch).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CROP_MODES = ("crop", "pad")
 MAX_MASK_STRENGTH = 128
 RELEASED_MASK_STRENGTH = 64.0
 # How often each open page asks the scene where its timeline is (seconds).
 POLL_SECONDS = 0.5
+IMAGE_HEIGHT = 260  # pixels; frames are drawn at least this tall, however small the clip
 
 PANEL_CSS = """
 #status { min-height: 3.5em; }
@@ -117,6 +120,7 @@ class _Widgets:
 
     source_kind: gr.State
     version: gr.State
+    synced: gr.State
     example_tab: gr.Tab
     upload_tab: gr.Tab
     path_tab: gr.Tab
@@ -158,6 +162,7 @@ class _Widgets:
             self.metrics_table,
             self.downloads,
             self.version,
+            self.synced,
         ]
 
 
@@ -175,7 +180,7 @@ def build_panel(
         controller: The shared state and actions.
         viser_port: Port of the Viser server, for the embedded scene.
         device: Device preselected in the Model section ("auto", "cpu", "cuda", ...).
-        precision: Precision preselected ("auto", "float32", "bfloat16", "float16").
+        precision: Precision preselected ("auto", "fp32", "bf16", "fp16").
         title: Browser tab title.
 
     Returns:
@@ -238,9 +243,13 @@ def _layout(controller: ViewerController, viser_port: int, device: str, precisio
                     label="Mask threshold (dynamic probability)", elem_id="mask-threshold",
                 )  # fmt: skip
             with gr.Row():
-                overlay_image = gr.Image(label="Frame + dynamic mask", interactive=False)
-                depth_image = gr.Image(label="Depth", interactive=False)
-                confidence_image = gr.Image(label="Depth confidence (log)", interactive=False)
+                overlay_image = gr.Image(
+                    label="Frame + dynamic mask", interactive=False, height=IMAGE_HEIGHT
+                )
+                depth_image = gr.Image(label="Depth", interactive=False, height=IMAGE_HEIGHT)
+                confidence_image = gr.Image(
+                    label="Depth confidence (log)", interactive=False, height=IMAGE_HEIGHT
+                )
         with gr.Tab("Pose comparison"):
             with gr.Row():
                 trajectory_plot = gr.Plot(label="Trajectories from above")
@@ -255,6 +264,7 @@ def _layout(controller: ViewerController, viser_port: int, device: str, precisio
     return _Widgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
+        synced=gr.State(None),
         example_tab=source_tabs["example_tab"],
         upload_tab=source_tabs["upload_tab"],
         path_tab=source_tabs["path_tab"],
@@ -376,6 +386,7 @@ class _Callbacks:
             return {
                 w.status: status_markdown(None),
                 w.version: controller.version,
+                w.synced: settings,
                 w.opacity: settings.mask_opacity,
                 w.threshold: settings.mask_threshold,
             }
@@ -396,6 +407,7 @@ class _Callbacks:
             w.metrics_table: plots.metrics_rows(shown.recon),
             w.downloads: [str(record.result_path)] if record is not None else None,
             w.version: shown.version,
+            w.synced: settings,
         }
 
     def failed(self, message: str) -> dict[Any, Any]:
@@ -413,6 +425,10 @@ class _Callbacks:
         except Exception as error:  # the app stays up whatever goes wrong
             logger.exception("unexpected error in the panel")
             return self.failed(f"unexpected {type(error).__name__}: {error}")
+
+    def unchanged(self) -> dict[Any, Any]:
+        """No update at all (Gradio reads an empty dict as a missing value, so skip one)."""
+        return {self.w.version: gr.skip()}
 
     def runs_update(self) -> Any:
         """The recent-runs drop-down, newest selected."""
@@ -460,39 +476,45 @@ class _Callbacks:
             return self.failed("pick a recent run first")
         return self.show_or_fail(lambda: self.controller.open_run(run_id))
 
-    def on_tick(
-        self, known_version: int, frame: float, opacity: float, threshold: float
-    ) -> dict[Any, Any]:
-        """Follow the scene: a new result, a moved timeline, or overlay sliders moved in Viser."""
+    def on_tick(self, known_version: int, synced: SceneSettings | None) -> dict[Any, Any]:
+        """Follow the scene: a new result, or its timeline or overlay moved in Viser.
+
+        Compares the scene with what this page last saw of it (`synced`), not with the
+        panel's sliders: a slider the user just moved must not be pulled back before its
+        own event reaches the scene.
+        """
         w, controller = self.w, self.controller
         shown = controller.current
         if shown is None:
-            return {}
-        if shown.version != known_version:
+            return self.unchanged()
+        if shown.version != known_version or synced is None:
             return self.full_view(shown)
         settings = controller.scene_settings()
-        updates: dict[Any, Any] = {}
-        overlay_moved = (settings.mask_opacity, settings.mask_threshold) != (opacity, threshold)
-        if overlay_moved:
+        if settings == synced:
+            return self.unchanged()
+        updates: dict[Any, Any] = {w.synced: settings}
+        if settings.mask_opacity != synced.mask_opacity:
             updates[w.opacity] = settings.mask_opacity
+        if settings.mask_threshold != synced.mask_threshold:
             updates[w.threshold] = settings.mask_threshold
-        if settings.frame != int(frame or 0) or overlay_moved:
-            images = controller.frame_images(settings.frame)
+        if settings.frame != synced.frame:
             updates[w.frame] = settings.frame
-            updates[w.overlay_image] = images.overlay
-            updates[w.depth_image] = images.depth
-            updates[w.confidence_image] = images.confidence
+        images = controller.frame_images(settings.frame)
+        updates[w.overlay_image] = images.overlay
+        updates[w.depth_image] = images.depth
+        updates[w.confidence_image] = images.confidence
         return updates
 
     def on_frame(self, frame: float) -> dict[Any, Any]:
         images = self.controller.frame_images(self.controller.set_frame(int(frame or 0)))
         if images is None:
-            return {}
+            return self.unchanged()
         w = self.w
         return {
             w.overlay_image: images.overlay,
             w.depth_image: images.depth,
             w.confidence_image: images.confidence,
+            w.synced: self.controller.scene_settings(),
         }
 
     def on_mask(self, opacity: float, threshold: float, frame: float) -> dict[Any, Any]:
@@ -501,7 +523,12 @@ class _Callbacks:
         except Page4DError as error:
             return self.failed(str(error))
         images = self.controller.frame_images(int(frame or 0))
-        return {} if images is None else {self.w.overlay_image: images.overlay}
+        if images is None:
+            return self.unchanged()
+        return {
+            self.w.overlay_image: images.overlay,
+            self.w.synced: self.controller.scene_settings(),
+        }
 
     def on_checkpoint(self, name: str | None) -> Any:
         if self.controller.backend is None or not name:
@@ -539,18 +566,20 @@ def _wire(demo: gr.Blocks, callbacks: _Callbacks, w: _Widgets) -> None:
         callbacks.on_checkpoint, w.run_inputs["checkpoint"], w.run_inputs["mask_strength"]
     )
     images = [w.overlay_image, w.depth_image, w.confidence_image]
-    w.frame.input(callbacks.on_frame, w.frame, images, trigger_mode="always_last", **light)
+    w.frame.input(
+        callbacks.on_frame, w.frame, [*images, w.synced], trigger_mode="always_last", **light
+    )
     mask_inputs = [w.opacity, w.threshold, w.frame]
     for slider in (w.opacity, w.threshold):
         slider.input(
-            callbacks.on_mask, mask_inputs, [w.overlay_image, w.status],
+            callbacks.on_mask, mask_inputs, [w.overlay_image, w.status, w.synced],
             trigger_mode="always_last", **light,
         )  # fmt: skip
     w.prepare_button.click(
         callbacks.on_prepare, None, w.downloads, concurrency_id="export", concurrency_limit=1
     )
     w.timer.tick(
-        callbacks.on_tick, [w.version, w.frame, w.opacity, w.threshold], w.view,
+        callbacks.on_tick, [w.version, w.synced], w.view,
         trigger_mode="always_last", **light,
     )  # fmt: skip
     demo.load(callbacks.on_load, None, [*w.view, w.runs], **light)

@@ -1,0 +1,300 @@
+"""The real app in headless Chromium: run a clip, scrub, move the mask sliders, open, fail.
+
+One app per module, started in this process on free ports with a tiny random stand-in
+checkpoint (never shipped), driven through Debian's Chromium with Playwright (never
+`playwright install`). Assertions read the server-side scene state and visible text, not
+pixels. Scenes stay small: a 4-frame 112x84 clip under a 20k-point budget.
+
+Set PAGE4D_SCREENSHOT=docs/screenshot.png to also save a screenshot of the app with a result
+loaded (the default model on a bundled sample when both exist, else the stand-in).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MAX_POINTS = 20_000
+TIMEOUT_MS = 120_000  # two shared CPU cores: a tiny run can still take a while
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.1)
+
+
+def _write_clip(path: Path, frames: int = 8) -> Path:
+    """A small mp4: a white square sliding over a red ramp."""
+    import imageio.v3 as iio
+
+    video = np.zeros((frames, 48, 64, 3), np.uint8)
+    video[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
+    for index in range(frames):
+        video[index, 12:24, 4 + 6 * index : 16 + 6 * index] = 255
+    iio.imwrite(path, video, fps=8, codec="libx264")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    _write_clip(folder / "walk.mp4")
+    (folder / "broken.mp4").write_bytes(b"this is not a video")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch = pytest.importorskip("torch")
+    from page4d_viewer.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    # A random tiny network at 112 px: a stand-in that runs in seconds, only for tests.
+    model = build_model("tiny", img_size=112)
+    return save_checkpoint(model, tmp_path_factory.mktemp("model") / "stand-in.safetensors")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path) -> Iterator:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    config = AppConfig(
+        port=_free_port(),
+        viser_port=_free_port(),
+        runs_dir=tmp_path_factory.mktemp("runs"),
+        data_roots=[data_dir],
+        checkpoints=[str(checkpoint)],
+        max_points=MAX_POINTS,
+    )
+    running = ViewerApp(config)
+    running.start()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(app, browser) -> Iterator:
+    opened = browser.new_page(viewport={"width": 1400, "height": 1000})
+    opened.set_default_timeout(TIMEOUT_MS)
+    # The embedded scene would render WebGL in software on the shared CPU cores; the tests
+    # read the scene's state on the server, so its page is not loaded in the browser.
+    opened.route(f"{app.viser_url}**", lambda route: route.abort())
+    opened.goto(app.url)
+    opened.locator("#run").wait_for()
+    yield opened
+    opened.close()
+
+
+def _status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def _wait_text(page, selector: str, text: str) -> str:
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector).innerText.includes(text)",
+        arg=[selector, text],
+        timeout=TIMEOUT_MS,
+    )
+    return page.locator(selector).inner_text()
+
+
+def _wait_status(page, text: str) -> str:
+    return _wait_text(page, "#status", text)
+
+
+def _set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _upload(page, elem_id: str, path: Path) -> None:
+    """Replace whatever the file box holds with one file, and wait until it is uploaded."""
+    box = page.locator(f"#{elem_id}")
+    clear = box.get_by_role("button", name="Clear")
+    if clear.count():
+        clear.first.click()
+        box.locator("td.filename").first.wait_for(state="detached")
+    box.locator("input[type=file]").set_input_files(str(path))
+    # The download link appears once the file is on the server.
+    box.locator(f'a[download="{path.name}"]').wait_for()
+
+
+def _run_upload(page, path: Path) -> None:
+    page.get_by_role("tab", name="Upload").click()
+    _upload(page, "clip-upload", path)
+    page.locator("#run").click()
+
+
+@pytest.fixture(scope="module")
+def first_run(app, page, data_dir: Path):
+    """Upload the clip, limit it to 4 frames, run; returns the status line."""
+    page.get_by_role("button", name="Sampling").click()
+    _set_number(page, "max-frames", 4)
+    _run_upload(page, data_dir / "walk.mp4")
+    # The progress bar writes over the status line too ("preprocessing 4 frames"), so wait
+    # for the title only the finished status has.
+    status = _wait_status(page, "walk.mp4 · 4 frames")
+    assert app.scene.wait_until_sent(timeout=60)
+    return status
+
+
+def test_run_shows_one_node_per_frame(app, page, first_run: str) -> None:
+    state = app.scene.state()
+    assert state.num_frames == 4, first_run
+    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(4))
+    assert sum(state.point_counts) <= MAX_POINTS
+    assert "walk.mp4 · 4 frames · 112x84" in first_run
+    assert "stand-in.safetensors" in first_run
+    assert [record.title for record in app.controller.recent_runs()] == [
+        "walk.mp4 · 4 frames · 112x84"
+    ]
+    page.get_by_role("tab", name="Pose comparison").click()
+    table = _wait_text(page, "#metrics", "masked vs unmasked")
+    assert "ATE" in table
+
+
+def test_scene_is_embedded_and_linked(app, page) -> None:
+    frame = page.locator("#scene-frame iframe")
+    page.wait_for_function(
+        "url => document.querySelector('#scene-frame iframe').src === url", arg=app.viser_url
+    )
+    assert page.locator("#scene-frame a").get_attribute("href") == app.viser_url
+    assert frame.get_attribute("title") == "3-D scene (Viser)"
+    with urllib.request.urlopen(app.viser_url, timeout=30) as response:
+        assert response.status == 200
+        assert b"<html" in response.read().lower()
+
+
+def test_panel_frame_slider_moves_the_scene_and_back(app, page, first_run: str) -> None:
+    page.get_by_role("tab", name="Mask and depth").click()
+    _set_number(page, "frame", 2)
+    _wait_for(lambda: app.scene.state().frame == 2, what="the scene to reach frame 2")
+    assert app.scene.state().visible_frames == (2,)
+    # The Viser timeline moves (as when played or scrubbed there): the panel follows.
+    app.scene.set_frame(3)
+    page.wait_for_function(
+        "() => document.querySelector('#frame input[type=number]').value === '3'"
+    )
+
+
+def test_mask_sliders_change_the_scene(app, page, first_run: str) -> None:
+    before = app.scene.state()
+    _set_number(page, "mask-threshold", 0.8)
+    _wait_for(lambda: app.scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
+    _set_number(page, "mask-opacity", 0.2)
+    _wait_for(lambda: app.scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
+    after = app.scene.state()
+    assert sum(after.color_sends) > sum(before.color_sends)
+    assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
+
+
+def test_bad_upload_shows_an_error_and_keeps_the_result(
+    app, page, first_run: str, data_dir: Path
+) -> None:
+    shown = app.controller.current
+    _run_upload(page, data_dir / "broken.mp4")
+    status = _wait_status(page, "Error:")
+    assert "broken.mp4" in status
+    assert "previous result is still shown" in status
+    assert app.controller.current is shown
+    assert app.scene.state().num_frames == 4
+    # The app still answers: a path outside the data roots is refused with a clear message.
+    page.get_by_role("tab", name="Server path").click()
+    page.locator("#server-path textarea").fill("/etc/passwd")
+    page.locator("#run").click()
+    assert "outside the allowed data folders" in _wait_status(page, "outside")
+
+
+def test_open_a_saved_result(app, page, first_run: str, tmp_path: Path) -> None:
+    saved = app.controller.current.recon.select_frames([0, 2]).save(tmp_path / "two.npz")
+    page.get_by_role("button", name="Open a result").click()
+    _upload(page, "result-upload", saved)
+    page.locator("#open-result").click()
+    assert "two.npz" in _wait_status(page, "two.npz")
+    assert app.scene.wait_until_sent(timeout=60)
+    assert app.scene.state().num_frames == 2
+    # And back to the saved run, from the recent-runs list.
+    page.locator("#open-run").click()
+    _wait_status(page, "walk.mp4 · 4 frames")
+    assert app.scene.state().num_frames == 4
+
+
+def test_screenshot(app, browser, first_run: str, tmp_path_factory) -> None:
+    target = os.environ.get("PAGE4D_SCREENSHOT")
+    if not target:
+        pytest.skip("set PAGE4D_SCREENSHOT=docs/screenshot.png to write the README screenshot")
+    _save_screenshot(app, browser, Path(target), tmp_path_factory.mktemp("shot-runs"))
+
+
+def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
+    """The app on a real result: the default model on a sample clip when both are present."""
+    from page4d_viewer.predictor import default_checkpoint_path
+    from page4d_viewer.viewer.app import ASSETS_DIR, AppConfig, ViewerApp
+    from page4d_viewer.viewer.controller import find_samples
+
+    samples = find_samples(ASSETS_DIR)
+    shown = app
+    if default_checkpoint_path().is_file() and samples:
+        config = AppConfig(
+            port=_free_port(), viser_port=_free_port(), runs_dir=runs_dir, max_points=200_000
+        )
+        shown = ViewerApp(config)
+        shown.start()
+    try:
+        view = browser.new_page(viewport={"width": 1500, "height": 1150})
+        view.set_default_timeout(TIMEOUT_MS * 3)
+        view.goto(shown.url)
+        if shown is not app:
+            view.get_by_role("button", name="Sampling").click()
+            _set_number(view, "max-frames", 16)
+            view.locator("#run").click()
+            _wait_status(view, "· 16 frames")
+            shown.scene.set_frame(8)
+        shown.scene.wait_until_sent(timeout=120)
+        view.locator("#frame input[type=number]").wait_for()
+        time.sleep(3)  # let the scene's WebGL canvas draw
+        target.parent.mkdir(parents=True, exist_ok=True)
+        view.screenshot(path=str(target), full_page=True)
+        view.close()
+    finally:
+        if shown is not app:
+            shown.close()
