@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -298,3 +299,81 @@ def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
     finally:
         if shown is not app:
             shown.close()
+
+
+class _HeldBackend:
+    """Wraps the app's model side: a run reports progress and waits until released.
+
+    Progress reports are where a cancelled run stops, so this makes Cancel and the queue
+    deterministic however fast the machine is.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self.runs = 0
+
+    def checkpoint_names(self) -> list[str]:
+        return self.inner.checkpoint_names()
+
+    def default_mask_strength(self, checkpoint: str) -> float:
+        return self.inner.default_mask_strength(checkpoint)
+
+    def run_model(self, source, options, progress):
+        self.runs += 1
+        self.started.set()
+        try:
+            while not self.release.wait(0.05):
+                progress(0.05, "held by the test")
+            return self.inner.run_model(source, options, progress)
+        finally:
+            self.finished.set()
+
+
+@pytest.fixture()
+def held(app, monkeypatch) -> Iterator[_HeldBackend]:
+    backend = _HeldBackend(app.controller.backend)
+    monkeypatch.setattr(app.controller, "backend", backend)
+    yield backend
+    backend.release.set()
+
+
+def _run_path(page, path: str) -> None:
+    page.get_by_role("tab", name="Server path").click()
+    page.locator("#server-path textarea").fill(path)
+    page.locator("#run").click()
+
+
+def test_cancel_stops_a_run_and_keeps_the_result(app, page, first_run: str, held) -> None:
+    shown = app.controller.current
+    runs_before = len(app.controller.recent_runs())
+    _run_path(page, "walk.mp4")
+    assert held.started.wait(60)
+    page.locator("#cancel").click()
+    assert "previous result is still shown" in _wait_status(page, "Cancel:")
+    assert held.finished.wait(60)
+    assert app.controller.current is shown
+    assert len(app.controller.recent_runs()) == runs_before
+    assert app.scene.state().num_frames == shown.recon.num_frames
+
+
+def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held) -> None:
+    runs_before = len(app.controller.recent_runs())
+    _run_path(page, "walk.mp4")
+    assert held.started.wait(60)
+    other = browser.new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    other.route(f"{app.viser_url}**", lambda route: route.abort())
+    other.goto(app.url)
+    _run_path(other, "walk.mp4")
+    _wait_status(other, "queue")
+    assert held.runs == 1  # the second run has not started
+    held.release.set()
+    _wait_for(lambda: len(app.controller.recent_runs()) == runs_before + 2, what="both runs")
+    assert held.runs == 2
+    # Both pages end up showing the last run (the scene is shared, and so is the result).
+    _wait_status(other, "walk.mp4 · 4 frames")
+    _wait_for(lambda: "queue" not in _status(other), what="the queue notice to go")
+    other.close()

@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 
 from page4d_viewer import geometry
-from page4d_viewer.errors import Page4DError
+from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.app import (
+    OutOfMemoryError,
+    PredictorBackend,
+    config_from_args,
+    configure_parser,
+)
 from page4d_viewer.viewer.controller import (
     RunCancelled,
     RunOptions,
@@ -444,3 +450,122 @@ def test_samples_are_found_by_folder(tmp_path: Path) -> None:
     (tmp_path / "samples" / "empty").mkdir()
     assert list(find_samples(tmp_path)) == ["a-street", "b-room"]
     assert find_samples(tmp_path / "missing") == {}
+
+
+# --- the app's model side and command line ---------------------------------------------------
+
+
+@pytest.fixture()
+def fake_predictor(monkeypatch):
+    """Replace predictor.load_model / predict with recorders (no network is built)."""
+    from page4d_viewer import predictor
+
+    calls = SimpleNamespace(loads=[], predicts=[], fail=None)
+
+    def load_model(path):
+        calls.loads.append(path)
+        return "model", predictor.ModelInfo(name=str(path), default_mask_strength=32.0)
+
+    def predict(source, model, **kwargs):
+        calls.predicts.append((source, kwargs))
+        if calls.fail is not None:
+            raise calls.fail
+        return make_recon()
+
+    monkeypatch.setattr(predictor, "load_model", load_model)
+    monkeypatch.setattr(predictor, "predict", predict)
+    return calls
+
+
+def test_backend_names_checkpoints_and_loads_each_once(fake_predictor) -> None:
+    backend = PredictorBackend(["/x/a.safetensors", "/y/a.safetensors"])
+    assert backend.checkpoint_names() == ["a.safetensors", "a.safetensors (2)", "default model"]
+    assert backend.default_mask_strength("a.safetensors (2)") == 32.0
+    options = RunOptions(checkpoint="a.safetensors (2)", device="auto", precision="bf16")
+    backend.run_model("clip.mp4", options, lambda f, m: None)
+    backend.run_model("clip.mp4", options, lambda f, m: None)
+    assert fake_predictor.loads == ["/y/a.safetensors"]
+    backend.run_model("clip.mp4", RunOptions(checkpoint="default model"), lambda f, m: None)
+    assert fake_predictor.loads == ["/y/a.safetensors", None]
+    source, kwargs = fake_predictor.predicts[0]
+    assert source == "clip.mp4"
+    assert kwargs["device"] is None and kwargs["precision"] == "bf16"
+    assert kwargs["clip_options"] == options.sampling()
+    with pytest.raises(Page4DError, match="unknown checkpoint"):
+        backend.run_model("clip.mp4", RunOptions(checkpoint="nope"), lambda f, m: None)
+
+
+def test_backend_turns_out_of_memory_into_advice(fake_predictor) -> None:
+    import torch
+
+    backend = PredictorBackend()
+    fake_predictor.fail = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate")
+    with pytest.raises(OutOfMemoryError, match="try fewer frames"):
+        backend.run_model("clip.mp4", RunOptions(checkpoint="default model"), lambda f, m: None)
+    fake_predictor.fail = RuntimeError("something else")
+    with pytest.raises(RuntimeError, match="something else"):
+        backend.run_model("clip.mp4", RunOptions(checkpoint="default model"), lambda f, m: None)
+
+
+def test_backend_reports_an_unreadable_checkpoint(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    backend = PredictorBackend([str(broken)])
+    with pytest.raises(CheckpointError):
+        backend.default_mask_strength("broken.safetensors")
+
+
+def _parse(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    configure_parser(sub.add_parser(argv[0]), argv[0])
+    return parser.parse_args(argv)
+
+
+def test_app_options_reach_the_config(tmp_path: Path) -> None:
+    args = _parse(
+        ["app", "--checkpoint", "a.pt", "--checkpoint", "b.pt", "--device", "cuda:1",
+         "--precision", "bf16", "--port", "9000", "--viser-port", "9001",
+         "--data-root", str(tmp_path), "--runs-dir", str(tmp_path / "r"), "--clip", "c.mp4"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert config.checkpoints == ["a.pt", "b.pt"] and config.with_model
+    assert (config.device, config.precision, config.port, config.viser_port) == (
+        "cuda:1", "bf16", 9000, 9001,
+    )  # fmt: skip
+    assert config.data_roots == [tmp_path] and config.clip == "c.mp4"
+    assert config.host == "127.0.0.1"
+
+
+def test_view_needs_no_model() -> None:
+    config = config_from_args(_parse(["view", "result.npz"]))
+    assert not config.with_model and config.result == "result.npz"
+    assert (config.host, config.port, config.viser_port) == ("127.0.0.1", 7860, 8080)
+
+
+def test_view_of_a_missing_file_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    from page4d_viewer.cli import main
+
+    assert main(["view", str(tmp_path / "missing.npz")]) == 2
+    assert capsys.readouterr().err.startswith("error: no result file at")
+
+
+def test_panel_precisions_are_the_devices_names() -> None:
+    from page4d_viewer import device
+    from page4d_viewer.viewer.panel import PRECISIONS
+
+    assert set(PRECISIONS) == {device.AUTO, *device.PRECISIONS}
+
+
+def test_viewer_does_not_import_the_network() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, page4d_viewer.viewer.panel, page4d_viewer.viewer.app;"
+        "print(any(m.startswith('page4d_viewer.model') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
