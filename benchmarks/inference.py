@@ -94,21 +94,39 @@ def _resident_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(
-    run: Callable[[], object], device: torch.device, repeats: int, clock: Callable[[], float]
+def measure_once(
+    run: Callable[[], object], device: torch.device, clock: Callable[[], float]
 ) -> tuple[float, float]:
-    """(median seconds on `clock`, max peak MiB) of `run` over `repeats` calls."""
-    times, peaks = [], []
+    """(seconds on `clock`, peak MiB) of one call of `run`."""
     memory = PeakMemory(device)
+    with memory.measure():
+        started = clock()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = clock() - started
+    return seconds, memory.peak_mib
+
+
+def timed_interleaved(
+    runs: dict[str, Callable[[], object]],
+    device: torch.device,
+    repeats: int,
+    clock: Callable[[], float],
+) -> dict[str, tuple[float, float]]:
+    """Name -> (median seconds, max peak MiB) over `repeats` rounds.
+
+    Each round runs every candidate once, so a slow spell on a shared machine hits all of
+    them alike instead of skewing one.
+    """
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(repeats):
-        with memory.measure():
-            started = clock()
-            run()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(clock() - started)
-        peaks.append(memory.peak_mib)
-    return statistics.median(times), max(peaks)
+        for name, run in runs.items():
+            samples[name].append(measure_once(run, device, clock))
+    return {
+        name: (statistics.median(s for s, _ in values), max(m for _, m in values))
+        for name, values in samples.items()
+    }
 
 
 def runs_for(model: Page4D, images: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -161,7 +179,7 @@ def main() -> None:
         runs = runs_for(model, images)
         with torch.inference_mode(), autocast_for(device, precision):
             model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
-            results = {name: timed(run, device, args.repeats, clock) for name, run in runs.items()}
+            results = timed_interleaved(runs, device, args.repeats, clock)
         single_s = results["single pass"][0]
         for name, (seconds, peak_mib) in results.items():
             print(
