@@ -272,12 +272,9 @@ def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
     from page4d_viewer.viewer.app import ASSETS_DIR, AppConfig, ViewerApp
     from page4d_viewer.viewer.controller import find_samples
 
-    samples = find_samples(ASSETS_DIR)
     shown = app
-    if default_checkpoint_path().is_file() and samples:
-        config = AppConfig(
-            port=_free_port(), viser_port=_free_port(), runs_dir=runs_dir, max_points=200_000
-        )
+    if default_checkpoint_path().is_file() and find_samples(ASSETS_DIR):
+        config = AppConfig(port=_free_port(), viser_port=_free_port(), runs_dir=runs_dir)
         shown = ViewerApp(config)
         shown.start()
     try:
@@ -287,11 +284,13 @@ def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
         if shown is not app:
             view.get_by_role("button", name="Sampling").click()
             _set_number(view, "max-frames", 16)
+            view.get_by_role("button", name="Sampling").click()
             view.locator("#run").click()
             _wait_status(view, "· 16 frames")
+            assert shown.scene.wait_until_sent(timeout=120)
             shown.scene.set_frame(8)
-        shown.scene.wait_until_sent(timeout=120)
-        view.locator("#frame input[type=number]").wait_for()
+            _wait_for(lambda: view.locator("#frame input[type=number]").input_value() == "8")
+        _close_scene_notices(view)
         time.sleep(3)  # let the scene's WebGL canvas draw
         target.parent.mkdir(parents=True, exist_ok=True)
         view.screenshot(path=str(target), full_page=True)
@@ -299,6 +298,18 @@ def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
     finally:
         if shown is not app:
             shown.close()
+
+
+def _close_scene_notices(view) -> None:
+    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
+    scene = view.frame_locator("#scene-frame iframe")
+    close = scene.locator(".mantine-Notification-root button")
+    try:
+        close.first.wait_for(timeout=15_000)
+    except Exception:  # no notice: nothing to close
+        return
+    for _ in range(close.count()):
+        close.first.click()
 
 
 class _HeldBackend:

@@ -514,8 +514,17 @@ def _refuse_result_files(paths: Sequence[str]) -> None:
 
 def _run_title(recon: Reconstruction) -> str:
     height, width = recon.image_hw
-    name = Path(recon.metadata.source).name if recon.metadata.source else "clip"
-    return f"{name} · {recon.num_frames} frames · {width}x{height}"
+    return f"{_source_name(recon.metadata.source)} · {recon.num_frames} frames · {width}x{height}"
+
+
+def _source_name(source: str) -> str:
+    """The file name of a source; "samples/x/clip.mp4"-style names keep their folder."""
+    if not source:
+        return "clip"
+    path = Path(source)
+    if path.stem == "clip" and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
 
 
 def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, Any]:
@@ -561,11 +570,10 @@ def status_markdown(shown: Shown | None) -> str:
         parts.append("no dynamic mask")
     if metadata.device:
         parts.append(f"{metadata.device} {metadata.precision}".strip())
-    if metadata.timings:
-        timings = ", ".join(
-            f"{stage} {seconds:.2f} s" for stage, seconds in metadata.timings.items()
-        )
-        parts.append(timings)
+    # Sub-stages ("model.heads") are kept in the file; the status line shows the main ones.
+    stages = {stage: seconds for stage, seconds in metadata.timings.items() if "." not in stage}
+    if stages:
+        parts.append(", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items()))
     parts.append(f"cameras: {', '.join(plots.VARIANT_LABELS[v] for v in recon.variants)}")
     return " · ".join(parts)
 

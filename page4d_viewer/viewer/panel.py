@@ -252,8 +252,8 @@ def _layout(controller: ViewerController, viser_port: int, device: str, precisio
                 )
         with gr.Tab("Pose comparison"):
             with gr.Row():
-                trajectory_plot = gr.Plot(label="Trajectories from above")
-                differences_plot = gr.Plot(label="Per-frame differences")
+                trajectory_plot = gr.Plot(label="Trajectories from above", show_label=False)
+                differences_plot = gr.Plot(label="Per-frame differences", show_label=False)
             metrics_table = gr.Dataframe(
                 headers=plots.METRICS_HEADERS, label="ATE / RPE", interactive=False,
                 elem_id="metrics",

@@ -176,9 +176,9 @@ def trajectory_figure(comparison: PoseComparison) -> Figure:
             centres[:, 0], centres[:, 2], "-o", ms=2.5, color=colour, label=VARIANT_LABELS[name]
         )
         axes.plot(centres[:1, 0], centres[:1, 2], "s", ms=6, color=colour)
-    axes.set_xlabel("x (right)")
+    axes.set_xlabel("x (right); squares mark the first frame")
     axes.set_ylabel("z (forward)")
-    axes.set_title("Trajectories from above (aligned, Sim(3)); square = first frame")
+    axes.set_title("Camera paths from above, Sim(3)-aligned", fontsize="medium")
     axes.set_aspect("equal", adjustable="datalim")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
@@ -205,7 +205,7 @@ def differences_figure(comparison: PoseComparison) -> Figure:
     rotation_axes.set_ylabel("rotation (deg)")
     translation_axes.set_ylabel("translation")
     translation_axes.set_xlabel("frame")
-    rotation_axes.set_title("Per-frame differences (after alignment)")
+    rotation_axes.set_title("Per-frame pose differences, aligned", fontsize="medium")
     for axes in (rotation_axes, translation_axes):
         axes.grid(alpha=0.3)
     if comparison.rotation_deg:
