@@ -61,6 +61,7 @@ class LossWeights:
     Attributes:
         camera: weight of the pose-encoding loss (sum over refinement steps).
         camera_step_gamma: decay of earlier refinement steps' weights.
+        camera_huber_delta: where the camera Huber loss turns from quadratic to linear.
         translation, rotation, field_of_view: weights inside the pose-encoding loss.
         depth: weight of the depth-map loss.
         points: weight of the point-map loss.
@@ -71,6 +72,7 @@ class LossWeights:
 
     camera: float = 5.0
     camera_step_gamma: float = 0.6
+    camera_huber_delta: float = 0.05
     translation: float = 1.0
     rotation: float = 1.0
     field_of_view: float = 0.5
@@ -136,9 +138,9 @@ def camera_loss(
     steps = len(pose_enc_list)
     for index, pred in enumerate(pose_enc_list):
         step_weight = weights.camera_step_gamma ** (steps - 1 - index)
-        translation = F.huber_loss(pred[..., :3], target[..., :3])
-        rotation = F.huber_loss(pred[..., 3:7], target[..., 3:7])
-        field_of_view = F.huber_loss(pred[..., 7:], target[..., 7:])
+        translation = _huber(pred[..., :3], target[..., :3], weights.camera_huber_delta)
+        rotation = _huber(pred[..., 3:7], target[..., 3:7], weights.camera_huber_delta)
+        field_of_view = _huber(pred[..., 7:], target[..., 7:], weights.camera_huber_delta)
         term = (
             weights.translation * translation
             + weights.rotation * rotation
@@ -146,6 +148,16 @@ def camera_loss(
         )
         total = total + step_weight * term
     return total
+
+
+def _huber(pred: torch.Tensor, target: torch.Tensor, delta: float) -> torch.Tensor:
+    """Huber loss divided by ``delta`` (slope 1 beyond ``delta``, i.e. smooth L1).
+
+    Pose-encoding errors between nearby frames are ~0.01-0.3; an unscaled Huber with delta 1
+    is quadratic there and its gradients are too weak next to the depth and point terms (the
+    camera head then predicts one pose for all frames). Dividing by delta keeps the slope 1.
+    """
+    return F.huber_loss(pred, target, delta=delta) / delta
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -312,7 +312,22 @@ def build_training_model(config: TrainConfig) -> torch.nn.Module:
     from page4d_viewer.model import build_model
 
     torch.manual_seed(config.seed)
-    return build_model(config.preset, **config.model_overrides)
+    model = build_model(config.preset, **config.model_overrides)
+    initialise_camera_head(model)
+    return model
+
+
+def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -> None:
+    """Start the camera head's field of view near ``field_of_view`` radians.
+
+    The head sums one delta per refinement step and passes the field of view through a ReLU;
+    from a zero-mean start half of the fields of view begin negative, the ReLU blocks their
+    gradient, and they stay at 0 (an infinite focal length). A positive bias of the last layer
+    puts the sum near ``field_of_view`` after all steps.
+    """
+    head = model.camera_head
+    with torch.no_grad():
+        head.pose_branch.fc2.bias[7:] = field_of_view / model.config.camera_iterations
 
 
 def save_training_state(

@@ -311,3 +311,24 @@ def test_cli_parses_train_options(tmp_path) -> None:
     config = config_from_args(args)
     assert config.max_steps == 7 and config.image_hw == (56, 98)
     assert config.loss_weights.mask == 0.0 and config.out_dir == tmp_path
+
+
+def test_a_fresh_training_model_starts_with_a_live_field_of_view(tmp_path) -> None:
+    from page4d_viewer.train import build_training_model
+
+    model = build_training_model(_micro_config(tmp_path))
+    with torch.no_grad():
+        output = model(torch.rand(1, 3, 3, 28, 42), mask_strength=64.0)
+    field_of_view = output.pose_enc[..., 7:]
+    # Positive (so the ReLU passes gradients) and near the 1 rad the head is initialised to.
+    assert bool((field_of_view > 0.5).all()) and bool((field_of_view < 1.5).all())
+
+
+def test_camera_loss_slope_is_one_beyond_the_huber_delta() -> None:
+    target = torch.zeros(1, 1, 9)
+    pred = torch.full((1, 1, 9), 0.3, requires_grad=True)
+    weights = LossWeights(camera_step_gamma=1.0, translation=1.0, rotation=1.0, field_of_view=1.0)
+    losses.camera_loss([pred], target, weights).backward()
+    # Each part is a mean over its components: slope 1/3, 1/4 and 1/2 per component.
+    expected = torch.tensor([1 / 3] * 3 + [1 / 4] * 4 + [1 / 2] * 2)
+    torch.testing.assert_close(pred.grad[0, 0], expected)
