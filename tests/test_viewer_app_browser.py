@@ -228,6 +228,17 @@ def test_mask_sliders_change_the_scene(app, page, first_run: str) -> None:
     assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
 
 
+def test_downloads_are_prepared(app, page, first_run: str) -> None:
+    page.get_by_role("tab", name="Downloads").click()
+    page.get_by_role("button", name="Prepare downloads").click()
+    files = page.locator("#downloads")
+    for name in ["result.npz", "scene.glb", "points_ply.zip", "mask_overlay.mp4"]:
+        files.locator(f'a[download="{name}"]').wait_for()
+    # One TUM file per camera variant: masked and unmasked (the clip has no ground truth).
+    assert files.locator('a[download^="trajectory_"]').count() == 2
+    page.get_by_role("tab", name="Mask and depth").click()
+
+
 def test_bad_upload_shows_an_error_and_keeps_the_result(
     app, page, first_run: str, data_dir: Path
 ) -> None:
@@ -363,7 +374,7 @@ def test_cancel_stops_a_run_and_keeps_the_result(app, page, first_run: str, held
     _run_path(page, "walk.mp4")
     assert held.started.wait(60)
     page.locator("#cancel").click()
-    assert "previous result is still shown" in _wait_status(page, "Cancel:")
+    assert "previous result is still shown" in _wait_status(page, "Cancelled:")
     assert held.finished.wait(60)
     assert app.controller.current is shown
     assert len(app.controller.recent_runs()) == runs_before

@@ -569,3 +569,39 @@ def test_viewer_does_not_import_the_network() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _block(demo, elem_id: str):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def test_view_only_panel_disables_run(tmp_path: Path) -> None:
+    from page4d_viewer.viewer.panel import build_panel
+
+    made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    demo = build_panel(made, viser_port=8123)
+    assert _block(demo, "run").interactive is False
+    assert 'data-port="8123"' in _block(demo, "scene").value
+    with_model = ViewerController(
+        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend()
+    )
+    demo = build_panel(with_model, viser_port=8123, device="cuda:1")
+    assert _block(demo, "run").interactive is not False
+    assert _block(demo, "mask-strength").value == 64.0
+    made.close()
+    with_model.close()
+
+
+def test_clip_given_at_start_is_run_and_shown(tmp_path: Path, caplog) -> None:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    app = ViewerApp(AppConfig(clip="start.mp4"), backend=FakeBackend())
+    app.controller = ViewerController(
+        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), app.backend
+    )
+    app._run_clip_at_start("start.mp4")
+    assert app.controller.current.recon.metadata.source == "start.mp4"
+    app.backend.fail = Page4DError("bad clip")
+    app._run_clip_at_start("bad.mp4")
+    assert "could not run bad.mp4: bad clip" in caplog.text
+    app.controller.close()

@@ -260,7 +260,9 @@ def _layout(controller: ViewerController, viser_port: int, device: str, precisio
             )  # fmt: skip
         with gr.Tab("Downloads"):
             prepare_button = gr.Button("Prepare downloads (result, GLB, PLY, TUM, mp4)")
-            downloads = gr.File(label="Files", file_count="multiple", interactive=False)
+            downloads = gr.File(
+                label="Files", file_count="multiple", interactive=False, elem_id="downloads"
+            )
     return _Widgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
@@ -414,12 +416,16 @@ class _Callbacks:
         """Only the status line changes: the previous result stays on screen."""
         return {self.w.status: error_markdown(message, self.controller.current)}
 
+    def cancelled(self, message: str) -> dict[Any, Any]:
+        """The status line after Cancel; the result on screen stays."""
+        return {self.w.status: error_markdown(message, self.controller.current, "Cancelled")}
+
     def show_or_fail(self, action: Callable[[], Shown]) -> dict[Any, Any]:
         """Run an action that shows a result; any failure becomes a status message."""
         try:
             return self.full_view(action())
         except RunCancelled:
-            return self.failed("run cancelled")
+            return self.cancelled("the run was cancelled")
         except Page4DError as error:
             return self.failed(str(error))
         except Exception as error:  # the app stays up whatever goes wrong
@@ -461,10 +467,10 @@ class _Callbacks:
 
         return {**self.show_or_fail(action), w.runs: self.runs_update()}
 
-    def on_cancel(self, request: gr.Request) -> str:
+    def on_cancel(self, request: gr.Request) -> dict[Any, Any]:
+        # The run's own update may land before or after this one: both say "Cancelled".
         running = self.controller.cancel(_session(request))
-        message = "cancelling the run" if running else "nothing to cancel"
-        return error_markdown(message, self.controller.current, label="Cancel")
+        return self.cancelled("stopping the run" if running else "nothing was running")
 
     def on_open_file(self, path: str | None) -> dict[Any, Any]:
         if not path:
