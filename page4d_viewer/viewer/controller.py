@@ -327,15 +327,16 @@ class ViewerController:
                 model_seconds = time.perf_counter() - started
             if cancel.is_set():
                 raise RunCancelled("run cancelled")
-            progress(_MODEL_SHARE, "saving the run")
-            title = _run_title(recon)
-            record = self.store.save(recon.save, title, _run_details(recon, model_seconds))
-            # From here on the run is committed: Cancel no longer applies.
-            return self._show(
-                recon, title, record, record.result_path, record.exports_dir, progress
-            )
+        except RunCancelled:
+            logger.info("run on %s cancelled", source)
+            raise
         finally:
             self._sessions.finish(session, cancel)
+        # From here on the run is committed: Cancel no longer applies.
+        progress(_MODEL_SHARE, "saving the run")
+        title = _run_title(recon)
+        record = self.store.save(recon.save, title, _run_details(recon, model_seconds))
+        return self._show(recon, title, record, record.result_path, record.exports_dir, progress)
 
     def cancel(self, session: str = "") -> bool:
         """Ask the session's running job to stop at its next progress report."""

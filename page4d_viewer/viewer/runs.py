@@ -158,7 +158,9 @@ class RunStore:
 
 
 def _new_run_id(created: datetime, title: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:24].strip("-")
+    # Name the folder after what was run: the title's first part ("walk.mp4 · 24 frames").
+    subject = title.split(" · ")[0]
+    slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:24].strip("-")
     stamp = created.strftime("%Y%m%d-%H%M%S")
     # The random suffix keeps two runs saved in the same second apart.
     return f"{stamp}-{slug + '-' if slug else ''}{secrets.token_hex(2)}"
