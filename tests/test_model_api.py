@@ -372,3 +372,12 @@ def test_forward_pair_can_skip_unmasked_geometry() -> None:
     assert unmasked.depth is None and unmasked.world_points is None
     assert unmasked.depth_conf is None and unmasked.world_points_conf is None
     assert calls[-1] == ("heads", 4, 4)
+
+
+def test_model_runs_with_bfloat16_weights() -> None:
+    """load_checkpoint(dtype=torch.bfloat16) gives such a model: everything stays bf16."""
+    model = small_model().to(torch.bfloat16)
+    with torch.no_grad():
+        masked, unmasked = model.forward_pair(images(), 64.0)
+    assert masked.depth.dtype == torch.bfloat16 and masked.mask_logit.dtype == torch.bfloat16
+    assert torch.isfinite(masked.world_points).all() and torch.isfinite(unmasked.pose_enc).all()
