@@ -204,7 +204,10 @@ def predict(
     on_model_step = report.model_callback(torch_device, timings)
     started = time.perf_counter()
     with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
-        masked, unmasked = model.forward_pair(images, strength, progress=on_model_step)
+        # A Reconstruction keeps only the unmasked run's cameras: skip its dense heads.
+        masked, unmasked = model.forward_pair(
+            images, strength, progress=on_model_step, unmasked_geometry=False
+        )
     _synchronize(torch_device)
     timings["model"] = time.perf_counter() - started
 
