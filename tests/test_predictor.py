@@ -43,9 +43,14 @@ class StandInNetwork(torch.nn.Module):
         self.calls: list[float] = []
 
     def forward_pair(
-        self, images: torch.Tensor, mask_strength: float, progress: object = None
+        self,
+        images: torch.Tensor,
+        mask_strength: float,
+        progress: object = None,
+        unmasked_geometry: bool = True,
     ) -> tuple[ModelOutput, ModelOutput]:
         self.calls.append(mask_strength)
+        self.unmasked_geometry = unmasked_geometry
         for stage, total in (("encoding", 2), ("aggregating", 3), ("heads", 3)):
             for done in range(1, total + 1):
                 progress(stage, done, total)
@@ -84,6 +89,7 @@ def test_predict_converts_outputs_and_records_metadata() -> None:
         make_clip(), network, device="cpu", progress=lambda f, m: progress.append((f, m))
     )
     assert network.calls == [64.0]  # the released mask strength by default
+    assert network.unmasked_geometry is False  # only the unmasked cameras are kept
     assert recon.image_hw == (42, 56)  # crop mode at the model's 56 px width
     assert recon.num_frames == 3
     np.testing.assert_allclose(recon.cameras["masked"].centers[:, 0], [0, 1, 2], atol=1e-6)
