@@ -539,6 +539,16 @@ def test_app_options_reach_the_config(tmp_path: Path) -> None:
     assert config.host == "127.0.0.1"
 
 
+def test_app_runs_the_bundled_sample_unless_told_otherwise() -> None:
+    from page4d_viewer.viewer.app import ASSETS_DIR, DEFAULT_SAMPLE
+
+    sample = ASSETS_DIR / "samples" / DEFAULT_SAMPLE / "clip.mp4"
+    assert sample.is_file()
+    assert config_from_args(_parse(["app"])).clip == str(sample)
+    assert config_from_args(_parse(["app", "--no-clip"])).clip is None
+    assert config_from_args(_parse(["app", "--result", "r.npz"])).clip is None
+
+
 def test_view_needs_no_model() -> None:
     config = config_from_args(_parse(["view", "result.npz"]))
     assert not config.with_model and config.result == "result.npz"

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default model"
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+# The clip `app` runs at start when given none: large movers show the mask best.
+DEFAULT_SAMPLE = "orbit_movers"
 
 
 class OutOfMemoryError(Page4DError):
@@ -297,7 +299,15 @@ def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
             help="a PAGE-4D, VGGT or page4d_viewer checkpoint (repeat to offer several); "
             "the shipped default model is always offered",
         )
-        parser.add_argument("--clip", metavar="SOURCE", help="a clip to run as soon as it is up")
+        parser.add_argument(
+            "--clip",
+            metavar="SOURCE",
+            help=f"a clip to run as soon as it is up (default: the bundled {DEFAULT_SAMPLE} "
+            "sample, unless --result is given)",
+        )
+        parser.add_argument(
+            "--no-clip", action="store_true", help="start with an empty scene, running nothing"
+        )
         parser.add_argument("--result", metavar="NPZ", help="a saved result to show at start")
         parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
         parser.add_argument(
@@ -344,10 +354,21 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         with_model=not viewing,
         device="auto" if viewing else args.device,
         precision="auto" if viewing else args.precision,
-        clip=None if viewing else args.clip,
+        clip=None if viewing else _clip_at_start(args),
         result=args.result,
         max_points=args.max_points,
     )
+
+
+def _clip_at_start(args: argparse.Namespace) -> str | None:
+    """The clip `app` runs once it is up: --clip, else the bundled sample (none with --result)."""
+    if args.clip or args.no_clip or args.result:
+        return args.clip
+    from page4d_viewer.viewer.controller import find_samples
+
+    samples = find_samples(ASSETS_DIR)
+    default = samples.get(DEFAULT_SAMPLE) or next(iter(samples.values()), None)
+    return None if default is None else str(default)
 
 
 def run(args: argparse.Namespace) -> int:
