@@ -276,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: run the checkpoint on this video and describe it (no ground truth)",
     )
     parser.add_argument(
-        "--figure", type=Path, default=None, help="with --real-clip: write a PNG of three frames"
+        "--figure",
+        type=Path,
+        default=None,
+        help="write a PNG of three frames (the real clip, or the first seed and its truth)",
     )
     parser.add_argument("--max-frames", type=int, default=16, help="with --real-clip")
     return parser
@@ -324,6 +327,8 @@ def _run(args: argparse.Namespace) -> int:
     scores = evaluate(predictors, parse_seeds(args.seeds), args.frames, image_hw, args.stride)
     summary = summarise(scores)
     sys.stdout.write(format_markdown(scores, summary) + "\n")
+    if args.figure is not None:
+        _write_synthetic_figures(trained, parse_seeds(args.seeds)[0], args, image_hw)
     if args.json is not None:
         payload = {
             "checkpoint": str(checkpoint),
@@ -416,6 +421,23 @@ def _write_figure(images: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, pa
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def _write_synthetic_figures(
+    model: torch.nn.Module, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
+) -> None:
+    """Prediction (``--figure``) and ground truth (``*-truth.png``) on the clip of ``seed``."""
+    clip = render_clip(seed, (args.frames - 1) * args.stride + 1, image_hw)
+    sample = clip_to_sample(clip, range(0, clip.images.shape[0], args.stride))
+    with torch.no_grad():
+        output = model(torch.from_numpy(sample.images)[None], mask_strength=MASK_ON)
+    images = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+    patch = model.config.patch_size
+    dynamic = 0.5 - output.mask_logit[0].double().numpy()
+    dynamic = np.kron(dynamic, np.ones((patch, patch)))
+    _write_figure(images, output.depth[0, ..., 0].double().numpy(), dynamic, args.figure)
+    truth_path = args.figure.with_name(args.figure.stem + "-truth.png")
+    _write_figure(images, sample.depth, sample.dynamic_mask.astype(np.float64), truth_path)
 
 
 def _overrides_of(config: object) -> dict:
