@@ -138,6 +138,17 @@ def test_comparison_measures_the_yaw_and_aligns_ground_truth() -> None:
     )
 
 
+def test_rotation_differences_ignore_a_rotated_ground_truth_world() -> None:
+    # Ground truth whose world frame is yawed by 90 degrees (every camera alike) has the same
+    # orientations relative to its first frame: the difference must be zero, whatever Sim(3)
+    # the centres give.
+    recon = make_recon(frames=5)
+    centres = recon.cameras["masked"].centers
+    recon.cameras["ground_truth"] = _cameras(2.0 * centres, np.full(5, 90.0))
+    comparison = plots.compare_poses(recon)
+    np.testing.assert_allclose(comparison.rotation_deg["masked vs ground truth"], 0.0, atol=1e-6)
+
+
 def test_rotation_angle_is_symmetric_and_bounded() -> None:
     a = _cameras(np.zeros((1, 3)), np.array([170.0])).T_world_cam[:, :3, :3]
     b = _cameras(np.zeros((1, 3)), np.array([-170.0])).T_world_cam[:, :3, :3]
