@@ -77,6 +77,8 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints.
         log_every: steps between log lines (every step goes to the CSV).
         threads: torch CPU threads (0: all cores).
+        init_weights: safetensors checkpoint whose weights start a new run (fresh optimiser,
+            step 0); ignored when OUT/last.pt exists (the run then resumes from there).
     """
 
     out_dir: Path
@@ -104,6 +106,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     threads: int = 0
+    init_weights: Path | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -126,6 +129,7 @@ class TrainConfig:
         """The configuration as JSON (paths as strings), for checkpoints and metadata."""
         values = dataclasses.asdict(self)
         values["out_dir"] = str(self.out_dir)
+        values["init_weights"] = None if self.init_weights is None else str(self.init_weights)
         return json.dumps(values, sort_keys=True)
 
 
@@ -330,6 +334,23 @@ def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -
         head.pose_branch.fc2.bias[7:] = field_of_view / model.config.camera_iterations
 
 
+def load_initial_weights(model: torch.nn.Module, path: Path) -> None:
+    """Copy the weights of a safetensors checkpoint into the freshly built ``model``.
+
+    Raises:
+        TrainingError: the file is missing, not a checkpoint, or its architecture differs.
+    """
+    from page4d_viewer.model import load_checkpoint
+
+    try:
+        source, _ = load_checkpoint(path)
+    except Page4DError as error:
+        raise TrainingError(f"--init-weights: {error}") from None
+    if dataclasses.asdict(source.config) != dataclasses.asdict(model.config):
+        raise TrainingError(f"--init-weights: {path} holds another architecture than the run's")
+    model.load_state_dict(source.state_dict())
+
+
 def save_training_state(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, config
 ) -> None:
@@ -400,6 +421,9 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
     if checkpoint_path.exists():
         step = load_training_state(checkpoint_path, model, optimizer, config)
         LOGGER.info("resuming from %s at step %d", checkpoint_path, step)
+    elif config.init_weights is not None:
+        load_initial_weights(model, config.init_weights)
+        LOGGER.info("starting from the weights of %s", config.init_weights)
     csv_path = config.out_dir / LOSS_CSV_NAME
     _open_loss_csv(csv_path, step)
     pool = ClipPool(config)
@@ -530,6 +554,19 @@ def configure_parser(parser: argparse.ArgumentParser, name: str = "train") -> No
         default=defaults.loss_weights.mask,
         help="weight of the BCE supervision of the mask with the synthetic dynamic mask",
     )
+    parser.add_argument(
+        "--camera-loss-weight",
+        type=float,
+        default=defaults.loss_weights.camera,
+        help="weight of the camera (pose-encoding) loss",
+    )
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="start from this safetensors checkpoint's weights (fresh optimiser, step 0); "
+        "ignored when OUT/last.pt exists",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument(
@@ -544,7 +581,9 @@ def configure_parser(parser: argparse.ArgumentParser, name: str = "train") -> No
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig described by parsed command-line options."""
-    weights = dataclasses.replace(LossWeights(), mask=args.mask_loss_weight)
+    weights = dataclasses.replace(
+        LossWeights(), mask=args.mask_loss_weight, camera=args.camera_loss_weight
+    )
     return TrainConfig(
         out_dir=args.out,
         preset=args.preset,
@@ -564,6 +603,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         loss_weights=weights,
         checkpoint_every=args.checkpoint_every,
         threads=args.threads,
+        init_weights=args.init_weights,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -332,3 +333,50 @@ def test_camera_loss_slope_is_one_beyond_the_huber_delta() -> None:
     # Each part is a mean over its components: slope 1/3, 1/4 and 1/2 per component.
     expected = torch.tensor([1 / 3] * 3 + [1 / 4] * 4 + [1 / 2] * 2)
     torch.testing.assert_close(pred.grad[0, 0], expected)
+
+
+def test_init_weights_starts_a_fresh_run_from_exported_weights(tmp_path) -> None:
+    from page4d_viewer.train import export_weights, train
+
+    source_config = _micro_config(tmp_path / "source", max_steps=1)
+    source, _ = train(source_config)
+    weights = export_weights(source, tmp_path / "w.safetensors", source_config, 1)
+    # Learning rate 0: the step changes nothing, so the result is the run's starting point.
+    frozen = dict(max_steps=1, learning_rate=0.0, init_weights=weights)
+    started, steps = train(_micro_config(tmp_path / "next", **frozen))
+    assert steps == 1  # step 0 of a new run, not the source's step count
+    for name, tensor in source.state_dict().items():
+        torch.testing.assert_close(started.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    fresh, _ = train(_micro_config(tmp_path / "fresh", max_steps=1, learning_rate=0.0))
+    name = "camera_head.pose_branch.fc2.weight"
+    assert not torch.equal(fresh.state_dict()[name], source.state_dict()[name])
+    # With OUT/last.pt present the run resumes from it and --init-weights is not applied again.
+    _, resumed_steps = train(_micro_config(tmp_path / "next", max_steps=2, init_weights=weights))
+    assert resumed_steps == 2
+
+
+def test_init_weights_with_another_architecture_is_refused(tmp_path) -> None:
+    from page4d_viewer.train import TrainingError, export_weights, train
+
+    other = {**MICRO_MODEL, "embed_dim": 48, "num_heads": 2}
+    source_config = _micro_config(tmp_path / "source", max_steps=1, model_overrides=other)
+    source, _ = train(source_config)
+    weights = export_weights(source, tmp_path / "w.safetensors", source_config, 1)
+    with pytest.raises(TrainingError, match="another architecture"):
+        train(_micro_config(tmp_path / "next", init_weights=weights))
+    with pytest.raises(TrainingError, match="init-weights"):
+        train(_micro_config(tmp_path / "missing", init_weights=tmp_path / "nope.safetensors"))
+
+
+def test_cli_parses_init_weights_and_camera_loss_weight(tmp_path) -> None:
+    import argparse
+
+    from page4d_viewer.train import config_from_args, configure_parser
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser, "train")
+    argv = ["--out", str(tmp_path), "--init-weights", "w.safetensors"]
+    config = config_from_args(parser.parse_args([*argv, "--camera-loss-weight", "20"]))
+    assert config.init_weights == Path("w.safetensors") and config.loss_weights.camera == 20.0
+    assert '"init_weights": "w.safetensors"' in config.to_json()
+    assert config_from_args(parser.parse_args(argv[:2])).init_weights is None
