@@ -129,11 +129,21 @@ def _status(page) -> str:
 
 
 def _wait_text(page, selector: str, text: str) -> str:
-    page.wait_for_function(
-        "([selector, text]) => document.querySelector(selector).innerText.includes(text)",
-        arg=[selector, text],
-        timeout=TIMEOUT_MS,
-    )
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        page.wait_for_function(
+            "([selector, text]) => document.querySelector(selector).innerText.includes(text)",
+            arg=[selector, text],
+            timeout=TIMEOUT_MS,
+        )
+    except PlaywrightTimeoutError:
+        # Say what the page showed instead, so a failure in CI can be understood from the log.
+        shown = page.locator(selector).inner_text()
+        errors = page.locator(".toast-body, .error").all_inner_texts()
+        raise AssertionError(
+            f"{selector} never showed {text!r}; it shows {shown!r}; error messages: {errors}"
+        ) from None
     return page.locator(selector).inner_text()
 
 
