@@ -626,3 +626,41 @@ def test_clip_given_at_start_is_run_and_shown(tmp_path: Path, caplog) -> None:
     app._run_clip_at_start("bad.mp4")
     assert "could not run bad.mp4: bad clip" in caplog.text
     app.controller.close()
+
+
+class _RacingController:
+    """A controller whose Viser timeline moves on to frame 3 right after the panel sets one."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.frame = 0
+        self.current = SimpleNamespace(version=1)
+        self._images = SimpleNamespace(overlay="overlay", depth="depth", confidence="conf")
+
+    def set_frame(self, frame: int) -> int:
+        self.frame = 3  # a Viser user (or playback) moves the timeline meanwhile
+        return frame
+
+    def scene_settings(self):
+        from page4d_viewer.viewer.controller import SceneSettings
+
+        return SceneSettings(self.frame, 0.5, 0.5)
+
+    def frame_images(self, frame: int):
+        return self._images
+
+
+def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
+    from types import SimpleNamespace
+
+    from page4d_viewer.viewer.controller import SceneSettings
+    from page4d_viewer.viewer.panel import _Callbacks
+
+    names = "overlay_image depth_image confidence_image synced frame opacity threshold version"
+    widgets = SimpleNamespace(**{name: name for name in names.split()})
+    callbacks = _Callbacks(_RacingController(), widgets)
+    after_input = callbacks.on_frame(2, SceneSettings(0, 0.5, 0.5))
+    assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
+    after_tick = callbacks.on_tick(1, after_input["synced"])
+    assert after_tick["frame"] == 3  # so the next poll brings the panel to the scene

@@ -11,6 +11,7 @@ position); cheap events (slider moves, the timeline poll) skip the concurrency l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -511,8 +512,9 @@ class _Callbacks:
         updates[w.confidence_image] = images.confidence
         return updates
 
-    def on_frame(self, frame: float) -> dict[Any, Any]:
-        images = self.controller.frame_images(self.controller.set_frame(int(frame or 0)))
+    def on_frame(self, frame: float, synced: SceneSettings | None) -> dict[Any, Any]:
+        applied = self.controller.set_frame(int(frame or 0))
+        images = self.controller.frame_images(applied)
         if images is None:
             return self.unchanged()
         w = self.w
@@ -520,10 +522,12 @@ class _Callbacks:
             w.overlay_image: images.overlay,
             w.depth_image: images.depth,
             w.confidence_image: images.confidence,
-            w.synced: self.controller.scene_settings(),
+            w.synced: self._synced_after(synced, frame=applied),
         }
 
-    def on_mask(self, opacity: float, threshold: float, frame: float) -> dict[Any, Any]:
+    def on_mask(
+        self, opacity: float, threshold: float, frame: float, synced: SceneSettings | None
+    ) -> dict[Any, Any]:
         try:
             self.controller.set_mask_overlay(opacity, threshold)
         except Page4DError as error:
@@ -531,10 +535,23 @@ class _Callbacks:
         images = self.controller.frame_images(int(frame or 0))
         if images is None:
             return self.unchanged()
+        applied = self.controller.scene_settings()
         return {
             self.w.overlay_image: images.overlay,
-            self.w.synced: self.controller.scene_settings(),
+            self.w.synced: self._synced_after(
+                synced, mask_opacity=applied.mask_opacity, mask_threshold=applied.mask_threshold
+            ),
         }
+
+    def _synced_after(self, synced: SceneSettings | None, **set_by_page: Any) -> SceneSettings:
+        """What the page shows of the scene after it set some values itself.
+
+        The rest comes from the page's previous view, not from the scene: the Viser timeline
+        may have moved meanwhile, and recording that move as seen would stop `on_tick` from
+        ever bringing it to the panel.
+        """
+        base = synced if synced is not None else self.controller.scene_settings()
+        return dataclasses.replace(base, **set_by_page)
 
     def on_checkpoint(self, name: str | None) -> Any:
         if self.controller.backend is None or not name:
@@ -573,9 +590,10 @@ def _wire(demo: gr.Blocks, callbacks: _Callbacks, w: _Widgets) -> None:
     )
     images = [w.overlay_image, w.depth_image, w.confidence_image]
     w.frame.input(
-        callbacks.on_frame, w.frame, [*images, w.synced], trigger_mode="always_last", **light
-    )
-    mask_inputs = [w.opacity, w.threshold, w.frame]
+        callbacks.on_frame, [w.frame, w.synced], [*images, w.synced],
+        trigger_mode="always_last", **light,
+    )  # fmt: skip
+    mask_inputs = [w.opacity, w.threshold, w.frame, w.synced]
     for slider in (w.opacity, w.threshold):
         slider.input(
             callbacks.on_mask, mask_inputs, [w.overlay_image, w.status, w.synced],
