@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,39 @@ def full_manifest_path() -> Path:
 def real_clip_path() -> Path:
     """A real 65-frame 854x480 MPEG-4 video of a running person."""
     return _require(REAL_CLIP)
+
+
+def _imports_among(modules: tuple[str, ...], among: tuple[str, ...]) -> list[str]:
+    """The modules of packages `among` that a fresh interpreter loads to import `modules`."""
+    code = (
+        "import importlib, json, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *modules], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    return [m for m in loaded if any(m == p or m.startswith(p + ".") for p in among)]
+
+
+@pytest.fixture
+def imports_among():
+    """`imports_among(modules, among)`: which modules of the packages `among` get imported.
+
+    Runs in a subprocess, so what this test session already imported does not count.
+    """
+    return _imports_among
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and the CI machine has two shared cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

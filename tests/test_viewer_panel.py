@@ -580,16 +580,9 @@ def test_panel_precisions_are_the_devices_names() -> None:
     assert set(PRECISIONS) == {device.AUTO, *device.PRECISIONS}
 
 
-def test_viewer_does_not_import_the_network() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, page4d_viewer.viewer.panel, page4d_viewer.viewer.app;"
-        "print(any(m.startswith('page4d_viewer.model') for m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_viewer_does_not_import_the_network(imports_among) -> None:
+    modules = ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.app")
+    assert imports_among(modules, ("page4d_viewer.model",)) == []
 
 
 def _block(demo, elem_id: str):
