@@ -54,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Page4DError as error:
         sys.stderr.write(f"error: {_one_line(error)}\n")
         return 2
+    except OSError as error:
+        # A path the user gave that cannot be read or written (no folder, no permission, full
+        # disk): their input, not our bug, so one line rather than a traceback.
+        where = f": {error.filename}" if error.filename else ""
+        sys.stderr.write(f"error: {error.strerror or _one_line(error)}{where}\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

@@ -279,3 +279,13 @@ def test_infer_then_evaluate_a_synthetic_sample(
     assert "masked" in table and "AbsRel" in table and "mask IoU" in table
     report = json.loads((tmp_path / "m.json").read_text())
     assert {row["variant"] for row in report["rows"]} == {"masked", "unmasked"}
+
+
+def test_an_unwritable_output_path_is_one_error_line(
+    tmp_path: Path, result_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["export", str(result_path), "--tum", str(blocker / "sub" / "traj.txt")]) == 2
+    line = _single_error_line(capsys.readouterr().err)
+    assert "a-file" in line, line
