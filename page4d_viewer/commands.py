@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -87,6 +88,7 @@ def _run_infer(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise Page4DError(f"--out must end in .npz, got {out.name!r}")
+    _check_writable_folder(out.parent)
     # Fail on a bad source or option before paying for the model load.
     started = time.perf_counter()
     clip = load_clip(
@@ -253,3 +255,17 @@ _SUBCOMMANDS: dict[
     "export": (_configure_export, _run_export),
     "evaluate": (_configure_evaluate, _run_evaluate),
 }
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """Refuse an output folder that cannot be created or written before any work is done.
+
+    Raises:
+        Page4DError: the folder cannot be made, or is not writable.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise Page4DError(f"cannot create the output folder {folder}: {error.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise Page4DError(f"the output folder {folder} is not writable")

@@ -289,3 +289,20 @@ def test_an_unwritable_output_path_is_one_error_line(
     assert main(["export", str(result_path), "--tum", str(blocker / "sub" / "traj.txt")]) == 2
     line = _single_error_line(capsys.readouterr().err)
     assert "a-file" in line, line
+
+
+def test_infer_refuses_an_unwritable_output_before_loading_a_model(
+    tmp_path: Path,
+    image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model must not be loaded for an unwritable --out")
+
+    monkeypatch.setattr(predictor, "load_model", no_model)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "sub" / "r.npz"
+    assert main(["infer", str(image_folder), "--out", str(out)]) == 2
+    assert "cannot create the output folder" in _single_error_line(capsys.readouterr().err)
