@@ -92,6 +92,7 @@ def test_overrides_and_json_round_trip() -> None:
         ({"dpt_layers": (4, 11, 17)}, "exactly four"),
         ({"img_size": 500}, "multiple of patch_size"),
         ({"depth": 0}, "positive"),
+        ({"layer_scale_init": 0.0}, "layer_scale_init must be positive"),
         ({"colour": "red"}, "unknown field"),
     ],
 )
@@ -107,6 +108,22 @@ def test_unknown_preset_and_bad_json_are_refused() -> None:
         ModelConfig.from_json("{oops")
     with pytest.raises(Page4DError, match="must be an object"):
         ModelConfig.from_json("[1, 2]")
+
+
+def test_layer_scale_init_sets_aggregator_and_camera_trunk_but_not_the_encoder() -> None:
+    assert ModelConfig.from_name("official").layer_scale_init == 0.01  # VGGT's value
+    model = build_model("tiny", layer_scale_init=0.25)
+    gammas = {
+        name: parameter
+        for name, parameter in model.named_parameters()
+        if name.endswith(("ls1.gamma", "ls2.gamma"))
+    }
+    outside_encoder = [name for name in gammas if not name.startswith("aggregator.patch_embed")]
+    assert any(name.startswith("camera_head.trunk") for name in outside_encoder)
+    assert any(name.startswith("aggregator.global_blocks") for name in outside_encoder)
+    for name, gamma in gammas.items():
+        expected = 1.0 if name.startswith("aggregator.patch_embed") else 0.25
+        assert torch.all(gamma == expected), name
 
 
 def test_config_without_mask_head_shares_nothing() -> None:

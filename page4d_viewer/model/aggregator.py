@@ -28,7 +28,6 @@ from page4d_viewer.model.layers import (
 # buffers here, so that a model built on the meta device needs nothing re-created.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_AGGREGATOR_LAYER_SCALE = 0.01
 
 
 class MaskHead(nn.Module):
@@ -109,7 +108,7 @@ class Aggregator(nn.Module):
             config.embed_dim,
             config.num_heads,
             config.mlp_ratio,
-            layer_scale=_AGGREGATOR_LAYER_SCALE,
+            layer_scale=config.layer_scale_init,
             qk_norm=True,
         )
 

@@ -35,7 +35,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # three-stage aggregator at half the depth and 1/10 of the width, with a 196 px input (14 x 8
 # patches for 16:9 video), trained on synthetic scenes on two CPU cores. Stage layout scaled
 # from the official 24 layers: mask head after layer 4 (official 9), masked global attention
-# in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23).
+# in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23). Trained from scratch, its residual
+# branches start at LayerScale 1.0, not VGGT's 0.01: at 0.01 the aggregator stayed near the
+# identity for a whole CPU hour and never learned camera motion (docs/default-model.md).
 PRESETS["small"] = {
     "img_size": 196,
     "embed_dim": 96,
@@ -51,6 +53,7 @@ PRESETS["small"] = {
     "mask_after_layer": 4,
     "masked_layers": tuple(range(5, 10)),
     "mask_head_hidden": 64,
+    "layer_scale_init": 1.0,
 }
 
 _POSITIVE_FIELDS = (
@@ -98,6 +101,9 @@ class ModelConfig:
         masked_layers: layers whose global block adds the mask bias (all after mask_after_layer).
         mask_head_hidden: channels of the mask head's pointwise convolution.
         dpt_chunk_frames: frames per DPT chunk (memory only; does not change results).
+        layer_scale_init: starting LayerScale of the aggregator and camera-trunk blocks in a
+            freshly initialised network (VGGT's 0.01); checkpoints hold the trained values,
+            so this matters only for training from scratch.
     """
 
     name: str = "custom"
@@ -122,6 +128,7 @@ class ModelConfig:
     masked_layers: tuple[int, ...] = tuple(range(10, 20))
     mask_head_hidden: int = 256
     dpt_chunk_frames: int = 8
+    layer_scale_init: float = 0.01
 
     # Derived in __post_init__ (not constructor arguments, not serialised).
     head_dim: int = field(init=False, repr=False)
@@ -151,8 +158,10 @@ class ModelConfig:
                 raise Page4DError(f"model config: {name} must be positive")
         if self.num_register_tokens < 0:
             raise Page4DError("model config: num_register_tokens must be >= 0")
-        if self.mlp_ratio <= 0 or self.rope_frequency <= 0:
-            raise Page4DError("model config: mlp_ratio and rope_frequency must be positive")
+        if self.mlp_ratio <= 0 or self.rope_frequency <= 0 or self.layer_scale_init <= 0:
+            raise Page4DError(
+                "model config: mlp_ratio, rope_frequency and layer_scale_init must be positive"
+            )
         if self.img_size % self.patch_size:
             raise Page4DError(
                 f"model config: img_size {self.img_size} is not a multiple of "

@@ -16,7 +16,6 @@ from page4d_viewer.model.config import ModelConfig
 from page4d_viewer.model.layers import Block, Mlp
 
 POSE_ENCODING_SIZE = 9  # translation (3), quaternion xyzw (4), field of view (2)
-_CAMERA_LAYER_SCALE = 0.01
 _DPT_HIDDEN = 32  # channels of the last DPT convolution before the output projection
 _DPT_POS_EMBED_WEIGHT = 0.1
 _DPT_POS_EMBED_OMEGA = 100.0
@@ -34,7 +33,9 @@ class CameraHead(nn.Module):
         dim = config.token_dim
         self.trunk = nn.Sequential(
             *(
-                Block(dim, config.camera_heads, config.mlp_ratio, layer_scale=_CAMERA_LAYER_SCALE)
+                Block(
+                    dim, config.camera_heads, config.mlp_ratio, layer_scale=config.layer_scale_init
+                )
                 for _ in range(config.camera_trunk_depth)
             )
         )
