@@ -10,9 +10,10 @@ at the checkpoint's input size and scores three predictors on it:
 * "trivial": identity cameras and a constant depth (no mask: its AP is the prevalence).
 
 Metrics (page4d_viewer.metrics): ATE (also as % of the true path length) and RPE after Sim(3)
-alignment, depth AbsRel and delta < 1.25 after per-clip median scaling, and the average
-precision of the dynamic score ``-m`` against the true dynamic mask. Prints per-clip rows and
-the averages as Markdown.
+alignment, the predicted path's length over the true one (both in the normalised units the
+network predicts; near 0 means the cameras barely move), depth AbsRel and delta < 1.25 after
+per-clip median scaling, and the average precision of the dynamic score ``-m`` against the
+true dynamic mask. Prints per-clip rows and the averages as Markdown.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ COLUMNS = (
     "rpe_r_masked",
     "rpe_t_unmasked",
     "rpe_r_unmasked",
+    "path_ratio_masked",
+    "path_ratio_unmasked",
     "abs_rel",
     "delta_1_25",
     "mask_ap",
@@ -141,6 +144,10 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
         values[f"ate_pct_{variant}"] = 100.0 * ate / length if length > 0 else math.nan
         values[f"rpe_t_{variant}"] = rpe_t
         values[f"rpe_r_{variant}"] = rpe_r
+        # Sim(3) alignment may scale a nearly still predicted path up to the true one and give
+        # it a flattering ATE; the length ratio (both in normalised units) shows that case.
+        predicted_length = path_length(prediction.extrinsics[variant])
+        values[f"path_ratio_{variant}"] = predicted_length / length if length > 0 else math.nan
     depth = metrics.depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
     values["abs_rel"] = depth.abs_rel
     values["delta_1_25"] = depth.delta_1_25

@@ -100,3 +100,19 @@ def test_trivial_baseline_mask_ap_is_the_share_of_moving_pixels(held_out_sample)
     )
     assert scores["mask_ap"] == pytest.approx(sample.dynamic_mask.mean())
     assert scores["ate_masked"] == scores["ate_unmasked"] > 0
+    assert scores["path_ratio_masked"] == 0.0
+
+
+def test_a_perfect_prediction_scores_zero_error_and_path_ratio_one(held_out_sample) -> None:
+    sample = held_out_sample
+    truth = evaluate_default.gt_extrinsics_of(sample)
+    perfect = evaluate_default.Prediction(
+        extrinsics={"masked": truth, "unmasked": truth},
+        depth=sample.depth.astype(np.float64),
+        dynamic_score=sample.dynamic_mask.astype(np.float64),
+    )
+    scores = evaluate_default.score_clip(sample, truth, perfect)
+    assert scores["ate_masked"] == pytest.approx(0.0, abs=1e-9)
+    assert scores["path_ratio_masked"] == pytest.approx(1.0)
+    assert scores["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert scores["mask_ap"] == pytest.approx(1.0)
