@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # from the official 24 layers: mask head after layer 4 (official 9), masked global attention
 # in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23). Trained from scratch, its residual
 # branches start at LayerScale 1.0, not VGGT's 0.01: at 0.01 the aggregator stayed near the
-# identity for a whole CPU hour and never learned camera motion (docs/default-model.md).
+# identity for a whole CPU hour (docs/default-model.md, "History").
 PRESETS["small"] = {
     "img_size": 196,
     "embed_dim": 96,
