@@ -172,6 +172,20 @@ def gt_extrinsics_of(sample: TrainingSample) -> np.ndarray:
     return extrinsics
 
 
+def held_out_sample(
+    seed: int, num_frames: int, image_hw: tuple[int, int], stride: int = 1
+) -> TrainingSample:
+    """The evaluation clip of ``seed``: ``num_frames`` frames, every ``stride``-th one rendered.
+
+    Raises:
+        Page4DError: the seed is below FIRST_EVAL_SEED, so training may have seen it.
+    """
+    if seed < FIRST_EVAL_SEED:
+        raise Page4DError(f"seed {seed} may have been used in training: use >= {FIRST_EVAL_SEED}")
+    clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw)
+    return clip_to_sample(clip, range(0, clip.images.shape[0], stride))
+
+
 def evaluate(
     predictors: dict[str, Callable[[TrainingSample], Prediction]],
     seeds: Sequence[int],
@@ -193,12 +207,7 @@ def evaluate(
     """
     scores = []
     for seed in seeds:
-        if seed < FIRST_EVAL_SEED:
-            raise Page4DError(
-                f"seed {seed} may have been used in training: use >= {FIRST_EVAL_SEED}"
-            )
-        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw)
-        sample = clip_to_sample(clip, range(0, clip.images.shape[0], stride))
+        sample = held_out_sample(seed, num_frames, image_hw, stride)
         gt_extrinsics = gt_extrinsics_of(sample)
         for name, predict in predictors.items():
             values = score_clip(sample, gt_extrinsics, predict(sample))
@@ -434,14 +443,13 @@ def _write_synthetic_figures(
     model: torch.nn.Module, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
 ) -> None:
     """Prediction (``--figure``) and ground truth (``*-truth.png``) on the clip of ``seed``."""
-    clip = render_clip(seed, (args.frames - 1) * args.stride + 1, image_hw)
-    sample = clip_to_sample(clip, range(0, clip.images.shape[0], args.stride))
+    from page4d_viewer.viewer.display import dynamic_probability, upsample_mask
+
+    sample = held_out_sample(seed, args.frames, image_hw, args.stride)
     with torch.no_grad():
         output = model(torch.from_numpy(sample.images)[None], mask_strength=MASK_ON)
     images = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    patch = model.config.patch_size
-    dynamic = 0.5 - output.mask_logit[0].double().numpy()
-    dynamic = np.kron(dynamic, np.ones((patch, patch)))
+    dynamic = upsample_mask(dynamic_probability(output.mask_logit[0].numpy()), *image_hw)
     _write_figure(images, output.depth[0, ..., 0].double().numpy(), dynamic, args.figure)
     truth_path = args.figure.with_name(args.figure.stem + "-truth.png")
     _write_figure(images, sample.depth, sample.dynamic_mask.astype(np.float64), truth_path)

@@ -8,9 +8,10 @@ import torch
 
 from page4d_viewer import evaluate_default
 from page4d_viewer.model import load_checkpoint
-from page4d_viewer.train import FIRST_EVAL_SEED, clip_to_sample, default_image_hw, render_clip
+from page4d_viewer.train import FIRST_EVAL_SEED, default_image_hw
 
 ASSET = evaluate_default.default_checkpoint()
+DOCS = ASSET.parents[1] / "docs" / "default-model.md"
 MAX_ASSET_BYTES = 25 * 2**20
 # Held out: training renders seeds below 1,000,000 only.
 HELD_OUT_SEED = FIRST_EVAL_SEED + 1
@@ -28,8 +29,8 @@ def held_out_sample(shipped):
     config = model.config
     overrides = {k: v for k, v in config.to_dict().items() if k != "name"}
     image_hw = default_image_hw(config.name, overrides)
-    clip = render_clip(HELD_OUT_SEED, 15, image_hw)
-    return clip_to_sample(clip, range(0, 15, 2))
+    # The clip of the docs' table: 8 frames, every 2nd rendered frame.
+    return evaluate_default.held_out_sample(HELD_OUT_SEED, 8, image_hw, stride=2)
 
 
 def test_the_asset_is_small_and_is_the_small_preset_with_a_mask(shipped) -> None:
@@ -116,3 +117,33 @@ def test_a_perfect_prediction_scores_zero_error_and_path_ratio_one(held_out_samp
     assert scores["path_ratio_masked"] == pytest.approx(1.0)
     assert scores["abs_rel"] == pytest.approx(0.0, abs=1e-6)
     assert scores["mask_ap"] == pytest.approx(1.0)
+
+
+def _docs_row(seed: int, predictor: str) -> dict[str, float]:
+    """The row of docs/default-model.md's per-clip table for (seed, predictor)."""
+    lines = DOCS.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| seed | predictor |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    prefix = f"| {seed} | {predictor} |"
+    row = next(line for line in lines if line.startswith(prefix))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    return {name: float(cell) for name, cell in zip(columns[3:], cells[3:], strict=True)}
+
+
+def test_the_evaluation_command_reproduces_the_docs_table(tmp_path, capsys) -> None:
+    # The docs' command on one of its seeds; the printed row must match the committed one.
+    figure = tmp_path / "figure.png"
+    argv = ["--seeds", str(HELD_OUT_SEED), "--frames", "8", "--stride", "2", "--threads", "2"]
+    assert evaluate_default.main([*argv, "--figure", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    for predictor in ("trained", "trivial"):
+        documented = _docs_row(HELD_OUT_SEED, predictor)
+        row = next(
+            line
+            for line in printed.splitlines()
+            if line.startswith(f"| {HELD_OUT_SEED} | {predictor} |")
+        )
+        cells = [cell.strip() for cell in row.strip("|").split("|")][3:]
+        for (name, expected), cell in zip(documented.items(), cells, strict=True):
+            assert float(cell) == pytest.approx(expected, abs=2e-3), (predictor, name)
+    assert figure.is_file() and figure.with_name("figure-truth.png").is_file()
