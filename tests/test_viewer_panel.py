@@ -550,11 +550,23 @@ def test_app_options_reach_the_config(tmp_path: Path) -> None:
     assert config.host == "127.0.0.1"
 
 
-def test_app_runs_the_bundled_sample_unless_told_otherwise() -> None:
-    from page4d_viewer.viewer.app import ASSETS_DIR, DEFAULT_SAMPLE
+def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> None:
+    from page4d_viewer.viewer.app import ASSETS_DIR
+    from page4d_viewer.viewer.controller import DEFAULT_SAMPLE, find_samples
 
     sample = ASSETS_DIR / "samples" / DEFAULT_SAMPLE / "clip.mp4"
     assert sample.is_file()
+    # The panel's example list opens on the same clip (its first entry).
+    samples = find_samples(ASSETS_DIR)
+    assert len(samples) >= 2 and DEFAULT_SAMPLE == "orbit_movers"
+    # The panel's example list opens on the clip the app runs at start.
+    from page4d_viewer.viewer.panel import build_panel
+
+    controller = ViewerController(
+        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(), samples=samples
+    )
+    assert _block(build_panel(controller, viser_port=8123), "example").value == DEFAULT_SAMPLE
+    controller.close()
     assert config_from_args(_parse(["app"])).clip == str(sample)
     assert config_from_args(_parse(["app", "--no-clip"])).clip is None
     assert config_from_args(_parse(["app", "--result", "r.npz"])).clip is None

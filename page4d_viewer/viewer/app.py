@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "default model"
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
-# The clip `app` runs at start when given none: large movers show the mask best.
-DEFAULT_SAMPLE = "orbit_movers"
 
 
 class OutOfMemoryError(Page4DError):
@@ -302,8 +300,8 @@ def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument(
             "--clip",
             metavar="SOURCE",
-            help=f"a clip to run as soon as it is up (default: the bundled {DEFAULT_SAMPLE} "
-            "sample, unless --result is given)",
+            help="a clip to run as soon as it is up (default: the bundled orbit_movers sample, "
+            "unless --result is given)",
         )
         parser.add_argument(
             "--no-clip", action="store_true", help="start with an empty scene, running nothing"
@@ -366,8 +364,8 @@ def _clip_at_start(args: argparse.Namespace) -> str | None:
         return args.clip
     from page4d_viewer.viewer.controller import find_samples
 
-    samples = find_samples(ASSETS_DIR)
-    default = samples.get(DEFAULT_SAMPLE) or next(iter(samples.values()), None)
+    # find_samples lists the default sample first.
+    default = next(iter(find_samples(ASSETS_DIR).values()), None)
     return None if default is None else str(default)
 
 

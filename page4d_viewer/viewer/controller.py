@@ -37,6 +37,8 @@ Progress = Callable[[float, str], None]
 
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
+# The bundled sample the app runs at start when given no clip: large movers show the mask best.
+DEFAULT_SAMPLE = "orbit_movers"
 # Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
 # rest is saving the run and sending it to the scene.
 _MODEL_SHARE = 0.85
@@ -592,8 +594,15 @@ def run_choices(records: Sequence[RunRecord]) -> list[tuple[str, str]]:
 
 
 def find_samples(assets_dir: Path) -> dict[str, Path]:
-    """Bundled example clips: `assets/samples/<name>/clip.mp4`, keyed by folder name."""
+    """Bundled example clips: `assets/samples/<name>/clip.mp4`, keyed by folder name.
+
+    :data:`DEFAULT_SAMPLE` comes first, then the rest by name: the app runs the first one at
+    start and the panel's example list opens on it, so the two agree.
+    """
     samples_dir = assets_dir / "samples"
     if not samples_dir.is_dir():
         return {}
-    return {clip.parent.name: clip for clip in sorted(samples_dir.glob("*/clip.mp4"))}
+    clips = sorted(
+        samples_dir.glob("*/clip.mp4"), key=lambda c: (c.parent.name != DEFAULT_SAMPLE, c)
+    )
+    return {clip.parent.name: clip for clip in clips}
