@@ -556,9 +556,8 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> No
 
     sample = ASSETS_DIR / "samples" / DEFAULT_SAMPLE / "clip.mp4"
     assert sample.is_file()
-    # The panel's example list opens on the same clip (its first entry).
     samples = find_samples(ASSETS_DIR)
-    assert len(samples) >= 2 and DEFAULT_SAMPLE == "orbit_movers"
+    assert len(samples) >= 2 and DEFAULT_SAMPLE == "orbit_movers"  # the clip the docs name
     # The panel's example list opens on the clip the app runs at start.
     from page4d_viewer.viewer.panel import build_panel
 

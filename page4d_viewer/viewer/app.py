@@ -289,6 +289,9 @@ def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "view":
         parser.add_argument("result", help="a saved result file (.npz) to open")
     else:
+        # The app imports the controller anyway once it starts; only `app --help` pays earlier.
+        from page4d_viewer.viewer.controller import DEFAULT_SAMPLE
+
         parser.add_argument(
             "--checkpoint",
             action="append",
@@ -300,8 +303,8 @@ def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument(
             "--clip",
             metavar="SOURCE",
-            help="a clip to run as soon as it is up (default: the bundled orbit_movers sample, "
-            "unless --result is given)",
+            help=f"a clip to run as soon as it is up (default: the bundled {DEFAULT_SAMPLE} "
+            "sample, unless --result is given)",
         )
         parser.add_argument(
             "--no-clip", action="store_true", help="start with an empty scene, running nothing"
