@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import torch
 
-from page4d_viewer.device import autocast_for, choose_device, choose_precision
+from page4d_viewer.inference.device import autocast_for, choose_device, choose_precision
 from page4d_viewer.model import PRESETS, Page4D, build_model
 
 MASK_STRENGTH = 64.0

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from page4d_viewer import export, geometry
-from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer import geometry
+from page4d_viewer.result import export
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 
 
 def make_reconstruction(frames: int, height: int, width: int) -> Reconstruction:

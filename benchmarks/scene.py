@@ -32,7 +32,7 @@ from viser import _messages
 from websockets.sync.client import connect
 
 from page4d_viewer import geometry
-from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.viewer.scene import SceneView
 
 

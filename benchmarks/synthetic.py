@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from page4d_viewer import synthetic
+from page4d_viewer.sources import synthetic
 
 
 def _timed(function, *args, **kwargs):

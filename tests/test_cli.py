@@ -16,10 +16,12 @@ import trimesh
 from PIL import Image
 from test_reconstruction import make_reconstruction
 
-from page4d_viewer import export, predictor
+from page4d_viewer import settings
 from page4d_viewer.cli import main
 from page4d_viewer.geometry import Similarity, quaternion_to_rotation
-from page4d_viewer.reconstruction import Reconstruction
+from page4d_viewer.inference import predictor
+from page4d_viewer.result import export
+from page4d_viewer.result.reconstruction import Reconstruction
 
 
 @pytest.fixture
@@ -227,7 +229,7 @@ def test_infer_without_default_model_says_pass_checkpoint(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(predictor.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "none.safetensors"))
+    monkeypatch.setenv(settings.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "none.safetensors"))
     assert main(["infer", str(image_folder), "--out", str(tmp_path / "r.npz")]) == 2
     line = _single_error_line(capsys.readouterr().err)
     assert "no default model is shipped" in line and "--checkpoint" in line
@@ -265,7 +267,7 @@ def test_subprocess_exit_codes(tmp_path: Path, result_path: Path) -> None:
 def test_infer_then_evaluate_a_synthetic_sample(
     tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from page4d_viewer import synthetic
+    from page4d_viewer.sources import synthetic
 
     clip = synthetic.make_clip(5, num_frames=3, width=80, height=60, camera="orbit")
     sample = synthetic.save_ground_truth(clip, tmp_path / "sample")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import page4d_viewer.clip as clip_module
-from page4d_viewer import clip_video
-from page4d_viewer.clip import Clip, load_clip
+import page4d_viewer.sources.clip as clip_module
+import page4d_viewer.sources.video as video_module
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.clip import Clip, load_clip
 
 
 def shade(index: int) -> int:
@@ -149,13 +149,13 @@ def test_sparse_sampling_seeks_and_matches_a_full_decode(
     path = write_video(tmp_path / "long.mp4", 90, codec=codec, gop=6, noise=True)
     full = load_clip(path)
     seeks: list[int | None] = []
-    decode_from = clip_video._indexed_frames
+    decode_from = video_module._indexed_frames
 
     def recording(container, stream, info, seek_to, notes):  # records where decoding starts
         seeks.append(seek_to)
         return decode_from(container, stream, info, seek_to, notes)
 
-    monkeypatch.setattr(clip_video, "_indexed_frames", recording)
+    monkeypatch.setattr(video_module, "_indexed_frames", recording)
     for options in (dict(max_frames=4), dict(start=40, max_frames=3), dict(stride=29)):
         seeks.clear()
         sparse = load_clip(path, **options)
@@ -557,4 +557,4 @@ def test_extensions_are_matched_case_insensitively(tmp_path: Path) -> None:
 
 def test_clip_loading_imports_no_ui_and_no_network(imports_among) -> None:
     among = ("gradio", "viser", "page4d_viewer.model")
-    assert imports_among(("page4d_viewer.clip",), among) == []
+    assert imports_among(("page4d_viewer.sources.clip",), among) == []

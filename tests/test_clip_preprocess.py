@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from page4d_viewer.clip import PreprocessMapping, plan_mapping, preprocess
 from page4d_viewer.errors import ClipError
+from page4d_viewer.model.preprocess import preprocess
+from page4d_viewer.sources.framing import PreprocessMapping, plan_mapping
 
 
 def random_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:

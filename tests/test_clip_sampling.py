@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from page4d_viewer.clip import select_frame_indices
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.clip import select_frame_indices
 
 
 def times(count: int, fps: float = 30.0) -> np.ndarray:

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from page4d_viewer import evaluate_default
+from page4d_viewer.cli import main
+from page4d_viewer.evaluation import default_model
 from page4d_viewer.model import load_checkpoint
-from page4d_viewer.train import FIRST_EVAL_SEED, default_image_hw
+from page4d_viewer.settings import default_checkpoint_path
+from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
 
-ASSET = evaluate_default.default_checkpoint()
+ASSET = default_checkpoint_path()
 DOCS = ASSET.parents[1] / "docs" / "default-model.md"
 MAX_ASSET_BYTES = 25 * 2**20
 # Held out: training renders seeds below 1,000,000 only.
@@ -30,7 +32,7 @@ def held_out_sample(shipped):
     overrides = {k: v for k, v in config.to_dict().items() if k != "name"}
     image_hw = default_image_hw(config.name, overrides)
     # The clip of the docs' table: 8 frames, every 2nd rendered frame.
-    return evaluate_default.held_out_sample(HELD_OUT_SEED, 8, image_hw, stride=2)
+    return default_model.held_out_sample(HELD_OUT_SEED, 8, image_hw, stride=2)
 
 
 def test_the_asset_is_small_and_is_the_small_preset_with_a_mask(shipped) -> None:
@@ -42,7 +44,7 @@ def test_the_asset_is_small_and_is_the_small_preset_with_a_mask(shipped) -> None
 
 
 def test_the_default_checkpoint_path_is_the_asset() -> None:
-    from page4d_viewer.predictor import default_checkpoint_path
+    from page4d_viewer.settings import default_checkpoint_path
 
     assert default_checkpoint_path().resolve() == ASSET.resolve()
 
@@ -62,12 +64,12 @@ def test_shipped_model_runs_on_a_held_out_clip(shipped, held_out_sample) -> None
 def test_shipped_model_beats_the_trivial_baseline(shipped, held_out_sample) -> None:
     model, _ = shipped
     sample = held_out_sample
-    gt_extrinsics = evaluate_default.gt_extrinsics_of(sample)
-    trained = evaluate_default.score_clip(
-        sample, gt_extrinsics, evaluate_default.model_predictor(model)(sample)
+    gt_extrinsics = default_model.gt_extrinsics_of(sample)
+    trained = default_model.score_clip(
+        sample, gt_extrinsics, default_model.model_predictor(model)(sample)
     )
-    trivial = evaluate_default.score_clip(
-        sample, gt_extrinsics, evaluate_default.trivial_predictor(sample)
+    trivial = default_model.score_clip(
+        sample, gt_extrinsics, default_model.trivial_predictor(sample)
     )
     assert trained["abs_rel"] < trivial["abs_rel"]
     assert trained["delta_1_25"] > trivial["delta_1_25"]
@@ -79,25 +81,25 @@ def test_shipped_model_beats_the_trivial_baseline(shipped, held_out_sample) -> N
 def test_evaluation_seeds_parse_and_training_seeds_are_refused(tmp_path) -> None:
     from page4d_viewer.errors import Page4DError
 
-    assert evaluate_default.parse_seeds("9000000-9000002,9000007") == [
+    assert default_model.parse_seeds("9000000-9000002,9000007") == [
         9000000,
         9000001,
         9000002,
         9000007,
     ]
     with pytest.raises(Page4DError, match="cannot read seeds"):
-        evaluate_default.parse_seeds("nine")
+        default_model.parse_seeds("nine")
     with pytest.raises(Page4DError, match="used in training"):
-        evaluate_default.evaluate({}, [12], 2, (28, 42))
-    assert evaluate_default.main(["--seeds", "x", "--checkpoint", str(tmp_path / "none")]) == 2
+        default_model.evaluate({}, [12], 2, (28, 42))
+    assert main(["evaluate-default", "--seeds", "x", "--checkpoint", str(tmp_path / "none")]) == 2
 
 
 def test_trivial_baseline_mask_ap_is_the_share_of_moving_pixels(held_out_sample) -> None:
     sample = held_out_sample
-    scores = evaluate_default.score_clip(
+    scores = default_model.score_clip(
         sample,
-        evaluate_default.gt_extrinsics_of(sample),
-        evaluate_default.trivial_predictor(sample),
+        default_model.gt_extrinsics_of(sample),
+        default_model.trivial_predictor(sample),
     )
     assert scores["mask_ap"] == pytest.approx(sample.dynamic_mask.mean())
     assert scores["ate_masked"] == scores["ate_unmasked"] > 0
@@ -106,13 +108,13 @@ def test_trivial_baseline_mask_ap_is_the_share_of_moving_pixels(held_out_sample)
 
 def test_a_perfect_prediction_scores_zero_error_and_path_ratio_one(held_out_sample) -> None:
     sample = held_out_sample
-    truth = evaluate_default.gt_extrinsics_of(sample)
-    perfect = evaluate_default.Prediction(
+    truth = default_model.gt_extrinsics_of(sample)
+    perfect = default_model.Prediction(
         extrinsics={"masked": truth, "unmasked": truth},
         depth=sample.depth.astype(np.float64),
         dynamic_score=sample.dynamic_mask.astype(np.float64),
     )
-    scores = evaluate_default.score_clip(sample, truth, perfect)
+    scores = default_model.score_clip(sample, truth, perfect)
     assert scores["ate_masked"] == pytest.approx(0.0, abs=1e-9)
     assert scores["path_ratio_masked"] == pytest.approx(1.0)
     assert scores["abs_rel"] == pytest.approx(0.0, abs=1e-6)
@@ -134,7 +136,7 @@ def test_the_evaluation_command_reproduces_the_docs_table(tmp_path, capsys) -> N
     # The docs' command on one of its seeds; the printed row must match the committed one.
     figure = tmp_path / "figure.png"
     argv = ["--seeds", str(HELD_OUT_SEED), "--frames", "8", "--stride", "2", "--threads", "2"]
-    assert evaluate_default.main([*argv, "--figure", str(figure)]) == 0
+    assert main(["evaluate-default", *argv, "--figure", str(figure)]) == 0
     printed = capsys.readouterr().out
     for predictor in ("trained", "trivial"):
         documented = _docs_row(HELD_OUT_SEED, predictor)

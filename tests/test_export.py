@@ -10,8 +10,9 @@ import pytest
 import trimesh
 from test_reconstruction import make_reconstruction
 
-from page4d_viewer import export, geometry
+from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result import export
 
 
 def test_glb_round_trip_points_colours_and_frusta(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from page4d_viewer import synthetic
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.groundtruth import (
+from page4d_viewer.sources import synthetic
+from page4d_viewer.sources.groundtruth import (
     SINTEL_TAG,
     GroundTruth,
     GroundTruthError,

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from page4d_viewer import metrics
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.groundtruth import GroundTruth
-from page4d_viewer.metrics import (
+from page4d_viewer.evaluation import metrics
+from page4d_viewer.evaluation.metrics import (
     DegenerateTrajectoryError,
     MetricsError,
     average_precision,
@@ -24,7 +23,8 @@ from page4d_viewer.metrics import (
     resize_nearest,
     trajectory_errors,
 )
-from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+from page4d_viewer.sources.groundtruth import GroundTruth
 
 
 def rotation_about(axis: str, degrees: float) -> np.ndarray:
@@ -469,5 +469,5 @@ def test_evaluate_reconstruction_rejects_a_frame_count_mismatch():
 
 
 def test_metrics_module_needs_no_torch_or_ui(imports_among):
-    modules = ("page4d_viewer.metrics", "page4d_viewer.groundtruth")
+    modules = ("page4d_viewer.evaluation.metrics", "page4d_viewer.sources.groundtruth")
     assert imports_among(modules, ("torch", "gradio", "viser")) == []

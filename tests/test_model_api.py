@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from page4d_viewer.device import autocast_for, choose_device, choose_precision
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.inference.device import autocast_for, choose_device, choose_precision
 from page4d_viewer.model import PRESETS, ModelConfig, ModelOutput, Page4D, build_model
 from page4d_viewer.model.layers import RankOneBias, attention_with_bias
 

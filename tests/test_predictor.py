@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from page4d_viewer import geometry, predictor
-from page4d_viewer.clip import Clip
+from page4d_viewer import geometry, settings
 from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.inference import predictor
 from page4d_viewer.model.network import ModelOutput
+from page4d_viewer.sources.clip import Clip
 
 
 def make_clip(frames: int = 3, height: int = 60, width: int = 80) -> Clip:
@@ -191,10 +192,10 @@ def test_real_tiny_network_end_to_end(tmp_path: Path) -> None:
 def test_default_checkpoint_path_and_missing_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(predictor.DEFAULT_CHECKPOINT_ENV, raising=False)
-    default = predictor.default_checkpoint_path()
+    monkeypatch.delenv(settings.DEFAULT_CHECKPOINT_ENV, raising=False)
+    default = settings.default_checkpoint_path()
     assert default.name == "page4d_small.safetensors" and default.parent.name == "assets"
-    monkeypatch.setenv(predictor.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "absent.safetensors"))
+    monkeypatch.setenv(settings.DEFAULT_CHECKPOINT_ENV, str(tmp_path / "absent.safetensors"))
     with pytest.raises(CheckpointError, match="no default model is shipped.*--checkpoint"):
         predictor.load_default_model()
     with pytest.raises(CheckpointError, match="no checkpoint file"):
@@ -202,7 +203,13 @@ def test_default_checkpoint_path_and_missing_default(
 
 
 def test_predictor_never_imports_ui_libraries(imports_among) -> None:
-    modules = ("page4d_viewer.predictor", "page4d_viewer.export", "page4d_viewer.commands")
+    modules = (
+        "page4d_viewer.inference.predictor",
+        "page4d_viewer.result.export",
+        "page4d_viewer.cli.infer",
+        "page4d_viewer.cli.export",
+        "page4d_viewer.cli.evaluate",
+    )
     assert imports_among(modules, ("gradio", "viser")) == []
 
 
@@ -217,14 +224,14 @@ def test_device_and_precision_are_recorded_and_checked() -> None:
 
 @pytest.fixture(scope="module")
 def synthetic_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from page4d_viewer import synthetic
+    from page4d_viewer.sources import synthetic
 
     clip = synthetic.make_clip(3, num_frames=4, width=80, height=60, camera="orbit")
     return synthetic.save_ground_truth(clip, tmp_path_factory.mktemp("sample"))
 
 
 def test_ground_truth_beside_the_source_is_attached(synthetic_sample: Path) -> None:
-    from page4d_viewer import groundtruth
+    from page4d_viewer.sources import groundtruth
 
     source = synthetic_sample / "clip.mp4"
     assert predictor.find_ground_truth(source) == synthetic_sample

@@ -11,7 +11,7 @@ import pytest
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError, ResultFileError
-from page4d_viewer.reconstruction import (
+from page4d_viewer.result.reconstruction import (
     FORMAT_VERSION,
     Cameras,
     Metadata,

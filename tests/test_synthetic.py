@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from page4d_viewer import cli, geometry, synthetic
-from page4d_viewer.synthetic import (
+from page4d_viewer import cli, geometry
+from page4d_viewer.sources import synthetic
+from page4d_viewer.sources.synthetic import (
     Lighting,
     SceneObject,
     SyntheticScene,
@@ -376,4 +377,7 @@ def test_bundled_samples_match_their_recipe(name: str) -> None:
 
 
 def test_importing_the_scene_generator_stays_light(imports_among) -> None:
-    assert imports_among(("page4d_viewer.synthetic",), ("torch", "gradio", "viser", "av")) == []
+    assert (
+        imports_among(("page4d_viewer.sources.synthetic",), ("torch", "gradio", "viser", "av"))
+        == []
+    )

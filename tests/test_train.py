@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from page4d_viewer import losses
-from page4d_viewer.losses import LossWeights, Targets
+from page4d_viewer.training import losses
+from page4d_viewer.training.losses import LossWeights, Targets
 
 # ------------------------------------------------------------------------------------------
 # Mask schedule
@@ -190,7 +190,7 @@ MICRO_MODEL = {
 
 
 def _micro_config(out_dir, **changes):
-    from page4d_viewer.train import TrainConfig
+    from page4d_viewer.training.train import TrainConfig
 
     values = dict(
         out_dir=out_dir,
@@ -213,8 +213,9 @@ def _micro_config(out_dir, **changes):
 
 
 def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_distance() -> None:
-    from page4d_viewer import geometry, synthetic
-    from page4d_viewer.train import clip_to_sample
+    from page4d_viewer import geometry
+    from page4d_viewer.sources import synthetic
+    from page4d_viewer.training.train import clip_to_sample
 
     clip = synthetic.make_clip(123, num_frames=4, width=42, height=28)
     sample = clip_to_sample(clip, [2, 0, 3])
@@ -230,7 +231,7 @@ def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_dista
 
 
 def test_batches_are_a_function_of_seed_and_step(tmp_path) -> None:
-    from page4d_viewer.train import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
+    from page4d_viewer.training.train import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
 
     config = _micro_config(tmp_path)
     pool = ClipPool(config)
@@ -242,7 +243,7 @@ def test_batches_are_a_function_of_seed_and_step(tmp_path) -> None:
 
 
 def test_training_runs_and_resumes_to_the_same_weights(tmp_path) -> None:
-    from page4d_viewer.train import LOSS_CSV_NAME, train
+    from page4d_viewer.training.train import LOSS_CSV_NAME, train
 
     straight, straight_steps = train(_micro_config(tmp_path / "straight"))
     resumed_dir = tmp_path / "resumed"
@@ -259,7 +260,7 @@ def test_training_runs_and_resumes_to_the_same_weights(tmp_path) -> None:
 
 
 def test_resuming_with_another_model_is_refused(tmp_path) -> None:
-    from page4d_viewer.train import TrainingError, train
+    from page4d_viewer.training.train import TrainingError, train
 
     train(_micro_config(tmp_path, max_steps=1))
     other = {**MICRO_MODEL, "embed_dim": 48, "num_heads": 2}
@@ -269,7 +270,7 @@ def test_resuming_with_another_model_is_refused(tmp_path) -> None:
 
 def test_exported_weights_load_as_a_checkpoint(tmp_path) -> None:
     from page4d_viewer.model import load_checkpoint
-    from page4d_viewer.train import export_weights, train
+    from page4d_viewer.training.train import export_weights, train
 
     config = _micro_config(tmp_path, max_steps=1)
     model, steps = train(config)
@@ -281,7 +282,7 @@ def test_exported_weights_load_as_a_checkpoint(tmp_path) -> None:
 
 
 def test_bad_training_options_are_one_line_errors(tmp_path) -> None:
-    from page4d_viewer.train import TrainingError
+    from page4d_viewer.training.train import TrainingError
 
     with pytest.raises(TrainingError, match="multiples of 14"):
         _micro_config(tmp_path, image_hw=(30, 42))
@@ -292,10 +293,10 @@ def test_bad_training_options_are_one_line_errors(tmp_path) -> None:
 def test_cli_parses_train_options(tmp_path) -> None:
     import argparse
 
-    from page4d_viewer.train import config_from_args, configure_parser
+    from page4d_viewer.cli.train import config_from_args, configure_parser
 
     parser = argparse.ArgumentParser()
-    configure_parser(parser, "train")
+    configure_parser(parser)
     args = parser.parse_args(
         [
             "--out",
@@ -315,7 +316,7 @@ def test_cli_parses_train_options(tmp_path) -> None:
 
 
 def test_a_fresh_training_model_starts_with_a_live_field_of_view(tmp_path) -> None:
-    from page4d_viewer.train import build_training_model
+    from page4d_viewer.training.train import build_training_model
 
     model = build_training_model(_micro_config(tmp_path))
     with torch.no_grad():
@@ -336,7 +337,7 @@ def test_camera_loss_slope_is_one_beyond_the_huber_delta() -> None:
 
 
 def test_init_weights_starts_a_fresh_run_from_exported_weights(tmp_path) -> None:
-    from page4d_viewer.train import export_weights, train
+    from page4d_viewer.training.train import export_weights, train
 
     source_config = _micro_config(tmp_path / "source", max_steps=1)
     source, _ = train(source_config)
@@ -356,7 +357,7 @@ def test_init_weights_starts_a_fresh_run_from_exported_weights(tmp_path) -> None
 
 
 def test_init_weights_with_another_architecture_is_refused(tmp_path) -> None:
-    from page4d_viewer.train import TrainingError, export_weights, train
+    from page4d_viewer.training.train import TrainingError, export_weights, train
 
     other = {**MICRO_MODEL, "embed_dim": 48, "num_heads": 2}
     source_config = _micro_config(tmp_path / "source", max_steps=1, model_overrides=other)
@@ -371,10 +372,10 @@ def test_init_weights_with_another_architecture_is_refused(tmp_path) -> None:
 def test_cli_parses_init_weights_and_camera_loss_weight(tmp_path) -> None:
     import argparse
 
-    from page4d_viewer.train import config_from_args, configure_parser
+    from page4d_viewer.cli.train import config_from_args, configure_parser
 
     parser = argparse.ArgumentParser()
-    configure_parser(parser, "train")
+    configure_parser(parser)
     argv = ["--out", str(tmp_path), "--init-weights", "w.safetensors"]
     config = config_from_args(parser.parse_args([*argv, "--camera-loss-weight", "20"]))
     assert config.init_weights == Path("w.safetensors") and config.loss_weights.camera == 20.0

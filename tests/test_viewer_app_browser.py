@@ -84,6 +84,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path) -> Iterator:
+    from page4d_viewer.inference.jobs import PredictorBackend
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
@@ -91,10 +92,9 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Pa
         viser_port=_free_port(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[data_dir],
-        checkpoints=[str(checkpoint)],
         max_points=MAX_POINTS,
     )
-    running = ViewerApp(config)
+    running = ViewerApp(config, PredictorBackend([str(checkpoint)]))
     running.start()
     yield running
     running.close()
@@ -289,14 +289,15 @@ def test_screenshot(app, browser, first_run: str, tmp_path_factory) -> None:
 
 def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
     """The app on a real result: the default model on a sample clip when both are present."""
-    from page4d_viewer.predictor import default_checkpoint_path
-    from page4d_viewer.viewer.app import ASSETS_DIR, AppConfig, ViewerApp
+    from page4d_viewer.inference.jobs import PredictorBackend
+    from page4d_viewer.settings import default_checkpoint_path
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
     from page4d_viewer.viewer.controller import find_samples
 
     shown = app
-    if default_checkpoint_path().is_file() and find_samples(ASSETS_DIR):
+    if default_checkpoint_path().is_file() and find_samples():
         config = AppConfig(port=_free_port(), viser_port=_free_port(), runs_dir=runs_dir)
-        shown = ViewerApp(config)
+        shown = ViewerApp(config, PredictorBackend())
         shown.start()
     try:
         view = browser.new_page(viewport={"width": 1500, "height": 1150})

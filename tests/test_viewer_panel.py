@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 
 from page4d_viewer import geometry
+from page4d_viewer.cli import app as app_command
+from page4d_viewer.cli import view as view_command
+from page4d_viewer.cli.app import backend_from_args, config_from_args
 from page4d_viewer.errors import CheckpointError, Page4DError
-from page4d_viewer.reconstruction import Cameras, Metadata, Reconstruction
+from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
+from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.app import (
-    OutOfMemoryError,
-    PredictorBackend,
-    config_from_args,
-    configure_parser,
-)
 from page4d_viewer.viewer.controller import (
     RunCancelled,
     RunOptions,
@@ -459,7 +457,7 @@ def test_samples_are_found_by_folder(tmp_path: Path) -> None:
         (tmp_path / "samples" / name).mkdir(parents=True)
         (tmp_path / "samples" / name / "clip.mp4").write_bytes(b"v")
     (tmp_path / "samples" / "empty").mkdir()
-    assert list(find_samples(tmp_path)) == ["a-street", "b-room"]
+    assert list(find_samples(tmp_path / "samples")) == ["a-street", "b-room"]
     assert find_samples(tmp_path / "missing") == {}
 
 
@@ -469,7 +467,7 @@ def test_samples_are_found_by_folder(tmp_path: Path) -> None:
 @pytest.fixture()
 def fake_predictor(monkeypatch):
     """Replace predictor.load_model / predict with recorders (no network is built)."""
-    from page4d_viewer import predictor
+    from page4d_viewer.inference import predictor
 
     calls = SimpleNamespace(loads=[], predicts=[], fail=None)
 
@@ -531,7 +529,8 @@ def _parse(argv: list[str]):
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    configure_parser(sub.add_parser(argv[0]), argv[0])
+    command = view_command if argv[0] == "view" else app_command
+    command.configure_parser(sub.add_parser(argv[0]))
     return parser.parse_args(argv)
 
 
@@ -542,7 +541,7 @@ def test_app_options_reach_the_config(tmp_path: Path) -> None:
          "--data-root", str(tmp_path), "--runs-dir", str(tmp_path / "r"), "--clip", "c.mp4"]
     )  # fmt: skip
     config = config_from_args(args)
-    assert config.checkpoints == ["a.pt", "b.pt"] and config.with_model
+    assert backend_from_args(args).checkpoint_names() == ["a.pt", "b.pt", "default model"]
     assert (config.device, config.precision, config.port, config.viser_port) == (
         "cuda:1", "bf16", 9000, 9001,
     )  # fmt: skip
@@ -551,12 +550,12 @@ def test_app_options_reach_the_config(tmp_path: Path) -> None:
 
 
 def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> None:
-    from page4d_viewer.viewer.app import ASSETS_DIR
-    from page4d_viewer.viewer.controller import DEFAULT_SAMPLE, find_samples
+    from page4d_viewer.settings import DEFAULT_SAMPLE, samples_dir
+    from page4d_viewer.viewer.controller import find_samples
 
-    sample = ASSETS_DIR / "samples" / DEFAULT_SAMPLE / "clip.mp4"
+    sample = samples_dir() / DEFAULT_SAMPLE / "clip.mp4"
     assert sample.is_file()
-    samples = find_samples(ASSETS_DIR)
+    samples = find_samples()
     assert len(samples) >= 2 and DEFAULT_SAMPLE == "orbit_movers"  # the clip the docs name
     # The panel's example list opens on the clip the app runs at start.
     from page4d_viewer.viewer.panel import build_panel
@@ -572,8 +571,9 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> No
 
 
 def test_view_needs_no_model() -> None:
-    config = config_from_args(_parse(["view", "result.npz"]))
-    assert not config.with_model and config.result == "result.npz"
+    args = _parse(["view", "result.npz"])
+    config = config_from_args(args)
+    assert backend_from_args(args) is None and config.result == "result.npz"
     assert (config.host, config.port, config.viser_port) == ("127.0.0.1", 7860, 8080)
 
 
@@ -585,10 +585,10 @@ def test_view_of_a_missing_file_is_a_one_line_error(tmp_path: Path, capsys) -> N
 
 
 def test_panel_precisions_are_the_devices_names() -> None:
-    from page4d_viewer import device
-    from page4d_viewer.viewer.panel import PRECISIONS
+    from page4d_viewer.inference import device
+    from page4d_viewer.settings import PRECISION_CHOICES as PRECISIONS
 
-    assert set(PRECISIONS) == {device.AUTO, *device.PRECISIONS}
+    assert set(PRECISIONS) == {device.AUTO, *device.DTYPES}
 
 
 def test_viewer_does_not_import_the_network(imports_among) -> None:

@@ -15,7 +15,7 @@ from viser import _messages
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene import SceneView
 

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from page4d_viewer.clip import SourceLike
-from page4d_viewer.clip_images import IMAGE_EXTENSIONS
+from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.reconstruction import Reconstruction
+from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
+from page4d_viewer.sources.clip import SourceLike
+from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunRecord, RunStore
@@ -38,7 +40,6 @@ Progress = Callable[[float, str], None]
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
 # The bundled sample the app runs at start when given no clip: large movers show the mask best.
-DEFAULT_SAMPLE = "orbit_movers"
 # Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
 # rest is saving the run and sending it to the scene.
 _MODEL_SHARE = 0.85
@@ -59,7 +60,7 @@ class RunOptions:
     Attributes:
         checkpoint: One of `ModelBackend.checkpoint_names()`.
         device: "auto", "cpu", "cuda" (or "cuda:N"), "mps".
-        precision: "auto", "fp32", "bf16" or "fp16" (see page4d_viewer.device).
+        precision: "auto", "fp32", "bf16" or "fp16" (see page4d_viewer.inference.device).
         mask_strength: alpha of the masked run (0 = VGGT's computation, 64 = the release).
         mode: "crop" or "pad" to the model's input size.
         stride: Keep every stride-th frame.
@@ -72,7 +73,7 @@ class RunOptions:
     checkpoint: str
     device: str = "auto"
     precision: str = "auto"
-    mask_strength: float = 64.0
+    mask_strength: float = RELEASED_MASK_STRENGTH
     mode: str = "crop"
     stride: int = 1
     fps: float | None = None
@@ -81,7 +82,7 @@ class RunOptions:
     max_frames: int | None = DEFAULT_MAX_FRAMES
 
     def sampling(self) -> dict[str, Any]:
-        """The keyword arguments of `page4d_viewer.clip.load_clip` for these options."""
+        """The keyword arguments of `page4d_viewer.sources.clip.load_clip` for these options."""
         return {
             "stride": self.stride,
             "fps": self.fps,
@@ -431,7 +432,7 @@ class ViewerController:
         Raises:
             Page4DError: nothing shown yet.
         """
-        from page4d_viewer import export  # imported here: trimesh and av load slowly
+        from page4d_viewer.result import export  # imported here: trimesh and av load slowly
 
         shown = self._current
         if shown is None:
@@ -593,13 +594,16 @@ def run_choices(records: Sequence[RunRecord]) -> list[tuple[str, str]]:
     return [(record.label(), record.run_id) for record in records]
 
 
-def find_samples(assets_dir: Path) -> dict[str, Path]:
-    """Bundled example clips: `assets/samples/<name>/clip.mp4`, keyed by folder name.
+def find_samples(samples_dir: Path | None = None) -> dict[str, Path]:
+    """Bundled example clips: `<samples_dir>/<name>/clip.mp4`, keyed by folder name.
 
     :data:`DEFAULT_SAMPLE` comes first, then the rest by name: the app runs the first one at
     start and the panel's example list opens on it, so the two agree.
+
+    Args:
+        samples_dir: Where to look; default: the shipped samples (`settings.samples_dir()`).
     """
-    samples_dir = assets_dir / "samples"
+    samples_dir = settings.samples_dir() if samples_dir is None else samples_dir
     if not samples_dir.is_dir():
         return {}
     clips = sorted(

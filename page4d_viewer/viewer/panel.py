@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.settings import PRECISION_CHOICES, RELEASED_MASK_STRENGTH
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
@@ -40,11 +41,9 @@ from page4d_viewer.viewer.controller import (
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# The names page4d_viewer.device understands (kept here: the panel does not import torch).
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The names page4d_viewer.inference.device understands (kept here: the panel does not import torch).
 CROP_MODES = ("crop", "pad")
 MAX_MASK_STRENGTH = 128
-RELEASED_MASK_STRENGTH = 64.0
 # How often each open page asks the scene where its timeline is (seconds).
 POLL_SECONDS = 0.5
 IMAGE_HEIGHT = 260  # pixels; frames are drawn at least this tall, however small the clip
@@ -361,7 +360,7 @@ def _model_inputs(
         with gr.Row():
             devices = list(dict.fromkeys([*DEVICES, device]))  # keep e.g. "cuda:1" from the CLI
             device_box = gr.Dropdown(devices, value=device, label="Device")
-            precision_box = gr.Dropdown(list(PRECISIONS), value=precision, label="Precision")
+            precision_box = gr.Dropdown(list(PRECISION_CHOICES), value=precision, label="Precision")
         mask_strength = gr.Slider(
             0, MAX_MASK_STRENGTH, value=strength, step=1,
             label="Mask strength α (0 = off, 64 = as released)", elem_id="mask-strength",

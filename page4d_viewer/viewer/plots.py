@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from page4d_viewer.metrics import MetricsError, trajectory_errors
-from page4d_viewer.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
+from page4d_viewer.evaluation.metrics import MetricsError, trajectory_errors
+from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.viewer.display import VARIANT_COLORS, VARIANT_LABELS, heat_colors, overlay_image
 
 METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "note"]

@@ -39,7 +39,7 @@ from page4d_viewer.viewer.display import DisplayError
 if TYPE_CHECKING:
     import viser
 
-    from page4d_viewer.reconstruction import Cameras, Reconstruction
+    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ Supported layouts (``load_ground_truth`` detects which from the path):
   ``dynamic_label_perfect/<scene>`` PNG masks, are picked up when present. Files are matched
   to frames by natural sort order.
 * **page4d_viewer synthetic scenes**: a folder holding ``groundtruth.npz``; read by
-  ``page4d_viewer.synthetic.load_ground_truth``.
+  ``page4d_viewer.sources.synthetic.load_ground_truth``.
 
 Whatever the source, ``GroundTruth.extrinsics`` are camera-from-world (OpenCV, as in
 ``geometry.py``): TUM poses are inverted here, Sintel's are already world-to-camera.
@@ -99,7 +99,7 @@ class GroundTruth:
         """The same ground truth in model-input pixels, following the clip's crop or pad.
 
         Each model-input pixel centre is mapped back to the clip frame with
-        ``clip = (model - offset) / scale`` (``page4d_viewer.clip_preprocess`` mapping,
+        ``clip = (model - offset) / scale`` (``page4d_viewer.model.preprocess`` mapping,
         continuous pixel coordinates with the corner at 0) and takes the nearest GT pixel;
         pixels outside the frame (padding, or cropped away) get depth 0 and mask False.
         Intrinsics follow the same affine map (shifted by half a pixel: they use integer
@@ -262,7 +262,7 @@ def load_ground_truth(
 
 def _load_synthetic(folder: Path, indices: np.ndarray | None) -> GroundTruth:
     # Imported here: only synthetic folders need the scene generator.
-    from page4d_viewer import synthetic
+    from page4d_viewer.sources import synthetic
 
     scene = synthetic.load_ground_truth(folder)
 

@@ -1,6 +1,6 @@
 """Still and animated images -> 8-bit RGB frames, with header checks before any decoding.
 
-Used by `page4d_viewer.clip`; the policies (what is skipped, what is refused) are documented
+Used by `page4d_viewer.sources.clip`; the policies (what is skipped, what is refused) are documented
 on `load_clip`.
 """
 

@@ -17,7 +17,13 @@ import numpy as np
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import (
+    GROUND_TRUTH,
+    MASKED,
+    UNMASKED,
+    Cameras,
+    Reconstruction,
+)
 
 if TYPE_CHECKING:
     import trimesh

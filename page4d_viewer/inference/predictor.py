@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from page4d_viewer.errors import CheckpointError, Page4DError
-from page4d_viewer.reconstruction import (
+from page4d_viewer.result.reconstruction import (
     MASKED,
     UNMASKED,
     Cameras,
@@ -25,23 +25,21 @@ from page4d_viewer.reconstruction import (
     Preprocessing,
     Reconstruction,
 )
+from page4d_viewer.settings import RELEASED_MASK_STRENGTH, default_checkpoint_path
 
 if TYPE_CHECKING:
     import torch
 
-    from page4d_viewer.clip import Clip
     from page4d_viewer.model.checkpoint import CheckpointInfo
     from page4d_viewer.model.network import ModelOutput, Page4D
+    from page4d_viewer.sources.clip import Clip
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)``; raising from it cancels the run."""
 
-DEFAULT_CHECKPOINT_ENV = "PAGE4D_DEFAULT_CHECKPOINT"
 AUTO_GROUND_TRUTH = "auto"
-RELEASED_MASK_STRENGTH = 64.0
-"""The alpha PAGE-4D's mask checkpoint was trained with (MODEL.md)."""
 
 # Fraction of the progress bar each stage fills, in order; the network gets most of it.
 _BANDS: dict[str, tuple[float, float]] = {
@@ -72,18 +70,6 @@ class ModelInfo:
     variant: str = ""
     mask_available: bool = True
     default_mask_strength: float = RELEASED_MASK_STRENGTH
-
-
-def default_checkpoint_path() -> Path:
-    """Path of the shipped default model (``assets/page4d_small.safetensors`` in the repository).
-
-    The environment variable ``PAGE4D_DEFAULT_CHECKPOINT`` overrides it (for installs that keep
-    the weights elsewhere).
-    """
-    override = os.environ.get(DEFAULT_CHECKPOINT_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(__file__).resolve().parents[1] / "assets" / "page4d_small.safetensors"
 
 
 def load_model(checkpoint: str | os.PathLike[str] | None = None) -> tuple[Page4D, ModelInfo]:
@@ -171,8 +157,8 @@ def predict(
     """
     import torch
 
-    from page4d_viewer import clip as clips
-    from page4d_viewer import device as devices
+    from page4d_viewer.inference import device as devices
+    from page4d_viewer.model.preprocess import preprocess
 
     report = _Reporter(progress)
     if checkpoint_info is not None and not isinstance(checkpoint_info, ModelInfo):
@@ -193,7 +179,7 @@ def predict(
 
     report.stage("preprocessing", 0.0, f"preprocessing {clip.num_frames} frames ({mode})")
     started = time.perf_counter()
-    prepared = clips.preprocess(clip, mode=mode, target_size=model.config.img_size)
+    prepared = preprocess(clip, mode=mode, target_size=model.config.img_size)
     timings["preprocess"] = time.perf_counter() - started
 
     torch_device = devices.choose_device(device)
@@ -255,7 +241,7 @@ def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D)
 def _as_clip(
     clip_or_source: object, clip_options: dict[str, Any] | None, report: _Reporter
 ) -> Clip:
-    from page4d_viewer import clip as clips
+    from page4d_viewer.sources import clip as clips
 
     if isinstance(clip_or_source, clips.Clip):
         if clip_options:
@@ -285,7 +271,7 @@ def find_ground_truth(source: object) -> Path | None:
     Returns:
         The folder to pass to ``load_ground_truth``, or None.
     """
-    from page4d_viewer.groundtruth import SYNTHETIC_MARKER, TUM_TRAJECTORY
+    from page4d_viewer.sources.groundtruth import SYNTHETIC_MARKER, TUM_TRAJECTORY
 
     if not isinstance(source, (str, os.PathLike)):
         return None
@@ -301,7 +287,7 @@ def _attach_ground_truth(
     recon: Reconstruction, clip: Clip, ground_truth: str | os.PathLike[str] | None
 ) -> Reconstruction:
     """The Reconstruction with ground truth in model-input pixels, when asked and available."""
-    from page4d_viewer.groundtruth import load_ground_truth
+    from page4d_viewer.sources.groundtruth import load_ground_truth
 
     if ground_truth is None:
         return recon
@@ -426,11 +412,8 @@ class _Reporter:
 
 __all__ = [
     "AUTO_GROUND_TRUTH",
-    "DEFAULT_CHECKPOINT_ENV",
-    "RELEASED_MASK_STRENGTH",
     "ModelInfo",
     "ProgressFn",
-    "default_checkpoint_path",
     "find_ground_truth",
     "load_default_model",
     "load_model",

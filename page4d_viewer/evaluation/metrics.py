@@ -35,8 +35,8 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.geometry import invert_rigid, to_homogeneous
 
 if TYPE_CHECKING:
-    from page4d_viewer.groundtruth import GroundTruth
-    from page4d_viewer.reconstruction import Reconstruction
+    from page4d_viewer.result.reconstruction import Reconstruction
+    from page4d_viewer.sources.groundtruth import GroundTruth
 
 logger = logging.getLogger(__name__)
 
@@ -798,7 +798,7 @@ def _ground_truth_in_model_pixels(
     recon: Reconstruction, gt: GroundTruth | None, notes: list[str]
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """(extrinsics, depth, mask, valid region) of the GT, maps at the result's resolution."""
-    from page4d_viewer.groundtruth import GroundTruthError
+    from page4d_viewer.sources.groundtruth import GroundTruthError
 
     stored_cameras = recon.cameras.get("ground_truth")
     extrinsics = None if stored_cameras is None else stored_cameras.extrinsics

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 import torch
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.settings import AUTO, PRECISIONS
 
-PRECISIONS: dict[str, torch.dtype] = {
-    "fp32": torch.float32,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
-AUTO = "auto"
+# The dtype behind each precision name, in settings.PRECISIONS order (fp32, bf16, fp16).
+DTYPES: dict[str, torch.dtype] = dict(
+    zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16), strict=True)
+)
 
 
 def _mps_available() -> bool:
@@ -78,9 +77,9 @@ def choose_precision(device: torch.device, name: str | None = None) -> torch.dty
         if device.type == "mps":
             return torch.float16
         return None
-    if name not in PRECISIONS:
+    if name not in DTYPES:
         raise Page4DError(f"unknown precision {name!r}; use auto, {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[name]
+    dtype = DTYPES[name]
     if dtype == torch.float32:
         return None
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():

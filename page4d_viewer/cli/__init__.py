@@ -1,8 +1,8 @@
 """`page4d-viewer` command line: one subcommand per job, bad input ends in one line and exit 2.
 
-Each subcommand lives in the module that does the work; that module exposes
-`configure_parser(parser, name)` and `run(args) -> int`. Modules are imported only when their
-subcommand is chosen, so `page4d-viewer evaluate` never imports Gradio or the network.
+Each subcommand is one module of this package exposing `configure_parser(parser)` and
+`run(args) -> int`; argparse lives only here. Modules are imported only when their subcommand
+is chosen, so `page4d-viewer evaluate` never imports Gradio or the network.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ from collections.abc import Sequence
 
 from page4d_viewer.errors import Page4DError
 
-# subcommand -> (module, one-line help)
+# subcommand -> (module under page4d_viewer.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "app": ("page4d_viewer.viewer.app", "start the viewer (Gradio panel + Viser scene)"),
-    "infer": ("page4d_viewer.commands", "run the model on a clip and save a result file"),
-    "export": ("page4d_viewer.commands", "export a result file to GLB, PLY, TUM or mp4"),
-    "evaluate": ("page4d_viewer.commands", "compare a result's cameras with ground truth"),
-    "view": ("page4d_viewer.viewer.app", "open a saved result in the viewer, no model needed"),
-    "train": ("page4d_viewer.train", "train a small PAGE-4D on synthetic scenes"),
-    "make-samples": ("page4d_viewer.synthetic", "render the bundled sample clips into assets/"),
+    "app": ("app", "start the viewer (Gradio panel + Viser scene) with a model"),
+    "view": ("view", "open a saved result in the viewer, no model needed"),
+    "infer": ("infer", "run the model on a clip and save a result file"),
+    "export": ("export", "export a result file to GLB, PLY, TUM or mp4"),
+    "evaluate": ("evaluate", "compare a result's cameras, depth and mask with ground truth"),
+    "evaluate-default": ("evaluate_default", "score a checkpoint on held-out synthetic clips"),
+    "train": ("train", "train a small PAGE-4D on synthetic scenes"),
+    "make-samples": ("samples", "render the bundled sample clips into assets/"),
 }
 
 
@@ -42,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            modules[name] = importlib.import_module(module_name)
-            modules[name].configure_parser(sub, name)
+            modules[name] = importlib.import_module(f"page4d_viewer.cli.{module_name}")
+            modules[name].configure_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -38,7 +38,6 @@ On-disk ground truth (:func:`save_ground_truth`, :func:`load_ground_truth`), one
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import dataclasses
 import itertools
@@ -1703,25 +1702,3 @@ def make_samples(out: str | Path, names: Sequence[str] | None = None) -> list[Pa
         )
         folders.append(folder)
     return folders
-
-
-def configure_parser(parser: argparse.ArgumentParser, name: str) -> None:
-    """Add the `make-samples` options."""
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("assets/samples"),
-        help="parent folder of the sample folders (default: assets/samples)",
-    )
-    parser.add_argument(
-        "--sample",
-        action="append",
-        choices=sorted(SAMPLES),
-        help="render only this sample (repeatable; default: all)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Render the samples; returns the exit code."""
-    make_samples(args.out, args.sample)
-    return 0

@@ -1,10 +1,11 @@
-"""Clip frames -> model input, exactly as VGGT's `load_and_preprocess_images` does it.
+"""Clip frames -> model-input frames (uint8), exactly as VGGT's `load_and_preprocess_images`.
 
 The authors' sequence, per image: PIL bicubic resize of the 8-bit RGB image to
 (new_width, new_height), `ToTensor` (uint8 / 255 as float32), then a centre crop of the rows
 ("crop") or white padding to a square ("pad"). Because the PIL resize works on uint8 and
 produces uint8, the float input is exactly `uint8 / 255`; we therefore keep the uint8 frames
-(for display) and divide once, which gives bit-identical tensors.
+(for display) and divide once, which gives bit-identical tensors. `fit_frames` here does the
+resize and crop/pad on uint8 pixels; `model.preprocess` is the one step that makes a tensor.
 
 Pixel coordinates in this module are continuous, with the image's top-left corner at (0, 0):
 pixel (col, row) covers [col, col + 1) x [row, row + 1) and has its centre at
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 from page4d_viewer.errors import ClipError
@@ -142,21 +142,6 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(first), int(second)
 
 
-@dataclass(frozen=True)
-class Preprocessed:
-    """Model input for one clip.
-
-    Attributes:
-        images: (S, 3, H, W) float32 tensor in [0, 1]; H and W are multiples of 14.
-        frames: (S, H, W, 3) uint8, the same pixels for display (`images == frames / 255`).
-        mapping: How model-input pixels relate to the clip's frame pixels.
-    """
-
-    images: torch.Tensor
-    frames: np.ndarray
-    mapping: PreprocessMapping
-
-
 def resized_size(
     height: int, width: int, mode: PreprocessMode, target_size: int
 ) -> tuple[int, int]:
@@ -211,57 +196,6 @@ def plan_mapping(
     )
 
 
-def preprocess(
-    frames: Any, mode: PreprocessMode = "crop", target_size: int = DEFAULT_TARGET_SIZE
-) -> Preprocessed:
-    """Resize and crop/pad clip frames to the model input, exactly as the authors do.
-
-    Args:
-        frames: (S, H, W, 3) uint8 array, or a `Clip` (its `frames` are used). All frames
-            share one size (`load_clip` guarantees it).
-        mode: "crop" (width = target_size, height rounded to a multiple of 14, centre-cropped
-            to target_size when taller) or "pad" (longer side = target_size, other side rounded
-            to a multiple of 14, padded with white to a target_size square).
-        target_size: Model-input side in pixels; a positive multiple of 14 (518 for the
-            authors' checkpoints, smaller for our small model).
-
-    Returns:
-        Preprocessed with images (S, 3, H', W') float32 in [0, 1], the same pixels as uint8
-        (S, H', W', 3), and the pixel mapping back to the clip frames.
-
-    Raises:
-        ClipError: bad mode or target_size, frames of the wrong shape or dtype, or frames too
-            elongated for the target size.
-    """
-    frames = _as_frames(getattr(frames, "frames", frames))
-    _check_options(mode, target_size)
-    _, height, width, _ = frames.shape
-    mapping = plan_mapping(height, width, mode, target_size)
-    model_h, model_w = mapping.model_size
-    out = np.full((frames.shape[0], model_h, model_w, 3), WHITE, dtype=np.uint8)
-    new_h, new_w = mapping.resized_size
-    for index, frame in enumerate(frames):
-        resized = np.asarray(
-            Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC)
-        )
-        _place(out[index], resized, mapping)
-    # ToTensor's order: channels-first uint8 made contiguous, then float32 and torch's div by
-    # 255 (the same op, so the same rounding). Transposing uint8 first is also 4x less memory
-    # traffic than permuting floats.
-    channels_first = torch.from_numpy(np.ascontiguousarray(out.transpose(0, 3, 1, 2)))
-    images = channels_first.to(torch.float32).div(255)
-    logger.debug(
-        "preprocessed %d frames %dx%d -> %dx%d (%s)",
-        len(out),
-        width,
-        height,
-        model_w,
-        model_h,
-        mode,
-    )
-    return Preprocessed(images=images, frames=out, mapping=mapping)
-
-
 def _place(dest: np.ndarray, resized: np.ndarray, mapping: PreprocessMapping) -> None:
     """Copy the resized frame into the model-input canvas (crop rows or pad with white)."""
     x0, y0, x1, y1 = mapping.content_box
@@ -297,3 +231,40 @@ def _as_frames(frames: Any) -> np.ndarray:
             f"frames of {array.shape[2]}x{array.shape[1]} are smaller than {PATCH_SIZE} px"
         )
     return array
+
+
+def fit_frames(
+    frames: np.ndarray, mode: PreprocessMode = "crop", target_size: int = DEFAULT_TARGET_SIZE
+) -> tuple[np.ndarray, PreprocessMapping]:
+    """Resize and crop/pad uint8 frames to the model-input size, exactly as the authors do.
+
+    Args:
+        frames: (S, H, W, 3) uint8; all frames share one size (`load_clip` guarantees it).
+        mode: "crop" (width = target_size, height rounded to a multiple of 14, centre-cropped
+            to target_size when taller) or "pad" (longer side = target_size, other side rounded
+            to a multiple of 14, padded with white to a target_size square).
+        target_size: Model-input side in pixels; a positive multiple of 14.
+
+    Returns:
+        (S, H', W', 3) uint8 model-input frames and the pixel mapping back to the clip frames.
+
+    Raises:
+        ClipError: bad mode or target_size, frames of the wrong shape or dtype, or frames too
+            elongated for the target size.
+    """
+    frames = _as_frames(frames)
+    _check_options(mode, target_size)
+    _, height, width, _ = frames.shape
+    mapping = plan_mapping(height, width, mode, target_size)
+    model_h, model_w = mapping.model_size
+    out = np.full((frames.shape[0], model_h, model_w, 3), WHITE, dtype=np.uint8)
+    new_h, new_w = mapping.resized_size
+    for index, frame in enumerate(frames):
+        resized = np.asarray(
+            Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BICUBIC)
+        )
+        _place(out[index], resized, mapping)
+    logger.debug(
+        "fitted %d frames %dx%d -> %dx%d (%s)", len(out), width, height, model_w, model_h, mode
+    )
+    return out, mapping

@@ -1,8 +1,8 @@
 """Sources (video, GIF, image, folder, zip, list of images) -> a `Clip` of uint8 RGB frames.
 
 `load_clip` reads a source, samples frames (range, target fps, stride, max_frames) and
-decodes only the frames it keeps. `preprocess` (re-exported from `clip_preprocess`) turns a
-clip into the model input exactly as the authors do. Policies, in one place:
+decodes only the frames it keeps. `model.preprocess` turns a clip into the model input
+exactly as the authors do. Policies, in one place:
 
 - Timestamps: videos use the stream's presentation times, GIFs their frame delays, both in
   seconds from the first frame. Still images have no timing: their timestamps are NaN,
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from page4d_viewer.clip_images import (
+from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.images import (
     ANIMATION_EXTENSIONS,
     DECODE_ERRORS,
     IMAGE_EXTENSIONS,
@@ -49,31 +50,16 @@ from page4d_viewer.clip_images import (
     probe_items,
     zip_items,
 )
-from page4d_viewer.clip_preprocess import (
-    DEFAULT_TARGET_SIZE,
-    PATCH_SIZE,
-    Preprocessed,
-    PreprocessMapping,
-    plan_mapping,
-    preprocess,
-)
-from page4d_viewer.clip_video import VIDEO_EXTENSIONS, decode_video, probe_video
-from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.video import VIDEO_EXTENSIONS, decode_video, probe_video
 
 __all__ = [
-    "DEFAULT_TARGET_SIZE",
     "IMAGE_EXTENSIONS",
     "MAX_CLIP_BYTES",
     "MAX_FRAME_PIXELS",
     "MIN_FRAME_SIDE",
-    "PATCH_SIZE",
     "VIDEO_EXTENSIONS",
     "Clip",
-    "PreprocessMapping",
-    "Preprocessed",
     "load_clip",
-    "plan_mapping",
-    "preprocess",
     "select_frame_indices",
 ]
 

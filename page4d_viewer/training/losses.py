@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+
 # The released code scales the mask bias by this constant times the schedule value.
-MASK_STRENGTH_SCALE = 64.0
 # Scenes whose points all sit at the camera centre have no scale; never divide by less.
 _MIN_SCENE_SCALE = 1e-6
 # Keeps log() and BCE finite when the mask head saturates.
@@ -51,7 +52,7 @@ def mask_alpha(step: int, hold_start: int, hold_end: int) -> float:
 
 def mask_strength(step: int, hold_start: int, hold_end: int) -> float:
     """The mask strength ``alpha`` fed to the network at ``step``: 64 times :func:`mask_alpha`."""
-    return MASK_STRENGTH_SCALE * mask_alpha(step, hold_start, hold_end)
+    return RELEASED_MASK_STRENGTH * mask_alpha(step, hold_start, hold_end)
 
 
 @dataclass(frozen=True)

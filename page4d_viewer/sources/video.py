@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from page4d_viewer.clip_images import check_frame_size
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.images import check_frame_size
 
 logger = logging.getLogger(__name__)
 

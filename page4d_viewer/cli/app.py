@@ -1,0 +1,136 @@
+"""`page4d-viewer app`: the viewer with a model, running clips from the panel.
+
+This is the composition root: only here is the model side (`inference.jobs.PredictorBackend`)
+wired into the viewer; `view` (cli/view.py) reuses the rest with no model at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.settings import DEFAULT_SAMPLE, PRECISION_CHOICES
+from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+if TYPE_CHECKING:
+    from page4d_viewer.inference.jobs import PredictorBackend
+    from page4d_viewer.viewer.controller import ModelBackend
+
+logger = logging.getLogger(__name__)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `app`: what to offer and run, then the server options."""
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a PAGE-4D, VGGT or page4d_viewer checkpoint (repeat to offer several); "
+        "the shipped default model is always offered",
+    )
+    parser.add_argument(
+        "--clip",
+        metavar="SOURCE",
+        help=f"a clip to run as soon as it is up (default: the bundled {DEFAULT_SAMPLE} "
+        "sample, unless --result is given)",
+    )
+    parser.add_argument(
+        "--no-clip", action="store_true", help="start with an empty scene, running nothing"
+    )
+    parser.add_argument("--result", metavar="NPZ", help="a saved result to show at start")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help="model precision (auto: bf16 on recent GPUs, fp32 on the CPU)",
+    )
+    add_server_options(parser)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Options `app` and `view` share: where to listen, the point budget, the runs folder."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 exposes the app)"
+    )
+    parser.add_argument("--port", type=int, default=7860, help="Gradio panel port")
+    parser.add_argument("--viser-port", type=int, default=8080, help="Viser scene port")
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        default=4_000_000,
+        help="point budget of the scene; larger clips are downsampled to fit (weak GPUs: less)",
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where finished runs are saved"
+    )
+    parser.add_argument(
+        "--data-root",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FOLDER",
+        help="a folder whose files the panel may open by path (repeatable; default: the "
+        "working directory and the package's assets/)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> AppConfig:
+    """The AppConfig of parsed `app` or `view` arguments."""
+    viewing = args.command == "view"
+    return AppConfig(
+        host=args.host,
+        port=args.port,
+        viser_port=args.viser_port,
+        runs_dir=args.runs_dir,
+        data_roots=list(args.data_root),
+        device="auto" if viewing else args.device,
+        precision="auto" if viewing else args.precision,
+        clip=None if viewing else _clip_at_start(args),
+        result=args.result,
+        max_points=args.max_points,
+    )
+
+
+def backend_from_args(args: argparse.Namespace) -> PredictorBackend | None:
+    """The model side of `app`: the shipped default plus any --checkpoint; None for `view`."""
+    if args.command == "view":
+        return None
+    # Imported here: `view` must never import the inference stage (nor torch through it).
+    from page4d_viewer.inference.jobs import PredictorBackend
+
+    return PredictorBackend(args.checkpoint)
+
+
+def _clip_at_start(args: argparse.Namespace) -> str | None:
+    """The clip `app` runs once it is up: --clip, else the bundled sample (none with --result)."""
+    if args.clip or args.no_clip or args.result:
+        return args.clip
+    from page4d_viewer.viewer.controller import find_samples
+
+    # find_samples lists the default sample first.
+    default = next(iter(find_samples().values()), None)
+    return None if default is None else str(default)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the app and serve until Ctrl-C; returns the exit code."""
+    return serve(config_from_args(args), backend_from_args(args))
+
+
+def serve(config: AppConfig, backend: ModelBackend | None) -> int:
+    """Start the viewer with this model side (None: view only) and serve until Ctrl-C."""
+    if config.result and not Path(config.result).is_file():
+        raise Page4DError(f"no result file at {config.result}")
+    app = ViewerApp(config, backend)
+    try:
+        app.start()
+        logger.info("open %s in a browser (Ctrl-C stops)", app.url)
+        app.wait()
+    finally:
+        app.close()
+    return 0

@@ -1,0 +1,48 @@
+"""`page4d-viewer evaluate`: a result's masked and unmasked cameras (and depth, mask) against
+ground truth, as a table on stdout and optionally JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from page4d_viewer.errors import Page4DError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        help="ground truth: TUM/Bonn groundtruth.txt or folder, Sintel folder, synthetic "
+        "scene folder (default: the ground truth stored in the result, if any)",
+    )
+    parser.add_argument("--max-depth", type=float, help="ignore GT depth beyond this (e.g. 70)")
+    parser.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from page4d_viewer.evaluation.metrics import evaluate_reconstruction
+    from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
+
+    recon = Reconstruction.load(args.result)
+    truth = None
+    if args.gt is not None:
+        from page4d_viewer.sources.groundtruth import load_ground_truth
+
+        metadata = recon.metadata
+        truth = load_ground_truth(
+            args.gt,
+            frame_indices=metadata.frame_indices or None,
+            timestamps=metadata.timestamps or None,
+        )
+    elif GROUND_TRUTH not in recon.cameras and recon.gt_depth is None:
+        raise Page4DError(f"{args.result} holds no ground truth; pass --gt PATH")
+    report = evaluate_reconstruction(recon, truth, max_depth=args.max_depth)
+    sys.stdout.write(report.format_table() + "\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0

@@ -1,0 +1,143 @@
+"""`page4d-viewer train`: train a PAGE-4D preset on synthetic scenes (resumes from OUT/last.pt)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+
+from page4d_viewer.training.losses import LossWeights
+from page4d_viewer.training.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    TrainingError,
+    build_training_model,
+    export_weights,
+    train,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the `train` options to ``parser``."""
+    defaults = TrainConfig(out_dir=Path("."))
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
+    parser.add_argument("--preset", default=defaults.preset, help="model preset")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-time box")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="training clip size (default: the preset's width, 16:9)",
+    )
+    parser.add_argument("--min-frames", type=int, default=defaults.min_frames)
+    parser.add_argument("--max-frames", type=int, default=defaults.max_frames)
+    parser.add_argument("--max-stride", type=int, default=defaults.max_stride)
+    parser.add_argument("--pool-size", type=int, default=defaults.pool_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument(
+        "--mask-hold-start",
+        type=int,
+        default=defaults.mask_hold_start,
+        help="last step with the mask at full strength (default: always on)",
+    )
+    parser.add_argument(
+        "--mask-hold-end", type=int, default=defaults.mask_hold_end, help="mask off from here"
+    )
+    parser.add_argument(
+        "--mask-loss-weight",
+        type=float,
+        default=defaults.loss_weights.mask,
+        help="weight of the BCE supervision of the mask with the synthetic dynamic mask",
+    )
+    parser.add_argument(
+        "--camera-loss-weight",
+        type=float,
+        default=defaults.loss_weights.camera,
+        help="weight of the camera (pose-encoding) loss",
+    )
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="start from this safetensors checkpoint's weights (fresh optimiser, step 0); "
+        "ignored when OUT/last.pt exists",
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument(
+        "--export", type=Path, default=None, help="also write the final weights (safetensors) here"
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="do not train: write the weights of OUT/last.pt to --export (also during a run)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig described by parsed command-line options."""
+    weights = dataclasses.replace(
+        LossWeights(), mask=args.mask_loss_weight, camera=args.camera_loss_weight
+    )
+    return TrainConfig(
+        out_dir=args.out,
+        preset=args.preset,
+        image_hw=None if args.image_size is None else tuple(args.image_size),
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        min_frames=args.min_frames,
+        max_frames=args.max_frames,
+        max_stride=args.max_stride,
+        pool_size=args.pool_size,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup_steps,
+        mask_hold_start=args.mask_hold_start,
+        mask_hold_end=args.mask_hold_end,
+        loss_weights=weights,
+        checkpoint_every=args.checkpoint_every,
+        threads=args.threads,
+        init_weights=args.init_weights,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the options say; export the weights when ``--export`` is given."""
+    config = config_from_args(args)
+    if args.export_only:
+        return _export_only(config, args.export)
+    model, step = train(config)
+    final_path = config.out_dir / "final.safetensors"
+    export_weights(model, final_path, config, step)
+    LOGGER.info("wrote %s (step %d)", final_path, step)
+    if args.export is not None:
+        export_weights(model, args.export, config, step)
+        LOGGER.info("wrote %s", args.export)
+    return 0
+
+
+def _export_only(config: TrainConfig, path: Path | None) -> int:
+    """Export OUT/last.pt's weights without training."""
+    checkpoint_path = config.out_dir / CHECKPOINT_NAME
+    if path is None:
+        raise TrainingError("--export-only needs --export PATH")
+    if not checkpoint_path.exists():
+        raise TrainingError(f"no training checkpoint at {checkpoint_path}")
+    model = build_training_model(config)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    export_weights(model, path, config, int(state["step"]))
+    LOGGER.info("wrote %s (step %d)", path, state["step"])
+    return 0

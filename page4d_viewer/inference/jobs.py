@@ -1,0 +1,123 @@
+"""The app's model side: checkpoints offered by name, one loaded at a time, runs through the
+predictor, and an out-of-memory error turned into advice.
+
+The viewer never imports this module; the command line builds a `PredictorBackend` and hands
+it to the app (the viewer only knows the `ModelBackend` protocol).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.reconstruction import Reconstruction
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "default model"
+
+
+class OutOfMemoryError(Page4DError):
+    """The accelerator ran out of memory during a run."""
+
+
+class PredictorBackend:
+    """The panel's model side: checkpoints by name, one loaded at a time, runs via predict().
+
+    Args:
+        checkpoints: Checkpoint paths offered besides the shipped default model.
+    """
+
+    def __init__(self, checkpoints: Sequence[str] = ()) -> None:
+        self._paths: dict[str, str | None] = {}
+        for path in checkpoints:
+            self._paths[_unique_name(Path(path).name or str(path), self._paths)] = str(path)
+        self._paths[DEFAULT_MODEL] = None
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, Any, Any] | None = None  # (name, model, ModelInfo)
+
+    def checkpoint_names(self) -> list[str]:
+        """Names for the drop-down: the command line's checkpoints first, then the default."""
+        return list(self._paths)
+
+    def default_mask_strength(self, checkpoint: str) -> float:
+        """The checkpoint's own mask strength (64 for the mask release, 0 without a mask head).
+
+        Loads the checkpoint (kept for the next run).
+        """
+        _model, info = self._load(checkpoint)
+        return float(info.default_mask_strength)
+
+    def run_model(self, source: Any, options: Any, progress: Any) -> Reconstruction:
+        """Run `page4d_viewer.inference.predictor.predict` with the panel's options.
+
+        Raises:
+            CheckpointError: the checkpoint cannot be read.
+            OutOfMemoryError: the device ran out of memory (suggests fewer frames).
+            Page4DError: bad source or options.
+        """
+        from page4d_viewer.inference.predictor import predict
+
+        model, info = self._load(options.checkpoint or DEFAULT_MODEL)
+        try:
+            return predict(
+                source,
+                model,
+                mask_strength=options.mask_strength,
+                mode=options.mode,
+                device=None if options.device == "auto" else options.device,
+                precision=None if options.precision == "auto" else options.precision,
+                progress=progress,
+                checkpoint_info=info,
+                clip_options=options.sampling(),
+            )
+        except RuntimeError as error:
+            if not _is_out_of_memory(error):
+                raise
+            _release_accelerator_memory()
+            frames = options.max_frames or "all"
+            raise OutOfMemoryError(
+                f"the device ran out of memory running {frames} frames; "
+                "try fewer frames (Max frames, Stride) or precision bf16"
+            ) from error
+
+    def _load(self, name: str) -> tuple[Any, Any]:
+        from page4d_viewer.inference.predictor import load_model
+
+        if name not in self._paths:
+            raise Page4DError(f"unknown checkpoint {name!r}; choose one of the list")
+        with self._lock:
+            if self._loaded is not None and self._loaded[0] == name:
+                return self._loaded[1], self._loaded[2]
+            # Drop the previous model first: two full-size models may not fit at once.
+            self._loaded = None
+            _release_accelerator_memory()
+            model, info = load_model(self._paths[name])
+            self._loaded = (name, model, info)
+            logger.info("loaded checkpoint %s (%s)", name, info.variant)
+            return model, info
+
+
+def _unique_name(name: str, taken: dict[str, Any]) -> str:
+    candidate, count = name, 1
+    while candidate in taken or candidate == DEFAULT_MODEL:
+        count += 1
+        candidate = f"{name} ({count})"
+    return candidate
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    # torch.cuda.OutOfMemoryError is a RuntimeError; MPS and older CUDA builds only say so
+    # in the message.
+    return type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower()
+
+
+def _release_accelerator_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

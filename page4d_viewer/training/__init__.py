@@ -1,0 +1,1 @@
+"""Training the shipped default model on synthetic scenes (`train`, `losses`)."""
