@@ -23,9 +23,25 @@ LOGGER = logging.getLogger(__name__)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the `train` options to ``parser``."""
+    """Add the `train` options to ``parser``: the run, the data, then the schedule."""
     defaults = TrainConfig(out_dir=Path("."))
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
+    _add_data_options(parser, defaults)
+    _add_schedule_options(parser, defaults)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    parser.add_argument(
+        "--export", type=Path, default=None, help="also write the final weights (safetensors) here"
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="do not train: write the weights of OUT/last.pt to --export (also during a run)",
+    )
+
+
+def _add_data_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """The model preset and the synthetic clips it trains on."""
     parser.add_argument("--preset", default=defaults.preset, help="model preset")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-time box")
@@ -43,6 +59,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=defaults.max_frames)
     parser.add_argument("--max-stride", type=int, default=defaults.max_stride)
     parser.add_argument("--pool-size", type=int, default=defaults.pool_size)
+
+
+def _add_schedule_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """Learning rate, mask schedule, loss weights and the starting weights."""
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument(
@@ -72,16 +92,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="start from this safetensors checkpoint's weights (fresh optimiser, step 0); "
         "ignored when OUT/last.pt exists",
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    parser.add_argument(
-        "--export", type=Path, default=None, help="also write the final weights (safetensors) here"
-    )
-    parser.add_argument(
-        "--export-only",
-        action="store_true",
-        help="do not train: write the weights of OUT/last.pt to --export (also during a run)",
     )
 
 
