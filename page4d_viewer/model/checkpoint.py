@@ -128,17 +128,7 @@ def load_checkpoint(
     else:
         state = _read_pickle(path)
     state, dropped = map_keys(state)
-    if metadata.get("format") == FORMAT_NAME:
-        config = _config_from_metadata(path, metadata, _has_track_head(state))
-    else:
-        try:
-            config = ModelConfig.from_name(
-                preset,
-                has_mask_head=_has_mask_head(state),
-                has_track_head=_has_track_head(state),
-            )
-        except Page4DError as error:
-            raise CheckpointError(str(error)) from None
+    config = _config_for(path, state, metadata, preset)
     with torch.device("meta"):
         model = Page4D(config)  # free: no memory, no initialisation
     check_state_dict(state, model, path)
@@ -321,6 +311,21 @@ def _short(error: BaseException) -> str:
 
 def _has_mask_head(state: dict[str, Tensor]) -> bool:
     return any(name.startswith(MASK_HEAD_PREFIX) for name in state)
+
+
+def _config_for(
+    path: Path, state: dict[str, Tensor], metadata: dict[str, str], preset: str
+) -> ModelConfig:
+    """Ours: the config in the metadata. Others: `preset`, with the mask and track heads
+    the file carries weights for."""
+    if metadata.get("format") == FORMAT_NAME:
+        return _config_from_metadata(path, metadata, _has_track_head(state))
+    try:
+        return ModelConfig.from_name(
+            preset, has_mask_head=_has_mask_head(state), has_track_head=_has_track_head(state)
+        )
+    except Page4DError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def _has_track_head(state: dict[str, Tensor]) -> bool:
