@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from page4d_viewer.errors import CheckpointError
+from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.model import Page4D, build_model, load_checkpoint, save_checkpoint
 from page4d_viewer.model import checkpoint as checkpoint_module
 from page4d_viewer.model.checkpoint import describe
-
-TRACK_KEYS = {
-    "track_head.tracker.fnet.weight": torch.ones(4, 2),
-    "track_head.x.bias": torch.ones(3),
-}
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,9 +39,7 @@ def run(model: Page4D, clip: torch.Tensor, strength: float = 64.0) -> torch.Tens
 
 def authors_state(model: Page4D) -> dict[str, torch.Tensor]:
     """State dict as the authors' trainer saved it: DDP prefix, tracker included."""
-    state = {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
-    state.update({f"module.{k}": v for k, v in TRACK_KEYS.items()})
-    return state
+    return {f"module.{k}": v.clone() for k, v in model.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- formats
@@ -59,7 +53,7 @@ def test_authors_pickle_with_prefix_and_tracker(
     model, info = load_checkpoint(path, preset="tiny")
     assert info.variant == "PAGE-4D (mask)" and info.default_mask_strength == 64.0
     assert info.mask_available and model.mask_available
-    assert info.dropped_keys == tuple(sorted(TRACK_KEYS))
+    assert info.dropped_keys == () and info.track_available and model.track_available
     assert info.parameter_count == sum(p.numel() for p in tiny.parameters())
     assert info.dtype == "float32" and info.path == path and info.config.name == "tiny"
     assert not model.training
@@ -77,7 +71,6 @@ def test_bare_state_dict_named_nomask(tiny: Page4D, tmp_path: Path) -> None:
 
 def test_vggt_checkpoint_has_no_mask(tiny: Page4D, clip: torch.Tensor, tmp_path: Path) -> None:
     state = {k: v for k, v in tiny.state_dict().items() if "spatial_mask_head" not in k}
-    state.update(TRACK_KEYS)
     path = tmp_path / "model.pt"
     torch.save(state, path)
     model, info = load_checkpoint(path, preset="tiny")
@@ -85,6 +78,56 @@ def test_vggt_checkpoint_has_no_mask(tiny: Page4D, clip: torch.Tensor, tmp_path:
     assert info.default_mask_strength == 0.0 and not model.config.has_mask_head
     # Same weights, mask off: exactly the PAGE-4D model's unmasked output.
     assert torch.equal(run(model, clip, 64.0), run(tiny, clip, 0.0))
+    assert info.track_available  # VGGT-1B's tracker loads too
+
+
+def test_checkpoint_without_tracker_builds_no_track_head(
+    tiny: Page4D, clip: torch.Tensor, tmp_path: Path
+) -> None:
+    state = {k: v for k, v in tiny.state_dict().items() if not k.startswith("track_head.")}
+    path = tmp_path / "checkpoint_mask.pt"
+    torch.save({"model": state}, path)
+    model, info = load_checkpoint(path, preset="tiny")
+    assert not info.track_available and model.track_head is None
+    assert not model.config.has_track_head
+    assert torch.equal(run(model, clip), run(tiny, clip))
+    with pytest.raises(Page4DError, match="no track head"):
+        model(clip, query_points=torch.zeros(2, 2))
+
+
+def test_our_checkpoint_from_before_the_track_head_loads_without_one(
+    tiny: Page4D, clip: torch.Tensor, tmp_path: Path
+) -> None:
+    """Like the shipped default model: config metadata without track fields, no track weights."""
+    path = save_checkpoint(tiny, tmp_path / "ours.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        state = {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith("track_head.")}  # noqa: SIM118
+    config = {
+        k: v
+        for k, v in json.loads(metadata["config"]).items()
+        if not k.startswith("track_") and k != "has_track_head"
+    }
+    old = tmp_path / "old.safetensors"
+    save_file(state, str(old), metadata={**metadata, "config": json.dumps(config)})
+    model, info = load_checkpoint(old)
+    assert info.variant == "page4d_viewer" and not info.track_available
+    assert model.track_head is None and info.dropped_keys == ()
+    assert torch.equal(run(model, clip), run(tiny, clip))
+    # Written again, it says so explicitly and loads the same way.
+    again, again_info = load_checkpoint(save_checkpoint(model, tmp_path / "again.safetensors"))
+    assert again.config == model.config and not again_info.track_available
+
+
+def test_shipped_default_model_loads_without_track_head() -> None:
+    from page4d_viewer.predictor import default_checkpoint_path
+
+    path = default_checkpoint_path()
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    model, info = load_checkpoint(path)
+    assert model.config.name == "small" and not info.track_available
+    assert model.track_head is None and info.dropped_keys == ()
 
 
 def test_our_safetensors_round_trip(clip: torch.Tensor, tmp_path: Path) -> None:
@@ -94,8 +137,13 @@ def test_our_safetensors_round_trip(clip: torch.Tensor, tmp_path: Path) -> None:
     path = save_checkpoint(original, tmp_path / "ours.safetensors", default_mask_strength=32)
     model, info = load_checkpoint(path)  # no preset needed: the config travels along
     assert info.variant == "page4d_viewer" and info.default_mask_strength == 32.0
-    assert model.config == original.config
+    assert model.config == original.config and info.track_available
     assert torch.equal(run(model, clip), run(original, clip))
+    points = torch.tensor([[5.0, 7.0], [30.0, 20.0]])
+    with torch.no_grad():
+        tracked = model(clip, mask_strength=64.0, query_points=points)
+        expected = original(clip, mask_strength=64.0, query_points=points)
+    assert torch.equal(tracked.track, expected.track)
 
 
 def test_official_names_in_safetensors(tiny: Page4D, tmp_path: Path) -> None:

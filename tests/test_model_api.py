@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -29,7 +30,16 @@ SMALL = {
     "mask_after_layer": 1,
     "masked_layers": (2, 3, 4),
     "mask_head_hidden": 4,
+    "track_features": 8,
+    "track_hidden": 16,
+    "track_iterations": 2,
+    "track_corr_levels": 2,
+    "track_corr_radius": 1,
+    "track_depth": 1,
+    "track_heads": 2,
+    "track_virtual_tracks": 4,
 }
+QUERIES = torch.tensor([[3.0, 4.0], [20.0, 10.0], [40.0, 27.0]], dtype=torch.float64)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -126,6 +136,36 @@ def test_layer_scale_init_sets_aggregator_and_camera_trunk_but_not_the_encoder()
         assert torch.all(gamma == expected), name
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"track_hidden": 30, "track_heads": 4}, "track_hidden not divisible"),
+        ({"track_features": 18}, "multiple of 4"),
+        ({"track_stride": 3}, "track_stride must divide"),
+        ({"track_corr_radius": 0}, "positive"),
+    ],
+)
+def test_invalid_track_configs_are_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(Page4DError, match=message):
+        ModelConfig.from_name("tiny", **overrides)
+
+
+def test_json_without_track_fields_takes_the_given_defaults() -> None:
+    values = ModelConfig.from_name("tiny").to_dict()
+    values.pop("has_track_head")
+    text = json.dumps(values)
+    assert not ModelConfig.from_json(text, has_track_head=False).has_track_head
+    values["has_track_head"] = True
+    assert ModelConfig.from_json(json.dumps(values), has_track_head=False).has_track_head
+
+
+def test_presets_have_a_track_head() -> None:
+    for name in PRESETS:
+        assert ModelConfig.from_name(name).has_track_head, name
+    small = ModelConfig.from_name("small")
+    assert (small.track_features, small.track_hidden) == (32, 64)
+
+
 def test_config_without_mask_head_shares_nothing() -> None:
     config = ModelConfig.from_name("tiny", has_mask_head=False)
     assert config.shared_layers == config.depth
@@ -149,6 +189,65 @@ def test_output_shapes_and_ranges_for_unbatched_input() -> None:
     assert (out.pose_enc[..., 7:] >= 0).all()  # field of view through ReLU
     assert (out.mask_logit.abs() < 0.5).all()
     assert out.mask_strength == 64.0
+
+
+def test_tracks_have_the_documented_shapes_and_ranges() -> None:
+    model = small_model()
+    with torch.no_grad():
+        output = model(images(), mask_strength=64.0, query_points=QUERIES)
+    assert output.track.shape == (1, 3, 3, 2)
+    assert output.track_vis.shape == output.track_conf.shape == (1, 3, 3)
+    assert torch.equal(output.track[0, 0], QUERIES)  # frame 0 is the query itself
+    assert bool(((output.track_vis > 0) & (output.track_vis < 1)).all())
+    assert bool(((output.track_conf > 0) & (output.track_conf < 1)).all())
+    batched = torch.stack((QUERIES, QUERIES + 1.0))
+    with torch.no_grad():
+        pair = model(images()[None].expand(2, -1, -1, -1, -1), query_points=batched)
+    assert pair.track.shape == (2, 3, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        (torch.zeros(3), "query_points must be"),
+        (torch.zeros(3, 3), "query_points must be"),
+        (torch.zeros(0, 2), "N >= 1"),
+        (torch.zeros(2, 3, 2), r"\(1, N, 2\)"),
+        (torch.zeros(3, 2, dtype=torch.int64), "floating-point"),
+    ],
+)
+def test_bad_query_points_are_refused(points: torch.Tensor, message: str) -> None:
+    with pytest.raises(Page4DError, match=message):
+        small_model()(images(), query_points=points)
+
+
+def test_model_without_track_head_refuses_query_points() -> None:
+    model = small_model(has_track_head=False)
+    assert model.track_head is None and not model.track_available
+    with pytest.raises(Page4DError, match="no track head"):
+        model(images(), query_points=QUERIES)
+
+
+def test_forward_pair_with_tracks_equals_two_calls() -> None:
+    model = small_model()
+    with torch.no_grad():
+        masked, unmasked = model.forward_pair(images(), 64.0, query_points=QUERIES)
+        assert_outputs_equal(masked, model(images(), 64.0, query_points=QUERIES))
+        assert_outputs_equal(unmasked, model(images(), 0.0, query_points=QUERIES))
+        _, cameras_only = model.forward_pair(
+            images(), 64.0, unmasked_geometry=False, query_points=QUERIES
+        )
+    assert cameras_only.track is None
+
+
+def test_track_head_does_not_change_a_seeded_initialisation() -> None:
+    torch.manual_seed(5)
+    with_tracker = Page4D(ModelConfig(**SMALL))
+    torch.manual_seed(5)
+    without = Page4D(ModelConfig(**SMALL, has_track_head=False))
+    tracker_free = {k: v for k, v in with_tracker.state_dict().items() if "track_head" not in k}
+    assert tracker_free.keys() == without.state_dict().keys()
+    assert all(torch.equal(v, without.state_dict()[k]) for k, v in tracker_free.items())
 
 
 def test_batch_items_are_independent() -> None:

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from page4d_viewer.model import ModelConfig, Page4D, build_model
-from page4d_viewer.model.checkpoint import DROPPED_ON_PURPOSE, MASK_HEAD_PREFIX
+from page4d_viewer.model.checkpoint import DROPPED_ON_PURPOSE, MASK_HEAD_PREFIX, TRACK_HEAD_PREFIX
 
-# Values in the released model without the track head (manifest total 1,256,810,413).
-OFFICIAL_PARAMETERS = 1_190_869_017
+# Values in the released model, track head included (the manifest's total).
+OFFICIAL_PARAMETERS = 1_256_810_413
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,6 @@ def official_layout() -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
-def _is_dropped(name: str) -> bool:
-    return any(name.startswith(prefix) for prefix in DROPPED_ON_PURPOSE)
-
-
 def test_manifest_is_the_documented_release(manifest: dict[str, list[int]]) -> None:
     assert len(manifest) == 1803
     total = sum(int(torch.Size(shape).numel()) for shape in manifest.values())
@@ -40,26 +36,25 @@ def test_manifest_is_the_documented_release(manifest: dict[str, list[int]]) -> N
 def test_official_names_and_shapes_equal_the_manifest(
     manifest: dict[str, list[int]], official_layout: dict[str, tuple[int, ...]]
 ) -> None:
-    expected = {name: tuple(shape) for name, shape in manifest.items() if not _is_dropped(name)}
+    expected = {name: tuple(shape) for name, shape in manifest.items()}
+    assert any(name.startswith(TRACK_HEAD_PREFIX) for name in official_layout)
     assert sorted(set(expected) - set(official_layout)) == []
     assert sorted(set(official_layout) - set(expected)) == []
     wrong = [name for name, shape in expected.items() if official_layout[name] != shape]
     assert wrong == []
 
 
-def test_only_the_tracker_is_dropped(manifest: dict[str, list[int]]) -> None:
-    dropped = [name for name in manifest if _is_dropped(name)]
-    assert dropped and all(name.startswith("track_head.") for name in dropped)
+def test_nothing_is_dropped(manifest: dict[str, list[int]]) -> None:
+    assert DROPPED_ON_PURPOSE == {}
+    assert any(name.startswith(TRACK_HEAD_PREFIX) for name in manifest)
 
 
 def test_official_parameter_count(manifest: dict[str, list[int]]) -> None:
     with torch.device("meta"):
         model = build_model("official")
     count = sum(p.numel() for p in model.parameters())
-    kept = sum(
-        int(torch.Size(shape).numel()) for name, shape in manifest.items() if not _is_dropped(name)
-    )
-    assert count == kept == OFFICIAL_PARAMETERS
+    total = sum(int(torch.Size(shape).numel()) for shape in manifest.values())
+    assert count == total == OFFICIAL_PARAMETERS
 
 
 def test_vggt_layout_is_official_without_mask_head(
@@ -70,6 +65,15 @@ def test_vggt_layout_is_official_without_mask_head(
     names = set(vggt.state_dict())
     assert names == {n for n in official_layout if not n.startswith(MASK_HEAD_PREFIX)}
     assert any(n.startswith(MASK_HEAD_PREFIX) for n in official_layout)
+
+
+def test_without_track_head_is_official_without_track_head(
+    official_layout: dict[str, tuple[int, ...]],
+) -> None:
+    with torch.device("meta"):
+        model = build_model("official", has_track_head=False)
+    names = set(model.state_dict())
+    assert names == {n for n in official_layout if not n.startswith(TRACK_HEAD_PREFIX)}
 
 
 def test_nothing_assumes_the_official_sizes() -> None:
@@ -90,12 +94,21 @@ def test_nothing_assumes_the_official_sizes() -> None:
         mask_after_layer=2,
         masked_layers=(3, 4, 5),
         mask_head_hidden=8,
+        track_features=8,
+        track_hidden=16,
+        track_iterations=2,
+        track_corr_levels=2,
+        track_corr_radius=1,
+        track_depth=1,
+        track_heads=2,
+        track_virtual_tracks=4,
     )
     model = Page4D(config).eval()
     assert model.aggregator.patch_embed.pos_embed.shape == (1, 18 * 18 + 1, 32)
     with torch.no_grad():
-        out = model(torch.rand(3, 3, 56, 84), mask_strength=64.0)
+        out = model(torch.rand(3, 3, 56, 84), mask_strength=64.0, query_points=torch.rand(5, 2))
     assert out.depth.shape == (1, 3, 56, 84, 1)
+    assert out.track.shape == (1, 3, 5, 2) and out.track_vis.shape == (1, 3, 5)
     assert out.mask_logit.shape == (1, 3, 4, 6)
     assert len(out.pose_enc_list) == 2
     assert config.shared_layers == 3 and config.kept_layers == (1, 3, 5, 7)

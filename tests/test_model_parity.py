@@ -15,9 +15,10 @@ from page4d_viewer.model.checkpoint import map_keys
 
 STRENGTHS = {"mask_off": 0.0, "mask_on": 64.0}
 FIELDS = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
+TRACK_FIELDS = ("track", "track_vis", "track_conf")
 FLOAT64_TOLERANCE = 1e-6
 FLOAT32_TOLERANCE = 1e-3
-# Fixture metadata name -> our ModelConfig field (track_* fields belong to the dropped tracker).
+# Fixture metadata name -> our ModelConfig field.
 FIXTURE_FIELDS = {
     "img_size": "img_size",
     "patch_size": "patch_size",
@@ -33,6 +34,11 @@ FIXTURE_FIELDS = {
     "dpt_features": "dpt_features",
     "dpt_out_channels": "dpt_out_channels",
     "dpt_intermediate_layer_idx": "dpt_layers",
+    "track_features": "track_features",
+    "track_hidden_size": "track_hidden",
+    "track_iters": "track_iterations",
+    "track_corr_levels": "track_corr_levels",
+    "track_corr_radius": "track_corr_radius",
 }
 
 
@@ -59,7 +65,8 @@ def fixture_config(parity_fixture_path: Path) -> dict:
 @pytest.fixture(scope="module")
 def model64(fixture: dict[str, torch.Tensor]) -> Page4D:
     state = {k.removeprefix("state."): v for k, v in fixture.items() if k.startswith("state.")}
-    state, _ = map_keys(state)
+    state, dropped = map_keys(state)
+    assert dropped == []
     model = build_model("tiny").double().eval()
     model.load_state_dict(state, strict=True)
     return model
@@ -69,24 +76,29 @@ def model64(fixture: dict[str, torch.Tensor]) -> Page4D:
 def outputs64(model64: Page4D, fixture: dict[str, torch.Tensor]) -> dict[str, ModelOutput]:
     with torch.no_grad():
         return {
-            tag: model64(fixture["input.images"], mask_strength=strength)
+            tag: model64(
+                fixture["input.images"],
+                mask_strength=strength,
+                query_points=fixture["input.query_points"],
+            )
             for tag, strength in STRENGTHS.items()
         }
 
 
 def test_tiny_preset_is_the_fixture_configuration(fixture_config: dict) -> None:
     config = ModelConfig.from_name("tiny")
+    assert set(fixture_config) <= set(FIXTURE_FIELDS), "fixture field without a mapping"
     for theirs, ours in FIXTURE_FIELDS.items():
         value = getattr(config, ours)
         expected = fixture_config[theirs]
         assert (list(value) if isinstance(value, tuple) else value) == expected, ours
 
 
-def test_state_loads_with_only_the_tracker_dropped(fixture: dict[str, torch.Tensor]) -> None:
+def test_state_loads_with_nothing_dropped(fixture: dict[str, torch.Tensor]) -> None:
     state = {k.removeprefix("state."): v for k, v in fixture.items() if k.startswith("state.")}
     mapped, dropped = map_keys(state)
-    assert dropped and all(name.startswith("track_head.") for name in dropped)
-    assert len(mapped) + len(dropped) == len(state)
+    assert dropped == [] and len(mapped) == len(state)
+    assert any(name.startswith("track_head.") for name in mapped)
     model = build_model("tiny").double()
     result = model.load_state_dict(mapped, strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
@@ -99,6 +111,35 @@ def test_float64_outputs_match(
 ) -> None:
     actual = getattr(outputs64[tag], name)
     assert relative_error(actual, fixture[f"{tag}.{name}"]) < FLOAT64_TOLERANCE
+
+
+@pytest.mark.parametrize("tag", STRENGTHS)
+@pytest.mark.parametrize("name", TRACK_FIELDS)
+def test_float64_tracks_match(
+    outputs64: dict[str, ModelOutput], fixture: dict[str, torch.Tensor], tag: str, name: str
+) -> None:
+    actual = getattr(outputs64[tag], name)
+    assert actual.shape == fixture[f"{tag}.{name}"].shape
+    assert relative_error(actual, fixture[f"{tag}.{name}"]) < FLOAT64_TOLERANCE
+
+
+def test_plain_forward_does_not_run_the_track_head(
+    model64: Page4D, outputs64: dict[str, ModelOutput], fixture: dict[str, torch.Tensor]
+) -> None:
+    calls = []
+    handle = model64.track_head.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with torch.no_grad():
+            plain = model64(fixture["input.images"], mask_strength=64.0)
+            masked, unmasked = model64.forward_pair(fixture["input.images"], 64.0)
+    finally:
+        handle.remove()
+    assert calls == []
+    for output in (plain, masked, unmasked):
+        assert output.track is None and output.track_vis is None and output.track_conf is None
+    # Asking for tracks changes nothing else.
+    for name in FIELDS:
+        assert torch.equal(getattr(plain, name), getattr(outputs64["mask_on"], name)), name
 
 
 @pytest.mark.parametrize("tag", STRENGTHS)
@@ -143,16 +184,28 @@ def test_float32_run_is_close(model64: Page4D, fixture: dict[str, torch.Tensor],
         actual = getattr(output, name)
         assert actual.dtype == torch.float32
         assert relative_error(actual, fixture[f"{tag}.{name}"]) < FLOAT32_TOLERANCE, name
+    with torch.no_grad():
+        tracked = model32(
+            fixture["input.images"].float(),
+            mask_strength=STRENGTHS[tag],
+            query_points=fixture["input.query_points"].float(),
+        )
+    for name in TRACK_FIELDS:
+        actual = getattr(tracked, name)
+        assert actual.dtype == torch.float32
+        assert relative_error(actual, fixture[f"{tag}.{name}"]) < FLOAT32_TOLERANCE, name
 
 
 def test_forward_pair_equals_two_calls(
     model64: Page4D, outputs64: dict[str, ModelOutput], fixture: dict[str, torch.Tensor]
 ) -> None:
     with torch.no_grad():
-        masked, unmasked = model64.forward_pair(fixture["input.images"], 64.0)
+        masked, unmasked = model64.forward_pair(
+            fixture["input.images"], 64.0, query_points=fixture["input.query_points"]
+        )
     for pair_output, tag in ((masked, "mask_on"), (unmasked, "mask_off")):
         single = outputs64[tag]
-        for name in (*FIELDS, "mask_logit"):
+        for name in (*FIELDS, *TRACK_FIELDS, "mask_logit"):
             assert torch.equal(getattr(pair_output, name), getattr(single, name)), (tag, name)
         steps = zip(pair_output.pose_enc_list, single.pose_enc_list, strict=True)
         assert all(torch.equal(step_pair, step_single) for step_pair, step_single in steps)
@@ -162,7 +215,7 @@ def test_forward_pair_equals_two_calls(
 def test_fixture_as_authors_pickle_loads_and_matches(
     fixture: dict[str, torch.Tensor], tmp_path: Path
 ) -> None:
-    """End to end: the authors' checkpoint format through load_checkpoint, mask on."""
+    """End to end: the authors' checkpoint format through load_checkpoint, mask on, tracks."""
     state = {
         f"module.{k.removeprefix('state.')}": v
         for k, v in fixture.items()
@@ -172,9 +225,13 @@ def test_fixture_as_authors_pickle_loads_and_matches(
     torch.save({"model": state, "epoch": 3}, path)
     model, info = load_checkpoint(path, preset="tiny")
     assert info.variant == "PAGE-4D (mask)" and info.dtype == "float64"
-    assert info.dropped_keys and all(k.startswith("track_head.") for k in info.dropped_keys)
+    assert info.dropped_keys == () and info.track_available and model.track_available
     with torch.no_grad():
-        output = model(fixture["input.images"], mask_strength=info.default_mask_strength)
-    for name in FIELDS:
+        output = model(
+            fixture["input.images"],
+            mask_strength=info.default_mask_strength,
+            query_points=fixture["input.query_points"],
+        )
+    for name in (*FIELDS, *TRACK_FIELDS):
         expected = fixture[f"mask_on.{name}"]
         assert relative_error(getattr(output, name), expected) < FLOAT64_TOLERANCE, name

@@ -4,6 +4,7 @@ Supported:
 - the authors' PAGE-4D pickles (`{"model": state_dict, ...}` or a bare state dict, keys with
   or without DistributedDataParallel's `module.` prefix);
 - VGGT-1B (same layout without `aggregator.spatial_mask_head.*`): built without mask head;
+- all of these with their track head (`track_head.*`), loaded strictly like the rest;
 - safetensors with official key names (e.g. VGGT's `model.safetensors`);
 - our own safetensors (`save_checkpoint`): the model config travels in the metadata.
 
@@ -47,14 +48,14 @@ _HASH_SLICE_BYTES = 2**20
 _SHOWN_KEYS = 3
 
 # The key map: how checkpoint names become this model's names. Everything not listed here
-# must match by name and shape, in both directions.
+# must match by name and shape, in both directions. `track_head.*` used to be dropped here; the
+# model now has VGGT's track head and loads it like any other part.
 STRIPPED_PREFIXES = ("module.",)  # added by DistributedDataParallel when the authors saved
-DROPPED_ON_PURPOSE = {
-    "track_head.": (
-        "dropped on purpose: PAGE-4D does not train the tracker; the viewer does not use it"
-    ),
-}
+DROPPED_ON_PURPOSE: dict[str, str] = {}  # prefix -> why (nothing is dropped at present)
 MASK_HEAD_PREFIX = "aggregator.spatial_mask_head."  # absent from VGGT: model built without it
+# Absent from checkpoints without a tracker (ours from before the track head, such as the
+# shipped default model): the model is then built without one rather than with a random one.
+TRACK_HEAD_PREFIX = "track_head."
 
 VARIANT_MASK = "PAGE-4D (mask)"
 VARIANT_NO_MASK = "PAGE-4D (no mask)"
@@ -75,6 +76,7 @@ class CheckpointInfo:
         default_mask_strength: alpha to run it with (64 mask checkpoint, 0 no-mask and VGGT,
             ours: from its metadata).
         mask_available: whether the model has a mask head.
+        track_available: whether the model has a track head (the file carries its weights).
         parameter_count: parameters of the built model.
         dtype: parameter dtype after loading, e.g. "float32".
         dropped_keys: checkpoint keys dropped on purpose (see `DROPPED_ON_PURPOSE`).
@@ -86,6 +88,7 @@ class CheckpointInfo:
     variant: str
     default_mask_strength: float
     mask_available: bool
+    track_available: bool
     parameter_count: int
     dtype: str
     dropped_keys: tuple[str, ...]
@@ -125,13 +128,7 @@ def load_checkpoint(
     else:
         state = _read_pickle(path)
     state, dropped = map_keys(state)
-    if metadata.get("format") == FORMAT_NAME:
-        config = _config_from_metadata(path, metadata)
-    else:
-        try:
-            config = ModelConfig.from_name(preset, has_mask_head=_has_mask_head(state))
-        except Page4DError as error:
-            raise CheckpointError(str(error)) from None
+    config = _config_for(path, state, metadata, preset)
     with torch.device("meta"):
         model = Page4D(config)  # free: no memory, no initialisation
     check_state_dict(state, model, path)
@@ -143,6 +140,7 @@ def load_checkpoint(
         variant=variant,
         default_mask_strength=strength,
         mask_available=config.has_mask_head,
+        track_available=config.has_track_head,
         parameter_count=sum(p.numel() for p in model.parameters()),
         dtype=str(first.dtype).removeprefix("torch."),
         dropped_keys=tuple(dropped),
@@ -315,14 +313,37 @@ def _has_mask_head(state: dict[str, Tensor]) -> bool:
     return any(name.startswith(MASK_HEAD_PREFIX) for name in state)
 
 
-def _config_from_metadata(path: Path, metadata: dict[str, str]) -> ModelConfig:
+def _config_for(
+    path: Path, state: dict[str, Tensor], metadata: dict[str, str], preset: str
+) -> ModelConfig:
+    """Ours: the config in the metadata. Others: `preset`, with the mask and track heads
+    the file carries weights for."""
+    if metadata.get("format") == FORMAT_NAME:
+        return _config_from_metadata(path, metadata, _has_track_head(state))
+    try:
+        return ModelConfig.from_name(
+            preset, has_mask_head=_has_mask_head(state), has_track_head=_has_track_head(state)
+        )
+    except Page4DError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def _has_track_head(state: dict[str, Tensor]) -> bool:
+    return any(name.startswith(TRACK_HEAD_PREFIX) for name in state)
+
+
+def _config_from_metadata(
+    path: Path, metadata: dict[str, str], has_track_head: bool
+) -> ModelConfig:
+    """The config in our metadata; one written before the track head existed (no
+    `has_track_head` field) gets one exactly when the file carries tracker weights."""
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path.name}: unsupported page4d_viewer checkpoint version "
             f"{metadata.get('format_version')!r} (this build reads {FORMAT_VERSION})"
         )
     try:
-        return ModelConfig.from_json(metadata.get("config", ""))
+        return ModelConfig.from_json(metadata.get("config", ""), has_track_head=has_track_head)
     except Page4DError as error:
         raise CheckpointError(f"{path.name}: bad config in metadata ({error})") from None
 

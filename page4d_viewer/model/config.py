@@ -28,6 +28,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "camera_heads": 4,
         "dpt_features": 32,
         "dpt_out_channels": (16, 32, 64, 64),
+        "track_features": 16,
+        "track_hidden": 32,
+        "track_iterations": 2,
+        "track_corr_levels": 3,
+        "track_corr_radius": 2,
     },
 }
 
@@ -37,7 +42,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 # from the official 24 layers: mask head after layer 4 (official 9), masked global attention
 # in 5-9 (10-19), DPT taps 2, 5, 8, 11 (4, 11, 17, 23). Trained from scratch, its residual
 # branches start at LayerScale 1.0, not VGGT's 0.01: at 0.01 the aggregator stayed near the
-# identity for a whole CPU hour (docs/default-model.md, "History").
+# identity for a whole CPU hour (docs/default-model.md, "History"). Its track head is the
+# official one at 1/4 of the feature width and 1/6 of the hidden width, with a shallower update
+# transformer and a 4-level, radius-3 correlation pyramid (the shipped weights carry no tracker:
+# loading them builds the model without one).
 PRESETS["small"] = {
     "img_size": 196,
     "embed_dim": 96,
@@ -54,6 +62,13 @@ PRESETS["small"] = {
     "masked_layers": tuple(range(5, 10)),
     "mask_head_hidden": 64,
     "layer_scale_init": 1.0,
+    "track_features": 32,
+    "track_hidden": 64,
+    "track_corr_levels": 4,
+    "track_corr_radius": 3,
+    "track_depth": 2,
+    "track_heads": 4,
+    "track_virtual_tracks": 16,
 }
 
 _POSITIVE_FIELDS = (
@@ -70,6 +85,15 @@ _POSITIVE_FIELDS = (
     "dpt_features",
     "mask_head_hidden",
     "dpt_chunk_frames",
+    "track_features",
+    "track_hidden",
+    "track_iterations",
+    "track_corr_levels",
+    "track_corr_radius",
+    "track_stride",
+    "track_depth",
+    "track_heads",
+    "track_virtual_tracks",
 )
 
 
@@ -104,6 +128,22 @@ class ModelConfig:
         layer_scale_init: starting LayerScale of the aggregator and camera-trunk blocks in a
             freshly initialised network (VGGT's 0.01); checkpoints hold the trained values,
             so this matters only for training from scratch.
+        has_track_head: whether the network has VGGT's track head (False for checkpoints that
+            carry no tracker weights, such as the shipped default model).
+        track_features: channels of the track head's feature maps (its DPT feature extractor
+            reads `dpt_layers` with `dpt_out_channels` projections, as VGGT's does).
+        track_hidden: width of the tracker's correlation MLP and update transformer.
+        track_iterations: refinement steps of the tracker.
+        track_corr_levels: levels of the correlation pyramid (each halves the resolution).
+        track_corr_radius: correlations are sampled on a (2r + 1)^2 grid around each estimate.
+        track_stride: the feature maps have 1 / track_stride of the image resolution.
+        track_depth: update-transformer blocks (each: attention over time, then over points
+            through virtual tracks).
+        track_heads: attention heads of the update transformer.
+        track_virtual_tracks: learned tokens that carry attention between the query points.
+        track_position_embedding: whether the track feature extractor adds the DPT heads'
+            image-plane position embedding (VGGT's public TrackHead default; the authors'
+            PAGE-4D implementation, and so the parity fixture, adds none).
     """
 
     name: str = "custom"
@@ -129,6 +169,17 @@ class ModelConfig:
     mask_head_hidden: int = 256
     dpt_chunk_frames: int = 8
     layer_scale_init: float = 0.01
+    has_track_head: bool = True
+    track_features: int = 128
+    track_hidden: int = 384
+    track_iterations: int = 4
+    track_corr_levels: int = 7
+    track_corr_radius: int = 4
+    track_stride: int = 2
+    track_depth: int = 6
+    track_heads: int = 8
+    track_virtual_tracks: int = 64
+    track_position_embedding: bool = False
 
     # Derived in __post_init__ (not constructor arguments, not serialised).
     head_dim: int = field(init=False, repr=False)
@@ -185,6 +236,7 @@ class ModelConfig:
             raise Page4DError(
                 f"model config: dpt_layers {self.dpt_layers} outside 0..{self.depth - 1}"
             )
+        self._validate_tracker()
         if not self.has_mask_head:
             return
         if not 0 <= self.mask_after_layer < self.depth:
@@ -194,6 +246,15 @@ class ModelConfig:
                 f"model config: masked_layers must lie after mask_after_layer "
                 f"{self.mask_after_layer} and below depth {self.depth}"
             )
+
+    def _validate_tracker(self) -> None:
+        if self.track_hidden % self.track_heads:
+            raise Page4DError("model config: track_hidden not divisible by track_heads")
+        # The flow and position embeddings split the features into sin/cos pairs per axis.
+        if self.track_features % 4:
+            raise Page4DError("model config: track_features must be a multiple of 4")
+        if self.patch_size % self.track_stride:
+            raise Page4DError("model config: track_stride must divide patch_size")
 
     @classmethod
     def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
@@ -234,8 +295,13 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
+    def from_json(cls, text: str, **absent: Any) -> ModelConfig:
         """Inverse of `to_json`.
+
+        Args:
+            text: the JSON object.
+            **absent: values for fields the JSON does not mention (written before they
+                existed); fields it mentions keep their value.
 
         Raises:
             Page4DError: not a JSON object, unknown fields, or an invalid config.
@@ -246,4 +312,4 @@ class ModelConfig:
             raise Page4DError(f"model config: not valid JSON ({error.msg})") from None
         if not isinstance(values, dict):
             raise Page4DError("model config: JSON must be an object")
-        return cls._from_values(values)
+        return cls._from_values({**absent, **values})

@@ -1,4 +1,4 @@
-"""Prediction heads: the camera head and the DPT heads for depth and world points.
+"""Prediction heads: the camera head and the DPT heads for depth, world points and track features.
 
 Parameter names follow the released checkpoints (`camera_head.*`, `depth_head.*`,
 `point_head.*`).
@@ -121,7 +121,9 @@ class FusionBlock(nn.Module):
 class DPTScratch(nn.Module):
     """The DPT fusion path (named `scratch` in the checkpoints)."""
 
-    def __init__(self, in_channels: Sequence[int], features: int, output_dim: int) -> None:
+    def __init__(self, in_channels: Sequence[int], features: int, output_dim: int | None) -> None:
+        """Args: output_dim: channels predicted, or None for a feature extractor (no output_conv2,
+        and output_conv1 keeps all `features` channels)."""
         super().__init__()
         c1, c2, c3, c4 = in_channels
         self.layer1_rn = nn.Conv2d(c1, features, kernel_size=3, padding=1, bias=False)
@@ -132,6 +134,9 @@ class DPTScratch(nn.Module):
         self.refinenet2 = FusionBlock(features)
         self.refinenet3 = FusionBlock(features)
         self.refinenet4 = FusionBlock(features, has_skip=False)
+        if output_dim is None:
+            self.output_conv1 = nn.Conv2d(features, features, kernel_size=3, padding=1)
+            return
         self.output_conv1 = nn.Conv2d(features, features // 2, kernel_size=3, padding=1)
         self.output_conv2 = nn.Sequential(
             nn.Conv2d(features // 2, _DPT_HIDDEN, kernel_size=3, padding=1),
@@ -153,15 +158,39 @@ class DPTScratch(nn.Module):
 
 
 class DPTHead(nn.Module):
-    """Dense per-pixel prediction (value + confidence) from four aggregator layers."""
+    """Dense per-pixel prediction (value + confidence) from four aggregator layers.
 
-    def __init__(self, config: ModelConfig, output_dim: int, activation: str) -> None:
+    With `output_dim=None` it is a feature extractor (VGGT's `feature_only` mode, used by the
+    track head): the fused, position-embedded map at 1 / `down_ratio` of the image resolution,
+    without the output convolutions and activations.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        output_dim: int | None,
+        activation: str | None = None,
+        features: int | None = None,
+        down_ratio: int = 1,
+        position_embedding: bool = True,
+    ) -> None:
+        """Args:
+        config: sizes (token width, DPT projection channels, patch size).
+        output_dim: predicted channels (values + 1 confidence), or None for features.
+        activation: "exp" or "inv_log" for the values; None for features.
+        features: channels of the fusion path (default `config.dpt_features`).
+        down_ratio: output resolution divisor (features only; 1 for predictions).
+        position_embedding: add the image-plane sinusoidal embedding to the projections and
+            to the fused map.
+        """
         super().__init__()
-        if activation not in ("exp", "inv_log"):
+        if output_dim is not None and activation not in ("exp", "inv_log"):
             raise ValueError(f"unknown DPT activation {activation!r}")
         dim, channels = config.token_dim, config.dpt_out_channels
         self.patch_size = config.patch_size
         self.activation = activation
+        self.down_ratio = down_ratio
+        self.position_embedding = position_embedding
         self.norm = nn.LayerNorm(dim)
         self.projects = nn.ModuleList(nn.Conv2d(dim, c, kernel_size=1) for c in channels)
         self.resize_layers = nn.ModuleList(
@@ -172,7 +201,7 @@ class DPTHead(nn.Module):
                 nn.Conv2d(channels[3], channels[3], kernel_size=3, stride=2, padding=1),
             ]
         )
-        self.scratch = DPTScratch(channels, config.dpt_features, output_dim)
+        self.scratch = DPTScratch(channels, features or config.dpt_features, output_dim)
 
     def forward(
         self,
@@ -192,16 +221,34 @@ class DPTHead(nn.Module):
         Returns:
             values (B, S, H, W, output_dim - 1) and confidence (B, S, H, W) >= 1.
         """
-        frames = layers[0].shape[1]
         values, confidences = [], []
-        for first in range(0, frames, chunk_frames):
-            chunk = [layer[:, first : first + chunk_frames, patch_start_idx:] for layer in layers]
+        for chunk in _frame_chunks(layers, patch_start_idx, chunk_frames):
             value, confidence = self._predict(chunk, grid)
             values.append(value)
             confidences.append(confidence)
         return torch.cat(values, dim=1), torch.cat(confidences, dim=1)
 
-    def _predict(self, layers: Sequence[Tensor], grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def features(
+        self,
+        layers: Sequence[Tensor],
+        grid: tuple[int, int],
+        patch_start_idx: int,
+        chunk_frames: int,
+    ) -> Tensor:
+        """The feature map of a head built with `output_dim=None`, chunked like `forward`.
+
+        Returns:
+            (B, S, features, H', W') with H' = int(h * patch_size / down_ratio), W' likewise.
+        """
+        maps = []
+        for chunk in _frame_chunks(layers, patch_start_idx, chunk_frames):
+            batch, frames = chunk[0].shape[:2]
+            fused = self._fuse(chunk, grid)
+            maps.append(fused.reshape(batch, frames, *fused.shape[1:]))
+        return torch.cat(maps, dim=1)
+
+    def _fuse(self, layers: Sequence[Tensor], grid: tuple[int, int]) -> Tensor:
+        """(B, S, h * w, 2C) patch tokens x 4 -> (B * S, channels, H', W') fused map."""
         batch, frames, _, dim = layers[0].shape
         grid_h, grid_w = grid
         aspect = grid_w / grid_h
@@ -213,10 +260,16 @@ class DPTHead(nn.Module):
             x = self._add_position(x, aspect)
             maps.append(self.resize_layers[index](x))
         out = self.scratch.fuse(maps)
-        size = (grid_h * self.patch_size, grid_w * self.patch_size)
+        size = (
+            int(grid_h * self.patch_size / self.down_ratio),
+            int(grid_w * self.patch_size / self.down_ratio),
+        )
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
-        out = self._add_position(out, aspect)
-        out = self.scratch.output_conv2(out).permute(0, 2, 3, 1)
+        return self._add_position(out, aspect)
+
+    def _predict(self, layers: Sequence[Tensor], grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        batch, frames = layers[0].shape[:2]
+        out = self.scratch.output_conv2(self._fuse(layers, grid)).permute(0, 2, 3, 1)
         raw_value, raw_conf = out[..., :-1], out[..., -1]
         if self.activation == "exp":
             value = torch.exp(raw_value)
@@ -228,15 +281,27 @@ class DPTHead(nn.Module):
             confidence.reshape(batch, frames, *confidence.shape[1:]),
         )
 
-    @staticmethod
-    def _add_position(x: Tensor, aspect: float) -> Tensor:
+    def _add_position(self, x: Tensor, aspect: float) -> Tensor:
         """Add 0.1 x a sinusoidal embedding of image-plane coordinates (aspect = W / H).
 
         The embedding is scaled in float32 before the cast, as the reference does; this keeps
-        float64 runs bit-identical to it.
+        float64 runs bit-identical to it. Identity without `position_embedding`.
         """
+        if not self.position_embedding:
+            return x
         embedding = uv_embedding(x.shape[-2], x.shape[-1], x.shape[1], aspect, x.dtype, x.device)
         return x + (embedding * _DPT_POS_EMBED_WEIGHT).to(x.dtype)
+
+
+def _frame_chunks(
+    layers: Sequence[Tensor], patch_start_idx: int, chunk_frames: int
+) -> list[list[Tensor]]:
+    """Split four (B, S, P, 2C) layers into chunks of <= `chunk_frames` frames, patches only."""
+    frames = layers[0].shape[1]
+    return [
+        [layer[:, first : first + chunk_frames, patch_start_idx:] for layer in layers]
+        for first in range(0, frames, chunk_frames)
+    ]
 
 
 def uv_embedding(

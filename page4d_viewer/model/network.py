@@ -1,7 +1,8 @@
-"""The PAGE-4D network: aggregator + camera, depth and point heads, with typed outputs.
+"""The PAGE-4D network: aggregator + camera, depth, point and track heads, with typed outputs.
 
 `Page4D.forward` runs one mask strength; `Page4D.forward_pair` runs the masked and unmasked
-variants, sharing the encoder and the layers before the first masked layer.
+variants, sharing the encoder and the layers before the first masked layer. The track head runs
+only when query points are given: plain reconstruction never pays for it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.model.aggregator import Aggregator, AggregatorState
 from page4d_viewer.model.config import ModelConfig
 from page4d_viewer.model.heads import CameraHead, DPTHead
+from page4d_viewer.model.track_head import TrackHead
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
-HEAD_STEPS = 3  # camera, depth, points
+HEAD_STEPS = 3  # camera, depth, points (the track head, when asked for, is one more)
 
 
 @dataclass
@@ -43,6 +45,10 @@ class ModelOutput:
             mask_strength * m to the camera/register tokens' logits, so patches with negative m
             are what the camera path is steered away from.
         mask_strength: the alpha these predictions were made with.
+        track: (B, S, N, 2) pixel (x, y) of each query point in each frame (frame 0: the
+            query itself), or None when no query points were given.
+        track_vis: (B, S, N) visibility probability, or None.
+        track_conf: (B, S, N) confidence probability, or None.
     """
 
     pose_enc: Tensor
@@ -53,6 +59,9 @@ class ModelOutput:
     world_points_conf: Tensor | None
     mask_logit: Tensor | None
     mask_strength: float
+    track: Tensor | None = None
+    track_vis: Tensor | None = None
+    track_conf: Tensor | None = None
 
 
 class _Progress:
@@ -79,7 +88,11 @@ class _Progress:
 
 
 class Page4D(nn.Module):
-    """PAGE-4D (or VGGT when `config.has_mask_head` is False), without the track head."""
+    """PAGE-4D (or VGGT when `config.has_mask_head` is False).
+
+    The track head exists when `config.has_track_head` is True and runs only when query
+    points are given.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -88,15 +101,25 @@ class Page4D(nn.Module):
         self.camera_head = CameraHead(config)
         self.depth_head = DPTHead(config, output_dim=2, activation="exp")
         self.point_head = DPTHead(config, output_dim=4, activation="inv_log")
-        self.reset_parameters()
+        self._reset_reconstruction()
+        # Built after the rest is initialised, so that a seeded build initialises the
+        # reconstruction path exactly as one without track head does.
+        self.track_head = TrackHead(config) if config.has_track_head else None
 
     def reset_parameters(self) -> None:
         """Initialise for training from scratch (checkpoints overwrite all of it).
 
         ViT-style: truncated-normal (std 0.02) linear weights with zero biases and position
-        table, near-zero special tokens; convolutions keep PyTorch's defaults.
+        table, near-zero special tokens; convolutions keep PyTorch's defaults. The track head
+        has its own initialisation (`TrackHead.reset_parameters`).
         """
-        for module in self.modules():
+        self._reset_reconstruction()
+        if self.track_head is not None:
+            self.track_head.reset_parameters()
+
+    def _reset_reconstruction(self) -> None:
+        reconstruction = (self.aggregator, self.camera_head, self.depth_head, self.point_head)
+        for module in (m for part in reconstruction for m in part.modules()):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
@@ -116,13 +139,19 @@ class Page4D(nn.Module):
         """Whether this model has a mask head (mask strength other than 0 is meaningful)."""
         return self.config.has_mask_head
 
+    @property
+    def track_available(self) -> bool:
+        """Whether this model has a track head (query points can be tracked)."""
+        return self.track_head is not None
+
     def forward(
         self,
         images: Tensor,
         mask_strength: float = 0.0,
         progress: ProgressCallback | None = None,
+        query_points: Tensor | None = None,
     ) -> ModelOutput:
-        """Reconstruct a clip.
+        """Reconstruct a clip, and track points if asked.
 
         Args:
             images: (S, 3, H, W) or (B, S, 3, H, W) RGB in [0, 1]; H, W multiples of 14.
@@ -130,20 +159,27 @@ class Page4D(nn.Module):
                 the mask checkpoint was trained with 64). Forced to 0 without a mask head.
             progress: optional progress(stage, done, total), stage in "encoding",
                 "aggregating", "heads"; called between steps on this thread.
+            query_points: optional (N, 2) or (B, N, 2) pixel (x, y) positions in the first
+                frame to track through the clip (needs a track head); None skips the tracker.
 
         Returns:
             The predictions (see `ModelOutput`).
+
+        Raises:
+            Page4DError: bad images or query points, or query points without a track head.
         """
         images = self._prepare(images)
+        queries = self._prepare_queries(query_points, images)
         strength = self._strength(mask_strength)
         config = self.config
+        heads = HEAD_STEPS + (queries is not None)
         tracker = _Progress(
             progress,
-            {"encoding": config.encoder_depth, "aggregating": config.depth, "heads": HEAD_STEPS},
+            {"encoding": config.encoder_depth, "aggregating": config.depth, "heads": heads},
         )
         state = self._start(images, tracker)
         self.aggregator.advance(state, config.depth, strength, tracker.layer_done)
-        return self._heads(state, strength, tracker)
+        return self._heads(state, strength, tracker, queries=queries)
 
     def forward_pair(
         self,
@@ -151,6 +187,7 @@ class Page4D(nn.Module):
         mask_strength: float,
         progress: ProgressCallback | None = None,
         unmasked_geometry: bool = True,
+        query_points: Tensor | None = None,
     ) -> tuple[ModelOutput, ModelOutput]:
         """Run the masked (alpha = mask_strength) and unmasked (alpha = 0) variants.
 
@@ -159,37 +196,42 @@ class Page4D(nn.Module):
         both: the two results are the same object.
 
         Args:
-            images, mask_strength, progress: as in `forward`.
-            unmasked_geometry: False skips the depth and point heads for the unmasked variant
-                (its depth/world_points fields are then None): cheaper when only its cameras
-                are wanted.
+            images, mask_strength, progress, query_points: as in `forward`.
+            unmasked_geometry: False skips the depth, point and track heads for the unmasked
+                variant (its depth/world_points/track fields are then None): cheaper when only
+                its cameras are wanted.
 
         Returns:
             (masked, unmasked).
         """
         images = self._prepare(images)
+        queries = self._prepare_queries(query_points, images)
         strength = self._strength(mask_strength)
         config = self.config
         if strength == 0.0:
-            single = self.forward(images, 0.0, progress)
+            single = self.forward(images, 0.0, progress, queries)
             return single, single
         shared, depth = config.shared_layers, config.depth
+        per_variant = HEAD_STEPS + (queries is not None)
         tracker = _Progress(
             progress,
             {
                 "encoding": config.encoder_depth,
                 "aggregating": shared + 2 * (depth - shared),
-                "heads": HEAD_STEPS + (HEAD_STEPS if unmasked_geometry else 1),
+                "heads": per_variant + (per_variant if unmasked_geometry else 1),
             },
         )
         state = self._start(images, tracker)
         self.aggregator.advance(state, shared, strength, tracker.layer_done)
         unmasked_state = state.branch()
         self.aggregator.advance(state, depth, strength, tracker.layer_done)
-        masked = self._heads(state, strength, tracker)
+        masked = self._heads(state, strength, tracker, queries=queries)
         del state
         self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
-        return masked, self._heads(unmasked_state, 0.0, tracker, geometry=unmasked_geometry)
+        unmasked = self._heads(
+            unmasked_state, 0.0, tracker, geometry=unmasked_geometry, queries=queries
+        )
+        return masked, unmasked
 
     def _prepare(self, images: Tensor) -> Tensor:
         if not isinstance(images, Tensor) or not images.is_floating_point():
@@ -210,6 +252,32 @@ class Page4D(nn.Module):
         dtype = self.aggregator.patch_embed.pos_embed.dtype
         return images.to(dtype)
 
+    def _prepare_queries(self, query_points: Tensor | None, images: Tensor) -> Tensor | None:
+        """(N, 2) or (B, N, 2) query points -> (B, N, 2) in the images' dtype, or None."""
+        if query_points is None:
+            return None
+        if self.track_head is None:
+            raise Page4DError(
+                "this model has no track head (its checkpoint carries no tracker weights): "
+                "query_points cannot be tracked"
+            )
+        if not isinstance(query_points, Tensor) or not query_points.is_floating_point():
+            raise Page4DError("query_points must be a floating-point tensor of pixel (x, y)")
+        if query_points.ndim == 2:
+            query_points = query_points.unsqueeze(0)
+        batch = images.shape[0]
+        if (
+            query_points.ndim != 3
+            or query_points.shape[-1] != 2
+            or query_points.shape[1] == 0
+            or query_points.shape[0] != batch
+        ):
+            raise Page4DError(
+                f"query_points must be (N, 2) or ({batch}, N, 2) with N >= 1, "
+                f"got {tuple(query_points.shape)}"
+            )
+        return query_points.to(device=images.device, dtype=images.dtype)
+
     def _strength(self, mask_strength: float) -> float:
         strength = float(mask_strength)
         if strength != 0.0 and not self.config.has_mask_head:
@@ -226,8 +294,12 @@ class Page4D(nn.Module):
         strength: float,
         tracker: _Progress,
         geometry: bool = True,
+        queries: Tensor | None = None,
     ) -> ModelOutput:
-        """Run the heads on an aggregated state, in the heads' own dtype with autocast off."""
+        """Run the heads on an aggregated state, in the heads' own dtype with autocast off.
+
+        The track head runs only with `queries` ((B, N, 2) pixels) and `geometry`.
+        """
         config = self.config
         head_dtype = self.camera_head.embed_pose.weight.dtype
         device_type = state.tokens.device.type
@@ -248,16 +320,29 @@ class Page4D(nn.Module):
                 layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
             )
             tracker.step("heads")
-        return ModelOutput(
-            pose_enc=pose_list[-1],
-            pose_enc_list=pose_list,
-            depth=depth,
-            depth_conf=depth_conf,
-            world_points=points,
-            world_points_conf=points_conf,
-            mask_logit=state.mask_score,
-            mask_strength=strength,
-        )
+            output = ModelOutput(
+                pose_enc=pose_list[-1],
+                pose_enc_list=pose_list,
+                depth=depth,
+                depth_conf=depth_conf,
+                world_points=points,
+                world_points_conf=points_conf,
+                mask_logit=state.mask_score,
+                mask_strength=strength,
+            )
+            if queries is not None and self.track_head is not None:
+                tracks = self.track_head(
+                    layers,
+                    state.grid,
+                    queries.to(head_dtype),
+                    config.patch_start_idx,
+                    config.dpt_chunk_frames,
+                    config.track_iterations,
+                )
+                output.track = tracks.steps[-1]
+                output.track_vis, output.track_conf = tracks.visibility, tracks.confidence
+                tracker.step("heads")
+        return output
 
 
 def build_model(preset: str = "official", **overrides: object) -> Page4D:
