@@ -120,7 +120,7 @@ def test_our_checkpoint_from_before_the_track_head_loads_without_one(
 
 
 def test_shipped_default_model_loads_without_track_head() -> None:
-    from page4d_viewer.predictor import default_checkpoint_path
+    from page4d_viewer.settings import default_checkpoint_path
 
     path = default_checkpoint_path()
     if not path.is_file():
