@@ -12,7 +12,7 @@ Supported layouts (``load_ground_truth`` detects which from the path):
   ``dynamic_label_perfect/<scene>`` PNG masks, are picked up when present. Files are matched
   to frames by natural sort order.
 * **page4d_viewer synthetic scenes**: a folder holding ``groundtruth.npz``; read by
-  ``page4d_viewer.sources.synthetic.load_ground_truth``.
+  ``page4d_viewer.sources.synthetic.load_synthetic_clip``.
 
 Whatever the source, ``GroundTruth.extrinsics`` are camera-from-world (OpenCV, as in
 ``geometry.py``): TUM poses are inverted here, Sintel's are already world-to-camera.
@@ -264,7 +264,7 @@ def _load_synthetic(folder: Path, indices: np.ndarray | None) -> GroundTruth:
     # Imported here: only synthetic folders need the scene generator.
     from page4d_viewer.sources import synthetic
 
-    scene = synthetic.load_ground_truth(folder)
+    scene = synthetic.load_synthetic_clip(folder)
 
     def optional(name: str, dtype: type) -> np.ndarray | None:
         value = getattr(scene, name, None)
