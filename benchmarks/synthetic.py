@@ -50,7 +50,7 @@ def main() -> None:
                 )
                 with tempfile.TemporaryDirectory() as folder:
                     _, save_wall, _ = _timed(synthetic.save_ground_truth, clip, folder)
-                    _, load_wall, _ = _timed(synthetic.load_ground_truth, folder)
+                    _, load_wall, _ = _timed(synthetic.load_synthetic_clip, folder)
                     megabytes = sum(f.stat().st_size for f in Path(folder).iterdir()) / 1e6
                 print(
                     f"{camera:<9} {movers:<6} {seed:>4} {wall:>7.2f} {cpu:>6.2f} "

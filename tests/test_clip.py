@@ -17,6 +17,7 @@ import page4d_viewer.sources.clip as clip_module
 import page4d_viewer.sources.video as video_module
 from page4d_viewer.errors import ClipError
 from page4d_viewer.sources.clip import Clip, load_clip
+from page4d_viewer.sources.sampling import FrameSampling
 
 
 def shade(index: int) -> int:
@@ -136,7 +137,7 @@ def test_video_sampling_options(tmp_path: Path) -> None:
         "time range": (dict(start_time=1.0, end_time=1.35), [10, 11, 12, 13]),
     }
     for name, (options, expected) in cases.items():
-        clip = load_clip(path, **options)
+        clip = load_clip(path, FrameSampling(**options))
         assert clip.frame_indices.tolist() == expected, name
         assert np.allclose(clip.timestamps, np.asarray(expected) / 10), name
         assert np.array_equal(clip.frames, full.frames[expected]), name
@@ -158,7 +159,7 @@ def test_sparse_sampling_seeks_and_matches_a_full_decode(
     monkeypatch.setattr(video_module, "_indexed_frames", recording)
     for options in (dict(max_frames=4), dict(start=40, max_frames=3), dict(stride=29)):
         seeks.clear()
-        sparse = load_clip(path, **options)
+        sparse = load_clip(path, FrameSampling(**options))
         assert np.array_equal(sparse.frames, full.frames[sparse.frame_indices]), options
         assert any(keyframe is not None and keyframe > 0 for keyframe in seeks), options
 
@@ -174,7 +175,7 @@ def test_truncated_video_returns_the_frames_that_exist(tmp_path: Path) -> None:
 def test_truncated_faststart_mp4_notes_the_missing_frames(tmp_path: Path) -> None:
     options = {"movflags": "faststart"}  # index first, so the cut falls into the pictures
     path = truncate(write_video(tmp_path / "cut.mp4", 30, noise=True, options=options), 0.6)
-    clip = load_clip(path, max_frames=4)
+    clip = load_clip(path, FrameSampling(max_frames=4))
     assert clip.num_frames == 4
     assert clip.frame_indices[-1] < 29
     assert any("promises 30 frames" in note for note in clip.notes)
@@ -211,13 +212,17 @@ def test_tiny_video_frames_are_refused(tmp_path: Path) -> None:
 def test_sampling_that_leaves_nothing_is_refused(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.mp4", 12)
     with pytest.raises(ClipError) as caught:
-        load_clip(path, start_time=5.0)
+        load_clip(path, FrameSampling(start_time=5.0))
     assert_one_line(caught, "no frames left after sampling (the source has 12)")
 
 
 def test_progress_reports_each_frame(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
-    load_clip(write_video(tmp_path / "v.mp4", 12), stride=3, progress=lambda *a: calls.append(a))
+    load_clip(
+        write_video(tmp_path / "v.mp4", 12),
+        FrameSampling(stride=3),
+        progress=lambda *a: calls.append(a),
+    )
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
@@ -226,7 +231,7 @@ def test_a_clip_over_the_memory_limit_is_refused_before_decoding(
 ) -> None:
     monkeypatch.setattr(clip_module, "MAX_CLIP_BYTES", 64 * 48 * 3 * 5)
     path = write_video(tmp_path / "v.mp4", 12)
-    assert load_clip(path, max_frames=5).num_frames == 5
+    assert load_clip(path, FrameSampling(max_frames=5)).num_frames == 5
     with pytest.raises(ClipError) as caught:
         load_clip(path)
     assert_one_line(caught, "12 frames of 64x48", "use stride or max_frames")
@@ -254,8 +259,9 @@ def test_gif_timestamps_follow_frame_delays(tmp_path: Path) -> None:
 
 def test_gif_sampling_by_time(tmp_path: Path) -> None:
     path = write_gif(tmp_path / "a.gif", [100] * 10)
-    assert load_clip(path, fps=5).frame_indices.tolist() == [0, 2, 4, 6, 8]
-    assert load_clip(path, start_time=0.3, end_time=0.6).frame_indices.tolist() == [3, 4, 5]
+    assert load_clip(path, FrameSampling(fps=5)).frame_indices.tolist() == [0, 2, 4, 6, 8]
+    by_time = load_clip(path, FrameSampling(start_time=0.3, end_time=0.6))
+    assert by_time.frame_indices.tolist() == [3, 4, 5]
 
 
 def test_still_image_is_a_one_frame_clip_without_timing(tmp_path: Path) -> None:
@@ -348,7 +354,7 @@ def test_a_broken_single_image_is_refused(tmp_path: Path) -> None:
 
 def test_time_options_are_refused_for_images(tmp_path: Path) -> None:
     with pytest.raises(ClipError) as caught:
-        load_clip(write_image(tmp_path / "one.png"), fps=5)
+        load_clip(write_image(tmp_path / "one.png"), FrameSampling(fps=5))
     assert_one_line(caught, "need a source with timing")
 
 
@@ -372,10 +378,10 @@ def test_folder_is_natural_sorted_and_skips_non_images(tmp_path: Path) -> None:
 def test_folder_sampling_by_index(tmp_path: Path) -> None:
     for number in range(10):
         write_image(tmp_path / f"{number:03d}.jpg", value=number * 20)
-    clip = load_clip(tmp_path, start=2, end=9, stride=3)
+    clip = load_clip(tmp_path, FrameSampling(start=2, end=9, stride=3))
     assert clip.frame_indices.tolist() == [2, 5, 8]
     assert clip.frame_names == ["002.jpg", "005.jpg", "008.jpg"]
-    assert load_clip(tmp_path, max_frames=3).frame_indices.tolist() == [0, 4, 9]
+    assert load_clip(tmp_path, FrameSampling(max_frames=3)).frame_indices.tolist() == [0, 4, 9]
 
 
 def test_frames_of_another_size_are_letterboxed(tmp_path: Path) -> None:
@@ -513,7 +519,7 @@ def test_unsupported_extension_is_refused(tmp_path: Path) -> None:
 
 def test_bad_options_fail_before_the_file_is_read(tmp_path: Path) -> None:
     with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "nowhere.mp4", stride=0)
+        load_clip(tmp_path / "nowhere.mp4", FrameSampling(stride=0))
     assert_one_line(caught, "stride must be a whole number >= 1, got 0")
 
 
@@ -536,14 +542,14 @@ def test_real_clip_loads_whole(real_clip_path: Path) -> None:
 
 
 def test_real_clip_sampling(real_clip_path: Path) -> None:
-    assert load_clip(real_clip_path, stride=4).num_frames == 17
-    clip = load_clip(real_clip_path, max_frames=16)
+    assert load_clip(real_clip_path, FrameSampling(stride=4)).num_frames == 17
+    clip = load_clip(real_clip_path, FrameSampling(max_frames=16))
     assert clip.num_frames == 16
     assert clip.frame_indices[0] == 0 and clip.frame_indices[-1] == 64
     assert np.allclose(clip.timestamps, clip.frame_indices / 30)
-    by_time = load_clip(real_clip_path, fps=10, start_time=1.0)
+    by_time = load_clip(real_clip_path, FrameSampling(fps=10, start_time=1.0))
     assert by_time.frame_indices.tolist() == list(range(30, 65, 3))
-    full = load_clip(real_clip_path, start=30)
+    full = load_clip(real_clip_path, FrameSampling(start=30))
     assert np.array_equal(by_time.frames, full.frames[by_time.frame_indices - 30])
 
 
@@ -556,5 +562,20 @@ def test_extensions_are_matched_case_insensitively(tmp_path: Path) -> None:
 
 
 def test_clip_loading_imports_no_ui_and_no_network(imports_among) -> None:
-    among = ("gradio", "viser", "page4d_viewer.model")
+    among = ("torch", "gradio", "viser", "page4d_viewer.model")
     assert imports_among(("page4d_viewer.sources.clip",), among) == []
+
+
+def test_no_sources_module_imports_torch_or_ui(imports_among) -> None:
+    names = ("clip", "framing", "images", "naming", "sampling", "video", "groundtruth")
+    modules = tuple(f"page4d_viewer.sources.{name}" for name in names)
+    modules += tuple(
+        f"page4d_viewer.sources.groundtruth.{name}"
+        for name in ("base", "sintel", "synthetic", "tum")
+    )
+    assert imports_among(modules, ("torch", "gradio", "viser", "page4d_viewer.model")) == []
+
+
+def test_sampling_must_be_a_frame_sampling(tmp_path: Path) -> None:
+    with pytest.raises(ClipError, match="sampling must be a FrameSampling, got dict"):
+        load_clip(write_video(tmp_path / "v.mp4", 3), {"stride": 2})  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.inference import predictor
 from page4d_viewer.model.network import ModelOutput
 from page4d_viewer.sources.clip import Clip
+from page4d_viewer.sources.sampling import FrameSampling
 
 
 def make_clip(frames: int = 3, height: int = 60, width: int = 80) -> Clip:
@@ -164,7 +165,7 @@ def test_predict_from_a_folder_of_images(tmp_path: Path) -> None:
         image = rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
         Image.fromarray(image).save(tmp_path / f"frame{index}.png")
     recon = predictor.predict(
-        tmp_path, StandInNetwork(), device="cpu", mode="pad", clip_options={"stride": 2}
+        tmp_path, StandInNetwork(), device="cpu", mode="pad", sampling=FrameSampling(stride=2)
     )
     assert recon.num_frames == 2
     assert recon.image_hw == (56, 56)
@@ -235,7 +236,9 @@ def test_ground_truth_beside_the_source_is_attached(synthetic_sample: Path) -> N
 
     source = synthetic_sample / "clip.mp4"
     assert predictor.find_ground_truth(source) == synthetic_sample
-    recon = predictor.predict(source, StandInNetwork(), device="cpu", clip_options={"stride": 2})
+    recon = predictor.predict(
+        source, StandInNetwork(), device="cpu", sampling=FrameSampling(stride=2)
+    )
     assert recon.variants == ("masked", "unmasked", "ground_truth")
     assert recon.metadata.frame_indices == [0, 2]
     truth = groundtruth.load_ground_truth(synthetic_sample, frame_indices=[0, 2])

@@ -17,10 +17,11 @@ from page4d_viewer.sources.synthetic import (
     SyntheticScene,
     SyntheticSceneError,
     Texture,
-    load_ground_truth,
+    load_synthetic_clip,
     make_clip,
     save_ground_truth,
 )
+from page4d_viewer.sources.synthetic import clip as synthetic_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(num_frames=6, width=96, height=64)
@@ -226,10 +227,10 @@ def test_rejected_layouts_are_redrawn_from_a_derived_seed(
     settings = dict(num_frames=3, width=48, height=28, fps=12.0, camera=None, movers="large")
     settings.update(num_movers=8, person=True, fov_deg=None)
     verdicts = iter([False, True])
-    monkeypatch.setattr(synthetic, "_cameras_are_clear", lambda *args: next(verdicts))
+    monkeypatch.setattr(synthetic_clip, "cameras_are_clear", lambda *args: next(verdicts))
     scene, extrinsics, *_ = synthetic.make_scene(5, **settings)
-    monkeypatch.setattr(synthetic, "_cameras_are_clear", lambda *args: True)
-    second_draw = synthetic._draw_scene(5, np.random.SeedSequence([5, 1]), **settings)
+    monkeypatch.setattr(synthetic_clip, "cameras_are_clear", lambda *args: True)
+    second_draw = synthetic_clip._draw_scene(5, np.random.SeedSequence([5, 1]), **settings)
     assert scene == second_draw[0]
     np.testing.assert_array_equal(extrinsics, second_draw[1])
     assert scene != synthetic.make_scene(5, **settings)[0]
@@ -301,7 +302,7 @@ def test_ground_truth_round_trip(tmp_path: Path) -> None:
     clip = make_clip(4, **SMALL)
     folder = save_ground_truth(clip, tmp_path / "clip")
     assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4", "groundtruth.npz", "scene.json"]
-    loaded = load_ground_truth(folder)
+    loaded = load_synthetic_clip(folder)
     assert loaded.images.shape == clip.images.shape and loaded.images.dtype == np.uint8
     assert np.abs(loaded.images.astype(int) - clip.images).mean() < 6
     np.testing.assert_allclose(loaded.depth, clip.depth, rtol=5e-4)
@@ -326,16 +327,16 @@ def test_ground_truth_round_trip(tmp_path: Path) -> None:
 
 def test_loading_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SyntheticSceneError, match="has no clip.mp4"):
-        load_ground_truth(tmp_path)
+        load_synthetic_clip(tmp_path)
     folder = save_ground_truth(make_clip(1, num_frames=2, width=32, height=16), tmp_path / "c")
     with np.load(folder / "groundtruth.npz") as data:
         arrays = dict(data)
     np.savez(folder / "groundtruth.npz", **{**arrays, "format_version": np.int64(99)})
     with pytest.raises(SyntheticSceneError, match="format version 99"):
-        load_ground_truth(folder)
+        load_synthetic_clip(folder)
     (folder / "groundtruth.npz").write_bytes(b"not a zip file")
     with pytest.raises(SyntheticSceneError, match="cannot read"):
-        load_ground_truth(folder)
+        load_synthetic_clip(folder)
     with pytest.raises(SyntheticSceneError, match="not a synthetic scene description"):
         SyntheticScene.from_dict({"room_half_size": [1, 1]})
     (tmp_path / "a_file").write_text("")
@@ -345,7 +346,7 @@ def test_loading_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_odd_image_sizes_save_and_load(tmp_path: Path) -> None:
     clip = make_clip(2, num_frames=3, width=33, height=21)
-    loaded = load_ground_truth(save_ground_truth(clip, tmp_path))
+    loaded = load_synthetic_clip(save_ground_truth(clip, tmp_path))
     assert loaded.images.shape == (3, 21, 33, 3)
     assert np.abs(loaded.images.astype(int) - clip.images).mean() < 6
 
@@ -354,12 +355,12 @@ def test_odd_image_sizes_save_and_load(tmp_path: Path) -> None:
 def test_make_samples_command_writes_a_loadable_sample(tmp_path: Path) -> None:
     code = cli.main(["make-samples", "--out", str(tmp_path), "--sample", "orbit_movers"])
     assert code == 0
-    loaded = load_ground_truth(tmp_path / "orbit_movers")
+    loaded = load_synthetic_clip(tmp_path / "orbit_movers")
     assert loaded.images.shape == (24, 294, 518, 3)
     assert loaded.dynamic_mask.mean() > 0.05  # large movers
     assert not (tmp_path / "handheld_walk").exists()
     # The committed sample is what the command renders (to rounding across machines).
-    bundled = load_ground_truth(REPO_ROOT / "assets" / "samples" / "orbit_movers")
+    bundled = load_synthetic_clip(REPO_ROOT / "assets" / "samples" / "orbit_movers")
     np.testing.assert_allclose(loaded.extrinsics, bundled.extrinsics, atol=1e-9)
     np.testing.assert_allclose(loaded.depth, bundled.depth, rtol=1e-3)
     assert (loaded.dynamic_mask == bundled.dynamic_mask).mean() > 0.999
@@ -369,15 +370,17 @@ def test_make_samples_command_writes_a_loadable_sample(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(synthetic.SAMPLES))
 def test_bundled_samples_match_their_recipe(name: str) -> None:
     folder = REPO_ROOT / "assets" / "samples" / name
-    loaded = load_ground_truth(folder)
+    loaded = load_synthetic_clip(folder)
     for key, value in synthetic.SAMPLES[name].items():
         assert loaded.settings[key] == value
     assert loaded.images.shape == (24, 294, 518, 3)
     assert sum(f.stat().st_size for f in folder.iterdir()) < 2.5e6
 
 
+SYNTHETIC_MODULES = ("camera_paths", "clip", "files", "layout", "renderer", "samples", "scene")
+
+
 def test_importing_the_scene_generator_stays_light(imports_among) -> None:
-    assert (
-        imports_among(("page4d_viewer.sources.synthetic",), ("torch", "gradio", "viser", "av"))
-        == []
-    )
+    modules = ("page4d_viewer.sources.synthetic", "page4d_viewer.sources.synthetic.textures")
+    modules += tuple(f"page4d_viewer.sources.synthetic.{name}" for name in SYNTHETIC_MODULES)
+    assert imports_among(modules, ("torch", "gradio", "viser", "av")) == []

@@ -16,6 +16,7 @@ from page4d_viewer.cli.app import backend_from_args, config_from_args
 from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
+from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.controller import (
     RunCancelled,
@@ -440,9 +441,7 @@ def test_options_from_widgets_maps_zero_to_unset() -> None:
         "mode": "pad", "stride": 2, "fps": 0, "start": 0, "end": 0, "max_frames": 0,
     }  # fmt: skip
     options = options_from_widgets(values)
-    assert options.sampling() == {
-        "stride": 2, "fps": None, "start": None, "end": None, "max_frames": None,
-    }  # fmt: skip
+    assert options.sampling() == FrameSampling(stride=2)
     assert (options.mask_strength, options.mode, options.device) == (32.0, "pad", "cpu")
     with pytest.raises(Page4DError, match="stride"):
         options_from_widgets({**values, "stride": -1})
@@ -499,7 +498,7 @@ def test_backend_names_checkpoints_and_loads_each_once(fake_predictor) -> None:
     source, kwargs = fake_predictor.predicts[0]
     assert source == "clip.mp4"
     assert kwargs["device"] is None and kwargs["precision"] == "bf16"
-    assert kwargs["clip_options"] == options.sampling()
+    assert kwargs["sampling"] == options.sampling()
     with pytest.raises(Page4DError, match="unknown checkpoint"):
         backend.run_model("clip.mp4", RunOptions(checkpoint="nope"), lambda f, m: None)
 

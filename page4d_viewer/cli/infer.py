@@ -62,6 +62,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from page4d_viewer.inference import predictor
     from page4d_viewer.sources.clip import load_clip
+    from page4d_viewer.sources.sampling import FrameSampling
 
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -69,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_folder(out.parent)
     # Fail on a bad source or option before paying for the model load.
     started = time.perf_counter()
-    clip = load_clip(
-        args.source,
+    sampling = FrameSampling(
         stride=args.stride,
         max_frames=args.max_frames,
         fps=args.fps,
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         start_time=args.start_time,
         end_time=args.end_time,
     )
+    clip = load_clip(args.source, sampling)
     read_seconds = time.perf_counter() - started
     for note in clip.notes:
         logger.warning("%s", note)

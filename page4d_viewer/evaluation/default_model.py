@@ -278,12 +278,13 @@ def describe_real_clip(
         units of the median depth), their disagreement, and dynamic-probability statistics.
     """
     from page4d_viewer.inference import predictor
+    from page4d_viewer.sources.sampling import FrameSampling
 
     result = predictor.predict(
         str(source),
         model,
         checkpoint_info=info,
-        clip_options={"max_frames": max_frames},
+        sampling=FrameSampling(max_frames=max_frames),
         ground_truth=None,
     )
     median_depth = float(np.median(result.depth))

@@ -73,7 +73,7 @@ class PredictorBackend:
                 precision=None if options.precision == "auto" else options.precision,
                 progress=progress,
                 checkpoint_info=info,
-                clip_options=options.sampling(),
+                sampling=options.sampling(),
             )
         except RuntimeError as error:
             if not _is_out_of_memory(error):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from page4d_viewer.model.checkpoint import CheckpointInfo
     from page4d_viewer.model.network import ModelOutput, Page4D
     from page4d_viewer.sources.clip import Clip
+    from page4d_viewer.sources.sampling import FrameSampling
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def predict(
     precision: str | None = None,
     progress: ProgressFn | None = None,
     checkpoint_info: ModelInfo | CheckpointInfo | None = None,
-    clip_options: dict[str, Any] | None = None,
+    sampling: FrameSampling | None = None,
     ground_truth: str | os.PathLike[str] | None = AUTO_GROUND_TRUTH,
 ) -> Reconstruction:
     """Run the network on a clip and return the Reconstruction with both mask variants.
@@ -143,7 +144,7 @@ def predict(
             aggregating and heads; raising from it cancels the run.
         checkpoint_info: what to record about the weights (name, hash, variant, default
             strength): a ModelInfo, or the CheckpointInfo of ``load_checkpoint``.
-        clip_options: keyword options for ``load_clip`` when a source is given (stride, ...).
+        sampling: which frames ``load_clip`` keeps when a source is given (None: all).
         ground_truth: a ground-truth path for ``load_ground_truth`` (its failure is an
             error); "auto" (default) looks beside the source for a synthetic sample's
             ``groundtruth.npz`` or a TUM ``groundtruth.txt`` and skips it with a warning when
@@ -174,7 +175,7 @@ def predict(
 
     report.stage("reading", 0.0, "reading frames")
     started = time.perf_counter()
-    clip = _as_clip(clip_or_source, clip_options, report)
+    clip = _as_clip(clip_or_source, sampling, report)
     timings["read"] = time.perf_counter() - started
 
     report.stage("preprocessing", 0.0, f"preprocessing {clip.num_frames} frames ({mode})")
@@ -238,20 +239,19 @@ def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D)
     return strength
 
 
-def _as_clip(
-    clip_or_source: object, clip_options: dict[str, Any] | None, report: _Reporter
-) -> Clip:
+def _as_clip(clip_or_source: object, sampling: FrameSampling | None, report: _Reporter) -> Clip:
     from page4d_viewer.sources import clip as clips
+    from page4d_viewer.sources.sampling import ALL_FRAMES
 
     if isinstance(clip_or_source, clips.Clip):
-        if clip_options:
-            raise Page4DError("clip_options apply to a source, not to an already loaded clip")
+        if sampling is not None:
+            raise Page4DError("sampling applies to a source, not to an already loaded clip")
         return clip_or_source
 
     def on_frames(done: int, total: int) -> None:
         report.stage("reading", done / max(total, 1), f"reading frames ({done}/{total})")
 
-    return clips.load_clip(clip_or_source, progress=on_frames, **(clip_options or {}))
+    return clips.load_clip(clip_or_source, sampling or ALL_FRAMES, progress=on_frames)
 
 
 def _timestamps(clip: Clip) -> list[float]:

@@ -1,8 +1,8 @@
 """Sources (video, GIF, image, folder, zip, list of images) -> a `Clip` of uint8 RGB frames.
 
-`load_clip` reads a source, samples frames (range, target fps, stride, max_frames) and
-decodes only the frames it keeps. `model.preprocess` turns a clip into the model input
-exactly as the authors do. Policies, in one place:
+`load_clip` reads a source, samples frames (a `FrameSampling`: range, target fps, stride,
+max_frames; see `sources.sampling`) and decodes only the frames it keeps. `model.preprocess`
+turns a clip into the model input exactly as the authors do. Policies, in one place:
 
 - Timestamps: videos use the stream's presentation times, GIFs their frame delays, both in
   seconds from the first frame. Still images have no timing: their timestamps are NaN,
@@ -22,7 +22,6 @@ exactly as the authors do. Policies, in one place:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +49,7 @@ from page4d_viewer.sources.images import (
     probe_items,
     zip_items,
 )
+from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling, select_frame_indices
 from page4d_viewer.sources.video import VIDEO_EXTENSIONS, decode_video, probe_video
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "MIN_FRAME_SIDE",
     "VIDEO_EXTENSIONS",
     "Clip",
+    "FrameSampling",
     "load_clip",
     "select_frame_indices",
 ]
@@ -118,150 +119,9 @@ class Clip:
         return int(self.frames.shape[2])
 
 
-@dataclass(frozen=True)
-class _Sampling:
-    stride: int
-    max_frames: int | None
-    fps: float | None
-    start: int | None
-    end: int | None
-    start_time: float | None
-    end_time: float | None
-
-    @property
-    def uses_time(self) -> bool:
-        return any(value is not None for value in (self.fps, self.start_time, self.end_time))
-
-
-def _checked_sampling(
-    stride: object,
-    max_frames: object,
-    fps: object,
-    start: object,
-    end: object,
-    start_time: object,
-    end_time: object,
-) -> _Sampling:
-    """Validate the sampling options; every message names the option and the bad value."""
-    stride_value = _whole(stride, "stride", minimum=1)
-    max_value = None if max_frames is None else _whole(max_frames, "max_frames", minimum=1)
-    start_value = None if start is None else _whole(start, "start", minimum=0)
-    end_value = None if end is None else _whole(end, "end", minimum=0)
-    fps_value = None if fps is None else _positive_seconds(fps, "fps", allow_zero=False)
-    start_t = None if start_time is None else _positive_seconds(start_time, "start_time")
-    end_t = None if end_time is None else _positive_seconds(end_time, "end_time")
-    if start_value is not None and start_t is not None:
-        raise ClipError("give start (a frame index) or start_time (seconds), not both")
-    if end_value is not None and end_t is not None:
-        raise ClipError("give end (a frame index) or end_time (seconds), not both")
-    if start_value is not None and end_value is not None and start_value > end_value:
-        raise ClipError(f"start ({start_value}) is after end ({end_value})")
-    if start_t is not None and end_t is not None and start_t > end_t:
-        raise ClipError(f"start_time ({start_t:g} s) is after end_time ({end_t:g} s)")
-    return _Sampling(stride_value, max_value, fps_value, start_value, end_value, start_t, end_t)
-
-
-def _whole(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ClipError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive_seconds(value: object, name: str, allow_zero: bool = True) -> float:
-    valid = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    number = float(value) if valid else math.nan
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ClipError(f"{name} must be a finite number {bound}, got {value!r}")
-    return number
-
-
-def select_frame_indices(
-    count: int,
-    timestamps: np.ndarray | None = None,
-    *,
-    stride: int = 1,
-    max_frames: int | None = None,
-    fps: float | None = None,
-    start: int | None = None,
-    end: int | None = None,
-    start_time: float | None = None,
-    end_time: float | None = None,
-) -> np.ndarray:
-    """Which source frames a clip keeps, in this order: range, target fps, stride, max_frames.
-
-    Args:
-        count: Frames in the source.
-        timestamps: (count,) increasing seconds, or None when the source has no timing
-            (then fps, start_time and end_time are refused).
-        stride: Keep every stride-th frame of the range (after fps resampling).
-        max_frames: At most this many frames, spread evenly over what is left (first and
-            last kept; rounding picks the nearest frame).
-        fps: Target frame rate: for each time start + k / fps the nearest frame is kept
-            (no frame twice), so fps at or above the source rate keeps every frame.
-        start: First frame index (inclusive).
-        end: Frame index to stop before (exclusive, like a Python slice); clamped to count.
-        start_time: Keep frames with timestamp >= start_time (seconds).
-        end_time: Keep frames with timestamp < end_time (seconds).
-
-    Returns:
-        (S,) int64 increasing frame indices, S >= 1.
-
-    Raises:
-        ClipError: bad options, or no frame left.
-    """
-    opts = _checked_sampling(stride, max_frames, fps, start, end, start_time, end_time)
-    if opts.uses_time and timestamps is None:
-        raise ClipError(
-            "fps, start_time and end_time need a source with timing (a video or GIF);"
-            " use start, end and stride for images"
-        )
-    indices = np.arange(count, dtype=np.int64)
-    if opts.start is not None and opts.start >= count:
-        raise ClipError(f"start ({opts.start}) is past the last frame (the source has {count})")
-    indices = indices[opts.start : opts.end]
-    if timestamps is not None:
-        times = np.asarray(timestamps, dtype=np.float64)[indices]
-        keep = np.ones(len(indices), dtype=bool)
-        if opts.start_time is not None:
-            keep &= times >= opts.start_time
-        if opts.end_time is not None:
-            keep &= times < opts.end_time
-        indices = indices[keep]
-        if opts.fps is not None and len(indices):
-            indices = _resample_to_fps(indices, np.asarray(timestamps)[indices], opts.fps)
-    indices = indices[:: opts.stride]
-    if opts.max_frames is not None and len(indices) > opts.max_frames:
-        # With max_frames <= len, linspace steps are >= 1, so rounding never repeats a frame.
-        spread = np.rint(np.linspace(0, len(indices) - 1, opts.max_frames)).astype(np.int64)
-        indices = indices[spread]
-    if len(indices) == 0:
-        raise ClipError(f"no frames left after sampling (the source has {count})")
-    return indices
-
-
-def _resample_to_fps(indices: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
-    """For target times t0 + k / fps up to the last frame, the nearest frame of each (unique)."""
-    if len(times) == 1:
-        return indices
-    targets = times[0] + np.arange(math.floor((times[-1] - times[0]) * fps + 1e-9) + 1) / fps
-    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
-    left = right - 1
-    # Ties go to the earlier frame; a tiny tolerance keeps float noise from flipping them.
-    nearest = np.where(times[right] - targets < targets - times[left] - 1e-9, right, left)
-    return indices[np.unique(nearest)]
-
-
 def load_clip(
     source: SourceLike,
-    *,
-    stride: int = 1,
-    max_frames: int | None = None,
-    fps: float | None = None,
-    start: int | None = None,
-    end: int | None = None,
-    start_time: float | None = None,
-    end_time: float | None = None,
+    sampling: FrameSampling = ALL_FRAMES,
     progress: Progress | None = None,
 ) -> Clip:
     """Read and sample frames from a video, GIF, image, folder, zip or list of images.
@@ -272,8 +132,8 @@ def load_clip(
             frame2 before frame10; dotfiles and non-images skipped), a zip of images
             (nested folders fine; __MACOSX, dotfiles and non-images skipped), or a list of
             image paths (kept in the given order).
-        stride, max_frames, fps, start, end, start_time, end_time: Sampling, applied in the
-            order range -> fps -> stride -> max_frames; see `select_frame_indices`.
+        sampling: Which frames to keep (range -> fps -> stride -> max_frames); its options
+            were validated when it was made, so bad ones fail before any file is read.
         progress: Called as progress(frames_done, frames_total) while frames decode.
 
     Returns:
@@ -282,16 +142,8 @@ def load_clip(
     Raises:
         ClipError: with one line, for every bad source or option.
     """
-    sampling = dict(
-        stride=stride,
-        max_frames=max_frames,
-        fps=fps,
-        start=start,
-        end=end,
-        start_time=start_time,
-        end_time=end_time,
-    )
-    _checked_sampling(**sampling)  # fail on bad options before touching any file
+    if not isinstance(sampling, FrameSampling):
+        raise ClipError(f"sampling must be a FrameSampling, got {type(sampling).__name__}")
     if isinstance(source, (list, tuple)):
         return _load_image_list([Path(item) for item in source], sampling, progress)
     if not isinstance(source, (str, PathLike)):
@@ -318,10 +170,10 @@ def load_clip(
     )
 
 
-def _load_video(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+def _load_video(path: Path, sampling: FrameSampling, progress: Progress | None) -> Clip:
     info = probe_video(path)
     notes = list(info.notes)
-    indices = select_frame_indices(info.count, info.timestamps, **sampling)
+    indices = select_frame_indices(info.count, info.timestamps, sampling)
     _check_clip_bytes(len(indices), info.height, info.width)
     frames = decode_video(path, info, indices, notes)
     clip = _collect(frames, indices, progress, notes, path.name)
@@ -336,7 +188,7 @@ def _load_video(path: Path, sampling: dict, progress: Progress | None) -> Clip:
     )
 
 
-def _load_image_file(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+def _load_image_file(path: Path, sampling: FrameSampling, progress: Progress | None) -> Clip:
     try:
         info = probe_animation(path)
     except ClipError:
@@ -349,7 +201,7 @@ def _load_image_file(path: Path, sampling: dict, progress: Progress | None) -> C
             [path_item(path, path.name)], [], str(path), "image", sampling, progress
         )
     notes = list(info.notes)
-    indices = select_frame_indices(info.count, info.timestamps, **sampling)
+    indices = select_frame_indices(info.count, info.timestamps, sampling)
     _check_clip_bytes(len(indices), info.height, info.width)
     try:
         clip = _collect(decode_animation(path, indices), indices, progress, notes, path.name)
@@ -369,7 +221,7 @@ def _load_image_file(path: Path, sampling: dict, progress: Progress | None) -> C
     )
 
 
-def _load_zip(path: Path, sampling: dict, progress: Progress | None) -> Clip:
+def _load_zip(path: Path, sampling: FrameSampling, progress: Progress | None) -> Clip:
     try:
         with zipfile.ZipFile(path) as archive:
             items, notes = zip_items(archive)
@@ -380,7 +232,7 @@ def _load_zip(path: Path, sampling: dict, progress: Progress | None) -> Clip:
         raise ClipError(f"{path.name} is not a readable zip ({error})") from None
 
 
-def _load_image_list(paths: list[Path], sampling: dict, progress: Progress | None) -> Clip:
+def _load_image_list(paths: list[Path], sampling: FrameSampling, progress: Progress | None) -> Clip:
     if not paths:
         raise ClipError("the list of images is empty")
     items = list_items(paths)
@@ -396,14 +248,14 @@ def _load_images(
     notes: list[str],
     source: str,
     kind: str,
-    sampling: dict,
+    sampling: FrameSampling,
     progress: Progress | None,
 ) -> Clip:
     readable = probe_items(items, notes)
     if not readable:
         what = "image" if kind == "image" else f"image in {source}"
         raise ClipError(f"no readable {what}: {notes[-1] if notes else 'nothing to read'}")
-    indices = select_frame_indices(len(readable), None, **sampling)
+    indices = select_frame_indices(len(readable), None, sampling)
     _, first_w, first_h = readable[int(indices[0])]
     _check_clip_bytes(len(indices), first_h, first_w)
     clip = _collect(_decode_items(readable, indices, notes), indices, progress, notes, source)

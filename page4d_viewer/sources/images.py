@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.naming import natural_key
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ DECODE_ERRORS = (
     zipfile.BadZipFile,
     RuntimeError,  # zipfile: encrypted entry
 )
-
-
-def natural_key(name: str) -> tuple[list[str | int], str]:
-    """Sort key that orders 'frame2' before 'frame10' (case-insensitive, digits by value)."""
-    parts = re.split(r"([0-9]+)", name)
-    key: list[str | int] = [int(part) if part.isdigit() else part.lower() for part in parts]
-    # Strings sit at even positions and ints at odd ones, so lists always compare cleanly.
-    return key, name
 
 
 def check_frame_size(width: int, height: int, name: str) -> None:

@@ -28,6 +28,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
 from page4d_viewer.sources.clip import SourceLike
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
+from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunRecord, RunStore
@@ -81,15 +82,19 @@ class RunOptions:
     end: int | None = None
     max_frames: int | None = DEFAULT_MAX_FRAMES
 
-    def sampling(self) -> dict[str, Any]:
-        """The keyword arguments of `page4d_viewer.sources.clip.load_clip` for these options."""
-        return {
-            "stride": self.stride,
-            "fps": self.fps,
-            "start": self.start,
-            "end": self.end,
-            "max_frames": self.max_frames,
-        }
+    def sampling(self) -> FrameSampling:
+        """The frames `page4d_viewer.sources.clip.load_clip` keeps for these options.
+
+        Raises:
+            ClipError: an option is out of range (one line naming it).
+        """
+        return FrameSampling(
+            stride=self.stride,
+            fps=self.fps,
+            start=self.start,
+            end=self.end,
+            max_frames=self.max_frames,
+        )
 
 
 class ModelBackend(Protocol):
