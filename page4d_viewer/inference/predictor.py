@@ -271,14 +271,14 @@ def find_ground_truth(source: object) -> Path | None:
     Returns:
         The folder to pass to ``load_ground_truth``, or None.
     """
-    from page4d_viewer.sources.groundtruth import SYNTHETIC_MARKER, TUM_TRAJECTORY
+    from page4d_viewer.sources.groundtruth import GROUND_TRUTH_NAME, TUM_TRAJECTORY
 
     if not isinstance(source, (str, os.PathLike)):
         return None
     path = Path(source).expanduser()
     folder = path if path.is_dir() else path.parent
     for candidate in (folder, folder.parent):
-        if (candidate / SYNTHETIC_MARKER).is_file() or (candidate / TUM_TRAJECTORY).is_file():
+        if (candidate / GROUND_TRUTH_NAME).is_file() or (candidate / TUM_TRAJECTORY).is_file():
             return candidate
     return None
 

@@ -28,7 +28,7 @@ from page4d_viewer.sources.groundtruth.sintel import (
     read_sintel_cam,
     read_sintel_depth,
 )
-from page4d_viewer.sources.groundtruth.synthetic import SYNTHETIC_MARKER, load_synthetic
+from page4d_viewer.sources.groundtruth.synthetic import GROUND_TRUTH_NAME, load_synthetic
 from page4d_viewer.sources.groundtruth.tum import (
     DEFAULT_MAX_TIME_DIFFERENCE,
     TUM_DEPTH_SCALE,
@@ -41,7 +41,7 @@ from page4d_viewer.sources.groundtruth.tum import (
 __all__ = [
     "DEFAULT_MAX_TIME_DIFFERENCE",
     "SINTEL_TAG",
-    "SYNTHETIC_MARKER",
+    "GROUND_TRUTH_NAME",
     "TUM_DEPTH_SCALE",
     "TUM_TRAJECTORY",
     "GroundTruth",
@@ -93,7 +93,7 @@ def load_ground_truth(
     if not path.exists():
         raise GroundTruthError(f"ground truth not found: {path}")
     indices = None if frame_indices is None else np.asarray(frame_indices, dtype=np.int64)
-    if path.is_dir() and (path / SYNTHETIC_MARKER).is_file():
+    if path.is_dir() and (path / GROUND_TRUTH_NAME).is_file():
         truth = load_synthetic(path, indices)
     elif (path.is_file() and path.suffix.lower() == ".txt") or (path / TUM_TRAJECTORY).is_file():
         truth = load_tum(path, indices, timestamps, max_time_difference)
@@ -102,7 +102,7 @@ def load_ground_truth(
     else:
         raise GroundTruthError(
             f"{path} is not a known ground-truth layout (groundtruth.txt, Sintel .cam/.dpt "
-            f"folder, or a synthetic scene with {SYNTHETIC_MARKER})"
+            f"folder, or a synthetic scene with {GROUND_TRUTH_NAME})"
         )
     if image_hw is not None:
         truth = truth.resized((int(image_hw[0]), int(image_hw[1])))

@@ -8,7 +8,8 @@ import numpy as np
 
 from page4d_viewer.sources.groundtruth.base import GroundTruth
 
-SYNTHETIC_MARKER = "groundtruth.npz"
+GROUND_TRUTH_NAME = "groundtruth.npz"
+"""The file that marks a synthetic sample folder; the scene generator writes it (files.py)."""
 
 
 def load_synthetic(folder: Path, indices: np.ndarray | None) -> GroundTruth:
