@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from page4d_viewer.model.checkpoint import CheckpointInfo
     from page4d_viewer.model.network import ModelOutput, Page4D
     from page4d_viewer.sources.clip import Clip
+    from page4d_viewer.sources.framing import PreprocessMapping
     from page4d_viewer.sources.sampling import FrameSampling
 
 logger = logging.getLogger(__name__)
@@ -156,20 +157,11 @@ def predict(
     Raises:
         Page4DError: bad source, options or strength (one line).
     """
-    import torch
-
-    from page4d_viewer.inference import device as devices
+    # Over 60 lines only through its docstring: the body is the stages in order, ~30 lines.
     from page4d_viewer.model.preprocess import preprocess
 
     report = _Reporter(progress)
-    if checkpoint_info is not None and not isinstance(checkpoint_info, ModelInfo):
-        checkpoint_info = model_info_from_checkpoint(checkpoint_info)
-    info = checkpoint_info or ModelInfo(
-        name=f"untrained {model.config.name}",
-        variant=model.config.name,
-        mask_available=model.mask_available,
-        default_mask_strength=RELEASED_MASK_STRENGTH if model.mask_available else 0.0,
-    )
+    info = _model_info(model, checkpoint_info)
     strength = _effective_strength(mask_strength, info, model)
     timings: dict[str, float] = {}
 
@@ -183,50 +175,100 @@ def predict(
     prepared = preprocess(clip, mode=mode, target_size=model.config.img_size)
     timings["preprocess"] = time.perf_counter() - started
 
-    torch_device = devices.choose_device(device)
-    dtype = devices.choose_precision(torch_device, precision)
-    model.eval()
-    model.to(torch_device)
-    images = prepared.images.to(torch_device)
-    on_model_step = report.model_callback(torch_device, timings)
-    started = time.perf_counter()
-    with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
-        # A Reconstruction keeps only the unmasked run's cameras: skip its dense heads.
-        masked, unmasked = model.forward_pair(
-            images, strength, progress=on_model_step, unmasked_geometry=False
-        )
-    _synchronize(torch_device)
-    timings["model"] = time.perf_counter() - started
+    run = _run_network(model, prepared.images, strength, device, precision, report, timings)
 
     report.stage("converting", 0.0, "converting outputs")
     started = time.perf_counter()
-    recon = _to_reconstruction(
-        masked,
-        unmasked,
-        prepared.frames,
-        Metadata(
-            checkpoint_name=info.name,
-            checkpoint_hash=info.content_hash,
-            model_variant=info.variant,
-            mask_strength=strength,
-            mask_available=info.mask_available and model.mask_available,
-            source=str(clip.source),
-            frame_indices=[int(i) for i in np.asarray(clip.frame_indices)],
-            timestamps=_timestamps(clip),
-            preprocessing=Preprocessing(
-                mode=mode, target_size=model.config.img_size, mapping=prepared.mapping.to_dict()
-            ),
-            timings=timings,
-            device=str(torch_device),
-            precision="float32" if dtype is None else str(dtype).removeprefix("torch."),
-            extra={"clip_notes": list(getattr(clip, "notes", []))},
-        ),
-    )
+    metadata = _metadata(info, model, clip, prepared.mapping, mode, strength, run, timings)
+    recon = _to_reconstruction(run.masked, run.unmasked, prepared.frames, metadata)
     timings["convert"] = time.perf_counter() - started
     recon = _attach_ground_truth(recon, clip, ground_truth)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
     return recon
+
+
+def _metadata(
+    info: ModelInfo,
+    model: Page4D,
+    clip: Clip,
+    mapping: PreprocessMapping,
+    mode: str,
+    strength: float,
+    run: _NetworkRun,
+    timings: dict[str, float],
+) -> Metadata:
+    """What a Reconstruction records about its weights, clip, preprocessing and run."""
+    return Metadata(
+        checkpoint_name=info.name,
+        checkpoint_hash=info.content_hash,
+        model_variant=info.variant,
+        mask_strength=strength,
+        mask_available=info.mask_available and model.mask_available,
+        source=str(clip.source),
+        frame_indices=[int(i) for i in np.asarray(clip.frame_indices)],
+        timestamps=_timestamps(clip),
+        preprocessing=Preprocessing(
+            mode=mode, target_size=model.config.img_size, mapping=mapping.to_dict()
+        ),
+        timings=timings,
+        device=run.device,
+        precision=run.precision,
+        extra={"clip_notes": list(getattr(clip, "notes", []))},
+    )
+
+
+def _model_info(model: Page4D, checkpoint_info: ModelInfo | CheckpointInfo | None) -> ModelInfo:
+    """What to record about the weights; an untrained network is named after its preset."""
+    if checkpoint_info is None:
+        return ModelInfo(
+            name=f"untrained {model.config.name}",
+            variant=model.config.name,
+            mask_available=model.mask_available,
+            default_mask_strength=RELEASED_MASK_STRENGTH if model.mask_available else 0.0,
+        )
+    if isinstance(checkpoint_info, ModelInfo):
+        return checkpoint_info
+    return model_info_from_checkpoint(checkpoint_info)
+
+
+@dataclass
+class _NetworkRun:
+    masked: ModelOutput
+    unmasked: ModelOutput
+    device: str
+    precision: str
+
+
+def _run_network(
+    model: Page4D,
+    images: torch.Tensor,
+    strength: float,
+    device: str | None,
+    precision: str | None,
+    report: _Reporter,
+    timings: dict[str, float],
+) -> _NetworkRun:
+    """Both mask variants of (S, 3, H, W) images on the chosen device and precision."""
+    import torch
+
+    from page4d_viewer.inference import device as devices
+
+    torch_device = devices.choose_device(device)
+    dtype = devices.choose_precision(torch_device, precision)
+    model.eval()
+    model.to(torch_device)
+    on_model_step = report.model_callback(torch_device, timings)
+    started = time.perf_counter()
+    with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
+        # A Reconstruction keeps only the unmasked run's cameras: skip its dense heads.
+        masked, unmasked = model.forward_pair(
+            images.to(torch_device), strength, progress=on_model_step, unmasked_geometry=False
+        )
+    _synchronize(torch_device)
+    timings["model"] = time.perf_counter() - started
+    precision_name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    return _NetworkRun(masked, unmasked, str(torch_device), precision_name)
 
 
 def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D) -> float:
