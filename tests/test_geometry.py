@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_pose_encoding_keeps_float32() -> None:
 
 
 def test_pose_encoding_rejects_wrong_width() -> None:
-    with pytest.raises(ValueError, match="9 numbers"):
+    with pytest.raises(ValueError, match=re.escape("pose_enc must be (..., 9), got (3, 7)")):
         geometry.pose_encoding_to_cameras(np.zeros((3, 7)), (14, 14))
 
 
