@@ -13,16 +13,60 @@ Convention (stated once, used everywhere in page4d_viewer):
 * Depth is the distance along the optical axis (z in the camera frame), not along the ray.
 
 Leading ``...`` dimensions broadcast; floating dtypes are kept (float32 in, float32 out).
+Every public function checks the trailing shape of its array arguments (:func:`check_shape`)
+and raises ``ValueError`` naming the argument, rather than broadcasting a wrong shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # Below this, a quaternion or a point set is degenerate and we refuse to divide by it.
 _EPS = 1e-12
+
+Dim = int | str | tuple[int, ...]
+"""One expected dimension: a size, a name for any size (``"N"``), or a tuple of allowed sizes."""
+
+_RIGID = ((3, 4), 4)
+"""Trailing shape of a rigid transform that may come as 3x4 or as homogeneous 4x4."""
+
+
+def _format_dim(dim: Dim) -> str:
+    if isinstance(dim, tuple):
+        return " or ".join(str(size) for size in dim)
+    return str(dim)
+
+
+def _dim_matches(size: int, dim: Dim) -> bool:
+    if isinstance(dim, str):
+        return True
+    if isinstance(dim, tuple):
+        return size in dim
+    return size == dim
+
+
+def check_shape(array: ArrayLike, name: str, trailing: Sequence[Dim]) -> None:
+    """Raise unless ``array``'s last dimensions are ``trailing`` (any leading dimensions).
+
+    Args:
+        array: the argument to check (anything numpy can shape).
+        name: the argument's name, for the message.
+        trailing: expected last dimensions, e.g. ``(3, 4)``, ``("N", 3)``, ``((3, 4), 4)``.
+
+    Raises:
+        ValueError: e.g. "extrinsics must be (..., 3, 4), got (5, 4, 4)".
+    """
+    shape = np.shape(array)
+    tail = shape[max(len(shape) - len(trailing), 0) :]
+    if len(tail) != len(trailing) or not all(
+        _dim_matches(size, dim) for size, dim in zip(tail, trailing, strict=True)
+    ):
+        expected = ", ".join(["...", *(_format_dim(dim) for dim in trailing)])
+        raise ValueError(f"{name} must be ({expected}), got {shape}")
 
 
 def _float(array: np.ndarray) -> np.ndarray:
@@ -41,6 +85,7 @@ def quaternion_to_rotation(quaternion_xyzw: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3, 3) rotation matrices.
     """
+    check_shape(quaternion_xyzw, "quaternion_xyzw", (4,))
     q = _float(quaternion_xyzw)
     q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), _EPS)
     x, y, z, w = np.moveaxis(q, -1, 0)
@@ -64,6 +109,7 @@ def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     Returns:
         (..., 4) quaternions ``(qx, qy, qz, qw)``.
     """
+    check_shape(rotation, "rotation", (3, 3))
     R = _float(rotation)
     batch_shape = R.shape[:-2]
     R = R.reshape(-1, 3, 3)
@@ -171,9 +217,8 @@ def pose_encoding_to_cameras(
         extrinsics: (..., 3, 4) camera-from-world ``[R | t]``.
         intrinsics: (..., 3, 3) pinhole matrices in pixels, principal point at the centre.
     """
+    check_shape(pose_enc, "pose_enc", (9,))
     pose_enc = _float(pose_enc)
-    if pose_enc.shape[-1] != 9:
-        raise ValueError(f"pose encoding must end in 9 numbers, got shape {pose_enc.shape}")
     height, width = image_hw
     rotation = quaternion_to_rotation(pose_enc[..., 3:7])
     extrinsics = np.concatenate([rotation, pose_enc[..., :3, None]], axis=-1)
@@ -199,6 +244,8 @@ def cameras_to_pose_encoding(
     Returns:
         (..., 9) ``[tx, ty, tz, qx, qy, qz, qw, fov_h, fov_w]``.
     """
+    check_shape(extrinsics, "extrinsics", (3, 4))
+    check_shape(intrinsics, "intrinsics", (3, 3))
     extrinsics = _float(extrinsics)
     intrinsics = _float(intrinsics)
     height, width = image_hw
@@ -219,6 +266,7 @@ def to_homogeneous(transform: np.ndarray) -> np.ndarray:
     Returns:
         (..., 4, 4) with last row ``[0, 0, 0, 1]``.
     """
+    check_shape(transform, "transform", (3, 4))
     transform = _float(transform)
     bottom = np.zeros(transform.shape[:-2] + (1, 4), dtype=transform.dtype)
     bottom[..., 0, 3] = 1.0
@@ -234,6 +282,7 @@ def invert_rigid(T_a_b: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3, 4) ``T_b_a = [R^T | -R^T t]``.
     """
+    check_shape(T_a_b, "T_a_b", _RIGID)
     T_a_b = _float(T_a_b)
     rotation_t = np.swapaxes(T_a_b[..., :3, :3], -1, -2)
     translation = -(rotation_t @ T_a_b[..., :3, 3:4])
@@ -250,6 +299,8 @@ def compose_rigid(T_a_b: np.ndarray, T_b_c: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3, 4) ``T_a_c``.
     """
+    check_shape(T_a_b, "T_a_b", _RIGID)
+    check_shape(T_b_c, "T_b_c", _RIGID)
     T_a_b = _float(T_a_b)
     T_b_c = _float(T_b_c)
     rotation = T_a_b[..., :3, :3] @ T_b_c[..., :3, :3]
@@ -261,12 +312,15 @@ def transform_points(T_a_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
     """Map points from frame b to frame a.
 
     Args:
-        T_a_b: (..., 3, 4) transform; its batch dims broadcast against the points' batch dims.
+        T_a_b: (..., 3, 4) or (..., 4, 4) transform; its batch dims broadcast against the
+            points' batch dims.
         points_b: (..., N, 3) points in frame b.
 
     Returns:
         (..., N, 3) the same points in frame a.
     """
+    check_shape(T_a_b, "T_a_b", _RIGID)
+    check_shape(points_b, "points_b", ("N", 3))
     T_a_b = _float(T_a_b)
     points_b = _float(points_b)
     rotation = T_a_b[..., None, :3, :3]
@@ -283,6 +337,7 @@ def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3) optical centres in world coordinates.
     """
+    check_shape(extrinsics, "extrinsics", (3, 4))
     return invert_rigid(extrinsics)[..., :3, 3]
 
 
@@ -312,6 +367,8 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray,
         uv: (..., N, 2) pixel coordinates; points at or behind ``z = 0`` give inf/nan.
         depth: (..., N) z of each point (its depth along the optical axis).
     """
+    check_shape(points_cam, "points_cam", ("N", 3))
+    check_shape(intrinsics, "intrinsics", (3, 3))
     points_cam = _float(points_cam)
     K = _float(intrinsics)[..., None, :, :]
     depth = points_cam[..., 2]
@@ -334,6 +391,13 @@ def unproject_pixels(uv: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray) 
     Returns:
         (..., N, 3) camera-frame points.
     """
+    check_shape(uv, "uv", ("N", 2))
+    check_shape(depth, "depth", ("N",))
+    check_shape(intrinsics, "intrinsics", (3, 3))
+    if np.shape(depth)[-1] != np.shape(uv)[-2]:
+        raise ValueError(
+            f"depth must be (..., N) with N = {np.shape(uv)[-2]} as in uv, got {np.shape(depth)}"
+        )
     uv = _float(uv)
     depth = _float(depth)
     K = _float(intrinsics)[..., None, :, :]
@@ -352,6 +416,8 @@ def depth_to_camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndar
     Returns:
         (..., H, W, 3) points in each camera's frame.
     """
+    check_shape(depth, "depth", ("H", "W"))
+    check_shape(intrinsics, "intrinsics", (3, 3))
     depth = _float(depth)
     height, width = depth.shape[-2:]
     uv = pixel_grid((height, width), dtype=depth.dtype).reshape(-1, 2)
@@ -373,6 +439,9 @@ def depth_to_world_points(
     Returns:
         (..., H, W, 3) points in the world frame.
     """
+    check_shape(depth, "depth", ("H", "W"))
+    check_shape(extrinsics, "extrinsics", (3, 4))
+    check_shape(intrinsics, "intrinsics", (3, 3))
     points_cam = depth_to_camera_points(depth, intrinsics)
     height, width = points_cam.shape[-3:-1]
     flat = points_cam.reshape(points_cam.shape[:-3] + (height * width, 3))
@@ -396,6 +465,7 @@ class Similarity(NamedTuple):
         Returns:
             (..., 3) transformed points.
         """
+        check_shape(points, "points", (3,))
         return self.scale * (_float(points) @ self.rotation.T) + self.translation
 
     def apply_to_extrinsics(self, extrinsics: np.ndarray) -> np.ndarray:
@@ -410,6 +480,7 @@ class Similarity(NamedTuple):
         Returns:
             (..., 3, 4) camera-from-new-world.
         """
+        check_shape(extrinsics, "extrinsics", (3, 4))
         extrinsics = _float(extrinsics)
         rotation = extrinsics[..., :3, :3] @ self.rotation.T
         translation = self.scale * extrinsics[..., :3, 3] - rotation @ self.translation
@@ -436,6 +507,10 @@ def similarity_align(
     Returns:
         The transform minimising ``sum w_i |target_i - (s R source_i + t)|^2``.
     """
+    check_shape(source, "source", ("N", 3))
+    check_shape(target, "target", ("N", 3))
+    if weights is not None:
+        check_shape(weights, "weights", ("N",))
     source = np.asarray(source, dtype=np.float64).reshape(-1, 3)
     target = np.asarray(target, dtype=np.float64).reshape(-1, 3)
     if source.shape != target.shape or len(source) == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,16 +13,28 @@ from hypothesis.extra.numpy import arrays
 
 from page4d_viewer import geometry
 
+BATCH_SHAPES = [(), (1,), (5,), (2, 3)]
+"""Leading batch shapes the batched functions are checked over (none, one, several, nested)."""
+batch_shapes = pytest.mark.parametrize("batch", BATCH_SHAPES, ids=lambda shape: f"batch{shape}")
 
-def _random_rotations(rng: np.random.Generator, count: int) -> np.ndarray:
-    quaternions = rng.normal(size=(count, 4))
-    return geometry.quaternion_to_rotation(quaternions)
 
-
-def _random_extrinsics(rng: np.random.Generator, count: int) -> np.ndarray:
-    rotation = _random_rotations(rng, count)
-    translation = rng.normal(size=(count, 3, 1))
+def _random_extrinsics(rng: np.random.Generator, batch: tuple[int, ...]) -> np.ndarray:
+    rotation = geometry.quaternion_to_rotation(rng.normal(size=(*batch, 4)))
+    translation = rng.normal(size=(*batch, 3, 1))
     return np.concatenate([rotation, translation], axis=-1)
+
+
+def _random_intrinsics(
+    rng: np.random.Generator, batch: tuple[int, ...], image_hw: tuple[int, int]
+) -> np.ndarray:
+    height, width = image_hw
+    intrinsics = np.zeros((*batch, 3, 3))
+    intrinsics[..., 0, 0] = rng.uniform(0.5, 2.0, size=batch) * width
+    intrinsics[..., 1, 1] = rng.uniform(0.5, 2.0, size=batch) * height
+    intrinsics[..., 0, 2] = width / 2.0
+    intrinsics[..., 1, 2] = height / 2.0
+    intrinsics[..., 2, 2] = 1.0
+    return intrinsics
 
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
@@ -68,52 +81,10 @@ def test_pose_encoding_hand_computed() -> None:
     np.testing.assert_allclose(intrinsics, [[50, 0, 100], [0, 50, 50], [0, 0, 1]], atol=1e-9)
 
 
-def test_pose_encoding_round_trip_batched() -> None:
-    rng = np.random.default_rng(0)
-    quaternion = rng.normal(size=(2, 5, 4))
-    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
-    quaternion *= np.sign(quaternion[..., 3:4])
-    fov = rng.uniform(0.3, 2.0, size=(2, 5, 2))
-    pose_enc = np.concatenate([rng.normal(size=(2, 5, 3)), quaternion, fov], axis=-1)
-    extrinsics, intrinsics = geometry.pose_encoding_to_cameras(pose_enc, (126, 168))
-    assert extrinsics.shape == (2, 5, 3, 4) and intrinsics.shape == (2, 5, 3, 3)
-    back = geometry.cameras_to_pose_encoding(extrinsics, intrinsics, (126, 168))
-    np.testing.assert_allclose(back, pose_enc, atol=1e-9)
-
-
 def test_pose_encoding_keeps_float32() -> None:
     pose_enc = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1], dtype=np.float32)
     extrinsics, intrinsics = geometry.pose_encoding_to_cameras(pose_enc, (14, 14))
     assert extrinsics.dtype == np.float32 and intrinsics.dtype == np.float32
-
-
-def test_pose_encoding_rejects_wrong_width() -> None:
-    with pytest.raises(ValueError, match="9 numbers"):
-        geometry.pose_encoding_to_cameras(np.zeros((3, 7)), (14, 14))
-
-
-def test_invert_and_compose_rigid() -> None:
-    rng = np.random.default_rng(1)
-    T_cam_world = _random_extrinsics(rng, 6)
-    T_world_cam = geometry.invert_rigid(T_cam_world)
-    identity = geometry.compose_rigid(T_cam_world, T_world_cam)
-    np.testing.assert_allclose(identity, np.tile(np.eye(4)[:3], (6, 1, 1)), atol=1e-12)
-    np.testing.assert_allclose(geometry.invert_rigid(T_world_cam), T_cam_world, atol=1e-12)
-    homogeneous = geometry.to_homogeneous(T_cam_world)
-    np.testing.assert_allclose(homogeneous[:, 3], np.tile([0, 0, 0, 1.0], (6, 1)))
-    np.testing.assert_allclose(
-        geometry.compose_rigid(T_cam_world[0], T_cam_world[1]),
-        (homogeneous[0] @ homogeneous[1])[:3],
-        atol=1e-12,
-    )
-
-
-def test_camera_centre_maps_to_camera_origin() -> None:
-    rng = np.random.default_rng(2)
-    extrinsics = _random_extrinsics(rng, 4)
-    centres = geometry.camera_centers(extrinsics)
-    in_camera = geometry.transform_points(extrinsics, centres[:, None, :])
-    np.testing.assert_allclose(in_camera, 0.0, atol=1e-12)
 
 
 def test_camera_centre_hand_computed() -> None:
@@ -137,32 +108,6 @@ def test_depth_to_camera_points_hand_computed() -> None:
     # Pixel (row 0, column 2): u=2, v=0 -> x = (2-1)/2*2 = 1, y = (0-1)/4*2 = -0.5.
     np.testing.assert_allclose(points[0, 2], [1.0, -0.5, 2.0])
     np.testing.assert_allclose(points[1, 1], [0.0, 0.0, 2.0])
-
-
-def test_project_unproject_identity_batched() -> None:
-    rng = np.random.default_rng(3)
-    depth = rng.uniform(0.5, 10.0, size=(3, 7, 9))
-    _, intrinsics = geometry.pose_encoding_to_cameras(
-        np.concatenate([np.zeros((3, 6)), np.ones((3, 1)), rng.uniform(0.5, 1.5, (3, 2))], -1),
-        (7, 9),
-    )
-    points = geometry.depth_to_camera_points(depth, intrinsics)
-    uv, z = geometry.project(points.reshape(3, -1, 3), intrinsics)
-    grid = geometry.pixel_grid((7, 9)).reshape(-1, 2)
-    np.testing.assert_allclose(uv, np.broadcast_to(grid, uv.shape), atol=1e-9)
-    np.testing.assert_allclose(z, depth.reshape(3, -1), atol=1e-12)
-
-
-def test_depth_to_world_points_reprojects_into_each_camera() -> None:
-    rng = np.random.default_rng(4)
-    extrinsics = _random_extrinsics(rng, 3)
-    intrinsics = np.tile(np.array([[20.0, 0, 4.5], [0, 20, 3.5], [0, 0, 1]]), (3, 1, 1))
-    depth = rng.uniform(1.0, 3.0, size=(3, 7, 9))
-    world = geometry.depth_to_world_points(depth, extrinsics, intrinsics)
-    in_camera = geometry.transform_points(extrinsics, world.reshape(3, -1, 3))
-    uv, z = geometry.project(in_camera, intrinsics)
-    np.testing.assert_allclose(z, depth.reshape(3, -1), atol=1e-9)
-    np.testing.assert_allclose(uv[:, 10], np.tile(geometry.pixel_grid((7, 9))[1, 1], (3, 1)))
 
 
 @settings(max_examples=50, deadline=None)
@@ -213,19 +158,283 @@ def test_similarity_rejects_bad_input() -> None:
         geometry.similarity_align(np.ones((3, 3)), np.ones((3, 3)), np.zeros(3))
 
 
-def test_similarity_moves_cameras_like_points() -> None:
-    rng = np.random.default_rng(7)
-    extrinsics = _random_extrinsics(rng, 5)
+# Batched round trips: every function that takes leading "..." dimensions, over BATCH_SHAPES.
+
+
+@batch_shapes
+def test_quaternion_round_trip_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(10)
+    quaternion = rng.normal(size=(*batch, 4))
+    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
+    quaternion *= np.where(quaternion[..., 3:4] < 0, -1.0, 1.0)
+    rotation = geometry.quaternion_to_rotation(quaternion)
+    assert rotation.shape == (*batch, 3, 3)
+    recovered = geometry.rotation_to_quaternion(rotation)
+    assert recovered.shape == (*batch, 4)
+    np.testing.assert_allclose(recovered, quaternion, atol=1e-9)
+
+
+@batch_shapes
+def test_pose_encoding_round_trip_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(11)
+    quaternion = rng.normal(size=(*batch, 4))
+    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
+    quaternion *= np.where(quaternion[..., 3:4] < 0, -1.0, 1.0)
+    fov = rng.uniform(0.3, 2.0, size=(*batch, 2))
+    pose_enc = np.concatenate([rng.normal(size=(*batch, 3)), quaternion, fov], axis=-1)
+    extrinsics, intrinsics = geometry.pose_encoding_to_cameras(pose_enc, (126, 168))
+    assert extrinsics.shape == (*batch, 3, 4) and intrinsics.shape == (*batch, 3, 3)
+    back = geometry.cameras_to_pose_encoding(extrinsics, intrinsics, (126, 168))
+    assert back.shape == (*batch, 9)
+    np.testing.assert_allclose(back, pose_enc, atol=1e-9)
+
+
+@batch_shapes
+def test_invert_compose_and_homogeneous_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(12)
+    T_cam_world = _random_extrinsics(rng, batch)
+    T_world_cam = geometry.invert_rigid(T_cam_world)
+    assert T_world_cam.shape == (*batch, 3, 4)
+    identity = geometry.compose_rigid(T_cam_world, T_world_cam)
+    np.testing.assert_allclose(identity, np.broadcast_to(np.eye(4)[:3], identity.shape), atol=1e-12)
+    homogeneous = geometry.to_homogeneous(T_cam_world)
+    assert homogeneous.shape == (*batch, 4, 4)
+    np.testing.assert_allclose(homogeneous[..., 3, :], np.broadcast_to([0, 0, 0, 1.0], (*batch, 4)))
+    np.testing.assert_allclose(geometry.invert_rigid(T_world_cam), T_cam_world, atol=1e-12)
+    np.testing.assert_allclose(
+        geometry.compose_rigid(T_cam_world, T_cam_world),
+        (homogeneous @ homogeneous)[..., :3, :],
+        atol=1e-12,
+    )
+    # 4x4 inputs give the same answers as 3x4 ones.
+    np.testing.assert_allclose(geometry.invert_rigid(homogeneous), T_world_cam, atol=1e-12)
+    np.testing.assert_allclose(
+        geometry.compose_rigid(homogeneous, geometry.to_homogeneous(T_world_cam)),
+        identity,
+        atol=1e-12,
+    )
+
+
+@batch_shapes
+def test_camera_centres_map_to_camera_origin_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(13)
+    extrinsics = _random_extrinsics(rng, batch)
+    centres = geometry.camera_centers(extrinsics)
+    assert centres.shape == (*batch, 3)
+    in_camera = geometry.transform_points(extrinsics, centres[..., None, :])
+    assert in_camera.shape == (*batch, 1, 3)
+    np.testing.assert_allclose(in_camera, 0.0, atol=1e-12)
+
+
+@batch_shapes
+def test_project_unproject_round_trip_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(14)
+    intrinsics = _random_intrinsics(rng, batch, (30, 40))
+    uv = rng.uniform(0, 40, size=(*batch, 6, 2))
+    depth = rng.uniform(0.5, 10.0, size=(*batch, 6))
+    points = geometry.unproject_pixels(uv, depth, intrinsics)
+    assert points.shape == (*batch, 6, 3)
+    uv_back, depth_back = geometry.project(points, intrinsics)
+    np.testing.assert_allclose(uv_back, uv, atol=1e-9)
+    np.testing.assert_allclose(depth_back, depth, atol=1e-12)
+
+
+@batch_shapes
+def test_depth_to_points_reprojects_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(15)
+    extrinsics = _random_extrinsics(rng, batch)
+    intrinsics = _random_intrinsics(rng, batch, (7, 9))
+    depth = rng.uniform(1.0, 3.0, size=(*batch, 7, 9))
+    camera_points = geometry.depth_to_camera_points(depth, intrinsics)
+    world = geometry.depth_to_world_points(depth, extrinsics, intrinsics)
+    assert camera_points.shape == world.shape == (*batch, 7, 9, 3)
+    in_camera = geometry.transform_points(extrinsics, world.reshape(*batch, -1, 3))
+    np.testing.assert_allclose(in_camera, camera_points.reshape(*batch, -1, 3), atol=1e-9)
+    uv, z = geometry.project(in_camera, intrinsics)
+    grid = geometry.pixel_grid((7, 9)).reshape(-1, 2)
+    np.testing.assert_allclose(uv, np.broadcast_to(grid, uv.shape), atol=1e-9)
+    np.testing.assert_allclose(z, depth.reshape(*batch, -1), atol=1e-9)
+
+
+@batch_shapes
+def test_similarity_moves_cameras_like_points_over_batch_shapes(batch: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(16)
+    extrinsics = _random_extrinsics(rng, batch)
     similarity = geometry.Similarity(
-        2.5, geometry.quaternion_to_rotation(rng.normal(size=4)), rng.normal(size=3)
+        0.7, geometry.quaternion_to_rotation(rng.normal(size=4)), rng.normal(size=3)
     )
     moved = similarity.apply_to_extrinsics(extrinsics)
+    assert moved.shape == (*batch, 3, 4)
+    rotation = moved[..., :3]
+    np.testing.assert_allclose(
+        rotation @ np.swapaxes(rotation, -1, -2),
+        np.broadcast_to(np.eye(3), rotation.shape),
+        atol=1e-9,
+    )
     np.testing.assert_allclose(
         geometry.camera_centers(moved),
         similarity.apply(geometry.camera_centers(extrinsics)),
         atol=1e-9,
     )
-    rotation = moved[:, :, :3]
-    np.testing.assert_allclose(
-        rotation @ np.swapaxes(rotation, 1, 2), np.tile(np.eye(3), (5, 1, 1)), atol=1e-9
-    )
+
+
+# Shape checks: each public function names the argument and the shape it expected.
+
+_E = np.zeros((5, 3, 4))
+_K = np.tile(np.eye(3), (5, 1, 1))
+_SIM = geometry.Similarity(1.0, np.eye(3), np.zeros(3))
+
+SHAPE_CHECKS = [
+    pytest.param(
+        lambda: geometry.quaternion_to_rotation(np.zeros((5, 3))),
+        "quaternion_xyzw must be (..., 4), got (5, 3)",
+        id="quaternion_to_rotation",
+    ),
+    pytest.param(
+        lambda: geometry.rotation_to_quaternion(np.zeros((5, 3, 4))),
+        "rotation must be (..., 3, 3), got (5, 3, 4)",
+        id="rotation_to_quaternion",
+    ),
+    pytest.param(
+        lambda: geometry.pose_encoding_to_cameras(np.zeros((5, 7)), (14, 14)),
+        "pose_enc must be (..., 9), got (5, 7)",
+        id="pose_encoding_to_cameras",
+    ),
+    pytest.param(
+        lambda: geometry.cameras_to_pose_encoding(np.zeros((5, 4, 4)), _K, (14, 14)),
+        "extrinsics must be (..., 3, 4), got (5, 4, 4)",
+        id="cameras_to_pose_encoding-extrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.cameras_to_pose_encoding(_E, np.zeros((5, 3)), (14, 14)),
+        "intrinsics must be (..., 3, 3), got (5, 3)",
+        id="cameras_to_pose_encoding-intrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.to_homogeneous(np.zeros((5, 4, 4))),
+        "transform must be (..., 3, 4), got (5, 4, 4)",
+        id="to_homogeneous",
+    ),
+    pytest.param(
+        lambda: geometry.invert_rigid(np.zeros((5, 3, 3))),
+        "T_a_b must be (..., 3 or 4, 4), got (5, 3, 3)",
+        id="invert_rigid",
+    ),
+    pytest.param(
+        lambda: geometry.compose_rigid(_E, np.zeros((4,))),
+        "T_b_c must be (..., 3 or 4, 4), got (4,)",
+        id="compose_rigid",
+    ),
+    pytest.param(
+        lambda: geometry.transform_points(_E[0], np.zeros((10, 2))),
+        "points_b must be (..., N, 3), got (10, 2)",
+        id="transform_points-points",
+    ),
+    pytest.param(
+        lambda: geometry.transform_points(np.eye(3), np.zeros((10, 3))),
+        "T_a_b must be (..., 3 or 4, 4), got (3, 3)",
+        id="transform_points-transform",
+    ),
+    pytest.param(
+        lambda: geometry.transform_points(_E[0], np.zeros(3)),
+        "points_b must be (..., N, 3), got (3,)",
+        id="transform_points-single-point",
+    ),
+    pytest.param(
+        lambda: geometry.camera_centers(np.zeros((5, 4, 4))),
+        "extrinsics must be (..., 3, 4), got (5, 4, 4)",
+        id="camera_centers",
+    ),
+    pytest.param(
+        lambda: geometry.project(np.zeros((5, 10, 2)), _K),
+        "points_cam must be (..., N, 3), got (5, 10, 2)",
+        id="project-points",
+    ),
+    pytest.param(
+        lambda: geometry.project(np.zeros((5, 10, 3)), np.zeros((5, 2, 3))),
+        "intrinsics must be (..., 3, 3), got (5, 2, 3)",
+        id="project-intrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.unproject_pixels(np.zeros((10, 3)), np.ones(10), _K[0]),
+        "uv must be (..., N, 2), got (10, 3)",
+        id="unproject_pixels-uv",
+    ),
+    pytest.param(
+        lambda: geometry.unproject_pixels(np.zeros((10, 2)), np.float64(1.0), _K[0]),
+        "depth must be (..., N), got ()",
+        id="unproject_pixels-scalar-depth",
+    ),
+    pytest.param(
+        lambda: geometry.unproject_pixels(np.zeros((10, 2)), np.ones((5, 1)), _K),
+        "depth must be (..., N) with N = 10 as in uv, got (5, 1)",
+        id="unproject_pixels-depth-count",
+    ),
+    pytest.param(
+        lambda: geometry.unproject_pixels(np.zeros((10, 2)), np.ones(10), np.eye(4)),
+        "intrinsics must be (..., 3, 3), got (4, 4)",
+        id="unproject_pixels-intrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.depth_to_camera_points(np.ones(7), _K[0]),
+        "depth must be (..., H, W), got (7,)",
+        id="depth_to_camera_points-depth",
+    ),
+    pytest.param(
+        lambda: geometry.depth_to_camera_points(np.ones((5, 7, 9)), np.zeros((5, 9))),
+        "intrinsics must be (..., 3, 3), got (5, 9)",
+        id="depth_to_camera_points-intrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.depth_to_world_points(np.ones((5, 7, 9)), np.zeros((5, 4, 4)), _K),
+        "extrinsics must be (..., 3, 4), got (5, 4, 4)",
+        id="depth_to_world_points-extrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.depth_to_world_points(np.ones((5, 7, 9)), _E, np.zeros((5, 3, 4))),
+        "intrinsics must be (..., 3, 3), got (5, 3, 4)",
+        id="depth_to_world_points-intrinsics",
+    ),
+    pytest.param(
+        lambda: _SIM.apply(np.zeros((10, 4))),
+        "points must be (..., 3), got (10, 4)",
+        id="Similarity.apply",
+    ),
+    pytest.param(
+        lambda: _SIM.apply_to_extrinsics(np.zeros((5, 4, 4))),
+        "extrinsics must be (..., 3, 4), got (5, 4, 4)",
+        id="Similarity.apply_to_extrinsics",
+    ),
+    pytest.param(
+        lambda: geometry.similarity_align(np.zeros((10, 2)), np.zeros((10, 3))),
+        "source must be (..., N, 3), got (10, 2)",
+        id="similarity_align-source",
+    ),
+    pytest.param(
+        lambda: geometry.similarity_align(np.zeros((10, 3)), np.zeros(3)),
+        "target must be (..., N, 3), got (3,)",
+        id="similarity_align-target",
+    ),
+    pytest.param(
+        lambda: geometry.similarity_align(np.zeros((10, 3)), np.zeros((10, 3)), np.float64(1)),
+        "weights must be (..., N), got ()",
+        id="similarity_align-weights",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), SHAPE_CHECKS)
+def test_shape_check_names_the_argument(call, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        call()
+
+
+def test_check_shape_accepts_leading_dims_names_and_alternatives() -> None:
+    geometry.check_shape(np.zeros((2, 3, 3, 4)), "extrinsics", (3, 4))
+    geometry.check_shape([[1.0, 2.0, 3.0]], "points", ("N", 3))
+    geometry.check_shape(np.zeros((4, 4)), "T", ((3, 4), 4))
+    geometry.check_shape(np.zeros((3, 4)), "T", ((3, 4), 4))
+    with pytest.raises(ValueError, match=re.escape("T must be (..., 3 or 4, 4), got (5, 4)")):
+        geometry.check_shape(np.zeros((5, 4)), "T", ((3, 4), 4))
+    with pytest.raises(ValueError, match=re.escape("K must be (..., 3, 3), got (3,)")):
+        geometry.check_shape(np.zeros(3), "K", (3, 3))

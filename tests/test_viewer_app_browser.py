@@ -5,13 +5,11 @@ checkpoint (never shipped), driven through Debian's Chromium with Playwright (ne
 `playwright install`). Assertions read the server-side scene state and visible text, not
 pixels. Scenes stay small: a 4-frame 112x84 clip under a 20k-point budget.
 
-Set PAGE4D_SCREENSHOT=docs/screenshot.png to also save a screenshot of the app with a result
-loaded (the default model on a bundled sample when both exist, else the stand-in).
+The README screenshot is written by `scripts/screenshot.py`, not by these tests.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -278,60 +276,6 @@ def test_open_a_saved_result(app, page, first_run: str, tmp_path: Path) -> None:
     page.locator("#open-run").click()
     _wait_status(page, "walk.mp4 · 4 frames")
     assert app.scene.state().num_frames == 4
-
-
-def test_screenshot(app, browser, first_run: str, tmp_path_factory) -> None:
-    target = os.environ.get("PAGE4D_SCREENSHOT")
-    if not target:
-        pytest.skip("set PAGE4D_SCREENSHOT=docs/screenshot.png to write the README screenshot")
-    _save_screenshot(app, browser, Path(target), tmp_path_factory.mktemp("shot-runs"))
-
-
-def _save_screenshot(app, browser, target: Path, runs_dir: Path) -> None:
-    """The app on a real result: the default model on a sample clip when both are present."""
-    from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.settings import default_checkpoint_path
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
-    from page4d_viewer.viewer.controller import find_samples
-
-    shown = app
-    if default_checkpoint_path().is_file() and find_samples():
-        config = AppConfig(port=_free_port(), viser_port=_free_port(), runs_dir=runs_dir)
-        shown = ViewerApp(config, PredictorBackend())
-        shown.start()
-    try:
-        view = browser.new_page(viewport={"width": 1500, "height": 1150})
-        view.set_default_timeout(TIMEOUT_MS * 3)
-        view.goto(shown.url)
-        if shown is not app:
-            view.get_by_role("button", name="Sampling").click()
-            _set_number(view, "max-frames", 16)
-            view.get_by_role("button", name="Sampling").click()
-            view.locator("#run").click()
-            _wait_status(view, "· 16 frames")
-            assert shown.scene.wait_until_sent(timeout=120)
-            shown.scene.set_frame(8)
-            _wait_for(lambda: view.locator("#frame input[type=number]").input_value() == "8")
-        _close_scene_notices(view)
-        time.sleep(3)  # let the scene's WebGL canvas draw
-        target.parent.mkdir(parents=True, exist_ok=True)
-        view.screenshot(path=str(target), full_page=True)
-        view.close()
-    finally:
-        if shown is not app:
-            shown.close()
-
-
-def _close_scene_notices(view) -> None:
-    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
-    scene = view.frame_locator("#scene-frame iframe")
-    close = scene.locator(".mantine-Notification-root button")
-    try:
-        close.first.wait_for(timeout=15_000)
-    except Exception:  # no notice: nothing to close
-        return
-    for _ in range(close.count()):
-        close.first.click()
 
 
 class _HeldBackend:
