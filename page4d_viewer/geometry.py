@@ -127,52 +127,29 @@ def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     )
     best = np.argmax(squares, axis=-1)
     root = np.sqrt(np.maximum(squares[np.arange(len(R)), best], _EPS))
-    r = R
-    candidates = np.stack(
-        [
-            np.stack(
-                [
-                    root,
-                    (r[:, 0, 1] + r[:, 1, 0]) / root,
-                    (r[:, 0, 2] + r[:, 2, 0]) / root,
-                    (r[:, 2, 1] - r[:, 1, 2]) / root,
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    (r[:, 0, 1] + r[:, 1, 0]) / root,
-                    root,
-                    (r[:, 1, 2] + r[:, 2, 1]) / root,
-                    (r[:, 0, 2] - r[:, 2, 0]) / root,
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    (r[:, 0, 2] + r[:, 2, 0]) / root,
-                    (r[:, 1, 2] + r[:, 2, 1]) / root,
-                    root,
-                    (r[:, 1, 0] - r[:, 0, 1]) / root,
-                ],
-                -1,
-            ),
-            np.stack(
-                [
-                    (r[:, 2, 1] - r[:, 1, 2]) / root,
-                    (r[:, 0, 2] - r[:, 2, 0]) / root,
-                    (r[:, 1, 0] - r[:, 0, 1]) / root,
-                    root,
-                ],
-                -1,
-            ),
-        ],
-        axis=1,
-    )
+    candidates = _quaternion_candidates(R, root)
     q = candidates[np.arange(len(R)), best] / 2
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     q = np.where(q[:, 3:4] < 0, -q, q)
     return q.reshape(*batch_shape, 4)
+
+
+def _quaternion_candidates(r: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """(N, 4, 4): row k is 2 q computed from the branch where q_k is the largest component.
+
+    Args:
+        r: (N, 3, 3) rotation matrices.
+        root: (N,) 2 |q_k| of each matrix's chosen branch (every row uses it as divisor).
+    """
+    xy, xz, yz = r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1]
+    wx, wy, wz = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
+    rows = (
+        (root, xy / root, xz / root, wx / root),
+        (xy / root, root, yz / root, wy / root),
+        (xz / root, yz / root, root, wz / root),
+        (wx / root, wy / root, wz / root, root),
+    )
+    return np.stack([np.stack(row, axis=-1) for row in rows], axis=1)
 
 
 def focal_from_fov(fov: np.ndarray, size: float) -> np.ndarray:
