@@ -11,10 +11,18 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
+
+if TYPE_CHECKING:
+    from page4d_viewer.inference.predictor import ModelInfo
+    from page4d_viewer.model.network import Page4D
+    from page4d_viewer.sources.clip import SourceLike
+
+    # Type-only: the panel's run request is the viewer's side of the ModelBackend contract.
+    from page4d_viewer.viewer.controller import Progress, RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +46,7 @@ class PredictorBackend:
             self._paths[_unique_name(Path(path).name or str(path), self._paths)] = str(path)
         self._paths[DEFAULT_MODEL] = None
         self._lock = threading.Lock()
-        self._loaded: tuple[str, Any, Any] | None = None  # (name, model, ModelInfo)
+        self._loaded: tuple[str, Page4D, ModelInfo] | None = None
 
     def checkpoint_names(self) -> list[str]:
         """Names for the drop-down: the command line's checkpoints first, then the default."""
@@ -52,7 +60,9 @@ class PredictorBackend:
         _model, info = self._load(checkpoint)
         return float(info.default_mask_strength)
 
-    def run_model(self, source: Any, options: Any, progress: Any) -> Reconstruction:
+    def run_model(
+        self, source: SourceLike, options: RunOptions, progress: Progress
+    ) -> Reconstruction:
         """Run `page4d_viewer.inference.predictor.predict` with the panel's options.
 
         Raises:
@@ -85,7 +95,7 @@ class PredictorBackend:
                 "try fewer frames (Max frames, Stride) or precision bf16"
             ) from error
 
-    def _load(self, name: str) -> tuple[Any, Any]:
+    def _load(self, name: str) -> tuple[Page4D, ModelInfo]:
         from page4d_viewer.inference.predictor import load_model
 
         if name not in self._paths:
@@ -102,7 +112,7 @@ class PredictorBackend:
             return model, info
 
 
-def _unique_name(name: str, taken: dict[str, Any]) -> str:
+def _unique_name(name: str, taken: dict[str, str | None]) -> str:
     candidate, count = name, 1
     while candidate in taken or candidate == DEFAULT_MODEL:
         count += 1
