@@ -17,17 +17,11 @@ from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.controller import (
-    RunCancelled,
-    RunOptions,
-    ViewerController,
-    error_markdown,
-    find_samples,
-    status_markdown,
-)
-from page4d_viewer.viewer.panel import options_from_widgets
+from page4d_viewer.viewer.callbacks import options_from_widgets
+from page4d_viewer.viewer.controller import RunCancelled, RunOptions, ViewerController, find_samples
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
+from page4d_viewer.viewer.status import error_markdown, status_markdown
 
 HEIGHT, WIDTH = 28, 42  # a 2x3 patch grid
 
@@ -658,12 +652,12 @@ class _RacingController:
 def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
     from types import SimpleNamespace
 
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
     from page4d_viewer.viewer.controller import SceneSettings
-    from page4d_viewer.viewer.panel import _Callbacks
 
     names = "overlay_image depth_image confidence_image synced frame opacity threshold version"
     widgets = SimpleNamespace(**{name: name for name in names.split()})
-    callbacks = _Callbacks(_RacingController(), widgets)
+    callbacks = PanelCallbacks(_RacingController(), widgets)
     after_input = callbacks.on_frame(2, SceneSettings(0, 0.5, 0.5))
     assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
     after_tick = callbacks.on_tick(1, after_input["synced"])
