@@ -18,17 +18,11 @@ from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.controller import (
-    RunCancelled,
-    RunOptions,
-    ViewerController,
-    error_markdown,
-    find_samples,
-    status_markdown,
-)
-from page4d_viewer.viewer.panel import options_from_widgets
+from page4d_viewer.viewer.callbacks import options_from_widgets
+from page4d_viewer.viewer.controller import RunCancelled, RunOptions, ViewerController, find_samples
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
+from page4d_viewer.viewer.status import error_markdown, status_markdown
 
 HEIGHT, WIDTH = 28, 42  # a 2x3 patch grid
 
@@ -593,6 +587,74 @@ def test_panel_precisions_are_the_devices_names() -> None:
 def test_viewer_does_not_import_the_network(imports_among) -> None:
     modules = ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.app")
     assert imports_among(modules, ("page4d_viewer.model",)) == []
+    view_path = (
+        "page4d_viewer.cli.view",
+        "page4d_viewer.viewer.app",
+        "page4d_viewer.viewer.scene",
+        "page4d_viewer.result.reconstruction",
+    )
+    assert imports_among(view_path, ("torch", "page4d_viewer.inference")) == []
+
+
+# What `page4d-viewer view RESULT` runs up to serving (cli/view.py's `run`, then `serve`
+# without `app.wait()`), in an interpreter where `import torch` fails.
+_VIEW_WITHOUT_TORCH = """
+import json, socket, sys
+from pathlib import Path
+
+sys.modules["torch"] = None  # `import torch` now raises ImportError
+
+import argparse
+
+from page4d_viewer.cli import view
+from page4d_viewer.cli.app import config_from_args
+from page4d_viewer.viewer.app import ViewerApp
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+result, runs = sys.argv[1:3]
+parser = argparse.ArgumentParser()
+view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
+ports = ["--port", str(free_port()), "--viser-port", str(free_port())]
+args = parser.parse_args(["view", result, *ports, "--runs-dir", runs, "--max-points", "5000"])
+config = config_from_args(args)
+assert Path(config.result).is_file()
+app = ViewerApp(config, backend=None)
+try:
+    app.start()
+    assert app.scene.wait_until_sent(timeout=60)
+    state = app.scene.state()
+    loaded = [m for m in sys.modules if m.startswith(("torch.", "page4d_viewer.inference"))]
+    print("REPORT", json.dumps({"frames": state.num_frames, "sent": state.frames_sent,
+                      "can_run": app.controller.can_run, "loaded": loaded}))
+finally:
+    app.close()
+"""
+
+
+def test_view_runs_without_torch(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    result = tmp_path / "result.npz"
+    make_recon(frames=3).save(result)
+    done = subprocess.run(
+        [sys.executable, "-c", _VIEW_WITHOUT_TORCH, str(result), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("REPORT "))
+    report = json.loads(line.removeprefix("REPORT "))
+    assert report == {"frames": 3, "sent": 3, "can_run": False, "loaded": []}
 
 
 def _block(demo, elem_id: str):
@@ -657,12 +719,12 @@ class _RacingController:
 def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
     from types import SimpleNamespace
 
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
     from page4d_viewer.viewer.controller import SceneSettings
-    from page4d_viewer.viewer.panel import _Callbacks
 
     names = "overlay_image depth_image confidence_image synced frame opacity threshold version"
     widgets = SimpleNamespace(**{name: name for name in names.split()})
-    callbacks = _Callbacks(_RacingController(), widgets)
+    callbacks = PanelCallbacks(_RacingController(), widgets)
     after_input = callbacks.on_frame(2, SceneSettings(0, 0.5, 0.5))
     assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
     after_tick = callbacks.on_tick(1, after_input["synced"])

@@ -124,7 +124,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def bin_handle(scene: SceneView, frame: int, dynamic: bool) -> Any:
-    bins = scene._frames[frame].bins
+    bins = scene.point_layer.frames[frame].bins
     bin_id = max(bins) if dynamic else min(bins)
     return bins[bin_id]
 
@@ -194,8 +194,8 @@ def test_depth_source_needs_its_cameras(scene: SceneView) -> None:
     scene.show(make_recon(variants=("masked",)))
     with pytest.raises(Page4DError, match="no unmasked cameras"):
         scene.set_point_source("depth_unmasked")
-    scene._gui.source.value = "depth_unmasked"  # the same choice made in the viser sidebar
-    assert scene._gui.source.value == "points"  # refused and put back
+    scene.controls.source.value = "depth_unmasked"  # the same choice made in the viser sidebar
+    assert scene.controls.source.value == "points"  # refused and put back
     assert scene.state().point_source == "points"
     assert scene.state().variants == ("masked", "ground_truth")
 
@@ -207,7 +207,7 @@ def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
     shown.show(make_recon(variants=("masked",)))
     assert shown.wait_until_sent(timeout=30)
     assert shown.state().point_source == "points"
-    assert shown._gui.source.value == "points"
+    assert shown.controls.source.value == "points"
 
 
 def test_broken_predictions_still_show(scene: SceneView) -> None:
@@ -220,8 +220,9 @@ def test_broken_predictions_still_show(scene: SceneView) -> None:
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
     assert state.frames_sent == FRAMES
-    assert 2 not in scene._frusta["unmasked"].plain and 2 in scene._frusta["masked"].plain
-    assert scene._frusta["masked"].plain[3].fov == pytest.approx(display.FALLBACK_FOV)
+    frusta = scene.camera_layer.frusta
+    assert 2 not in frusta["unmasked"].plain and 2 in frusta["masked"].plain
+    assert frusta["masked"].plain[3].fov == pytest.approx(display.FALLBACK_FOV)
     assert state.point_counts[1] < state.point_counts[0]
     assert all(name[-3:-2] == "m" for name in state.visible_nodes)
     scene.set_frame(4)
@@ -285,7 +286,7 @@ def test_frame_callbacks_fire_for_viser_moves_only(shown: SceneView) -> None:
     shown.on_frame_change(seen.append)
     shown.set_frame(2)  # the panel's own move: not echoed back
     assert seen == []
-    shown._gui.frame.value = 4  # as if the viser slider were dragged
+    shown.controls.frame.value = 4  # as if the viser slider were dragged
     assert shown.frame == 4 and seen == [4]
 
 
@@ -328,7 +329,7 @@ def test_close_stops_the_playback_thread(server: viser.ViserServer) -> None:
     view = SceneView(server)
     view.set_playing(True)
     view.close()
-    assert not view._playback_thread.is_alive()
+    assert not view.timeline.playback_alive
 
 
 # ------------------------------------------------------------------------------ display modes
@@ -351,7 +352,8 @@ def test_split_mode_static_background_dynamic_at_its_time(
     state = shown.state()
     counts = np.array(state.point_counts)
     assert state.visible_frames == tuple(range(FRAMES))
-    dynamic_names = [n for n in state.visible_nodes if shown._is_dynamic(int(n[-2:]))]
+    threshold_bin = display.threshold_bin(state.mask_threshold)
+    dynamic_names = [n for n in state.visible_nodes if int(n[-2:]) >= threshold_bin]
     assert dynamic_names and all(n.startswith("/frames/t0002/") for n in dynamic_names)
     # Roughly a third of each frame is dynamic (the right patch column), minus dropped points.
     assert 0.25 * counts[2] < state.visible_dynamic_points < 0.45 * counts[2]
@@ -408,14 +410,14 @@ def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None
 
 def test_overlay_controls_follow_set_mask_overlay(shown: SceneView) -> None:
     shown.set_mask_overlay(0.3, 0.72)
-    assert shown._gui.opacity.value == pytest.approx(0.3)
-    assert shown._gui.threshold.value == pytest.approx(0.7)  # snapped to 1/20 steps
+    assert shown.controls.opacity.value == pytest.approx(0.3)
+    assert shown.controls.threshold.value == pytest.approx(0.7)  # snapped to 1/20 steps
     assert shown.state().mask_threshold == pytest.approx(0.7)
 
 
 def test_overlay_sliders_in_viser_drive_the_scene(shown: SceneView) -> None:
-    shown._gui.opacity.value = 0.8  # as if moved in the viser sidebar
-    shown._gui.threshold.value = 0.95
+    shown.controls.opacity.value = 0.8  # as if moved in the viser sidebar
+    shown.controls.threshold.value = 0.95
     state = shown.state()
     assert state.mask_opacity == pytest.approx(0.8)
     assert state.mask_threshold == pytest.approx(0.95)
@@ -425,7 +427,7 @@ def test_point_size_is_a_property_update(shown: SceneView, spy: MessageSpy) -> N
     shown.set_point_size(0.02)
     assert spy.updated_props() == {"point_size"}
     assert shown.state().point_size == 0.02
-    assert all(b.handle.point_size == 0.02 for b in shown._frames[3].bins.values())
+    assert all(b.handle.point_size == 0.02 for b in shown.point_layer.frames[3].bins.values())
 
 
 # ------------------------------------------------------------------------------ cameras
@@ -438,11 +440,12 @@ def test_frusta_per_variant_with_the_current_one_imaged(shown: SceneView) -> Non
         assert f"/cameras/{variant}/images/t0001" in nodes
         assert f"/cameras/{variant}/frusta/t0001" not in nodes
         assert f"/cameras/{variant}/frusta/t0003" in nodes
-    imaged = shown._frusta["masked"].imaged[1]
+    imaged = shown.camera_layer.frusta["masked"].imaged[1]
     assert imaged.image is not None
     # Field of view from the predicted intrinsics: fy = 40 for H = 28.
     assert imaged.fov == pytest.approx(2 * np.arctan(14 / 40))
-    colors = {shown._frusta[v].plain[0].color for v in ("masked", "unmasked", "ground_truth")}
+    frusta = shown.camera_layer.frusta
+    colors = {frusta[v].plain[0].color for v in ("masked", "unmasked", "ground_truth")}
     assert len(colors) == 3
 
 
@@ -452,8 +455,8 @@ def test_variant_can_be_hidden(shown: SceneView) -> None:
     assert state.variant_visible["unmasked"] is False
     assert not any(n.startswith("/cameras/unmasked/") for n in state.visible_camera_nodes)
     assert any(n.startswith("/cameras/masked/") for n in state.visible_camera_nodes)
-    assert shown._gui.variants["unmasked"].value is False
-    shown._gui.variants["unmasked"].value = True
+    assert shown.controls.variants["unmasked"].value is False
+    shown.controls.variants["unmasked"].value = True
     assert shown.state().variant_visible["unmasked"] is True
 
 
@@ -462,7 +465,7 @@ def test_clicking_a_frustum_moves_the_view_to_that_camera(shown: SceneView) -> N
     client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
     seen: list[int] = []
     shown.on_frame_change(seen.append)
-    shown._frustum_click_callback("unmasked", 3)(SimpleNamespace(client=client))
+    shown.frustum_clicked(client, "unmasked", 3)
     wxyz, centres = display.camera_poses(make_recon().cameras["unmasked"].extrinsics)
     np.testing.assert_allclose(camera.position, centres[3])
     np.testing.assert_allclose(camera.wxyz, wxyz[3])
@@ -513,7 +516,7 @@ def test_new_viewers_start_behind_the_first_camera(
 
 
 def test_connected_viewers_are_moved_and_fresh_ones_tolerated() -> None:
-    from page4d_viewer.viewer.scene import _move_view
+    from page4d_viewer.viewer.scene import move_view
 
     class NotReportedYet:
         @property
@@ -525,11 +528,11 @@ def test_connected_viewers_are_moved_and_fresh_ones_tolerated() -> None:
             raise AssertionError("no camera message from this client yet")
 
     fresh = SimpleNamespace(camera=NotReportedYet(), atomic=contextlib.nullcontext)
-    _move_view(fresh, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))  # must not raise
+    move_view(fresh, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))  # must not raise
     ready = SimpleNamespace(
         camera=SimpleNamespace(position=None, look_at=None, up_direction=None),
         atomic=contextlib.nullcontext,
     )
-    _move_view(ready, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))
+    move_view(ready, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))
     np.testing.assert_array_equal(ready.camera.look_at, np.ones(3))
     np.testing.assert_array_equal(ready.camera.up_direction, [0, -1, 0])

@@ -16,13 +16,17 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import assets_dir
 
 if TYPE_CHECKING:
-    from page4d_viewer.viewer.controller import ModelBackend
+    import gradio as gr
+    import viser
+
+    from page4d_viewer.viewer.controller import ModelBackend, ViewerController
+    from page4d_viewer.viewer.scene import SceneView
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +74,11 @@ class ViewerApp:
     def __init__(self, config: AppConfig, backend: ModelBackend | None = None) -> None:
         self.config = config
         self.backend = backend
-        self.server: Any = None
-        self.scene: Any = None
-        self.controller: Any = None
-        self.demo: Any = None
+        # Set by start(); None before it.
+        self.server: viser.ViserServer | None = None
+        self.scene: SceneView | None = None
+        self.controller: ViewerController | None = None
+        self.demo: gr.Blocks | None = None
         self.url = ""
         self.viser_url = ""
 
@@ -93,24 +98,27 @@ class ViewerApp:
         from page4d_viewer.viewer.scene import SceneView
 
         config = self.config
-        self.server = viser.ViserServer(host=config.host, port=config.viser_port, verbose=False)
-        self.scene = SceneView(self.server, max_points=config.max_points)
+        server = viser.ViserServer(host=config.host, port=config.viser_port, verbose=False)
+        self.server = server
+        self.scene = SceneView(server, max_points=config.max_points)
         roots = config.data_roots or [Path.cwd(), assets_dir()]
         store = RunStore(config.runs_dir)
-        self.controller = ViewerController(
+        controller = ViewerController(
             self.scene, store, DataRoots(roots), self.backend, find_samples()
         )
+        self.controller = controller
         if config.result:
-            self.controller.open_result(config.result)
-        viser_port = self.server.get_port()
-        self.demo = build_panel(
-            self.controller,
+            controller.open_result(config.result)
+        viser_port = server.get_port()
+        demo = build_panel(
+            controller,
             viser_port=viser_port,
             device=config.device,
             precision=config.precision,
         )
+        self.demo = demo
         store.root.mkdir(parents=True, exist_ok=True)
-        _app, local_url, _share = self.demo.launch(
+        _app, local_url, _share = demo.launch(
             server_name=config.host,
             server_port=config.port,
             prevent_thread_lock=True,
@@ -130,6 +138,8 @@ class ViewerApp:
 
     def wait(self) -> None:
         """Serve until interrupted (Ctrl-C)."""
+        if self.demo is None:
+            raise Page4DError("the app is not started")
         self.demo.block_thread()
 
     def close(self) -> None:
@@ -150,7 +160,7 @@ class ViewerApp:
             logger.debug("start clip: %3.0f%% %s", 100 * fraction, message)
 
         try:
-            if self.backend is None:
+            if self.backend is None or self.controller is None:
                 raise Page4DError("no model is loaded")
             checkpoint = self.backend.checkpoint_names()[0]
             options = RunOptions(

@@ -20,18 +20,21 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
-from page4d_viewer.sources.clip import SourceLike
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunRecord, RunStore
+
+if TYPE_CHECKING:
+    from page4d_viewer.sources.clip import SourceLike
+    from page4d_viewer.viewer.scene import SceneState
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,6 @@ Progress = Callable[[float, str], None]
 
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
-# The bundled sample the app runs at start when given no clip: large movers show the mask best.
 # Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
 # rest is saving the run and sending it to the scene.
 _MODEL_SHARE = 0.85
@@ -130,7 +132,7 @@ class SceneLike(Protocol):
 
     def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
 
-    def state(self) -> Any: ...
+    def state(self) -> SceneState: ...
 
 
 @dataclass(frozen=True)
@@ -536,7 +538,7 @@ def _source_name(source: str) -> str:
     return path.name
 
 
-def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, Any]:
+def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:
     metadata = recon.metadata
     return {
         "checkpoint": metadata.checkpoint_name,
@@ -558,45 +560,6 @@ def _write_ply_zip(
             for file in files:
                 archive.write(file, arcname=Path(file).name)
         partial.replace(path)
-
-
-# ------------------------------------------------------------------------------ formatting
-
-
-def status_markdown(shown: Shown | None) -> str:
-    """The status line for a shown result: frames, resolution, timings, checkpoint, variant."""
-    if shown is None:
-        return "No result yet: pick a clip and press **Run**, or open a saved result."
-    recon = shown.recon
-    metadata = recon.metadata
-    parts = [f"**{shown.title}**"]  # the title names the frames and their size
-    if metadata.checkpoint_name:
-        variant = f" ({metadata.model_variant})" if metadata.model_variant else ""
-        parts.append(f"checkpoint `{metadata.checkpoint_name}`{variant}")
-    if recon.has_mask:
-        parts.append(f"mask strength {metadata.mask_strength:g}")
-    else:
-        parts.append("no dynamic mask")
-    if metadata.device:
-        parts.append(f"{metadata.device} {metadata.precision}".strip())
-    # Sub-stages ("model.heads") are kept in the file; the status line shows the main ones.
-    stages = {stage: seconds for stage, seconds in metadata.timings.items() if "." not in stage}
-    if stages:
-        parts.append(", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items()))
-    parts.append(f"cameras: {', '.join(plots.VARIANT_LABELS[v] for v in recon.variants)}")
-    return " · ".join(parts)
-
-
-def error_markdown(message: str, shown: Shown | None, label: str = "Error") -> str:
-    """The status line after a failure: the one-line reason, and what is still on screen."""
-    reason = " ".join(message.split()).rstrip(".")
-    kept = " The previous result is still shown." if shown is not None else ""
-    return f"**{label}:** {reason}.{kept}"
-
-
-def run_choices(records: Sequence[RunRecord]) -> list[tuple[str, str]]:
-    """(label, run id) pairs for the recent-runs drop-down."""
-    return [(record.label(), record.run_id) for record in records]
 
 
 def find_samples(samples_dir: Path | None = None) -> dict[str, Path]:

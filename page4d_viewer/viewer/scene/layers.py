@@ -1,0 +1,387 @@
+"""What the scene draws, one layer per kind: points, and cameras (frusta and trajectories).
+
+A layer sends its nodes once and afterwards only toggles visibility, recolours or changes
+node properties. Layers hold no lock: `SceneView` calls them holding its lock, inside a
+`server.atomic()` block, and passes in what they need of the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from page4d_viewer import geometry
+from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene.nodes import (
+    FrameNodes,
+    Frusta,
+    PointBin,
+    ShownClip,
+    overlay_colors,
+    source_variant,
+    thumbnail,
+)
+
+if TYPE_CHECKING:
+    import viser
+
+    from page4d_viewer.viewer.scene.state import DisplaySettings, SendCounters
+
+logger = logging.getLogger(__name__)
+
+FrustumClick = Callable[["viser.ClientHandle", str, int], None]
+"""on_click(client, variant, frame): a frustum was clicked in a client's scene."""
+
+
+@dataclass
+class BinnedPoints:
+    """One frame's points, ordered by mask bin (computed outside the scene's lock)."""
+
+    positions: np.ndarray  # (N, 3) float32
+    colors: np.ndarray  # (N, 3) uint8 image colours
+    probability: np.ndarray  # (N,) dynamic probability
+    order: np.ndarray  # (N,) indices sorting the points by bin
+    bin_ids: list[int]  # bins present, ascending
+    starts: list[int]  # start of each bin in `order`
+    ends: list[int]  # end of each bin in `order`
+
+
+@dataclass(frozen=True)
+class PointsOnScreen:
+    """What `PointLayer.on_screen` counts for `SceneState`."""
+
+    frames: tuple[int, ...]
+    nodes: tuple[str, ...]
+    points: int
+    dynamic_points: int
+
+
+class PointLayer:
+    """Each frame's points: node `/frames/t{i:04d}/points`, one child per mask bin.
+
+    Args:
+        server: where the nodes go.
+        settings: the scene's display settings (shared, read at each call).
+        counters: the scene's send counters (shared, incremented here).
+    """
+
+    def __init__(
+        self, server: viser.ViserServer, settings: DisplaySettings, counters: SendCounters
+    ) -> None:
+        self._server = server
+        self._settings = settings
+        self._counters = counters
+        self.frames: dict[int, FrameNodes] = {}
+
+    def _frame_points(
+        self, clip: ShownClip, index: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points of one frame after downsampling and the confidence filter.
+
+        Returns:
+            positions (N, 3) float32, image colours (N, 3) uint8, dynamic probability (N,).
+        """
+        recon = clip.recon
+        grid = np.ix_(clip.rows, clip.cols)
+        if clip.source == "points":
+            positions = recon.points[index][grid]
+            confidence = recon.points_conf[index][grid]
+            valid = np.ones(confidence.shape, dtype=bool)
+        else:
+            cameras = clip.cameras[source_variant(clip.source) or "masked"]
+            depth = recon.depth[index]
+            positions = geometry.depth_to_world_points(
+                depth, cameras.extrinsics[index], cameras.intrinsics[index]
+            )[grid]
+            confidence = recon.depth_conf[index][grid]
+            valid = depth[grid] > 0
+        keep = valid & (confidence >= clip.confidence_cut) & np.isfinite(positions).all(axis=-1)
+        colors = recon.images[index][grid][keep]
+        if clip.probability is None:
+            probability = np.zeros(int(keep.sum()), dtype=np.float32)
+        else:
+            patches = np.ix_(clip.patch_rows, clip.patch_cols)
+            probability = clip.probability[index][patches][keep]
+        return positions[keep].astype(np.float32), colors, probability
+
+    def binned_points(self, clip: ShownClip, index: int) -> BinnedPoints:
+        """One frame's points split by mask bin; pure, so it runs outside the scene's lock."""
+        positions, colors, probability = self._frame_points(clip, index)
+        bins = display.mask_bins(probability)
+        order = np.argsort(bins, kind="stable")
+        bin_ids, starts = np.unique(bins[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        return BinnedPoints(
+            positions, colors, probability, order, bin_ids.tolist(), starts.tolist(), ends
+        )
+
+    def add_frame(
+        self, index: int, points: BinnedPoints, frame: int, visible: bool, has_mask: bool
+    ) -> None:
+        """Send one frame's points: a root node and one point cloud per mask bin."""
+        settings = self._settings
+        name = f"/frames/t{index:04d}/points"
+        root = self._server.scene.add_frame(name, show_axes=False, visible=visible)
+        nodes = FrameNodes(root=root, bins={}, point_count=len(points.positions))
+        for bin_id, start, end in zip(points.bin_ids, points.starts, points.ends, strict=True):
+            chosen = points.order[start:end]
+            colors, probability = points.colors[chosen], points.probability[chosen]
+            weight = settings.bin_weight(bin_id, has_mask)
+            handle = self._server.scene.add_point_cloud(
+                f"{name}/m{bin_id:02d}",
+                points=points.positions[chosen],
+                colors=overlay_colors(colors, probability, weight),
+                point_size=settings.point_size,
+                point_shape="rounded",
+                point_shading="flat",
+                visible=display.dynamic_visible(settings.mode, index, frame)
+                or not settings.is_dynamic(bin_id, has_mask),
+            )
+            nodes.bins[bin_id] = PointBin(handle, colors, probability, weight)
+            # float16 positions (viser's default precision) + uint8 colours.
+            self._counters.bytes += len(chosen) * (3 * 2 + 3)
+        self.frames[index] = nodes
+        self._counters.geometry[index] += 1
+
+    def apply_visibility(self, shown: set[int], frame: int, has_mask: bool) -> None:
+        """Show the frames in `shown` (dynamic bins as the mode says); recolour those whose
+        overlay changed. Hidden frames are recoloured when they next appear."""
+        settings = self._settings
+        for index, nodes in self.frames.items():
+            visible = index in shown
+            nodes.root.visible = visible
+            if not visible:
+                continue
+            recoloured = False
+            for bin_id, point_bin in nodes.bins.items():
+                dynamic = settings.is_dynamic(bin_id, has_mask)
+                point_bin.handle.visible = not dynamic or display.dynamic_visible(
+                    settings.mode, index, frame
+                )
+                weight = settings.bin_weight(bin_id, has_mask)
+                if weight != point_bin.weight:
+                    point_bin.weight = weight
+                    point_bin.handle.colors = overlay_colors(
+                        point_bin.image_colors, point_bin.probability, weight
+                    )
+                    self._counters.bytes += point_bin.image_colors.nbytes
+                    recoloured = True
+            if recoloured:
+                self._counters.colors[index] += 1
+
+    def set_point_size(self, size: float) -> None:
+        """Set every point cloud's point size (a property update)."""
+        for nodes in self.frames.values():
+            for point_bin in nodes.bins.values():
+                point_bin.handle.point_size = size
+
+    def remove_all(self) -> None:
+        """Remove every frame's points."""
+        for nodes in self.frames.values():
+            nodes.root.remove()
+        self.frames = {}
+
+    def on_screen(self, has_mask: bool) -> PointsOnScreen:
+        """Frames, nodes and points currently visible."""
+        frames: list[int] = []
+        nodes: list[str] = []
+        points = dynamic_points = 0
+        for index in sorted(self.frames):
+            frame_nodes = self.frames[index]
+            if not frame_nodes.root.visible:
+                continue
+            shown = [b for b in frame_nodes.bins.items() if b[1].handle.visible]
+            if shown:
+                frames.append(index)
+            for bin_id, point_bin in shown:
+                nodes.append(point_bin.handle.name)
+                count = len(point_bin.probability)
+                points += count
+                if self._settings.is_dynamic(bin_id, has_mask):
+                    dynamic_points += count
+        return PointsOnScreen(tuple(frames), tuple(nodes), points, dynamic_points)
+
+    def point_counts(self, num_frames: int) -> tuple[int, ...]:
+        """Points sent per frame, length `num_frames` (0 for frames not sent yet)."""
+        counts = [0] * num_frames
+        for index, nodes in self.frames.items():
+            counts[index] = nodes.point_count
+        return tuple(counts)
+
+    def node_names(self) -> tuple[str, ...]:
+        """The root node of each sent frame, in frame order."""
+        return tuple(self.frames[i].root.name for i in sorted(self.frames))
+
+
+class CameraLayer:
+    """Per camera variant: node `/cameras/{variant}` with its trajectory and frusta.
+
+    Each frame has a wireframe frustum, and one carrying the frame's image that replaces it
+    while that frame is the current one.
+
+    Args:
+        server: where the nodes go.
+        settings: the scene's display settings (shared; `variant_visible` is read here).
+        counters: the scene's send counters (shared, incremented here).
+    """
+
+    def __init__(
+        self, server: viser.ViserServer, settings: DisplaySettings, counters: SendCounters
+    ) -> None:
+        self._server = server
+        self._settings = settings
+        self._counters = counters
+        self.frusta: dict[str, Frusta] = {}
+
+    def add_trajectories(self, clip: ShownClip) -> None:
+        """Per variant: a root node, the trajectory line and the camera poses."""
+        height, width = clip.recon.image_hw
+        for variant, cameras in clip.cameras.items():
+            root = self._server.scene.add_frame(
+                f"/cameras/{variant}",
+                show_axes=False,
+                visible=self._settings.variant_visible[variant],
+            )
+            wxyz, centres = display.camera_poses(cameras.extrinsics)
+            fov, aspect = display.frustum_fov_aspect(cameras.intrinsics, height, width)
+            self.frusta[variant] = Frusta(
+                root=root, wxyz=wxyz, centres=centres, fov=fov, aspect=aspect
+            )
+            segments = display.trajectory_segments(centres)
+            if len(segments):
+                self._server.scene.add_line_segments(
+                    f"/cameras/{variant}/trajectory",
+                    points=segments,
+                    colors=display.VARIANT_COLORS[variant],
+                    thickness=2.0,
+                    thickness_units="screen",
+                )
+
+    def has_frame(self, index: int) -> bool:
+        """Whether any variant's frusta of this frame were sent."""
+        return any(index in frusta.plain for frusta in self.frusta.values())
+
+    def add_frusta(self, clip: ShownClip, index: int, frame: int, on_click: FrustumClick) -> None:
+        """Each variant's frustum of one frame: a wireframe, and one with the image that is
+        shown instead while `index` is the current `frame`."""
+        image = thumbnail(clip.recon.images[index])
+        for variant, frusta in self.frusta.items():
+            if not (
+                np.isfinite(frusta.wxyz[index]).all() and np.isfinite(frusta.centres[index]).all()
+            ):
+                continue  # an unusable predicted pose: nothing sensible to draw
+            common = {
+                "fov": float(frusta.fov[index]),
+                "aspect": float(frusta.aspect[index]),
+                "scale": display.viser_frustum_scale(
+                    clip.frustum_length, frusta.fov[index], frusta.aspect[index]
+                ),
+                "color": display.VARIANT_COLORS[variant],
+                "wxyz": frusta.wxyz[index],
+                "position": frusta.centres[index],
+                "thickness": 1.5,
+                "thickness_units": "screen",
+            }
+            name = f"/cameras/{variant}"
+            current = index == frame
+            plain = self._server.scene.add_camera_frustum(
+                f"{name}/frusta/t{index:04d}", visible=not current, **common
+            )
+            imaged = self._server.scene.add_camera_frustum(
+                f"{name}/images/t{index:04d}",
+                image=image,
+                format="jpeg",
+                jpeg_quality=80,
+                visible=current,
+                **common,
+            )
+            self._counters.bytes += image.nbytes  # what we handed over, before JPEG
+            for handle in (plain, imaged):
+                handle.on_click(_click_callback(on_click, variant, index))
+            frusta.plain[index] = plain
+            frusta.imaged[index] = imaged
+
+    def apply_visibility(self, frame: int) -> None:
+        """The current frame's frusta show their image; the others are wireframes."""
+        for frusta in self.frusta.values():
+            for index, handle in frusta.plain.items():
+                handle.visible = index != frame
+            for index, handle in frusta.imaged.items():
+                handle.visible = index == frame
+
+    def set_variant_visible(self, name: str, visible: bool) -> None:
+        """Show or hide one variant's frusta and trajectory (if it is in the scene)."""
+        if name in self.frusta:
+            self.frusta[name].root.visible = visible
+
+    def camera_pose(self, variant: str, index: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(wxyz, position, vertical fov) of one camera, or None if it is not in the scene."""
+        frusta = self.frusta.get(variant)
+        if frusta is None or frusta.wxyz is None or index >= len(frusta.wxyz):
+            return None
+        return frusta.wxyz[index], frusta.centres[index], float(frusta.fov[index])
+
+    def visible_nodes(self) -> tuple[str, ...]:
+        """Frustum nodes on screen (hidden variants excluded), sorted."""
+        names = [
+            handle.name
+            for frusta in self.frusta.values()
+            if frusta.root.visible
+            for handle in [*frusta.plain.values(), *frusta.imaged.values()]
+            if handle.visible
+        ]
+        return tuple(sorted(names))
+
+    def set_initial_view(self, clip: ShownClip) -> None:
+        """Start every viewer (new and connected) behind the first camera."""
+        position, look_at, up = display.initial_view(
+            clip.cameras["masked"].extrinsics[0], clip.scene_depth
+        )
+        initial = self._server.initial_camera
+        initial.position, initial.look_at, initial.up = position, look_at, up
+        for client in self._server.get_clients().values():
+            move_view(client, position, look_at, up)
+
+    def remove_all(self) -> None:
+        """Remove every variant's nodes."""
+        for frusta in self.frusta.values():
+            frusta.root.remove()
+        self.frusta = {}
+
+
+def _click_callback(
+    on_click: FrustumClick, variant: str, index: int
+) -> Callable[[viser.SceneNodePointerEvent[viser.CameraFrustumHandle]], None]:
+    def callback(event: viser.SceneNodePointerEvent[viser.CameraFrustumHandle]) -> None:
+        on_click(event.client, variant, index)
+
+    return callback
+
+
+def look_through(
+    client: viser.ClientHandle, wxyz: np.ndarray, position: np.ndarray, fov: float
+) -> None:
+    """Put a client's viewpoint at a camera: its pose and its vertical field of view."""
+    with client.atomic():
+        client.camera.wxyz = wxyz
+        client.camera.position = position
+        client.camera.fov = fov
+
+
+def move_view(
+    client: viser.ClientHandle, position: np.ndarray, look_at: np.ndarray, up: np.ndarray
+) -> None:
+    """Move a connected client's viewpoint (position first: setting it drags look_at along)."""
+    try:
+        with client.atomic():
+            client.camera.position = position
+            client.camera.look_at = look_at
+            client.camera.up_direction = up
+    except AssertionError:
+        # Viser asserts when a just-connected client has not reported its camera yet; that
+        # client starts from `server.initial_camera`, which is already set.
+        logger.debug("client %s has no camera yet; it will start from the initial view", client)

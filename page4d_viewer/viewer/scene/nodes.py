@@ -1,0 +1,262 @@
+"""What the scene sent: per-frame node bookkeeping, and the stream that sends the frames.
+
+Each frame's points are sent once, as the node `/frames/t{i:04d}/points` with one child
+`.../m{b:02d}` per bin of dynamic probability; each camera variant is a node
+`/cameras/{variant}` holding its trajectory and one wireframe and one imaged frustum per frame.
+The dataclasses here remember those handles (and the colours each bin was sent with), so the
+layers can toggle and recolour instead of sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from page4d_viewer import geometry
+from page4d_viewer.viewer import display
+
+if TYPE_CHECKING:
+    import viser
+
+    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+    from page4d_viewer.viewer.scene.state import DisplaySettings
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], Any]
+THUMBNAIL_WIDTH = 160  # pixels of the image shown on the current frame's frustum
+
+
+@dataclass
+class PointBin:
+    """Points of one frame whose dynamic probability falls in one bin."""
+
+    handle: viser.PointCloudHandle
+    image_colors: np.ndarray  # (N, 3) uint8
+    probability: np.ndarray  # (N,) float32
+    weight: float  # overlay blend weight the colours on screen were made with
+
+
+@dataclass
+class FrameNodes:
+    """What was sent for one frame."""
+
+    root: viser.FrameHandle  # /frames/t{i:04d}/points
+    bins: dict[int, PointBin]
+    point_count: int
+
+
+@dataclass
+class Frusta:
+    """One variant's camera nodes."""
+
+    root: viser.FrameHandle  # /cameras/{variant}
+    wxyz: np.ndarray  # (S, 4) world-from-camera rotations, scalar first
+    centres: np.ndarray  # (S, 3) camera centres
+    fov: np.ndarray  # (S,) vertical field of view, radians
+    aspect: np.ndarray  # (S,) width over height
+    # frame -> wireframe frustum / frustum with its image
+    plain: dict[int, viser.CameraFrustumHandle] = field(default_factory=dict)
+    imaged: dict[int, viser.CameraFrustumHandle] = field(default_factory=dict)
+
+
+@dataclass
+class ShownClip:
+    """The Reconstruction being shown, plus what the point sends derive from it."""
+
+    recon: Reconstruction
+    source: str  # one of display.POINT_SOURCES
+    cameras: dict[str, Cameras]  # ground truth already aligned onto "masked"
+    rows: np.ndarray  # (H',) pixel rows kept
+    cols: np.ndarray  # (W',) pixel columns kept
+    probability: np.ndarray | None  # (S, h, w) dynamic probability per patch
+    patch_rows: np.ndarray  # (H',) patch row of each kept pixel row
+    patch_cols: np.ndarray  # (W',) patch column of each kept pixel column
+    confidence_cut: float  # drop points whose confidence is below this
+    frustum_length: float  # centre to image plane, scene units
+    scene_depth: float  # median depth, scene units
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the Reconstruction has a dynamic mask score."""
+        return self.probability is not None
+
+
+def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
+    """Everything the per-frame sends share, computed once per show / resend."""
+    height, width = recon.image_hw
+    rows, cols = display.pixel_grid(height, width, settings.downsample)
+    probability = None
+    patch_grid = (1, 1)
+    if recon.mask_score is not None:
+        probability = display.dynamic_probability(recon.mask_score)
+        patch_grid = probability.shape[1:]
+    cameras = dict(recon.cameras)
+    if "ground_truth" in cameras:
+        # Ground truth lives in its own world and scale: show it aligned onto the prediction.
+        cameras["ground_truth"] = recon.aligned_cameras("ground_truth")
+    confidence = recon.points_conf if settings.source == "points" else recon.depth_conf
+    centres = geometry.camera_centers(cameras["masked"].extrinsics)
+    depth = recon.depth[:, ::8, ::8]
+    depth = depth[np.isfinite(depth) & (depth > 0)]
+    return ShownClip(
+        recon=recon,
+        source=settings.source,
+        cameras=cameras,
+        rows=rows,
+        cols=cols,
+        probability=probability,
+        patch_rows=display.patch_index(rows, height, patch_grid[0]),
+        patch_cols=display.patch_index(cols, width, patch_grid[1]),
+        confidence_cut=display.confidence_threshold(confidence, settings.percentile),
+        frustum_length=display.frustum_length(centres, depth),
+        scene_depth=float(np.median(depth)) if depth.size else 1.0,
+    )
+
+
+def source_variant(source: str) -> str | None:
+    """The camera variant a point source unprojects depth with (None for the point map)."""
+    return {"depth_masked": "masked", "depth_unmasked": "unmasked"}.get(source)
+
+
+def auto_point_size(clip: ShownClip) -> float:
+    """About the footprint of one kept pixel at the clip's median depth (scene units)."""
+    focal = float(np.median(clip.cameras["masked"].intrinsics[:, 1, 1]))
+    if not np.isfinite(focal) or focal <= 0:
+        return 0.01
+    stride = int(clip.rows[1] - clip.rows[0]) if len(clip.rows) > 1 else 1
+    return float(1.5 * stride * clip.scene_depth / focal)
+
+
+def overlay_colors(image_colors: np.ndarray, probability: np.ndarray, weight: float) -> np.ndarray:
+    """(N, 3) uint8 colours of points: the image blended with the mask heat map by `weight`."""
+    if weight == 0.0:
+        return image_colors
+    return display.blend_colors(image_colors, probability, weight)
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small copy of a frame for its frustum (about THUMBNAIL_WIDTH pixels wide)."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    if width <= THUMBNAIL_WIDTH:
+        return image
+    size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+
+
+def send_order(num_frames: int, visible: Iterable[int], current: int) -> list[int]:
+    """Current frame first, then the other visible frames, then the rest in time order."""
+    first = [current] + sorted(set(visible) - {current})
+    rest = [i for i in range(num_frames) if i not in set(first)]
+    return [i for i in first if 0 <= i < num_frames] + rest
+
+
+def warm_up_encoders() -> None:
+    """Load the colormap and the JPEG encoder now: their first use costs ~0.3 s of imports,
+    which would otherwise delay the first frame of the first show()."""
+    import imageio.v3 as iio
+
+    display.heat_colors(np.zeros(1))
+    iio.imwrite("<bytes>", np.zeros((2, 2, 3), dtype=np.uint8), extension=".jpeg")
+
+
+class FrameStream:
+    """Sends a clip's frames: the first before returning, the others from a background thread.
+
+    Args:
+        send: `send(clip, index)` sends one frame (it takes the scene's lock itself).
+        closed: set when the scene closes; the stream then stops.
+    """
+
+    def __init__(self, send: Callable[[ShownClip, int], None], closed: threading.Event) -> None:
+        self._send = send
+        self._closed = closed
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether frames are still being sent."""
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every frame has been sent; returns False on timeout."""
+        return self._done.wait(timeout)
+
+    def begin(self) -> threading.Event:
+        """Mark a new stream as under way (call with the scene's lock); returns its cancel flag."""
+        self._cancel = threading.Event()
+        self._done.clear()
+        return self._cancel
+
+    def run(
+        self,
+        clip: ShownClip,
+        order: list[int],
+        cancel: threading.Event,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Send `order[0]` now, then the rest from a thread (call without the scene's lock)."""
+        started = time.perf_counter()
+        self._send(clip, order[0])
+        report(progress, 1 / len(order), f"sent frame 1/{len(order)}")
+        logger.debug("first frame sent in %.3f s", time.perf_counter() - started)
+        if len(order) == 1:
+            self._done.set()
+            return
+        self._thread = threading.Thread(
+            target=self._send_rest,
+            args=(clip, order[1:], cancel, progress, len(order)),
+            name="scene-stream",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop a running stream and wait for it (it holds the lock one frame at a time)."""
+        self._cancel.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10.0)
+        self._thread = None
+        self._done.set()
+
+    def _send_rest(
+        self,
+        clip: ShownClip,
+        order: list[int],
+        cancel: threading.Event,
+        progress: ProgressCallback | None,
+        total: int,
+    ) -> None:
+        try:
+            for count, index in enumerate(order, start=2):
+                if cancel.is_set() or self._closed.is_set():
+                    return
+                self._send(clip, index)
+                report(progress, count / total, f"sent frame {count}/{total}")
+        except Exception:
+            logger.exception("sending frames to the scene failed")
+        finally:
+            if not cancel.is_set():
+                self._done.set()
+
+
+def report(progress: ProgressCallback | None, fraction: float, description: str) -> None:
+    """Call a progress callback, logging (not raising) what it raises."""
+    if progress is None:
+        return
+    try:
+        progress(fraction, description)
+    except Exception:
+        logger.exception("the progress callback failed")
