@@ -126,20 +126,6 @@ def test_mp4_without_mask_writes_plain_frames(tmp_path: Path) -> None:
     assert abs(decoded[1].astype(int) - 128).max() <= 3  # lossy codec, flat grey survives
 
 
-def test_overlay_mask_blends() -> None:
-    images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    score = np.array([[[0.0, 1.0], [0.5, 0.5]]])
-    overlay = export.overlay_mask(images, score, colormap="gray", opacity=1.0)
-    np.testing.assert_array_equal(overlay[0, 0, 0], [0, 0, 0])
-    np.testing.assert_array_equal(overlay[0, 0, 1], [255, 255, 255])
-    untouched = export.overlay_mask(images + 7, score, opacity=0.0)
-    np.testing.assert_array_equal(untouched, images + 7)
-    with pytest.raises(Page4DError, match="opacity"):
-        export.overlay_mask(images, score, opacity=2)
-    with pytest.raises(Page4DError, match="unknown colormap"):
-        export.overlay_mask(images, score, colormap="no-such-map")
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [(None, [0, 1, 2, 3, 4]), ("all", [0, 1, 2, 3, 4]), ("3,0", [0, 3]), ("1-3,1", [1, 2, 3])],

@@ -239,35 +239,6 @@ def test_basic_views() -> None:
         recon.camera_variant("ground_truth")
 
 
-def test_mask_score_upsampled() -> None:
-    recon = make_reconstruction()
-    nearest = recon.mask_score_upsampled("nearest")
-    assert nearest.shape == (3, 28, 42)
-    expected = np.repeat(np.repeat(recon.mask_score, 14, axis=1), 14, axis=2)
-    np.testing.assert_array_equal(nearest, expected)
-    bilinear = recon.mask_score_upsampled()
-    assert bilinear.shape == (3, 28, 42)
-    # Patch corners are clamped, the middle between two patch centres is their mean.
-    assert bilinear[0, 0, 0] == pytest.approx(recon.mask_score[0, 0, 0])
-    for column in (0, 7, 20, 41):
-        centre = (column + 0.5) * 3 / 42 - 0.5
-        expected_value = np.interp(centre, [0, 1, 2], recon.mask_score[0, 0])
-        assert bilinear[0, 0, column] == pytest.approx(expected_value, rel=1e-5)
-    assert bilinear.min() >= recon.mask_score.min() - 1e-6
-    assert bilinear.max() <= recon.mask_score.max() + 1e-6
-    with pytest.raises(Page4DError, match="no dynamic mask"):
-        make_reconstruction(with_mask=False).mask_score_upsampled()
-
-
-def test_dynamic_probability_is_low_score() -> None:
-    recon = make_reconstruction()
-    recon.mask_score[:] = 0.5
-    recon.mask_score[0, 1, 2] = -0.5  # the camera path ignores this patch: it moves
-    dynamic = recon.dynamic_probability("nearest")
-    assert dynamic[0, 14:, 28:].min() == pytest.approx(1.0)
-    assert dynamic[0, :14].max() == pytest.approx(0.0)
-
-
 def test_frame_cloud_filters_by_confidence() -> None:
     recon = make_reconstruction()
     everything = recon.frame_cloud(1)

@@ -31,6 +31,7 @@ import torch
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation import metrics
+from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.training.train import (
     FIRST_EVAL_SEED,
@@ -52,7 +53,7 @@ class Prediction:
     Attributes:
         extrinsics: variant ("masked", "unmasked") -> (S, 3, 4) camera-from-world.
         depth: (S, H, W) depth, any scale.
-        dynamic_score: (S, h, w) higher = more dynamic, or None without a mask.
+        dynamic_score: (S, h, w) dynamic probability (``result.mask``), or None without a mask.
     """
 
     extrinsics: dict[str, np.ndarray]
@@ -104,7 +105,7 @@ def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Predic
                 depth = output.depth[0, ..., 0].double().numpy()
                 mask_logit = getattr(output, "mask_logit", None)
                 if mask_logit is not None:
-                    dynamic = metrics.dynamic_score_from_mask_logit(mask_logit[0].double().numpy())
+                    dynamic = dynamic_probability(mask_logit[0].float().numpy())
         return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
 
     return predict
@@ -290,7 +291,7 @@ def describe_real_clip(
     masked = result.cameras["masked"].extrinsics
     unmasked = result.cameras["unmasked"].extrinsics
     centres_gap = geometry.camera_centers(masked) - geometry.camera_centers(unmasked)
-    dynamic = result.dynamic_probability()
+    dynamic = upsample_mask(dynamic_probability(result.mask_score), *result.image_hw)
     summary = {
         "frames": float(len(result.images)),
         "input_height": float(result.images.shape[1]),
@@ -342,8 +343,6 @@ def write_synthetic_figures(
     model: torch.nn.Module, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
 ) -> None:
     """Prediction (``--figure``) and ground truth (``*-truth.png``) on the clip of ``seed``."""
-    from page4d_viewer.viewer.display import dynamic_probability, upsample_mask
-
     sample = held_out_sample(seed, args.frames, image_hw, args.stride)
     with torch.no_grad():
         output = model(torch.from_numpy(sample.images)[None], mask_strength=RELEASED_MASK_STRENGTH)

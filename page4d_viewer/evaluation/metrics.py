@@ -11,8 +11,9 @@ Conventions follow the PAGE-4D paper, which evaluates like MonST3R and CUT3R:
   ground-truth pixels of the whole clip (``gt > 0`` and finite, optionally ``gt < max_depth``).
   AbsRel and delta < 1.25 are then pooled over all valid pixels of the clip.
 * **Dynamic mask.** IoU at a threshold and average precision (area under the
-  precision-recall curve, as ``sklearn.metrics.average_precision_score``), pooled over all
-  pixels of the clip, after resizing the score to the ground-truth resolution.
+  precision-recall curve, as ``sklearn.metrics.average_precision_score``) of the dynamic
+  probability (``result.mask``), pooled over all pixels of the clip, after upsampling it to the
+  ground-truth resolution the way the viewer does (nearest patch).
 
 Extrinsics are (S, 3, 4) camera-from-world, OpenCV (see ``geometry.py``). Distances are in the
 ground truth's units (metres for TUM RGB-D and Bonn).
@@ -33,6 +34,8 @@ from evo.core.trajectory import PosePath3D
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.geometry import invert_rigid, to_homogeneous
+from page4d_viewer.result.mask import dynamic_probability, upsample_mask
+from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
 
 if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
@@ -281,64 +284,6 @@ def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) ->
 
 
 # --------------------------------------------------------------------------------------------
-# Resizing (for predictions at another resolution than the ground truth)
-# --------------------------------------------------------------------------------------------
-
-
-def _source_positions(size_in: int, size_out: int) -> np.ndarray:
-    # Half-pixel centres (align_corners=False): pixel k of the output covers the same fraction
-    # of the image as the input pixels under it; the grid spans the whole image on both sides.
-    return (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-
-
-def resize_bilinear(maps: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a stack of maps, half-pixel centres, edges clamped.
-
-    The same sampling as ``torch.nn.functional.interpolate(mode="bilinear",
-    align_corners=False, antialias=False)``: both grids span the full image.
-
-    Args:
-        maps: (S, h, w) float maps.
-        size_hw: output (H, W).
-
-    Returns:
-        (S, H, W) float64.
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    out = maps
-    for axis, size_out in ((1, size_hw[0]), (2, size_hw[1])):
-        size_in = out.shape[axis]
-        if size_in == size_out:
-            continue
-        position = np.clip(_source_positions(size_in, size_out), 0.0, size_in - 1)
-        low = np.floor(position).astype(np.int64)
-        high = np.minimum(low + 1, size_in - 1)
-        shape = [1, 1, 1]
-        shape[axis] = size_out
-        weight = (position - low).reshape(shape)
-        out = np.take(out, low, axis=axis) * (1 - weight) + np.take(out, high, axis=axis) * weight
-    return out
-
-
-def resize_nearest(maps: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize (for depth and labels, which must not be blended across edges).
-
-    Args:
-        maps: (S, h, w) any dtype.
-        size_hw: output (H, W).
-
-    Returns:
-        (S, H, W), same dtype; output pixel centres pick the input pixel they fall in.
-    """
-    maps = np.asarray(maps)
-    rows = np.clip(np.floor(_source_positions(maps.shape[1], size_hw[0]) + 0.5), 0, None)
-    cols = np.clip(np.floor(_source_positions(maps.shape[2], size_hw[1]) + 0.5), 0, None)
-    rows = np.minimum(rows.astype(np.int64), maps.shape[1] - 1)
-    cols = np.minimum(cols.astype(np.int64), maps.shape[2] - 1)
-    return maps[:, rows][:, :, cols]
-
-
-# --------------------------------------------------------------------------------------------
 # Video depth
 # --------------------------------------------------------------------------------------------
 
@@ -486,10 +431,10 @@ def depth_errors(
 
 
 def _mask_pixels(
-    pred_score: np.ndarray, gt_mask: np.ndarray, valid: np.ndarray | None
+    probability: np.ndarray, gt_mask: np.ndarray, valid: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) resized scores and (N,) labels of the evaluated pixels (all, or ``valid`` ones)."""
-    score = _score_at_gt_resolution(pred_score, gt_mask)
+    """(N,) upsampled probabilities and (N,) labels of the evaluated (all or ``valid``) pixels."""
+    score = _probability_at_gt_resolution(probability, gt_mask)
     truth = np.asarray(gt_mask, dtype=bool)
     if valid is None:
         return score.ravel(), truth.ravel()
@@ -497,48 +442,49 @@ def _mask_pixels(
     return score[valid], truth[valid]
 
 
-def _score_at_gt_resolution(pred_score: np.ndarray, gt_mask: np.ndarray) -> np.ndarray:
-    """(S, H, W) float64 score, bilinearly resized (half-pixel centres) to the GT's size."""
-    score = np.asarray(pred_score, dtype=np.float64)
+def _probability_at_gt_resolution(probability: np.ndarray, gt_mask: np.ndarray) -> np.ndarray:
+    """(S, H, W) float32 dynamic probability, upsampled to the GT's size like the viewer does."""
+    probability = np.asarray(probability, dtype=np.float32)
     gt_mask = np.asarray(gt_mask)
-    if score.ndim != 3 or gt_mask.ndim != 3:
+    if probability.ndim != 3 or gt_mask.ndim != 3:
         raise MetricsError(
-            f"mask score and ground truth must be (S, h, w) and (S, H, W), "
-            f"got {score.shape} and {gt_mask.shape}"
+            f"dynamic probability and ground truth must be (S, h, w) and (S, H, W), "
+            f"got {probability.shape} and {gt_mask.shape}"
         )
-    if len(score) != len(gt_mask):
+    if len(probability) != len(gt_mask):
         raise MetricsError(
-            f"mask score has {len(score)} frames but ground truth has {len(gt_mask)}"
+            f"dynamic probability has {len(probability)} frames but ground truth has {len(gt_mask)}"
         )
-    if not np.isfinite(score).all():
-        raise MetricsError("mask score contains NaN or infinite values")
-    return resize_bilinear(score, gt_mask.shape[1:])
+    if not np.isfinite(probability).all():
+        raise MetricsError("dynamic probability contains NaN or infinite values")
+    return upsample_mask(probability, *gt_mask.shape[1:])
 
 
 def mask_iou(
-    pred_score: np.ndarray,
+    probability: np.ndarray,
     gt_mask: np.ndarray,
-    threshold: float = 0.0,
+    threshold: float = DEFAULT_MASK_THRESHOLD,
     valid: np.ndarray | None = None,
 ) -> float:
-    """Intersection over union of the thresholded dynamic score and the true dynamic mask.
+    """Intersection over union of the thresholded dynamic probability and the true mask.
 
-    The score is first resized to the GT resolution with bilinear interpolation, half-pixel
-    centres (a patch-resolution score (S, H/14, W/14) covers the image exactly), then a pixel
-    is predicted dynamic where ``score > threshold``. Pixels of all frames are pooled. When
-    both the prediction and the ground truth are empty the IoU is 1 (they agree).
+    The probability is first upsampled to the GT resolution exactly as the viewer does
+    (``result.mask.upsample_mask``: each pixel takes its patch's value), then a pixel is
+    predicted dynamic where ``probability >= threshold`` (the overlay's rule). Pixels of all
+    frames are pooled. When both the prediction and the ground truth are empty the IoU is 1.
 
     Args:
-        pred_score: (S, h, w) score, higher = more dynamic; any resolution.
+        probability: (S, h, w) dynamic probability in [0, 1] (``result.mask.
+            dynamic_probability``); any resolution.
         gt_mask: (S, H, W) bool, True on dynamic pixels.
-        threshold: score above which a pixel counts as dynamic.
+        threshold: probability at or above which a pixel counts as dynamic.
         valid: optional (S, H, W) or (H, W) bool, the pixels to evaluate (e.g. not padding).
 
     Returns:
         IoU in [0, 1].
     """
-    score, truth = _mask_pixels(pred_score, gt_mask, valid)
-    predicted = score > threshold
+    score, truth = _mask_pixels(probability, gt_mask, valid)
+    predicted = score >= threshold
     union = int(np.count_nonzero(predicted | truth))
     if union == 0:
         return 1.0
@@ -580,37 +526,22 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def mask_average_precision(
-    pred_score: np.ndarray, gt_mask: np.ndarray, valid: np.ndarray | None = None
+    probability: np.ndarray, gt_mask: np.ndarray, valid: np.ndarray | None = None
 ) -> float:
-    """Average precision of the dynamic score against the true mask, all pixels pooled.
+    """Average precision of the dynamic probability against the true mask, all pixels pooled.
 
-    The score is resized to the GT resolution as in ``mask_iou``; see ``average_precision``.
+    The probability is upsampled to the GT resolution as in ``mask_iou``; see
+    ``average_precision``.
 
     Args:
-        pred_score: (S, h, w) score, higher = more dynamic; any resolution.
+        probability: (S, h, w) dynamic probability, higher = more dynamic; any resolution.
         gt_mask: (S, H, W) bool, True on dynamic pixels.
         valid: optional (S, H, W) or (H, W) bool, the pixels to evaluate (e.g. not padding).
 
     Returns:
         AP in [0, 1]; NaN when the ground truth has no dynamic pixel.
     """
-    return average_precision(*_mask_pixels(pred_score, gt_mask, valid))
-
-
-def dynamic_score_from_mask_logit(mask_score: np.ndarray) -> np.ndarray:
-    """Turn the network's mask score m into a "higher = more dynamic" score.
-
-    The masked global attention adds ``alpha * m`` to the logits of camera and register
-    queries, so patches with low m are the ones the camera path ignores: the dynamic ones.
-    The paper's form ``-alpha * sigmoid(-m / tau)`` agrees (low m, strong suppression).
-
-    Args:
-        mask_score: (S, h, w) m in (-0.5, 0.5).
-
-    Returns:
-        (S, h, w) ``-m``; threshold 0 separates dynamic from static.
-    """
-    return -np.asarray(mask_score, dtype=np.float64)
+    return average_precision(*_mask_pixels(probability, gt_mask, valid))
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,8 +556,8 @@ class EvaluationReport:
     Attributes:
         trajectory: camera variant ("masked", "unmasked") -> its TrajectoryErrors.
         depth: alignment ("median", "scale_shift") -> DepthErrors; empty without GT depth.
-        mask_iou: IoU of the dynamic score at 0 vs the GT mask; None without either.
-        mask_ap: average precision of the dynamic score; None without either.
+        mask_iou: IoU of the thresholded dynamic probability vs the GT mask; None without either.
+        mask_ap: average precision of the dynamic probability; None without either.
         notes: one line per metric that could not be computed, and why.
     """
 
@@ -718,7 +649,7 @@ def evaluate_reconstruction(
     recon: Reconstruction,
     gt: GroundTruth | None = None,
     *,
-    mask_threshold: float = 0.0,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
     max_depth: float | None = None,
 ) -> EvaluationReport:
     """Compare a Reconstruction's cameras, depth and mask score with ground truth.
@@ -728,13 +659,13 @@ def evaluate_reconstruction(
     GT maps at the clip's resolution are brought to model-input pixels through the
     preprocessing mapping (crop or pad), so depth and mask are compared where the model saw
     the clip. Trajectory rows: "masked" and "unmasked" when present. Depth: both median and
-    scale-and-shift alignment. Mask: ``-mask_score`` (higher = dynamic) against the GT mask.
+    scale-and-shift alignment. Mask: the dynamic probability (``result.mask``) against the GT.
     A metric that cannot be computed (no GT for it, a static GT camera) becomes a note.
 
     Args:
         recon: the Reconstruction (S frames of H x W model-input pixels).
         gt: ground truth for the same S frames, e.g. from ``load_ground_truth``.
-        mask_threshold: threshold on the dynamic score for the IoU.
+        mask_threshold: dynamic probability at or above which a pixel counts as moving (IoU).
         max_depth: optional cap on GT depth for the depth metrics (70 for Sintel/Bonn).
 
     Returns:
@@ -768,7 +699,7 @@ def evaluate_reconstruction(
         missing = "ground-truth dynamic mask" if mask is None else "mask score in the result"
         notes.append(f"no {missing}: mask IoU and AP not computed")
     else:
-        score = dynamic_score_from_mask_logit(recon.mask_score)
+        score = dynamic_probability(recon.mask_score)
         iou = mask_iou(score, mask, mask_threshold, valid=region)
         ap = mask_average_precision(score, mask, valid=region)
         if math.isnan(ap):

@@ -290,41 +290,6 @@ class Reconstruction:
             )
         return self.cameras[name]
 
-    def mask_score_upsampled(self, method: str = "bilinear") -> np.ndarray:
-        """The mask score at image resolution.
-
-        Args:
-            method: "bilinear" (half-pixel centres, edges clamped) or "nearest".
-
-        Returns:
-            (S, H, W) float32 scores in (-0.5, 0.5).
-
-        Raises:
-            Page4DError: if there is no mask score.
-        """
-        if self.mask_score is None:
-            raise Page4DError("this result has no dynamic mask (the checkpoint has no mask head)")
-        height, width = self.image_hw
-        rows = _resize_matrix(self.mask_score.shape[1], height, method)
-        cols = _resize_matrix(self.mask_score.shape[2], width, method)
-        # Two matrix products (separable interpolation), not a 4-index einsum loop.
-        return (rows @ self.mask_score.astype(np.float64) @ cols.T).astype(np.float32)
-
-    def dynamic_probability(self, method: str = "bilinear") -> np.ndarray:
-        """How dynamic each pixel is, from the mask score: ``0.5 - m`` in [0, 1], 1 = moving.
-
-        The masked attention adds ``alpha * m`` to the camera queries' logits, so low m marks
-        the patches the camera path ignores (the moving ones); the mask loss trains ``m + 0.5``
-        as the probability that a patch is static.
-
-        Args:
-            method: "bilinear" or "nearest" upsampling of the patch grid.
-
-        Returns:
-            (S, H, W) float32 in [0, 1].
-        """
-        return (0.5 - self.mask_score_upsampled(method)).astype(np.float32)
-
     def confidence_threshold(self, conf_percentile: float, *, source: str = "points") -> float:
         """Confidence below which the lowest ``conf_percentile`` % of all pixels fall.
 
@@ -631,22 +596,3 @@ def _pick(values: list[Any], frames: np.ndarray) -> list[Any]:
     if len(values) <= int(frames.max()):
         return []
     return [values[i] for i in frames.tolist()]
-
-
-def _resize_matrix(size_in: int, size_out: int, method: str) -> np.ndarray:
-    """(size_out, size_in) interpolation weights along one axis, half-pixel centres."""
-    centres = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
-    weights = np.zeros((size_out, size_in), dtype=np.float64)
-    rows = np.arange(size_out)
-    if method == "nearest":
-        weights[rows, np.clip(np.floor(centres + 0.5), 0, size_in - 1).astype(int)] = 1.0
-        return weights
-    if method != "bilinear":
-        raise Page4DError(f"resize method must be 'bilinear' or 'nearest', got {method!r}")
-    centres = np.clip(centres, 0, size_in - 1)
-    low = np.floor(centres).astype(int)
-    high = np.minimum(low + 1, size_in - 1)
-    fraction = centres - low
-    np.add.at(weights, (rows, low), 1.0 - fraction)
-    np.add.at(weights, (rows, high), fraction)
-    return weights

@@ -17,12 +17,18 @@ import numpy as np
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.mask import overlay_image
 from page4d_viewer.result.reconstruction import (
     GROUND_TRUTH,
     MASKED,
     UNMASKED,
     Cameras,
     Reconstruction,
+)
+from page4d_viewer.settings import (
+    DEFAULT_COLORMAP,
+    DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_THRESHOLD,
 )
 
 if TYPE_CHECKING:
@@ -308,36 +314,27 @@ def read_tum(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 0], np.concatenate([rotation, table[:, 1:4, None]], axis=-1)
 
 
-def overlay_mask(
-    images: np.ndarray,
-    dynamic: np.ndarray,
-    *,
-    colormap: str = "magma",
-    opacity: float = 0.5,
+def mp4_frame(
+    recon: Reconstruction,
+    frame: int,
+    opacity: float = DEFAULT_MASK_OPACITY,
+    threshold: float = DEFAULT_MASK_THRESHOLD,
+    colormap: str = DEFAULT_COLORMAP,
 ) -> np.ndarray:
-    """Blend a heat map of how dynamic each pixel is over frames.
+    """The picture `export_mp4` encodes for one frame: the viewer's mask overlay.
 
     Args:
-        images: (..., H, W, 3) uint8 frames.
-        dynamic: (..., H, W) in [0, 1], 1 = moving (see ``Reconstruction.dynamic_probability``),
-            mapped onto the colormap's 0..1.
-        colormap: a matplotlib colormap name.
-        opacity: 0 shows only the frames, 1 only the heat map.
+        recon: the reconstruction.
+        frame: 0-based frame position.
+        opacity: heat-map opacity in [0, 1].
+        threshold: dynamic probability at or above which the heat map is drawn.
+        colormap: matplotlib colormap name for the heat map.
 
     Returns:
-        (..., H, W, 3) uint8 blended frames.
+        (H, W, 3) uint8 frame (the plain frame when the result has no mask).
     """
-    import matplotlib
-
-    if not 0.0 <= opacity <= 1.0:
-        raise Page4DError(f"overlay opacity must be in [0, 1], got {opacity}")
-    try:
-        cmap = matplotlib.colormaps[colormap]
-    except KeyError as error:
-        raise Page4DError(f"unknown colormap {colormap!r}") from error
-    heat = cmap(np.clip(dynamic, 0.0, 1.0))[..., :3] * 255.0
-    blended = (1.0 - opacity) * images.astype(np.float32) + opacity * heat
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    mask = None if recon.mask_score is None else recon.mask_score[frame]
+    return overlay_image(recon.images[frame], mask, opacity, threshold, colormap)
 
 
 def export_mp4(
@@ -346,8 +343,9 @@ def export_mp4(
     *,
     frames: Sequence[int] | None = None,
     fps: float | None = None,
-    colormap: str = "magma",
-    opacity: float = 0.5,
+    opacity: float = DEFAULT_MASK_OPACITY,
+    threshold: float = DEFAULT_MASK_THRESHOLD,
+    colormap: str = DEFAULT_COLORMAP,
 ) -> Path:
     """An H.264 mp4 of the model-input frames with the dynamic mask overlaid as a heat map.
 
@@ -358,8 +356,9 @@ def export_mp4(
         path: output ``.mp4`` file.
         frames: 0-based frame positions (default all).
         fps: frames per second; default from the timestamps (10 if unknown).
-        colormap: matplotlib colormap name for the heat map.
         opacity: heat-map opacity in [0, 1].
+        threshold: dynamic probability at or above which the heat map is drawn.
+        colormap: matplotlib colormap name for the heat map.
 
     Returns:
         The path written.
@@ -370,14 +369,10 @@ def export_mp4(
     rate = _frame_rate(recon.timestamps()[frames]) if fps is None else fps
     if not rate > 0:
         raise Page4DError(f"fps must be positive, got {fps}")
-    dynamic = recon.dynamic_probability() if recon.has_mask else None
-    if dynamic is None:
+    if not recon.has_mask:
         logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")
-    else:
-        # Check colormap and opacity on one pixel before creating any file.
-        overlay_mask(
-            recon.images[0, :1, :1], dynamic[0, :1, :1], colormap=colormap, opacity=opacity
-        )
+    # Check the settings on one pixel before creating any file.
+    overlay_image(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1)), opacity, threshold, colormap)
     height, width = recon.image_hw
     path = _prepare(path, ".mp4")
     temporary = path.with_name(f".{path.name}.tmp.mp4")
@@ -390,9 +385,7 @@ def export_mp4(
             stream.options = {"crf": "20"}
             for frame in frames:
                 # One frame at a time keeps memory flat for long clips.
-                image = recon.images[frame]
-                if dynamic is not None:
-                    image = overlay_mask(image, dynamic[frame], colormap=colormap, opacity=opacity)
+                image = mp4_frame(recon, frame, opacity, threshold, colormap)
                 image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
                 video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 container.mux(stream.encode(video_frame))
