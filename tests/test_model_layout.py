@@ -96,6 +96,6 @@ def test_nothing_assumes_the_official_sizes() -> None:
     with torch.no_grad():
         out = model(torch.rand(3, 3, 56, 84), mask_strength=64.0)
     assert out.depth.shape == (1, 3, 56, 84, 1)
-    assert out.mask_logit.shape == (1, 3, 4, 6)
+    assert out.mask_score.shape == (1, 3, 4, 6)
     assert len(out.pose_enc_list) == 2
     assert config.shared_layers == 3 and config.kept_layers == (1, 3, 5, 7)

@@ -55,7 +55,7 @@ def _perfect_output(targets: Targets, steps: int = 4) -> SimpleNamespace:
         depth_conf=ones.clone(),
         world_points=targets.world_points.clone(),
         world_points_conf=ones.clone(),
-        mask_logit=targets.static_fraction - 0.5,
+        mask_score=targets.static_fraction - 0.5,
     )
 
 
@@ -95,7 +95,7 @@ def test_each_loss_is_positive_when_its_prediction_is_wrong(field: str) -> None:
         output.world_points = output.world_points + 0.05
         name = "points"
     else:
-        output.mask_logit = torch.zeros_like(output.mask_logit)
+        output.mask_score = torch.zeros_like(output.mask_score)
         name = "mask"
     result = losses.page4d_loss(output, targets, LossWeights())
     assert float(result[name]) > 1e-4

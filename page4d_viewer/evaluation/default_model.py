@@ -103,9 +103,9 @@ def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Predic
             extrinsics[variant], _ = geometry.pose_encoding_to_cameras(pose_enc, (height, width))
             if variant == "masked":
                 depth = output.depth[0, ..., 0].double().numpy()
-                mask_logit = getattr(output, "mask_logit", None)
-                if mask_logit is not None:
-                    dynamic = dynamic_probability(mask_logit[0].float().numpy())
+                mask_score = getattr(output, "mask_score", None)
+                if mask_score is not None:
+                    dynamic = dynamic_probability(mask_score[0].float().numpy())
         return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
 
     return predict
@@ -347,7 +347,7 @@ def write_synthetic_figures(
     with torch.no_grad():
         output = model(torch.from_numpy(sample.images)[None], mask_strength=RELEASED_MASK_STRENGTH)
     images = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    dynamic = upsample_mask(dynamic_probability(output.mask_logit[0].numpy()), *image_hw)
+    dynamic = upsample_mask(dynamic_probability(output.mask_score[0].numpy()), *image_hw)
     _write_figure(images, output.depth[0, ..., 0].double().numpy(), dynamic, args.figure)
     truth_path = args.figure.with_name(args.figure.stem + "-truth.png")
     _write_figure(images, sample.depth, sample.dynamic_mask.astype(np.float64), truth_path)
