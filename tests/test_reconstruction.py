@@ -239,32 +239,6 @@ def test_basic_views() -> None:
         recon.camera_variant("ground_truth")
 
 
-def test_frame_cloud_filters_by_confidence() -> None:
-    recon = make_reconstruction()
-    everything = recon.frame_cloud(1)
-    assert everything.points.shape == (28 * 42, 3)
-    np.testing.assert_array_equal(everything.colors, recon.images[1].reshape(-1, 3))
-    half = recon.frame_cloud(1, conf_percentile=50)
-    threshold = np.percentile(recon.points_conf, 50)
-    assert len(half.points) == int((recon.points_conf[1] >= threshold).sum())
-    flat = recon.points[1].reshape(-1, 3)
-    np.testing.assert_array_equal(half.points, flat[half.pixel_index])
-    recon.points[1, 0, 0] = np.nan
-    assert len(recon.frame_cloud(1).points) == 28 * 42 - 1
-    with pytest.raises(Page4DError, match="out of range"):
-        recon.frame_cloud(3)
-    with pytest.raises(Page4DError, match="percentile"):
-        recon.frame_cloud(0, conf_percentile=101)
-
-
-def test_depth_source_matches_point_map_for_consistent_data() -> None:
-    recon = make_reconstruction()
-    from_depth = recon.world_points("depth")
-    np.testing.assert_allclose(from_depth, recon.points, atol=1e-4)
-    cloud = recon.frame_cloud(2, source="depth")
-    np.testing.assert_allclose(cloud.points, recon.points[2].reshape(-1, 3), atol=1e-4)
-
-
 def test_aligned_cameras_recovers_similarity() -> None:
     recon = make_reconstruction(frames=5)
     masked = recon.cameras["masked"]

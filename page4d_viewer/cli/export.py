@@ -25,8 +25,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf-percentile",
         type=float,
-        default=50.0,
-        help="drop points below this confidence percentile (default 50)",
+        default=settings.DEFAULT_CONF_PERCENTILE,
+        help="drop the least confident percent of points, as the scene does "
+        f"(default {settings.DEFAULT_CONF_PERCENTILE:g})",
     )
     parser.add_argument("--fps", type=float, help="mp4 frame rate (default: from the clip)")
     parser.add_argument(

@@ -174,21 +174,6 @@ class Metadata:
 
 
 @dataclass
-class FrameCloud:
-    """The coloured points of one frame after confidence filtering.
-
-    Attributes:
-        points: (N, 3) float32 world points (first camera's frame).
-        colors: (N, 3) uint8 RGB.
-        pixel_index: (N,) flat index ``row * W + column`` of each point's pixel.
-    """
-
-    points: np.ndarray
-    colors: np.ndarray
-    pixel_index: np.ndarray
-
-
-@dataclass
 class Reconstruction:
     """One model run on S frames of H x W model-input pixels.
 
@@ -289,83 +274,6 @@ class Reconstruction:
                 f"this result has no {name!r} cameras; it has {', '.join(self.variants)}"
             )
         return self.cameras[name]
-
-    def confidence_threshold(self, conf_percentile: float, *, source: str = "points") -> float:
-        """Confidence below which the lowest ``conf_percentile`` % of all pixels fall.
-
-        Args:
-            conf_percentile: 0 keeps everything, 50 drops the less confident half.
-            source: "points" (points_conf) or "depth" (depth_conf).
-        """
-        if not 0.0 <= conf_percentile <= 100.0:
-            raise Page4DError(f"confidence percentile must be in [0, 100], got {conf_percentile}")
-        if conf_percentile == 0.0:
-            return -np.inf
-        confidence = self.points_conf if source == "points" else self.depth_conf
-        return float(np.percentile(confidence, conf_percentile))
-
-    def world_points(self, source: str = "points", variant: str = MASKED) -> np.ndarray:
-        """Per-pixel world points, either the point head's or depth unprojected with cameras.
-
-        Args:
-            source: "points" (the point map head) or "depth" (depth + the variant's cameras).
-            variant: camera variant used when ``source == "depth"``.
-
-        Returns:
-            (S, H, W, 3) float32 points in the first camera's frame.
-        """
-        if source == "points":
-            return self.points
-        if source != "depth":
-            raise Page4DError(f"point source must be 'points' or 'depth', got {source!r}")
-        cameras = self.camera_variant(variant)
-        return geometry.depth_to_world_points(
-            self.depth, cameras.extrinsics, cameras.intrinsics
-        ).astype(np.float32)
-
-    def frame_cloud(
-        self,
-        frame: int,
-        *,
-        conf_percentile: float = 0.0,
-        source: str = "points",
-        variant: str = MASKED,
-        threshold: float | None = None,
-    ) -> FrameCloud:
-        """Coloured points of one frame, dropping low-confidence and non-finite pixels.
-
-        Args:
-            frame: 0-based frame position.
-            conf_percentile: drop pixels below this percentile of confidence over the whole clip
-                (so frames stay comparable).
-            source: "points" or "depth" (see :meth:`world_points`).
-            variant: camera variant for ``source == "depth"``.
-            threshold: a precomputed :meth:`confidence_threshold` (overrides the percentile).
-
-        Returns:
-            The frame's surviving points, colours and pixel indices.
-        """
-        if not 0 <= frame < self.num_frames:
-            raise Page4DError(f"frame {frame} is out of range (0..{self.num_frames - 1})")
-        conf_source = "points" if source == "points" else "depth"
-        if threshold is None:
-            threshold = self.confidence_threshold(conf_percentile, source=conf_source)
-        confidence = (self.points_conf if conf_source == "points" else self.depth_conf)[frame]
-        if source == "points":
-            points = self.points[frame]
-        else:
-            cameras = self.camera_variant(variant)
-            points = geometry.depth_to_world_points(
-                self.depth[frame], cameras.extrinsics[frame], cameras.intrinsics[frame]
-            )
-        points = points.reshape(-1, 3)
-        keep = (confidence.reshape(-1) >= threshold) & np.all(np.isfinite(points), axis=-1)
-        index = np.flatnonzero(keep)
-        return FrameCloud(
-            points=points[index].astype(np.float32),
-            colors=self.images[frame].reshape(-1, 3)[index],
-            pixel_index=index,
-        )
 
     def aligned_cameras(self, variant: str, reference: str = MASKED) -> Cameras:
         """A variant's cameras moved by the Sim(3) that best fits their centres to another's.

@@ -16,8 +16,8 @@ import numpy as np
 
 from page4d_viewer import geometry
 
-# The mask reading lives in result.mask (shared with the exports); re-exported here because
-# the scene and the panel call them as display.<name>.
+# The mask reading (result.mask) and the point filter (result.points) are shared with the
+# exports; re-exported here because the scene and the panel call them as display.<name>.
 from page4d_viewer.result.mask import (  # noqa: F401
     DisplayError,
     blend_colors,
@@ -29,12 +29,16 @@ from page4d_viewer.result.mask import (  # noqa: F401
     patch_index,
     upsample_mask,
 )
+from page4d_viewer.result.points import (  # noqa: F401
+    POINT_SOURCES,
+    PointSource,
+    check_percentile,
+    confidence_threshold,
+)
 from page4d_viewer.settings import DEFAULT_COLORMAP  # noqa: F401
 
 DisplayMode = Literal["current", "trail", "all", "split"]
 DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
-PointSource = Literal["points", "depth_masked", "depth_unmasked"]
-POINT_SOURCES: tuple[str, ...] = ("points", "depth_masked", "depth_unmasked")
 
 # Pose variants, in the order they are listed in the scene.
 VARIANTS: tuple[str, ...] = ("masked", "unmasked", "ground_truth")
@@ -149,40 +153,6 @@ def check_display(mode: str, trail: int) -> None:
         raise DisplayError(f"display mode must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
     if int(trail) < 1:
         raise DisplayError(f"trail length must be at least 1 frame, got {trail}")
-
-
-def confidence_threshold(
-    confidence: np.ndarray, percentile: float, max_samples: int = 250_000
-) -> float:
-    """The confidence below which points are dropped, as a percentile over the whole clip.
-
-    One threshold for the clip (not per frame), so a frame with poor confidence everywhere
-    really shows fewer points. Large clips are estimated on an evenly strided sample.
-
-    Args:
-        confidence: (...) confidences (any shape, e.g. (S, H, W)).
-        percentile: in [0, 100); 0 keeps everything.
-        max_samples: largest number of values the percentile is computed on.
-
-    Returns:
-        The threshold; -inf when percentile is 0.
-    """
-    check_percentile(percentile)
-    if percentile == 0.0:
-        return float("-inf")
-    flat = np.asarray(confidence).reshape(-1)
-    stride = max(1, flat.size // max_samples)
-    sample = flat[::stride].astype(np.float32)
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return float("-inf")
-    return float(np.percentile(sample, percentile))
-
-
-def check_percentile(percentile: float) -> None:
-    """Raise DisplayError unless the confidence percentile lies in [0, 100)."""
-    if not np.isfinite(percentile) or not 0.0 <= percentile < 100.0:
-        raise DisplayError(f"confidence percentile must be in [0, 100), got {percentile}")
 
 
 def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

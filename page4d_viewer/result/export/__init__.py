@@ -18,6 +18,7 @@ import numpy as np
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.mask import overlay_image
+from page4d_viewer.result.points import confidence_threshold, frame_points
 from page4d_viewer.result.reconstruction import (
     GROUND_TRUTH,
     MASKED,
@@ -27,6 +28,7 @@ from page4d_viewer.result.reconstruction import (
 )
 from page4d_viewer.settings import (
     DEFAULT_COLORMAP,
+    DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
     DEFAULT_MASK_THRESHOLD,
 )
@@ -130,7 +132,7 @@ def export_glb(
     path: str | os.PathLike[str],
     *,
     frames: Sequence[int] | None = None,
-    conf_percentile: float = 50.0,
+    conf_percentile: float = DEFAULT_CONF_PERCENTILE,
     variants: Sequence[str] | None = None,
     max_points_per_frame: int | None = None,
 ) -> Path:
@@ -140,7 +142,8 @@ def export_glb(
         recon: the reconstruction.
         path: output ``.glb`` file.
         frames: 0-based frame positions (default all).
-        conf_percentile: drop points below this percentile of clip-wide confidence.
+        conf_percentile: drop points below this percentile of clip-wide confidence (the
+            scene's filter, `result.points`; default as in the scene).
         variants: camera variants to draw (default every variant present).
         max_points_per_frame: randomly keep at most this many points per frame (fixed seed).
 
@@ -151,12 +154,12 @@ def export_glb(
 
     frames = list(range(recon.num_frames)) if frames is None else list(frames)
     variants = list(recon.variants if variants is None else variants)
-    threshold = recon.confidence_threshold(conf_percentile)
+    threshold = confidence_threshold(recon.points_conf, conf_percentile)
     rng = np.random.default_rng(0)
     scene = trimesh.Scene()
     all_points = []
     for frame in frames:
-        cloud = recon.frame_cloud(frame, threshold=threshold)
+        cloud = frame_points(recon, frame, threshold=threshold)
         points, colors = cloud.points, cloud.colors
         if max_points_per_frame is not None and len(points) > max_points_per_frame:
             keep = np.sort(rng.choice(len(points), max_points_per_frame, replace=False))
@@ -193,7 +196,7 @@ def export_ply(
     directory: str | os.PathLike[str],
     *,
     frames: Sequence[int] | None = None,
-    conf_percentile: float = 50.0,
+    conf_percentile: float = DEFAULT_CONF_PERCENTILE,
 ) -> list[Path]:
     """One binary PLY point cloud (with RGB colours) per chosen frame.
 
@@ -203,7 +206,8 @@ def export_ply(
         recon: the reconstruction.
         directory: output folder (created if needed).
         frames: 0-based frame positions (default all).
-        conf_percentile: drop points below this percentile of clip-wide confidence.
+        conf_percentile: drop points below this percentile of clip-wide confidence (the
+            scene's filter, `result.points`; default as in the scene).
 
     Returns:
         The paths written, in frame order.
@@ -215,10 +219,10 @@ def export_ply(
         raise Page4DError(f"PLY output must be a folder, but {directory} is a file")
     directory.mkdir(parents=True, exist_ok=True)
     frames = list(range(recon.num_frames)) if frames is None else list(frames)
-    threshold = recon.confidence_threshold(conf_percentile)
+    threshold = confidence_threshold(recon.points_conf, conf_percentile)
     written = []
     for frame in frames:
-        cloud = recon.frame_cloud(frame, threshold=threshold)
+        cloud = frame_points(recon, frame, threshold=threshold)
         data = trimesh.PointCloud(cloud.points, colors=_rgba(cloud.colors)).export(file_type="ply")
         path = directory / f"frame_{frame:04d}.ply"
         _atomic_write(path, data)
