@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
@@ -154,3 +155,13 @@ def test_mp4_pads_odd_sizes_and_checks_options_first(tmp_path: Path) -> None:
     with pytest.raises(Page4DError, match="unknown colormap"):
         export.export_mp4(recon, tmp_path / "never.mp4", colormap="nope")
     assert not (tmp_path / "never.mp4").exists()
+
+
+def test_tum_writes_the_given_name_when_one_variant_is_written(tmp_path: Path) -> None:
+    recon = make_reconstruction(frames=2)
+    only_masked = dataclasses.replace(recon, cameras={"masked": recon.cameras["masked"]})
+    (path,) = export.export_tum(only_masked, tmp_path / "trajectory.txt")
+    assert path == tmp_path / "trajectory.txt" and path.is_file()
+    (chosen,) = export.export_tum(recon, tmp_path / "chosen.tum", variant="masked")
+    assert chosen == tmp_path / "chosen.tum"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.tum", "trajectory.txt"]

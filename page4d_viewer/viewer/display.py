@@ -18,6 +18,7 @@ from page4d_viewer import geometry
 
 # The mask reading (result.mask) and the point filter (result.points) are shared with the
 # exports; re-exported here because the scene and the panel call them as display.<name>.
+from page4d_viewer.result.cameras import VARIANT_COLORS, VARIANTS  # noqa: F401
 from page4d_viewer.result.mask import (  # noqa: F401
     DisplayError,
     blend_colors,
@@ -40,13 +41,6 @@ from page4d_viewer.settings import DEFAULT_COLORMAP  # noqa: F401
 DisplayMode = Literal["current", "trail", "all", "split"]
 DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
 
-# Pose variants, in the order they are listed in the scene.
-VARIANTS: tuple[str, ...] = ("masked", "unmasked", "ground_truth")
-VARIANT_COLORS: dict[str, tuple[int, int, int]] = {
-    "masked": (230, 85, 13),  # orange
-    "unmasked": (49, 130, 189),  # blue
-    "ground_truth": (35, 160, 70),  # green
-}
 VARIANT_LABELS: dict[str, str] = {
     "masked": "masked",
     "unmasked": "unmasked",
