@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation.metrics import (
-    DegenerateTrajectoryError,
-    MetricsError,
-    average_precision,
-    depth_errors,
-    evaluate_reconstruction,
-    mask_average_precision,
-    mask_iou,
-    trajectory_errors,
-)
+from page4d_viewer.evaluation.depth import depth_errors
+from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
+from page4d_viewer.evaluation.masks import average_precision, mask_average_precision, mask_iou
+from page4d_viewer.evaluation.report import evaluate_reconstruction
+from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.sources.groundtruth import GroundTruth
 
@@ -454,5 +449,12 @@ def test_evaluate_reconstruction_rejects_a_frame_count_mismatch():
 
 
 def test_metrics_module_needs_no_torch_or_ui(imports_among):
-    modules = ("page4d_viewer.evaluation.metrics", "page4d_viewer.sources.groundtruth")
+    modules = (
+        "page4d_viewer.evaluation.metrics",
+        "page4d_viewer.evaluation.trajectory",
+        "page4d_viewer.evaluation.depth",
+        "page4d_viewer.evaluation.masks",
+        "page4d_viewer.evaluation.report",
+        "page4d_viewer.sources.groundtruth",
+    )
     assert imports_among(modules, ("torch", "gradio", "viser")) == []

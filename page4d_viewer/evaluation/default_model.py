@@ -30,7 +30,10 @@ import torch
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation import metrics
+from page4d_viewer.evaluation.depth import depth_errors
+from page4d_viewer.evaluation.errors import MetricsError
+from page4d_viewer.evaluation.masks import mask_average_precision
+from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.training.train import (
@@ -134,9 +137,9 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
     length = path_length(gt_extrinsics)
     for variant in ("masked", "unmasked"):
         try:
-            errors = metrics.trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
+            errors = trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
             ate, rpe_t, rpe_r = errors.ate, errors.rpe_trans, errors.rpe_rot
-        except metrics.MetricsError as error:
+        except MetricsError as error:
             LOGGER.warning("trajectory metrics undefined: %s", error)
             ate = rpe_t = rpe_r = math.nan
         values[f"ate_{variant}"] = ate
@@ -147,7 +150,7 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
         # it a flattering ATE; the length ratio (both in normalised units) shows that case.
         predicted_length = path_length(prediction.extrinsics[variant])
         values[f"path_ratio_{variant}"] = predicted_length / length if length > 0 else math.nan
-    depth = metrics.depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
+    depth = depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
     values["abs_rel"] = depth.abs_rel
     values["delta_1_25"] = depth.delta_1_25
     if prediction.dynamic_score is None:
@@ -156,9 +159,7 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
             float(sample.dynamic_mask.mean()) if sample.dynamic_mask.any() else math.nan
         )
     else:
-        values["mask_ap"] = metrics.mask_average_precision(
-            prediction.dynamic_score, sample.dynamic_mask
-        )
+        values["mask_ap"] = mask_average_precision(prediction.dynamic_score, sample.dynamic_mask)
     return values
 
 

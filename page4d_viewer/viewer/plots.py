@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from page4d_viewer.evaluation.metrics import MetricsError, trajectory_errors
+from page4d_viewer.evaluation.errors import MetricsError
+from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.mask import heat_colors, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP
