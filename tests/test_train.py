@@ -215,7 +215,7 @@ def _micro_config(out_dir, **changes):
 def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_distance() -> None:
     from page4d_viewer import geometry
     from page4d_viewer.sources import synthetic
-    from page4d_viewer.training.train import clip_to_sample
+    from page4d_viewer.training.data import clip_to_sample
 
     clip = synthetic.make_clip(123, num_frames=4, width=42, height=28)
     sample = clip_to_sample(clip, [2, 0, 3])
@@ -231,7 +231,7 @@ def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_dista
 
 
 def test_batches_are_a_function_of_seed_and_step(tmp_path) -> None:
-    from page4d_viewer.training.train import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
+    from page4d_viewer.training.data import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
 
     config = _micro_config(tmp_path)
     pool = ClipPool(config)

@@ -36,7 +36,7 @@ from page4d_viewer.evaluation.masks import mask_average_precision
 from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.training.train import (
+from page4d_viewer.training.data import (
     FIRST_EVAL_SEED,
     TrainingSample,
     clip_to_sample,
