@@ -76,6 +76,31 @@ def _fit_depth_alignment(
     return scale, float(gt_mean - scale * pred_mean)
 
 
+def _valid_depth_pixels(
+    gt_maps: np.ndarray, valid: np.ndarray | None, max_depth: float | None
+) -> np.ndarray:
+    """(S, H, W) bool: GT depth finite, > 0, below ``max_depth`` and inside ``valid``."""
+    with np.errstate(invalid="ignore"):
+        mask = np.isfinite(gt_maps) & (gt_maps > 0)
+        if max_depth is not None:
+            mask &= gt_maps < max_depth
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != gt_maps.shape:
+            raise MetricsError(f"valid mask must be {gt_maps.shape}, got {valid.shape}")
+        mask &= valid
+    if not mask.any():
+        raise MetricsError("no valid ground-truth depth pixel (need gt > 0 and finite)")
+    return mask
+
+
+def _per_frame_mean(values: np.ndarray, frame_of_pixel: np.ndarray, frames: int) -> np.ndarray:
+    """(S,) mean of per-pixel ``values`` within each frame; NaN for a frame without pixels."""
+    pixels_per_frame = np.bincount(frame_of_pixel, minlength=frames).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(frame_of_pixel, weights=values, minlength=frames) / pixels_per_frame
+
+
 def depth_errors(
     pred_depth: np.ndarray,
     gt_depth: np.ndarray,
@@ -113,17 +138,7 @@ def depth_errors(
             f"depth maps must both be (S, H, W) of one shape, "
             f"got {pred_maps.shape} and {gt_maps.shape}"
         )
-    with np.errstate(invalid="ignore"):
-        mask = np.isfinite(gt_maps) & (gt_maps > 0)
-        if max_depth is not None:
-            mask &= gt_maps < max_depth
-    if valid is not None:
-        valid = np.asarray(valid, dtype=bool)
-        if valid.shape != gt_maps.shape:
-            raise MetricsError(f"valid mask must be {gt_maps.shape}, got {valid.shape}")
-        mask &= valid
-    if not mask.any():
-        raise MetricsError("no valid ground-truth depth pixel (need gt > 0 and finite)")
+    mask = _valid_depth_pixels(gt_maps, valid, max_depth)
     # Work on the valid pixels only: a 65-frame 518 x 518 clip would need ~140 MB per
     # float64 map otherwise.
     frame_of_pixel = np.nonzero(mask)[0]
@@ -137,20 +152,11 @@ def depth_errors(
     relative_error = np.abs(aligned - gt) / gt
     clamped = np.maximum(aligned, _MIN_DEPTH_FOR_RATIO)
     within = (np.maximum(clamped / gt, gt / clamped) < 1.25).astype(np.float64)
-    frames = len(mask)
-    pixels_per_frame = np.bincount(frame_of_pixel, minlength=frames).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        abs_rel_per_frame = (
-            np.bincount(frame_of_pixel, weights=relative_error, minlength=frames) / pixels_per_frame
-        )
-        delta_per_frame = (
-            np.bincount(frame_of_pixel, weights=within, minlength=frames) / pixels_per_frame
-        )
     return DepthErrors(
         abs_rel=float(relative_error.mean()),
         delta_1_25=float(within.mean()),
-        abs_rel_per_frame=abs_rel_per_frame,
-        delta_1_25_per_frame=delta_per_frame,
+        abs_rel_per_frame=_per_frame_mean(relative_error, frame_of_pixel, len(mask)),
+        delta_1_25_per_frame=_per_frame_mean(within, frame_of_pixel, len(mask)),
         alignment=alignment,
         scale=scale,
         shift=shift,

@@ -145,9 +145,8 @@ def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) ->
 
     The predicted camera centres are aligned to the true ones with the least-squares Sim(3)
     (``geometry.similarity_align``, Umeyama with scale); evo then computes APE (translation
-    part) and RPE (translation part, rotation angle in degrees) with delta = 1 frame. All three
-    summaries are RMSE. Rotations are re-orthonormalised (SVD) first, so float16 results are
-    accepted.
+    part) and RPE (translation part, rotation angle in degrees) with delta = 1 frame, all three
+    as RMSE. Rotations are re-orthonormalised (SVD) first, so float16 results are accepted.
 
     A ground-truth trajectory whose centres all coincide (a tripod shot) has no Sim(3)
     alignment: this raises ``DegenerateTrajectoryError`` rather than reporting a misleading

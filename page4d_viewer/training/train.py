@@ -263,18 +263,8 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_training_model(config).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
     checkpoint_path = config.out_dir / CHECKPOINT_NAME
-    step = 0
-    if checkpoint_path.exists():
-        step = load_training_state(checkpoint_path, model, optimizer, config)
-        LOGGER.info("resuming from %s at step %d", checkpoint_path, step)
-    elif config.init_weights is not None:
-        load_initial_weights(model, config.init_weights)
-        LOGGER.info("starting from the weights of %s", config.init_weights)
+    model, optimizer, step = _start_or_resume(config, device, checkpoint_path)
     csv_path = config.out_dir / LOSS_CSV_NAME
     _open_loss_csv(csv_path, step)
     pool = ClipPool(config)
@@ -313,6 +303,24 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
     if step != last_saved or not checkpoint_path.exists():
         save_training_state(checkpoint_path, model, optimizer, step, config)
     return model.cpu(), step
+
+
+def _start_or_resume(
+    config: TrainConfig, device: torch.device, checkpoint_path: Path
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+    """The model and optimiser, resumed from ``checkpoint_path`` when it exists; the step."""
+    model = build_training_model(config).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    step = 0
+    if checkpoint_path.exists():
+        step = load_training_state(checkpoint_path, model, optimizer, config)
+        LOGGER.info("resuming from %s at step %d", checkpoint_path, step)
+    elif config.init_weights is not None:
+        load_initial_weights(model, config.init_weights)
+        LOGGER.info("starting from the weights of %s", config.init_weights)
+    return model, optimizer, step
 
 
 def _train_step(

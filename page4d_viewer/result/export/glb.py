@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from page4d_viewer.result.export.common import (
 from page4d_viewer.result.points import confidence_threshold, frame_points
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_CONF_PERCENTILE
+
+if TYPE_CHECKING:
+    import trimesh
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +61,8 @@ def export_glb(
     frames = selected_frames(frames, recon.num_frames)
     variants = list(recon.variants if variants is None else variants)
     threshold = confidence_threshold(recon.points_conf, conf_percentile)
-    rng = np.random.default_rng(0)
     scene = trimesh.Scene()
-    all_points = []
-    for frame in frames:
-        cloud = frame_points(recon, frame, threshold=threshold)
-        points, colors = cloud.points, cloud.colors
-        if max_points_per_frame is not None and len(points) > max_points_per_frame:
-            keep = np.sort(rng.choice(len(points), max_points_per_frame, replace=False))
-            points, colors = points[keep], colors[keep]
-        if len(points) == 0:
-            continue
-        all_points.append(points)
-        name = f"points_frame_{frame:04d}"
-        scene.add_geometry(
-            trimesh.PointCloud(points, colors=rgba(colors)), node_name=name, geom_name=name
-        )
+    all_points = _add_point_clouds(scene, recon, frames, threshold, max_points_per_frame)
     size = _FRUSTUM_FRACTION * scene_extent(
         np.concatenate(all_points) if all_points else np.zeros((0, 3))
     )
@@ -91,3 +81,31 @@ def export_glb(
     atomic_write(path, scene.export(file_type="glb"))
     logger.info("wrote %s (%d frames, variants %s)", path, len(frames), ", ".join(variants))
     return path
+
+
+def _add_point_clouds(
+    scene: trimesh.Scene,
+    recon: Reconstruction,
+    frames: list[int],
+    threshold: float,
+    max_points_per_frame: int | None,
+) -> list[np.ndarray]:
+    """Add one ``points_frame_NNNN`` cloud per non-empty frame; returns their (N, 3) points."""
+    import trimesh
+
+    rng = np.random.default_rng(0)
+    all_points = []
+    for frame in frames:
+        cloud = frame_points(recon, frame, threshold=threshold)
+        points, colors = cloud.points, cloud.colors
+        if max_points_per_frame is not None and len(points) > max_points_per_frame:
+            keep = np.sort(rng.choice(len(points), max_points_per_frame, replace=False))
+            points, colors = points[keep], colors[keep]
+        if len(points) == 0:
+            continue
+        all_points.append(points)
+        name = f"points_frame_{frame:04d}"
+        scene.add_geometry(
+            trimesh.PointCloud(points, colors=rgba(colors)), node_name=name, geom_name=name
+        )
+    return all_points
