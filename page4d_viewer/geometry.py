@@ -474,9 +474,13 @@ def similarity_align(
     """Least-squares Sim(3) (Umeyama) taking ``source`` points onto ``target`` points.
 
     Used for display and evaluation: a reconstruction is only defined up to a similarity.
+    Degenerate sets still get the least-squares optimum: collinear points (covariance of rank
+    1, which evo's Umeyama refuses) get one of the optimal rotations, which differ only by a
+    spin about the line; a source whose points coincide keeps scale 1 and maps onto the
+    target's mean.
 
     Args:
-        source: (N, 3) points, N >= 3 and not all collinear for a unique rotation.
+        source: (N, 3) points; N >= 3 and not all collinear for a unique rotation.
         target: (N, 3) corresponding points.
         weights: (N,) non-negative weights, or None for equal weights.
         with_scale: fit the scale (Sim(3)); otherwise scale is 1 (SE(3)).

@@ -57,7 +57,7 @@ def test_shipped_model_runs_on_a_held_out_clip(shipped, held_out_sample) -> None
     frames, _, height, width = images.shape
     assert output.pose_enc.shape == (1, frames, 9)
     assert output.depth.shape == (1, frames, height, width, 1)
-    assert output.mask_logit.shape == (1, frames, height // 14, width // 14)
+    assert output.mask_score.shape == (1, frames, height // 14, width // 14)
     assert torch.isfinite(output.depth).all() and torch.isfinite(output.pose_enc).all()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
@@ -126,20 +127,6 @@ def test_mp4_without_mask_writes_plain_frames(tmp_path: Path) -> None:
     assert abs(decoded[1].astype(int) - 128).max() <= 3  # lossy codec, flat grey survives
 
 
-def test_overlay_mask_blends() -> None:
-    images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    score = np.array([[[0.0, 1.0], [0.5, 0.5]]])
-    overlay = export.overlay_mask(images, score, colormap="gray", opacity=1.0)
-    np.testing.assert_array_equal(overlay[0, 0, 0], [0, 0, 0])
-    np.testing.assert_array_equal(overlay[0, 0, 1], [255, 255, 255])
-    untouched = export.overlay_mask(images + 7, score, opacity=0.0)
-    np.testing.assert_array_equal(untouched, images + 7)
-    with pytest.raises(Page4DError, match="opacity"):
-        export.overlay_mask(images, score, opacity=2)
-    with pytest.raises(Page4DError, match="unknown colormap"):
-        export.overlay_mask(images, score, colormap="no-such-map")
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [(None, [0, 1, 2, 3, 4]), ("all", [0, 1, 2, 3, 4]), ("3,0", [0, 3]), ("1-3,1", [1, 2, 3])],
@@ -168,3 +155,13 @@ def test_mp4_pads_odd_sizes_and_checks_options_first(tmp_path: Path) -> None:
     with pytest.raises(Page4DError, match="unknown colormap"):
         export.export_mp4(recon, tmp_path / "never.mp4", colormap="nope")
     assert not (tmp_path / "never.mp4").exists()
+
+
+def test_tum_writes_the_given_name_when_one_variant_is_written(tmp_path: Path) -> None:
+    recon = make_reconstruction(frames=2)
+    only_masked = dataclasses.replace(recon, cameras={"masked": recon.cameras["masked"]})
+    (path,) = export.export_tum(only_masked, tmp_path / "trajectory.txt")
+    assert path == tmp_path / "trajectory.txt" and path.is_file()
+    (chosen,) = export.export_tum(recon, tmp_path / "chosen.tum", variant="masked")
+    assert chosen == tmp_path / "chosen.tum"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen.tum", "trajectory.txt"]

@@ -7,22 +7,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation import metrics
-from page4d_viewer.evaluation.metrics import (
-    DegenerateTrajectoryError,
-    MetricsError,
-    average_precision,
-    depth_errors,
-    evaluate_reconstruction,
-    mask_average_precision,
-    mask_iou,
-    resize_bilinear,
-    resize_nearest,
-    trajectory_errors,
-)
+from page4d_viewer.evaluation.depth import depth_errors
+from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
+from page4d_viewer.evaluation.masks import average_precision, mask_average_precision, mask_iou
+from page4d_viewer.evaluation.report import evaluate_reconstruction
+from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.sources.groundtruth import GroundTruth
 
@@ -321,20 +312,22 @@ def test_average_precision_matches_the_textbook_sum_with_ties():
 
 
 def test_mask_iou_and_ap_at_full_resolution_by_hand():
-    score = np.array([[[0.4, -0.2], [0.1, -0.4]]])
+    probability = np.array([[[0.9, 0.3], [0.6, 0.1]]])
     truth = np.array([[[True, True], [False, False]]])
-    # Predicted dynamic (> 0): pixels 0 and 2; truth 0 and 1: IoU = 1 / 3.
-    assert mask_iou(score, truth) == pytest.approx(1 / 3)
-    # Ranking 0.4 (T), 0.1 (F), -0.2 (T), -0.4 (F): AP = .5 * 1 + .5 * 2/3.
-    assert mask_average_precision(score, truth) == pytest.approx(5 / 6)
-    assert mask_iou(score, truth, threshold=0.3) == pytest.approx(1 / 2)
-    assert mask_iou(np.full((1, 2, 2), -1.0), np.zeros((1, 2, 2), bool)) == 1.0
-    restricted = mask_iou(score, truth, valid=np.array([[True, True], [False, False]]))
+    # Predicted dynamic (>= 0.5, the overlay's default): pixels 0 and 2; truth 0 and 1: 1 / 3.
+    assert mask_iou(probability, truth) == pytest.approx(1 / 3)
+    # Ranking 0.9 (T), 0.6 (F), 0.3 (T), 0.1 (F): AP = .5 * 1 + .5 * 2/3.
+    assert mask_average_precision(probability, truth) == pytest.approx(5 / 6)
+    assert mask_iou(probability, truth, threshold=0.8) == pytest.approx(1 / 2)
+    # At the threshold counts as dynamic, as in the viewer's overlay.
+    assert mask_iou(probability, truth, threshold=0.9) == pytest.approx(1 / 2)
+    assert mask_iou(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), bool)) == 1.0
+    restricted = mask_iou(probability, truth, valid=np.array([[True, True], [False, False]]))
     assert restricted == pytest.approx(1 / 2)
 
 
-def test_patch_score_is_resized_to_ground_truth_resolution():
-    patch = np.array([[[1.0, -1.0], [1.0, -1.0]]])
+def test_patch_probability_is_upsampled_like_the_viewer():
+    patch = np.array([[[1.0, 0.0], [1.0, 0.0]]])
     truth = np.zeros((1, 4, 6), bool)
     truth[:, :, :3] = True
     assert mask_iou(patch, truth) == 1.0
@@ -343,30 +336,17 @@ def test_patch_score_is_resized_to_ground_truth_resolution():
         mask_iou(np.zeros((2, 2, 2)), truth)
 
 
-def test_bilinear_resize_matches_torch_half_pixel_sampling():
-    maps = np.random.default_rng(3).normal(size=(2, 3, 5))
-    ours = resize_bilinear(maps, (7, 4))
-    reference = torch.nn.functional.interpolate(
-        torch.from_numpy(maps)[:, None], size=(7, 4), mode="bilinear", align_corners=False
-    )[:, 0].numpy()
-    np.testing.assert_allclose(ours, reference, atol=1e-12)
-    np.testing.assert_allclose(
-        resize_bilinear(np.array([[[0.0, 1.0]]]), (1, 4)), [[[0, 0.25, 0.75, 1]]]
-    )
-
-
-def test_nearest_resize_picks_the_pixel_under_each_centre():
-    maps = np.arange(6).reshape(1, 2, 3)
-    np.testing.assert_array_equal(
-        resize_nearest(maps, (4, 6)),
-        [[[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]],
-    )
-
-
-def test_dynamic_score_is_the_negated_mask_logit():
-    np.testing.assert_array_equal(
-        metrics.dynamic_score_from_mask_logit(np.array([[[0.3, -0.4]]])), [[[-0.3, 0.4]]]
-    )
+def test_report_reads_the_mask_through_result_mask():
+    gt_extrinsics = circle_trajectory(frames=2)
+    mask_score = np.array([[[0.4, -0.4, 0.0]], [[0.4, -0.4, 0.0]]], np.float32)
+    recon = small_reconstruction(gt_extrinsics, mask_score=np.repeat(mask_score, 2, axis=1))
+    truth = np.zeros((2, 28, 28), bool)
+    # Patch columns of 28 pixels over 3 patches: pixels 10..18 lie in the middle one (moving).
+    truth[:, :, 10:19] = True
+    recon.gt_dynamic_mask = truth
+    # m = 0.0 reads as probability 0.5: dynamic at the default threshold, not at 0.6.
+    assert evaluate_reconstruction(recon).mask_iou == pytest.approx(1 / 2)
+    assert evaluate_reconstruction(recon, mask_threshold=0.6).mask_iou == 1.0
 
 
 # ------------------------------------------------------------------------------ report
@@ -469,5 +449,12 @@ def test_evaluate_reconstruction_rejects_a_frame_count_mismatch():
 
 
 def test_metrics_module_needs_no_torch_or_ui(imports_among):
-    modules = ("page4d_viewer.evaluation.metrics", "page4d_viewer.sources.groundtruth")
+    modules = (
+        "page4d_viewer.evaluation.metrics",
+        "page4d_viewer.evaluation.trajectory",
+        "page4d_viewer.evaluation.depth",
+        "page4d_viewer.evaluation.masks",
+        "page4d_viewer.evaluation.report",
+        "page4d_viewer.sources.groundtruth",
+    )
     assert imports_among(modules, ("torch", "gradio", "viser")) == []

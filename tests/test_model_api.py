@@ -183,11 +183,11 @@ def test_output_shapes_and_ranges_for_unbatched_input() -> None:
     assert out.depth.shape == (1, 3, 28, 42, 1) and out.depth_conf.shape == (1, 3, 28, 42)
     assert out.world_points.shape == (1, 3, 28, 42, 3)
     assert out.world_points_conf.shape == (1, 3, 28, 42)
-    assert out.mask_logit.shape == (1, 3, 2, 3)
+    assert out.mask_score.shape == (1, 3, 2, 3)
     assert (out.depth > 0).all() and (out.depth_conf >= 1).all()
     assert (out.world_points_conf >= 1).all()
     assert (out.pose_enc[..., 7:] >= 0).all()  # field of view through ReLU
-    assert (out.mask_logit.abs() < 0.5).all()
+    assert (out.mask_score.abs() < 0.5).all()
     assert out.mask_strength == 64.0
 
 
@@ -287,7 +287,7 @@ def test_mask_strength_only_touches_masked_layers() -> None:
         off = model(clip, mask_strength=0.0)
         on = model(clip, mask_strength=64.0)
         weak = model(clip, mask_strength=1.0)
-    assert torch.equal(off.mask_logit, on.mask_logit)
+    assert torch.equal(off.mask_score, on.mask_score)
     assert not torch.allclose(off.pose_enc, on.pose_enc)
     assert not torch.allclose(weak.pose_enc, on.pose_enc)
 
@@ -303,7 +303,7 @@ def test_alpha_zero_is_exactly_vggt() -> None:
         ours, theirs = model(clip, 0.0), vggt(clip, 0.0)
     assert torch.equal(ours.pose_enc, theirs.pose_enc)
     assert torch.equal(ours.depth, theirs.depth)
-    assert theirs.mask_logit is None and not vggt.mask_available
+    assert theirs.mask_score is None and not vggt.mask_available
 
 
 def test_no_mask_head_forces_strength_zero() -> None:
@@ -313,7 +313,7 @@ def test_no_mask_head_forces_strength_zero() -> None:
         forced = vggt(clip, mask_strength=64.0)
         plain = vggt(clip, mask_strength=0.0)
         masked, unmasked = vggt.forward_pair(clip, 64.0)
-    assert forced.mask_strength == 0.0 and forced.mask_logit is None
+    assert forced.mask_strength == 0.0 and forced.mask_score is None
     assert torch.equal(forced.pose_enc, plain.pose_enc)
     assert masked is unmasked and masked.mask_strength == 0.0
 
@@ -489,5 +489,5 @@ def test_model_runs_with_bfloat16_weights() -> None:
     model = small_model().to(torch.bfloat16)
     with torch.no_grad():
         masked, unmasked = model.forward_pair(images(), 64.0)
-    assert masked.depth.dtype == torch.bfloat16 and masked.mask_logit.dtype == torch.bfloat16
+    assert masked.depth.dtype == torch.bfloat16 and masked.mask_score.dtype == torch.bfloat16
     assert torch.isfinite(masked.world_points).all() and torch.isfinite(unmasked.pose_enc).all()

@@ -109,6 +109,6 @@ def test_nothing_assumes_the_official_sizes() -> None:
         out = model(torch.rand(3, 3, 56, 84), mask_strength=64.0, query_points=torch.rand(5, 2))
     assert out.depth.shape == (1, 3, 56, 84, 1)
     assert out.track.shape == (1, 3, 5, 2) and out.track_vis.shape == (1, 3, 5)
-    assert out.mask_logit.shape == (1, 3, 4, 6)
+    assert out.mask_score.shape == (1, 3, 4, 6)
     assert len(out.pose_enc_list) == 2
     assert config.shared_layers == 3 and config.kept_layers == (1, 3, 5, 7)

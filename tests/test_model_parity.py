@@ -157,7 +157,7 @@ def test_every_refinement_step_matches(
 def test_mask_scores_match(
     outputs64: dict[str, ModelOutput], fixture: dict[str, torch.Tensor], tag: str
 ) -> None:
-    score = outputs64[tag].mask_logit
+    score = outputs64[tag].mask_score
     batch, frames, grid_h, grid_w = score.shape
     key_logit = fixture[f"{tag}.mask.key_logit"].reshape(batch, frames, -1)
     specials = key_logit.shape[-1] - grid_h * grid_w
@@ -171,7 +171,7 @@ def test_mask_changes_the_cameras(outputs64: dict[str, ModelOutput]) -> None:
     """The two fixture modes differ, so parity in both is not parity in one twice."""
     off, on = outputs64["mask_off"], outputs64["mask_on"]
     assert relative_error(on.pose_enc, off.pose_enc) > 1e-6
-    assert torch.equal(on.mask_logit, off.mask_logit)
+    assert torch.equal(on.mask_score, off.mask_score)
 
 
 @pytest.mark.parametrize("tag", STRENGTHS)
@@ -205,7 +205,7 @@ def test_forward_pair_equals_two_calls(
         )
     for pair_output, tag in ((masked, "mask_on"), (unmasked, "mask_off")):
         single = outputs64[tag]
-        for name in (*FIELDS, *TRACK_FIELDS, "mask_logit"):
+        for name in (*FIELDS, *TRACK_FIELDS, "mask_score"):
             assert torch.equal(getattr(pair_output, name), getattr(single, name)), (tag, name)
         steps = zip(pair_output.pose_enc_list, single.pose_enc_list, strict=True)
         assert all(torch.equal(step_pair, step_single) for step_pair, step_single in steps)

@@ -77,7 +77,7 @@ class StandInNetwork(torch.nn.Module):
             depth_conf=torch.full((1, frames, height, width), 2.0),
             world_points=torch.ones(1, frames, height, width, 3),
             world_points_conf=torch.full((1, frames, height, width), 3.0),
-            mask_logit=mask,
+            mask_score=mask,
             mask_strength=strength,
         )
 

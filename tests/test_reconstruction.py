@@ -239,61 +239,6 @@ def test_basic_views() -> None:
         recon.camera_variant("ground_truth")
 
 
-def test_mask_score_upsampled() -> None:
-    recon = make_reconstruction()
-    nearest = recon.mask_score_upsampled("nearest")
-    assert nearest.shape == (3, 28, 42)
-    expected = np.repeat(np.repeat(recon.mask_score, 14, axis=1), 14, axis=2)
-    np.testing.assert_array_equal(nearest, expected)
-    bilinear = recon.mask_score_upsampled()
-    assert bilinear.shape == (3, 28, 42)
-    # Patch corners are clamped, the middle between two patch centres is their mean.
-    assert bilinear[0, 0, 0] == pytest.approx(recon.mask_score[0, 0, 0])
-    for column in (0, 7, 20, 41):
-        centre = (column + 0.5) * 3 / 42 - 0.5
-        expected_value = np.interp(centre, [0, 1, 2], recon.mask_score[0, 0])
-        assert bilinear[0, 0, column] == pytest.approx(expected_value, rel=1e-5)
-    assert bilinear.min() >= recon.mask_score.min() - 1e-6
-    assert bilinear.max() <= recon.mask_score.max() + 1e-6
-    with pytest.raises(Page4DError, match="no dynamic mask"):
-        make_reconstruction(with_mask=False).mask_score_upsampled()
-
-
-def test_dynamic_probability_is_low_score() -> None:
-    recon = make_reconstruction()
-    recon.mask_score[:] = 0.5
-    recon.mask_score[0, 1, 2] = -0.5  # the camera path ignores this patch: it moves
-    dynamic = recon.dynamic_probability("nearest")
-    assert dynamic[0, 14:, 28:].min() == pytest.approx(1.0)
-    assert dynamic[0, :14].max() == pytest.approx(0.0)
-
-
-def test_frame_cloud_filters_by_confidence() -> None:
-    recon = make_reconstruction()
-    everything = recon.frame_cloud(1)
-    assert everything.points.shape == (28 * 42, 3)
-    np.testing.assert_array_equal(everything.colors, recon.images[1].reshape(-1, 3))
-    half = recon.frame_cloud(1, conf_percentile=50)
-    threshold = np.percentile(recon.points_conf, 50)
-    assert len(half.points) == int((recon.points_conf[1] >= threshold).sum())
-    flat = recon.points[1].reshape(-1, 3)
-    np.testing.assert_array_equal(half.points, flat[half.pixel_index])
-    recon.points[1, 0, 0] = np.nan
-    assert len(recon.frame_cloud(1).points) == 28 * 42 - 1
-    with pytest.raises(Page4DError, match="out of range"):
-        recon.frame_cloud(3)
-    with pytest.raises(Page4DError, match="percentile"):
-        recon.frame_cloud(0, conf_percentile=101)
-
-
-def test_depth_source_matches_point_map_for_consistent_data() -> None:
-    recon = make_reconstruction()
-    from_depth = recon.world_points("depth")
-    np.testing.assert_allclose(from_depth, recon.points, atol=1e-4)
-    cloud = recon.frame_cloud(2, source="depth")
-    np.testing.assert_allclose(cloud.points, recon.points[2].reshape(-1, 3), atol=1e-4)
-
-
 def test_aligned_cameras_recovers_similarity() -> None:
     recon = make_reconstruction(frames=5)
     masked = recon.cameras["masked"]

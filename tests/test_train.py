@@ -55,7 +55,7 @@ def _perfect_output(targets: Targets, steps: int = 4) -> SimpleNamespace:
         depth_conf=ones.clone(),
         world_points=targets.world_points.clone(),
         world_points_conf=ones.clone(),
-        mask_logit=targets.static_fraction - 0.5,
+        mask_score=targets.static_fraction - 0.5,
     )
 
 
@@ -95,7 +95,7 @@ def test_each_loss_is_positive_when_its_prediction_is_wrong(field: str) -> None:
         output.world_points = output.world_points + 0.05
         name = "points"
     else:
-        output.mask_logit = torch.zeros_like(output.mask_logit)
+        output.mask_score = torch.zeros_like(output.mask_score)
         name = "mask"
     result = losses.page4d_loss(output, targets, LossWeights())
     assert float(result[name]) > 1e-4
@@ -215,7 +215,7 @@ def _micro_config(out_dir, **changes):
 def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_distance() -> None:
     from page4d_viewer import geometry
     from page4d_viewer.sources import synthetic
-    from page4d_viewer.training.train import clip_to_sample
+    from page4d_viewer.training.data import clip_to_sample
 
     clip = synthetic.make_clip(123, num_frames=4, width=42, height=28)
     sample = clip_to_sample(clip, [2, 0, 3])
@@ -231,7 +231,7 @@ def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_dista
 
 
 def test_batches_are_a_function_of_seed_and_step(tmp_path) -> None:
-    from page4d_viewer.training.train import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
+    from page4d_viewer.training.data import MAX_TRAIN_SEED, ClipPool, batch_for_step, clip_seed
 
     config = _micro_config(tmp_path)
     pool = ClipPool(config)

@@ -24,7 +24,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from page4d_viewer.evaluation.metrics import evaluate_reconstruction
+    from page4d_viewer.evaluation.report import evaluate_reconstruction
     from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
 
     recon = Reconstruction.load(args.result)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 
 
@@ -24,12 +25,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--conf-percentile",
         type=float,
-        default=50.0,
-        help="drop points below this confidence percentile (default 50)",
+        default=settings.DEFAULT_CONF_PERCENTILE,
+        help="drop the least confident percent of points, as the scene does "
+        f"(default {settings.DEFAULT_CONF_PERCENTILE:g})",
     )
     parser.add_argument("--fps", type=float, help="mp4 frame rate (default: from the clip)")
-    parser.add_argument("--colormap", default="magma", help="mp4 heat-map colormap")
-    parser.add_argument("--opacity", type=float, default=0.5, help="mp4 heat-map opacity 0..1")
+    parser.add_argument(
+        "--colormap",
+        default=settings.DEFAULT_COLORMAP,
+        help=f"mp4 heat-map colormap (default {settings.DEFAULT_COLORMAP}, as in the viewer)",
+    )
+    parser.add_argument(
+        "--opacity",
+        type=float,
+        default=settings.DEFAULT_MASK_OPACITY,
+        help=f"mp4 heat-map opacity 0..1 (default {settings.DEFAULT_MASK_OPACITY:g})",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=settings.DEFAULT_MASK_THRESHOLD,
+        help="mp4: dynamic probability 0..1 from which the heat map is drawn "
+        f"(default {settings.DEFAULT_MASK_THRESHOLD:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 args.mp4,
                 frames=frames,
                 fps=args.fps,
-                colormap=args.colormap,
                 opacity=args.opacity,
+                threshold=args.threshold,
+                colormap=args.colormap,
             )
         )
     sys.stdout.write("".join(f"wrote {path}\n" for path in written))

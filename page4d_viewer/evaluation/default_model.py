@@ -30,9 +30,13 @@ import torch
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation import metrics
+from page4d_viewer.evaluation.depth import depth_errors
+from page4d_viewer.evaluation.errors import MetricsError
+from page4d_viewer.evaluation.masks import mask_average_precision
+from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.training.train import (
+from page4d_viewer.training.data import (
     FIRST_EVAL_SEED,
     TrainingSample,
     clip_to_sample,
@@ -52,7 +56,7 @@ class Prediction:
     Attributes:
         extrinsics: variant ("masked", "unmasked") -> (S, 3, 4) camera-from-world.
         depth: (S, H, W) depth, any scale.
-        dynamic_score: (S, h, w) higher = more dynamic, or None without a mask.
+        dynamic_score: (S, h, w) dynamic probability (``result.mask``), or None without a mask.
     """
 
     extrinsics: dict[str, np.ndarray]
@@ -102,9 +106,9 @@ def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Predic
             extrinsics[variant], _ = geometry.pose_encoding_to_cameras(pose_enc, (height, width))
             if variant == "masked":
                 depth = output.depth[0, ..., 0].double().numpy()
-                mask_logit = getattr(output, "mask_logit", None)
-                if mask_logit is not None:
-                    dynamic = metrics.dynamic_score_from_mask_logit(mask_logit[0].double().numpy())
+                mask_score = getattr(output, "mask_score", None)
+                if mask_score is not None:
+                    dynamic = dynamic_probability(mask_score[0].float().numpy())
         return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
 
     return predict
@@ -133,9 +137,9 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
     length = path_length(gt_extrinsics)
     for variant in ("masked", "unmasked"):
         try:
-            errors = metrics.trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
+            errors = trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
             ate, rpe_t, rpe_r = errors.ate, errors.rpe_trans, errors.rpe_rot
-        except metrics.MetricsError as error:
+        except MetricsError as error:
             LOGGER.warning("trajectory metrics undefined: %s", error)
             ate = rpe_t = rpe_r = math.nan
         values[f"ate_{variant}"] = ate
@@ -146,7 +150,7 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
         # it a flattering ATE; the length ratio (both in normalised units) shows that case.
         predicted_length = path_length(prediction.extrinsics[variant])
         values[f"path_ratio_{variant}"] = predicted_length / length if length > 0 else math.nan
-    depth = metrics.depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
+    depth = depth_errors(prediction.depth, sample.depth, sample.valid, alignment="median")
     values["abs_rel"] = depth.abs_rel
     values["delta_1_25"] = depth.delta_1_25
     if prediction.dynamic_score is None:
@@ -155,9 +159,7 @@ def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Pr
             float(sample.dynamic_mask.mean()) if sample.dynamic_mask.any() else math.nan
         )
     else:
-        values["mask_ap"] = metrics.mask_average_precision(
-            prediction.dynamic_score, sample.dynamic_mask
-        )
+        values["mask_ap"] = mask_average_precision(prediction.dynamic_score, sample.dynamic_mask)
     return values
 
 
@@ -291,7 +293,7 @@ def describe_real_clip(
     masked = result.cameras["masked"].extrinsics
     unmasked = result.cameras["unmasked"].extrinsics
     centres_gap = geometry.camera_centers(masked) - geometry.camera_centers(unmasked)
-    dynamic = result.dynamic_probability()
+    dynamic = upsample_mask(dynamic_probability(result.mask_score), *result.image_hw)
     summary = {
         "frames": float(len(result.images)),
         "input_height": float(result.images.shape[1]),
@@ -343,13 +345,11 @@ def write_synthetic_figures(
     model: torch.nn.Module, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
 ) -> None:
     """Prediction (``--figure``) and ground truth (``*-truth.png``) on the clip of ``seed``."""
-    from page4d_viewer.viewer.display import dynamic_probability, upsample_mask
-
     sample = held_out_sample(seed, args.frames, image_hw, args.stride)
     with torch.no_grad():
         output = model(torch.from_numpy(sample.images)[None], mask_strength=RELEASED_MASK_STRENGTH)
     images = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    dynamic = upsample_mask(dynamic_probability(output.mask_logit[0].numpy()), *image_hw)
+    dynamic = upsample_mask(dynamic_probability(output.mask_score[0].numpy()), *image_hw)
     _write_figure(images, output.depth[0, ..., 0].double().numpy(), dynamic, args.figure)
     truth_path = args.figure.with_name(args.figure.stem + "-truth.png")
     _write_figure(images, sample.depth, sample.dynamic_mask.astype(np.float64), truth_path)

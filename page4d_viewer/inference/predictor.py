@@ -392,7 +392,7 @@ def _to_reconstruction(
         points=numpy(masked.world_points),
         points_conf=numpy(masked.world_points_conf),
         cameras=cameras,
-        mask_score=None if masked.mask_logit is None else numpy(masked.mask_logit),
+        mask_score=None if masked.mask_score is None else numpy(masked.mask_score),
         metadata=metadata,
     )
 

@@ -40,7 +40,8 @@ class ModelOutput:
         world_points_conf: (B, S, H, W) confidence >= 1.
             The four dense fields are None only for the unmasked output of
             `forward_pair(..., unmasked_geometry=False)`.
-        mask_logit: (B, S, H/p, W/p) mask head score m in (-0.5, 0.5) per patch (p = 14), or
+        mask_score: (B, S, H/p, W/p) mask head score m = sigmoid - 0.5 in (-0.5, 0.5) per
+            patch (p = 14; not a logit), or
             None for a model without mask head (VGGT). The masked layers add
             mask_strength * m to the camera/register tokens' logits, so patches with negative m
             are what the camera path is steered away from.
@@ -57,7 +58,7 @@ class ModelOutput:
     depth_conf: Tensor | None
     world_points: Tensor | None
     world_points_conf: Tensor | None
-    mask_logit: Tensor | None
+    mask_score: Tensor | None
     mask_strength: float
     track: Tensor | None = None
     track_vis: Tensor | None = None
@@ -327,7 +328,7 @@ class Page4D(nn.Module):
                 depth_conf=depth_conf,
                 world_points=points,
                 world_points_conf=points_conf,
-                mask_logit=state.mask_score,
+                mask_score=state.mask_score,
                 mask_strength=strength,
             )
             if queries is not None and self.track_head is not None:

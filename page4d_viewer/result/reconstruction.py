@@ -26,76 +26,20 @@ import numpy as np
 
 from page4d_viewer import __version__, geometry
 from page4d_viewer.errors import Page4DError, ResultFileError
+from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file's vocabulary)
+    GROUND_TRUTH,
+    MASKED,
+    UNMASKED,
+    VARIANTS,
+    Cameras,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it."""
 
-MASKED = "masked"
-UNMASKED = "unmasked"
-GROUND_TRUTH = "ground_truth"
-VARIANTS = (MASKED, UNMASKED, GROUND_TRUTH)
-"""Camera variants in display order: the mask as set, the mask off (alpha = 0), ground truth."""
-
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-@dataclass
-class Cameras:
-    """One camera per frame, in pixels of the model-input images (OpenCV, see geometry.py).
-
-    Attributes:
-        extrinsics: (S, 3, 4) camera-from-world ``T_cam_world``; world = first camera.
-        intrinsics: (S, 3, 3) pinhole matrices in pixels.
-    """
-
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.extrinsics = np.asarray(self.extrinsics, dtype=np.float64)
-        self.intrinsics = np.asarray(self.intrinsics, dtype=np.float64)
-        count = self.extrinsics.shape[0] if self.extrinsics.ndim == 3 else -1
-        if self.extrinsics.shape != (count, 3, 4):
-            raise ValueError(f"camera extrinsics must be (S, 3, 4), got {self.extrinsics.shape}")
-        if self.intrinsics.shape != (count, 3, 3):
-            raise ValueError(
-                f"camera intrinsics must be ({count}, 3, 3) to match the extrinsics, "
-                f"got {self.intrinsics.shape}"
-            )
-
-    @classmethod
-    def from_pose_encoding(cls, pose_enc: np.ndarray, image_hw: tuple[int, int]) -> Cameras:
-        """Cameras from the network's (S, 9) pose encoding for images of size ``image_hw``."""
-        extrinsics, intrinsics = geometry.pose_encoding_to_cameras(
-            np.asarray(pose_enc, dtype=np.float64), image_hw
-        )
-        return cls(extrinsics, intrinsics)
-
-    @property
-    def num_frames(self) -> int:
-        """Number of cameras S."""
-        return int(self.extrinsics.shape[0])
-
-    @property
-    def T_world_cam(self) -> np.ndarray:
-        """(S, 3, 4) camera-to-world poses."""
-        return geometry.invert_rigid(self.extrinsics)
-
-    @property
-    def centers(self) -> np.ndarray:
-        """(S, 3) optical centres in world coordinates."""
-        return geometry.camera_centers(self.extrinsics)
-
-    def select(self, frames: np.ndarray | list[int]) -> Cameras:
-        """The cameras of the given frame positions (0-based, in this object's order)."""
-        frames = np.asarray(frames, dtype=np.int64)
-        return Cameras(self.extrinsics[frames], self.intrinsics[frames])
-
-    def transformed(self, similarity: geometry.Similarity) -> Cameras:
-        """These cameras re-expressed in a world moved by ``similarity`` (intrinsics unchanged)."""
-        return Cameras(similarity.apply_to_extrinsics(self.extrinsics), self.intrinsics.copy())
 
 
 @dataclass
@@ -171,21 +115,6 @@ class Metadata:
             **{key: value for key, value in preprocessing.items() if key in preprocessing_known}
         )
         return cls(**data, preprocessing=preprocessing, extra=extra)
-
-
-@dataclass
-class FrameCloud:
-    """The coloured points of one frame after confidence filtering.
-
-    Attributes:
-        points: (N, 3) float32 world points (first camera's frame).
-        colors: (N, 3) uint8 RGB.
-        pixel_index: (N,) flat index ``row * W + column`` of each point's pixel.
-    """
-
-    points: np.ndarray
-    colors: np.ndarray
-    pixel_index: np.ndarray
 
 
 @dataclass
@@ -289,118 +218,6 @@ class Reconstruction:
                 f"this result has no {name!r} cameras; it has {', '.join(self.variants)}"
             )
         return self.cameras[name]
-
-    def mask_score_upsampled(self, method: str = "bilinear") -> np.ndarray:
-        """The mask score at image resolution.
-
-        Args:
-            method: "bilinear" (half-pixel centres, edges clamped) or "nearest".
-
-        Returns:
-            (S, H, W) float32 scores in (-0.5, 0.5).
-
-        Raises:
-            Page4DError: if there is no mask score.
-        """
-        if self.mask_score is None:
-            raise Page4DError("this result has no dynamic mask (the checkpoint has no mask head)")
-        height, width = self.image_hw
-        rows = _resize_matrix(self.mask_score.shape[1], height, method)
-        cols = _resize_matrix(self.mask_score.shape[2], width, method)
-        # Two matrix products (separable interpolation), not a 4-index einsum loop.
-        return (rows @ self.mask_score.astype(np.float64) @ cols.T).astype(np.float32)
-
-    def dynamic_probability(self, method: str = "bilinear") -> np.ndarray:
-        """How dynamic each pixel is, from the mask score: ``0.5 - m`` in [0, 1], 1 = moving.
-
-        The masked attention adds ``alpha * m`` to the camera queries' logits, so low m marks
-        the patches the camera path ignores (the moving ones); the mask loss trains ``m + 0.5``
-        as the probability that a patch is static.
-
-        Args:
-            method: "bilinear" or "nearest" upsampling of the patch grid.
-
-        Returns:
-            (S, H, W) float32 in [0, 1].
-        """
-        return (0.5 - self.mask_score_upsampled(method)).astype(np.float32)
-
-    def confidence_threshold(self, conf_percentile: float, *, source: str = "points") -> float:
-        """Confidence below which the lowest ``conf_percentile`` % of all pixels fall.
-
-        Args:
-            conf_percentile: 0 keeps everything, 50 drops the less confident half.
-            source: "points" (points_conf) or "depth" (depth_conf).
-        """
-        if not 0.0 <= conf_percentile <= 100.0:
-            raise Page4DError(f"confidence percentile must be in [0, 100], got {conf_percentile}")
-        if conf_percentile == 0.0:
-            return -np.inf
-        confidence = self.points_conf if source == "points" else self.depth_conf
-        return float(np.percentile(confidence, conf_percentile))
-
-    def world_points(self, source: str = "points", variant: str = MASKED) -> np.ndarray:
-        """Per-pixel world points, either the point head's or depth unprojected with cameras.
-
-        Args:
-            source: "points" (the point map head) or "depth" (depth + the variant's cameras).
-            variant: camera variant used when ``source == "depth"``.
-
-        Returns:
-            (S, H, W, 3) float32 points in the first camera's frame.
-        """
-        if source == "points":
-            return self.points
-        if source != "depth":
-            raise Page4DError(f"point source must be 'points' or 'depth', got {source!r}")
-        cameras = self.camera_variant(variant)
-        return geometry.depth_to_world_points(
-            self.depth, cameras.extrinsics, cameras.intrinsics
-        ).astype(np.float32)
-
-    def frame_cloud(
-        self,
-        frame: int,
-        *,
-        conf_percentile: float = 0.0,
-        source: str = "points",
-        variant: str = MASKED,
-        threshold: float | None = None,
-    ) -> FrameCloud:
-        """Coloured points of one frame, dropping low-confidence and non-finite pixels.
-
-        Args:
-            frame: 0-based frame position.
-            conf_percentile: drop pixels below this percentile of confidence over the whole clip
-                (so frames stay comparable).
-            source: "points" or "depth" (see :meth:`world_points`).
-            variant: camera variant for ``source == "depth"``.
-            threshold: a precomputed :meth:`confidence_threshold` (overrides the percentile).
-
-        Returns:
-            The frame's surviving points, colours and pixel indices.
-        """
-        if not 0 <= frame < self.num_frames:
-            raise Page4DError(f"frame {frame} is out of range (0..{self.num_frames - 1})")
-        conf_source = "points" if source == "points" else "depth"
-        if threshold is None:
-            threshold = self.confidence_threshold(conf_percentile, source=conf_source)
-        confidence = (self.points_conf if conf_source == "points" else self.depth_conf)[frame]
-        if source == "points":
-            points = self.points[frame]
-        else:
-            cameras = self.camera_variant(variant)
-            points = geometry.depth_to_world_points(
-                self.depth[frame], cameras.extrinsics[frame], cameras.intrinsics[frame]
-            )
-        points = points.reshape(-1, 3)
-        keep = (confidence.reshape(-1) >= threshold) & np.all(np.isfinite(points), axis=-1)
-        index = np.flatnonzero(keep)
-        return FrameCloud(
-            points=points[index].astype(np.float32),
-            colors=self.images[frame].reshape(-1, 3)[index],
-            pixel_index=index,
-        )
 
     def aligned_cameras(self, variant: str, reference: str = MASKED) -> Cameras:
         """A variant's cameras moved by the Sim(3) that best fits their centres to another's.
@@ -631,22 +448,3 @@ def _pick(values: list[Any], frames: np.ndarray) -> list[Any]:
     if len(values) <= int(frames.max()):
         return []
     return [values[i] for i in frames.tolist()]
-
-
-def _resize_matrix(size_in: int, size_out: int, method: str) -> np.ndarray:
-    """(size_out, size_in) interpolation weights along one axis, half-pixel centres."""
-    centres = (np.arange(size_out) + 0.5) * size_in / size_out - 0.5
-    weights = np.zeros((size_out, size_in), dtype=np.float64)
-    rows = np.arange(size_out)
-    if method == "nearest":
-        weights[rows, np.clip(np.floor(centres + 0.5), 0, size_in - 1).astype(int)] = 1.0
-        return weights
-    if method != "bilinear":
-        raise Page4DError(f"resize method must be 'bilinear' or 'nearest', got {method!r}")
-    centres = np.clip(centres, 0, size_in - 1)
-    low = np.floor(centres).astype(int)
-    high = np.minimum(low + 1, size_in - 1)
-    fraction = centres - low
-    np.add.at(weights, (rows, low), 1.0 - fraction)
-    np.add.at(weights, (rows, high), fraction)
-    return weights

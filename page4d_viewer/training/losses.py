@@ -224,20 +224,20 @@ def confidence_regression_loss(
     return regression - weights.confidence_log * log_confidence + weights.gradient * gradient
 
 
-def mask_loss(mask_logit: torch.Tensor, static_fraction: torch.Tensor) -> torch.Tensor:
+def mask_loss(mask_score: torch.Tensor, static_fraction: torch.Tensor) -> torch.Tensor:
     """BCE between the mask head's keep-probability ``m + 0.5`` and the static fraction.
 
     The released model adds ``alpha * m`` to the camera tokens' attention logits, so a high
     ``m`` means "attend" (static) and a low one "ignore" (moving); the target follows that.
 
     Args:
-        mask_logit: (B, S, h, w) mask score m in (-0.5, 0.5).
+        mask_score: (B, S, h, w) mask score m in (-0.5, 0.5).
         static_fraction: (B, S, h, w) fraction of static pixels per patch, in [0, 1].
 
     Returns:
         Scalar loss, minus the entropy of the target (so a perfect score gives 0).
     """
-    probability = (mask_logit + 0.5).clamp(_PROBABILITY_EPS, 1 - _PROBABILITY_EPS)
+    probability = (mask_score + 0.5).clamp(_PROBABILITY_EPS, 1 - _PROBABILITY_EPS)
     target = static_fraction.clamp(0.0, 1.0)
     cross_entropy = F.binary_cross_entropy(probability, target)
     # Subtract the target's own entropy so the loss is 0 exactly when probability == target.
@@ -267,7 +267,7 @@ def page4d_loss(output: object, targets: Targets, weights: LossWeights) -> dict[
 
     Args:
         output: the network's ModelOutput (pose_enc_list, depth, depth_conf, world_points,
-            world_points_conf, mask_logit).
+            world_points_conf, mask_score).
         targets: ground truth, normalised.
         weights: term weights.
 
@@ -294,9 +294,9 @@ def page4d_loss(output: object, targets: Targets, weights: LossWeights) -> dict[
             weights,
         ),
     }
-    mask_logit = getattr(output, "mask_logit", None)
-    if weights.mask > 0 and mask_logit is not None and targets.static_fraction is not None:
-        losses["mask"] = weights.mask * mask_loss(mask_logit, targets.static_fraction)
+    mask_score = getattr(output, "mask_score", None)
+    if weights.mask > 0 and mask_score is not None and targets.static_fraction is not None:
+        losses["mask"] = weights.mask * mask_loss(mask_score, targets.static_fraction)
     else:
         losses["mask"] = targets.pose_enc.new_zeros(())
     losses["total"] = sum(losses[name] for name in ("camera", "depth", "points", "mask"))

@@ -5,7 +5,7 @@ unit-tested on arrays and reused by the Gradio panel for its 2-D overlay.
 
 Conventions: cameras are OpenCV (x right, y down, z forward); an extrinsic is camera-from-world
 (S, 3, 4); an intrinsic is (S, 3, 3) in pixels. Colours are uint8 RGB. The network's mask score
-m lies in (-0.5, 0.5); see `dynamic_probability` for how it is read as "how dynamic".
+m lies in (-0.5, 0.5); `result.mask` reads it as "how dynamic" and draws the overlay.
 """
 
 from __future__ import annotations
@@ -15,20 +15,32 @@ from typing import Literal
 import numpy as np
 
 from page4d_viewer import geometry
-from page4d_viewer.errors import Page4DError
+
+# The mask reading (result.mask) and the point filter (result.points) are shared with the
+# exports; re-exported here because the scene and the panel call them as display.<name>.
+from page4d_viewer.result.cameras import VARIANT_COLORS, VARIANTS  # noqa: F401
+from page4d_viewer.result.mask import (  # noqa: F401
+    DisplayError,
+    blend_colors,
+    check_overlay,
+    dynamic_probability,
+    heat_colors,
+    overlay_image,
+    overlay_weight,
+    patch_index,
+    upsample_mask,
+)
+from page4d_viewer.result.points import (  # noqa: F401
+    POINT_SOURCES,
+    PointSource,
+    check_percentile,
+    confidence_threshold,
+)
+from page4d_viewer.settings import DEFAULT_COLORMAP  # noqa: F401
 
 DisplayMode = Literal["current", "trail", "all", "split"]
 DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
-PointSource = Literal["points", "depth_masked", "depth_unmasked"]
-POINT_SOURCES: tuple[str, ...] = ("points", "depth_masked", "depth_unmasked")
 
-# Pose variants, in the order they are listed in the scene.
-VARIANTS: tuple[str, ...] = ("masked", "unmasked", "ground_truth")
-VARIANT_COLORS: dict[str, tuple[int, int, int]] = {
-    "masked": (230, 85, 13),  # orange
-    "unmasked": (49, 130, 189),  # blue
-    "ground_truth": (35, 160, 70),  # green
-}
 VARIANT_LABELS: dict[str, str] = {
     "masked": "masked",
     "unmasked": "unmasked",
@@ -39,171 +51,8 @@ VARIANT_LABELS: dict[str, str] = {
 # dynamic probability so that moving the threshold only toggles bins, never resends points.
 MASK_BINS = 20
 
-DEFAULT_COLORMAP = "inferno"
-
 # Vertical field of view drawn for a camera whose predicted focal length is unusable.
 FALLBACK_FOV = np.deg2rad(60.0)
-
-
-class DisplayError(Page4DError):
-    """A display setting outside what the scene supports (mode, source, range)."""
-
-
-def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
-    """Read the network's mask score as a probability that a patch moves.
-
-    The released model adds `alpha * m` to the attention logits of camera tokens, so camera
-    tokens attend MORE to patches with high m: high m marks static, trustworthy content and
-    low m marks moving content. We show `0.5 - m`, so 1 means dynamic and 0 means static.
-
-    Args:
-        mask_score: (...) mask scores m in (-0.5, 0.5).
-
-    Returns:
-        (...) float32 probabilities in [0, 1], 1 = dynamic.
-    """
-    return np.clip(0.5 - np.asarray(mask_score, dtype=np.float32), 0.0, 1.0)
-
-
-def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour upsampling of a patch-grid mask to pixels.
-
-    Each pixel takes the value of the patch that covers it (a 14x14 patch of a 518-pixel
-    image covers exactly 14x14 pixels; other sizes are spread evenly).
-
-    Args:
-        mask: (..., h, w) values per patch.
-        height: H, output height in pixels.
-        width: W, output width in pixels.
-
-    Returns:
-        (..., H, W) values per pixel, same dtype as `mask`.
-    """
-    mask = np.asarray(mask)
-    rows = patch_index(np.arange(height), height, mask.shape[-2])
-    cols = patch_index(np.arange(width), width, mask.shape[-1])
-    return mask[..., rows[:, None], cols[None, :]]
-
-
-def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
-    """Index of the patch that covers each pixel coordinate along one axis.
-
-    Args:
-        pixel: (N,) integer pixel coordinates in [0, size).
-        size: image size along the axis, pixels.
-        num_patches: patches along the same axis.
-
-    Returns:
-        (N,) int64 patch indices in [0, num_patches).
-    """
-    return (np.asarray(pixel, dtype=np.int64) * num_patches) // size
-
-
-def heat_colors(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
-    """Map values in [0, 1] to colours through a matplotlib colormap.
-
-    Args:
-        values: (...) values; clipped to [0, 1], NaN drawn as 0.
-        colormap: a matplotlib colormap name.
-
-    Returns:
-        (..., 3) uint8 RGB.
-    """
-    table = _colormap_table(colormap)
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
-    index = np.rint(np.clip(values, 0.0, 1.0) * 255.0)
-    return table[index.astype(np.int64)]
-
-
-_COLORMAP_TABLES: dict[str, np.ndarray] = {}
-
-
-def _colormap_table(colormap: str) -> np.ndarray:
-    """A (256, 3) uint8 lookup table for a matplotlib colormap (cached)."""
-    if colormap not in _COLORMAP_TABLES:
-        import matplotlib
-
-        try:
-            cmap = matplotlib.colormaps[colormap]
-        except KeyError as error:
-            raise DisplayError(f"unknown colormap {colormap!r}") from error
-        rgba = cmap(np.linspace(0.0, 1.0, 256))
-        _COLORMAP_TABLES[colormap] = np.rint(rgba[:, :3] * 255.0).astype(np.uint8)
-    return _COLORMAP_TABLES[colormap]
-
-
-def blend_colors(
-    image_rgb: np.ndarray,
-    probability: np.ndarray,
-    weight: np.ndarray | float,
-    colormap: str = DEFAULT_COLORMAP,
-) -> np.ndarray:
-    """Blend image colours with a heat map of the mask: `(1 - w) * image + w * heat(p)`.
-
-    Args:
-        image_rgb: (..., 3) uint8 image colours.
-        probability: (...) dynamic probability in [0, 1].
-        weight: (...) or scalar blend weight in [0, 1]; 0 keeps the image colour.
-        colormap: matplotlib colormap for the heat map.
-
-    Returns:
-        (..., 3) uint8 blended colours.
-    """
-    w = np.clip(np.asarray(weight, dtype=np.float32), 0.0, 1.0)[..., None]
-    image = np.asarray(image_rgb, dtype=np.float32)
-    heat = heat_colors(probability, colormap).astype(np.float32)
-    return np.rint(image + w * (heat - image)).astype(np.uint8)
-
-
-def overlay_weight(probability: np.ndarray, opacity: float, threshold: float) -> np.ndarray:
-    """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0.
-
-    Args:
-        probability: (...) dynamic probability in [0, 1].
-        opacity: overlay opacity in [0, 1].
-        threshold: points at or above this probability get the heat map.
-
-    Returns:
-        (...) float32 weights.
-    """
-    highlighted = np.asarray(probability) >= threshold
-    return np.where(highlighted, np.float32(opacity), np.float32(0.0))
-
-
-def overlay_image(
-    image_rgb: np.ndarray,
-    mask_score: np.ndarray | None,
-    opacity: float,
-    threshold: float,
-    colormap: str = DEFAULT_COLORMAP,
-) -> np.ndarray:
-    """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
-
-    Args:
-        image_rgb: (H, W, 3) uint8 frame.
-        mask_score: (h, w) raw mask scores in (-0.5, 0.5), or None (returns the image).
-        opacity: overlay opacity in [0, 1].
-        threshold: dynamic probability at or above which the heat map is drawn.
-        colormap: matplotlib colormap for the heat map.
-
-    Returns:
-        (H, W, 3) uint8 image.
-    """
-    check_overlay(opacity, threshold)
-    image_rgb = np.asarray(image_rgb, dtype=np.uint8)
-    if mask_score is None:
-        return image_rgb.copy()
-    height, width = image_rgb.shape[:2]
-    probability = upsample_mask(dynamic_probability(mask_score), height, width)
-    weight = overlay_weight(probability, opacity, threshold)
-    return blend_colors(image_rgb, probability, weight, colormap)
-
-
-def check_overlay(opacity: float, threshold: float) -> None:
-    """Raise DisplayError unless opacity and threshold both lie in [0, 1]."""
-    for name, value in (("mask opacity", opacity), ("mask threshold", threshold)):
-        if not np.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise DisplayError(f"{name} must be in [0, 1], got {value}")
 
 
 def mask_bins(probability: np.ndarray, num_bins: int = MASK_BINS) -> np.ndarray:
@@ -298,40 +147,6 @@ def check_display(mode: str, trail: int) -> None:
         raise DisplayError(f"display mode must be one of {', '.join(DISPLAY_MODES)}, got {mode!r}")
     if int(trail) < 1:
         raise DisplayError(f"trail length must be at least 1 frame, got {trail}")
-
-
-def confidence_threshold(
-    confidence: np.ndarray, percentile: float, max_samples: int = 250_000
-) -> float:
-    """The confidence below which points are dropped, as a percentile over the whole clip.
-
-    One threshold for the clip (not per frame), so a frame with poor confidence everywhere
-    really shows fewer points. Large clips are estimated on an evenly strided sample.
-
-    Args:
-        confidence: (...) confidences (any shape, e.g. (S, H, W)).
-        percentile: in [0, 100); 0 keeps everything.
-        max_samples: largest number of values the percentile is computed on.
-
-    Returns:
-        The threshold; -inf when percentile is 0.
-    """
-    check_percentile(percentile)
-    if percentile == 0.0:
-        return float("-inf")
-    flat = np.asarray(confidence).reshape(-1)
-    stride = max(1, flat.size // max_samples)
-    sample = flat[::stride].astype(np.float32)
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return float("-inf")
-    return float(np.percentile(sample, percentile))
-
-
-def check_percentile(percentile: float) -> None:
-    """Raise DisplayError unless the confidence percentile lies in [0, 100)."""
-    if not np.isfinite(percentile) or not 0.0 <= percentile < 100.0:
-        raise DisplayError(f"confidence percentile must be in [0, 100), got {percentile}")
 
 
 def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

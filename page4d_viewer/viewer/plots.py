@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from page4d_viewer.evaluation.metrics import MetricsError, trajectory_errors
+from page4d_viewer.evaluation.errors import MetricsError
+from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.result.mask import heat_colors, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
-from page4d_viewer.viewer.display import VARIANT_COLORS, VARIANT_LABELS, heat_colors, overlay_image
+from page4d_viewer.settings import DEFAULT_COLORMAP
+from page4d_viewer.viewer.display import VARIANT_COLORS, VARIANT_LABELS
 
 METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "note"]
 
@@ -46,7 +49,11 @@ class FrameImages:
 
 
 def frame_images(
-    recon: Reconstruction, frame: int, opacity: float, threshold: float
+    recon: Reconstruction,
+    frame: int,
+    opacity: float,
+    threshold: float,
+    colormap: str = DEFAULT_COLORMAP,
 ) -> FrameImages:
     """The mask overlay, depth and confidence pictures of one frame.
 
@@ -55,11 +62,12 @@ def frame_images(
         frame: 0-based frame position; clamped into the clip.
         opacity: Mask overlay opacity in [0, 1].
         threshold: Dynamic probability in [0, 1] from which the heat map is drawn.
+        colormap: Matplotlib colormap of the mask heat map.
     """
     frame = int(np.clip(frame, 0, recon.num_frames - 1))
     mask = None if recon.mask_score is None else recon.mask_score[frame]
     return FrameImages(
-        overlay=overlay_image(recon.images[frame], mask, opacity, threshold),
+        overlay=overlay_image(recon.images[frame], mask, opacity, threshold, colormap),
         depth=scalar_map_image(recon.depth[frame], "turbo"),
         confidence=scalar_map_image(recon.depth_conf[frame], "viridis", log=True),
     )

@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.display import DisplayError
-from page4d_viewer.viewer.scene.state import (
+from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
-    DEFAULT_FPS,
     DEFAULT_MASK_OPACITY,
     DEFAULT_MASK_THRESHOLD,
-    DEFAULT_POINT_SIZE,
-    MAX_DOWNSAMPLE,
 )
+from page4d_viewer.viewer import display
+from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene.state import DEFAULT_FPS, DEFAULT_POINT_SIZE, MAX_DOWNSAMPLE
 
 if TYPE_CHECKING:
     import viser

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer import geometry
+from page4d_viewer.result.points import frame_points
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene.nodes import (
     FrameNodes,
@@ -22,7 +22,6 @@ from page4d_viewer.viewer.scene.nodes import (
     PointBin,
     ShownClip,
     overlay_colors,
-    source_variant,
     thumbnail,
 )
 
@@ -77,40 +76,37 @@ class PointLayer:
         self._counters = counters
         self.frames: dict[int, FrameNodes] = {}
 
-    def _frame_points(
+    def filtered_points(
         self, clip: ShownClip, index: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Points of one frame after downsampling and the confidence filter.
 
+        The filter is `result.points.frame_points`, the one the GLB/PLY exports use.
+
         Returns:
             positions (N, 3) float32, image colours (N, 3) uint8, dynamic probability (N,).
         """
-        recon = clip.recon
-        grid = np.ix_(clip.rows, clip.cols)
-        if clip.source == "points":
-            positions = recon.points[index][grid]
-            confidence = recon.points_conf[index][grid]
-            valid = np.ones(confidence.shape, dtype=bool)
-        else:
-            cameras = clip.cameras[source_variant(clip.source) or "masked"]
-            depth = recon.depth[index]
-            positions = geometry.depth_to_world_points(
-                depth, cameras.extrinsics[index], cameras.intrinsics[index]
-            )[grid]
-            confidence = recon.depth_conf[index][grid]
-            valid = depth[grid] > 0
-        keep = valid & (confidence >= clip.confidence_cut) & np.isfinite(positions).all(axis=-1)
-        colors = recon.images[index][grid][keep]
+        cloud = frame_points(
+            clip.recon,
+            index,
+            threshold=clip.confidence_cut,
+            source=clip.source,
+            rows=clip.rows,
+            cols=clip.cols,
+        )
         if clip.probability is None:
-            probability = np.zeros(int(keep.sum()), dtype=np.float32)
+            probability = np.zeros(len(cloud.points), dtype=np.float32)
         else:
-            patches = np.ix_(clip.patch_rows, clip.patch_cols)
-            probability = clip.probability[index][patches][keep]
-        return positions[keep].astype(np.float32), colors, probability
+            height, width = clip.recon.image_hw
+            grid_h, grid_w = clip.probability.shape[1:]
+            patch_rows = display.patch_index(cloud.pixel_index // width, height, grid_h)
+            patch_cols = display.patch_index(cloud.pixel_index % width, width, grid_w)
+            probability = clip.probability[index][patch_rows, patch_cols]
+        return cloud.points, cloud.colors, probability
 
     def binned_points(self, clip: ShownClip, index: int) -> BinnedPoints:
         """One frame's points split by mask bin; pure, so it runs outside the scene's lock."""
-        positions, colors, probability = self._frame_points(clip, index)
+        positions, colors, probability = self.filtered_points(clip, index)
         bins = display.mask_bins(probability)
         order = np.argsort(bins, kind="stable")
         bin_ids, starts = np.unique(bins[order], return_index=True)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from page4d_viewer.settings import (
+    DEFAULT_CONF_PERCENTILE,
+    DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_THRESHOLD,
+)
 from page4d_viewer.viewer import display
 
 # Largest number of points the scene sends by default: sets the automatic downsampling.
 DEFAULT_MAX_POINTS = 4_000_000
-DEFAULT_CONF_PERCENTILE = 25.0
-DEFAULT_MASK_OPACITY = 0.5
-DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_FPS = 10
 DEFAULT_TRAIL = 5
 DEFAULT_POINT_SIZE = 0.01  # scene units, until a result sets its own (`auto_point_size`)

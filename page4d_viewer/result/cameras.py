@@ -1,0 +1,83 @@
+"""Cameras of a Reconstruction: one per frame and variant, and the variants' names and colours.
+
+OpenCV convention, camera-from-world extrinsics, intrinsics in model-input pixels (see
+geometry.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from page4d_viewer import geometry
+
+MASKED = "masked"
+UNMASKED = "unmasked"
+GROUND_TRUTH = "ground_truth"
+VARIANTS = (MASKED, UNMASKED, GROUND_TRUTH)
+"""Camera variants in display order: the mask as set, the mask off (alpha = 0), ground truth."""
+
+VARIANT_COLORS: dict[str, tuple[int, int, int]] = {
+    MASKED: (230, 85, 13),  # orange
+    UNMASKED: (49, 130, 189),  # blue
+    GROUND_TRUTH: (35, 160, 70),  # green
+}
+"""RGB colour of each variant, in the scene, the panel's plots and the GLB frusta alike."""
+
+
+@dataclass
+class Cameras:
+    """One camera per frame, in pixels of the model-input images (OpenCV, see geometry.py).
+
+    Attributes:
+        extrinsics: (S, 3, 4) camera-from-world ``T_cam_world``; world = first camera.
+        intrinsics: (S, 3, 3) pinhole matrices in pixels.
+    """
+
+    extrinsics: np.ndarray
+    intrinsics: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.extrinsics = np.asarray(self.extrinsics, dtype=np.float64)
+        self.intrinsics = np.asarray(self.intrinsics, dtype=np.float64)
+        count = self.extrinsics.shape[0] if self.extrinsics.ndim == 3 else -1
+        if self.extrinsics.shape != (count, 3, 4):
+            raise ValueError(f"camera extrinsics must be (S, 3, 4), got {self.extrinsics.shape}")
+        if self.intrinsics.shape != (count, 3, 3):
+            raise ValueError(
+                f"camera intrinsics must be ({count}, 3, 3) to match the extrinsics, "
+                f"got {self.intrinsics.shape}"
+            )
+
+    @classmethod
+    def from_pose_encoding(cls, pose_enc: np.ndarray, image_hw: tuple[int, int]) -> Cameras:
+        """Cameras from the network's (S, 9) pose encoding for images of size ``image_hw``."""
+        extrinsics, intrinsics = geometry.pose_encoding_to_cameras(
+            np.asarray(pose_enc, dtype=np.float64), image_hw
+        )
+        return cls(extrinsics, intrinsics)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of cameras S."""
+        return int(self.extrinsics.shape[0])
+
+    @property
+    def T_world_cam(self) -> np.ndarray:
+        """(S, 3, 4) camera-to-world poses."""
+        return geometry.invert_rigid(self.extrinsics)
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(S, 3) optical centres in world coordinates."""
+        return geometry.camera_centers(self.extrinsics)
+
+    def select(self, frames: np.ndarray | list[int]) -> Cameras:
+        """The cameras of the given frame positions (0-based, in this object's order)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        return Cameras(self.extrinsics[frames], self.intrinsics[frames])
+
+    def transformed(self, similarity: geometry.Similarity) -> Cameras:
+        """These cameras re-expressed in a world moved by ``similarity`` (intrinsics unchanged)."""
+        return Cameras(similarity.apply_to_extrinsics(self.extrinsics), self.intrinsics.copy())

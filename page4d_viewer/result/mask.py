@@ -1,0 +1,178 @@
+"""The one reading of the dynamic mask: probability, upsampling to pixels, heat-map overlay.
+
+The scene, the panel, the mp4 export and the evaluation all call these, so what is exported
+and measured is what the viewer shows.
+
+The network's mask score m lies in (-0.5, 0.5) per patch (it is ``sigmoid - 0.5``, not a
+logit); see `dynamic_probability` for how it is read as "how dynamic". Colours are uint8 RGB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.settings import DEFAULT_COLORMAP
+
+
+class DisplayError(Page4DError):
+    """A display setting outside what the viewer and the exports support (mode, source, range)."""
+
+
+def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
+    """Read the network's mask score as a probability that a patch moves.
+
+    The released model adds `alpha * m` to the attention logits of camera tokens, so camera
+    tokens attend MORE to patches with high m: high m marks static, trustworthy content and
+    low m marks moving content (the mask loss trains ``m + 0.5`` as the probability that a
+    patch is static). We show `0.5 - m`, so 1 means dynamic and 0 means static.
+
+    Args:
+        mask_score: (...) mask scores m in (-0.5, 0.5).
+
+    Returns:
+        (...) float32 probabilities in [0, 1], 1 = dynamic.
+    """
+    return np.clip(0.5 - np.asarray(mask_score, dtype=np.float32), 0.0, 1.0)
+
+
+def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour upsampling of a patch-grid mask to pixels.
+
+    Each pixel takes the value of the patch that covers it (a 14x14 patch of a 518-pixel
+    image covers exactly 14x14 pixels; other sizes are spread evenly). Nearest, not bilinear:
+    the scene bins its points by the patch they fall in, and every other reader must agree.
+
+    Args:
+        mask: (..., h, w) values per patch.
+        height: H, output height in pixels.
+        width: W, output width in pixels.
+
+    Returns:
+        (..., H, W) values per pixel, same dtype as `mask`.
+    """
+    mask = np.asarray(mask)
+    rows = patch_index(np.arange(height), height, mask.shape[-2])
+    cols = patch_index(np.arange(width), width, mask.shape[-1])
+    return mask[..., rows[:, None], cols[None, :]]
+
+
+def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
+    """Index of the patch that covers each pixel coordinate along one axis.
+
+    Args:
+        pixel: (N,) integer pixel coordinates in [0, size).
+        size: image size along the axis, pixels.
+        num_patches: patches along the same axis.
+
+    Returns:
+        (N,) int64 patch indices in [0, num_patches).
+    """
+    return (np.asarray(pixel, dtype=np.int64) * num_patches) // size
+
+
+def heat_colors(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """Map values in [0, 1] to colours through a matplotlib colormap.
+
+    Args:
+        values: (...) values; clipped to [0, 1], NaN drawn as 0.
+        colormap: a matplotlib colormap name.
+
+    Returns:
+        (..., 3) uint8 RGB.
+    """
+    table = _colormap_table(colormap)
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
+    index = np.rint(np.clip(values, 0.0, 1.0) * 255.0)
+    return table[index.astype(np.int64)]
+
+
+_COLORMAP_TABLES: dict[str, np.ndarray] = {}
+
+
+def _colormap_table(colormap: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table for a matplotlib colormap (cached)."""
+    if colormap not in _COLORMAP_TABLES:
+        import matplotlib
+
+        try:
+            cmap = matplotlib.colormaps[colormap]
+        except KeyError as error:
+            raise DisplayError(f"unknown colormap {colormap!r}") from error
+        rgba = cmap(np.linspace(0.0, 1.0, 256))
+        _COLORMAP_TABLES[colormap] = np.rint(rgba[:, :3] * 255.0).astype(np.uint8)
+    return _COLORMAP_TABLES[colormap]
+
+
+def blend_colors(
+    image_rgb: np.ndarray,
+    probability: np.ndarray,
+    weight: np.ndarray | float,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """Blend image colours with a heat map of the mask: `(1 - w) * image + w * heat(p)`.
+
+    Args:
+        image_rgb: (..., 3) uint8 image colours.
+        probability: (...) dynamic probability in [0, 1].
+        weight: (...) or scalar blend weight in [0, 1]; 0 keeps the image colour.
+        colormap: matplotlib colormap for the heat map.
+
+    Returns:
+        (..., 3) uint8 blended colours.
+    """
+    w = np.clip(np.asarray(weight, dtype=np.float32), 0.0, 1.0)[..., None]
+    image = np.asarray(image_rgb, dtype=np.float32)
+    heat = heat_colors(probability, colormap).astype(np.float32)
+    return np.rint(image + w * (heat - image)).astype(np.uint8)
+
+
+def overlay_weight(probability: np.ndarray, opacity: float, threshold: float) -> np.ndarray:
+    """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0.
+
+    Args:
+        probability: (...) dynamic probability in [0, 1].
+        opacity: overlay opacity in [0, 1].
+        threshold: points at or above this probability get the heat map.
+
+    Returns:
+        (...) float32 weights.
+    """
+    highlighted = np.asarray(probability) >= threshold
+    return np.where(highlighted, np.float32(opacity), np.float32(0.0))
+
+
+def overlay_image(
+    image_rgb: np.ndarray,
+    mask_score: np.ndarray | None,
+    opacity: float,
+    threshold: float,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
+
+    Args:
+        image_rgb: (H, W, 3) uint8 frame.
+        mask_score: (h, w) raw mask scores in (-0.5, 0.5), or None (returns the image).
+        opacity: overlay opacity in [0, 1].
+        threshold: dynamic probability at or above which the heat map is drawn.
+        colormap: matplotlib colormap for the heat map.
+
+    Returns:
+        (H, W, 3) uint8 image.
+    """
+    check_overlay(opacity, threshold)
+    image_rgb = np.asarray(image_rgb, dtype=np.uint8)
+    if mask_score is None:
+        return image_rgb.copy()
+    height, width = image_rgb.shape[:2]
+    probability = upsample_mask(dynamic_probability(mask_score), height, width)
+    weight = overlay_weight(probability, opacity, threshold)
+    return blend_colors(image_rgb, probability, weight, colormap)
+
+
+def check_overlay(opacity: float, threshold: float) -> None:
+    """Raise DisplayError unless opacity and threshold both lie in [0, 1]."""
+    for name, value in (("mask opacity", opacity), ("mask threshold", threshold)):
+        if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise DisplayError(f"{name} must be in [0, 1], got {value}")

@@ -1,0 +1,143 @@
+"""The one per-frame point filter: which points of a frame the scene shows and the exports write.
+
+The scene and the GLB/PLY exporters both call `frame_points` with a threshold from
+`confidence_threshold`, so what you export is what you saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from page4d_viewer import geometry
+from page4d_viewer.result.mask import DisplayError
+
+if TYPE_CHECKING:
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+PointSource = Literal["points", "depth_masked", "depth_unmasked"]
+POINT_SOURCES: tuple[str, ...] = ("points", "depth_masked", "depth_unmasked")
+"""Where a frame's points come from: the point head, or depth unprojected with one variant."""
+
+
+@dataclass
+class FrameCloud:
+    """The coloured points of one frame after the confidence filter.
+
+    Attributes:
+        points: (N, 3) float32 world points (first camera's frame).
+        colors: (N, 3) uint8 RGB.
+        pixel_index: (N,) int64 flat index ``row * W + column`` of each point's pixel.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    pixel_index: np.ndarray
+
+
+def confidence_threshold(
+    confidence: np.ndarray, percentile: float, max_samples: int = 250_000
+) -> float:
+    """The confidence below which points are dropped, as a percentile over the whole clip.
+
+    One threshold for the clip (not per frame), so a frame with poor confidence everywhere
+    really shows fewer points. Large clips are estimated on an evenly strided sample.
+
+    Args:
+        confidence: (...) confidences (any shape, e.g. (S, H, W)).
+        percentile: in [0, 100); 0 keeps everything.
+        max_samples: largest number of values the percentile is computed on.
+
+    Returns:
+        The threshold; -inf when percentile is 0.
+    """
+    check_percentile(percentile)
+    if percentile == 0.0:
+        return float("-inf")
+    flat = np.asarray(confidence).reshape(-1)
+    stride = max(1, flat.size // max_samples)
+    sample = flat[::stride].astype(np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return float("-inf")
+    return float(np.percentile(sample, percentile))
+
+
+def check_percentile(percentile: float) -> None:
+    """Raise DisplayError unless the confidence percentile lies in [0, 100)."""
+    if not np.isfinite(percentile) or not 0.0 <= percentile < 100.0:
+        raise DisplayError(f"confidence percentile must be in [0, 100), got {percentile}")
+
+
+def source_confidence(recon: Reconstruction, source: str) -> np.ndarray:
+    """(S, H, W) confidence the filter reads: the point head's or the depth head's."""
+    check_source(source)
+    return recon.points_conf if source == "points" else recon.depth_conf
+
+
+def source_variant(source: str) -> str | None:
+    """Camera variant a depth source unprojects with ("masked"/"unmasked"), None for "points"."""
+    check_source(source)
+    return None if source == "points" else source.removeprefix("depth_")
+
+
+def check_source(source: str) -> None:
+    """Raise DisplayError for an unknown point source."""
+    if source not in POINT_SOURCES:
+        raise DisplayError(
+            f"point source must be one of {', '.join(POINT_SOURCES)}, got {source!r}"
+        )
+
+
+def frame_points(
+    recon: Reconstruction,
+    frame: int,
+    *,
+    threshold: float,
+    source: str = "points",
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> FrameCloud:
+    """The points of one frame that pass the filter, with their colours and pixels.
+
+    A pixel is kept when its point is finite, its confidence is >= ``threshold`` and, for the
+    depth sources, its depth is > 0 (no depth, no point).
+
+    Args:
+        recon: the reconstruction.
+        frame: 0-based frame position.
+        threshold: confidence cut, from `confidence_threshold` over `source_confidence`.
+        source: one of POINT_SOURCES.
+        rows: (H',) pixel rows to consider (a downsampling grid), or None for all.
+        cols: (W',) pixel columns to consider, or None for all.
+
+    Returns:
+        The kept points in row-major pixel order of the grid.
+    """
+    variant = source_variant(source)
+    if not 0 <= frame < recon.num_frames:
+        raise DisplayError(f"frame {frame} is out of range (0..{recon.num_frames - 1})")
+    height, width = recon.image_hw
+    rows = np.arange(height) if rows is None else np.asarray(rows, dtype=np.int64)
+    cols = np.arange(width) if cols is None else np.asarray(cols, dtype=np.int64)
+    grid = np.ix_(rows, cols)
+    confidence = source_confidence(recon, source)[frame][grid]
+    if variant is None:
+        positions = recon.points[frame][grid]
+        valid = np.ones(confidence.shape, dtype=bool)
+    else:
+        cameras = recon.camera_variant(variant)
+        depth = recon.depth[frame]
+        positions = geometry.depth_to_world_points(
+            depth, cameras.extrinsics[frame], cameras.intrinsics[frame]
+        )[grid]
+        valid = depth[grid] > 0
+    keep = valid & (confidence >= threshold) & np.isfinite(positions).all(axis=-1)
+    pixel_index = (rows[:, None] * width + cols[None, :])[keep]
+    return FrameCloud(
+        points=positions[keep].astype(np.float32),
+        colors=recon.images[frame][grid][keep],
+        pixel_index=pixel_index.astype(np.int64),
+    )

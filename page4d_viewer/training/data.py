@@ -1,0 +1,169 @@
+"""Training data: synthetic clips rendered on the fly, turned into normalised targets.
+
+The clip used at step k is a pure function of (seed, k), so a resumed run sees the same data
+as an uninterrupted one. Training seeds are below :data:`MAX_TRAIN_SEED`; evaluation uses
+seeds from :data:`FIRST_EVAL_SEED` on, which training never renders.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from page4d_viewer import geometry
+from page4d_viewer.training.losses import Targets, static_fraction_per_patch
+
+if TYPE_CHECKING:
+    from page4d_viewer.training.train import TrainConfig
+
+MAX_TRAIN_SEED = 1_000_000
+FIRST_EVAL_SEED = 9_000_000
+PATCH_SIZE = 14
+"""The network's patch size in pixels: image sizes are multiples of it, the mask is per patch."""
+
+
+@dataclass
+class TrainingSample:
+    """One clip's network input and ground truth as numpy arrays.
+
+    Attributes:
+        images: (S, 3, H, W) float32 in [0, 1].
+        pose_enc: (S, 9) ground-truth pose encoding, translation in normalised units.
+        depth: (S, H, W) depth in normalised units.
+        world_points: (S, H, W, 3) points in the first camera's frame, normalised units.
+        valid: (S, H, W) bool.
+        dynamic_mask: (S, H, W) bool, True on moving objects.
+        scene_scale: the normalisation divisor (scene units per normalised unit).
+    """
+
+    images: np.ndarray
+    pose_enc: np.ndarray
+    depth: np.ndarray
+    world_points: np.ndarray
+    valid: np.ndarray
+    dynamic_mask: np.ndarray
+    scene_scale: float
+
+
+def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample:
+    """Pick frames from a synthetic clip and express its ground truth as the network predicts it.
+
+    The world becomes the first picked camera's frame and everything is divided by the mean
+    distance of the valid points to that camera (VGGT's normalisation).
+
+    Args:
+        clip: a page4d_viewer.sources.synthetic.SyntheticClip (images (N, H, W, 3) uint8, depth
+            (N, H, W), extrinsics (N, 3, 4) camera-from-world, intrinsics (N, 3, 3),
+            world_points (N, H, W, 3) world frame, dynamic_mask (N, H, W)).
+        frame_indices: the S frames to use, first one defines the world.
+
+    Returns:
+        The normalised sample.
+    """
+    index = np.asarray(frame_indices)
+    images = np.asarray(clip.images)[index]
+    depth = np.asarray(clip.depth, dtype=np.float64)[index]
+    extrinsics = np.asarray(clip.extrinsics, dtype=np.float64)[index]
+    intrinsics = np.asarray(clip.intrinsics, dtype=np.float64)[index]
+    points_world = np.asarray(clip.world_points, dtype=np.float64)[index]
+    dynamic = np.asarray(clip.dynamic_mask, dtype=bool)[index]
+    height, width = depth.shape[-2:]
+
+    T_world_cam0 = geometry.invert_rigid(extrinsics[0])
+    extrinsics_cam0 = geometry.compose_rigid(extrinsics, T_world_cam0)
+    T_cam0_world = extrinsics[0]
+    points = geometry.transform_points(T_cam0_world, points_world.reshape(-1, 3))
+    points = points.reshape(points_world.shape)
+    valid = np.isfinite(depth) & (depth > 0) & np.isfinite(points).all(axis=-1)
+
+    distances = np.linalg.norm(np.where(valid[..., None], points, 0.0), axis=-1)
+    scale = float(distances[valid].mean()) if valid.any() else 1.0
+    scale = max(scale, 1e-6)
+    extrinsics_cam0[..., :3, 3] /= scale
+    pose_enc = geometry.cameras_to_pose_encoding(extrinsics_cam0, intrinsics, (height, width))
+    return TrainingSample(
+        images=np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0,
+        pose_enc=pose_enc.astype(np.float32),
+        depth=np.where(valid, depth / scale, 0.0).astype(np.float32),
+        world_points=np.where(valid[..., None], points / scale, 0.0).astype(np.float32),
+        valid=valid,
+        dynamic_mask=dynamic,
+        scene_scale=scale,
+    )
+
+
+def render_clip(seed: int, num_frames: int, image_hw: tuple[int, int]) -> object:
+    """Render one synthetic clip at the network's input size."""
+    from page4d_viewer.sources import synthetic
+
+    height, width = image_hw
+    return synthetic.make_clip(seed, num_frames=num_frames, width=width, height=height)
+
+
+class ClipPool:
+    """A small least-recently-used cache of rendered clips; rendering is the CPU's bottleneck."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self._clips: OrderedDict[int, object] = OrderedDict()
+
+    def get(self, seed: int) -> object:
+        """The clip of ``seed``, rendered on first use."""
+        if seed in self._clips:
+            self._clips.move_to_end(seed)
+            return self._clips[seed]
+        clip = render_clip(seed, self.config.source_frames, self.config.image_hw)
+        self._clips[seed] = clip
+        while len(self._clips) > self.config.pool_size:
+            self._clips.popitem(last=False)
+        return clip
+
+
+def clip_seed(config: TrainConfig, step: int, slot: int) -> int:
+    """Training seed of pool slot ``slot`` at ``step``: a function of the run seed, < 1e6."""
+    generation = step // config.pool_refresh_steps if config.pool_refresh_steps > 0 else 0
+    mixed = np.random.SeedSequence([config.seed, generation, slot]).generate_state(1)[0]
+    return int(mixed % MAX_TRAIN_SEED)
+
+
+def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[TrainingSample]:
+    """The batch of ``step``: clip, frame count, stride and start, all drawn from (seed, step)."""
+    rng = np.random.default_rng([config.seed, step, 7919])
+    num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
+    samples = []
+    for _ in range(config.batch_size):
+        slot = int(rng.integers(config.pool_size))
+        stride_limit = min(config.max_stride, (config.source_frames - 1) // (num_frames - 1))
+        stride = int(rng.integers(1, stride_limit + 1))
+        span = (num_frames - 1) * stride + 1
+        start = int(rng.integers(0, config.source_frames - span + 1))
+        frames = np.arange(start, start + span, stride)
+        if rng.random() < 0.5:
+            # Play some clips backwards so the model does not learn "cameras move forward".
+            frames = frames[::-1]
+        samples.append(clip_to_sample(pool.get(clip_seed(config, step, slot)), frames))
+    return samples
+
+
+def samples_to_tensors(
+    samples: Sequence[TrainingSample], device: torch.device
+) -> tuple[torch.Tensor, Targets]:
+    """Stack samples into the network's input (B, S, 3, H, W) and the loss targets."""
+
+    def stack(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([getattr(sample, name) for sample in samples])).to(device)
+
+    dynamic = stack("dynamic_mask")
+    targets = Targets(
+        pose_enc=stack("pose_enc"),
+        depth=stack("depth"),
+        world_points=stack("world_points"),
+        valid=stack("valid"),
+        static_fraction=static_fraction_per_patch(dynamic, PATCH_SIZE),
+    )
+    return stack("images"), targets
