@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 VISIBILITY_TOLERANCE = 1e-6
 """A point counts as unoccluded when the ray through its projection first hits its surface
 within this fraction of its depth (1 micrometre at 1 m). Re-casting the exact ray reproduces
-the depth to about 1e-12 relative, except within a hair of an ellipsoid's silhouette, where
-the tangent root loses half the digits (about 1e-8)."""
+the depth to 1e-12 relative almost always and to 2e-10 at worst (near grazing hits; measured
+over 400k checks on four random clips), while every same-surface gap above 1e-6 there was a
+back-facing point behind its own object's silhouette, so the threshold sits between the two."""
 
 # Points at or closer than this to the camera plane (metres of depth) are not seen.
 _NEAR = 1e-6
