@@ -377,7 +377,16 @@ def test_bundled_samples_match_their_recipe(name: str) -> None:
     assert sum(f.stat().st_size for f in folder.iterdir()) < 2.5e6
 
 
-SYNTHETIC_MODULES = ("camera_paths", "clip", "files", "layout", "renderer", "samples", "scene")
+SYNTHETIC_MODULES = (
+    "camera_paths",
+    "clip",
+    "correspondence",
+    "files",
+    "layout",
+    "renderer",
+    "samples",
+    "scene",
+)
 
 
 def test_importing_the_scene_generator_stays_light(imports_among) -> None:

@@ -9,12 +9,19 @@ primitives, so depth, points, cameras and the dynamic mask are exact.
 The flow, one module each: ``scene`` (what is in the room; world-frame conventions),
 ``textures`` (procedural albedo), ``renderer`` (ray casting and shading), ``layout`` (random
 scene contents), ``camera_paths`` (orbit, walk, handheld), ``clip`` (:func:`make_clip`;
-camera and depth conventions), ``files`` (the ground-truth folder on disk), ``samples`` (the
+camera and depth conventions), ``correspondence`` (exact point tracks and visibility, and
+query pixels for training them), ``files`` (the ground-truth folder on disk), ``samples`` (the
 bundled clips).
 """
 
 from page4d_viewer.sources.synthetic.camera_paths import CAMERA_MOTIONS
 from page4d_viewer.sources.synthetic.clip import MOVER_SIZES, SyntheticClip, make_clip, make_scene
+from page4d_viewer.sources.synthetic.correspondence import (
+    VISIBILITY_TOLERANCE,
+    GroundTruthTracks,
+    sample_query_pixels,
+    track_ground_truth,
+)
 from page4d_viewer.sources.synthetic.files import (
     FORMAT_VERSION,
     GROUND_TRUTH_NAME,
@@ -44,6 +51,8 @@ __all__ = [
     "SAMPLES",
     "SCENE_NAME",
     "VIDEO_NAME",
+    "VISIBILITY_TOLERANCE",
+    "GroundTruthTracks",
     "Lighting",
     "Motion",
     "Person",
@@ -57,5 +66,7 @@ __all__ = [
     "make_clip",
     "make_samples",
     "make_scene",
+    "sample_query_pixels",
     "save_ground_truth",
+    "track_ground_truth",
 ]

@@ -114,10 +114,39 @@ def _trace(
             continue
         rows, cols = window
         hit = _intersect(primitive, origin, directions[rows, cols])
-        closer = hit < depth[rows, cols]
-        depth[rows, cols] = np.where(closer, hit, depth[rows, cols])
-        surface[rows, cols] = np.where(closer, len(ROOM_FACES) + index, surface[rows, cols])
+        _keep_nearer(depth[rows, cols], surface[rows, cols], hit, len(ROOM_FACES) + index)
     return depth, surface, origin + depth[..., None] * directions
+
+
+def cast_rays(
+    scene: SyntheticScene, primitives: list[_Posed], origin: np.ndarray, directions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """First hits of arbitrary rays from one origin inside the room (no screen windows).
+
+    Args:
+        scene: the scene (for the room).
+        primitives: ``scene.posed_primitives(t)`` at the time of the rays.
+        origin: (3,) ray origin, world, inside the room and outside every object.
+        directions: (N, 3) ray directions, world, any length.
+
+    Returns:
+        (N,) ray parameter of the first hit (the hit is ``origin + t * direction``, so it is
+        the depth when the directions have unit camera z); (N,) int32 surface index into
+        :meth:`SyntheticScene.surface_names`. The same arithmetic as :func:`render_view`'s
+        rays, so a ray through a pixel centre gives the rendered depth and surface.
+    """
+    depth, surface = _room_exit(scene, origin, directions)
+    for index, primitive in enumerate(primitives):
+        hit = _intersect(primitive, origin, directions)
+        _keep_nearer(depth, surface, hit, len(ROOM_FACES) + index)
+    return depth, surface
+
+
+def _keep_nearer(depth: np.ndarray, surface: np.ndarray, hit: np.ndarray, index: int) -> None:
+    """Where ``hit`` is nearer than ``depth``, write it and ``index`` in place (views work)."""
+    closer = hit < depth
+    depth[...] = np.where(closer, hit, depth)
+    surface[...] = np.where(closer, index, surface)
 
 
 def _room_exit(

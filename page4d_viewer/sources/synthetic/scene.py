@@ -267,6 +267,18 @@ class _Posed:
     def bounding_radius(self) -> float:
         return float(np.linalg.norm(self.half_size) if self.kind == "box" else self.half_size.max())
 
+    def to_rest(self, world: np.ndarray) -> np.ndarray:
+        """(N, 3) rest coordinates (local, at rest size: what textures use) of world points.
+
+        A point of the object's surface keeps its rest coordinates at every time: the object
+        carries it along, turns it and scales it with the pulse.
+        """
+        return ((world - self.centre) @ self.rotation) / self.texture_scale
+
+    def from_rest(self, rest: np.ndarray) -> np.ndarray:
+        """(N, 3) world points of (N, 3) rest coordinates at this instant (inverts to_rest)."""
+        return (rest * self.texture_scale) @ self.rotation.T + self.centre
+
 
 @dataclass(frozen=True)
 class SyntheticScene:
