@@ -240,7 +240,9 @@ def test_downloads_are_prepared(app, page, first_run: str) -> None:
     page.get_by_role("tab", name="Downloads").click()
     page.get_by_role("button", name="Prepare downloads").click()
     files = page.locator("#downloads")
-    for name in ["result.npz", "scene.glb", "points_ply.zip", "mask_overlay.mp4"]:
+    # The files carry the scene's settings in their names (defaults here).
+    names = ["result.npz", "scene_conf25.glb", "points_ply_conf25.zip"]
+    for name in [*names, "mask_overlay_opacity0.5_threshold0.5.mp4"]:
         files.locator(f'a[download="{name}"]').wait_for()
     # One TUM file per camera variant: masked and unmasked (the clip has no ground truth).
     assert files.locator('a[download^="trajectory_"]').count() == 2

@@ -208,6 +208,7 @@ class FakeScene:
         self.shown: list[Reconstruction] = []
         self._frame = 0
         self.opacity, self.threshold = 0.5, 0.5
+        self.percentile = 25.0
 
     @property
     def num_frames(self) -> int:
@@ -231,7 +232,10 @@ class FakeScene:
 
     def state(self):
         return SimpleNamespace(
-            frame=self._frame, mask_opacity=self.opacity, mask_threshold=self.threshold
+            frame=self._frame,
+            mask_opacity=self.opacity,
+            mask_threshold=self.threshold,
+            confidence_percentile=self.percentile,
         )
 
 
@@ -415,10 +419,10 @@ def test_exports_write_every_download(controller: ViewerController) -> None:
     files = controller.exports()
     names = sorted(path.name for path in files)
     assert names == [
-        "mask_overlay.mp4",
-        "points_ply.zip",
+        "mask_overlay_opacity0.5_threshold0.5.mp4",
+        "points_ply_conf25.zip",
         "result.npz",
-        "scene.glb",
+        "scene_conf25.glb",
         "trajectory_ground_truth.txt",
         "trajectory_masked.txt",
         "trajectory_unmasked.txt",
@@ -427,6 +431,30 @@ def test_exports_write_every_download(controller: ViewerController) -> None:
     with zipfile.ZipFile(next(p for p in files if p.suffix == ".zip")) as archive:
         assert len(archive.namelist()) == shown.recon.num_frames
     assert controller.exports() == files  # made once, then listed
+
+
+def test_downloads_follow_the_scene_settings(controller: ViewerController) -> None:
+    import trimesh
+
+    shown = controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    # Confidences that differ, so that the filter has something to drop.
+    shown.recon.points_conf[:] = np.random.default_rng(0).uniform(
+        1, 5, shown.recon.points_conf.shape
+    )
+    default_glb = next(p for p in controller.exports() if p.suffix == ".glb")
+    controller.scene.percentile = 80.0
+    controller.set_mask_overlay(0.8, 0.3)
+    files = controller.exports()
+    glb = next(p for p in files if p.suffix == ".glb")
+    assert glb.name == "scene_conf80.glb"
+    assert any(p.name == "mask_overlay_opacity0.8_threshold0.3.mp4" for p in files)
+
+    def point_count(path: Path) -> int:
+        scene = trimesh.load(path, file_type="glb")
+        clouds = [g for name, g in scene.geometry.items() if name.startswith("points_frame_")]
+        return sum(len(cloud.vertices) for cloud in clouds)
+
+    assert point_count(glb) < point_count(default_glb)  # the stricter filter the scene shows
 
 
 def test_options_from_widgets_maps_zero_to_unset() -> None:

@@ -19,6 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -451,18 +452,22 @@ class ViewerController:
         if not result.exists():
             # An opened file may live anywhere; the copy sits where downloads are served from.
             shutil.copyfile(shown.result_file, result)
-        glb = folder / "scene.glb"
+        # The downloads follow what the scene shows: its confidence filter and mask overlay.
+        # The settings are in the file names, so a changed setting writes new files.
+        percentile = float(self.scene.state().confidence_percentile)
+        glb = folder / f"scene_conf{percentile:g}.glb"
         if not glb.exists():
-            export.export_glb(recon, glb)
-        ply_zip = folder / "points_ply.zip"
+            export.export_glb(recon, glb, conf_percentile=percentile)
+        ply_zip = folder / f"points_ply_conf{percentile:g}.zip"
         if not ply_zip.exists():
-            _write_ply_zip(recon, ply_zip, export.export_ply)
+            _write_ply_zip(recon, ply_zip, partial(export.export_ply, conf_percentile=percentile))
         tum = sorted(folder.glob("trajectory_*.txt"))
         if not tum:
             tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
-        mp4 = folder / "mask_overlay.mp4"
+        overlay = f"opacity{self.mask_opacity:g}_threshold{self.mask_threshold:g}"
+        mp4 = folder / f"mask_overlay_{overlay}.mp4"
         if not mp4.exists():
-            export.export_mp4(recon, mp4, opacity=self.mask_opacity)
+            export.export_mp4(recon, mp4, opacity=self.mask_opacity, threshold=self.mask_threshold)
         return [result, glb, ply_zip, *tum, mp4]
 
     # ---------------------------------------------------------------------------- private
@@ -555,11 +560,11 @@ def _write_ply_zip(
 ) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         files = export_ply(recon, scratch)
-        partial = path.with_suffix(".zip.partial")
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
+        unfinished = path.with_suffix(".zip.unfinished")
+        with zipfile.ZipFile(unfinished, "w", zipfile.ZIP_STORED) as archive:
             for file in files:
                 archive.write(file, arcname=Path(file).name)
-        partial.replace(path)
+        unfinished.replace(path)
 
 
 def find_samples(samples_dir: Path | None = None) -> dict[str, Path]:
