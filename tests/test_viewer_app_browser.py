@@ -240,9 +240,12 @@ def test_downloads_are_prepared(app, page, first_run: str) -> None:
     page.get_by_role("tab", name="Downloads").click()
     page.get_by_role("button", name="Prepare downloads").click()
     files = page.locator("#downloads")
-    # The files carry the scene's settings in their names (defaults here).
-    names = ["result.npz", "scene_conf25.glb", "points_ply_conf25.zip"]
-    for name in [*names, "mask_overlay_opacity0.5_threshold0.5.mp4"]:
+    # The files carry the scene's settings in their names (earlier tests moved the sliders).
+    state = app.scene.state()
+    overlay = f"opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
+    conf = f"conf{state.confidence_percentile:g}"
+    names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
+    for name in [*names, f"mask_overlay_{overlay}.mp4"]:
         files.locator(f'a[download="{name}"]').wait_for()
     # One TUM file per camera variant: masked and unmasked (the clip has no ground truth).
     assert files.locator('a[download^="trajectory_"]').count() == 2
