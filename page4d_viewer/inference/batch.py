@@ -394,7 +394,7 @@ class _ClipRunner:
             precision=self.options.precision,
             checkpoint_info=self.info,
             sampling=self.options.sampling,
-            ground_truth=None if clip.ground_truth is None else clip.ground_truth,
+            ground_truth=clip.ground_truth,
         )
         recon.metadata.extra["batch_clip"] = clip.name
         recon.save(path)
