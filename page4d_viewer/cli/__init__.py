@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-default": ("evaluate_default", "score a checkpoint on held-out synthetic clips"),
     "train": ("train", "train a small PAGE-4D on synthetic scenes"),
     "make-samples": ("samples", "render the bundled sample clips into assets/"),
+    "batch": ("batch", "run a checkpoint over a dataset: results, metrics and an index"),
+    "report": ("report", "summarise a batch index as Markdown with plots"),
 }
 
 
