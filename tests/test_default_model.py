@@ -10,6 +10,7 @@ from page4d_viewer.cli import main
 from page4d_viewer.evaluation import default_model
 from page4d_viewer.model import load_checkpoint
 from page4d_viewer.settings import default_checkpoint_path
+from page4d_viewer.sources.datasets import parse_seeds
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
 
 ASSET = default_checkpoint_path()
@@ -81,14 +82,14 @@ def test_shipped_model_beats_the_trivial_baseline(shipped, held_out_sample) -> N
 def test_evaluation_seeds_parse_and_training_seeds_are_refused(tmp_path) -> None:
     from page4d_viewer.errors import Page4DError
 
-    assert default_model.parse_seeds("9000000-9000002,9000007") == [
+    assert parse_seeds("9000000-9000002,9000007") == [
         9000000,
         9000001,
         9000002,
         9000007,
     ]
     with pytest.raises(Page4DError, match="cannot read seeds"):
-        default_model.parse_seeds("nine")
+        parse_seeds("nine")
     with pytest.raises(Page4DError, match="used in training"):
         default_model.evaluate({}, [12], 2, (28, 42))
     assert main(["evaluate-default", "--seeds", "x", "--checkpoint", str(tmp_path / "none")]) == 2

@@ -21,12 +21,12 @@ from page4d_viewer.evaluation.default_model import (
     format_markdown,
     model_predictor,
     overrides_of,
-    parse_seeds,
     summarise,
     trivial_predictor,
     write_synthetic_figures,
 )
 from page4d_viewer.settings import default_checkpoint_path
+from page4d_viewer.sources.datasets import parse_seeds
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
 
 

@@ -360,20 +360,3 @@ def overrides_of(config: object) -> dict:
     values = config.to_dict()
     values.pop("name", None)
     return values
-
-
-def parse_seeds(text: str) -> list[int]:
-    """Seeds from "9000000-9000007" or "9000000,9000003"."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part:
-                first, last = (int(value) for value in part.split("-"))
-                seeds.extend(range(first, last + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise Page4DError(f"cannot read seeds {text!r}: use e.g. 9000000-9000007") from None
-    if not seeds:
-        raise Page4DError("no seeds given")
-    return seeds

@@ -154,7 +154,7 @@ def list_dataset(source: str, options: BatchOptions) -> list[DatasetClip]:
         Page4DError: unreadable seeds, a missing path, or no clip found.
     """
     if source.startswith(SYNTHETIC_PREFIX):
-        from page4d_viewer.evaluation.default_model import parse_seeds
+        from page4d_viewer.sources.datasets import parse_seeds
 
         width, height = options.synthetic_size
         return synthetic_clips(
