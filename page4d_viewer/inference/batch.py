@@ -192,6 +192,23 @@ def assign_clips(
     return shares
 
 
+def _pending_clips(
+    clips: Sequence[DatasetClip],
+    out: Path,
+    checkpoint: str,
+    options: BatchOptions,
+    strength: float,
+) -> list[DatasetClip]:
+    """The clips with no finished row (or whose result file is gone) in the index."""
+    done = run_index.finished_keys(out / run_index.INDEX_NAME)
+    pending = []
+    for clip in clips:
+        key = (clip.name, checkpoint, _settings_hash(clip, options, strength))
+        if key not in done or not (out / done[key]).is_file():
+            pending.append(clip)
+    return pending
+
+
 def run_batch(
     clips: Sequence[DatasetClip],
     options: BatchOptions,
@@ -228,14 +245,8 @@ def run_batch(
         if launch.rank == 0:
             _tidy(out)
         _barrier(launch)
-        done = run_index.finished_keys(out / run_index.INDEX_NAME)
-        pending, already_done = [], 0
-        for clip in clips:
-            key = (clip.name, checkpoint, _settings_hash(clip, options, strength))
-            if key in done and (out / done[key]).is_file():
-                already_done += 1
-            else:
-                pending.append(clip)
+        pending = _pending_clips(clips, out, checkpoint, options, strength)
+        already_done = len(clips) - len(pending)
         mine = assign_clips(pending, launch.world_size, options.sampling)[launch.rank]
         runner = _ClipRunner(model, info, options, strength, checkpoint, device, launch)
         target = (
