@@ -347,3 +347,43 @@ def test_comparing_with_an_index_row(
     make_result(source="cave.mp4").save(cave)
     controller.open_result(cave)
     assert dataset.compare_with_row(comparer, index, key).title.startswith("cave.npz")
+
+
+def test_scene_state_shows_both_runs_cameras() -> None:
+    import viser
+
+    from page4d_viewer.viewer.scene import SceneView
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    scene = SceneView(server)
+    try:
+        first = make_result(frames=3)
+        scene.show(first)
+        assert scene.wait_until_sent(timeout=30)
+        _, cameras = align_second_run(first, make_result(frames=3, world=_turn(2.0)))
+        scene.show_comparison("B run", cameras)
+        state = scene.state()
+        assert state.comparison == "B run" and state.comparison_visible
+        assert state.variants == ("masked", "unmasked")
+        assert state.comparison_variants == ("masked", "unmasked")
+        assert state.comparison_camera_nodes == tuple(
+            f"/compare/{variant}/frusta/t{i:04d}" for variant in ("masked", "unmasked")
+            for i in range(3)
+        )  # fmt: skip
+        assert any(node.startswith("/cameras/masked/") for node in state.visible_camera_nodes)
+        scene.set_comparison_visible(False)
+        assert scene.state().comparison_camera_nodes == ()
+        scene.set_comparison_visible(True)
+        with pytest.raises(Page4DError, match="4 frames, the shown result 3"):
+            scene.show_comparison("bad", align_second_run(
+                make_result(frames=4), make_result(frames=4))[1])  # fmt: skip
+        assert scene.state().comparison == "B run"
+        scene.clear_comparison()
+        cleared = scene.state()
+        assert (cleared.comparison, cleared.comparison_variants) == (None, ())
+        scene.show_comparison("B run", cameras)
+        scene.show(first)  # a new result removes the comparison with the rest
+        assert scene.state().comparison is None
+    finally:
+        scene.close()
+        server.stop()
