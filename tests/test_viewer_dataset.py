@@ -387,3 +387,22 @@ def test_scene_state_shows_both_runs_cameras() -> None:
     finally:
         scene.close()
         server.stop()
+
+
+def test_index_option_reaches_the_config_and_view_needs_a_result_or_an_index(
+    batch: Path, capsys
+) -> None:
+    import argparse
+
+    from page4d_viewer.cli import main
+    from page4d_viewer.cli import view as view_command
+    from page4d_viewer.cli.app import config_from_args
+
+    parser = argparse.ArgumentParser()
+    view_command.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
+    config = config_from_args(parser.parse_args(["view", "--index", str(batch)]))
+    assert (config.index, config.result) == (str(batch), None)
+    assert main(["view"]) == 2
+    assert "give a result file to view, or --index DIR" in capsys.readouterr().err
+    assert main(["view", "--index", str(batch / "missing")]) == 2
+    assert "no batch index at" in capsys.readouterr().err
