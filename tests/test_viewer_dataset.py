@@ -406,3 +406,14 @@ def test_index_option_reaches_the_config_and_view_needs_a_result_or_an_index(
     assert "give a result file to view, or --index DIR" in capsys.readouterr().err
     assert main(["view", "--index", str(batch / "missing")]) == 2
     assert "no batch index at" in capsys.readouterr().err
+
+
+def test_app_refuses_an_unreadable_index_before_serving(tmp_path: Path) -> None:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    broken = tmp_path / "index.sqlite"
+    broken.write_bytes(b"not sqlite at all, not even close" * 10)
+    app = ViewerApp(AppConfig(index=str(broken)))
+    with pytest.raises(Page4DError, match="is not a batch index"):
+        app.start()
+    assert app.server is None  # nothing was started
