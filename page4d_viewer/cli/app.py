@@ -69,6 +69,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--runs-dir", type=Path, default=Path("runs"), help="where finished runs are saved"
     )
     parser.add_argument(
+        "--index",
+        metavar="DIR",
+        help="a batch folder (or its index.sqlite) to list in the Dataset tab at start",
+    )
+    parser.add_argument(
         "--data-root",
         action="append",
         type=Path,
@@ -92,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         precision="auto" if viewing else args.precision,
         clip=None if viewing else _clip_at_start(args),
         result=args.result,
+        index=args.index,
         max_points=args.max_points,
     )
 
@@ -126,6 +132,8 @@ def serve(config: AppConfig, backend: ModelBackend | None) -> int:
     """Start the viewer with this model side (None: view only) and serve until Ctrl-C."""
     if config.result and not Path(config.result).is_file():
         raise Page4DError(f"no result file at {config.result}")
+    if config.index and not Path(config.index).exists():
+        raise Page4DError(f"no batch index at {config.index}")
     app = ViewerApp(config, backend)
     try:
         app.start()

@@ -45,6 +45,7 @@ class AppConfig:
         precision: Precision preselected in the panel ("auto", "fp32", "bf16", "fp16").
         clip: A clip to run as soon as the app is up.
         result: A saved result to show at start.
+        index: A batch folder (or its index.sqlite) to list in the Dataset tab at start.
         max_points: Point budget of the scene; larger clips are downsampled to fit.
     """
 
@@ -57,6 +58,7 @@ class AppConfig:
     precision: str = "auto"
     clip: str | None = None
     result: str | None = None
+    index: str | None = None
     max_points: int = 4_000_000
 
 
@@ -83,21 +85,24 @@ class ViewerApp:
         self.viser_url = ""
 
     def start(self) -> None:
-        """Start both servers (returns once they listen) and open `config.result` if given.
+        """Start both servers (returns once they listen); open `config.result` and list
+        `config.index` if given.
 
         Raises:
-            Page4DError: the result file cannot be read.
+            Page4DError: the result file or the index cannot be read.
         """
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         import viser
 
         from page4d_viewer.viewer.controller import ViewerController, find_samples
+        from page4d_viewer.viewer.dataset import index_file
         from page4d_viewer.viewer.panel import PANEL_CSS, build_panel
         from page4d_viewer.viewer.paths import DataRoots
         from page4d_viewer.viewer.runs import RunStore
         from page4d_viewer.viewer.scene import SceneView
 
         config = self.config
+        index = str(index_file(config.index)) if config.index else None
         server = viser.ViserServer(host=config.host, port=config.viser_port, verbose=False)
         self.server = server
         self.scene = SceneView(server, max_points=config.max_points)
@@ -115,6 +120,7 @@ class ViewerApp:
             viser_port=viser_port,
             device=config.device,
             precision=config.precision,
+            index=index,
         )
         self.demo = demo
         store.root.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.comparison import Comparer, pose_views
 from page4d_viewer.viewer.controller import (
     ModelBackend,
     RunCancelled,
@@ -124,9 +124,12 @@ class PanelWidgets:
 class PanelCallbacks:
     """One method per widget event; each calls one controller action."""
 
-    def __init__(self, controller: ViewerController, widgets: PanelWidgets) -> None:
+    def __init__(
+        self, controller: ViewerController, widgets: PanelWidgets, comparer: Comparer | None = None
+    ) -> None:
         self.controller = controller
         self.w = widgets
+        self.comparer = comparer
 
     # ------------------------------------------------------------------ result on screen
 
@@ -143,8 +146,10 @@ class PanelCallbacks:
                 w.threshold: settings.mask_threshold,
             }
         images = controller.frame_images(settings.frame)
-        comparison = plots.compare_poses(shown.recon)
         notes = "".join(f"\n\n{note}" for note in shown.notes)
+        if self.comparer is not None and self.comparer.current is not None:
+            notes += f"\n\n{self.comparer.describe()}"
+        poses = self.comparer.pose_views(shown) if self.comparer else pose_views(shown.recon, None)
         record = shown.record
         return {
             w.status: status_markdown(shown) + notes,
@@ -154,9 +159,9 @@ class PanelCallbacks:
             w.overlay_image: images.overlay,
             w.depth_image: images.depth,
             w.confidence_image: images.confidence,
-            w.trajectory_plot: plots.trajectory_figure(comparison),
-            w.differences_plot: plots.differences_figure(comparison),
-            w.metrics_table: plots.metrics_rows(shown.recon),
+            w.trajectory_plot: poses.trajectory,
+            w.differences_plot: poses.differences,
+            w.metrics_table: poses.metrics,
             w.downloads: [str(record.result_path)] if record is not None else None,
             w.version: shown.version,
             w.synced: settings,

@@ -47,6 +47,16 @@ VARIANT_LABELS: dict[str, str] = {
     "ground_truth": "ground truth",
 }
 
+COMPARISON_PREFIX = "B: "
+"""Prefix of the second run's labels when two runs are compared ("B: masked")."""
+
+
+def comparison_color(variant: str) -> tuple[int, int, int]:
+    """The second run's colour of a camera variant: its own colour, halfway to white."""
+    red, green, blue = (round(c + 0.5 * (255 - c)) for c in VARIANT_COLORS[variant])
+    return red, green, blue
+
+
 # The mask threshold moves in these steps; the scene sorts points into this many bins of
 # dynamic probability so that moving the threshold only toggles bins, never resends points.
 MASK_BINS = 20

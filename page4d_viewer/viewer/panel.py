@@ -18,8 +18,9 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import plots
+from page4d_viewer.viewer import dataset_tab, plots
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
+from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
     SOURCE_EXAMPLE,
@@ -79,6 +80,7 @@ def build_panel(
     device: str = "auto",
     precision: str = "auto",
     title: str = "PAGE-4D viewer",
+    index: str | None = None,
 ) -> gr.Blocks:
     """Lay out the Gradio page and wire its callbacks to `controller`.
 
@@ -88,21 +90,28 @@ def build_panel(
         device: Device preselected in the Model section ("auto", "cpu", "cuda", ...).
         precision: Precision preselected ("auto", "fp32", "bf16", "fp16").
         title: Browser tab title.
+        index: A batch index (folder or index.sqlite) to list in the Dataset tab at load.
 
     Returns:
         The `gradio.Blocks`, queued (model runs one at a time; a second user sees a queue
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
+    comparer = Comparer(controller, controller.scene)  # type: ignore[arg-type]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets = _layout(controller, viser_port, device, precision)
-        _wire(demo, PanelCallbacks(controller, widgets), widgets)
+        widgets, tabs = _layout(controller, viser_port, device, precision, index)
+        callbacks = PanelCallbacks(controller, widgets, comparer)
+        _wire(demo, callbacks, widgets)
+        tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, comparer, tabs)
+        dataset_tab.wire(tab_callbacks, tabs, widgets)
+        query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
+        demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
     return demo
 
 
 def _layout(
-    controller: ViewerController, viser_port: int, device: str, precision: str
-) -> PanelWidgets:
+    controller: ViewerController, viser_port: int, device: str, precision: str, index: str | None
+) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets]:
     backend = controller.backend
     samples = list(controller.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
@@ -121,8 +130,8 @@ def _layout(
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views = _result_tabs(controller)
-    return PanelWidgets(
+    views, tabs = _result_tabs(controller, index)
+    widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
         synced=gr.State(None),
@@ -135,6 +144,7 @@ def _layout(
         **_fields_of(actions),
         **_fields_of(views),
     )
+    return widgets, tabs
 
 
 def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
@@ -231,8 +241,10 @@ class _ResultTabs:
     downloads: gr.File
 
 
-def _result_tabs(controller: ViewerController) -> _ResultTabs:
-    """The tabs under the scene: mask and depth, pose comparison, downloads."""
+def _result_tabs(
+    controller: ViewerController, index: str | None
+) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets]:
+    """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare."""
     with gr.Tabs():
         with gr.Tab("Mask and depth"):
             with gr.Row():
@@ -262,10 +274,11 @@ def _result_tabs(controller: ViewerController) -> _ResultTabs:
             downloads = gr.File(
                 label="Files", file_count="multiple", interactive=False, elem_id="downloads"
             )
+        tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, trajectory_plot, differences_plot,
         metrics_table, prepare_button, downloads,
-    )  # fmt: skip
+    ), tabs  # fmt: skip
 
 
 def _sampling_inputs() -> dict[str, gr.components.Component]:

@@ -18,14 +18,24 @@ from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.mask import heat_colors, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP
-from page4d_viewer.viewer.display import VARIANT_COLORS, VARIANT_LABELS
+from page4d_viewer.viewer.display import (
+    COMPARISON_PREFIX,
+    VARIANT_COLORS,
+    VARIANT_LABELS,
+    comparison_color,
+)
 
 METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "note"]
 
 
-def variant_colour(name: str) -> tuple[float, float, float]:
-    """The scene's colour of a camera variant, as a matplotlib RGB triple in [0, 1]."""
-    red, green, blue = VARIANT_COLORS[name]
+def variant_colour(name: str, second: bool = False) -> tuple[float, float, float]:
+    """The scene's colour of a camera variant, as a matplotlib RGB triple in [0, 1].
+
+    Args:
+        name: the variant.
+        second: the colour of the second run of a comparison ("B"), a lighter shade.
+    """
+    red, green, blue = comparison_color(name) if second else VARIANT_COLORS[name]
     return red / 255.0, green / 255.0, blue / 255.0
 
 
@@ -183,20 +193,27 @@ def rotation_angle_deg(R_world_a: np.ndarray, R_world_b: np.ndarray) -> np.ndarr
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
-def trajectory_figure(comparison: PoseComparison) -> Figure:
+def trajectory_figure(comparison: PoseComparison, second: PoseComparison | None = None) -> Figure:
     """Camera trajectories seen from above (the first camera's x-z plane; its y points down).
+
+    Args:
+        comparison: the shown result's variants.
+        second: a second run's variants, already in the shown result's world (see
+            `viewer.comparison`), drawn dashed in lighter shades and labelled "B: masked".
 
     Returns:
         A figure with one line per variant, labelled "masked", "unmasked", "ground truth".
     """
     figure = Figure(figsize=(5.0, 4.2), layout="constrained")
     axes = figure.add_subplot()
-    for name, centres in comparison.centres.items():
-        colour = variant_colour(name)
-        axes.plot(
-            centres[:, 0], centres[:, 2], "-o", ms=2.5, color=colour, label=VARIANT_LABELS[name]
-        )
-        axes.plot(centres[:1, 0], centres[:1, 2], "s", ms=6, color=colour)
+    runs = [(comparison, False)] + ([(second, True)] if second is not None else [])
+    for run, is_second in runs:
+        prefix, style = (COMPARISON_PREFIX, "--o") if is_second else ("", "-o")
+        for name, centres in run.centres.items():
+            colour = variant_colour(name, is_second)
+            label = prefix + VARIANT_LABELS[name]
+            axes.plot(centres[:, 0], centres[:, 2], style, ms=2.5, color=colour, label=label)
+            axes.plot(centres[:1, 0], centres[:1, 2], "s", ms=6, color=colour)
     axes.set_xlabel("x (right); squares mark the first frame")
     axes.set_ylabel("z (forward)")
     axes.set_title("Camera paths from above, Sim(3)-aligned", fontsize="medium")
@@ -206,23 +223,32 @@ def trajectory_figure(comparison: PoseComparison) -> Figure:
     return figure
 
 
-def differences_figure(comparison: PoseComparison) -> Figure:
+def differences_figure(comparison: PoseComparison, second: PoseComparison | None = None) -> Figure:
     """Per-frame rotation and translation differences between variants.
+
+    Args:
+        comparison: the shown result's variants.
+        second: a second run's (same frames), drawn thinner, lighter and labelled "B: ...".
 
     Returns:
         A figure with two axes (rotation in degrees, translation), one line per compared pair.
     """
     figure = Figure(figsize=(5.0, 4.2), layout="constrained")
     rotation_axes, translation_axes = figure.subplots(2, 1, sharex=True)
-    for label in comparison.rotation_deg:
-        colour = variant_colour(_estimate_of(label))
-        style = "--" if label.endswith(VARIANT_LABELS[UNMASKED]) else "-"
-        rotation_axes.plot(
-            comparison.frames, comparison.rotation_deg[label], style, color=colour, label=label
-        )
-        translation_axes.plot(
-            comparison.frames, comparison.translation[label], style, color=colour, label=label
-        )
+    runs = [(comparison, False)] + ([(second, True)] if second is not None else [])
+    for run, is_second in runs:
+        for label in run.rotation_deg:
+            colour = variant_colour(_estimate_of(label), is_second)
+            style = "--" if label.endswith(VARIANT_LABELS[UNMASKED]) else "-"
+            shown_label = (COMPARISON_PREFIX if is_second else "") + label
+            width = 1.0 if is_second else 1.5
+            for axes, values in (
+                (rotation_axes, run.rotation_deg),
+                (translation_axes, run.translation),
+            ):
+                axes.plot(
+                    run.frames, values[label], style, color=colour, lw=width, label=shown_label
+                )
     rotation_axes.set_ylabel("rotation (deg)")
     translation_axes.set_ylabel("translation")
     translation_axes.set_xlabel("frame")
@@ -241,28 +267,41 @@ def differences_figure(comparison: PoseComparison) -> Figure:
 
 
 def _estimate_of(label: str) -> str:
-    first = label.split(" vs ")[0]
+    first = label.removeprefix(COMPARISON_PREFIX).split(" vs ")[0]
     return next(name for name, text in VARIANT_LABELS.items() if text == first)
 
 
-def metrics_rows(recon: Reconstruction) -> list[list[str]]:
+def metrics_rows(recon: Reconstruction, prefix: str = "") -> list[list[str]]:
     """ATE / RPE of each compared pair (see `variant_pairs`), as rows of `METRICS_HEADERS`.
 
     Ground truth is the reference when present; "masked vs unmasked" measures how far the mask
     moved the poses, in the unmasked reconstruction's units. A pair the metrics cannot score
     (fewer than 2 frames, a camera that never moves) gets a row saying why.
+
+    Args:
+        recon: the result.
+        prefix: put before each row's label ("A: ", "B: " when two runs are compared).
     """
-    rows = []
-    for estimate, reference in variant_pairs(recon.variants):
-        label = pair_label(estimate, reference)
-        try:
-            errors = trajectory_errors(
-                recon.cameras[estimate].extrinsics, recon.cameras[reference].extrinsics
-            )
-        except MetricsError as error:
-            rows.append([label, "", "", "", " ".join(str(error).split())])
-            continue
-        rows.append(
-            [label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", ""]
+    return [
+        metrics_row(prefix + pair_label(estimate, reference), recon, estimate, recon, reference)
+        for estimate, reference in variant_pairs(recon.variants)
+    ]
+
+
+def metrics_row(
+    label: str,
+    estimate: Reconstruction,
+    estimate_variant: str,
+    reference: Reconstruction,
+    reference_variant: str,
+) -> list[str]:
+    """One row of `METRICS_HEADERS`: ATE / RPE of one result's cameras against another's
+    (after the metric's own Sim(3) alignment, so the two may differ in world and scale)."""
+    try:
+        errors = trajectory_errors(
+            estimate.cameras[estimate_variant].extrinsics,
+            reference.cameras[reference_variant].extrinsics,
         )
-    return rows
+    except MetricsError as error:
+        return [label, "", "", "", " ".join(str(error).split())]
+    return [label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", ""]

@@ -125,6 +125,10 @@ class SceneState:
         playing: whether the timeline is playing.
         fps: playback speed in frames per second.
         loop: whether playback wraps around at the end.
+        comparison: title of the second run laid over this one ("B"), or None.
+        comparison_variants: the second run's camera variants in the scene (`/compare/...`).
+        comparison_visible: whether the comparison is shown (False when there is none).
+        comparison_camera_nodes: the second run's frustum nodes on screen.
     """
 
     num_frames: int
@@ -155,3 +159,7 @@ class SceneState:
     playing: bool
     fps: float
     loop: bool
+    comparison: str | None = None
+    comparison_variants: tuple[str, ...] = ()
+    comparison_visible: bool = False
+    comparison_camera_nodes: tuple[str, ...] = ()

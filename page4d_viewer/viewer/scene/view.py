@@ -33,7 +33,12 @@ import numpy as np
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
 from page4d_viewer.viewer.scene.controls import SceneControls, build_controls, fps_control_value
-from page4d_viewer.viewer.scene.layers import CameraLayer, PointLayer, look_through
+from page4d_viewer.viewer.scene.layers import (
+    CameraLayer,
+    ComparisonLayer,
+    PointLayer,
+    look_through,
+)
 from page4d_viewer.viewer.scene.nodes import (
     FrameStream,
     ProgressCallback,
@@ -54,9 +59,11 @@ from page4d_viewer.viewer.scene.state import (
 from page4d_viewer.viewer.scene.timeline import FrameCallback, Timeline, notify_frame_change
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import viser
 
-    from page4d_viewer.result.reconstruction import Reconstruction
+    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,7 @@ class SceneView:
         controls: the scene's controls in the Viser sidebar.
         point_layer: the frames' point nodes.
         camera_layer: the camera variants' frusta and trajectories.
+        comparison_layer: a second run's cameras laid over the shown one's (`/compare`).
         timeline: the frame, fps, loop and playback thread.
 
     Read these (tests, benchmarks); change the scene through its setters, which take its lock.
@@ -89,6 +97,7 @@ class SceneView:
         self._stream = FrameStream(self._send_frame, self.timeline.closed)
         self.point_layer = PointLayer(server, self._settings, self._counters)
         self.camera_layer = CameraLayer(server, self._settings, self._counters)
+        self.comparison_layer = ComparisonLayer(server)
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
         self.controls: SceneControls = build_controls(server, self)
@@ -327,6 +336,40 @@ class SceneView:
             look_through(client, *pose)
         self._move_to_frame(index, notify=True)
 
+    def show_comparison(self, title: str, cameras: Mapping[str, Cameras]) -> None:
+        """Lay a second run's cameras over the shown result's, replacing any earlier one.
+
+        Args:
+            title: names the second run (SceneState.comparison).
+            cameras: variant -> (S,) cameras already in the shown result's world (see
+                `viewer.comparison.align_second_run`), S = the shown result's frames.
+
+        Raises:
+            DisplayError: nothing is shown, or the frame counts differ.
+        """
+        with self._lock, self._server.atomic():
+            clip = self._clip
+            if clip is None:
+                raise DisplayError("show a result before comparing another one with it")
+            for variant, variant_cameras in cameras.items():
+                if len(variant_cameras.extrinsics) != clip.recon.num_frames:
+                    raise DisplayError(
+                        f"the second run's {variant} cameras have "
+                        f"{len(variant_cameras.extrinsics)} frames, the shown result "
+                        f"{clip.recon.num_frames}"
+                    )
+            self.comparison_layer.show(title, cameras, clip.recon.image_hw, clip.frustum_length)
+
+    def set_comparison_visible(self, visible: bool) -> None:
+        """Show or hide the second run's cameras (nothing is re-sent)."""
+        with self._lock, self._server.atomic():
+            self.comparison_layer.set_visible(visible)
+
+    def clear_comparison(self) -> None:
+        """Remove the second run's cameras; the shown result stays."""
+        with self._lock, self._server.atomic():
+            self.comparison_layer.remove_all()
+
     def refresh_controls(self) -> None:
         """Write the scene's settings into its controls (e.g. to put back a refused value)."""
         with self._lock:
@@ -369,6 +412,10 @@ class SceneView:
                 playing=timeline.is_playing,
                 fps=timeline.fps,
                 loop=timeline.loop,
+                comparison=self.comparison_layer.title,
+                comparison_variants=tuple(self.comparison_layer.nodes),
+                comparison_visible=self.comparison_layer.visible,
+                comparison_camera_nodes=self.comparison_layer.visible_nodes(),
             )
 
     # ------------------------------------------------------------------ internals: sending
@@ -409,9 +456,10 @@ class SceneView:
         self._start_stream(progress=None)
 
     def _remove_nodes(self) -> None:
-        """Remove every point and camera node. Holds the lock."""
+        """Remove every point and camera node, and the comparison. Holds the lock."""
         self.point_layer.remove_all()
         self.camera_layer.remove_all()
+        self.comparison_layer.remove_all()
 
     # ------------------------------------------------------------------ internals: showing
 
