@@ -245,3 +245,13 @@ def test_feature_pca_matches_numpy_svd() -> None:
     expected = np.round(np.clip((projected - low) / (high - low), 0, 1) * 255)
     difference = np.abs(rgb.reshape(-1, 3).numpy().astype(float) - expected)
     assert difference.max() <= 1
+
+
+def test_bf16_autocast_still_gives_float32_probabilities() -> None:
+    model, clip = tiny_model().float(), images().float()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        inspection = model(clip, 64.0, return_attention=True).inspection
+    assert inspection.attention.dtype == torch.float32
+    total = inspection.attention.sum(dim=(-3, -2, -1)) + inspection.attention_special.sum(-1)
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-5)
+    assert inspection.feature_pca.dtype == torch.uint8

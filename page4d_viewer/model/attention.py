@@ -37,7 +37,7 @@ def default_attention_layers(config: ModelConfig) -> tuple[int, ...]:
     """First, middle and last masked layer: what a result file stores unless asked otherwise.
 
     All masked layers of both variants would be (2 * L, S, S, h, w) float16; at 32 frames of
-    the official 518 x 294 layout (37 x 21 patches, 10 masked layers) that is 31.8 MB, more
+    the official 518 x 294 layout (37 x 21 patches, 10 masked layers) that is 31.9 MB, more
     than the 25 % of a result file that attention may take (docs/benchmarks.md).
     """
     layers = config.masked_layers
@@ -206,7 +206,7 @@ def camera_attention(
     """Softmax rows of the chosen frames' camera tokens, averaged over heads.
 
     Computes only S_query rows: (B, heads, S_query, S*P) logits q_i k_j / sqrt(d) + r_i c_j,
-    in at least float32 (bf16/fp16 runs are upcast).
+    in at least float32 with autocast off (bf16/fp16 runs are upcast).
 
     Args:
         q, k: (B, heads, S*P, d) rotated queries and keys of a global block.
@@ -218,9 +218,26 @@ def camera_attention(
         patches (B, S_query, S, h, w) and specials (B, S_query, S): attention on each key
         frame's patches and the summed attention on its camera and register tokens.
     """
-    batch, _, tokens, head_dim = q.shape
+    batch, _, tokens, _ = q.shape
     if tokens != layout.frames * layout.per_frame:
         raise ValueError(f"{tokens} tokens do not match the layout {layout}")
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        weights = _camera_rows(q, k, bias, query_frames, layout)
+    weights = weights.reshape(batch, len(query_frames), layout.frames, layout.per_frame)
+    special = weights[..., : layout.specials].sum(dim=-1)
+    patches = weights[..., layout.specials :].reshape(*weights.shape[:3], *layout.grid)
+    return patches, special
+
+
+def _camera_rows(
+    q: Tensor,
+    k: Tensor,
+    bias: RankOneBias | None,
+    query_frames: Sequence[int],
+    layout: TokenLayout,
+) -> Tensor:
+    """(B, S_query, S*P) softmax rows of the camera queries, averaged over heads."""
+    batch, _, tokens, head_dim = q.shape
     dtype = torch.promote_types(q.dtype, torch.float32)
     frames = torch.as_tensor(list(query_frames), device=q.device, dtype=torch.long)
     rows = frames * layout.per_frame
@@ -231,19 +248,16 @@ def camera_attention(
         weight = weight.index_copy(1, bias.query_index, bias.query_weight)
         row_weight = weight.index_select(1, rows).to(dtype)  # (B, S_query)
         logits = logits + row_weight[:, None, :, None] * bias.key_score[:, None, None].to(dtype)
-    weights = logits.softmax(dim=-1).mean(dim=1)  # (B, S_query, S*P)
-    weights = weights.reshape(batch, len(rows), layout.frames, layout.per_frame)
-    special = weights[..., : layout.specials].sum(dim=-1)
-    patches = weights[..., layout.specials :].reshape(*weights.shape[:3], *layout.grid)
-    return patches, special
+    return logits.softmax(dim=-1).mean(dim=1)
 
 
 def feature_pca(patch_tokens: Tensor, grid: tuple[int, int]) -> Tensor:
     """First three principal components of a clip's patch tokens as uint8 RGB.
 
     The components are fitted over all frames of each clip (covariance eigenvectors, in at
-    least float32); each component's sign makes its largest loading positive, and its values
-    are mapped to [0, 1] between the `PCA_PERCENTILES` of the clip, then clipped.
+    least float32, autocast off); each component's sign makes its largest loading positive,
+    and its values are mapped to [0, 1] between the `PCA_PERCENTILES` of the clip, then
+    clipped.
 
     Args:
         patch_tokens: (B, S, h*w, D) tokens.
@@ -252,6 +266,11 @@ def feature_pca(patch_tokens: Tensor, grid: tuple[int, int]) -> Tensor:
     Returns:
         (B, S, h, w, 3) uint8.
     """
+    with torch.autocast(device_type=patch_tokens.device.type, enabled=False):
+        return _feature_pca(patch_tokens, grid)
+
+
+def _feature_pca(patch_tokens: Tensor, grid: tuple[int, int]) -> Tensor:
     batch, frames, patches, channels = patch_tokens.shape
     dtype = torch.promote_types(patch_tokens.dtype, torch.float32)
     flat = patch_tokens.to(dtype).reshape(batch, frames * patches, channels)
