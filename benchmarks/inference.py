@@ -9,6 +9,11 @@ tensors go back to the OS and resident-set growth measures the live peak of each
 
     python benchmarks/inference.py --preset tiny --frames 4 8
     python benchmarks/inference.py --preset official --device cuda --precision bf16
+    python benchmarks/inference.py --preset small --height 112 --width 196 --attention
+
+With --attention, one more run records the camera-token attention (default layers, all query
+frames) and the feature PCA (`return_attention=True`), and a last column gives the float16
+bytes such a result file stores for the attention of both variants (by arithmetic).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ import torch
 
 from page4d_viewer.inference.device import autocast_for, choose_device, choose_precision
 from page4d_viewer.model import PRESETS, Page4D, build_model
+from page4d_viewer.model.attention import default_attention_layers
+from page4d_viewer.result.inspection import stored_attention_bytes
 
 MASK_STRENGTH = 64.0
+ATTENTION_RUN = "forward_pair, unmasked cameras only, with attention"
 _MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
 
 
@@ -44,6 +52,11 @@ def parse_args() -> argparse.Namespace:
         "--repeats", type=int, default=1, help="rounds; the median is reported (docs use 3)"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="also time forward_pair with return_attention=True (camera attention + PCA)",
+    )
     parser.add_argument(
         "--clock",
         choices=("wall", "process"),
@@ -131,9 +144,11 @@ def timed_interleaved(
     }
 
 
-def runs_for(model: Page4D, images: torch.Tensor) -> dict[str, Callable[[], object]]:
+def runs_for(
+    model: Page4D, images: torch.Tensor, attention: bool = False
+) -> dict[str, Callable[[], object]]:
     """The compared ways of getting both variants (or one) for `images`."""
-    return {
+    runs: dict[str, Callable[[], object]] = {
         "single pass": lambda: model(images, MASK_STRENGTH),
         "forward_pair": lambda: model.forward_pair(images, MASK_STRENGTH),
         "forward_pair, unmasked cameras only": lambda: model.forward_pair(
@@ -141,6 +156,11 @@ def runs_for(model: Page4D, images: torch.Tensor) -> dict[str, Callable[[], obje
         ),
         "two separate passes": lambda: (model(images, MASK_STRENGTH), model(images, 0.0)),
     }
+    if attention:
+        runs[ATTENTION_RUN] = lambda: model.forward_pair(
+            images, MASK_STRENGTH, unmasked_geometry=False, return_attention=True
+        )
+    return runs
 
 
 def hardware(device: torch.device) -> str:
@@ -174,18 +194,23 @@ def main() -> None:
         f"median of {args.repeats} ({args.clock} clock), mask strength {MASK_STRENGTH:g}"
     )
     print()
-    print("| frames | run | time s | peak MiB | time / single |")
-    print("|---|---|---|---|---|")
+    print("| frames | run | time s | peak MiB | time / single | attention stored |")
+    print("|---|---|---|---|---|---|")
     for frames in args.frames:
         images = torch.rand(frames, 3, args.height, args.width, device=device)
-        runs = runs_for(model, images)
+        runs = runs_for(model, images, args.attention)
         with torch.inference_mode(), autocast_for(device, precision):
             model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
             results = timed_interleaved(runs, device, args.repeats, clock)
         single_s = results["single pass"][0]
+        grid = (args.height // model.config.patch_size, args.width // model.config.patch_size)
+        layers = len(default_attention_layers(model.config))
+        stored = stored_attention_bytes(layers, frames, frames, grid)
         for name, (seconds, peak_mib) in results.items():
+            size = f"{stored / 1e6:.2f} MB" if name == ATTENTION_RUN else ""
             print(
-                f"| {frames} | {name} | {seconds:.2f} | {peak_mib:.0f} | {seconds / single_s:.2f} |"
+                f"| {frames} | {name} | {seconds:.2f} | {peak_mib:.0f} | "
+                f"{seconds / single_s:.2f} | {size} |"
             )
 
 

@@ -203,6 +203,19 @@ def test_infer_with_a_checkpoint(
     assert recon.variants == ("masked", "unmasked")
 
 
+@pytest.mark.slow
+def test_infer_with_attention(
+    tmp_path: Path, tiny_checkpoint: Path, image_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "inside.npz"
+    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint"]
+    arguments += [str(tiny_checkpoint), "--max-frames", "2", "--device", "cpu", "--attention"]
+    assert main(arguments) == 0
+    recon = Reconstruction.load(out)
+    assert recon.attention_layers == [10, 15, 19] and recon.feature_layers == [9, 19]
+    assert recon.attention["masked"].shape == (3, 2, 2, 3, 4)
+
+
 def test_load_model_reads_our_checkpoint(tiny_checkpoint: Path) -> None:
     model, info = predictor.load_model(tiny_checkpoint)
     assert info.name == "tiny.safetensors"

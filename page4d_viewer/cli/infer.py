@@ -47,6 +47,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-gt", action="store_true", help="store no ground truth")
     parser.add_argument(
+        "--attention",
+        action="store_true",
+        help="also store where each frame's camera token attends (first, middle and last "
+        "masked layer, both variants) and a PCA of the patch features (see docs)",
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         help="auto (default: CUDA, then MPS, then CPU), cpu, cuda:N, mps",
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             checkpoint_info=info,
             ground_truth=None if args.no_gt else args.gt,
+            attention=args.attention,
         )
     # predict() got a loaded clip, so the reading time is ours to record.
     recon.metadata.timings["read"] = read_seconds

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from page4d_viewer.settings import RELEASED_MASK_STRENGTH, default_checkpoint_pa
 if TYPE_CHECKING:
     import torch
 
+    from page4d_viewer.model.attention import AttentionRequest
     from page4d_viewer.model.checkpoint import CheckpointInfo
     from page4d_viewer.model.network import ModelOutput, Page4D
     from page4d_viewer.sources.clip import Clip
@@ -126,6 +127,7 @@ def predict(
     checkpoint_info: ModelInfo | CheckpointInfo | None = None,
     sampling: FrameSampling | None = None,
     ground_truth: str | os.PathLike[str] | None = AUTO_GROUND_TRUTH,
+    attention: bool | AttentionRequest = False,
 ) -> Reconstruction:
     """Run the network on a clip and return the Reconstruction with both mask variants.
 
@@ -150,6 +152,10 @@ def predict(
             error); "auto" (default) looks beside the source for a synthetic sample's
             ``groundtruth.npz`` or a TUM ``groundtruth.txt`` and skips it with a warning when
             it does not fit; None attaches nothing.
+        attention: True also stores the camera-token attention of both variants (first,
+            middle and last masked layer, every frame's camera token as query) and the patch
+            feature PCA (mask layer and last masked layer); an ``AttentionRequest`` chooses
+            the layers and query frames. False (default) computes none of it.
 
     Returns:
         The Reconstruction, with timings per stage (seconds) in its metadata.
@@ -175,7 +181,9 @@ def predict(
     prepared = preprocess(clip, mode=mode, target_size=model.config.img_size)
     timings["preprocess"] = time.perf_counter() - started
 
-    run = _run_network(model, prepared.images, strength, device, precision, report, timings)
+    run = _run_network(
+        model, prepared.images, strength, device, precision, report, timings, attention
+    )
 
     report.stage("converting", 0.0, "converting outputs")
     started = time.perf_counter()
@@ -248,6 +256,7 @@ def _run_network(
     precision: str | None,
     report: _Reporter,
     timings: dict[str, float],
+    attention: bool | AttentionRequest = False,
 ) -> _NetworkRun:
     """Both mask variants of (S, 3, H, W) images on the chosen device and precision."""
     import torch
@@ -259,11 +268,17 @@ def _run_network(
     model.eval()
     model.to(torch_device)
     on_model_step = report.model_callback(torch_device, timings)
+    # Asked for only when wanted, so any network with the plain forward_pair contract works.
+    inspect = {"return_attention": attention} if attention else {}
     started = time.perf_counter()
     with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
         # A Reconstruction keeps only the unmasked run's cameras: skip its dense heads.
         masked, unmasked = model.forward_pair(
-            images.to(torch_device), strength, progress=on_model_step, unmasked_geometry=False
+            images.to(torch_device),
+            strength,
+            progress=on_model_step,
+            unmasked_geometry=False,
+            **inspect,
         )
     _synchronize(torch_device)
     timings["model"] = time.perf_counter() - started
@@ -394,7 +409,39 @@ def _to_reconstruction(
         cameras=cameras,
         mask_score=None if masked.mask_score is None else numpy(masked.mask_score),
         metadata=metadata,
+        **_inspection_fields(masked, unmasked),
     )
+
+
+def _inspection_fields(masked: ModelOutput, unmasked: ModelOutput) -> dict[str, Any]:
+    """Reconstruction fields for the attention maps and feature PCA of batch item 0, if any.
+
+    Feature PCA comes from the masked variant, whose depth and points the Reconstruction keeps.
+    """
+    inspection = masked.inspection
+    if inspection is None:
+        return {}
+    fields: dict[str, Any] = {}
+    if inspection.attention is not None and inspection.attention_special is not None:
+        runs = {MASKED: inspection}
+        if unmasked.inspection is not None:
+            runs[UNMASKED] = unmasked.inspection
+        fields["attention"] = {
+            name: run.attention[0].float().cpu().numpy()
+            for name, run in runs.items()
+            if run.attention is not None
+        }
+        fields["attention_special"] = {
+            name: run.attention_special[0].float().cpu().numpy()
+            for name, run in runs.items()
+            if run.attention_special is not None
+        }
+        fields["attention_layers"] = list(inspection.attention_layers)
+        fields["attention_query_frames"] = list(inspection.query_frames)
+    if inspection.feature_pca is not None:
+        fields["feature_pca"] = inspection.feature_pca[0].cpu().numpy()
+        fields["feature_layers"] = list(inspection.feature_layers)
+    return fields
 
 
 def _synchronize(torch_device: torch.device) -> None:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
+from page4d_viewer.model.attention import Inspection, TokenLayout
 from page4d_viewer.model.config import ModelConfig
 from page4d_viewer.model.encoder import DinoEncoder
 from page4d_viewer.model.layers import (
     Block,
+    QueryKeyProbe,
     RankOneBias,
     RotaryTables,
     patch_positions,
@@ -70,6 +72,8 @@ class AggregatorState:
         next_layer: first layer still to run.
         kept: layer index -> (B, S, P, 2C) output of that layer (frame and global halves).
         mask_score: (B, S, h, w) mask score m once the mask head has run, else None.
+        inspection: what to record of the attention and features (see `model.attention`),
+            or None (plain inference records nothing).
     """
 
     tokens: Tensor
@@ -79,10 +83,12 @@ class AggregatorState:
     next_layer: int = 0
     kept: dict[int, Tensor] = field(default_factory=dict)
     mask_score: Tensor | None = None
+    inspection: Inspection | None = None
 
     def branch(self) -> AggregatorState:
         """A copy that can advance independently (tensors are shared, never modified in place)."""
-        return replace(self, kept=dict(self.kept))
+        inspection = None if self.inspection is None else self.inspection.branch()
+        return replace(self, kept=dict(self.kept), inspection=inspection)
 
 
 class Aggregator(nn.Module):
@@ -179,16 +185,51 @@ class Aggregator(nn.Module):
             else:
                 layer_bias = None
             tokens = tokens.reshape(batch, frames * per_frame, dim)
-            tokens = self.global_blocks[layer](tokens, rope=rope_global, bias=layer_bias)
+            probe = self._probe(state, layer, layer_bias)
+            tokens = self.global_blocks[layer](
+                tokens, rope=rope_global, bias=layer_bias, probe=probe
+            )
             tokens = tokens.reshape(batch * frames, per_frame, dim)
-            if layer in config.kept_layers:
-                state.kept[layer] = torch.cat((frame_out, tokens), dim=-1).reshape(
-                    batch, frames, per_frame, 2 * dim
-                )
+            self._keep(state, layer, frame_out, tokens)
             state.tokens, state.next_layer = tokens, layer + 1
             if on_layer is not None:
                 on_layer(layer)
         return state
+
+    def _probe(
+        self, state: AggregatorState, layer: int, bias: RankOneBias | None
+    ) -> QueryKeyProbe | None:
+        """The camera-attention recorder for this layer's global block, if one is asked for."""
+        inspection = state.inspection
+        if inspection is None or layer not in inspection.attention_layers:
+            return None
+        layout = TokenLayout(state.frames, self.config.patch_start_idx, state.grid)
+
+        def probe(q: Tensor, k: Tensor) -> None:
+            inspection.record_attention(layer, q, k, bias, layout)
+
+        return probe
+
+    def _keep(
+        self, state: AggregatorState, layer: int, frame_out: Tensor, global_out: Tensor
+    ) -> None:
+        """Keep a layer's output (B, S, P, 2C) for the heads, and its PCA if one is asked for.
+
+        Args:
+            frame_out, global_out: (B*S, P, C) outputs of the layer's frame and global blocks.
+        """
+        inspection = state.inspection
+        wanted = inspection is not None and layer in inspection.feature_layers
+        if layer not in self.config.kept_layers and not wanted:
+            return
+        batch, frames = state.batch, state.frames
+        output = torch.cat((frame_out, global_out), dim=-1)
+        output = output.reshape(batch, frames, output.shape[1], output.shape[2])
+        if layer in self.config.kept_layers:
+            state.kept[layer] = output
+        if inspection is not None and wanted:
+            layout = TokenLayout(frames, self.config.patch_start_idx, state.grid)
+            inspection.record_features(layer, output, layout)
 
     def _rope(self, grid: tuple[int, int], tokens: Tensor) -> RotaryTables:
         positions = patch_positions(*grid, self.config.patch_start_idx, tokens.device)

@@ -6,6 +6,7 @@ Module and parameter names follow the released checkpoints (`qkv`, `q_norm`, `ls
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,10 @@ class RotaryTables:
 
     cos: Tensor
     sin: Tensor
+
+
+QueryKeyProbe = Callable[[Tensor, Tensor], None]
+"""Called with the rotated (q, k), each (B, heads, N, d), of an attention that is inspected."""
 
 
 def patch_positions(grid_h: int, grid_w: int, num_special: int, device: torch.device) -> Tensor:
@@ -168,7 +173,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(
-        self, x: Tensor, rope: RotaryTables | None = None, bias: RankOneBias | None = None
+        self,
+        x: Tensor,
+        rope: RotaryTables | None = None,
+        bias: RankOneBias | None = None,
+        probe: QueryKeyProbe | None = None,
     ) -> Tensor:
         """Attend over the N tokens of each batch row.
 
@@ -176,6 +185,7 @@ class Attention(nn.Module):
             x: (B, N, dim).
             rope: rotary tables for the N tokens, or None.
             bias: rank-one logit bias, or None.
+            probe: optional observer of the rotated queries and keys (does not change them).
 
         Returns:
             (B, N, dim).
@@ -186,6 +196,8 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+        if probe is not None:
+            probe(q, k)
         out = attention_with_bias(q, k, v, bias)
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
 
@@ -211,8 +223,12 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layer_scale)
 
     def forward(
-        self, x: Tensor, rope: RotaryTables | None = None, bias: RankOneBias | None = None
+        self,
+        x: Tensor,
+        rope: RotaryTables | None = None,
+        bias: RankOneBias | None = None,
+        probe: QueryKeyProbe | None = None,
     ) -> Tensor:
-        """Args: x (B, N, dim); rope and bias as in `Attention`. Returns (B, N, dim)."""
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, bias=bias))
+        """Args: x (B, N, dim); rope, bias and probe as in `Attention`. Returns (B, N, dim)."""
+        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, bias=bias, probe=probe))
         return x + self.ls2(self.mlp(self.norm2(x)))

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.model.aggregator import Aggregator, AggregatorState
+from page4d_viewer.model.attention import AttentionRequest, Inspection, as_request
 from page4d_viewer.model.config import ModelConfig
 from page4d_viewer.model.heads import CameraHead, DPTHead
 from page4d_viewer.model.track_head import TrackHead
@@ -50,6 +51,8 @@ class ModelOutput:
             query itself), or None when no query points were given.
         track_vis: (B, S, N) visibility probability, or None.
         track_conf: (B, S, N) confidence probability, or None.
+        inspection: camera-token attention maps and feature PCA (`model.attention.Inspection`)
+            when the run was asked for them (`return_attention`), else None.
     """
 
     pose_enc: Tensor
@@ -63,6 +66,7 @@ class ModelOutput:
     track: Tensor | None = None
     track_vis: Tensor | None = None
     track_conf: Tensor | None = None
+    inspection: Inspection | None = None
 
 
 class _Progress:
@@ -151,6 +155,7 @@ class Page4D(nn.Module):
         mask_strength: float = 0.0,
         progress: ProgressCallback | None = None,
         query_points: Tensor | None = None,
+        return_attention: bool | AttentionRequest = False,
     ) -> ModelOutput:
         """Reconstruct a clip, and track points if asked.
 
@@ -162,12 +167,17 @@ class Page4D(nn.Module):
                 "aggregating", "heads"; called between steps on this thread.
             query_points: optional (N, 2) or (B, N, 2) pixel (x, y) positions in the first
                 frame to track through the clip (needs a track head); None skips the tracker.
+            return_attention: True records the camera-token attention of the default masked
+                layers and the feature PCA (`ModelOutput.inspection`); an `AttentionRequest`
+                chooses layers and query frames. False (default) records nothing and costs
+                nothing.
 
         Returns:
             The predictions (see `ModelOutput`).
 
         Raises:
-            Page4DError: bad images or query points, or query points without a track head.
+            Page4DError: bad images, query points or attention request, or query points
+                without a track head.
         """
         images = self._prepare(images)
         queries = self._prepare_queries(query_points, images)
@@ -178,9 +188,11 @@ class Page4D(nn.Module):
             progress,
             {"encoding": config.encoder_depth, "aggregating": config.depth, "heads": heads},
         )
-        state = self._start(images, tracker)
+        state = self._start(images, tracker, return_attention)
         self.aggregator.advance(state, config.depth, strength, tracker.layer_done)
-        return self._heads(state, strength, tracker, queries=queries)
+        output = self._heads(state, strength, tracker, queries=queries)
+        output.inspection = _finish_inspection(state)
+        return output
 
     def forward_pair(
         self,
@@ -189,6 +201,7 @@ class Page4D(nn.Module):
         progress: ProgressCallback | None = None,
         unmasked_geometry: bool = True,
         query_points: Tensor | None = None,
+        return_attention: bool | AttentionRequest = False,
     ) -> tuple[ModelOutput, ModelOutput]:
         """Run the masked (alpha = mask_strength) and unmasked (alpha = 0) variants.
 
@@ -197,7 +210,9 @@ class Page4D(nn.Module):
         both: the two results are the same object.
 
         Args:
-            images, mask_strength, progress, query_points: as in `forward`.
+            images, mask_strength, progress, query_points, return_attention: as in
+                `forward`; each variant records its own attention (the unmasked one's with no
+                mask bias) and features.
             unmasked_geometry: False skips the depth, point and track heads for the unmasked
                 variant (its depth/world_points/track fields are then None): cheaper when only
                 its cameras are wanted.
@@ -210,7 +225,7 @@ class Page4D(nn.Module):
         strength = self._strength(mask_strength)
         config = self.config
         if strength == 0.0:
-            single = self.forward(images, 0.0, progress, queries)
+            single = self.forward(images, 0.0, progress, queries, return_attention)
             return single, single
         shared, depth = config.shared_layers, config.depth
         per_variant = HEAD_STEPS + (queries is not None)
@@ -222,16 +237,18 @@ class Page4D(nn.Module):
                 "heads": per_variant + (per_variant if unmasked_geometry else 1),
             },
         )
-        state = self._start(images, tracker)
+        state = self._start(images, tracker, return_attention)
         self.aggregator.advance(state, shared, strength, tracker.layer_done)
         unmasked_state = state.branch()
         self.aggregator.advance(state, depth, strength, tracker.layer_done)
         masked = self._heads(state, strength, tracker, queries=queries)
+        masked.inspection = _finish_inspection(state)
         del state
         self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
         unmasked = self._heads(
             unmasked_state, 0.0, tracker, geometry=unmasked_geometry, queries=queries
         )
+        unmasked.inspection = _finish_inspection(unmasked_state)
         return masked, unmasked
 
     def _prepare(self, images: Tensor) -> Tensor:
@@ -286,8 +303,19 @@ class Page4D(nn.Module):
             return 0.0
         return strength
 
-    def _start(self, images: Tensor, tracker: _Progress) -> AggregatorState:
-        return self.aggregator.start(images, tracker.encoder_block_done)
+    def _start(
+        self,
+        images: Tensor,
+        tracker: _Progress,
+        return_attention: bool | AttentionRequest = False,
+    ) -> AggregatorState:
+        # Resolve the request before the encoder runs, so a bad one fails at once.
+        request = as_request(return_attention)
+        resolved = None if request is None else request.resolve(self.config, images.shape[1])
+        state = self.aggregator.start(images, tracker.encoder_block_done)
+        if resolved is not None:
+            state.inspection = Inspection.for_request(resolved)
+        return state
 
     def _heads(
         self,
@@ -344,6 +372,10 @@ class Page4D(nn.Module):
                 output.track_vis, output.track_conf = tracks.visibility, tracks.confidence
                 tracker.step("heads")
         return output
+
+
+def _finish_inspection(state: AggregatorState) -> Inspection | None:
+    return None if state.inspection is None else state.inspection.finish()
 
 
 def build_model(preset: str = "official", **overrides: object) -> Page4D:

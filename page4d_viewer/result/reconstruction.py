@@ -33,11 +33,16 @@ from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file
     VARIANTS,
     Cameras,
 )
+from page4d_viewer.result.inspection import InsideTheModel
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it."""
+FORMAT_VERSION = 2
+"""Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it.
+
+1: the geometry, cameras, mask score and ground truth. 2: adds the optional camera-token
+attention and feature PCA (``result/inspection.py``); version-1 files load without them.
+"""
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -136,6 +141,15 @@ class Reconstruction:
         metadata: provenance, preprocessing and timings.
         gt_depth: (S, H, W) float32 ground-truth depth (0 where unknown), or None.
         gt_dynamic_mask: (S, H, W) bool ground-truth moving pixels, or None.
+        attention: variant ("masked", "unmasked") -> (L, S_query, S, h, w) float32 attention
+            of each query frame's camera token on every frame's patches (mean over heads), or
+            None; see ``result/inspection.py`` for this and the next five fields.
+        attention_special: variant -> (L, S_query, S) float32 attention on camera/register
+            tokens, or None.
+        attention_layers: the L masked layers of ``attention`` (empty without it).
+        attention_query_frames: the S_query frame positions whose camera token is the query.
+        feature_pca: (L_f, S, h, w, 3) uint8 patch-token PCA as RGB, or None.
+        feature_layers: the L_f layers of ``feature_pca`` (empty without it).
     """
 
     images: np.ndarray
@@ -148,6 +162,12 @@ class Reconstruction:
     metadata: Metadata = field(default_factory=Metadata)
     gt_depth: np.ndarray | None = None
     gt_dynamic_mask: np.ndarray | None = None
+    attention: dict[str, np.ndarray] | None = None
+    attention_special: dict[str, np.ndarray] | None = None
+    attention_layers: list[int] = field(default_factory=list)
+    attention_query_frames: list[int] = field(default_factory=list)
+    feature_pca: np.ndarray | None = None
+    feature_layers: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -188,6 +208,17 @@ class Reconstruction:
                 )
         # Keep a stable display order whatever order the caller used.
         self.cameras = {name: self.cameras[name] for name in VARIANTS if name in self.cameras}
+        grid = None if self.mask_score is None else self.mask_score.shape[1:]
+        self._set_inside(self.inside.checked(frames, grid))
+
+    @property
+    def inside(self) -> InsideTheModel:
+        """The optional attention and feature-PCA fields, as one object."""
+        return InsideTheModel(**{f.name: getattr(self, f.name) for f in _INSIDE_FIELDS})
+
+    def _set_inside(self, inside: InsideTheModel) -> None:
+        for f in _INSIDE_FIELDS:
+            setattr(self, f.name, getattr(inside, f.name))
 
     # ----------------------------------------------------------------- views the viewer needs
 
@@ -305,6 +336,7 @@ class Reconstruction:
             metadata=metadata,
             gt_depth=optional(self.gt_depth),
             gt_dynamic_mask=optional(self.gt_dynamic_mask),
+            **_inside_fields(self.inside.select_frames(frames)),
         )
 
     def timestamps(self) -> np.ndarray:
@@ -349,6 +381,7 @@ class Reconstruction:
             arrays["gt_depth"] = self.gt_depth.astype(np.float32)
         if self.gt_dynamic_mask is not None:
             arrays["gt_dynamic_mask"] = self.gt_dynamic_mask
+        arrays.update(self.inside.to_arrays())
         for name, cameras in self.cameras.items():
             arrays[f"cameras.{name}.extrinsics"] = cameras.extrinsics
             arrays[f"cameras.{name}.intrinsics"] = cameras.intrinsics
@@ -418,10 +451,18 @@ class Reconstruction:
                 metadata=metadata,
                 gt_depth=arrays.get("gt_depth"),
                 gt_dynamic_mask=arrays.get("gt_dynamic_mask"),
+                **_inside_fields(InsideTheModel.from_arrays(arrays)),
             )
         except (ValueError, TypeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise ResultFileError(f"{path} has inconsistent contents: {detail}") from error
+
+
+_INSIDE_FIELDS = dataclasses.fields(InsideTheModel)
+
+
+def _inside_fields(inside: InsideTheModel) -> dict[str, Any]:
+    return {f.name: getattr(inside, f.name) for f in _INSIDE_FIELDS}
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
