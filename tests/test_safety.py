@@ -317,9 +317,11 @@ def test_a_read_only_runs_folder_in_the_cli(tmp_path: Path, capsys, monkeypatch)
     (tmp_path / "file").write_text("not a folder")
     from page4d_viewer.cli.app import prepare_runs_folder
 
-    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "placeholder")
+    monkeypatch.delenv("GRADIO_TEMP_DIR")  # recorded, so restored after the test
     with pytest.raises(Page4DError, match="runs folder"):
         prepare_runs_folder(tmp_path / "file" / "runs")
+    assert "GRADIO_TEMP_DIR" not in os.environ
 
 
 def test_stale_staging_and_uploads_are_cleaned_at_start(tmp_path: Path) -> None:

@@ -135,10 +135,10 @@ def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
     from page4d_viewer.viewer.runs import RunStore
 
     store = RunStore(runs_dir)
-    if "GRADIO_TEMP_DIR" not in os.environ:
-        os.environ["GRADIO_TEMP_DIR"] = str(store.uploads_dir)
     store.prepare()
     store.uploads_dir.mkdir(exist_ok=True)
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        os.environ["GRADIO_TEMP_DIR"] = str(store.uploads_dir)
 
 
 def serve(config: AppConfig, backend: ModelBackend | None) -> int:
