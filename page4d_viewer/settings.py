@@ -6,6 +6,7 @@ here changes everywhere at once (and the viewer can import it without torch).
 
 from __future__ import annotations
 
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -56,3 +57,71 @@ def default_checkpoint_path() -> Path:
     if override:
         return Path(override).expanduser()
     return assets_dir() / DEFAULT_CHECKPOINT_NAME
+
+
+# ------------------------------------------------------------------------------- limits
+# Budgets for untrusted input, checked before the work they bound (headers, zip directories,
+# npy headers, model configs), so a cheap hostile file is refused before it costs memory.
+# Each one is read at the moment it is checked, from an environment variable when set.
+
+
+class Limit:
+    """One budget: its environment variable, default, and what it counts."""
+
+    def __init__(self, env: str, default: float, what: str, unit: str = "") -> None:
+        self.env, self.default, self.what, self.unit = env, default, what, unit
+
+    def value(self) -> float:
+        """The budget now: the environment variable's number when set, else the default."""
+        text = os.environ.get(self.env, "").strip()
+        if not text:
+            return self.default
+        try:
+            number = float(text)
+        except ValueError:
+            return self.default
+        return number if number > 0 else self.default
+
+    def message(self, subject: str, amount: float) -> str:
+        """One line: what is over which limit, and how to raise it."""
+        return (
+            f"{subject}: {_amount(amount, self.unit)} is over the limit of "
+            f"{_amount(self.value(), self.unit)} {self.what}; set {self.env} to raise it"
+        )
+
+
+def _amount(number: float, unit: str) -> str:
+    if unit == "bytes":
+        for size, name in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
+            if number >= size:
+                return f"{number / size:.1f} {name}"
+        return f"{number:.0f} bytes"
+    return f"{number:g}{' ' + unit if unit else ''}"
+
+
+MAX_UPLOAD_BYTES = Limit("PAGE4D_MAX_UPLOAD_BYTES", 2 * 1024**3, "per upload", "bytes")
+MAX_FRAME_PIXELS = Limit("PAGE4D_MAX_FRAME_PIXELS", 4096 * 4096, "per frame", "pixels")
+MAX_CLIP_PIXELS = Limit("PAGE4D_MAX_CLIP_PIXELS", 200e6, "decoded per clip", "pixels")
+MAX_FRAMES = Limit("PAGE4D_MAX_FRAMES", 1000, "per clip", "frames")
+MAX_FPS = Limit("PAGE4D_MAX_FPS", 1000, "(target frame rate)", "fps")
+MAX_ZIP_MEMBERS = Limit("PAGE4D_MAX_ZIP_MEMBERS", 10000, "entries per zip", "entries")
+MAX_ZIP_BYTES = Limit("PAGE4D_MAX_ZIP_BYTES", 1024**3, "uncompressed per zip", "bytes")
+MAX_RESULT_BYTES = Limit("PAGE4D_MAX_RESULT_BYTES", 768 * 1024**2, "of arrays per result", "bytes")
+MAX_MODEL_PARAMETERS = Limit("PAGE4D_MAX_MODEL_PARAMETERS", 3e9, "per model", "parameters")
+MAX_MODEL_BLOCKS = Limit("PAGE4D_MAX_MODEL_BLOCKS", 256, "per model", "transformer blocks")
+MAX_RUNS_BYTES = Limit("PAGE4D_MAX_RUNS_BYTES", math.inf, "in the runs folder", "bytes")
+"""Optional: when set, the oldest unpinned runs are removed to keep the folder under it."""
+
+LIMITS: tuple[Limit, ...] = (
+    MAX_UPLOAD_BYTES,
+    MAX_FRAME_PIXELS,
+    MAX_CLIP_PIXELS,
+    MAX_FRAMES,
+    MAX_FPS,
+    MAX_ZIP_MEMBERS,
+    MAX_ZIP_BYTES,
+    MAX_RESULT_BYTES,
+    MAX_MODEL_PARAMETERS,
+    MAX_MODEL_BLOCKS,
+    MAX_RUNS_BYTES,
+)

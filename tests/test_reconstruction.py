@@ -151,7 +151,7 @@ def _rewrite(path: Path, drop: str | None = None, **replace: np.ndarray) -> None
         ("truncated", "not a readable"),
         ("not_npz", "not a readable"),
         ("npy", "not a readable"),
-        ("shape", "inconsistent contents"),
+        ("shape", "depth must be SxHxW"),
         ("absent", "no result file"),
     ],
 )

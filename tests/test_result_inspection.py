@@ -156,7 +156,7 @@ def test_a_damaged_attention_array_is_one_clear_error(tmp_path: Path) -> None:
         arrays = dict(archive)
     arrays["attention.masked"] = arrays["attention.masked"][:, :1]
     np.savez_compressed(path, **arrays)
-    with pytest.raises(ResultFileError, match="inconsistent contents.*attention"):
+    with pytest.raises(ResultFileError, match="attention.*must be"):
         Reconstruction.load(path)
 
 

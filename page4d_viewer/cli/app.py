@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,12 +129,31 @@ def run(args: argparse.Namespace) -> int:
     return serve(config_from_args(args), backend_from_args(args))
 
 
+def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
+    """Before serving: the runs folder is writable, stale leftovers go, uploads land in it.
+
+    Gradio keeps uploads in GRADIO_TEMP_DIR (default: a shared system folder that only grows);
+    unless the user set it, it becomes the runs folder's hidden `.uploads`, pruned here.
+
+    Raises:
+        Page4DError: the runs folder is not writable (one line).
+    """
+    from page4d_viewer.viewer.runs import RunStore
+
+    store = RunStore(runs_dir)
+    store.prepare()
+    store.uploads_dir.mkdir(exist_ok=True)
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        os.environ["GRADIO_TEMP_DIR"] = str(store.uploads_dir)
+
+
 def serve(config: AppConfig, backend: ModelBackend | None) -> int:
     """Start the viewer with this model side (None: view only) and serve until Ctrl-C."""
     if config.result and not Path(config.result).is_file():
         raise Page4DError(f"no result file at {config.result}")
     if config.index and not Path(config.index).exists():
         raise Page4DError(f"no batch index at {config.index}")
+    prepare_runs_folder(config.runs_dir)
     app = ViewerApp(config, backend)
     try:
         app.start()

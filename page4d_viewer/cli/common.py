@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -45,3 +46,35 @@ def check_writable_folder(folder: Path) -> None:
         raise Page4DError(f"cannot create the output folder {folder}: {error.strerror}") from None
     if not os.access(folder, os.W_OK):
         raise Page4DError(f"the output folder {folder} is not writable")
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse an output file that is an existing folder, or whose folder cannot be written.
+
+    Raises:
+        Page4DError: naming the option, before any work is done.
+    """
+    if path.is_dir():
+        raise Page4DError(f"{option} {path} is an existing folder; give a file name")
+    check_writable_folder(path.parent if str(path.parent) else Path("."))
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Refuse an output folder that is an existing file, or cannot be created or written."""
+    if path.exists() and not path.is_dir():
+        raise Page4DError(f"{option} {path} is an existing file; give a folder")
+    check_writable_folder(path)
+
+
+def check_input(path: Path | str, option: str) -> None:
+    """Refuse an input path that does not exist, before any work is done."""
+    if not Path(path).expanduser().exists():
+        raise Page4DError(f"{option} {path} does not exist")
+
+
+def check_number(value: float | None, option: str, low: float, high: float) -> None:
+    """Refuse a number outside (low, high] (or a non-finite one); None passes."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not low < value <= high:
+        raise Page4DError(f"{option} must be a finite number in ({low:g}, {high:g}], got {value:g}")

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from page4d_viewer.cli.common import check_input, check_number, check_output_file
 from page4d_viewer.errors import Page4DError
 
 
@@ -27,7 +28,17 @@ def run(args: argparse.Namespace) -> int:
     from page4d_viewer.evaluation.report import evaluate_reconstruction
     from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
 
+    if args.gt is not None:
+        check_input(args.gt, "--gt")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
+    check_number(args.max_depth, "--max-depth", 0.0, float("inf"))
     recon = Reconstruction.load(args.result)
+    if recon.bad_frames:
+        raise Page4DError(
+            f"{args.result} holds NaN or infinite geometry in frame(s) "
+            f"{', '.join(map(str, recon.bad_frames[:5]))}; it cannot be evaluated"
+        )
     truth = None
     if args.gt is not None:
         from page4d_viewer.sources.groundtruth import load_ground_truth

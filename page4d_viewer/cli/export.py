@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from page4d_viewer import settings
+from page4d_viewer.cli.common import (
+    check_number,
+    check_output_file,
+    check_output_folder,
+)
 from page4d_viewer.errors import Page4DError
+
+if TYPE_CHECKING:
+    from page4d_viewer.result.reconstruction import Reconstruction
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not any((args.glb, args.ply, args.tum, args.mp4)):
         raise Page4DError("nothing to export: give at least one of --glb, --ply, --tum, --mp4")
+    _check_arguments(args)
     recon = Reconstruction.load(args.result)
-    frames = export.parse_frame_selection(args.frames, recon.num_frames)
+    frames = _good_frames(recon, export.parse_frame_selection(args.frames, recon.num_frames))
     written: list[Path] = []
     if args.glb:
         written.append(
@@ -83,3 +93,25 @@ def run(args: argparse.Namespace) -> int:
         )
     sys.stdout.write("".join(f"wrote {path}\n" for path in written))
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument, before the result is read."""
+    for path, option in ((args.glb, "--glb"), (args.tum, "--tum"), (args.mp4, "--mp4")):
+        if path is not None:
+            check_output_file(path, option)
+    if args.ply is not None:
+        check_output_folder(args.ply, "--ply")
+    check_number(args.fps, "--fps", 0.0, settings.MAX_FPS.value())
+
+
+def _good_frames(recon: Reconstruction, frames: list[int]) -> list[int]:
+    """The selected frames without those holding NaN geometry (a damaged file); says so."""
+    bad = set(recon.bad_frames)
+    good = [frame for frame in frames if frame not in bad]
+    skipped = len(frames) - len(good)
+    if not good:
+        raise Page4DError("every selected frame holds NaN or infinite geometry; nothing to export")
+    if skipped:
+        sys.stderr.write(f"note: skipped {skipped} frame(s) with NaN or infinite geometry\n")
+    return good

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from page4d_viewer.cli.common import check_writable_folder, progress_bar
+from page4d_viewer.cli.common import check_input, check_output_file, progress_bar
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import PRECISION_CHOICES
 
@@ -73,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise Page4DError(f"--out must end in .npz, got {out.name!r}")
-    check_writable_folder(out.parent)
-    # Fail on a bad source or option before paying for the model load.
+    # Fail on a bad argument, source or option before paying for the model load.
+    check_output_file(out, "--out")
+    if not args.no_gt and args.gt != "auto":
+        check_input(args.gt, "--gt")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise Page4DError(f"--checkpoint {args.checkpoint} is not a file")
     started = time.perf_counter()
     sampling = FrameSampling(
         stride=args.stride,

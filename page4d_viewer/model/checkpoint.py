@@ -35,7 +35,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from page4d_viewer.errors import CheckpointError, Page4DError
-from page4d_viewer.model.config import ModelConfig
+from page4d_viewer.model.config import ModelConfig, check_budget
 from page4d_viewer.model.network import Page4D
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,10 @@ def load_checkpoint(
     kind = _sniff(path)
     metadata: dict[str, str] = {}
     if kind == "safetensors":
+        metadata = _safetensors_metadata(path)
+        if metadata.get("format") == FORMAT_NAME:
+            # Refuse a hostile config before reading any tensor, let alone building the model.
+            _config_from_metadata(path, metadata, has_track_head=False)
         state, metadata = _read_safetensors(path)
     else:
         state = _read_pickle(path)
@@ -265,11 +269,25 @@ def _sniff(path: Path) -> str:
     )
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    """The metadata of a safetensors file, without reading its tensors."""
+    _check_safetensors_header(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is truncated or damaged ({_short(error)})") from None
+
+
+def _check_safetensors_header(path: Path) -> None:
     with path.open("rb") as handle:
         header_length = struct.unpack("<Q", handle.read(8))[0]
     if 8 + header_length > path.stat().st_size:
         raise CheckpointError(f"{path.name} is truncated or damaged (safetensors header)")
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    _check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -343,8 +361,10 @@ def _config_from_metadata(
             f"{metadata.get('format_version')!r} (this build reads {FORMAT_VERSION})"
         )
     try:
-        return ModelConfig.from_json(metadata.get("config", ""), has_track_head=has_track_head)
-    except Page4DError as error:
+        config = ModelConfig.from_json(metadata.get("config", ""), has_track_head=has_track_head)
+        check_budget(config)
+        return config
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
         raise CheckpointError(f"{path.name}: bad config in metadata ({error})") from None
 
 

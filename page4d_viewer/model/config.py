@@ -313,3 +313,54 @@ class ModelConfig:
         if not isinstance(values, dict):
             raise Page4DError("model config: JSON must be an object")
         return cls._from_values({**absent, **values})
+
+
+def _block_parameters(width: int, mlp_ratio: float) -> float:
+    # Attention (qkv + projection) and the MLP, ignoring norms and biases.
+    return 4 * width * width + 2 * width * int(width * mlp_ratio)
+
+
+def estimate_size(config: ModelConfig) -> tuple[float, int]:
+    """(parameters, transformer blocks) a config builds, computed without building it.
+
+    The estimate counts the transformer blocks, the patch and position embeddings and the DPT
+    projections; it is within a few percent of the real count for the presets, which is all a
+    budget needs.
+    """
+    width, ratio = config.embed_dim, config.mlp_ratio
+    grid = (config.img_size // config.patch_size) ** 2
+    blocks = (
+        2 * config.depth
+        + config.encoder_depth
+        + config.camera_trunk_depth
+        + (config.track_depth * 2 if config.has_track_head else 0)
+    )
+    parameters = (2 * config.depth + config.encoder_depth) * _block_parameters(width, ratio)
+    parameters += config.camera_trunk_depth * _block_parameters(2 * width, ratio)
+    parameters += (grid + 3 * config.patch_size**2) * width
+    dpt = sum(config.dpt_out_channels) * (2 * width + 9 * config.dpt_features)
+    parameters += dpt * (3 if config.has_track_head else 2)
+    if config.has_track_head:
+        parameters += 2 * config.track_depth * _block_parameters(config.track_hidden, ratio)
+    return float(parameters), int(blocks)
+
+
+def check_budget(config: ModelConfig) -> None:
+    """Refuse a config over settings.MAX_MODEL_PARAMETERS or MAX_MODEL_BLOCKS, before building.
+
+    A checkpoint's metadata names its config; a hostile one (a million layers, a width of
+    10^6) would otherwise cost minutes and gigabytes before the weights fail to match.
+
+    Raises:
+        Page4DError: one line naming the limit and its environment variable.
+    """
+    from page4d_viewer import settings
+
+    parameters, blocks = estimate_size(config)
+    if blocks > settings.MAX_MODEL_BLOCKS.value():
+        raise Page4DError(settings.MAX_MODEL_BLOCKS.message("model config", blocks))
+    iterations = max(config.camera_iterations, config.track_iterations, config.track_corr_levels)
+    if iterations > settings.MAX_MODEL_BLOCKS.value():
+        raise Page4DError(settings.MAX_MODEL_BLOCKS.message("model config iterations", iterations))
+    if parameters > settings.MAX_MODEL_PARAMETERS.value():
+        raise Page4DError(settings.MAX_MODEL_PARAMETERS.message("model config", parameters))

@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import logging
 import os
 import tempfile
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 
 from page4d_viewer import __version__, geometry
 from page4d_viewer.errors import Page4DError, ResultFileError
+from page4d_viewer.result import validate
 from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file's vocabulary)
     GROUND_TRUTH,
     MASKED,
@@ -237,6 +237,17 @@ class Reconstruction:
         """Camera variants present, in display order (subset of :data:`VARIANTS`)."""
         return tuple(self.cameras)
 
+    @functools.cached_property
+    def bad_frames(self) -> tuple[int, ...]:
+        """Frames (0-based) whose depth, points or confidences hold NaN or infinite values.
+
+        A damaged file may carry them; the viewer names them and the exporters skip them.
+        """
+        finite = np.ones(self.num_frames, dtype=bool)
+        for array in (self.depth, self.depth_conf, self.points, self.points_conf):
+            finite &= np.isfinite(array.reshape(self.num_frames, -1)).all(axis=1)
+        return tuple(int(frame) for frame in np.flatnonzero(~finite))
+
     @property
     def has_mask(self) -> bool:
         """Whether a dynamic mask score is stored."""
@@ -406,33 +417,28 @@ class Reconstruction:
 
         Raises:
             ResultFileError: missing, not an npz, damaged or truncated, written by a newer
-                version, or missing arrays; the message is one line naming the file.
+                version, missing arrays, arrays of the wrong dtype or shape (checked from the npy
+            headers, before anything is allocated), more than settings.MAX_RESULT_BYTES of
+            arrays, non-finite cameras, or metadata fields of the wrong type (result/validate.py
+            holds the schema); the message is one line naming the file.
         """
         path = Path(path)
         if not path.is_file():
             raise ResultFileError(f"no result file at {path}")
-        try:
-            arrays = _read_npz(path)
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-            detail = " ".join(str(error).split()) or type(error).__name__
-            raise ResultFileError(
-                f"{path} is not a readable page4d_viewer result file ({detail})"
-            ) from error
-        if "format_version" not in arrays:
-            raise ResultFileError(f"{path} is not a page4d_viewer result file (no format_version)")
+        arrays = validate.read_arrays(path)
         version = int(arrays["format_version"])
         if version > FORMAT_VERSION or version < 1:
             raise ResultFileError(
                 f"{path} has result format version {version}; this page4d_viewer "
                 f"{__version__} reads versions 1 to {FORMAT_VERSION} (upgrade page4d_viewer)"
             )
-        required = ["metadata_json", "images", "depth", "depth_conf", "points", "points_conf"]
-        required += [f"cameras.{MASKED}.extrinsics", f"cameras.{MASKED}.intrinsics"]
-        missing = [name for name in required if name not in arrays]
-        if missing:
-            raise ResultFileError(f"{path} is missing arrays: {', '.join(missing)}")
+        frames = int(arrays["images"].shape[0])
         try:
-            metadata = Metadata.from_dict(json.loads(str(arrays["metadata_json"])))
+            raw = json.loads(str(arrays["metadata_json"]))
+        except (ValueError, RecursionError) as error:
+            raise ResultFileError(f"{path}: metadata is not valid JSON") from error
+        try:
+            metadata = Metadata.from_dict(validate.check_metadata(raw, frames, path))
             cameras = {
                 name: Cameras(
                     arrays[f"cameras.{name}.extrinsics"], arrays[f"cameras.{name}.intrinsics"]
@@ -463,15 +469,6 @@ _INSIDE_FIELDS = dataclasses.fields(InsideTheModel)
 
 def _inside_fields(inside: InsideTheModel) -> dict[str, Any]:
     return {f.name: getattr(inside, f.name) for f in _INSIDE_FIELDS}
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    # Read every array now: np.load is lazy and a truncated member would fail later, far away.
-    loaded = np.load(path, allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError("a single .npy array, not an .npz archive")
-    with loaded as archive:
-        return {name: archive[name] for name in archive.files}
 
 
 def _float_array(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

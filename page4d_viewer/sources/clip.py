@@ -14,9 +14,14 @@ turns a clip into the model input exactly as the authors do. Policies, in one pl
   readable is left the load fails. A single broken image file fails.
 - Broken videos: a file that does not open, or yields no frame, fails; a truncated video
   returns the wanted frames that decoded, with a note, when at least one did.
-- Limits: frames must be at least 14 px on each side and at most MAX_FRAME_PIXELS (checked
-  from the header, before decoding); a clip larger than MAX_CLIP_BYTES is refused before
-  decoding (use stride or max_frames).
+- Limits (settings.py, each raised by its PAGE4D_MAX_* environment variable): frames must be
+  at least 14 px on each side and at most MAX_FRAME_PIXELS (checked from the header, before
+  decoding); a clip of more than MAX_FRAMES frames or MAX_CLIP_PIXELS decoded pixels is refused
+  before decoding (use stride or max_frames); a zip of more than MAX_ZIP_MEMBERS entries or
+  MAX_ZIP_BYTES uncompressed (from its directory) is refused before inflating anything.
+- Files: only regular files are read (FIFOs and devices are refused); with `roots` (or inside
+  `sources.confine.confined`) every file read, folder members and link targets included,
+  must resolve inside them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from page4d_viewer import settings
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.confine import check_path, confined, open_file
 from page4d_viewer.sources.images import (
     ANIMATION_EXTENSIONS,
     DECODE_ERRORS,
@@ -67,6 +74,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_CLIP_BYTES = 4 * 1024**3  # decoded uint8 frames of one clip; beyond this, sample harder
+MAX_CLIP_PIXELS = settings.MAX_CLIP_PIXELS
+MAX_FRAMES = settings.MAX_FRAMES
+MAX_ZIP_MEMBERS = settings.MAX_ZIP_MEMBERS
+MAX_ZIP_BYTES = settings.MAX_ZIP_BYTES
 ZIP_EXTENSIONS = frozenset({".zip"})
 Progress = Callable[[int, int], None]
 SourceLike = str | PathLike | Sequence[str | PathLike]
@@ -123,6 +134,8 @@ def load_clip(
     source: SourceLike,
     sampling: FrameSampling = ALL_FRAMES,
     progress: Progress | None = None,
+    *,
+    roots: Sequence[str | PathLike] | None = None,
 ) -> Clip:
     """Read and sample frames from a video, GIF, image, folder, zip or list of images.
 
@@ -135,6 +148,8 @@ def load_clip(
         sampling: Which frames to keep (range -> fps -> stride -> max_frames); its options
             were validated when it was made, so bad ones fail before any file is read.
         progress: Called as progress(frames_done, frames_total) while frames decode.
+        roots: When given, every file read (members and link targets too) must resolve
+            inside one of these folders; the app passes its data roots.
 
     Returns:
         A Clip; see the module docstring for the timing, size and broken-file policies.
@@ -144,6 +159,11 @@ def load_clip(
     """
     if not isinstance(sampling, FrameSampling):
         raise ClipError(f"sampling must be a FrameSampling, got {type(sampling).__name__}")
+    with confined(roots):
+        return _load_any(source, sampling, progress)
+
+
+def _load_any(source: SourceLike, sampling: FrameSampling, progress: Progress | None) -> Clip:
     if isinstance(source, (list, tuple)):
         return _load_image_list([Path(item) for item in source], sampling, progress)
     if not isinstance(source, (str, PathLike)):
@@ -151,6 +171,7 @@ def load_clip(
     path = Path(source).expanduser()
     if not path.exists():
         raise ClipError(f"source not found: {path}")
+    path = check_path(path, folder=True)
     if path.is_dir():
         items, notes = folder_items(path)
         if not items:
@@ -223,7 +244,8 @@ def _load_image_file(path: Path, sampling: FrameSampling, progress: Progress | N
 
 def _load_zip(path: Path, sampling: FrameSampling, progress: Progress | None) -> Clip:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_file(path) as file, zipfile.ZipFile(file) as archive:
+            _check_zip_directory(archive, path.name)
             items, notes = zip_items(archive)
             if not items:
                 raise ClipError(f"zip {path.name} holds no images")
@@ -371,7 +393,27 @@ def _finish(
     )
 
 
+def _check_zip_directory(archive: zipfile.ZipFile, name: str) -> None:
+    """Refuse a zip by its directory alone: too many entries or too much to inflate."""
+    entries = archive.infolist()
+    if len(entries) > MAX_ZIP_MEMBERS.value():
+        raise ClipError(MAX_ZIP_MEMBERS.message(f"zip {name}", len(entries)))
+    inflated = sum(entry.file_size for entry in entries)
+    if inflated > MAX_ZIP_BYTES.value():
+        raise ClipError(MAX_ZIP_BYTES.message(f"zip {name} (uncompressed)", inflated))
+
+
 def _check_clip_bytes(count: int, height: int, width: int) -> None:
+    if count > MAX_FRAMES.value():
+        raise ClipError(
+            MAX_FRAMES.message(f"{count} frames selected", count) + "; or use stride or max_frames"
+        )
+    pixels = count * height * width
+    if pixels > MAX_CLIP_PIXELS.value():
+        raise ClipError(
+            MAX_CLIP_PIXELS.message(f"{count} frames of {width}x{height}", pixels)
+            + "; or use stride or max_frames"
+        )
     needed = count * height * width * 3
     if needed > MAX_CLIP_BYTES:
         raise ClipError(

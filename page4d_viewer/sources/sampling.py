@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from page4d_viewer import settings
 from page4d_viewer.errors import ClipError
 
 __all__ = ["ALL_FRAMES", "FrameSampling", "select_frame_indices"]
@@ -54,6 +55,8 @@ class FrameSampling:
         start = None if self.start is None else _whole(self.start, "start", minimum=0)
         end = None if self.end is None else _whole(self.end, "end", minimum=0)
         fps = None if self.fps is None else _seconds(self.fps, "fps", allow_zero=False)
+        if fps is not None and fps > settings.MAX_FPS.value():
+            raise ClipError(settings.MAX_FPS.message("fps", fps))
         start_time = None if self.start_time is None else _seconds(self.start_time, "start_time")
         end_time = None if self.end_time is None else _seconds(self.end_time, "end_time")
         for name, value in (

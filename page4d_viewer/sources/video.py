@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import av
 import numpy as np
 
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.confine import open_file
 from page4d_viewer.sources.images import check_frame_size
 
 logger = logging.getLogger(__name__)
@@ -58,11 +60,14 @@ class VideoInfo:
 
 @contextlib.contextmanager
 def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
-    if path.stat().st_size == 0:
+    file = open_file(path)  # the resolved, checked regular file: the decoder reads only it
+    if os.fstat(file.fileno()).st_size == 0:
+        file.close()
         raise ClipError(f"{path.name} is empty (0 bytes), not a video")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(file, mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        file.close()
         raise ClipError(
             f"{path.name} is not a readable video ({_reason(error)}); is it damaged or truncated?"
         ) from None
@@ -72,6 +77,7 @@ def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vi
         yield container, container.streams.video[0]
     finally:
         container.close()
+        file.close()
 
 
 def _reason(error: Exception) -> str:

@@ -27,9 +27,10 @@ from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
+from page4d_viewer.sources.confine import confined
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
-from page4d_viewer.viewer import plots
+from page4d_viewer.viewer import intake, plots
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunRecord, RunStore
 
@@ -291,6 +292,7 @@ class ViewerController:
             if not files:
                 raise Page4DError("upload a video, some images or a zip first")
             _refuse_result_files(files)
+            intake.check_upload_sizes(files)
             if len(files) == 1:
                 return files[0]
             _refuse_mixed_uploads(files)
@@ -298,6 +300,7 @@ class ViewerController:
         if kind == SOURCE_PATH:
             path = self.data_roots.resolve(server_path or "")
             _refuse_result_files([str(path)])
+            intake.check_typed_source(path, self.data_roots)
             return str(path)
         raise Page4DError(f"unknown source kind {kind!r}")
 
@@ -332,9 +335,11 @@ class ViewerController:
                 if cancel.is_set():
                     raise RunCancelled("run cancelled")
                 started = time.perf_counter()
-                recon = self.backend.run_model(
-                    source, options, _checked_progress(progress, cancel, _MODEL_SHARE)
-                )
+                # Every file the loader opens must lie where this source may read.
+                with confined(intake.run_roots(source, self.data_roots)):
+                    recon = self.backend.run_model(
+                        source, options, _checked_progress(progress, cancel, _MODEL_SHARE)
+                    )
                 model_seconds = time.perf_counter() - started
             if cancel.is_set():
                 raise RunCancelled("run cancelled")
@@ -362,6 +367,8 @@ class ViewerController:
             ResultFileError: not a readable result file.
         """
         path = Path(path)
+        if path.is_file():
+            intake.check_upload_sizes([path])
         recon = Reconstruction.load(path)
         exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
         title = f"{path.name}: {_run_title(recon)}"
@@ -378,9 +385,9 @@ class ViewerController:
         recon = Reconstruction.load(record.result_path)
         return self._show(recon, record.title, record, record.result_path, record.exports_dir)
 
-    def recent_runs(self) -> list[RunRecord]:
-        """Saved runs, newest first."""
-        return self.store.list()
+    def recent_runs(self, query: str | None = None) -> list[RunRecord]:
+        """Saved runs, newest first; with `query`, those matching every word of it."""
+        return self.store.list(query=query)
 
     # ---------------------------------------------------------------------------- scene
 

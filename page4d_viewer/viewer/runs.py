@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,11 @@ logger = logging.getLogger(__name__)
 RESULT_NAME = "result.npz"
 RECORD_NAME = "run.json"
 EXPORTS_NAME = "exports"
+PIN_NAME = "pinned"
+UPLOADS_NAME = ".uploads"
+"""The app's temporary uploads (GRADIO_TEMP_DIR) live here, pruned at start."""
+STALE_SECONDS = 600.0
+"""A staging folder or upload older than this at start is a killed process's leftover."""
 _RECORD_VERSION = 1
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{0,40}[0-9a-f]{4}$")
 
@@ -82,8 +90,41 @@ class RunStore:
         root: The runs folder; created on the first save.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], max_bytes: float | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.max_bytes = settings.MAX_RUNS_BYTES.value() if max_bytes is None else max_bytes
+
+    def prepare(self, now: float | None = None) -> None:
+        """At start: check the folder is writable, remove stale leftovers, apply the budget.
+
+        Raises:
+            Page4DError: the runs folder cannot be created or written (one line), so a run is
+                never computed only to be thrown away.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise Page4DError(
+                f"the runs folder {self.root} is not writable ({error.strerror}); "
+                "give another with --runs-dir"
+            ) from None
+        cutoff = (time.time() if now is None else now) - STALE_SECONDS
+        stale = [*self.root.glob(".staging-*"), *self.uploads_dir.glob("*")]
+        for leftover in stale:
+            try:
+                if leftover.lstat().st_mtime < cutoff:
+                    _remove(leftover)
+            except OSError as error:
+                logger.warning("cannot remove %s: %s", leftover, error)
+        self.prune()
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the app keeps uploaded files (a hidden folder: never listed as a run)."""
+        return self.root / UPLOADS_NAME
 
     def save(
         self,
@@ -127,10 +168,64 @@ class RunStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         logger.info("saved run %s", final)
-        return RunRecord(run_id, final, created, title, dict(details or {}))
+        record = RunRecord(run_id, final, created, title, dict(details or {}))
+        self.prune(keep=run_id)
+        return record
 
-    def list(self, limit: int | None = 50) -> list[RunRecord]:
-        """The saved runs, newest first; unreadable or unfinished folders are skipped."""
+    def list(
+        self, limit: int | None = 50, offset: int = 0, query: str | None = None
+    ) -> list[RunRecord]:
+        """The saved runs, newest first; unreadable or unfinished folders are skipped.
+
+        Args:
+            limit: at most this many (None: all).
+            offset: skip this many first (paging: offset = page * limit).
+            query: keep runs whose id, title or details contain every word of it (any case).
+        """
+        records = self._all()
+        if query and query.strip():
+            words = query.lower().split()
+            records = [r for r in records if all(word in _haystack(r) for word in words)]
+        records = records[max(0, offset) :]
+        return records if limit is None else records[:limit]
+
+    def pin(self, run_id: str, pinned: bool = True) -> None:
+        """Mark a run as kept (or not): the size budget never removes a pinned run."""
+        marker = self.get(run_id).folder / PIN_NAME
+        if pinned:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+
+    def is_pinned(self, run_id: str) -> bool:
+        """Whether a run is pinned."""
+        return (self.get(run_id).folder / PIN_NAME).exists()
+
+    def prune(self, keep: str | None = None) -> list[str]:
+        """Remove the oldest unpinned runs until the folder fits `max_bytes`; returns their ids.
+
+        Args:
+            keep: a run never removed (the one just saved).
+        """
+        if not math.isfinite(self.max_bytes):
+            return []
+        records = self._all()
+        sizes = {record.run_id: _folder_bytes(record.folder) for record in records}
+        total = sum(sizes.values())
+        removed = []
+        for record in reversed(records):  # oldest first
+            if total <= self.max_bytes:
+                break
+            if record.run_id == keep or (record.folder / PIN_NAME).exists():
+                continue
+            shutil.rmtree(record.folder, ignore_errors=True)
+            total -= sizes[record.run_id]
+            removed.append(record.run_id)
+        if removed:
+            logger.info("removed %d old run(s) to stay under %s", len(removed), self.max_bytes)
+        return removed
+
+    def _all(self) -> list[RunRecord]:
         if not self.root.is_dir():
             return []
         records = []
@@ -141,7 +236,7 @@ class RunStore:
             if record is not None:
                 records.append(record)
         records.sort(key=lambda record: (record.created, record.run_id), reverse=True)
-        return records if limit is None else records[:limit]
+        return records
 
     def get(self, run_id: str) -> RunRecord:
         """The run with this id.
@@ -155,6 +250,23 @@ class RunStore:
         if record is None:
             raise RunNotFoundError(f"no saved run {run_id!r} in {self.root}")
         return record
+
+
+def _haystack(record: RunRecord) -> str:
+    return " ".join(
+        [record.run_id, record.title, json.dumps(dict(record.details), default=str)]
+    ).lower()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _new_run_id(created: datetime, title: str) -> str:
