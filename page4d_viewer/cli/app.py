@@ -134,6 +134,8 @@ def config_from_args(
 def read_credentials(auth_file: Path | None, environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """Logins from `--auth-file` (user:password lines; # comments) and PAGE4D_AUTH.
 
+    Spaces around the user and the password are ignored; the password may hold colons.
+
     Raises:
         Page4DError: the file cannot be read, or a line is not user:password.
     """
@@ -151,11 +153,11 @@ def read_credentials(auth_file: Path | None, environ: Mapping[str, str]) -> list
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        user, colon, password = line.partition(":")
-        if not colon or not user.strip() or not password:
+        user, colon, password = (part.strip() for part in line.partition(":"))
+        if not colon or not user or not password:
             # Never echo the line: it may hold a password.
             raise Page4DError(f"{where} is not user:password")
-        credentials.append((user.strip(), password))
+        credentials.append((user, password))
     return credentials
 
 
