@@ -178,12 +178,21 @@ class SceneProxy:
             return PlainTextResponse(f"scene refused: {port}", status_code=status)
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=30.0)
-        upstream = await self._http.get(
-            f"http://127.0.0.1:{port}/{path}",
-            headers={"accept-encoding": request.headers.get("accept-encoding", "identity")},
+        upstream = await self._http.send(
+            self._http.build_request(
+                "GET",
+                f"http://127.0.0.1:{port}/{path}",
+                headers={"accept-encoding": request.headers.get("accept-encoding", "identity")},
+            ),
+            stream=True,
         )
+        try:
+            # The raw bytes, still gzipped when Viser gzipped them (its Content-Encoding says so).
+            body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+        finally:
+            await upstream.aclose()
         headers = {k: v for k, v in upstream.headers.items() if k.lower() in _FORWARDED_HEADERS}
-        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+        return Response(body, status_code=upstream.status_code, headers=headers)
 
     # -------------------------------------------------------------------------- websocket
 
