@@ -28,7 +28,7 @@ from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_an
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
 from page4d_viewer.viewer.server import ScenePolicy, is_loopback, origin_matches_host
-from page4d_viewer.viewer.sessions import SessionLimitError, SessionRegistry
+from page4d_viewer.viewer.sessions import SessionLimitError, SessionRegistry, run_owner
 
 PROTOCOL = f"viser-v{viser.__version__}"
 
@@ -172,6 +172,7 @@ def test_sessions_have_their_own_scene_and_a_limit(registry: SessionRegistry) ->
     first, second = registry.open("tab-1", "alice"), registry.open("tab-2", "bob")
     assert registry.open("tab-1", "alice") is first  # a reload of the same page
     assert first.port != second.port and first.scene is not second.scene
+    assert first.controller.owner == run_owner("tab-1") != "tab-1"  # runs never hold the hash
     assert registry.upstream("tab-1", "alice") == first.port
     assert registry.upstream("tab-1", "bob") is None  # another user's session
     assert registry.upstream("tab-9", "alice") is None

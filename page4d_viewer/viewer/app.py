@@ -162,7 +162,10 @@ class ViewerApp:
         """Serve until interrupted (Ctrl-C)."""
         if self.http is None:
             raise Page4DError("the app is not started")
-        threading.Event().wait()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            logger.info("stopping")
 
     def close(self) -> None:
         """Stop the server, every session's scene, and the queue."""

@@ -12,6 +12,7 @@ so the next page is told to close another tab instead of slowing everyone down.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -38,6 +39,15 @@ ControllerFactory = Callable[["SceneView", str], "ViewerController"]
 
 InitialResult = Callable[["ViewerController"], "Shown"]
 """show(controller) -> shows the app's start-up result in a session."""
+
+
+def run_owner(session_id: str) -> str:
+    """The owner recorded with a session's runs (in run.json).
+
+    A digest, so run folders never hold the session hash itself, which (with the login)
+    reaches the session's scene.
+    """
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
 
 
 class SessionLimitError(Page4DError):
@@ -221,7 +231,7 @@ class SessionRegistry:
         try:
             kwargs = {} if self.max_points is None else {"max_points": self.max_points}
             scene = SceneView(server, **kwargs)
-            controller = self.make_controller(scene, session_id)
+            controller = self.make_controller(scene, run_owner(session_id))
         except BaseException:
             server.stop()
             raise
