@@ -1,6 +1,7 @@
 """How fast the Viser scene takes a clip and plays it back; prints a table.
 
     python benchmarks/scene.py [--frames 100] [--height 294] [--width 518] [--downsample N]
+                               [--direct]
 
 Builds a synthetic Reconstruction (a textured room-like depth field with a moving blob that
 the mask marks dynamic), starts a real ViserServer on a free local port, and measures:
@@ -11,6 +12,10 @@ the mask marks dynamic), starts a real ViserServer on a free local port, and mea
 * a 30 fps playback over N frames: frames advanced, point re-sends (target 0), the messages
   it queued and the time one frame change costs;
 * the cost of moving the mask sliders (colour-only re-sends) and of a split threshold change.
+
+The client connects the way a browser does: through the app's one port, whose `/scene/<session>`
+route relays the websocket to the session's internal Viser server (viewer/server.py).
+`--direct` connects straight to the Viser server instead, as the app did before it had one port.
 
 Targets (reported, not asserted): no point re-send during playback; first frame visible
 within 0.5 s of inference ending (that is, of show() being called).
@@ -109,12 +114,12 @@ class SocketClient:
     the messages, then raw array buffers) only far enough to see message types and names.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, uri: str) -> None:
         self.received_bytes = 0
         self.point_clouds: list[tuple[float, str]] = []  # (arrival time, node name)
         self.messages = 0
         self._stop = threading.Event()
-        self._uri = f"ws://127.0.0.1:{port}"
+        self._uri = uri
         self._thread = threading.Thread(target=self._listen, daemon=True)
         self._thread.start()
 
@@ -162,15 +167,22 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=518)
     parser.add_argument("--downsample", type=int, default=0, help="pixel stride; 0 = automatic")
     parser.add_argument("--playback-frames", type=int, default=90)
+    parser.add_argument(
+        "--direct", action="store_true", help="connect to Viser itself, not through the proxy"
+    )
     args = parser.parse_args()
 
     recon = synthetic_recon(args.frames, args.height, args.width)
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     log = MessageLog(server)
     scene = SceneView(server)
-    client = SocketClient(server.get_port())
+    proxy = None if args.direct else _start_proxy(server.get_port())
+    uri = f"ws://127.0.0.1:{server.get_port()}" if proxy is None else proxy[1]
+    client = SocketClient(uri)
     client.wait_connected()
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = [
+        ("client connects", "straight to Viser" if proxy is None else "through the one-port proxy")
+    ]
     try:
         if args.downsample:
             scene.set_downsample(args.downsample)
@@ -257,11 +269,30 @@ def main() -> None:
         client.close()
         scene.close()
         server.stop()
+        if proxy is not None:
+            proxy[0].stop()
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  value")
     print(f"{'-' * width}  {'-' * 30}")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def _start_proxy(viser_port: int) -> tuple[Any, str]:
+    """The app's one-port server relaying session "bench" to this Viser server."""
+    import fastapi
+
+    from page4d_viewer.viewer.server import HttpServer, ScenePolicy, SceneProxy
+
+    app = fastapi.FastAPI()
+    proxy = SceneProxy(
+        lambda session, _user: viser_port if session == "bench" else None,
+        ScenePolicy(loopback=True, login_required=False),
+    )
+    proxy.mount(app)
+    http = HttpServer(app, "127.0.0.1", 0)
+    http.start()
+    return http, f"ws://127.0.0.1:{http.port}/scene/bench"
 
 
 def _time(step: Any, repeats: int) -> float:

@@ -98,7 +98,7 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
         raise SystemExit(f"error: {chromium} not found (apt-get install chromium)")
 
     with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
-        config = AppConfig(port=_free_port(), viser_port=_free_port(), runs_dir=Path(runs_dir))
+        config = AppConfig(port=_free_port(), runs_dir=Path(runs_dir))
         app = ViewerApp(config, PredictorBackend())
         app.start()
         try:
@@ -115,9 +115,14 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
                 page.get_by_role("button", name="Sampling").click()
                 page.locator("#run").click()
                 _wait_status(page, f"· {frames} frames")
-                if not app.scene.wait_until_sent(timeout=TIMEOUT_MS / 1000):
+                # The page's own session, named by its scene iframe (scene/<session>/).
+                src = page.locator("#scene-frame").get_attribute("data-src") or ""
+                session = app.sessions.get(src.strip("/").split("/")[-1])
+                if session is None:
+                    raise RuntimeError(f"no open session for the scene at {src!r}")
+                if not session.scene.wait_until_sent(timeout=TIMEOUT_MS / 1000):
                     raise TimeoutError("the scene never received every frame")
-                app.scene.set_frame(frame)
+                session.scene.set_frame(frame)
                 _wait_for(
                     lambda: page.locator("#frame input[type=number]").input_value() == str(frame),
                     timeout=60,

@@ -2,8 +2,9 @@
 
 One app per module, started in this process on free ports with a tiny random stand-in
 checkpoint (never shipped), driven through Debian's Chromium with Playwright (never
-`playwright install`). Assertions read the server-side scene state and visible text, not
-pixels. Scenes stay small: a 4-frame 112x84 clip under a 20k-point budget.
+`playwright install`). Assertions read the server-side state of the page's own session (its
+scene and controller; the scene iframe names the session) and visible text, not pixels.
+Scenes stay small: a 4-frame 112x84 clip under a 20k-point budget.
 
 The README screenshot is written by `scripts/screenshot.py`, not by these tests.
 """
@@ -87,7 +88,6 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Pa
 
     config = AppConfig(
         port=_free_port(),
-        viser_port=_free_port(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[data_dir],
         max_points=MAX_POINTS,
@@ -115,11 +115,20 @@ def page(app, browser) -> Iterator:
     opened.set_default_timeout(TIMEOUT_MS)
     # The embedded scene would render WebGL in software on the shared CPU cores; the tests
     # read the scene's state on the server, so its page is not loaded in the browser.
-    opened.route(f"{app.viser_url}**", lambda route: route.abort())
+    opened.route(f"{app.url}scene/**", lambda route: route.abort())
     opened.goto(app.url)
     opened.locator("#run").wait_for()
     yield opened
     opened.close()
+
+
+def _session(app, page):
+    """The page's own session (scene + controller), named by its scene iframe's address."""
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    session = app.sessions.get(src.strip("/").split("/")[-1])
+    assert session is not None, f"no open session for the scene at {src}"
+    return session
 
 
 def _status(page) -> str:
@@ -182,18 +191,18 @@ def first_run(app, page, data_dir: Path):
     # The progress bar writes over the status line too ("preprocessing 4 frames"), so wait
     # for the title only the finished status has.
     status = _wait_status(page, "walk.mp4 · 4 frames")
-    assert app.scene.wait_until_sent(timeout=60)
+    assert _session(app, page).scene.wait_until_sent(timeout=60)
     return status
 
 
 def test_run_shows_one_node_per_frame(app, page, first_run: str) -> None:
-    state = app.scene.state()
+    state = _session(app, page).scene.state()
     assert state.num_frames == 4, first_run
     assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(4))
     assert sum(state.point_counts) <= MAX_POINTS
     assert "walk.mp4 · 4 frames · 112x84" in first_run
     assert "stand-in.safetensors" in first_run
-    assert [record.title for record in app.controller.recent_runs()] == [
+    assert [record.title for record in _session(app, page).controller.recent_runs()] == [
         "walk.mp4 · 4 frames · 112x84"
     ]
     page.get_by_role("tab", name="Pose comparison").click()
@@ -202,36 +211,41 @@ def test_run_shows_one_node_per_frame(app, page, first_run: str) -> None:
 
 
 def test_scene_is_embedded_and_linked(app, page) -> None:
+    session = _session(app, page)
+    url = f"{app.url}scene/{session.session_id}/"  # same origin: the panel's own port
     frame = page.locator("#scene-frame iframe")
     page.wait_for_function(
-        "url => document.querySelector('#scene-frame iframe').src === url", arg=app.viser_url
+        "url => document.querySelector('#scene-frame iframe').src === url", arg=url
     )
-    assert page.locator("#scene-frame a").get_attribute("href") == app.viser_url
+    link = page.locator("#scene-frame a").get_attribute("href")
+    assert link == f"scene/{session.session_id}/"
     assert frame.get_attribute("title") == "3-D scene (Viser)"
-    with urllib.request.urlopen(app.viser_url, timeout=30) as response:
+    with urllib.request.urlopen(url, timeout=30) as response:
         assert response.status == 200
         assert b"<html" in response.read().lower()
 
 
 def test_panel_frame_slider_moves_the_scene_and_back(app, page, first_run: str) -> None:
+    scene = _session(app, page).scene
     page.get_by_role("tab", name="Mask and depth").click()
     _set_number(page, "frame", 2)
-    _wait_for(lambda: app.scene.state().frame == 2, what="the scene to reach frame 2")
-    assert app.scene.state().visible_frames == (2,)
+    _wait_for(lambda: scene.state().frame == 2, what="the scene to reach frame 2")
+    assert scene.state().visible_frames == (2,)
     # The Viser timeline moves (as when played or scrubbed there): the panel follows.
-    app.scene.set_frame(3)
+    scene.set_frame(3)
     page.wait_for_function(
         "() => document.querySelector('#frame input[type=number]').value === '3'"
     )
 
 
 def test_mask_sliders_change_the_scene(app, page, first_run: str) -> None:
-    before = app.scene.state()
+    scene = _session(app, page).scene
+    before = scene.state()
     _set_number(page, "mask-threshold", 0.8)
-    _wait_for(lambda: app.scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
+    _wait_for(lambda: scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
     _set_number(page, "mask-opacity", 0.2)
-    _wait_for(lambda: app.scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
-    after = app.scene.state()
+    _wait_for(lambda: scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
+    after = scene.state()
     assert sum(after.color_sends) > sum(before.color_sends)
     assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
 
@@ -241,7 +255,7 @@ def test_downloads_are_prepared(app, page, first_run: str) -> None:
     page.get_by_role("button", name="Prepare downloads").click()
     files = page.locator("#downloads")
     # The files carry the scene's settings in their names (earlier tests moved the sliders).
-    state = app.scene.state()
+    state = _session(app, page).scene.state()
     overlay = f"opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
     conf = f"conf{state.confidence_percentile:g}"
     names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
@@ -255,13 +269,14 @@ def test_downloads_are_prepared(app, page, first_run: str) -> None:
 def test_bad_upload_shows_an_error_and_keeps_the_result(
     app, page, first_run: str, data_dir: Path
 ) -> None:
-    shown = app.controller.current
+    session = _session(app, page)
+    shown = session.controller.current
     _run_upload(page, data_dir / "broken.mp4")
     status = _wait_status(page, "Error:")
     assert "broken.mp4" in status
     assert "previous result is still shown" in status
-    assert app.controller.current is shown
-    assert app.scene.state().num_frames == 4
+    assert session.controller.current is shown
+    assert session.scene.state().num_frames == 4
     # The app still answers: a path outside the data roots is refused with a clear message.
     page.get_by_role("tab", name="Server path").click()
     page.locator("#server-path textarea").fill("/etc/passwd")
@@ -270,17 +285,18 @@ def test_bad_upload_shows_an_error_and_keeps_the_result(
 
 
 def test_open_a_saved_result(app, page, first_run: str, tmp_path: Path) -> None:
-    saved = app.controller.current.recon.select_frames([0, 2]).save(tmp_path / "two.npz")
+    session = _session(app, page)
+    saved = session.controller.current.recon.select_frames([0, 2]).save(tmp_path / "two.npz")
     page.get_by_role("button", name="Open a result").click()
     _upload(page, "result-upload", saved)
     page.locator("#open-result").click()
     assert "two.npz" in _wait_status(page, "two.npz")
-    assert app.scene.wait_until_sent(timeout=60)
-    assert app.scene.state().num_frames == 2
+    assert session.scene.wait_until_sent(timeout=60)
+    assert session.scene.state().num_frames == 2
     # And back to the saved run, from the recent-runs list.
     page.locator("#open-run").click()
     _wait_status(page, "walk.mp4 · 4 frames")
-    assert app.scene.state().num_frames == 4
+    assert session.scene.state().num_frames == 4
 
 
 class _HeldBackend:
@@ -291,17 +307,11 @@ class _HeldBackend:
     """
 
     def __init__(self, inner) -> None:
-        self.inner = inner
+        self.inner_run = inner.run_model
         self.started = threading.Event()
         self.release = threading.Event()
         self.finished = threading.Event()
         self.runs = 0
-
-    def checkpoint_names(self) -> list[str]:
-        return self.inner.checkpoint_names()
-
-    def default_mask_strength(self, checkpoint: str) -> float:
-        return self.inner.default_mask_strength(checkpoint)
 
     def run_model(self, source, options, progress):
         self.runs += 1
@@ -309,15 +319,16 @@ class _HeldBackend:
         try:
             while not self.release.wait(0.05):
                 progress(0.05, "held by the test")
-            return self.inner.run_model(source, options, progress)
+            return self.inner_run(source, options, progress)
         finally:
             self.finished.set()
 
 
 @pytest.fixture()
 def held(app, monkeypatch) -> Iterator[_HeldBackend]:
-    backend = _HeldBackend(app.controller.backend)
-    monkeypatch.setattr(app.controller, "backend", backend)
+    # Every session's controller calls the one shared backend: hold it for all of them.
+    backend = _HeldBackend(app.backend)
+    monkeypatch.setattr(app.backend, "run_model", backend.run_model)
     yield backend
     backend.release.set()
 
@@ -329,33 +340,41 @@ def _run_path(page, path: str) -> None:
 
 
 def test_cancel_stops_a_run_and_keeps_the_result(app, page, first_run: str, held) -> None:
-    shown = app.controller.current
-    runs_before = len(app.controller.recent_runs())
+    session = _session(app, page)
+    shown = session.controller.current
+    runs_before = len(session.controller.recent_runs())
     _run_path(page, "walk.mp4")
     assert held.started.wait(60)
     page.locator("#cancel").click()
     assert "previous result is still shown" in _wait_status(page, "Cancelled:")
     assert held.finished.wait(60)
-    assert app.controller.current is shown
-    assert len(app.controller.recent_runs()) == runs_before
-    assert app.scene.state().num_frames == shown.recon.num_frames
+    assert session.controller.current is shown
+    assert len(session.controller.recent_runs()) == runs_before
+    assert session.scene.state().num_frames == shown.recon.num_frames
 
 
 def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held) -> None:
-    runs_before = len(app.controller.recent_runs())
+    mine = _session(app, page).controller
+    runs_before = len(mine.recent_runs())
     _run_path(page, "walk.mp4")
     assert held.started.wait(60)
     other = browser.new_page()
     other.set_default_timeout(TIMEOUT_MS)
-    other.route(f"{app.viser_url}**", lambda route: route.abort())
+    other.route(f"{app.url}scene/**", lambda route: route.abort())
     other.goto(app.url)
     _run_path(other, "walk.mp4")
     _wait_status(other, "queue")
     assert held.runs == 1  # the second run has not started
     held.release.set()
-    _wait_for(lambda: len(app.controller.recent_runs()) == runs_before + 2, what="both runs")
+    theirs = _session(app, other).controller
+    _wait_for(lambda: theirs.current is not None, what="the second run")
+    _wait_for(lambda: len(mine.recent_runs()) == runs_before + 1, what="the first run")
     assert held.runs == 2
-    # Both pages end up showing the last run (the scene is shared, and so is the result).
-    _wait_status(other, "walk.mp4 · 4 frames")
+    # Each page shows its own run (this page kept the default frame limit: all 8 frames),
+    # and lists only its own runs.
+    _wait_status(other, "walk.mp4 · 8 frames")
     _wait_for(lambda: "queue" not in _status(other), what="the queue notice to go")
+    assert theirs.current.record.run_id != mine.current.record.run_id
+    assert [r.run_id for r in theirs.recent_runs()] == [theirs.current.record.run_id]
+    assert theirs.current.record.run_id not in {r.run_id for r in mine.recent_runs()}
     other.close()

@@ -416,4 +416,4 @@ def test_app_refuses_an_unreadable_index_before_serving(tmp_path: Path) -> None:
     app = ViewerApp(AppConfig(index=str(broken)))
     with pytest.raises(Page4DError, match="is not a batch index"):
         app.start()
-    assert app.server is None  # nothing was started
+    assert app.http is None and app.sessions is None  # nothing was started

@@ -87,7 +87,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
-        port=_free_port(), viser_port=_free_port(), runs_dir=tmp_path_factory.mktemp("runs"),
+        port=_free_port(), runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[batch.parent], index=str(batch), max_points=20_000,
     )  # fmt: skip
     running = ViewerApp(config, backend=None)
@@ -105,7 +105,7 @@ def page(app) -> Iterator:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         opened = browser.new_page(viewport={"width": 1400, "height": 1200})
         opened.set_default_timeout(TIMEOUT_MS)
-        opened.route(f"{app.viser_url}**", lambda route: route.abort())
+        opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
         opened.goto(app.url)
         opened.get_by_role("tab", name="Dataset").click()
         _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at load, worst first
@@ -135,13 +135,23 @@ def test_dataset_table_sorts(page) -> None:
     _wait_order(page, ["bamboo", "cave", "alley"])  # unmasked 0.2, 0.25, 0.3
 
 
+def _session(app, page):
+    """The page's own session (scene + controller), named by its scene iframe's address."""
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    session = app.sessions.get(src.strip("/").split("/")[-1])
+    assert session is not None, f"no open session for the scene at {src}"
+    return session
+
+
 def test_clicking_a_row_opens_its_run(app, page) -> None:
-    before = app.controller.version
+    session = _session(app, page)
+    before = session.controller.version
     page.locator("#dataset-table").get_by_text("cave", exact=True).first.click()
-    _wait_for(lambda: app.controller.version > before, what="the row's run to open")
-    assert app.controller.current.result_file.name == "cave.npz"
-    assert app.scene.wait_until_sent(timeout=60)
-    assert app.scene.state().num_frames == 3
+    _wait_for(lambda: session.controller.version > before, what="the row's run to open")
+    assert session.controller.current.result_file.name == "cave.npz"
+    assert session.scene.wait_until_sent(timeout=60)
+    assert session.scene.state().num_frames == 3
     page.wait_for_function(
         "() => document.querySelector('#status').innerText.includes('cave.npz')",
         timeout=TIMEOUT_MS,
@@ -149,14 +159,16 @@ def test_clicking_a_row_opens_its_run(app, page) -> None:
 
 
 def test_compare_overlays_the_second_runs_cameras(app, page) -> None:
-    if app.controller.current is None or app.controller.current.result_file.name != "cave.npz":
+    session = _session(app, page)
+    current = session.controller.current
+    if current is None or current.result_file.name != "cave.npz":
         pytest.skip("needs the run opened by test_clicking_a_row_opens_its_run")
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare-choice input").click()
     page.get_by_role("option", name=re.compile(r"index · alley")).click()
     page.locator("#compare").click()
-    _wait_for(lambda: app.scene.state().comparison is not None, what="the comparison")
-    state = app.scene.state()
+    _wait_for(lambda: session.scene.state().comparison is not None, what="the comparison")
+    state = session.scene.state()
     assert "alley.npz" in state.comparison and state.comparison_visible
     assert state.variants == ("masked", "unmasked")
     assert state.comparison_variants == ("masked", "unmasked")
@@ -166,4 +178,4 @@ def test_compare_overlays_the_second_runs_cameras(app, page) -> None:
         timeout=TIMEOUT_MS,
     )
     page.locator("#clear-compare").click()
-    _wait_for(lambda: app.scene.state().comparison is None, what="the comparison to clear")
+    _wait_for(lambda: session.scene.state().comparison is None, what="the comparison to clear")

@@ -558,15 +558,14 @@ def _parse(argv: list[str]):
 def test_app_options_reach_the_config(tmp_path: Path) -> None:
     args = _parse(
         ["app", "--checkpoint", "a.pt", "--checkpoint", "b.pt", "--device", "cuda:1",
-         "--precision", "bf16", "--port", "9000", "--viser-port", "9001",
+         "--precision", "bf16", "--port", "9000", "--max-sessions", "3", "--shared-runs",
          "--data-root", str(tmp_path), "--runs-dir", str(tmp_path / "r"), "--clip", "c.mp4"]
     )  # fmt: skip
-    config = config_from_args(args)
+    config = config_from_args(args, environ={})
     assert backend_from_args(args).checkpoint_names() == ["a.pt", "b.pt", "default model"]
-    assert (config.device, config.precision, config.port, config.viser_port) == (
-        "cuda:1", "bf16", 9000, 9001,
-    )  # fmt: skip
+    assert (config.device, config.precision, config.port) == ("cuda:1", "bf16", 9000)
     assert config.data_roots == [tmp_path] and config.clip == "c.mp4"
+    assert (config.max_sessions, config.shared_runs, config.auth) == (3, True, [])
     assert config.host == "127.0.0.1"
 
 
@@ -584,7 +583,7 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> No
     controller = ViewerController(
         FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(), samples=samples
     )
-    assert _block(build_panel(controller, viser_port=8123), "example").value == DEFAULT_SAMPLE
+    assert _block(build_panel(controller), "example").value == DEFAULT_SAMPLE
     controller.close()
     assert config_from_args(_parse(["app"])).clip == str(sample)
     assert config_from_args(_parse(["app", "--no-clip"])).clip is None
@@ -593,9 +592,9 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> No
 
 def test_view_needs_no_model() -> None:
     args = _parse(["view", "result.npz"])
-    config = config_from_args(args)
+    config = config_from_args(args, environ={})
     assert backend_from_args(args) is None and config.result == "result.npz"
-    assert (config.host, config.port, config.viser_port) == ("127.0.0.1", 7860, 8080)
+    assert (config.host, config.port, config.shared_runs) == ("127.0.0.1", 7860, False)
 
 
 def test_view_of_a_missing_file_is_a_one_line_error(tmp_path: Path, capsys) -> None:
@@ -648,18 +647,19 @@ def free_port():
 result, runs = sys.argv[1:3]
 parser = argparse.ArgumentParser()
 view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
-ports = ["--port", str(free_port()), "--viser-port", str(free_port())]
+ports = ["--port", str(free_port())]
 args = parser.parse_args(["view", result, *ports, "--runs-dir", runs, "--max-points", "5000"])
 config = config_from_args(args)
 assert Path(config.result).is_file()
 app = ViewerApp(config, backend=None)
 try:
     app.start()
-    assert app.scene.wait_until_sent(timeout=60)
-    state = app.scene.state()
+    session = app.sessions.open("a-page")  # what a page's load does
+    assert session.scene.wait_until_sent(timeout=60)
+    state = session.scene.state()
     loaded = [m for m in sys.modules if m.startswith(("torch.", "page4d_viewer.inference"))]
     print("REPORT", json.dumps({"frames": state.num_frames, "sent": state.frames_sent,
-                      "can_run": app.controller.can_run, "loaded": loaded}))
+                      "can_run": session.controller.can_run, "loaded": loaded}))
 finally:
     app.close()
 """
@@ -693,13 +693,13 @@ def test_view_only_panel_disables_run(tmp_path: Path) -> None:
     from page4d_viewer.viewer.panel import build_panel
 
     made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
-    demo = build_panel(made, viser_port=8123)
+    demo = build_panel(made)
     assert _block(demo, "run").interactive is False
-    assert 'data-port="8123"' in _block(demo, "scene").value
+    assert "<iframe" not in _block(demo, "scene").value  # each page's scene comes on load
     with_model = ViewerController(
         FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend()
     )
-    demo = build_panel(with_model, viser_port=8123, device="cuda:1")
+    demo = build_panel(with_model, device="cuda:1")
     assert _block(demo, "run").interactive is not False
     assert _block(demo, "mask-strength").value == 64.0
     made.close()
@@ -708,17 +708,29 @@ def test_view_only_panel_disables_run(tmp_path: Path) -> None:
 
 def test_clip_given_at_start_is_run_and_shown(tmp_path: Path, caplog) -> None:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.sessions import SessionRegistry
 
-    app = ViewerApp(AppConfig(clip="start.mp4"), backend=FakeBackend())
-    app.controller = ViewerController(
-        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), app.backend
-    )
+    app = ViewerApp(AppConfig(clip="start.mp4", runs_dir=tmp_path), backend=FakeBackend())
+    store = RunStore(tmp_path)
+    made = []
+
+    def make(scene, owner):
+        made.append(ViewerController(FakeScene(), store, DataRoots([tmp_path]), app.backend,
+                                     owner=owner, shared_runs=False))  # fmt: skip
+        return made[-1]
+
+    app.sessions = SessionRegistry(make, backend=app.backend, data_roots=DataRoots([tmp_path]),
+                                   samples={})  # fmt: skip
+    waiting = make(None, "early")  # a session open before the start-up run finished
     app._run_clip_at_start("start.mp4")
-    assert app.controller.current.recon.metadata.source == "start.mp4"
+    app.sessions.adopt_initial(waiting)
+    assert waiting.current.recon.metadata.source == "start.mp4"
+    # Every session may see the start-up run, however private the runs are.
+    assert [r.title for r in waiting.recent_runs()] == [waiting.current.record.title]
     app.backend.fail = Page4DError("bad clip")
     app._run_clip_at_start("bad.mp4")
     assert "could not run bad.mp4: bad clip" in caplog.text
-    app.controller.close()
+    waiting.close()
 
 
 class _RacingController:
@@ -742,6 +754,9 @@ class _RacingController:
 
     def frame_images(self, frame: int):
         return self._images
+
+    def controller_for(self, session: str):
+        return self
 
 
 def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:

@@ -9,18 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import DEFAULT_SAMPLE, PRECISION_CHOICES
-from page4d_viewer.viewer.app import AppConfig, ViewerApp
+from page4d_viewer.viewer.app import AppConfig, ViewerApp, check_exposure
+from page4d_viewer.viewer.sessions import DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
     from page4d_viewer.inference.jobs import PredictorBackend
     from page4d_viewer.viewer.controller import ModelBackend
 
 logger = logging.getLogger(__name__)
+
+AUTH_ENV = "PAGE4D_AUTH"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -54,12 +58,34 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """Options `app` and `view` share: where to listen, the point budget, the runs folder."""
+    """Options `app` and `view` share: where to listen, who may log in, budgets, runs folder."""
     parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 exposes the app)"
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on; anything but loopback (e.g. 0.0.0.0) exposes the app "
+        f"and needs a password (--auth-file or {AUTH_ENV})",
     )
-    parser.add_argument("--port", type=int, default=7860, help="Gradio panel port")
-    parser.add_argument("--viser-port", type=int, default=8080, help="Viser scene port")
+    parser.add_argument(
+        "--port", type=int, default=7860, help="the one port of the panel and its 3-D scenes"
+    )
+    parser.add_argument(
+        "--auth-file",
+        type=Path,
+        metavar="PATH",
+        help=f"logins, one user:password per line (or set {AUTH_ENV}=user:password); "
+        "never put a password on the command line",
+    )
+    parser.add_argument(
+        "--shared-runs",
+        action="store_true",
+        help="list everyone's runs in every session (default: each session sees its own)",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_MAX_SESSIONS,
+        help="browser sessions open at once, each with its own scene",
+    )
     parser.add_argument(
         "--max-points",
         type=int,
@@ -85,13 +111,21 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> AppConfig:
-    """The AppConfig of parsed `app` or `view` arguments."""
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> AppConfig:
+    """The AppConfig of parsed `app` or `view` arguments (logins from `environ` too).
+
+    Raises:
+        Page4DError: an unreadable or malformed auth file or PAGE4D_AUTH.
+    """
     viewing = args.command == "view"
     return AppConfig(
         host=args.host,
         port=args.port,
-        viser_port=args.viser_port,
+        auth=read_credentials(args.auth_file, os.environ if environ is None else environ),
+        shared_runs=args.shared_runs,
+        max_sessions=args.max_sessions,
         runs_dir=args.runs_dir,
         data_roots=list(args.data_root),
         device="auto" if viewing else args.device,
@@ -101,6 +135,36 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         index=args.index,
         max_points=args.max_points,
     )
+
+
+def read_credentials(auth_file: Path | None, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Logins from `--auth-file` (user:password lines; # comments) and PAGE4D_AUTH.
+
+    Spaces around the user and the password are ignored; the password may hold colons.
+
+    Raises:
+        Page4DError: the file cannot be read, or a line is not user:password.
+    """
+    lines: list[tuple[str, str]] = []
+    if auth_file is not None:
+        try:
+            text = Path(auth_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise Page4DError(f"cannot read the auth file {auth_file}: {error.strerror}") from None
+        lines += [(f"{auth_file} line {n}", line) for n, line in enumerate(text.splitlines(), 1)]
+    if environ.get(AUTH_ENV):
+        lines.append((AUTH_ENV, environ[AUTH_ENV]))
+    credentials = []
+    for where, line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, colon, password = (part.strip() for part in line.partition(":"))
+        if not colon or not user or not password:
+            # Never echo the line: it may hold a password.
+            raise Page4DError(f"{where} is not user:password")
+        credentials.append((user, password))
+    return credentials
 
 
 def backend_from_args(args: argparse.Namespace) -> PredictorBackend | None:
@@ -149,6 +213,7 @@ def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
 
 def serve(config: AppConfig, backend: ModelBackend | None) -> int:
     """Start the viewer with this model side (None: view only) and serve until Ctrl-C."""
+    check_exposure(config)
     if config.result and not Path(config.result).is_file():
         raise Page4DError(f"no result file at {config.result}")
     if config.index and not Path(config.index).exists():

@@ -1,9 +1,12 @@
-"""`page4d-viewer app` and `view`: one process serving the Gradio panel and the Viser scene.
+"""`page4d-viewer app` and `view`: one process, one port, serving the panel and the scenes.
 
 `app` loads a model (the shipped default or `--checkpoint`) and runs clips; `view RESULT.npz`
-opens a saved result with no model at all. Both bind to 127.0.0.1 unless `--host` says
-otherwise: the Gradio panel on `--port` (7860), the Viser scene on `--viser-port` (8080),
-embedded in the panel.
+opens a saved result with no model at all. Both listen on one port (`--port`, 7860) of
+127.0.0.1 unless `--host` says otherwise. That server carries the Gradio panel at "/" and, at
+"/scene/<session>/", a proxy to the page's own Viser scene (`server.py`): each browser session
+gets its own scene, timeline and result (`sessions.py`), and the scene's websocket refuses pages
+of other origins. Listening beyond loopback needs a password (`AppConfig.auth`); the panel, the
+scenes and the downloads are then all behind Gradio's login.
 
 The app *receives* its model side (a `ModelBackend`, or None for `view`): the command line
 (`cli/app.py`) builds it, so nothing here imports the network or torch.
@@ -20,13 +23,16 @@ from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import assets_dir
+from page4d_viewer.viewer.server import is_loopback
+from page4d_viewer.viewer.sessions import DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
     import gradio as gr
-    import viser
 
     from page4d_viewer.viewer.controller import ModelBackend, ViewerController
     from page4d_viewer.viewer.scene import SceneView
+    from page4d_viewer.viewer.server import HttpServer
+    from page4d_viewer.viewer.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +42,9 @@ class AppConfig:
     """Everything the command line sets.
 
     Attributes:
-        host: Interface both servers bind to; 127.0.0.1 keeps them private to this machine.
-        port: Gradio panel port.
-        viser_port: Viser scene port (the next free one is taken if it is busy).
+        host: Interface to listen on; 127.0.0.1 keeps the app private to this machine. Any
+            other needs `auth`.
+        port: The one port of the panel and the scenes (0: any free port).
         runs_dir: Where every finished run is saved.
         data_roots: Folders a path typed in the panel may point into.
         device: Device preselected in the panel ("auto", "cpu", "cuda", ...).
@@ -46,12 +52,15 @@ class AppConfig:
         clip: A clip to run as soon as the app is up.
         result: A saved result to show at start.
         index: A batch folder (or its index.sqlite) to list in the Dataset tab at start.
-        max_points: Point budget of the scene; larger clips are downsampled to fit.
+        max_points: Point budget of each scene; larger clips are downsampled to fit.
+        auth: (user, password) pairs; when given, every page, scene and download needs a login.
+        shared_runs: List every run in every session (default: a session sees its own runs
+            and the start-up run).
+        max_sessions: How many browser sessions (each with its own scene) may be open at once.
     """
 
     host: str = "127.0.0.1"
     port: int = 7860
-    viser_port: int = 8080
     runs_dir: Path = Path("runs")
     data_roots: list[Path] = field(default_factory=list)
     device: str = "auto"
@@ -60,12 +69,45 @@ class AppConfig:
     result: str | None = None
     index: str | None = None
     max_points: int = 4_000_000
+    auth: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    shared_runs: bool = False
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+
+
+def check_exposure(config: AppConfig) -> None:
+    """Refuse to listen beyond loopback without credentials.
+
+    Raises:
+        Page4DError: `config.host` is not a loopback address and `config.auth` is empty.
+    """
+    if not is_loopback(config.host) and not config.auth:
+        raise Page4DError(
+            f"--host {config.host} exposes the app beyond this machine, so it needs a "
+            "password: give --auth-file PATH (user:password lines) or set "
+            "PAGE4D_AUTH=user:password"
+        )
+
+
+def exposure_warning(config: AppConfig, url: str, runs_root: Path) -> str | None:
+    """What a login exposes, and to whom, or None for a password-less loopback app."""
+    if not config.auth:
+        return None
+    where = (
+        f"on {config.host}:{config.port} (reachable from other machines)"
+        if not is_loopback(config.host)
+        else f"at {url} (this machine only)"
+    )
+    return (
+        f"serving {where} to anyone with a login: the panel, every session's 3-D scene "
+        f"(/scene/...), the model runs, the runs folder {runs_root} and its downloads"
+    )
 
 
 class ViewerApp:
-    """The running app: a Viser server with its scene, and the Gradio panel driving it.
+    """The running app: one web server with the panel, and a scene per browser session.
 
-    Tests drive it in-process: `start()`, then read `scene.state()` and `controller`.
+    Tests drive it in-process: `start()`, then read `sessions` (each page's scene and
+    controller, by Gradio session hash).
 
     Args:
         config: The command line's settings.
@@ -77,66 +119,47 @@ class ViewerApp:
         self.config = config
         self.backend = backend
         # Set by start(); None before it.
-        self.server: viser.ViserServer | None = None
-        self.scene: SceneView | None = None
-        self.controller: ViewerController | None = None
+        self.sessions: SessionRegistry | None = None
         self.demo: gr.Blocks | None = None
+        self.http: HttpServer | None = None
         self.url = ""
-        self.viser_url = ""
+        self._model_lock = threading.Lock()
+        self._store_root: Path | None = None
 
     def start(self) -> None:
-        """Start both servers (returns once they listen); open `config.result` and list
-        `config.index` if given.
+        """Start the server (returns once it listens); new sessions show `config.result`.
 
         Raises:
-            Page4DError: the result file or the index cannot be read.
+            Page4DError: no credentials for a non-loopback host, the port is taken, or the
+                result file cannot be read.
         """
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        import viser
-
-        from page4d_viewer.viewer.controller import ViewerController, find_samples
+        check_exposure(self.config)
         from page4d_viewer.viewer.dataset import index_file
-        from page4d_viewer.viewer.panel import PANEL_CSS, build_panel
-        from page4d_viewer.viewer.paths import DataRoots
+        from page4d_viewer.viewer.panel import build_panel
         from page4d_viewer.viewer.runs import RunStore
-        from page4d_viewer.viewer.scene import SceneView
+        from page4d_viewer.viewer.server import HttpServer
 
         config = self.config
+        # Checked before anything starts: a bad index is one error line, nothing left running.
         index = str(index_file(config.index)) if config.index else None
-        server = viser.ViserServer(host=config.host, port=config.viser_port, verbose=False)
-        self.server = server
-        self.scene = SceneView(server, max_points=config.max_points)
-        roots = config.data_roots or [Path.cwd(), assets_dir()]
         store = RunStore(config.runs_dir)
-        controller = ViewerController(
-            self.scene, store, DataRoots(roots), self.backend, find_samples()
-        )
-        self.controller = controller
+        self._store_root = store.root
+        registry = self._registry(store)
+        self.sessions = registry
         if config.result:
-            controller.open_result(config.result)
-        viser_port = server.get_port()
-        demo = build_panel(
-            controller,
-            viser_port=viser_port,
-            device=config.device,
-            precision=config.precision,
-            index=index,
+            self._show_result_at_start(config.result)
+        self.demo = build_panel(
+            registry, device=config.device, precision=config.precision, index=index
         )
-        self.demo = demo
         store.root.mkdir(parents=True, exist_ok=True)
-        _app, local_url, _share = demo.launch(
-            server_name=config.host,
-            server_port=config.port,
-            prevent_thread_lock=True,
-            share=False,
-            quiet=True,
-            show_error=True,
-            css=PANEL_CSS,
-            allowed_paths=[str(store.root)],
-        )
-        self.url = local_url
-        self.viser_url = f"http://{_display_host(config.host)}:{viser_port}/"
-        logger.info("panel: %s  scene: %s", self.url, self.viser_url)
+        self.http = HttpServer(self._web_app(store.root), config.host, config.port)
+        self.http.start()
+        self.url = f"http://{_display_host(config.host)}:{self.http.port}/"
+        logger.info("panel and scenes: %s", self.url)
+        warning = exposure_warning(config, self.url, store.root)
+        if warning:
+            logger.warning("%s", warning)
         if config.clip:
             threading.Thread(
                 target=self._run_clip_at_start, args=(config.clip,), name="start-clip", daemon=True
@@ -144,29 +167,86 @@ class ViewerApp:
 
     def wait(self) -> None:
         """Serve until interrupted (Ctrl-C)."""
-        if self.demo is None:
+        if self.http is None:
             raise Page4DError("the app is not started")
-        self.demo.block_thread()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            logger.info("stopping")
 
     def close(self) -> None:
-        """Stop both servers and the scene's threads."""
+        """Stop the server, every session's scene, and the queue."""
+        if self.http is not None:
+            self.http.stop()
         if self.demo is not None:
             self.demo.close()
-        if self.scene is not None:
-            self.scene.close()
-        if self.server is not None:
-            self.server.stop()
-        if self.controller is not None:
-            self.controller.close()
+        if self.sessions is not None:
+            self.sessions.close_all()
+
+    def _registry(self, store) -> SessionRegistry:
+        from page4d_viewer.viewer.controller import ViewerController, find_samples
+        from page4d_viewer.viewer.paths import DataRoots
+        from page4d_viewer.viewer.sessions import SessionRegistry
+
+        config = self.config
+        roots = DataRoots(config.data_roots or [Path.cwd(), assets_dir()])
+        samples = find_samples()
+
+        def make_controller(scene: SceneView, owner: str) -> ViewerController:
+            return ViewerController(
+                scene, store, roots, self.backend, samples,
+                model_lock=self._model_lock, owner=owner, shared_runs=config.shared_runs,
+            )  # fmt: skip
+
+        return SessionRegistry(
+            make_controller,
+            backend=self.backend,
+            data_roots=roots,
+            samples=samples,
+            max_sessions=config.max_sessions,
+            max_points=config.max_points,
+        )
+
+    def _web_app(self, runs_root: Path):
+        """The FastAPI app: the scene proxy's routes, then the panel mounted at "/"."""
+        import fastapi
+        import gradio as gr
+
+        from page4d_viewer.viewer.panel import PANEL_CSS
+        from page4d_viewer.viewer.server import ScenePolicy, SceneProxy
+
+        assert self.sessions is not None and self.demo is not None and self.http is None
+        config = self.config
+        policy = ScenePolicy(loopback=is_loopback(config.host), login_required=bool(config.auth))
+        proxy = SceneProxy(self.sessions.upstream, policy)
+        app = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        proxy.mount(app)
+        app = gr.mount_gradio_app(
+            app, self.demo, path="/", auth=list(config.auth) or None,
+            allowed_paths=[str(runs_root)], css=PANEL_CSS, show_error=True, ssr_mode=False,
+            server_name=config.host, server_port=config.port,
+        )  # fmt: skip
+        if config.auth:
+            proxy.use_login_of(app)
+        return app
+
+    def _show_result_at_start(self, result: str) -> None:
+        from page4d_viewer.result.reconstruction import Reconstruction
+
+        assert self.sessions is not None
+        Reconstruction.load(result)  # one clear error now rather than in every session
+        self.sessions.set_initial(lambda controller: controller.open_result(result))
 
     def _run_clip_at_start(self, clip: str) -> None:
         from page4d_viewer.viewer.controller import RunOptions
+        from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
+        from page4d_viewer.viewer.runs import RunStore
 
         def log_progress(fraction: float, message: str) -> None:
             logger.debug("start clip: %3.0f%% %s", 100 * fraction, message)
 
         try:
-            if self.backend is None or self.controller is None:
+            if self.backend is None or self.sessions is None:
                 raise Page4DError("no model is loaded")
             checkpoint = self.backend.checkpoint_names()[0]
             options = RunOptions(
@@ -175,11 +255,16 @@ class ViewerApp:
                 precision=self.config.precision,
                 mask_strength=self.backend.default_mask_strength(checkpoint),
             )
-            shown = self.controller.run(clip, options, log_progress, session="startup")
+            store = RunStore(self.config.runs_dir)
+            _recon, record = run_and_save(
+                self.backend, self._model_lock, store, clip, options, log_progress,
+                owner=STARTUP_OWNER,
+            )  # fmt: skip
         except Page4DError as error:
             logger.error("could not run %s: %s", clip, " ".join(str(error).split()))
             return
-        logger.info("showing %s", shown.title)
+        self.sessions.set_initial(lambda controller: controller.open_run(record.run_id))
+        logger.info("showing %s in every new session", record.title)
 
 
 # ------------------------------------------------------------------------------ command line

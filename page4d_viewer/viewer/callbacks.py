@@ -1,7 +1,8 @@
 """The panel's event handlers: one method per widget event, each one controller action.
 
-`PanelCallbacks` calls one `ViewerController` action and turns its outcome, or its
-Page4DError, into widget updates. Callbacks return dicts keyed by component, so a failure
+`PanelCallbacks` finds the page's session (its own scene and result, `sessions.py`), calls one
+action of that session's `ViewerController` and turns its outcome, or its Page4DError, into
+widget updates. Callbacks return dicts keyed by component, so a failure
 updates the status line only: the result on screen stays. `panel.py` lays out the page and
 wires the events to these methods.
 """
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.viewer.comparison import Comparer, pose_views
+from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
     ModelBackend,
     RunCancelled,
@@ -28,6 +30,9 @@ from page4d_viewer.viewer.controller import (
     ViewerController,
 )
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
+
+if TYPE_CHECKING:
+    from page4d_viewer.viewer.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +105,7 @@ class PanelWidgets:
     prepare_button: gr.Button
     downloads: gr.File
     timer: gr.Timer
+    scene: gr.HTML | None = None
 
     @property
     def view(self) -> list[gr.components.Component]:
@@ -122,20 +128,66 @@ class PanelWidgets:
 
 
 class PanelCallbacks:
-    """One method per widget event; each calls one controller action."""
+    """One method per widget event; each calls one action of the page's session's controller.
+
+    Args:
+        controller: The controller of every page when there is no registry (tests, embedding).
+        widgets: The panel's components.
+        registry: The open sessions: each page gets its own controller and scene.
+        scene_html: The scene box for a page's scene address (registry only).
+    """
 
     def __init__(
-        self, controller: ViewerController, widgets: PanelWidgets, comparer: Comparer | None = None
+        self,
+        controller: ViewerController | None,
+        widgets: PanelWidgets,
+        registry: SessionRegistry | None = None,
+        scene_html: Callable[[str], str] | None = None,
     ) -> None:
         self.controller = controller
         self.w = widgets
-        self.comparer = comparer
+        self.registry = registry
+        self.scene_html = scene_html
+        # One comparison ("run B") per session, made on first use, gone with its controller.
+        self._comparers: weakref.WeakKeyDictionary[ViewerController, Comparer] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def comparer_of(self, controller: ViewerController) -> Comparer:
+        """The side-by-side comparison of a session's scene."""
+        if controller not in self._comparers:
+            self._comparers[controller] = Comparer(controller, controller.scene)
+        return self._comparers[controller]
+
+    def controller_of(self, request: gr.Request | None) -> ViewerController:
+        """The controller of the page's session.
+
+        Raises:
+            SessionClosedError: the page's session is not open.
+        """
+        if self.registry is not None:
+            return self.registry.controller_for(session_of(request))
+        if self.controller is None:
+            raise Page4DError("the panel has no controller")
+        return self.controller
+
+    def _guarded(self, event: Callable[[ViewerController], Updates]) -> Callable[..., Updates]:
+        """An event handler that gets the page's controller, or says why there is none."""
+
+        def handler(*args: Any, request: gr.Request | None = None) -> Updates:
+            try:
+                controller = self.controller_of(request)
+            except Page4DError as error:
+                return {self.w.status: error_markdown(str(error), None)}
+            return event(controller, *args)
+
+        return handler
 
     # ------------------------------------------------------------------ result on screen
 
-    def full_view(self, shown: Shown | None) -> Updates:
+    def full_view(self, controller: ViewerController, shown: Shown | None) -> Updates:
         """Every view widget, filled from the result on screen."""
-        w, controller = self.w, self.controller
+        w = self.w
         settings = controller.scene_settings()
         if shown is None:
             return {
@@ -147,9 +199,10 @@ class PanelCallbacks:
             }
         images = controller.frame_images(settings.frame)
         notes = "".join(f"\n\n{note}" for note in shown.notes)
-        if self.comparer is not None and self.comparer.current is not None:
-            notes += f"\n\n{self.comparer.describe()}"
-        poses = self.comparer.pose_views(shown) if self.comparer else pose_views(shown.recon, None)
+        comparer = self.comparer_of(controller)
+        if comparer.current is not None:
+            notes += f"\n\n{comparer.describe()}"
+        poses = comparer.pose_views(shown)
         record = shown.record
         return {
             w.status: status_markdown(shown) + notes,
@@ -167,39 +220,63 @@ class PanelCallbacks:
             w.synced: settings,
         }
 
-    def failed(self, message: str) -> Updates:
+    def failed(self, controller: ViewerController, message: str) -> Updates:
         """Only the status line changes: the previous result stays on screen."""
-        return {self.w.status: error_markdown(message, self.controller.current)}
+        return {self.w.status: error_markdown(message, controller.current)}
 
-    def cancelled(self, message: str) -> Updates:
+    def cancelled(self, controller: ViewerController, message: str) -> Updates:
         """The status line after Cancel; the result on screen stays."""
-        return {self.w.status: error_markdown(message, self.controller.current, "Cancelled")}
+        return {self.w.status: error_markdown(message, controller.current, "Cancelled")}
 
-    def show_or_fail(self, action: Callable[[], Shown]) -> Updates:
+    def show_or_fail(self, controller: ViewerController, action: Callable[[], Shown]) -> Updates:
         """Run an action that shows a result; any failure becomes a status message."""
         try:
-            return self.full_view(action())
+            return self.full_view(controller, action())
         except RunCancelled:
-            return self.cancelled("the run was cancelled")
+            return self.cancelled(controller, "the run was cancelled")
         except Page4DError as error:
-            return self.failed(str(error))
+            return self.failed(controller, str(error))
         except Exception as error:  # the app stays up whatever goes wrong
             logger.exception("unexpected error in the panel")
-            return self.failed(f"unexpected {type(error).__name__}: {error}")
+            return self.failed(controller, f"unexpected {type(error).__name__}: {error}")
 
     def unchanged(self) -> Updates:
         """No update at all (Gradio reads an empty dict as a missing value, so skip one)."""
         return {self.w.version: gr.skip()}
 
-    def runs_update(self) -> dict[str, Any]:
-        """The recent-runs drop-down, newest selected."""
-        choices = run_choices(self.controller.recent_runs())
+    def runs_update(self, request: gr.Request | None = None) -> dict[str, Any]:
+        """The recent-runs drop-down of the page's session, newest selected."""
+        try:
+            records = self.controller_of(request).recent_runs()
+        except Page4DError:
+            records = []
+        choices = run_choices(records)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     # ------------------------------------------------------------------ events
 
-    def on_load(self) -> Updates:
-        return {**self.full_view(self.controller.current), self.w.runs: self.runs_update()}
+    def on_load(self, request: gr.Request) -> Updates:
+        """Open the page's session (its own scene) and show what it holds."""
+        w = self.w
+        scene: Updates = {}
+        if self.registry is not None:
+            session = session_of(request)
+            try:
+                self.registry.open(session, getattr(request, "username", None))
+            except Page4DError as error:
+                message = " ".join(str(error).split())
+                scene = {w.scene: f'<div id="scene-frame"><p>{message}</p></div>'}
+                return {w.status: error_markdown(message, None), **scene}
+            if w.scene is not None and self.scene_html is not None:
+                scene = {w.scene: self.scene_html(session)}
+        controller = self.controller_of(request)
+        runs = self.runs_update(request)
+        return {**self.full_view(controller, controller.current), w.runs: runs, **scene}
+
+    def on_unload(self, request: gr.Request) -> None:
+        """The page went: close its session and free its scene."""
+        if self.registry is not None:
+            self.registry.close(session_of(request))
 
     def on_run(
         self,
@@ -208,48 +285,71 @@ class PanelCallbacks:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio reads this default)
     ) -> Updates:
         w = self.w
+        try:
+            controller = self.controller_of(request)
+        except Page4DError as error:
+            return {w.status: error_markdown(str(error), None)}
         named = {name: values[widget] for name, widget in w.run_inputs.items()}
 
         def report(fraction: float, message: str) -> None:
             progress(fraction, desc=message)
 
         def action() -> Shown:
-            source = self.controller.resolve_source(
+            source = controller.resolve_source(
                 values[w.source_kind], named["example"], named["uploads"], named["server_path"]
             )
             options = options_from_widgets(named)
-            return self.controller.run(source, options, report, session_of(request))
+            return controller.run(source, options, report, session_of(request))
 
-        return {**self.show_or_fail(action), w.runs: self.runs_update()}
+        return {**self.show_or_fail(controller, action), w.runs: self.runs_update(request)}
 
     def on_cancel(self, request: gr.Request) -> Updates:
-        # The run's own update may land before or after this one: both say "Cancelled".
-        running = self.controller.cancel(session_of(request))
-        return self.cancelled("stopping the run" if running else "nothing was running")
+        def cancel(controller: ViewerController) -> Updates:
+            # The run's own update may land before or after this one: both say "Cancelled".
+            running = controller.cancel(session_of(request))
+            return self.cancelled(
+                controller, "stopping the run" if running else "nothing was running"
+            )
 
-    def on_open_file(self, path: str | None) -> Updates:
-        if not path:
-            return self.failed("choose a result file (.npz) first")
-        return self.show_or_fail(lambda: self.controller.open_result(path))
+        return self._guarded(cancel)(request=request)
 
-    def on_open_run(self, run_id: str | None) -> Updates:
-        if not run_id:
-            return self.failed("pick a recent run first")
-        return self.show_or_fail(lambda: self.controller.open_run(run_id))
+    def on_open_file(self, path: str | None, request: gr.Request) -> Updates:
+        def open_file(controller: ViewerController) -> Updates:
+            if not path:
+                return self.failed(controller, "choose a result file (.npz) first")
+            return self.show_or_fail(controller, lambda: controller.open_result(path))
 
-    def on_tick(self, known_version: int, synced: SceneSettings | None) -> Updates:
+        return self._guarded(open_file)(request=request)
+
+    def on_open_run(self, run_id: str | None, request: gr.Request) -> Updates:
+        def open_run(controller: ViewerController) -> Updates:
+            if not run_id:
+                return self.failed(controller, "pick a recent run first")
+            return self.show_or_fail(controller, lambda: controller.open_run(run_id))
+
+        return self._guarded(open_run)(request=request)
+
+    def on_tick(
+        self, known_version: int, synced: SceneSettings | None, request: gr.Request = None
+    ) -> Updates:
         """Follow the scene: a new result, or its timeline or overlay moved in Viser.
 
         Compares the scene with what this page last saw of it (`synced`), not with the
         panel's sliders: a slider the user just moved must not be pulled back before its
         own event reaches the scene.
         """
-        w, controller = self.w, self.controller
+        w = self.w
+        try:
+            controller = self.controller_of(request)
+        except Page4DError:
+            return self.unchanged()
+        if controller.current is None and self.registry is not None:
+            self.registry.adopt_initial(controller)  # the start-up run may have finished
         shown = controller.current
         if shown is None:
             return self.unchanged()
         if shown.version != known_version or synced is None:
-            return self.full_view(shown)
+            return self.full_view(controller, shown)
         settings = controller.scene_settings()
         if settings == synced:
             return self.unchanged()
@@ -266,55 +366,71 @@ class PanelCallbacks:
         updates[w.confidence_image] = images.confidence
         return updates
 
-    def on_frame(self, frame: float, synced: SceneSettings | None) -> Updates:
-        applied = self.controller.set_frame(int(frame or 0))
-        images = self.controller.frame_images(applied)
-        if images is None:
-            return self.unchanged()
-        w = self.w
-        return {
-            w.overlay_image: images.overlay,
-            w.depth_image: images.depth,
-            w.confidence_image: images.confidence,
-            w.synced: self._synced_after(synced, frame=applied),
-        }
+    def on_frame(
+        self, frame: float, synced: SceneSettings | None, request: gr.Request = None
+    ) -> Updates:
+        def move(controller: ViewerController) -> Updates:
+            applied = controller.set_frame(int(frame or 0))
+            images = controller.frame_images(applied)
+            if images is None:
+                return self.unchanged()
+            w = self.w
+            return {
+                w.overlay_image: images.overlay,
+                w.depth_image: images.depth,
+                w.confidence_image: images.confidence,
+                w.synced: self._synced_after(controller, synced, frame=applied),
+            }
+
+        return self._guarded(move)(request=request)
 
     def on_mask(
-        self, opacity: float, threshold: float, frame: float, synced: SceneSettings | None
+        self,
+        opacity: float,
+        threshold: float,
+        frame: float,
+        synced: SceneSettings | None,
+        request: gr.Request = None,
     ) -> Updates:
-        try:
-            self.controller.set_mask_overlay(opacity, threshold)
-        except Page4DError as error:
-            return self.failed(str(error))
-        images = self.controller.frame_images(int(frame or 0))
-        if images is None:
-            return self.unchanged()
-        applied = self.controller.scene_settings()
-        return {
-            self.w.overlay_image: images.overlay,
-            self.w.synced: self._synced_after(
-                synced, mask_opacity=applied.mask_opacity, mask_threshold=applied.mask_threshold
-            ),
-        }
+        def overlay(controller: ViewerController) -> Updates:
+            try:
+                controller.set_mask_overlay(opacity, threshold)
+            except Page4DError as error:
+                return self.failed(controller, str(error))
+            images = controller.frame_images(int(frame or 0))
+            if images is None:
+                return self.unchanged()
+            applied = controller.scene_settings()
+            synced_now = self._synced_after(
+                controller, synced,
+                mask_opacity=applied.mask_opacity, mask_threshold=applied.mask_threshold,
+            )  # fmt: skip
+            return {self.w.overlay_image: images.overlay, self.w.synced: synced_now}
 
-    def _synced_after(self, synced: SceneSettings | None, **set_by_page: float) -> SceneSettings:
+        return self._guarded(overlay)(request=request)
+
+    def _synced_after(
+        self, controller: ViewerController, synced: SceneSettings | None, **set_by_page: float
+    ) -> SceneSettings:
         """What the page shows of the scene after it set some values itself.
 
         The rest comes from the page's previous view, not from the scene: the Viser timeline
         may have moved meanwhile, and recording that move as seen would stop `on_tick` from
         ever bringing it to the panel.
         """
-        base = synced if synced is not None else self.controller.scene_settings()
+        base = synced if synced is not None else controller.scene_settings()
         return dataclasses.replace(base, **set_by_page)
 
     def on_checkpoint(self, name: str | None) -> float | dict[str, Any]:
-        if self.controller.backend is None or not name:
+        backend = self.registry.backend if self.registry is not None else None
+        backend = backend or (self.controller.backend if self.controller is not None else None)
+        if backend is None or not name:
             return gr.skip()
-        return default_strength(self.controller.backend, name)
+        return default_strength(backend, name)
 
-    def on_prepare(self) -> list[str]:
+    def on_prepare(self, request: gr.Request) -> list[str]:
         try:
-            return [str(path) for path in self.controller.exports()]
+            return [str(path) for path in self.controller_of(request).exports()]
         except Page4DError as error:
             raise gr.Error(" ".join(str(error).split())) from error
 

@@ -1,8 +1,9 @@
 """What the panel's buttons do, without Gradio: the shared state of the viewer and its actions.
 
-`ViewerController` holds what every browser tab shares: the result on screen (the Viser scene
-is one per process, so the result is too), the one model run at a time, the runs store and
-the path policy. `panel.py` lays out the Gradio page and turns each widget event into one call
+`ViewerController` holds one browser session's state: the result on screen, its scene (one
+Viser server per session, see `sessions.py`), timeline and overlay settings. What sessions share
+is handed in: the model backend with its lock (one model run at a time), the runs store and the
+path policy. `panel.py` lays out the Gradio page and turns each widget event into one call
 here; keeping Gradio out of this module lets the tests drive every action directly.
 
 The controller never imports the network: `app.py` hands in a `ModelBackend` built from the
@@ -15,10 +16,9 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -27,12 +27,21 @@ from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
-from page4d_viewer.sources.confine import confined
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import intake, plots
+from page4d_viewer.viewer.model_runs import (
+    MODEL_SHARE,
+    RUN_OWNER_KEY,
+    STARTUP_OWNER,
+    CancelFlags,
+    Progress,
+    RunCancelled,
+    run_and_save,
+    run_title,
+)
 from page4d_viewer.viewer.paths import DataRoots
-from page4d_viewer.viewer.runs import RunRecord, RunStore
+from page4d_viewer.viewer.runs import RunNotFoundError, RunRecord, RunStore
 
 if TYPE_CHECKING:
     from page4d_viewer.sources.clip import SourceLike
@@ -40,18 +49,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-"""progress(fraction in [0, 1], message): reports a stage; may raise to cancel."""
-
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
-# Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
-# rest is saving the run and sending it to the scene.
-_MODEL_SHARE = 0.85
-
-
-class RunCancelled(Exception):
-    """Raised from the progress callback when the user pressed Cancel."""
 
 
 class NoModelError(Page4DError):
@@ -175,41 +174,19 @@ class Shown:
     notes: tuple[str, ...] = ()
 
 
-@dataclass
-class _Sessions:
-    """Cancel flags per browser session (Gradio's session hash)."""
-
-    flags: dict[str, threading.Event] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, session: str) -> threading.Event:
-        with self.lock:
-            self.flags[session] = threading.Event()
-            return self.flags[session]
-
-    def cancel(self, session: str) -> bool:
-        with self.lock:
-            flag = self.flags.get(session)
-        if flag is None:
-            return False
-        flag.set()
-        return True
-
-    def finish(self, session: str, flag: threading.Event) -> None:
-        with self.lock:
-            if self.flags.get(session) is flag:
-                del self.flags[session]
-
-
 class ViewerController:
-    """The state every browser tab shares, and the actions the panel's buttons take.
+    """One session's result, scene and settings, and the actions the panel's buttons take.
 
     Args:
-        scene: The Viser scene (one per process).
-        store: Where finished runs are saved.
+        scene: The session's Viser scene.
+        store: Where finished runs are saved (shared).
         data_roots: Folders a typed server path may point into.
         backend: The model side, or None when the app only views saved results.
         samples: Bundled example clips, label -> path.
+        model_lock: Held while the model runs; shared by all sessions (one run at a time).
+        owner: The session recorded with each run it saves ("" for none).
+        shared_runs: Whether the recent-runs list shows every run, or only this owner's (and
+            the app's start-up run).
     """
 
     def __init__(
@@ -219,6 +196,10 @@ class ViewerController:
         data_roots: DataRoots,
         backend: ModelBackend | None = None,
         samples: Mapping[str, Path] | None = None,
+        *,
+        model_lock: threading.Lock | None = None,
+        owner: str = "",
+        shared_runs: bool = True,
     ) -> None:
         self.scene = scene
         self.store = store
@@ -230,9 +211,11 @@ class ViewerController:
         self._state_lock = threading.Lock()
         # One model run at a time, even when Gradio's queue lets a cancelled run's thread
         # finish in the background while the next job starts.
-        self._model_lock = threading.Lock()
+        self._model_lock = model_lock if model_lock is not None else threading.Lock()
+        self.owner = owner
+        self.shared_runs = shared_runs
         self._scene_lock = threading.Lock()
-        self._sessions = _Sessions()
+        self._sessions = CancelFlags()
         self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
         settings = self.scene_settings()
         self.mask_opacity = settings.mask_opacity
@@ -254,6 +237,10 @@ class ViewerController:
     def can_run(self) -> bool:
         """Whether a model is available (False in `view` mode)."""
         return self.backend is not None
+
+    def controller_for(self, session: str) -> ViewerController:
+        """This controller, whatever the session (the panel's lookup, when there is one)."""
+        return self
 
     def close(self) -> None:
         """Remove the temporary export folders."""
@@ -330,29 +317,19 @@ class ViewerController:
             raise NoModelError("no model is loaded: this app only views results (start `app`)")
         cancel = self._sessions.start(session)
         try:
-            progress(0.0, "waiting for the model" if self._model_lock.locked() else "starting")
-            with self._model_lock:
-                if cancel.is_set():
-                    raise RunCancelled("run cancelled")
-                started = time.perf_counter()
-                # Every file the loader opens must lie where this source may read.
-                with confined(intake.run_roots(source, self.data_roots)):
-                    recon = self.backend.run_model(
-                        source, options, _checked_progress(progress, cancel, _MODEL_SHARE)
-                    )
-                model_seconds = time.perf_counter() - started
-            if cancel.is_set():
-                raise RunCancelled("run cancelled")
+            recon, record = run_and_save(
+                self.backend, self._model_lock, self.store, source, options, progress,
+                cancel=cancel, owner=self.owner,
+                roots=intake.run_roots(source, self.data_roots),
+            )  # fmt: skip
         except RunCancelled:
             logger.info("run on %s cancelled", source)
             raise
         finally:
             self._sessions.finish(session, cancel)
-        # From here on the run is committed: Cancel no longer applies.
-        progress(_MODEL_SHARE, "saving the run")
-        title = _run_title(recon)
-        record = self.store.save(recon.save, title, _run_details(recon, model_seconds))
-        return self._show(recon, title, record, record.result_path, record.exports_dir, progress)
+        return self._show(
+            recon, record.title, record, record.result_path, record.exports_dir, progress
+        )
 
     def cancel(self, session: str = "") -> bool:
         """Ask the session's running job to stop at its next progress report."""
@@ -371,7 +348,7 @@ class ViewerController:
             intake.check_upload_sizes([path])
         recon = Reconstruction.load(path)
         exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
-        title = f"{path.name}: {_run_title(recon)}"
+        title = f"{path.name}: {run_title(recon)}"
         return self._show(recon, title, None, path, exports_dir, None)
 
     def open_run(self, run_id: str) -> Shown:
@@ -382,12 +359,20 @@ class ViewerController:
             ResultFileError: its result file is damaged.
         """
         record = self.store.get(run_id)
+        if not self._may_see(record):
+            raise RunNotFoundError(f"no saved run {run_id!r} in this session")
         recon = Reconstruction.load(record.result_path)
         return self._show(recon, record.title, record, record.result_path, record.exports_dir)
 
     def recent_runs(self, query: str | None = None) -> list[RunRecord]:
-        """Saved runs, newest first; with `query`, those matching every word of it."""
-        return self.store.list(query=query)
+        """Saved runs this session may see, newest first (all of them with shared runs); with
+        `query`, those matching every word of it."""
+        return [record for record in self.store.list(query=query) if self._may_see(record)]
+
+    def _may_see(self, record: RunRecord) -> bool:
+        # Runs saved before sessions were recorded have no owner: shown with shared runs only.
+        owner = record.details.get(RUN_OWNER_KEY)
+        return self.shared_runs or owner in (self.owner, STARTUP_OWNER)
 
     # ---------------------------------------------------------------------------- scene
 
@@ -489,7 +474,7 @@ class ViewerController:
         progress: Progress | None = None,
     ) -> Shown:
         if progress is not None:
-            progress(_MODEL_SHARE + 0.05, "sending to the scene")
+            progress(MODEL_SHARE + 0.05, "sending to the scene")
         # The scene sends the first frame before returning and streams the rest from its own
         # thread; that thread outlives this call, so it gets no progress callback.
         with self._scene_lock:
@@ -502,17 +487,6 @@ class ViewerController:
         if progress is not None:
             progress(1.0, "done")
         return shown
-
-
-def _checked_progress(progress: Progress, cancel: threading.Event, share: float) -> Progress:
-    """A progress callback scaled into [0, share] that raises RunCancelled once cancelled."""
-
-    def report(fraction: float, message: str) -> None:
-        if cancel.is_set():
-            raise RunCancelled("run cancelled")
-        progress(share * min(max(float(fraction), 0.0), 1.0), message)
-
-    return report
 
 
 def _refuse_mixed_uploads(paths: Sequence[str]) -> None:
@@ -533,33 +507,6 @@ def _refuse_result_files(paths: Sequence[str]) -> None:
             raise Page4DError(
                 f"{Path(path).name} is a saved result, not a clip: open it with 'Open a result'"
             )
-
-
-def _run_title(recon: Reconstruction) -> str:
-    height, width = recon.image_hw
-    return f"{_source_name(recon.metadata.source)} · {recon.num_frames} frames · {width}x{height}"
-
-
-def _source_name(source: str) -> str:
-    """The file name of a source; "samples/x/clip.mp4"-style names keep their folder."""
-    if not source:
-        return "clip"
-    path = Path(source)
-    if path.stem == "clip" and path.parent.name:
-        return f"{path.parent.name}/{path.name}"
-    return path.name
-
-
-def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:
-    metadata = recon.metadata
-    return {
-        "checkpoint": metadata.checkpoint_name,
-        "variant": metadata.model_variant,
-        "mask_strength": metadata.mask_strength,
-        "device": metadata.device,
-        "precision": metadata.precision,
-        "seconds": round(model_seconds, 3),
-    }
 
 
 def _write_ply_zip(

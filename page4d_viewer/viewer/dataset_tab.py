@@ -21,6 +21,7 @@ from page4d_viewer.evaluation.report_plots import ate_scatter_figure
 from page4d_viewer.viewer import dataset
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, Updates
 from page4d_viewer.viewer.comparison import Comparer
+from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.status import run_choices
 
 logger = logging.getLogger(__name__)
@@ -117,22 +118,39 @@ def build_tabs(index_help: str, index: str | None) -> DatasetWidgets:
 class DatasetCallbacks:
     """One method per Dataset/Compare event; each calls one dataset or comparison action."""
 
-    def __init__(self, panel: PanelCallbacks, comparer: Comparer, widgets: DatasetWidgets):
+    def __init__(self, panel: PanelCallbacks, widgets: DatasetWidgets):
         self.panel = panel
-        self.comparer = comparer
         self.d = widgets
+
+    def _session(self, request: gr.Request | None) -> tuple[ViewerController, Comparer]:
+        """The page's session controller and its comparison (see PanelCallbacks)."""
+        controller = self.panel.controller_of(request)
+        return controller, self.panel.comparer_of(controller)
 
     # ------------------------------------------------------------------ the index
 
-    def on_open_index(self, text: str, sort_label: str, descending: bool, needle: str) -> Updates:
+    def on_open_index(
+        self,
+        text: str,
+        sort_label: str,
+        descending: bool,
+        needle: str,
+        request: gr.Request | None = None,
+    ) -> Updates:
         try:
-            index = dataset.resolve_index(self.panel.controller.data_roots, text or "")
+            controller, _ = self._session(request)
+            index = dataset.resolve_index(controller.data_roots, text or "")
         except Page4DError as error:
             return {self.d.dataset_status: f"**Error:** {' '.join(str(error).split())}"}
-        return self.on_query(str(index), sort_label, descending, needle)
+        return self.on_query(str(index), sort_label, descending, needle, request)
 
     def on_query(
-        self, index: str | None, sort_label: str, descending: bool, needle: str
+        self,
+        index: str | None,
+        sort_label: str,
+        descending: bool,
+        needle: str,
+        request: gr.Request | None = None,
     ) -> Updates:
         d = self.d
         if not index:
@@ -150,29 +168,45 @@ class DatasetCallbacks:
             d.table: listed.table(),
             d.scatter: ate_scatter_figure(listed.rows),
             d.row_choice: gr.update(choices=choices, value=choices[0][1] if choices else None),
-            d.compare_choice: gr.update(choices=self.compare_choices(str(listed.index))),
+            d.compare_choice: gr.update(choices=self.compare_choices(str(listed.index), request)),
         }
 
-    def on_select(self, index: str | None, keys: list[list[str]], event: gr.SelectData) -> Updates:
+    def on_select(
+        self,
+        index: str | None,
+        keys: list[list[str]],
+        event: gr.SelectData,
+        request: gr.Request | None = None,
+    ) -> Updates:
         """A click on a table cell: open that row's run (found by its "#" column)."""
         position = _clicked_position(event)
         if not index or position is None or not 0 <= position < len(keys):
-            return self.panel.failed("open an index and click one of its rows")
+            controller, _ = self._session(request)
+            return self.panel.failed(controller, "open an index and click one of its rows")
         key = dataset.encode_key(tuple(keys[position]))  # type: ignore[arg-type]
-        return self.on_open_row(index, key)
+        return self.on_open_row(index, key, request)
 
-    def on_open_row(self, index: str | None, key: str | None) -> Updates:
+    def on_open_row(
+        self, index: str | None, key: str | None, request: gr.Request | None = None
+    ) -> Updates:
+        controller, _ = self._session(request)
         if not index or not key:
-            return self.panel.failed("open an index and pick one of its clips first")
+            return self.panel.failed(controller, "open an index and pick one of its clips first")
         return self.panel.show_or_fail(
-            lambda: dataset.open_row(self.panel.controller, Path(index), dataset.decode_key(key))
+            controller,
+            lambda: dataset.open_row(controller, Path(index), dataset.decode_key(key)),
         )
 
     # ------------------------------------------------------------------ comparison
 
-    def compare_choices(self, index: str | None) -> list[tuple[str, str]]:
+    def compare_choices(
+        self, index: str | None, request: gr.Request | None = None
+    ) -> list[tuple[str, str]]:
         """Recent runs, then the open index's rows, as (label, "run:ID" / "row:KEY")."""
-        runs = run_choices(self.panel.controller.recent_runs())
+        try:
+            runs = run_choices(self._session(request)[0].recent_runs())
+        except Page4DError:  # the page's session is not open yet (the table lists at load)
+            runs = []
         choices = [(f"run · {label}", RUN_PREFIX + run_id) for label, run_id in runs]
         if index:
             try:
@@ -183,37 +217,49 @@ class DatasetCallbacks:
             choices += [(f"index · {label}", ROW_PREFIX + key) for label, key in rows]
         return choices
 
-    def on_refresh_choices(self, index: str | None) -> dict[str, Any]:
-        return gr.update(choices=self.compare_choices(index))
+    def on_refresh_choices(
+        self, index: str | None, request: gr.Request | None = None
+    ) -> dict[str, Any]:
+        return gr.update(choices=self.compare_choices(index, request))
 
-    def on_compare(self, choice: str | None, index: str | None) -> Updates:
+    def on_compare(
+        self, choice: str | None, index: str | None, request: gr.Request | None = None
+    ) -> Updates:
+        controller, comparer = self._session(request)
         if not choice:
-            return self.panel.failed("pick a run or an index row to compare with first")
+            return self.panel.failed(controller, "pick a run or an index row to compare with")
         if choice.startswith(RUN_PREFIX):
-            return self._compared(lambda: self.comparer.compare_with_run(choice[len(RUN_PREFIX) :]))
+            run_id = choice[len(RUN_PREFIX) :]
+            return self._compared(controller, lambda: comparer.compare_with_run(run_id))
         if not index:
-            return self.panel.failed("open the index of that row first")
+            return self.panel.failed(controller, "open the index of that row first")
         key = dataset.decode_key(choice.removeprefix(ROW_PREFIX))
-        return self._compared(lambda: dataset.compare_with_row(self.comparer, Path(index), key))
+        return self._compared(
+            controller, lambda: dataset.compare_with_row(comparer, Path(index), key)
+        )
 
-    def on_compare_file(self, path: str | None) -> Updates:
+    def on_compare_file(self, path: str | None, request: gr.Request | None = None) -> Updates:
+        controller, comparer = self._session(request)
         if not path:
-            return self.panel.failed("choose a result file (.npz) to compare with first")
-        return self._compared(lambda: self.comparer.compare_with_file(path))
+            return self.panel.failed(controller, "choose a result file (.npz) to compare with")
+        return self._compared(controller, lambda: comparer.compare_with_file(path))
 
-    def on_clear(self) -> Updates:
-        self.comparer.clear()
-        return self.panel.full_view(self.panel.controller.current)
+    def on_clear(self, request: gr.Request | None = None) -> Updates:
+        controller, comparer = self._session(request)
+        comparer.clear()
+        return self.panel.full_view(controller, controller.current)
 
-    def on_show_second(self, visible: bool) -> None:
-        self.comparer.set_visible(bool(visible))
+    def on_show_second(self, visible: bool, request: gr.Request | None = None) -> None:
+        _, comparer = self._session(request)
+        comparer.set_visible(bool(visible))
 
-    def _compared(self, action: Callable[[], object]) -> Updates:
+    def _compared(self, controller: ViewerController, action: Callable[[], object]) -> Updates:
         try:
             action()
         except Page4DError as error:
-            return self.panel.failed(str(error))
-        return {**self.panel.full_view(self.panel.controller.current), self.d.show_second: True}
+            return self.panel.failed(controller, str(error))
+        view = self.panel.full_view(controller, controller.current)
+        return {**view, self.d.show_second: True}
 
 
 def _clicked_position(event: gr.SelectData) -> int | None:

@@ -20,7 +20,6 @@ import gradio as gr
 from page4d_viewer.settings import PRECISION_CHOICES
 from page4d_viewer.viewer import dataset_tab, plots
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
-from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
     SOURCE_EXAMPLE,
@@ -29,6 +28,7 @@ from page4d_viewer.viewer.controller import (
     ModelBackend,
     ViewerController,
 )
+from page4d_viewer.viewer.sessions import SessionRegistry
 from page4d_viewer.viewer.status import run_choices, status_markdown
 
 logger = logging.getLogger(__name__)
@@ -46,37 +46,33 @@ PANEL_CSS = """
 #scene-frame iframe { width: 100%; height: 620px; border: 1px solid #8884; border-radius: 6px; }
 """
 
-_IFRAME_JS = """
-const box = element.querySelector('#scene-frame');
-if (box) {
-  const url = `${window.location.protocol}//${window.location.hostname}:${box.dataset.port}/`;
-  const frame = box.querySelector('iframe');
-  const link = box.querySelector('a');
-  if (frame && frame.src !== url) { frame.src = url; }
-  if (link) { link.href = url; }
-}
-"""
+SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the page
 
 
-def scene_iframe_html(viser_port: int) -> str:
-    """The Viser scene embedded in the page, plus a link to open it alone.
+def scene_url(session: str) -> str:
+    """The address of a session's scene, relative to the panel's page (same origin)."""
+    return f"{SCENE_PATH}/{session}/"
 
-    The browser rewrites the address from the page's own host name (`_IFRAME_JS`), so the
-    iframe works whether the app is reached as 127.0.0.1, a LAN name or via `--host 0.0.0.0`.
+
+def scene_iframe_html(url: str | None) -> str:
+    """The session's Viser scene embedded in the page, plus a link to open it alone.
+
+    The address is relative, so the scene is reached through the panel's own host and port
+    (one port to forward; the scene's websocket accepts only this page's origin).
     """
-    fallback = f"http://127.0.0.1:{viser_port}/"
+    if url is None:
+        return '<div id="scene-frame"><p>The 3-D scene opens when the page has loaded.</p></div>'
     return (
-        f'<div id="scene-frame" data-port="{viser_port}">'
-        f'<iframe src="{fallback}" title="3-D scene (Viser)" allow="fullscreen"></iframe>'
-        f'<a href="{fallback}" target="_blank" rel="noopener">Open the 3-D scene in its own tab</a>'
+        f'<div id="scene-frame" data-src="{url}">'
+        f'<iframe src="{url}" title="3-D scene (Viser)" allow="fullscreen"></iframe>'
+        f'<a href="{url}" target="_blank" rel="noopener">Open the 3-D scene in its own tab</a>'
         "</div>"
     )
 
 
 def build_panel(
-    controller: ViewerController,
+    controller: ViewerController | SessionRegistry,
     *,
-    viser_port: int,
     device: str = "auto",
     precision: str = "auto",
     title: str = "PAGE-4D viewer",
@@ -85,8 +81,9 @@ def build_panel(
     """Lay out the Gradio page and wire its callbacks to `controller`.
 
     Args:
-        controller: The shared state and actions.
-        viser_port: Port of the Viser server, for the embedded scene.
+        controller: The open sessions (each page gets its own controller and scene, opened
+            when the page loads and closed when it goes), or one controller for every page
+            (tests; no embedded scene).
         device: Device preselected in the Model section ("auto", "cpu", "cuda", ...).
         precision: Precision preselected ("auto", "fp32", "bf16", "fp16").
         title: Browser tab title.
@@ -96,12 +93,16 @@ def build_panel(
         The `gradio.Blocks`, queued (model runs one at a time; a second user sees a queue
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
-    comparer = Comparer(controller, controller.scene)  # type: ignore[arg-type]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs = _layout(controller, viser_port, device, precision, index)
-        callbacks = PanelCallbacks(controller, widgets, comparer)
+        widgets, tabs = _layout(controller, device, precision, index)
+        if isinstance(controller, SessionRegistry):
+            callbacks = PanelCallbacks(
+                None, widgets, controller, lambda session: scene_iframe_html(scene_url(session))
+            )
+        else:
+            callbacks = PanelCallbacks(controller, widgets)
         _wire(demo, callbacks, widgets)
-        tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, comparer, tabs)
+        tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, tabs)
         dataset_tab.wire(tab_callbacks, tabs, widgets)
         query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
         demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
@@ -110,7 +111,7 @@ def build_panel(
 
 
 def _layout(
-    controller: ViewerController, viser_port: int, device: str, precision: str, index: str | None
+    controller: ViewerController | SessionRegistry, device: str, precision: str, index: str | None
 ) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets]:
     backend = controller.backend
     samples = list(controller.samples)
@@ -126,7 +127,7 @@ def _layout(
             model = _model_inputs(backend, device, precision)
             actions = _run_and_open(controller)
         with gr.Column(scale=2, min_width=480):
-            gr.HTML(scene_iframe_html(viser_port), js_on_load=_IFRAME_JS, elem_id="scene")
+            scene = gr.HTML(scene_iframe_html(None), elem_id="scene")
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
@@ -141,6 +142,7 @@ def _layout(
         run_inputs={**sources.inputs, **sampling, **model},
         frame=frame,
         timer=gr.Timer(POLL_SECONDS),
+        scene=scene,
         **_fields_of(actions),
         **_fields_of(views),
     )
@@ -160,7 +162,9 @@ class _SourceTabs:
     inputs: dict[str, gr.components.Component]
 
 
-def _source_inputs(controller: ViewerController, samples: list[str], first: str) -> _SourceTabs:
+def _source_inputs(
+    controller: ViewerController | SessionRegistry, samples: list[str], first: str
+) -> _SourceTabs:
     with gr.Tabs(selected=first):
         with gr.Tab("Example", id=SOURCE_EXAMPLE) as example_tab:
             example = gr.Dropdown(
@@ -199,7 +203,7 @@ class _RunAndOpen:
     open_run_button: gr.Button
 
 
-def _run_and_open(controller: ViewerController) -> _RunAndOpen:
+def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen:
     """Run and Cancel, the status line, and the "Open a result" section."""
     backend = controller.backend
     with gr.Row():
@@ -242,7 +246,7 @@ class _ResultTabs:
 
 
 def _result_tabs(
-    controller: ViewerController, index: str | None
+    controller: ViewerController | SessionRegistry, index: str | None
 ) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets]:
     """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare."""
     with gr.Tabs():
@@ -368,4 +372,5 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
         callbacks.on_tick, [w.version, w.synced], w.view,
         trigger_mode="always_last", **light,
     )  # fmt: skip
-    demo.load(callbacks.on_load, None, [*w.view, w.runs], **light)
+    demo.load(callbacks.on_load, None, [*w.view, w.runs, w.scene], **light)
+    demo.unload(callbacks.on_unload)

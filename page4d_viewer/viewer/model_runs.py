@@ -1,0 +1,143 @@
+"""Model runs, shared by every session: one at a time, cancellable, saved with their owner.
+
+`run_and_save` is the part of a run that touches only shared things (the model backend with
+its lock, the runs folder); showing the result is the session's controller's job. The app
+also calls it at start, with no session, for the clip it shows every new session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.sources.confine import confined
+
+if TYPE_CHECKING:
+    from page4d_viewer.sources.clip import SourceLike
+    from page4d_viewer.viewer.controller import ModelBackend, RunOptions
+    from page4d_viewer.viewer.runs import RunRecord, RunStore
+
+Progress = Callable[[float, str], None]
+"""progress(fraction in [0, 1], message): reports a stage; may raise to cancel."""
+
+# Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
+# rest is saving the run and sending it to the scene.
+MODEL_SHARE = 0.85
+# The owner recorded with the run the app makes at start: every session may see it.
+STARTUP_OWNER = "app"
+# The key of a run's details naming the session that made it.
+RUN_OWNER_KEY = "session"
+
+
+class RunCancelled(Exception):
+    """Raised from the progress callback when the user pressed Cancel."""
+
+
+@dataclass
+class CancelFlags:
+    """Cancel flags per browser session (Gradio's session hash)."""
+
+    flags: dict[str, threading.Event] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, session: str) -> threading.Event:
+        with self.lock:
+            self.flags[session] = threading.Event()
+            return self.flags[session]
+
+    def cancel(self, session: str) -> bool:
+        with self.lock:
+            flag = self.flags.get(session)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self.lock:
+            if self.flags.get(session) is flag:
+                del self.flags[session]
+
+
+def run_and_save(
+    backend: ModelBackend,
+    model_lock: threading.Lock,
+    store: RunStore,
+    source: SourceLike,
+    options: RunOptions,
+    progress: Progress,
+    *,
+    cancel: threading.Event | None = None,
+    owner: str = "",
+    roots: Sequence[Path] | None = None,
+) -> tuple[Reconstruction, RunRecord]:
+    """Run the model (one run at a time under `model_lock`) and save the run as `owner`'s.
+
+    With `roots`, every file the loader opens must lie inside one of them (sources.confine).
+
+    Raises:
+        RunCancelled: `cancel` was set before the model finished.
+        Page4DError: bad input, an unreadable checkpoint, out of memory.
+    """
+    cancel = cancel if cancel is not None else threading.Event()
+    progress(0.0, "waiting for the model" if model_lock.locked() else "starting")
+    with model_lock:
+        if cancel.is_set():
+            raise RunCancelled("run cancelled")
+        started = time.perf_counter()
+        with confined(roots):
+            recon = backend.run_model(
+                source, options, _checked_progress(progress, cancel, MODEL_SHARE)
+            )
+        model_seconds = time.perf_counter() - started
+    if cancel.is_set():
+        raise RunCancelled("run cancelled")
+    # From here on the run is committed: Cancel no longer applies.
+    progress(MODEL_SHARE, "saving the run")
+    details = run_details(recon, model_seconds)
+    if owner:
+        details[RUN_OWNER_KEY] = owner
+    return recon, store.save(recon.save, run_title(recon), details)
+
+
+def _checked_progress(progress: Progress, cancel: threading.Event, share: float) -> Progress:
+    """A progress callback scaled into [0, share] that raises RunCancelled once cancelled."""
+
+    def report(fraction: float, message: str) -> None:
+        if cancel.is_set():
+            raise RunCancelled("run cancelled")
+        progress(share * min(max(float(fraction), 0.0), 1.0), message)
+
+    return report
+
+
+def run_title(recon: Reconstruction) -> str:
+    height, width = recon.image_hw
+    return f"{_source_name(recon.metadata.source)} · {recon.num_frames} frames · {width}x{height}"
+
+
+def _source_name(source: str) -> str:
+    """The file name of a source; "samples/x/clip.mp4"-style names keep their folder."""
+    if not source:
+        return "clip"
+    path = Path(source)
+    if path.stem == "clip" and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
+def run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:
+    metadata = recon.metadata
+    return {
+        "checkpoint": metadata.checkpoint_name,
+        "variant": metadata.model_variant,
+        "mask_strength": metadata.mask_strength,
+        "device": metadata.device,
+        "precision": metadata.precision,
+        "seconds": round(model_seconds, 3),
+    }

@@ -1,0 +1,324 @@
+"""One port for the whole app: the Gradio panel, and each session's Viser scene behind a proxy.
+
+Viser's server has no origin check and no authentication, so it never faces the network: every
+session's `viser.ViserServer` binds to 127.0.0.1 on an internal port, and this module's routes
+forward to it from the panel's own server, which is the only one listening on `--host/--port`:
+
+    /scene/<session>/...   HTTP: the Viser client page, fetched from the session's server
+    /scene/<session>       websocket: relayed both ways, frame by frame
+    /                      the Gradio panel (mounted last)
+
+What the proxy checks before relaying (`ScenePolicy.refusal`):
+
+* **Origin.** A browser always sends `Origin` on a websocket handshake; it must name the very
+  host the request came to (`Origin: http://<Host>`), so a page from another site, open in the
+  same browser, cannot read the scene. A handshake with no `Origin` (a non-browser client:
+  scripts, benchmarks) is allowed only when the app listens on loopback, where only local
+  programs can connect anyway; on any other bind it is refused.
+* **Login.** When the app has a password, the request must carry the panel's login cookie:
+  the proxy asks Gradio's own `/gradio_api/user` route (in-process, no network) who the
+  cookie belongs to, and the session must belong to that user.
+* **Session.** `<session>` must be a session the panel opened (its Gradio session hash).
+
+The HTTP route serves only the static client, no scene data; it checks login and session too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+# Real imports, not TYPE_CHECKING ones: FastAPI reads the route handlers' annotations.
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
+
+from page4d_viewer.errors import Page4DError
+
+if TYPE_CHECKING:
+    import fastapi
+    import httpx
+    import uvicorn
+
+logger = logging.getLogger(__name__)
+
+SCENE_PREFIX = "/scene"
+# Viser's own limit for one websocket message (large point clouds travel in one message).
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+# What the scene client's page needs back from Viser's HTTP server.
+_FORWARDED_HEADERS = ("content-type", "content-encoding", "cache-control")
+POLICY_VIOLATION = 1008  # websocket close code: refused by policy
+
+UpstreamLookup = Callable[[str, "str | None"], "int | None"]
+"""upstream(session, user) -> the internal Viser port of that user's session, or None."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the app private to this machine."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def origin_matches_host(origin: str | None, host: str | None) -> bool:
+    """Whether a browser's `Origin` names the same host:port the request was sent to."""
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+@dataclass(frozen=True)
+class ScenePolicy:
+    """Who may reach a session's scene through the proxy.
+
+    Attributes:
+        loopback: The app listens on loopback only; a handshake without `Origin` is allowed.
+        login_required: Requests must carry the panel's login cookie.
+    """
+
+    loopback: bool
+    login_required: bool
+
+    def origin_refusal(self, connection: HTTPConnection) -> str | None:
+        """Why a websocket handshake's origin is refused, or None when it is allowed."""
+        origin = connection.headers.get("origin")
+        if origin is None:
+            return None if self.loopback else "no Origin header (allowed on loopback binds only)"
+        if not origin_matches_host(origin, connection.headers.get("host")):
+            return f"foreign origin {origin}"
+        return None
+
+
+class SceneProxy:
+    """The `/scene/...` routes, relaying to each session's internal Viser server.
+
+    Args:
+        upstream: Looks up a session's internal Viser port for a user (None: no such session).
+        policy: The origin and login rules.
+    """
+
+    def __init__(self, upstream: UpstreamLookup, policy: ScenePolicy) -> None:
+        self.upstream = upstream
+        self.policy = policy
+        self._user_lookup: httpx.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    def mount(self, app: fastapi.FastAPI) -> None:
+        """Add the scene routes to `app`; call before mounting Gradio at "/"."""
+        from starlette.responses import RedirectResponse
+
+        async def scene_root(session: str) -> RedirectResponse:
+            return RedirectResponse(f"{SCENE_PREFIX}/{session}/")
+
+        app.add_api_route(f"{SCENE_PREFIX}/{{session}}", scene_root, methods=["GET"])
+        app.add_api_route(
+            f"{SCENE_PREFIX}/{{session}}/{{path:path}}", self._page, methods=["GET", "HEAD"]
+        )
+        app.add_api_websocket_route(f"{SCENE_PREFIX}/{{session}}", self._socket)
+        app.add_api_websocket_route(f"{SCENE_PREFIX}/{{session}}/", self._socket)
+
+    def use_login_of(self, app: fastapi.FastAPI) -> None:
+        """Check login cookies with the Gradio app mounted in `app` (its `/gradio_api/user`)."""
+        import httpx
+
+        self._user_lookup = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://panel.internal"
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP clients (call from the server's event loop)."""
+        for client in (self._user_lookup, self._http):
+            if client is not None:
+                await client.aclose()
+
+    # -------------------------------------------------------------------------- checks
+
+    async def _user_of(self, connection: HTTPConnection) -> str | None:
+        """The logged-in user the request's cookie belongs to (None: not logged in)."""
+        if self._user_lookup is None or not connection.cookies:
+            return None
+        response = await self._user_lookup.get(
+            "/gradio_api/user", headers={"cookie": connection.headers.get("cookie", "")}
+        )
+        user = response.json() if response.status_code == 200 else None
+        return user if isinstance(user, str) else None
+
+    async def _port_for(self, connection: HTTPConnection, session: str) -> int | str:
+        """The session's internal port, or the reason the request is refused."""
+        user = None
+        if self.policy.login_required:
+            user = await self._user_of(connection)
+            if user is None:
+                return "not logged in"
+        port = self.upstream(session, user)
+        return "no such session" if port is None else port
+
+    # -------------------------------------------------------------------------- HTTP
+
+    async def _page(self, request: Request, session: str, path: str = ""):
+        """The Viser client's files, from the session's own server (no scene data here)."""
+        import httpx
+        from starlette.responses import PlainTextResponse, Response
+
+        port = await self._port_for(request, session)
+        if isinstance(port, str):
+            status = 401 if port == "not logged in" else 404
+            return PlainTextResponse(f"scene refused: {port}", status_code=status)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=30.0)
+        upstream = await self._http.send(
+            self._http.build_request(
+                "GET",
+                f"http://127.0.0.1:{port}/{path}",
+                headers={"accept-encoding": request.headers.get("accept-encoding", "identity")},
+            ),
+            stream=True,
+        )
+        try:
+            # The raw bytes, still gzipped when Viser gzipped them (its Content-Encoding says so).
+            body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+        finally:
+            await upstream.aclose()
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() in _FORWARDED_HEADERS}
+        return Response(body, status_code=upstream.status_code, headers=headers)
+
+    # -------------------------------------------------------------------------- websocket
+
+    async def _socket(self, websocket: WebSocket, session: str) -> None:
+        """Relay one scene websocket to the session's Viser server, after the checks."""
+        from websockets.asyncio.client import connect
+
+        refusal = self.policy.origin_refusal(websocket)
+        port = await self._port_for(websocket, session) if refusal is None else refusal
+        if isinstance(port, str):
+            logger.warning("scene websocket refused (%s) for session %.8s", port, session)
+            # Closing before accepting answers the handshake with HTTP 403.
+            await websocket.close(code=POLICY_VIOLATION)
+            return
+        protocols = list(websocket.scope.get("subprotocols", []))
+        async with connect(
+            f"ws://127.0.0.1:{port}/",
+            subprotocols=protocols or None,  # type: ignore[arg-type]
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
+            open_timeout=30,
+        ) as upstream:
+            await websocket.accept(subprotocol=upstream.subprotocol)
+            await _relay(websocket, upstream)
+
+
+async def _relay(browser: WebSocket, upstream) -> None:
+    """Copy frames both ways until either side closes."""
+    from starlette.websockets import WebSocketDisconnect
+    from websockets.exceptions import ConnectionClosed
+
+    async def down() -> None:
+        async for message in upstream:
+            if isinstance(message, bytes):
+                await browser.send_bytes(message)
+            else:
+                await browser.send_text(message)
+
+    async def up() -> None:
+        while True:
+            message = await browser.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            await upstream.send(data if data is not None else message.get("text", ""))
+
+    tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(
+                asyncio.CancelledError, ConnectionClosed, WebSocketDisconnect, RuntimeError
+            ):
+                await task
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await browser.close()
+
+
+class HttpServer:
+    """Uvicorn serving one ASGI app from a thread, on a socket bound before it starts.
+
+    Args:
+        app: The FastAPI app (scene routes + the mounted panel).
+        host: Interface to listen on.
+        port: Port (0: any free one).
+    """
+
+    def __init__(self, app: fastapi.FastAPI, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self._socket = _bind(host, port)
+        self.port = int(self._socket.getsockname()[1])
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Serve from a background thread; returns once it accepts connections.
+
+        Raises:
+            Page4DError: the server did not start within `timeout` seconds.
+        """
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            ws="websockets-sansio",
+            # Scene messages are already compact binary; deflating them costs more than it saves.
+            ws_per_message_deflate=False,
+            ws_max_size=MAX_MESSAGE_BYTES,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [self._socket]}, name="http", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise Page4DError(f"the web server did not start on {self.host}:{self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (open connections are closed)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._socket.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one clear error when that is impossible."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise Page4DError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,333 @@
+"""Safe to share: one port, the scene's origin check, private sessions, logins beyond loopback.
+
+The app runs in this process on 127.0.0.1 (never 0.0.0.0); the login path is exercised by
+giving credentials explicitly, which a non-loopback host requires. No torch: view-only apps.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import viser
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+from page4d_viewer.viewer.controller import ViewerController
+from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_and_save
+from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
+from page4d_viewer.viewer.server import ScenePolicy, is_loopback, origin_matches_host
+from page4d_viewer.viewer.sessions import SessionLimitError, SessionRegistry, run_owner
+
+PROTOCOL = f"viser-v{viser.__version__}"
+
+
+def make_recon(frames: int = 3, height: int = 28, width: int = 42) -> Reconstruction:
+    """A plane 2 units in front of a camera sliding along x."""
+    rng = np.random.default_rng(frames)
+    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], frames, axis=0)
+    extrinsics = np.zeros((frames, 3, 4))
+    extrinsics[:, :, :3] = np.eye(3)
+    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
+    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
+    return Reconstruction(
+        images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
+        depth=depth,
+        depth_conf=1.0 + rng.random((frames, height, width)),
+        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        points_conf=1.0 + rng.random((frames, height, width)),
+        cameras={"masked": Cameras(extrinsics, intrinsics)},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- pure rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "same"),
+    [
+        ("http://127.0.0.1:7860", "127.0.0.1:7860", True),
+        ("https://box.lan:7860", "box.lan:7860", True),
+        ("http://127.0.0.1:7861", "127.0.0.1:7860", False),  # another port: another site
+        ("http://localhost:7860", "127.0.0.1:7860", False),
+        ("http://evil.example", "127.0.0.1:7860", False),
+        ("null", "127.0.0.1:7860", False),
+        (None, "127.0.0.1:7860", False),
+    ],
+)
+def test_origin_must_name_the_host_the_request_came_to(origin, host, same) -> None:
+    assert origin_matches_host(origin, host) is same
+
+
+def test_loopback_hosts() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("10.0.0.2")
+
+
+def test_a_handshake_without_origin_is_allowed_on_loopback_only() -> None:
+    class Handshake:
+        headers = {"host": "box:7860"}
+
+    assert ScenePolicy(loopback=True, login_required=False).origin_refusal(Handshake()) is None
+    refusal = ScenePolicy(loopback=False, login_required=True).origin_refusal(Handshake())
+    assert "no Origin" in refusal
+
+
+# --- private runs and the session registry ---------------------------------------------------
+
+
+class _Scene:
+    """The little of a SceneView a controller needs when nothing is drawn."""
+
+    num_frames = frame = 0
+
+    def show(self, recon, progress=None) -> None: ...
+
+    def set_frame(self, index: int) -> None: ...
+
+    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
+
+    def state(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(frame=0, mask_opacity=0.5, mask_threshold=0.5)
+
+
+class _Backend:
+    def checkpoint_names(self) -> list[str]:
+        return ["stand-in"]
+
+    def default_mask_strength(self, checkpoint: str) -> float:
+        return 0.0
+
+    def run_model(self, source, options, progress):
+        recon = make_recon()
+        recon.metadata.source = str(source)
+        return recon
+
+
+def test_each_session_lists_and_opens_only_its_own_runs(tmp_path: Path) -> None:
+    from page4d_viewer.viewer.controller import RunOptions
+
+    store = RunStore(tmp_path / "runs")
+    legacy = store.save(make_recon().save, "made before sessions")  # no owner recorded
+
+    def controller(owner: str, shared: bool = False) -> ViewerController:
+        roots = DataRoots([tmp_path])
+        return ViewerController(_Scene(), store, roots, _Backend(), owner=owner, shared_runs=shared)
+
+    alice, bob, everyone = controller("alice-tab"), controller("bob-tab"), controller("x", True)
+    mine = alice.run("a.mp4", RunOptions(checkpoint="stand-in"), lambda f, m: None).record
+    assert mine.details[RUN_OWNER_KEY] == "alice-tab"
+    _recon, startup = run_and_save(
+        _Backend(), alice._model_lock, store, "start.mp4", RunOptions(checkpoint="stand-in"),
+        lambda f, m: None, owner=STARTUP_OWNER,
+    )  # fmt: skip
+    assert {r.run_id for r in alice.recent_runs()} == {mine.run_id, startup.run_id}
+    assert [r.run_id for r in bob.recent_runs()] == [startup.run_id]
+    with pytest.raises(RunNotFoundError):
+        bob.open_run(mine.run_id)  # a forged drop-down value
+    assert bob.current is None
+    every = {r.run_id for r in everyone.recent_runs()}
+    assert every == {mine.run_id, startup.run_id, legacy.run_id}  # --shared-runs
+    assert everyone.open_run(legacy.run_id).record.run_id == legacy.run_id  # old folders load
+    for made in (alice, bob, everyone):
+        made.close()
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> Iterator[SessionRegistry]:
+    store = RunStore(tmp_path)
+
+    def make(scene, owner: str) -> ViewerController:
+        return ViewerController(scene, store, DataRoots([tmp_path]), None, owner=owner)
+
+    made = SessionRegistry(
+        make, backend=None, data_roots=DataRoots([tmp_path]), samples={}, max_sessions=2,
+        max_points=5000,
+    )  # fmt: skip
+    yield made
+    made.close_all()
+
+
+def test_sessions_have_their_own_scene_and_a_limit(registry: SessionRegistry) -> None:
+    first, second = registry.open("tab-1", "alice"), registry.open("tab-2", "bob")
+    assert registry.open("tab-1", "alice") is first  # a reload of the same page
+    assert first.port != second.port and first.scene is not second.scene
+    assert first.controller.owner == run_owner("tab-1") != "tab-1"  # runs never hold the hash
+    assert registry.upstream("tab-1", "alice") == first.port
+    assert registry.upstream("tab-1", "bob") is None  # another user's session
+    assert registry.upstream("tab-9", "alice") is None
+    with pytest.raises(SessionLimitError, match="2 sessions are open.*close another tab"):
+        registry.open("tab-3", "carol")
+    first.controller.open_result(make_recon(2).save(Path(first.controller._temp_root) / "a.npz"))
+    assert first.scene.wait_until_sent(timeout=60)
+    assert (first.scene.state().num_frames, second.scene.state().num_frames) == (2, 0)
+    assert second.controller.current is None
+    registry.close("tab-1")
+    assert registry.get("tab-1") is None and registry.upstream("tab-1", "alice") is None
+    registry.open("tab-3", "carol")  # a slot is free again
+
+
+def test_new_sessions_start_on_the_start_up_result(registry, tmp_path: Path) -> None:
+    result = make_recon(4).save(tmp_path / "start.npz")
+    early = registry.open("early", None)
+    registry.set_initial(lambda controller: controller.open_result(result))
+    late = registry.open("late", None)
+    assert early.controller.current.recon.num_frames == 4
+    assert late.controller.current.recon.num_frames == 4
+    assert early.controller.current is not late.controller.current
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_exposed_host_without_credentials_refuses_to_start(tmp_path, capsys, monkeypatch) -> None:
+    from page4d_viewer.cli import main
+
+    monkeypatch.delenv("PAGE4D_AUTH", raising=False)
+    result = make_recon().save(tmp_path / "r.npz")
+    code = main(["view", str(result), "--host", "0.0.0.0", "--port", str(_free_port())])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: --host 0.0.0.0 exposes the app")
+    assert "--auth-file" in err[0] and "PAGE4D_AUTH" in err[0]
+
+
+def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    from page4d_viewer.cli.app import read_credentials
+
+    logins = tmp_path / "logins"
+    logins.write_text("# who may log in\nalice:s3cret:with:colons\n\n bob : pw \n")
+    assert read_credentials(logins, {}) == [("alice", "s3cret:with:colons"), ("bob", "pw")]
+    assert read_credentials(None, {"PAGE4D_AUTH": "carol:pw"}) == [("carol", "pw")]
+    assert read_credentials(None, {}) == []
+    logins.write_text("alice-hunter2\n")
+    with pytest.raises(Page4DError, match="line 1 is not user:password") as caught:
+        read_credentials(logins, {})
+    assert "hunter2" not in str(caught.value)  # never echo what may be a password
+    with pytest.raises(Page4DError, match="cannot read the auth file"):
+        read_credentials(tmp_path / "missing", {})
+
+
+# --- a running app with a login ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def locked_app(tmp_path_factory) -> Iterator:
+    """`view` with PAGE4D_AUTH on 127.0.0.1, through the command line's own config."""
+    import argparse
+
+    from page4d_viewer.cli import view
+    from page4d_viewer.cli.app import config_from_args
+    from page4d_viewer.viewer.app import ViewerApp
+
+    folder = tmp_path_factory.mktemp("locked")
+    result = make_recon().save(folder / "r.npz")
+    parser = argparse.ArgumentParser()
+    view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
+    args = parser.parse_args(
+        ["view", str(result), "--port", str(_free_port()), "--runs-dir", str(folder / "runs")]
+    )
+    config = config_from_args(args, environ={"PAGE4D_AUTH": "alice:open sesame"})
+    app = ViewerApp(config)
+    app.start()
+    app.download = RunStore(folder / "runs").save(make_recon().save, "a run").result_path
+    yield app
+    app.close()
+
+
+def _get(url: str, cookie: str = "") -> int:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _login(url: str, user: str, password: str) -> str:
+    body = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url + "login", body), timeout=60) as got:
+        cookies = got.headers.get_all("set-cookie")
+    return "; ".join(cookie.split(";")[0] for cookie in cookies)
+
+
+def test_with_a_password_nothing_answers_without_the_login(locked_app, caplog) -> None:
+    url, session = locked_app.url, locked_app.sessions.open("tab-a", "alice")
+    download = f"{url}gradio_api/file={locked_app.download}"
+    scene = f"{url}scene/{session.session_id}/"
+    assert _get(f"{url}config") == 401
+    assert _get(scene) == 401
+    assert _get(download) in (401, 403)
+    socket_url = scene.replace("http://", "ws://").rstrip("/")
+    origin = {"Origin": url.rstrip("/")}
+    with pytest.raises(InvalidStatus, match="403"):
+        connect(socket_url, subprotocols=[PROTOCOL], additional_headers=origin)  # type: ignore[list-item]
+    # The same requests with alice's login cookie get through.
+    cookie = _login(url, "alice", "open sesame")
+    assert _get(f"{url}config", cookie) == 200
+    assert _get(scene, cookie) == 200
+    assert _get(download, cookie) == 200
+    headers = {**origin, "Cookie": cookie}
+    with connect(socket_url, subprotocols=[PROTOCOL], additional_headers=headers) as ws:  # type: ignore[list-item]
+        assert len(ws.recv(timeout=30)) > 0
+    # Another user's login does not open alice's scene.
+    locked_app.sessions.open("tab-b", None)
+    assert _get(f"{url}scene/tab-b/", cookie) == 404
+
+
+def test_starting_with_a_password_says_what_is_exposed(tmp_path: Path, caplog) -> None:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp, exposure_warning
+
+    config = AppConfig(host="0.0.0.0", port=7860, auth=[("alice", "pw")])
+    warning = exposure_warning(config, "http://127.0.0.1:7860/", tmp_path)
+    assert "0.0.0.0:7860" in warning and "reachable from other machines" in warning
+    for exposed in ("the panel", "3-D scene", "runs folder", "downloads"):
+        assert exposed in warning
+    assert exposure_warning(AppConfig(), "http://127.0.0.1:7860/", tmp_path) is None
+    app = ViewerApp(AppConfig(port=_free_port(), runs_dir=tmp_path, auth=[("a", "b")]))
+    with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.app"):
+        app.start()
+    app.close()
+    assert "to anyone with a login: the panel" in caplog.text
+
+
+def test_a_foreign_origin_gets_no_scene(tmp_path: Path) -> None:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    app = ViewerApp(AppConfig(port=_free_port(), runs_dir=tmp_path))
+    app.start()
+    try:
+        app.sessions.open("tab", None)
+        socket_url = f"{app.url.replace('http://', 'ws://')}scene/tab"
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(socket_url, subprotocols=[PROTOCOL], additional_headers={"Origin": "http://evil.example"})  # type: ignore[list-item]  # fmt: skip
+        own = {"Origin": app.url.rstrip("/")}
+        with connect(socket_url, subprotocols=[PROTOCOL], additional_headers=own) as ws:  # type: ignore[list-item]
+            assert len(ws.recv(timeout=30)) > 0
+        with connect(socket_url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+            assert len(ws.recv(timeout=30)) > 0  # no Origin (a script): loopback only
+        with pytest.raises(InvalidStatus, match="403"):
+            connect(f"{app.url.replace('http://', 'ws://')}scene/nobody", additional_headers=own)
+    finally:
+        app.close()

@@ -1,0 +1,209 @@
+"""Safe to share, in Chromium: the page's own scene connects, another site's page gets nothing,
+and two browser contexts each see their own result.
+
+A view-only app (no model, no torch) on 127.0.0.1, driven by Playwright with Debian's Chromium
+(never `playwright install`). The "other site" is a page served by a tiny http.server on
+another port of 127.0.0.1: another origin, as far as the browser is concerned.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+TIMEOUT_MS = 120_000
+
+# Opens the scene websocket of another origin and records what it got.
+FOREIGN_PAGE = """<!doctype html><html><body><script>
+window.result = {opened: false, bytes: 0, messages: 0, done: false};
+const socket = new WebSocket("%(url)s", ["%(protocol)s"]);
+socket.binaryType = "arraybuffer";
+socket.onopen = () => { window.result.opened = true; };
+socket.onmessage = (event) => {
+  window.result.messages += 1;
+  window.result.bytes += event.data.byteLength || event.data.length || 0;
+};
+socket.onerror = () => { window.result.done = true; };
+socket.onclose = () => { window.result.done = true; };
+</script></body></html>
+"""
+
+# Opens the page's own scene websocket (same origin) and counts the bytes it receives.
+OWN_SOCKET_JS = """([path, protocol]) => new Promise((resolve) => {
+  const url = new URL(path, window.location.href).href.replace(/^http/, "ws");
+  const socket = new WebSocket(url, [protocol]);
+  socket.binaryType = "arraybuffer";
+  let bytes = 0;
+  socket.onmessage = (event) => { bytes += event.data.byteLength; };
+  socket.onclose = () => resolve({bytes, closed: true});
+  setTimeout(() => { socket.close(); resolve({bytes, closed: false}); }, 5000);
+})"""
+
+
+def make_recon(frames: int, height: int = 28, width: int = 42):
+    """A plane 2 units in front of a camera sliding along x."""
+    from page4d_viewer import geometry
+    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+
+    rng = np.random.default_rng(frames)
+    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], frames, axis=0)
+    extrinsics = np.zeros((frames, 3, 4))
+    extrinsics[:, :, :3] = np.eye(3)
+    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
+    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
+    return Reconstruction(
+        images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
+        depth=depth,
+        depth_conf=1.0 + rng.random((frames, height, width)),
+        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        points_conf=1.0 + rng.random((frames, height, width)),
+        cameras={"masked": Cameras(extrinsics, intrinsics)},
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("results")
+    return {
+        name: make_recon(n).save(folder / name) for name, n in (("two.npz", 2), ("three.npz", 3))
+    }
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, results) -> Iterator:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    config = AppConfig(
+        port=_free_port(), runs_dir=tmp_path_factory.mktemp("runs"), result=str(results["two.npz"])
+    )
+    running = ViewerApp(config)
+    running.start()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _open_panel(browser, app, *, load_scene: bool):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    if not load_scene:  # spare the shared CPU cores the software-rendered WebGL
+        page.route(f"{app.url}scene/**", lambda route: route.abort())
+    page.goto(app.url)
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    return context, page
+
+
+def _session(app, page):
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    session = app.sessions.get(src.strip("/").split("/")[-1])
+    assert session is not None, f"no open session for the scene at {src}"
+    return session
+
+
+def _wait_until(page, condition, what: str, seconds: float = 120.0) -> None:
+    """Poll a server-side condition, letting the page run meanwhile."""
+    for _ in range(int(seconds * 2)):
+        if condition():
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _wait_status(page, text: str) -> str:
+    page.wait_for_function(
+        "text => document.querySelector('#status').innerText.includes(text)", arg=text
+    )
+    return page.locator("#status").inner_text()
+
+
+@pytest.fixture()
+def foreign_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """http://127.0.0.1:<other port>/: another origin, serving files from a folder."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    server.shutdown()
+    server.server_close()
+
+
+def test_own_scene_connects_and_another_site_gets_nothing(app, browser, foreign_site) -> None:
+    import viser
+
+    protocol = f"viser-v{viser.__version__}"
+    context, page = _open_panel(browser, app, load_scene=True)
+    session = _session(app, page)
+    # The embedded Viser client connects through the panel's port.
+    _wait_until(page, lambda: bool(session.server.get_clients()), "the embedded scene to connect")
+    # A websocket from the page's own origin receives the scene (the start-up result).
+    own = page.evaluate(OWN_SOCKET_JS, [f"scene/{session.session_id}", protocol])
+    assert own["bytes"] > 10_000, own
+    # Another site's page, open in the same browser, knowing the session, gets nothing.
+    site, folder = foreign_site
+    scene_socket = f"{app.url.replace('http://', 'ws://')}scene/{session.session_id}"
+    (folder / "evil.html").write_text(FOREIGN_PAGE % {"url": scene_socket, "protocol": protocol})
+    evil = context.new_page()
+    evil.set_default_timeout(TIMEOUT_MS)
+    evil.goto(f"{site}/evil.html")
+    evil.wait_for_function("() => window.result.done")
+    got = evil.evaluate("() => window.result")
+    assert got == {"opened": False, "bytes": 0, "messages": 0, "done": True}
+    context.close()
+
+
+def test_two_contexts_see_their_own_results(app, browser, results) -> None:
+    first_context, first = _open_panel(browser, app, load_scene=False)
+    second_context, second = _open_panel(browser, app, load_scene=False)
+    mine, theirs = _session(app, first), _session(app, second)
+    assert mine is not theirs and mine.scene is not theirs.scene
+    _wait_status(first, "two.npz")  # both start on the app's start-up result
+    _wait_status(second, "two.npz")
+    # A view-only app opens its "Open a result" section already.
+    second.locator("#result-upload input[type=file]").set_input_files(str(results["three.npz"]))
+    second.locator('#result-upload a[download="three.npz"]').wait_for()
+    second.locator("#open-result").click()
+    _wait_status(second, "three.npz")
+    assert theirs.scene.wait_until_sent(timeout=60)
+    # A few polls later the first page and its scene still show their own result.
+    first.wait_for_timeout(2000)
+    assert "two.npz" in first.locator("#status").inner_text()
+    assert "three.npz" not in first.locator("#status").inner_text()
+    assert mine.scene.state().num_frames == 2 and theirs.scene.state().num_frames == 3
+    assert mine.controller.current.result_file.name == "two.npz"
+    assert theirs.controller.current.result_file.name == "three.npz"
+    # Closing a page closes its session and frees its scene.
+    second_context.close()
+    _wait_until(first, lambda: app.sessions.get(theirs.session_id) is None, "the session to close")
+    assert app.sessions.get(mine.session_id) is mine
+    first_context.close()
