@@ -71,7 +71,7 @@ def export_mp4(
     import av
 
     frames = selected_frames(frames, recon.num_frames)
-    rate = _frame_rate(recon.timestamps()[frames]) if fps is None else fps
+    rate = clip_frame_rate(recon.timestamps()[frames]) if fps is None else fps
     if not rate > 0:
         raise Page4DError(f"fps must be positive, got {fps}")
     if not recon.has_mask:
@@ -102,7 +102,9 @@ def export_mp4(
     return path
 
 
-def _frame_rate(timestamps: np.ndarray) -> float:
+def clip_frame_rate(timestamps: np.ndarray) -> float:
+    """Frames per second of a clip from its (S,) timestamps in seconds: 1 / median step,
+    clipped to [1, 120]; 10 when the steps are unknown."""
     steps = np.diff(timestamps)
     steps = steps[steps > 0]
     if len(steps) == 0:
