@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, plots
+from page4d_viewer.viewer import dataset_tab, plots, record_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
@@ -274,6 +274,7 @@ def _result_tabs(
             downloads = gr.File(
                 label="Files", file_count="multiple", interactive=False, elem_id="downloads"
             )
+        record_tab.build_tab(controller)
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, trajectory_plot, differences_plot,
