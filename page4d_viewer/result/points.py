@@ -166,3 +166,19 @@ def auto_stride(num_frames: int, height: int, width: int, max_points: int) -> in
     while total > max_points * stride * stride:
         stride += 1
     return stride
+
+
+def point_footprint(stride: int, depth: float, focal: float) -> float:
+    """Point size that covers about one kept pixel: ``1.5 * stride * depth / focal``.
+
+    Args:
+        stride: downsampling stride in pixels.
+        depth: typical depth of the scene, scene units.
+        focal: vertical focal length, pixels.
+
+    Returns:
+        Size in scene units (0.01 when the focal length is unusable).
+    """
+    if not np.isfinite(focal) or focal <= 0:
+        return 0.01
+    return float(1.5 * stride * depth / focal)

@@ -39,6 +39,7 @@ from page4d_viewer.result.points import (
     confidence_threshold,
     frame_points,
     pixel_grid,
+    point_footprint,
 )
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import (
@@ -252,9 +253,7 @@ def _add_points(
 def _point_size(recon: Reconstruction, stride: int) -> float:
     """About the footprint of one kept pixel at the clip's median depth (scene units)."""
     focal = float(np.median(recon.camera_variant(MASKED).intrinsics[:, 1, 1]))
-    if not np.isfinite(focal) or focal <= 0:
-        return 0.01
-    return float(1.5 * stride * _scene_depth(recon) / focal)
+    return point_footprint(stride, _scene_depth(recon), focal)
 
 
 def _add_cameras(server: viser.ViserServer, recon: Reconstruction, size: float) -> None:
