@@ -1,4 +1,5 @@
-"""`page4d-viewer export`: a result file -> GLB, PLY, TUM trajectories or an overlay mp4."""
+"""`page4d-viewer export`: a result file -> GLB, PLY, TUM trajectories, an overlay mp4, or a
+folder that plays the 4-D scene in a browser (`--share`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tum-variant", help="only this variant (masked, unmasked, ...)")
     parser.add_argument("--mp4", type=Path, help="write an mp4 with the mask as a heat map")
     parser.add_argument(
+        "--share",
+        type=Path,
+        help="write a folder that plays the 4-D scene in a browser from static files "
+        "(serve it with `python -m http.server`)",
+    )
+    parser.add_argument(
+        "--share-max-points",
+        type=int,
+        help="--share: point budget of the whole clip (default 400000; more points, a "
+        "larger folder)",
+    )
+    parser.add_argument(
         "--frames", help="frames to export: 'all' (default), '0,3,5' or '2-6' (0-based)"
     )
     parser.add_argument(
@@ -38,7 +51,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="drop the least confident percent of points, as the scene does "
         f"(default {settings.DEFAULT_CONF_PERCENTILE:g})",
     )
-    parser.add_argument("--fps", type=float, help="mp4 frame rate (default: from the clip)")
+    parser.add_argument(
+        "--fps", type=float, help="mp4 and --share frame rate (default: from the clip)"
+    )
     parser.add_argument(
         "--colormap",
         default=settings.DEFAULT_COLORMAP,
@@ -63,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from page4d_viewer.result import export
     from page4d_viewer.result.reconstruction import Reconstruction
 
-    if not any((args.glb, args.ply, args.tum, args.mp4)):
-        raise Page4DError("nothing to export: give at least one of --glb, --ply, --tum, --mp4")
+    if not any((args.glb, args.ply, args.tum, args.mp4, args.share)):
+        raise Page4DError(
+            "nothing to export: give at least one of --glb, --ply, --tum, --mp4, --share"
+        )
     _check_arguments(args)
     recon = Reconstruction.load(args.result)
     frames = _good_frames(recon, export.parse_frame_selection(args.frames, recon.num_frames))
@@ -91,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 colormap=args.colormap,
             )
         )
+    if args.share:
+        written.append(_export_share(recon, args))
     sys.stdout.write("".join(f"wrote {path}\n" for path in written))
     return 0
 
@@ -100,8 +119,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for path, option in ((args.glb, "--glb"), (args.tum, "--tum"), (args.mp4, "--mp4")):
         if path is not None:
             check_output_file(path, option)
-    if args.ply is not None:
-        check_output_folder(args.ply, "--ply")
+    for folder, option in ((args.ply, "--ply"), (args.share, "--share")):
+        if folder is not None:
+            check_output_folder(folder, option)
     check_number(args.fps, "--fps", 0.0, settings.MAX_FPS.value())
 
 
@@ -115,3 +135,17 @@ def _good_frames(recon: Reconstruction, frames: list[int]) -> list[int]:
     if skipped:
         sys.stderr.write(f"note: skipped {skipped} frame(s) with NaN or infinite geometry\n")
     return good
+
+
+def _export_share(recon: Reconstruction, args: argparse.Namespace) -> Path:
+    from page4d_viewer.result.export.share import SHARE_MAX_POINTS, export_share
+
+    return export_share(
+        recon,
+        args.share,
+        conf_percentile=args.conf_percentile,
+        max_points=SHARE_MAX_POINTS if args.share_max_points is None else args.share_max_points,
+        fps=args.fps,
+        opacity=args.opacity,
+        threshold=args.threshold,
+    )

@@ -81,3 +81,27 @@ class Cameras:
     def transformed(self, similarity: geometry.Similarity) -> Cameras:
         """These cameras re-expressed in a world moved by ``similarity`` (intrinsics unchanged)."""
         return Cameras(similarity.apply_to_extrinsics(self.extrinsics), self.intrinsics.copy())
+
+
+def initial_view(
+    extrinsic: np.ndarray, scene_depth: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A viewpoint a little behind and above a camera, looking at what it sees.
+
+    Args:
+        extrinsic: (3, 4) camera-from-world of the camera to start from (the first frame's).
+        scene_depth: typical depth of the scene in front of it (> 0), scene units.
+
+    Returns:
+        position (3,), look_at (3,) and up (3,) in world coordinates.
+    """
+    extrinsic = np.asarray(extrinsic, dtype=np.float64)
+    if not np.isfinite(extrinsic).all():
+        extrinsic = np.eye(3, 4)  # a broken first pose: start from the world origin instead
+    if not np.isfinite(scene_depth) or scene_depth <= 0:
+        scene_depth = 1.0
+    T_world_cam = geometry.invert_rigid(extrinsic)
+    R_world_cam, centre = T_world_cam[:3, :3], T_world_cam[:3, 3]
+    down, forward = R_world_cam[:, 1], R_world_cam[:, 2]
+    position = centre - 0.6 * scene_depth * forward - 0.25 * scene_depth * down
+    return position, centre + scene_depth * forward, -down

@@ -141,3 +141,44 @@ def frame_points(
         colors=recon.images[frame][grid][keep],
         pixel_index=pixel_index.astype(np.int64),
     )
+
+
+def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns kept when downsampling by an integer stride.
+
+    Args:
+        height: H, pixels.
+        width: W, pixels.
+        stride: keep every `stride`-th pixel along each axis (>= 1).
+
+    Returns:
+        rows (H',) and cols (W',) int64 pixel coordinates.
+    """
+    if int(stride) < 1:
+        raise DisplayError(f"downsampling stride must be at least 1, got {stride}")
+    return np.arange(0, height, stride), np.arange(0, width, stride)
+
+
+def auto_stride(num_frames: int, height: int, width: int, max_points: int) -> int:
+    """Smallest downsampling stride that keeps the clip at or under `max_points` points."""
+    total = num_frames * height * width
+    stride = 1
+    while total > max_points * stride * stride:
+        stride += 1
+    return stride
+
+
+def point_footprint(stride: int, depth: float, focal: float) -> float:
+    """Point size that covers about one kept pixel: ``1.5 * stride * depth / focal``.
+
+    Args:
+        stride: downsampling stride in pixels.
+        depth: typical depth of the scene, scene units.
+        focal: vertical focal length, pixels.
+
+    Returns:
+        Size in scene units (0.01 when the focal length is unusable).
+    """
+    if not np.isfinite(focal) or focal <= 0:
+        return 0.01
+    return float(1.5 * stride * depth / focal)

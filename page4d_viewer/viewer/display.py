@@ -18,7 +18,7 @@ from page4d_viewer import geometry
 
 # The mask reading (result.mask) and the point filter (result.points) are shared with the
 # exports; re-exported here because the scene and the panel call them as display.<name>.
-from page4d_viewer.result.cameras import VARIANT_COLORS, VARIANTS  # noqa: F401
+from page4d_viewer.result.cameras import VARIANT_COLORS, VARIANTS, initial_view  # noqa: F401
 from page4d_viewer.result.mask import (  # noqa: F401
     DisplayError,
     blend_colors,
@@ -33,8 +33,10 @@ from page4d_viewer.result.mask import (  # noqa: F401
 from page4d_viewer.result.points import (  # noqa: F401
     POINT_SOURCES,
     PointSource,
+    auto_stride,
     check_percentile,
     confidence_threshold,
+    pixel_grid,
 )
 from page4d_viewer.settings import DEFAULT_COLORMAP  # noqa: F401
 
@@ -159,31 +161,6 @@ def check_display(mode: str, trail: int) -> None:
         raise DisplayError(f"trail length must be at least 1 frame, got {trail}")
 
 
-def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel rows and columns kept when downsampling by an integer stride.
-
-    Args:
-        height: H, pixels.
-        width: W, pixels.
-        stride: keep every `stride`-th pixel along each axis (>= 1).
-
-    Returns:
-        rows (H',) and cols (W',) int64 pixel coordinates.
-    """
-    if int(stride) < 1:
-        raise DisplayError(f"downsampling stride must be at least 1, got {stride}")
-    return np.arange(0, height, stride), np.arange(0, width, stride)
-
-
-def auto_stride(num_frames: int, height: int, width: int, max_points: int) -> int:
-    """Smallest downsampling stride that keeps the clip at or under `max_points` points."""
-    total = num_frames * height * width
-    stride = 1
-    while total > max_points * stride * stride:
-        stride += 1
-    return stride
-
-
 def frustum_fov_aspect(
     intrinsics: np.ndarray, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,30 +202,6 @@ def camera_poses(extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     T_world_cam = geometry.invert_rigid(np.asarray(extrinsics, dtype=np.float64))
     xyzw = geometry.rotation_to_quaternion(T_world_cam[:, :3, :3])
     return xyzw[:, [3, 0, 1, 2]], T_world_cam[:, :3, 3]
-
-
-def initial_view(
-    extrinsic: np.ndarray, scene_depth: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A viewpoint a little behind and above a camera, looking at what it sees.
-
-    Args:
-        extrinsic: (3, 4) camera-from-world of the camera to start from (the first frame's).
-        scene_depth: typical depth of the scene in front of it (> 0), scene units.
-
-    Returns:
-        position (3,), look_at (3,) and up (3,) in world coordinates.
-    """
-    extrinsic = np.asarray(extrinsic, dtype=np.float64)
-    if not np.isfinite(extrinsic).all():
-        extrinsic = np.eye(3, 4)  # a broken first pose: start from the world origin instead
-    if not np.isfinite(scene_depth) or scene_depth <= 0:
-        scene_depth = 1.0
-    T_world_cam = geometry.invert_rigid(extrinsic)
-    R_world_cam, centre = T_world_cam[:3, :3], T_world_cam[:3, 3]
-    down, forward = R_world_cam[:, 1], R_world_cam[:, 2]
-    position = centre - 0.6 * scene_depth * forward - 0.25 * scene_depth * down
-    return position, centre + scene_depth * forward, -down
 
 
 def trajectory_segments(centres: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, plots
+from page4d_viewer.viewer import dataset_tab, plots, record_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
@@ -94,7 +94,7 @@ def build_panel(
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs = _layout(controller, device, precision, index)
+        widgets, tabs, record = _layout(controller, device, precision, index)
         if isinstance(controller, SessionRegistry):
             callbacks = PanelCallbacks(
                 None, widgets, controller, lambda session: scene_iframe_html(scene_url(session))
@@ -102,6 +102,7 @@ def build_panel(
         else:
             callbacks = PanelCallbacks(controller, widgets)
         _wire(demo, callbacks, widgets)
+        record_tab.wire(record_tab.RecordCallbacks(callbacks.controller_of), record)
         tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, tabs)
         dataset_tab.wire(tab_callbacks, tabs, widgets)
         query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
@@ -112,7 +113,7 @@ def build_panel(
 
 def _layout(
     controller: ViewerController | SessionRegistry, device: str, precision: str, index: str | None
-) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets]:
+) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets, record_tab.RecordWidgets]:
     backend = controller.backend
     samples = list(controller.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
@@ -131,7 +132,7 @@ def _layout(
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views, tabs = _result_tabs(controller, index)
+    views, tabs, record = _result_tabs(controller, index)
     widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
@@ -146,7 +147,7 @@ def _layout(
         **_fields_of(actions),
         **_fields_of(views),
     )
-    return widgets, tabs
+    return widgets, tabs, record
 
 
 def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
@@ -247,7 +248,7 @@ class _ResultTabs:
 
 def _result_tabs(
     controller: ViewerController | SessionRegistry, index: str | None
-) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets]:
+) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets, record_tab.RecordWidgets]:
     """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare."""
     with gr.Tabs():
         with gr.Tab("Mask and depth"):
@@ -278,11 +279,12 @@ def _result_tabs(
             downloads = gr.File(
                 label="Files", file_count="multiple", interactive=False, elem_id="downloads"
             )
+        record = record_tab.build_tab()
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, trajectory_plot, differences_plot,
         metrics_table, prepare_button, downloads,
-    ), tabs  # fmt: skip
+    ), tabs, record  # fmt: skip
 
 
 def _sampling_inputs() -> dict[str, gr.components.Component]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,41 +68,88 @@ def export_mp4(
     Returns:
         The path written.
     """
-    import av
-
     frames = selected_frames(frames, recon.num_frames)
-    rate = _frame_rate(recon.timestamps()[frames]) if fps is None else fps
+    rate = clip_frame_rate(recon.timestamps()[frames]) if fps is None else fps
     if not rate > 0:
         raise Page4DError(f"fps must be positive, got {fps}")
     if not recon.has_mask:
         logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")
     # Check the settings on one pixel before creating any file.
     overlay_image(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1)), opacity, threshold, colormap)
-    height, width = recon.image_hw
-    path = prepare_output(path, ".mp4")
-    temporary = path.with_name(f".{path.name}.tmp.mp4")
-    try:
-        with av.open(str(temporary), mode="w") as container:
-            stream = container.add_stream("libx264", rate=_rational(rate))
-            # yuv420p needs even sizes; odd inputs get one edge pixel of padding.
-            stream.width, stream.height = width + width % 2, height + height % 2
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "20"}
-            for frame in frames:
-                # One frame at a time keeps memory flat for long clips.
-                image = mp4_frame(recon, frame, opacity, threshold, colormap)
-                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-                video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                container.mux(stream.encode(video_frame))
-            container.mux(stream.encode(None))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    images = (mp4_frame(recon, frame, opacity, threshold, colormap) for frame in frames)
+    path = write_mp4(path, images, rate)
     logger.info("wrote %s (%d frames at %.3g fps)", path, len(frames), rate)
     return path
 
 
-def _frame_rate(timestamps: np.ndarray) -> float:
+def write_mp4(
+    path: str | os.PathLike[str], images: Iterable[np.ndarray], fps: float, crf: int = 20
+) -> Path:
+    """Encode pictures as an H.264 (libx264, yuv420p) mp4, written atomically.
+
+    The pictures are consumed one at a time (memory stays flat for long clips); yuv420p needs
+    even sizes, so an odd height or width gets one edge pixel of padding.
+
+    Args:
+        path: output ``.mp4`` file.
+        images: (H, W, 3) uint8 RGB pictures, all of the first one's size; at least one.
+        fps: frames per second (> 0).
+        crf: x264 constant rate factor (lower is better and larger).
+
+    Returns:
+        The path written.
+
+    Raises:
+        Page4DError: no picture, or pictures of different sizes or shapes.
+    """
+    import av
+
+    path = prepare_output(path, ".mp4")
+    temporary = path.with_name(f".{path.name}.tmp.mp4")
+    try:
+        with av.open(str(temporary), mode="w") as container:
+            stream = None
+            for image in images:
+                image = _checked_picture(image)
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=_rational(fps))
+                    stream.height, stream.width = _even(image.shape)
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf)}
+                if _even(image.shape[:2]) != (stream.height, stream.width):
+                    raise Page4DError(
+                        f"mp4 pictures must all be {stream.height}x{stream.width} (rounded up "
+                        f"to even), got {image.shape[0]}x{image.shape[1]}"
+                    )
+                padding = ((0, stream.height - len(image)), (0, stream.width - image.shape[1]))
+                image = np.pad(image, (*padding, (0, 0)), mode="edge")
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            if stream is None:
+                raise Page4DError("no pictures to write into the mp4")
+            container.mux(stream.encode(None))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _even(size: tuple[int, ...]) -> tuple[int, int]:
+    """(H, W) rounded up to even numbers, as yuv420p needs."""
+    return size[0] + size[0] % 2, size[1] + size[1] % 2
+
+
+def _checked_picture(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise Page4DError(
+            f"mp4 pictures must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}"
+        )
+    return image
+
+
+def clip_frame_rate(timestamps: np.ndarray) -> float:
+    """Frames per second of a clip from its (S,) timestamps in seconds: 1 / median step,
+    clipped to [1, 120]; 10 when the steps are unknown."""
     steps = np.diff(timestamps)
     steps = steps[steps > 0]
     if len(steps) == 0:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from page4d_viewer import geometry
+from page4d_viewer.result.points import point_footprint
 from page4d_viewer.viewer import display
 
 if TYPE_CHECKING:
@@ -128,10 +129,8 @@ def source_variant(source: str) -> str | None:
 def auto_point_size(clip: ShownClip) -> float:
     """About the footprint of one kept pixel at the clip's median depth (scene units)."""
     focal = float(np.median(clip.cameras["masked"].intrinsics[:, 1, 1]))
-    if not np.isfinite(focal) or focal <= 0:
-        return 0.01
     stride = int(clip.rows[1] - clip.rows[0]) if len(clip.rows) > 1 else 1
-    return float(1.5 * stride * clip.scene_depth / focal)
+    return point_footprint(stride, clip.scene_depth, focal)
 
 
 def overlay_colors(image_colors: np.ndarray, probability: np.ndarray, weight: float) -> np.ndarray:

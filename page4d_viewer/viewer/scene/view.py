@@ -161,6 +161,11 @@ class SceneView:
         self._stream.cancel()
         self.timeline.join()
 
+    @property
+    def server(self) -> viser.ViserServer:
+        """The Viser server the scene draws in (its browsers render recordings)."""
+        return self._server
+
     # ------------------------------------------------------------------ timeline
 
     @property

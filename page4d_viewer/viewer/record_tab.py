@@ -1,0 +1,165 @@
+"""The panel's Record tab: an mp4 of the 3-D playback, and the scene as an offline share.
+
+"Record video" renders every frame of the clip in the browser that shows the 3-D scene (from
+its current view, or circling the scene) and encodes an mp4 (`viewer.recording`). "Share as a
+folder (zip)" writes the folder of `page4d-viewer export --share` (`result.export.share`) and
+zips it. Both are written next to the result's other downloads and offered as files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.viewer import recording
+
+if TYPE_CHECKING:
+    from page4d_viewer.viewer.controller import Shown, ViewerController
+    from page4d_viewer.viewer.scene import SceneView
+
+logger = logging.getLogger(__name__)
+
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "320x240": (240, 320),
+    "640x360": (360, 640),
+    "1280x720 (720p)": (720, 1280),
+    "1920x1080 (1080p)": (1080, 1920),
+}
+"""Video sizes offered, label -> (height, width); all even, as yuv420p needs."""
+DEFAULT_RESOLUTION = "1280x720 (720p)"
+CURRENT_VIEW, ORBIT = "Current view", "Orbit around the scene"
+VIEWS = (CURRENT_VIEW, ORBIT)
+
+
+@dataclass
+class RecordWidgets:
+    """The Record tab's components."""
+
+    resolution: gr.Dropdown
+    view: gr.Radio
+    record_button: gr.Button
+    share_button: gr.Button
+    record_status: gr.Markdown
+    files: gr.File
+
+
+def build_tab() -> RecordWidgets:
+    """The Record tab's components (call inside a `gr.Tabs()`; then `wire` them)."""
+    with gr.Tab("Record", id="record"):
+        with gr.Row():
+            resolution = gr.Dropdown(
+                list(RESOLUTIONS), value=DEFAULT_RESOLUTION, label="Video size",
+                elem_id="record-resolution",
+            )  # fmt: skip
+            view = gr.Radio(list(VIEWS), value=CURRENT_VIEW, label="Camera", elem_id="record-view")
+        with gr.Row():
+            record_button = gr.Button("Record video (mp4)", elem_id="record-video")
+            share_button = gr.Button("Share as a folder (zip)", elem_id="record-share")
+        record_status = gr.Markdown(
+            "The video is drawn by the browser that shows the 3-D scene, one frame at a time.",
+            elem_id="record-status",
+        )
+        files = gr.File(
+            label="Files", file_count="multiple", interactive=False, elem_id="record-files"
+        )
+    return RecordWidgets(resolution, view, record_button, share_button, record_status, files)
+
+
+def wire(callbacks: RecordCallbacks, widgets: RecordWidgets) -> None:
+    """Connect the tab's buttons; one recording at a time."""
+    outputs = [widgets.files, widgets.record_status]
+    exclusive = {"concurrency_id": "record", "concurrency_limit": 1}
+    widgets.record_button.click(
+        callbacks.on_record, [widgets.resolution, widgets.view], outputs, **exclusive
+    )
+    widgets.share_button.click(callbacks.on_share, None, outputs, **exclusive)
+
+
+class RecordCallbacks:
+    """Thin handlers: read the widgets, call one function, return (files, status line).
+
+    Args:
+        controller_of: The page's session controller for a request (PanelCallbacks').
+    """
+
+    def __init__(self, controller_of: Callable[[gr.Request | None], ViewerController]) -> None:
+        self.controller_of = controller_of
+
+    def on_record(
+        self, resolution: str, view: str, request: gr.Request | None = None
+    ) -> tuple[list[str] | None, str]:
+        try:
+            path = record_video(self.controller_of(request), resolution, view == ORBIT)
+        except Page4DError as error:
+            return None, _error(error)
+        return [str(path)], f"Recorded `{path.name}`."
+
+    def on_share(self, request: gr.Request | None = None) -> tuple[list[str] | None, str]:
+        try:
+            path = share_zip(self.controller_of(request))
+        except Page4DError as error:
+            return None, _error(error)
+        return [str(path)], (
+            f"Wrote `{path.name}`: unzip it, run `python -m http.server` inside and open the "
+            "address it prints."
+        )
+
+
+def record_video(controller: ViewerController, resolution: str, orbit: bool) -> Path:
+    """Record the shown result from the newest browser's view (or an orbit) as an mp4."""
+    if resolution not in RESOLUTIONS:
+        raise Page4DError(
+            f"unknown video size {resolution!r}; pick one of {', '.join(RESOLUTIONS)}"
+        )
+    shown = _shown(controller)
+    height, width = RESOLUTIONS[resolution]
+    scene: SceneView = controller.scene  # type: ignore[assignment]
+    client = recording.newest_client(scene.server)
+    shown.exports_dir.mkdir(parents=True, exist_ok=True)
+    name = f"playback_{'orbit' if orbit else 'view'}_{width}x{height}.mp4"
+    return recording.record_scene_mp4(
+        scene, shown.recon, client, shown.exports_dir / name, height=height, width=width,
+        orbit=orbit,
+    )  # fmt: skip
+
+
+def share_zip(controller: ViewerController) -> Path:
+    """The shown result's offline share, zipped, with the scene's point filter and mask
+    overlay (the settings are in the name, so a changed setting writes a new zip)."""
+    from page4d_viewer.result.export.share import export_share
+
+    shown = _shown(controller)
+    percentile = float(controller.scene.state().confidence_percentile)
+    opacity, threshold = controller.mask_opacity, controller.mask_threshold
+    stem = f"share_conf{percentile:g}_opacity{opacity:g}_threshold{threshold:g}"
+    archive = shown.exports_dir / f"{stem}.zip"
+    if archive.exists():
+        return archive
+    folder = shown.exports_dir / stem
+    shutil.rmtree(folder, ignore_errors=True)
+    export_share(
+        shown.recon, folder, conf_percentile=percentile, opacity=opacity, threshold=threshold
+    )
+    temporary = shutil.make_archive(str(shown.exports_dir / f".{stem}.tmp"), "zip", folder)
+    Path(temporary).replace(archive)
+    shutil.rmtree(folder, ignore_errors=True)
+    return archive
+
+
+def _shown(controller: ViewerController) -> Shown:
+    shown = controller.current
+    if shown is None:
+        raise Page4DError("nothing to record yet: run a clip or open a result")
+    return shown
+
+
+def _error(error: Page4DError) -> str:
+    logger.info("record tab: %s", error)
+    return f"**Error:** {' '.join(str(error).split())}"
