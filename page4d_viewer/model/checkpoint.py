@@ -121,16 +121,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    kind = _sniff(path)
-    metadata: dict[str, str] = {}
-    if kind == "safetensors":
-        metadata = _safetensors_metadata(path)
-        if metadata.get("format") == FORMAT_NAME:
-            # Refuse a hostile config before reading any tensor, let alone building the model.
-            _config_from_metadata(path, metadata, has_track_head=False)
-        state, metadata = _read_safetensors(path)
-    else:
-        state = _read_pickle(path)
+    state, metadata = _read_state(path)
     state, dropped = map_keys(state)
     config = _config_for(path, state, metadata, preset)
     with torch.device("meta"):
@@ -160,6 +151,17 @@ def load_checkpoint(
         len(dropped),
     )
     return model, info
+
+
+def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and (for safetensors) the metadata of a checkpoint file."""
+    if _sniff(path) != "safetensors":
+        return _read_pickle(path), {}
+    metadata = _safetensors_metadata(path)
+    if metadata.get("format") == FORMAT_NAME:
+        # Refuse a hostile config before reading any tensor, let alone building the model.
+        _config_from_metadata(path, metadata, has_track_head=False)
+    return _read_safetensors(path)
 
 
 def save_checkpoint(model: Page4D, path: str | Path, **extra_metadata: object) -> Path:
