@@ -536,3 +536,23 @@ def test_connected_viewers_are_moved_and_fresh_ones_tolerated() -> None:
     move_view(ready, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))
     np.testing.assert_array_equal(ready.camera.look_at, np.ones(3))
     np.testing.assert_array_equal(ready.camera.up_direction, [0, -1, 0])
+
+
+def test_scene_controls_start_collapsed() -> None:
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    sent: list[Any] = []
+    interface = server.gui._websock_interface
+    original = interface.queue_message
+
+    def record(message: Any) -> None:
+        sent.append(message)
+        original(message)
+
+    interface.queue_message = record  # type: ignore[method-assign]
+    view = SceneView(server)
+    try:
+        collapsed = [m for m in sent if isinstance(m, _messages.GuiSetPanelCollapsedMessage)]
+        assert [m.collapsed for m in collapsed] == [True]
+    finally:
+        view.close()
+        server.stop()
