@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -556,3 +557,37 @@ def test_scene_controls_start_collapsed() -> None:
     finally:
         view.close()
         server.stop()
+
+
+def test_flying_to_a_camera_hides_its_image(shown: SceneView) -> None:
+    client = SimpleNamespace(camera=SimpleNamespace(), atomic=contextlib.nullcontext)
+    shown.frustum_clicked(client, "unmasked", 3)
+    nodes = shown.state().visible_camera_nodes
+    assert "/cameras/unmasked/images/t0003" not in nodes
+    assert "/cameras/unmasked/frusta/t0003" not in nodes
+    assert "/cameras/masked/images/t0003" in nodes
+    assert "/cameras/ground_truth/images/t0003" in nodes
+    shown.frustum_clicked(client, "masked", 3)
+    nodes = shown.state().visible_camera_nodes
+    assert "/cameras/unmasked/images/t0003" in nodes
+    assert "/cameras/masked/images/t0003" not in nodes
+
+
+def test_flying_to_ground_truth_uses_its_aligned_pose(scene: SceneView) -> None:
+    recon = make_recon()
+    # Ground truth in its own world: rotated a quarter turn, twice the scale, shifted.
+    turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    similarity = geometry.Similarity(2.0, turn, np.array([5.0, -1.0, 3.0]))
+    truth = recon.cameras["ground_truth"].transformed(similarity)
+    recon = dataclasses.replace(recon, cameras={**recon.cameras, "ground_truth": truth})
+    scene.show(recon)
+    assert scene.wait_until_sent(timeout=30)
+    camera = SimpleNamespace(wxyz=None, position=None, fov=None)
+    client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
+    scene.frustum_clicked(client, "ground_truth", 2)
+    wxyz, centres = display.camera_poses(recon.aligned_cameras("ground_truth").extrinsics)
+    np.testing.assert_allclose(camera.position, centres[2], atol=1e-6)
+    np.testing.assert_allclose(np.abs(camera.wxyz @ wxyz[2]), 1.0, atol=1e-6)
+    _, raw_centres = display.camera_poses(truth.extrinsics)
+    assert np.linalg.norm(camera.position - raw_centres[2]) > 1.0
+    assert "/cameras/ground_truth/images/t0002" not in scene.state().visible_camera_nodes
