@@ -757,3 +757,13 @@ def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
     assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
     after_tick = callbacks.on_tick(1, after_input["synced"])
     assert after_tick["frame"] == 3  # so the next poll brings the panel to the scene
+
+
+def test_multi_image_upload_is_titled_by_its_files(controller: ViewerController) -> None:
+    cache = "/tmp/gradio"  # Gradio keeps each upload in its own hashed folder
+    uploads = [f"{cache}/{digest}/walk_{i:04d}.png" for i, digest in enumerate("abc")]
+    shown = controller.run(uploads, RunOptions(checkpoint="default model"), lambda f, m: None)
+    assert shown.title.startswith("walk_*.png (3 images) · 5 frames")
+    assert "gradio" not in shown.title
+    label = controller.recent_runs()[0].label()
+    assert "walk_*.png (3 images)" in label and "α 64" in label

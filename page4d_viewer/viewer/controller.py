@@ -32,6 +32,7 @@ from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunRecord, RunStore
+from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
     from page4d_viewer.sources.clip import SourceLike
@@ -345,7 +346,7 @@ class ViewerController:
             self._sessions.finish(session, cancel)
         # From here on the run is committed: Cancel no longer applies.
         progress(_MODEL_SHARE, "saving the run")
-        title = _run_title(recon)
+        title = _run_title(recon, source_name(source))
         record = self.store.save(recon.save, title, _run_details(recon, model_seconds))
         return self._show(recon, title, record, record.result_path, record.exports_dir, progress)
 
@@ -528,19 +529,11 @@ def _refuse_result_files(paths: Sequence[str]) -> None:
             )
 
 
-def _run_title(recon: Reconstruction) -> str:
+def _run_title(recon: Reconstruction, name: str | None = None) -> str:
+    """One line "name · S frames · WxH"; the name defaults to the source recorded in the result."""
     height, width = recon.image_hw
-    return f"{_source_name(recon.metadata.source)} · {recon.num_frames} frames · {width}x{height}"
-
-
-def _source_name(source: str) -> str:
-    """The file name of a source; "samples/x/clip.mp4"-style names keep their folder."""
-    if not source:
-        return "clip"
-    path = Path(source)
-    if path.stem == "clip" and path.parent.name:
-        return f"{path.parent.name}/{path.name}"
-    return path.name
+    name = name or source_name(recon.metadata.source)
+    return f"{name} · {recon.num_frames} frames · {width}x{height}"
 
 
 def _run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:
