@@ -433,6 +433,32 @@ def test_folder_without_images_is_refused(tmp_path: Path) -> None:
     assert_one_line(caught, "has no images")
 
 
+def test_sample_folder_loads_its_one_video(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", count=6)
+    (tmp_path / "groundtruth.npz").write_bytes(b"not read here")
+    (tmp_path / "scene.json").write_text("{}")
+    clip = load_clip(tmp_path)
+    assert clip.source == str(video)
+    assert clip.num_frames == 6
+
+
+def test_bundled_sample_folder_is_its_clip_with_its_ground_truth() -> None:
+    from page4d_viewer.inference.predictor import find_ground_truth
+
+    folder = Path(__file__).resolve().parents[1] / "assets" / "samples" / "orbit_movers"
+    clip = load_clip(folder, FrameSampling(max_frames=2))
+    assert Path(clip.source) == folder / "clip.mp4"
+    assert find_ground_truth(clip.source) == folder
+
+
+def test_folder_with_two_videos_is_still_refused(tmp_path: Path) -> None:
+    write_video(tmp_path / "a.mp4", count=2)
+    write_video(tmp_path / "b.mp4", count=2)
+    with pytest.raises(ClipError) as caught:
+        load_clip(tmp_path)
+    assert_one_line(caught, "has no images")
+
+
 def png_bytes(value: int, size: tuple[int, int] = (20, 16)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (value, value, value)).save(buffer, format="PNG")
