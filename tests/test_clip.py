@@ -126,6 +126,43 @@ def test_video_containers_load_every_frame_in_order(
     assert clip.notes == []
 
 
+@pytest.mark.parametrize(
+    ("rotation", "corner"),
+    [
+        (-90, (0, -1)),  # a phone's portrait clip: turned a quarter clockwise, top-right
+        (90, (-1, 0)),  # a quarter counter-clockwise: the marker lands bottom-left
+        (180, (-1, -1)),
+        (0, (0, 0)),
+    ],
+)
+def test_video_rotation_flag_is_applied(tmp_path: Path, rotation: int, corner: tuple) -> None:
+    # The display matrix is written with PyAV's VideoStream.set_display_rotation (stored as
+    # the mp4 track header's matrix), as phones record portrait video.
+    width, height = 64, 48
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(rotation)
+        pixels = np.zeros((height, width, 3), dtype=np.uint8)
+        pixels[:16, :16] = 255  # a white marker in the stored top-left corner
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = load_clip(path)
+    quarter = rotation % 180 != 0
+    assert clip.frames.shape[1:3] == ((width, height) if quarter else (height, width))
+    frame = clip.frames[0].mean(axis=-1)
+    rows, cols = frame.shape
+    row = 8 if corner[0] == 0 else rows - 8
+    col = 8 if corner[1] == 0 else cols - 8
+    assert frame[row, col] > 200, f"marker not at {corner}"
+    assert frame[rows - 1 - row, cols - 1 - col] < 50
+    assert (any("upright" in note for note in clip.notes)) == (rotation != 0)
+
+
 def test_video_sampling_options(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.mp4", 30)
     full = load_clip(path)
