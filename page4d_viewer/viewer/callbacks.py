@@ -222,7 +222,14 @@ class PanelCallbacks:
     # ------------------------------------------------------------------ events
 
     def on_load(self) -> Updates:
-        return {**self.full_view(self.controller.current), self.w.runs: self.runs_update()}
+        """A new or refreshed page: every widget from the app's state, not its build defaults
+        (the overlay and frame from the scene, the mask strength of the shown run)."""
+        shown = self.controller.current
+        updates = {**self.full_view(shown), self.w.runs: self.runs_update()}
+        if shown is not None and shown.recon.has_mask:
+            strength = shown.recon.metadata.mask_strength
+            updates[self.w.run_inputs["mask_strength"]] = strength
+        return updates
 
     def on_run(
         self,

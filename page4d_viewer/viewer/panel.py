@@ -386,4 +386,5 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
         callbacks.on_tick, [w.version, w.synced], w.view,
         trigger_mode="always_last", **light,
     )  # fmt: skip
-    demo.load(callbacks.on_load, None, [*w.view, w.runs], **light)
+    loaded = [*w.view, w.runs, w.run_inputs["mask_strength"]]
+    demo.load(callbacks.on_load, None, loaded, **light)
