@@ -404,6 +404,43 @@ def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -
     assert controller.resolve_source("path", None, None, "walk.mp4") == walk
 
 
+def test_a_typed_sample_folder_is_run_as_its_clip(
+    controller: ViewerController, tmp_path: Path
+) -> None:
+    from page4d_viewer.sources.clip import load_clip
+
+    sample = Path(__file__).resolve().parents[1] / "assets" / "samples" / "orbit_movers"
+    folder = tmp_path / "data" / "orbit_movers"
+    folder.mkdir()
+    for name in ("clip.mp4", "groundtruth.npz"):
+        (folder / name).write_bytes((sample / name).read_bytes())
+    source = controller.resolve_source("path", None, None, "orbit_movers")
+    assert source == str(folder)
+    assert Path(load_clip(source).source) == folder / "clip.mp4"
+    shown = controller.run(source, RunOptions(checkpoint="default model"), lambda f, m: None)
+    assert shown.title.startswith("orbit_movers · ")
+
+
+def test_ground_truth_pictures_show_only_for_results_that_have_them() -> None:
+    from types import SimpleNamespace
+
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
+
+    names = ["overlay", "depth", "confidence", "gt_depth", "gt_mask"]
+    widgets = SimpleNamespace(
+        images=names, ground_truth_depth_image="gt_depth", ground_truth_mask_image="gt_mask"
+    )
+    callbacks = PanelCallbacks(None, widgets)  # type: ignore[arg-type]
+    recon = make_recon(frames=2)
+    without = callbacks.image_updates(plots.frame_images(recon, 0, 0.5, 0.5))
+    assert without["gt_depth"]["visible"] is False and without["gt_mask"]["visible"] is False
+    truth = dataclasses.replace(recon, gt_depth=recon.depth, gt_dynamic_mask=recon.depth > 2)
+    shown = callbacks.image_updates(plots.frame_images(truth, 0, 0.5, 0.5))
+    assert shown["gt_depth"]["visible"] is True and shown["gt_mask"]["visible"] is True
+    assert shown["gt_depth"]["value"].shape == (HEIGHT, WIDTH, 3)
+    assert shown["overlay"].shape == (HEIGHT, WIDTH, 3)
+
+
 @pytest.mark.parametrize(
     ("kind", "example", "uploads", "path", "message"),
     [
