@@ -59,8 +59,11 @@ def test_export_everything(
         ]
     )
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert printed.count("wrote ") == 1 + 2 + 2 + 1
+    assert f"wrote {out / 'traj_masked.txt'}\n" in printed
+    assert "2 camera variants" in captured.err and "--tum-variant" in captured.err
     scene = trimesh.load(out / "scene.glb", file_type="glb")
     assert sorted(n for n in scene.geometry if n.startswith("points")) == [
         "points_frame_0001",
@@ -321,3 +324,15 @@ def test_infer_refuses_an_unwritable_output_before_loading_a_model(
     out = blocker / "sub" / "r.npz"
     assert main(["infer", str(image_folder), "--out", str(out)]) == 2
     assert "cannot create the output folder" in _single_error_line(capsys.readouterr().err)
+
+
+def test_export_tum_variant_uses_exactly_the_given_name(
+    tmp_path: Path, result_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "traj.txt"
+    assert (
+        main(["export", str(result_path), "--tum", str(target), "--tum-variant", "unmasked"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote {target}\n" and captured.err == ""
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".txt") == ["traj.txt"]

@@ -126,6 +126,43 @@ def test_video_containers_load_every_frame_in_order(
     assert clip.notes == []
 
 
+@pytest.mark.parametrize(
+    ("rotation", "corner"),
+    [
+        (-90, (0, -1)),  # a phone's portrait clip: turned a quarter clockwise, top-right
+        (90, (-1, 0)),  # a quarter counter-clockwise: the marker lands bottom-left
+        (180, (-1, -1)),
+        (0, (0, 0)),
+    ],
+)
+def test_video_rotation_flag_is_applied(tmp_path: Path, rotation: int, corner: tuple) -> None:
+    # The display matrix is written with PyAV's VideoStream.set_display_rotation (stored as
+    # the mp4 track header's matrix), as phones record portrait video.
+    width, height = 64, 48
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(rotation)
+        pixels = np.zeros((height, width, 3), dtype=np.uint8)
+        pixels[:16, :16] = 255  # a white marker in the stored top-left corner
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = load_clip(path)
+    quarter = rotation % 180 != 0
+    assert clip.frames.shape[1:3] == ((width, height) if quarter else (height, width))
+    frame = clip.frames[0].mean(axis=-1)
+    rows, cols = frame.shape
+    row = 8 if corner[0] == 0 else rows - 8
+    col = 8 if corner[1] == 0 else cols - 8
+    assert frame[row, col] > 200, f"marker not at {corner}"
+    assert frame[rows - 1 - row, cols - 1 - col] < 50
+    assert (any("upright" in note for note in clip.notes)) == (rotation != 0)
+
+
 def test_video_sampling_options(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.mp4", 30)
     full = load_clip(path)
@@ -428,6 +465,32 @@ def test_empty_folder_is_refused(tmp_path: Path) -> None:
 
 def test_folder_without_images_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ClipError) as caught:
+        load_clip(tmp_path)
+    assert_one_line(caught, "has no images")
+
+
+def test_sample_folder_loads_its_one_video(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", count=6)
+    (tmp_path / "groundtruth.npz").write_bytes(b"not read here")
+    (tmp_path / "scene.json").write_text("{}")
+    clip = load_clip(tmp_path)
+    assert clip.source == str(video)
+    assert clip.num_frames == 6
+
+
+def test_bundled_sample_folder_is_its_clip_with_its_ground_truth() -> None:
+    from page4d_viewer.inference.predictor import find_ground_truth
+
+    folder = Path(__file__).resolve().parents[1] / "assets" / "samples" / "orbit_movers"
+    clip = load_clip(folder, FrameSampling(max_frames=2))
+    assert Path(clip.source) == folder / "clip.mp4"
+    assert find_ground_truth(clip.source) == folder
+
+
+def test_folder_with_two_videos_is_still_refused(tmp_path: Path) -> None:
+    write_video(tmp_path / "a.mp4", count=2)
+    write_video(tmp_path / "b.mp4", count=2)
     with pytest.raises(ClipError) as caught:
         load_clip(tmp_path)
     assert_one_line(caught, "has no images")

@@ -378,3 +378,37 @@ def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held
     assert [r.run_id for r in theirs.recent_runs()] == [theirs.current.record.run_id]
     assert theirs.current.record.run_id not in {r.run_id for r in mine.recent_runs()}
     other.close()
+
+
+def test_a_refreshed_page_shows_the_shown_runs_settings(
+    app, browser, data_dir: Path, first_run: str
+) -> None:
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    other.set_default_timeout(TIMEOUT_MS)
+    other.route(f"{app.viser_url}**", lambda route: route.abort())
+    other.goto(app.url)
+    other.locator("#run").wait_for()
+    other.wait_for_timeout(1000)  # let the page's load event fill the widgets first
+    other.get_by_role("button", name="Sampling").click()
+    _set_number(other, "max-frames", 4)
+    _set_number(other, "mask-strength", 100)
+    _run_path(other, "walk.mp4")
+    _wait_status(other, "mask strength 100")
+    app.controller.set_mask_overlay(0.35, 0.65)
+    other.reload()
+    other.locator("#run").wait_for()
+    other.wait_for_function(
+        "() => document.querySelector('#mask-strength input[type=number]').value === '100'"
+    )
+    other.wait_for_function(
+        "() => document.querySelector('#mask-opacity input[type=number]').value === '0.35'"
+    )
+    assert "mask strength 100" in _status(other)
+    # The mask picture is drawn enlarged (112 px model input -> at least 480 px).
+    other.get_by_role("tab", name="Mask and depth").click()
+    picture = other.locator(".frame-image img").first
+    picture.wait_for()
+    other.wait_for_function("() => document.querySelector('.frame-image img').naturalWidth > 0")
+    assert picture.evaluate("img => img.naturalWidth") >= 480
+    assert picture.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
+    other.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -97,6 +98,38 @@ def test_frame_images_clamp_the_frame_and_colour_depth() -> None:
     expected = plots.scalar_map_image(recon.depth[2], "turbo")
     np.testing.assert_array_equal(images.depth, expected)
     assert images.confidence.shape == (HEIGHT, WIDTH, 3)
+
+
+def test_a_model_input_frame_is_enlarged_to_a_readable_width() -> None:
+    image = np.arange(112 * 196 * 3, dtype=np.uint8).reshape(112, 196, 3)
+    shown = plots.enlarge(image, plots.PANEL_IMAGE_WIDTH)
+    assert plots.PANEL_IMAGE_WIDTH >= 480
+    assert shown.shape == (336, 588, 3)  # 196 px wide -> x3, nearest: pixels stay blocks
+    np.testing.assert_array_equal(shown[::3, ::3], image)
+    np.testing.assert_array_equal(shown[2::3, 2::3], image)
+    assert plots.enlarge(image, 100) is image
+
+
+def test_ground_truth_depth_and_mask_are_drawn_when_present() -> None:
+    recon = make_recon(frames=3)
+    assert plots.frame_images(recon, 0, 0.5, 0.5).ground_truth_depth is None
+    moving = np.zeros((3, HEIGHT, WIDTH), bool)
+    moving[:, :, :5] = True
+    gt_depth = 2.0 * recon.depth
+    gt_depth[:, 0, 0] = 0.0  # unknown
+    recon = dataclasses.replace(recon, gt_depth=gt_depth, gt_dynamic_mask=moving)
+    images = plots.frame_images(recon, 1, 0.5, 0.5, min_width=100)
+    assert images.ground_truth_depth.shape == images.ground_truth_mask.shape == (84, 126, 3)
+    truth_mask = plots.frame_images(recon, 1, 0.5, 0.5).ground_truth_mask
+    assert np.all(truth_mask[:, 5:] == 100)
+    assert not np.any(np.all(truth_mask[:, :5] == 100, axis=-1))
+    rows = plots.metrics_rows(recon)
+    depth_row = rows[-1]
+    assert depth_row[0] == "depth vs ground truth"
+    assert plots.METRICS_HEADERS[4:6] == ["AbsRel", "δ<1.25"]
+    # Ground truth is the prediction doubled: after median scaling the depth is exact.
+    assert float(depth_row[4]) == pytest.approx(0.0, abs=1e-4)
+    assert float(depth_row[5]) == pytest.approx(1.0)
 
 
 def test_scalar_map_handles_non_finite_and_constant_maps() -> None:
@@ -195,7 +228,7 @@ def test_metrics_table_rows_per_pair() -> None:
 def test_metrics_table_explains_unscorable_pairs() -> None:
     rows = plots.metrics_rows(make_recon(frames=1))
     assert rows[0][1] == ""
-    assert "2 frames" in rows[0][4]
+    assert "2 frames" in rows[0][-1]
 
 
 # --- the controller, with a stand-in scene and model -----------------------------------------
@@ -371,6 +404,43 @@ def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -
     assert controller.resolve_source("path", None, None, "walk.mp4") == walk
 
 
+def test_a_typed_sample_folder_is_run_as_its_clip(
+    controller: ViewerController, tmp_path: Path
+) -> None:
+    from page4d_viewer.sources.clip import load_clip
+
+    sample = Path(__file__).resolve().parents[1] / "assets" / "samples" / "orbit_movers"
+    folder = tmp_path / "data" / "orbit_movers"
+    folder.mkdir()
+    for name in ("clip.mp4", "groundtruth.npz"):
+        (folder / name).write_bytes((sample / name).read_bytes())
+    source = controller.resolve_source("path", None, None, "orbit_movers")
+    assert source == str(folder)
+    assert Path(load_clip(source).source) == folder / "clip.mp4"
+    shown = controller.run(source, RunOptions(checkpoint="default model"), lambda f, m: None)
+    assert shown.title.startswith("orbit_movers · ")
+
+
+def test_ground_truth_pictures_show_only_for_results_that_have_them() -> None:
+    from types import SimpleNamespace
+
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
+
+    names = ["overlay", "depth", "confidence", "gt_depth", "gt_mask"]
+    widgets = SimpleNamespace(
+        images=names, ground_truth_depth_image="gt_depth", ground_truth_mask_image="gt_mask"
+    )
+    callbacks = PanelCallbacks(None, widgets)  # type: ignore[arg-type]
+    recon = make_recon(frames=2)
+    without = callbacks.image_updates(plots.frame_images(recon, 0, 0.5, 0.5))
+    assert without["gt_depth"]["visible"] is False and without["gt_mask"]["visible"] is False
+    truth = dataclasses.replace(recon, gt_depth=recon.depth, gt_dynamic_mask=recon.depth > 2)
+    shown = callbacks.image_updates(plots.frame_images(truth, 0, 0.5, 0.5))
+    assert shown["gt_depth"]["visible"] is True and shown["gt_mask"]["visible"] is True
+    assert shown["gt_depth"]["value"].shape == (HEIGHT, WIDTH, 3)
+    assert shown["overlay"].shape == (HEIGHT, WIDTH, 3)
+
+
 @pytest.mark.parametrize(
     ("kind", "example", "uploads", "path", "message"),
     [
@@ -409,7 +479,9 @@ def test_frame_is_clamped_and_pictures_follow(controller: ViewerController) -> N
     controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
     assert controller.set_frame(99) == 4
     assert controller.scene.frame == 4
-    assert controller.frame_images(4).overlay.shape == (HEIGHT, WIDTH, 3)
+    overlay = controller.frame_images(4).overlay  # enlarged for the panel, whole factor
+    factor = -(-plots.PANEL_IMAGE_WIDTH // WIDTH)
+    assert overlay.shape == (HEIGHT * factor, WIDTH * factor, 3)
 
 
 def test_exports_write_every_download(controller: ViewerController) -> None:
@@ -741,7 +813,7 @@ class _RacingController:
 
         self.frame = 0
         self.current = SimpleNamespace(version=1)
-        self._images = SimpleNamespace(overlay="overlay", depth="depth", confidence="conf")
+        self._images = plots.FrameImages(overlay="overlay", depth="depth", confidence="conf")
 
     def set_frame(self, frame: int) -> int:
         self.frame = 3  # a Viser user (or playback) moves the timeline meanwhile
@@ -767,8 +839,20 @@ def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
 
     names = "overlay_image depth_image confidence_image synced frame opacity threshold version"
     widgets = SimpleNamespace(**{name: name for name in names.split()})
+    widgets.images = ["overlay_image", "depth_image", "confidence_image", "gt_depth", "gt_mask"]
+    widgets.ground_truth_depth_image, widgets.ground_truth_mask_image = widgets.images[3:]
     callbacks = PanelCallbacks(_RacingController(), widgets)
     after_input = callbacks.on_frame(2, SceneSettings(0, 0.5, 0.5))
     assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
     after_tick = callbacks.on_tick(1, after_input["synced"])
     assert after_tick["frame"] == 3  # so the next poll brings the panel to the scene
+
+
+def test_multi_image_upload_is_titled_by_its_files(controller: ViewerController) -> None:
+    cache = "/tmp/gradio"  # Gradio keeps each upload in its own hashed folder
+    uploads = [f"{cache}/{digest}/walk_{i:04d}.png" for i, digest in enumerate("abc")]
+    shown = controller.run(uploads, RunOptions(checkpoint="default model"), lambda f, m: None)
+    assert shown.title.startswith("walk_*.png (3 images) · 5 frames")
+    assert "gradio" not in shown.title
+    label = controller.recent_runs()[0].label()
+    assert "walk_*.png (3 images)" in label and "α 64" in label

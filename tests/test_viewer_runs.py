@@ -12,6 +12,7 @@ import pytest
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.paths import DataRoots, PathNotAllowedError
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
+from page4d_viewer.viewer.titles import source_name
 
 
 def _writer(payload: bytes = b"result"):
@@ -153,3 +154,27 @@ def test_empty_path_is_refused_with_a_page4d_error(roots: DataRoots) -> None:
 def test_root_itself_is_allowed(roots: DataRoots, tmp_path: Path) -> None:
     assert roots.allows(tmp_path / "data")
     assert not roots.allows(tmp_path)
+
+
+def test_run_label_shows_mask_strength_and_checkpoint(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    details = {"mask_strength": 128.0, "checkpoint": "/models/page4d_v2.pt"}
+    record = store.save(_writer(), "walk.mp4 · 4 frames", details)
+    assert record.label().endswith("walk.mp4 · 4 frames · α 128 · page4d_v2.pt")
+    assert store.save(_writer(), "old run").label().endswith(" · old run")
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("/data/walk.mp4", "walk.mp4"),
+        ("assets/samples/orbit_movers/clip.mp4", "orbit_movers/clip.mp4"),
+        ("assets/samples/orbit_movers", "orbit_movers"),
+        (["/tmp/gradio/a1/run-01.jpg", "/tmp/gradio/b2/run-02.jpg"], "run_*.jpg (2 images)"),
+        (["/tmp/gradio/a1/cat.png", "/tmp/gradio/b2/dog.png"], "cat.png … dog.png (2 images)"),
+        (["/tmp/gradio/a1/only.png"], "only.png"),
+        ("", "clip"),
+    ],
+)
+def test_runs_are_named_by_the_files_not_the_upload_cache(source, name: str) -> None:
+    assert source_name(source) == name

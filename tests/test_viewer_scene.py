@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -536,3 +537,57 @@ def test_connected_viewers_are_moved_and_fresh_ones_tolerated() -> None:
     move_view(ready, np.zeros(3), np.ones(3), np.array([0.0, -1, 0]))
     np.testing.assert_array_equal(ready.camera.look_at, np.ones(3))
     np.testing.assert_array_equal(ready.camera.up_direction, [0, -1, 0])
+
+
+def test_scene_controls_start_collapsed() -> None:
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    sent: list[Any] = []
+    interface = server.gui._websock_interface
+    original = interface.queue_message
+
+    def record(message: Any) -> None:
+        sent.append(message)
+        original(message)
+
+    interface.queue_message = record  # type: ignore[method-assign]
+    view = SceneView(server)
+    try:
+        collapsed = [m for m in sent if isinstance(m, _messages.GuiSetPanelCollapsedMessage)]
+        assert [m.collapsed for m in collapsed] == [True]
+    finally:
+        view.close()
+        server.stop()
+
+
+def test_flying_to_a_camera_hides_its_image(shown: SceneView) -> None:
+    client = SimpleNamespace(camera=SimpleNamespace(), atomic=contextlib.nullcontext)
+    shown.frustum_clicked(client, "unmasked", 3)
+    nodes = shown.state().visible_camera_nodes
+    assert "/cameras/unmasked/images/t0003" not in nodes
+    assert "/cameras/unmasked/frusta/t0003" not in nodes
+    assert "/cameras/masked/images/t0003" in nodes
+    assert "/cameras/ground_truth/images/t0003" in nodes
+    shown.frustum_clicked(client, "masked", 3)
+    nodes = shown.state().visible_camera_nodes
+    assert "/cameras/unmasked/images/t0003" in nodes
+    assert "/cameras/masked/images/t0003" not in nodes
+
+
+def test_flying_to_ground_truth_uses_its_aligned_pose(scene: SceneView) -> None:
+    recon = make_recon()
+    # Ground truth in its own world: rotated a quarter turn, twice the scale, shifted.
+    turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    similarity = geometry.Similarity(2.0, turn, np.array([5.0, -1.0, 3.0]))
+    truth = recon.cameras["ground_truth"].transformed(similarity)
+    recon = dataclasses.replace(recon, cameras={**recon.cameras, "ground_truth": truth})
+    scene.show(recon)
+    assert scene.wait_until_sent(timeout=30)
+    camera = SimpleNamespace(wxyz=None, position=None, fov=None)
+    client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
+    scene.frustum_clicked(client, "ground_truth", 2)
+    wxyz, centres = display.camera_poses(recon.aligned_cameras("ground_truth").extrinsics)
+    np.testing.assert_allclose(camera.position, centres[2], atol=1e-6)
+    np.testing.assert_allclose(np.abs(camera.wxyz @ wxyz[2]), 1.0, atol=1e-6)
+    _, raw_centres = display.camera_poses(truth.extrinsics)
+    assert np.linalg.norm(camera.position - raw_centres[2]) > 1.0
+    assert "/cameras/ground_truth/images/t0002" not in scene.state().visible_camera_nodes

@@ -25,9 +25,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--glb", type=Path, help="write a GLB scene (points + camera frusta)")
     parser.add_argument("--ply", type=Path, help="write one PLY point cloud per frame here")
     parser.add_argument(
-        "--tum", type=Path, help="write camera trajectories (TUM text), one file per variant"
+        "--tum",
+        type=Path,
+        help="write camera trajectories (TUM text): with several variants one file each, "
+        "named <stem>_<variant><suffix> (traj.txt -> traj_masked.txt, traj_unmasked.txt)",
     )
-    parser.add_argument("--tum-variant", help="only this variant (masked, unmasked, ...)")
+    parser.add_argument(
+        "--tum-variant",
+        help="only this variant (masked, unmasked, ...), written under exactly the --tum name",
+    )
     parser.add_argument("--mp4", type=Path, help="write an mp4 with the mask as a heat map")
     parser.add_argument(
         "--share",
@@ -95,7 +101,13 @@ def run(args: argparse.Namespace) -> int:
             recon, args.ply, frames=frames, conf_percentile=args.conf_percentile
         )
     if args.tum:
-        written += export.export_tum(recon, args.tum, variant=args.tum_variant)
+        trajectories = export.export_tum(recon, args.tum, variant=args.tum_variant)
+        if trajectories != [args.tum]:
+            sys.stderr.write(
+                f"note: {len(trajectories)} camera variants, one trajectory file each, named "
+                f"after {args.tum.name}; give --tum-variant to write {args.tum.name} alone\n"
+            )
+        written += trajectories
     if args.mp4:
         written.append(
             export.export_mp4(

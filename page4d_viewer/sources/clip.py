@@ -142,7 +142,8 @@ def load_clip(
     Args:
         source: A video (mp4, mov, m4v, webm, mkv, avi), an animated GIF or a still image
             (png, jpg, jpeg, webp, bmp, tif, tiff), a folder of images (natural sort:
-            frame2 before frame10; dotfiles and non-images skipped), a zip of images
+            frame2 before frame10; dotfiles and non-images skipped), a folder holding no
+            images and exactly one video (a sample folder: that video), a zip of images
             (nested folders fine; __MACOSX, dotfiles and non-images skipped), or a list of
             image paths (kept in the given order).
         sampling: Which frames to keep (range -> fps -> stride -> max_frames); its options
@@ -174,6 +175,10 @@ def _load_any(source: SourceLike, sampling: FrameSampling, progress: Progress | 
     path = check_path(path, folder=True)
     if path.is_dir():
         items, notes = folder_items(path)
+        video = _only_video(path) if not items else None
+        if video is not None:
+            # A sample folder (clip.mp4 beside groundtruth.npz): its video is the clip.
+            return _load_video(video, sampling, progress)
         if not items:
             what = "is empty" if not any(path.iterdir()) else "has no images"
             raise ClipError(f"folder {path} {what} ({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -189,6 +194,17 @@ def _load_any(source: SourceLike, sampling: FrameSampling, progress: Progress | 
     raise ClipError(
         f"unsupported file type {suffix or '(none)'!r}; use one of {' '.join(supported)}"
     )
+
+
+def _only_video(folder: Path) -> Path | None:
+    """The one video directly inside a folder, or None when it holds none or several."""
+    videos = [
+        path
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.startswith(".")
+        and path.suffix.lower() in VIDEO_EXTENSIONS
+    ]  # fmt: skip
+    return videos[0] if len(videos) == 1 else None
 
 
 def _load_video(path: Path, sampling: FrameSampling, progress: Progress | None) -> Clip:

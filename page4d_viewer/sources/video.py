@@ -230,11 +230,29 @@ def _indexed_frames(
 
 
 def _to_rgb(frame: av.VideoFrame, notes: list[str]) -> np.ndarray:
-    rotation = getattr(frame, "rotation", 0) or 0
-    if rotation and not any("rotation" in note for note in notes):
-        # Phones store portrait video as landscape plus a display rotation; we keep the
-        # stored pixels (and say so) rather than guess the sign convention of the matrix.
+    """(H, W, 3) uint8 RGB of a frame, turned upright as the video's display matrix asks.
+
+    Phones store portrait video as landscape pixels plus a display rotation; players turn it
+    on screen, and so do we, so the model sees the scene the way the user filmed it (height
+    and width swap for a quarter turn). Only whole quarter turns are applied.
+    """
+    rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = upright_quarter_turns(getattr(frame, "rotation", 0) or 0)
+    if not quarter_turns:
+        return rgb
+    if not any("rotation" in note for note in notes):
         notes.append(
-            f"the video asks to be shown rotated by {rotation} degrees; frames are as stored"
+            f"frames turned upright (the video asks for a {frame.rotation} degree rotation)"
         )
-    return frame.to_ndarray(format="rgb24")
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+
+
+def upright_quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3, for `np.rot90`) that show a frame upright.
+
+    Args:
+        rotation: the display matrix's rotation, degrees counter-clockwise, as FFmpeg's
+            `av_display_rotation_get` (and PyAV's `VideoFrame.rotation`) report it: a phone's
+            portrait clip reads -90 (turn the stored picture a quarter clockwise).
+    """
+    return int(round(float(rotation) / 90.0)) % 4

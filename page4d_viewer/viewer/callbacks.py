@@ -29,6 +29,7 @@ from page4d_viewer.viewer.controller import (
     Shown,
     ViewerController,
 )
+from page4d_viewer.viewer.plots import FrameImages
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class PanelWidgets:
     overlay_image: gr.Image
     depth_image: gr.Image
     confidence_image: gr.Image
+    ground_truth_depth_image: gr.Image
+    ground_truth_mask_image: gr.Image
     trajectory_plot: gr.Plot
     differences_plot: gr.Plot
     metrics_table: gr.Dataframe
@@ -108,6 +111,17 @@ class PanelWidgets:
     scene: gr.HTML | None = None
 
     @property
+    def images(self) -> list[gr.components.Component]:
+        """The frame pictures, in `plots.FrameImages` field order."""
+        return [
+            self.overlay_image,
+            self.depth_image,
+            self.confidence_image,
+            self.ground_truth_depth_image,
+            self.ground_truth_mask_image,
+        ]
+
+    @property
     def view(self) -> list[gr.components.Component]:
         """Everything that shows the current result."""
         return [
@@ -115,9 +129,7 @@ class PanelWidgets:
             self.frame,
             self.opacity,
             self.threshold,
-            self.overlay_image,
-            self.depth_image,
-            self.confidence_image,
+            *self.images,
             self.trajectory_plot,
             self.differences_plot,
             self.metrics_table,
@@ -209,15 +221,26 @@ class PanelCallbacks:
             w.frame: gr.update(maximum=max(1, shown.recon.num_frames - 1), value=settings.frame),
             w.opacity: settings.mask_opacity,
             w.threshold: settings.mask_threshold,
-            w.overlay_image: images.overlay,
-            w.depth_image: images.depth,
-            w.confidence_image: images.confidence,
+            **self.image_updates(images),
             w.trajectory_plot: poses.trajectory,
             w.differences_plot: poses.differences,
             w.metrics_table: poses.metrics,
             w.downloads: [str(record.result_path)] if record is not None else None,
             w.version: shown.version,
             w.synced: settings,
+        }
+
+    def image_updates(self, images: FrameImages | None) -> Updates:
+        """The frame pictures; the ground truth's are shown only when the result has them."""
+        if images is None:
+            return {}
+        pictures = dict(zip(self.w.images, images.pictures(), strict=True))
+        truth = (self.w.ground_truth_depth_image, self.w.ground_truth_mask_image)
+        return {
+            widget: gr.update(value=picture, visible=picture is not None)
+            if widget in truth
+            else picture
+            for widget, picture in pictures.items()
         }
 
     def failed(self, controller: ViewerController, message: str) -> Updates:
@@ -270,8 +293,12 @@ class PanelCallbacks:
             if w.scene is not None and self.scene_html is not None:
                 scene = {w.scene: self.scene_html(session)}
         controller = self.controller_of(request)
-        runs = self.runs_update(request)
-        return {**self.full_view(controller, controller.current), w.runs: runs, **scene}
+        shown = controller.current
+        updates = {**self.full_view(controller, shown), w.runs: self.runs_update(request), **scene}
+        # A refreshed page shows the shown run's strength, not the slider's build default.
+        if shown is not None and shown.recon.has_mask:
+            updates[w.run_inputs["mask_strength"]] = shown.recon.metadata.mask_strength
+        return updates
 
     def on_unload(self, request: gr.Request) -> None:
         """The page went: close its session and free its scene."""
@@ -360,10 +387,7 @@ class PanelCallbacks:
             updates[w.threshold] = settings.mask_threshold
         if settings.frame != synced.frame:
             updates[w.frame] = settings.frame
-        images = controller.frame_images(settings.frame)
-        updates[w.overlay_image] = images.overlay
-        updates[w.depth_image] = images.depth
-        updates[w.confidence_image] = images.confidence
+        updates.update(self.image_updates(controller.frame_images(settings.frame)))
         return updates
 
     def on_frame(
@@ -376,9 +400,7 @@ class PanelCallbacks:
                 return self.unchanged()
             w = self.w
             return {
-                w.overlay_image: images.overlay,
-                w.depth_image: images.depth,
-                w.confidence_image: images.confidence,
+                **self.image_updates(images),
                 w.synced: self._synced_after(controller, synced, frame=applied),
             }
 

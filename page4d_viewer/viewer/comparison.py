@@ -26,6 +26,7 @@ from page4d_viewer.result.cameras import MASKED, UNMASKED, Cameras
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.display import COMPARISON_PREFIX, VARIANT_LABELS
+from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -93,6 +94,7 @@ def check_comparable(first: Reconstruction, second: Reconstruction) -> None:
             f"{first.num_frames}-frame one: both must be the same frames of the same clip"
         )
     source_a, source_b = first.metadata.source, second.metadata.source
+    # Names, not paths: two batches keep copies of one clip in different folders.
     if source_name(source_a) != source_name(source_b):
         raise ComparisonError(
             f"cannot compare results of different clips: {source_name(source_b) or '?'} "
@@ -103,20 +105,6 @@ def check_comparable(first: Reconstruction, second: Reconstruction) -> None:
         raise ComparisonError(
             "cannot compare results of different frames of the clip (other sampling)"
         )
-
-
-def source_name(source: str) -> str:
-    """A clip's name without where it was stored: "walk.mp4", "seq/clip.mp4", "9000001".
-
-    Two batches (or a batch and the app) keep copies of a clip in different folders; the
-    last path part (with its folder when it is a generic "clip.*" or "frames") names it.
-    """
-    if not source:
-        return ""
-    path = Path(source.rstrip("/"))
-    if path.stem in ("clip", "frames", "rgb", "images") and path.parent.name:
-        return f"{path.parent.name}/{path.name}"
-    return path.name
 
 
 def fit_second_world(first: Reconstruction, second: Reconstruction) -> geometry.Similarity:

@@ -418,7 +418,10 @@ class ViewerController:
         shown = self._current
         if shown is None:
             return None
-        return plots.frame_images(shown.recon, frame, self.mask_opacity, self.mask_threshold)
+        return plots.frame_images(
+            shown.recon, frame, self.mask_opacity, self.mask_threshold,
+            min_width=plots.PANEL_IMAGE_WIDTH,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------------------- exports
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.sources.confine import confined
+from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
     from page4d_viewer.sources.clip import SourceLike
@@ -102,7 +103,7 @@ def run_and_save(
     details = run_details(recon, model_seconds)
     if owner:
         details[RUN_OWNER_KEY] = owner
-    return recon, store.save(recon.save, run_title(recon), details)
+    return recon, store.save(recon.save, run_title(recon, source), details)
 
 
 def _checked_progress(progress: Progress, cancel: threading.Event, share: float) -> Progress:
@@ -116,19 +117,11 @@ def _checked_progress(progress: Progress, cancel: threading.Event, share: float)
     return report
 
 
-def run_title(recon: Reconstruction) -> str:
+def run_title(recon: Reconstruction, source: SourceLike | None = None) -> str:
+    """One line "name · S frames · WxH"; the name is the source's (uploads: their files')."""
     height, width = recon.image_hw
-    return f"{_source_name(recon.metadata.source)} · {recon.num_frames} frames · {width}x{height}"
-
-
-def _source_name(source: str) -> str:
-    """The file name of a source; "samples/x/clip.mp4"-style names keep their folder."""
-    if not source:
-        return "clip"
-    path = Path(source)
-    if path.stem == "clip" and path.parent.name:
-        return f"{path.parent.name}/{path.name}"
-    return path.name
+    name = source_name(recon.metadata.source if source is None else source)
+    return f"{name} · {recon.num_frames} frames · {width}x{height}"
 
 
 def run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:

@@ -39,10 +39,11 @@ CROP_MODES = ("crop", "pad")
 MAX_MASK_STRENGTH = 128
 # How often each open page asks the scene where its timeline is (seconds).
 POLL_SECONDS = 0.5
-IMAGE_HEIGHT = 260  # pixels; frames are drawn at least this tall, however small the clip
+IMAGE_HEIGHT = 340  # pixels; frames are drawn at least this tall, however small the clip
 
 PANEL_CSS = """
 #status { min-height: 3.5em; }
+.frame-image img { image-rendering: pixelated; }
 #scene-frame iframe { width: 100%; height: 620px; border: 1px solid #8884; border-radius: 6px; }
 """
 
@@ -239,6 +240,8 @@ class _ResultTabs:
     overlay_image: gr.Image
     depth_image: gr.Image
     confidence_image: gr.Image
+    ground_truth_depth_image: gr.Image
+    ground_truth_mask_image: gr.Image
     trajectory_plot: gr.Plot
     differences_plot: gr.Plot
     metrics_table: gr.Dataframe
@@ -263,15 +266,21 @@ def _result_tabs(
                 )  # fmt: skip
             with gr.Row():
                 overlay, depth, confidence = (
-                    gr.Image(label=label, interactive=False, height=IMAGE_HEIGHT)
+                    _frame_image(label, True)
                     for label in ("Frame + dynamic mask", "Depth", "Depth confidence (log)")
+                )
+            with gr.Row():
+                truth_depth, truth_mask = (
+                    _frame_image(label, False)
+                    for label in ("Ground-truth depth", "Ground-truth moving pixels")
                 )
         with gr.Tab("Pose comparison"):
             with gr.Row():
                 trajectory_plot = gr.Plot(label="Trajectories from above", show_label=False)
                 differences_plot = gr.Plot(label="Per-frame differences", show_label=False)
             metrics_table = gr.Dataframe(
-                headers=plots.METRICS_HEADERS, label="ATE / RPE", interactive=False,
+                headers=plots.METRICS_HEADERS, label="ATE / RPE, depth AbsRel / δ<1.25",
+                interactive=False,
                 elem_id="metrics",
             )  # fmt: skip
         with gr.Tab("Downloads"):
@@ -282,9 +291,18 @@ def _result_tabs(
         record = record_tab.build_tab()
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
     return _ResultTabs(
-        opacity, threshold, overlay, depth, confidence, trajectory_plot, differences_plot,
-        metrics_table, prepare_button, downloads,
+        opacity, threshold, overlay, depth, confidence, truth_depth, truth_mask, trajectory_plot,
+        differences_plot, metrics_table, prepare_button, downloads,
     ), tabs, record  # fmt: skip
+
+
+def _frame_image(label: str, visible: bool) -> gr.Image:
+    """A frame picture: drawn large (plots.PANEL_IMAGE_WIDTH) with sharp pixels, and a
+    fullscreen button to look closer."""
+    return gr.Image(
+        label=label, interactive=False, height=IMAGE_HEIGHT, visible=visible,
+        buttons=["download", "fullscreen"], elem_classes=["frame-image"],
+    )  # fmt: skip
 
 
 def _sampling_inputs() -> dict[str, gr.components.Component]:
@@ -356,7 +374,7 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
     w.run_inputs["checkpoint"].change(
         callbacks.on_checkpoint, w.run_inputs["checkpoint"], w.run_inputs["mask_strength"]
     )
-    images = [w.overlay_image, w.depth_image, w.confidence_image]
+    images = w.images
     w.frame.input(
         callbacks.on_frame, [w.frame, w.synced], [*images, w.synced],
         trigger_mode="always_last", **light,
@@ -374,5 +392,6 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
         callbacks.on_tick, [w.version, w.synced], w.view,
         trigger_mode="always_last", **light,
     )  # fmt: skip
-    demo.load(callbacks.on_load, None, [*w.view, w.runs, w.scene], **light)
+    loaded = [*w.view, w.runs, w.scene, w.run_inputs["mask_strength"]]
+    demo.load(callbacks.on_load, None, loaded, **light)
     demo.unload(callbacks.on_unload)

@@ -8,14 +8,15 @@ rather than pyplot, which keeps no global state and is safe from Gradio's worker
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from page4d_viewer.evaluation.depth import depth_errors
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.trajectory import trajectory_errors
-from page4d_viewer.result.mask import heat_colors, overlay_image
+from page4d_viewer.result.mask import blend_colors, heat_colors, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP
 from page4d_viewer.viewer.display import (
@@ -25,7 +26,14 @@ from page4d_viewer.viewer.display import (
     comparison_color,
 )
 
-METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "note"]
+METRICS_HEADERS = ["comparison", "ATE", "RPE trans", "RPE rot (deg)", "AbsRel", "δ<1.25", "note"]
+
+PANEL_IMAGE_WIDTH = 480
+"""Pixels: the panel draws a frame at least this wide (nearest-neighbour, whole factors), so
+a 196 x 112 model input is readable and its patches stay sharp."""
+
+GROUND_TRUTH_MASK_OPACITY = 0.6
+"""Weight of the heat colour on the ground truth's moving pixels in the panel's picture."""
 
 
 def variant_colour(name: str, second: bool = False) -> tuple[float, float, float]:
@@ -51,11 +59,22 @@ class FrameImages:
             when the result has no mask).
         depth: (H, W, 3) uint8 coloured depth.
         confidence: (H, W, 3) uint8 coloured depth confidence (log scale).
+        ground_truth_depth: (H, W, 3) uint8 coloured ground-truth depth, or None.
+        ground_truth_mask: (H, W, 3) uint8 frame with the ground truth's moving pixels in
+            the mask's heat colour, or None.
+
+    All are (k H, k W, 3) instead when drawn enlarged (`frame_images(min_width=...)`).
     """
 
     overlay: np.ndarray
     depth: np.ndarray
     confidence: np.ndarray
+    ground_truth_depth: np.ndarray | None = None
+    ground_truth_mask: np.ndarray | None = None
+
+    def pictures(self) -> tuple[np.ndarray | None, ...]:
+        """Every picture, in field order (None for missing ground truth)."""
+        return tuple(getattr(self, item.name) for item in fields(self))
 
 
 def frame_images(
@@ -64,8 +83,10 @@ def frame_images(
     opacity: float,
     threshold: float,
     colormap: str = DEFAULT_COLORMAP,
+    min_width: int = 0,
 ) -> FrameImages:
-    """The mask overlay, depth and confidence pictures of one frame.
+    """The mask overlay, depth and confidence pictures of one frame, and the ground truth's
+    depth and moving pixels when the result has them.
 
     Args:
         recon: The result shown.
@@ -73,14 +94,52 @@ def frame_images(
         opacity: Mask overlay opacity in [0, 1].
         threshold: Dynamic probability in [0, 1] from which the heat map is drawn.
         colormap: Matplotlib colormap of the mask heat map.
+        min_width: enlarge every picture by a whole factor until it is at least this many
+            pixels wide (0: model-input size); see `enlarge`.
     """
     frame = int(np.clip(frame, 0, recon.num_frames - 1))
     mask = None if recon.mask_score is None else recon.mask_score[frame]
-    return FrameImages(
-        overlay=overlay_image(recon.images[frame], mask, opacity, threshold, colormap),
+    image = recon.images[frame]
+    truth_depth = truth_mask = None
+    if recon.gt_depth is not None:
+        truth_depth = scalar_map_image(
+            np.where(recon.gt_depth[frame] > 0, recon.gt_depth[frame], np.nan), "turbo"
+        )
+    if recon.gt_dynamic_mask is not None:
+        moving = recon.gt_dynamic_mask[frame].astype(np.float32)
+        truth_mask = blend_colors(image, moving, GROUND_TRUTH_MASK_OPACITY * moving, colormap)
+    images = FrameImages(
+        overlay=overlay_image(image, mask, opacity, threshold, colormap),
         depth=scalar_map_image(recon.depth[frame], "turbo"),
         confidence=scalar_map_image(recon.depth_conf[frame], "viridis", log=True),
+        ground_truth_depth=truth_depth,
+        ground_truth_mask=truth_mask,
     )
+    if min_width <= 0:
+        return images
+    return FrameImages(
+        *(None if picture is None else enlarge(picture, min_width) for picture in images.pictures())
+    )
+
+
+def enlarge(image: np.ndarray, min_width: int) -> np.ndarray:
+    """An image repeated by the smallest whole factor that makes it at least `min_width` wide.
+
+    Nearest-neighbour on purpose: each model pixel (and each 14-pixel patch of the mask) stays
+    a sharp block the user can count, instead of the browser's blur.
+
+    Args:
+        image: (H, W, C) picture.
+        min_width: wanted width in pixels.
+
+    Returns:
+        (k H, k W, C), k = max(1, ceil(min_width / W)); the same array when k = 1.
+    """
+    width = image.shape[1]
+    factor = max(1, -(-int(min_width) // max(width, 1)))
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def scalar_map_image(
@@ -272,7 +331,8 @@ def _estimate_of(label: str) -> str:
 
 
 def metrics_rows(recon: Reconstruction, prefix: str = "") -> list[list[str]]:
-    """ATE / RPE of each compared pair (see `variant_pairs`), as rows of `METRICS_HEADERS`.
+    """ATE / RPE of each compared pair (see `variant_pairs`), and AbsRel / delta < 1.25 of
+    the depth when the result has ground-truth depth, as rows of `METRICS_HEADERS`.
 
     Ground truth is the reference when present; "masked vs unmasked" measures how far the mask
     moved the poses, in the unmasked reconstruction's units. A pair the metrics cannot score
@@ -282,10 +342,24 @@ def metrics_rows(recon: Reconstruction, prefix: str = "") -> list[list[str]]:
         recon: the result.
         prefix: put before each row's label ("A: ", "B: " when two runs are compared).
     """
-    return [
+    rows = [
         metrics_row(prefix + pair_label(estimate, reference), recon, estimate, recon, reference)
         for estimate, reference in variant_pairs(recon.variants)
     ]
+    if recon.gt_depth is not None:
+        rows.append(depth_metrics_row(prefix + "depth vs ground truth", recon))
+    return rows
+
+
+def depth_metrics_row(label: str, recon: Reconstruction) -> list[str]:
+    """One row of `METRICS_HEADERS`: AbsRel and delta < 1.25 of the predicted depth against the
+    result's ground-truth depth, median-scaled once per clip (as `evaluate` reports it)."""
+    try:
+        errors = depth_errors(recon.depth, recon.gt_depth, alignment="median")
+    except MetricsError as error:
+        return [label, "", "", "", "", "", " ".join(str(error).split())]
+    note = "median-scaled over the clip"
+    return [label, "", "", "", f"{errors.abs_rel:.4f}", f"{errors.delta_1_25:.3f}", note]
 
 
 def metrics_row(
@@ -303,5 +377,7 @@ def metrics_row(
             reference.cameras[reference_variant].extrinsics,
         )
     except MetricsError as error:
-        return [label, "", "", "", " ".join(str(error).split())]
-    return [label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", ""]
+        return [label, "", "", "", "", "", " ".join(str(error).split())]
+    return [
+        label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", "", "", "",
+    ]  # fmt: skip

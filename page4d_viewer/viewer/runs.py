@@ -78,9 +78,17 @@ class RunRecord:
         return self.folder / EXPORTS_NAME
 
     def label(self) -> str:
-        """One line for a drop-down: local time and title."""
+        """One line for a drop-down: local time, title, mask strength and checkpoint (when
+        recorded), e.g. "2026-11-21 13:40:12 · walk.mp4 · 24 frames · α 64 · page4d.pt"."""
         local = self.created.astimezone()
-        return f"{local:%Y-%m-%d %H:%M:%S} · {self.title}"
+        parts = [f"{local:%Y-%m-%d %H:%M:%S}", self.title]
+        strength = self.details.get("mask_strength")
+        if isinstance(strength, (int, float)) and not isinstance(strength, bool):
+            parts.append(f"α {strength:g}")
+        checkpoint = self.details.get("checkpoint")
+        if checkpoint:
+            parts.append(Path(str(checkpoint)).name)
+        return " · ".join(parts)
 
 
 class RunStore:

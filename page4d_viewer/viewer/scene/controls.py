@@ -142,6 +142,9 @@ def fps_control_value(fps: float) -> int:
 def build_controls(server: viser.ViserServer, target: ControlTarget) -> SceneControls:
     """Add the timeline, display, mask and camera controls, wired to the target's setters."""
     gui = server.gui
+    # Embedded beside the panel the sidebar would cover the points: start it minimized (one
+    # click on its bar opens it), for every client that connects later too.
+    gui.main_panel.minimize()
     with gui.add_folder("Timeline"):
         frame = gui.add_slider("Frame", min=0, max=1, step=1, initial_value=0, disabled=True)
         playing = gui.add_checkbox("Play", False)

@@ -234,6 +234,9 @@ class CameraLayer:
         self._settings = settings
         self._counters = counters
         self.frusta: dict[str, Frusta] = {}
+        # The camera a viewer flew to: its image would sit right in front of the view and
+        # hide the points, so that one frustum is drawn without it (variant, frame).
+        self.looked_through: tuple[str, int] | None = None
 
     def add_trajectories(self, clip: ShownClip) -> None:
         """Per variant: a root node, the trajectory line and the camera poses."""
@@ -294,7 +297,7 @@ class CameraLayer:
                 image=image,
                 format="jpeg",
                 jpeg_quality=80,
-                visible=current,
+                visible=current and self.looked_through != (variant, index),
                 **common,
             )
             self._counters.bytes += image.nbytes  # what we handed over, before JPEG
@@ -304,12 +307,18 @@ class CameraLayer:
             frusta.imaged[index] = imaged
 
     def apply_visibility(self, frame: int) -> None:
-        """The current frame's frusta show their image; the others are wireframes."""
-        for frusta in self.frusta.values():
+        """The current frame's frusta show their image; the others are wireframes. The
+        camera looked through shows neither (its image would cover the view)."""
+        for variant, frusta in self.frusta.items():
             for index, handle in frusta.plain.items():
                 handle.visible = index != frame
             for index, handle in frusta.imaged.items():
-                handle.visible = index == frame
+                handle.visible = index == frame and self.looked_through != (variant, index)
+
+    def look_through(self, variant: str, index: int, frame: int) -> None:
+        """Remember the camera a viewer flew to and hide its image (see `looked_through`)."""
+        self.looked_through = (variant, index)
+        self.apply_visibility(frame)
 
     def set_variant_visible(self, name: str, visible: bool) -> None:
         """Show or hide one variant's frusta and trajectory (if it is in the scene)."""
@@ -349,6 +358,7 @@ class CameraLayer:
         for frusta in self.frusta.values():
             frusta.root.remove()
         self.frusta = {}
+        self.looked_through = None
 
 
 @dataclass

@@ -334,12 +334,16 @@ class SceneView:
 
     def frustum_clicked(self, client: viser.ClientHandle, variant: str, index: int) -> None:
         """A click on a frustum: put the client's viewpoint at that camera (pose and field of
-        view) and move the timeline to its frame, firing the frame-change callbacks."""
-        with self._lock:
+        view), hide that frustum's image, and move the timeline to its frame, firing the
+        frame-change callbacks. Ground truth is flown to at its pose aligned onto the
+        prediction (`prepare_clip`), where the points are."""
+        self._move_to_frame(index, notify=True)
+        with self._lock, self._server.atomic():
             pose = self.camera_layer.camera_pose(variant, index)
+            if pose is not None:
+                self.camera_layer.look_through(variant, index, self.timeline.frame)
         if pose is not None:
             look_through(client, *pose)
-        self._move_to_frame(index, notify=True)
 
     def show_comparison(self, title: str, cameras: Mapping[str, Cameras]) -> None:
         """Lay a second run's cameras over the shown result's, replacing any earlier one.
