@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, plots
+from page4d_viewer.viewer import dataset_tab, inspect_tab, plots
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
@@ -29,6 +29,7 @@ from page4d_viewer.viewer.controller import (
     ModelBackend,
     ViewerController,
 )
+from page4d_viewer.viewer.inspector import Inspector
 from page4d_viewer.viewer.status import run_choices, status_markdown
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,14 @@ def build_panel(
     """
     comparer = Comparer(controller, controller.scene)  # type: ignore[arg-type]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs = _layout(controller, viser_port, device, precision, index)
+        widgets, tabs, inside_tab = _layout(controller, viser_port, device, precision, index)
         callbacks = PanelCallbacks(controller, widgets, comparer)
         _wire(demo, callbacks, widgets)
         tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, comparer, tabs)
         dataset_tab.wire(tab_callbacks, tabs, widgets)
+        inspector = Inspector(controller)
+        inside = inspect_tab.InspectCallbacks(inspector, inside_tab, widgets)
+        inspect_tab.wire(inside, inside_tab, widgets)
         query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
         demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
@@ -111,7 +115,7 @@ def build_panel(
 
 def _layout(
     controller: ViewerController, viser_port: int, device: str, precision: str, index: str | None
-) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets]:
+) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets, inspect_tab.InspectWidgets]:
     backend = controller.backend
     samples = list(controller.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
@@ -130,7 +134,7 @@ def _layout(
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views, tabs = _result_tabs(controller, index)
+    views, tabs, inside = _result_tabs(controller, index)
     widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
@@ -144,7 +148,7 @@ def _layout(
         **_fields_of(actions),
         **_fields_of(views),
     )
-    return widgets, tabs
+    return widgets, tabs, inside
 
 
 def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
@@ -243,8 +247,9 @@ class _ResultTabs:
 
 def _result_tabs(
     controller: ViewerController, index: str | None
-) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets]:
-    """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare."""
+) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets, inspect_tab.InspectWidgets]:
+    """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare,
+    inside the model."""
     with gr.Tabs():
         with gr.Tab("Mask and depth"):
             with gr.Row():
@@ -275,10 +280,11 @@ def _result_tabs(
                 label="Files", file_count="multiple", interactive=False, elem_id="downloads"
             )
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
+        inside = inspect_tab.build_tab()
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, trajectory_plot, differences_plot,
         metrics_table, prepare_button, downloads,
-    ), tabs  # fmt: skip
+    ), tabs, inside  # fmt: skip
 
 
 def _sampling_inputs() -> dict[str, gr.components.Component]:
@@ -321,9 +327,13 @@ def _model_inputs(
             0, MAX_MASK_STRENGTH, value=strength, step=1,
             label="Mask strength α (0 = off, 64 = as released)", elem_id="mask-strength",
         )  # fmt: skip
+        attention = gr.Checkbox(
+            False, label="Record attention (for the Inside the model tab)",
+            elem_id="record-attention",
+        )  # fmt: skip
     return {
         "checkpoint": checkpoint, "device": device_box, "precision": precision_box,
-        "mask_strength": mask_strength,
+        "mask_strength": mask_strength, "attention": attention,
     }  # fmt: skip
 
 
