@@ -131,7 +131,7 @@ def _make_inspected(same_variants: bool = False):
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def inspected_recon():
     """`inspected_recon(same_variants=False)`: the small Reconstruction with attention."""
     return _make_inspected

@@ -58,7 +58,7 @@ class InspectWidgets:
 
 def build_tab() -> InspectWidgets:
     """The "Inside the model" tab (call inside a `gr.Tabs()`)."""
-    with gr.Tab("Inside the model", id="inside"):
+    with gr.Tab("Inside the model", id="inside", elem_id="inside-tab"):
         note = gr.Markdown("", elem_id="inspect-note")
         with gr.Row():
             layer = gr.Dropdown([], label="Layer (masked global)", elem_id="attention-layer")
