@@ -110,4 +110,4 @@ def test_clicking_a_pixel_marks_its_point_in_the_scene(app, page) -> None:
     assert probed is not None
     np.testing.assert_allclose(probed, recon.points[0, 14, 21], atol=0.06)
     page.get_by_role("tab", name="Inside the model").first.click()
-    page.locator("#probe-text").get_by_text("Frame 0").wait_for()
+    page.locator("#probe-text").get_by_text("Frame 0, pixel").wait_for()
