@@ -68,6 +68,19 @@ def _run_with_attention(page, frames: int) -> None:
     )
 
 
+def _close_scene_notices(page) -> None:
+    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    close = page.frame_locator("#scene-frame iframe").locator(".mantine-Notification-root button")
+    try:
+        close.first.wait_for(timeout=15_000)
+    except PlaywrightTimeoutError:  # no notice: nothing to close
+        return
+    for _ in range(close.count()):
+        close.first.click()
+
+
 def take_screenshots(out_dir: Path, frames: int, layer: int, query: int) -> list[Path]:
     """Run the sample with attention and save the tab per variant, and the page.
 
@@ -112,7 +125,9 @@ def take_screenshots(out_dir: Path, frames: int, layer: int, query: int) -> list
                     written.append(path)
                 page.locator("#attention-variant").get_by_label("masked", exact=True).check()
                 page.locator("#colour-points-by").get_by_label("attention").check()
-                time.sleep(5)  # the scene's WebGL canvas draws in software
+                app.scene.set_display("all")  # every key frame, coloured by what it received
+                _close_scene_notices(page)
+                time.sleep(20)  # the scene's WebGL canvas draws in software
                 path = out_dir / "attention_page.png"
                 page.screenshot(path=str(path), full_page=True)
                 written.append(path)

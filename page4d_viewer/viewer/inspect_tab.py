@@ -96,9 +96,11 @@ def build_tab() -> InspectWidgets:
                 elem_id="probe-image", format="png",
             )  # fmt: skip
             probe_text = gr.Markdown("", elem_id="probe-text")
+        # Inside the tab: anything placed directly in the parent gr.Tabs becomes a tab itself.
+        probe_seen, timer = gr.State(0), gr.Timer(PROBE_POLL_SECONDS)
     return InspectWidgets(
         note, layer, query, variant, colour_by, grid, special, feature_layer, feature, mask,
-        probe_text, probe_image, gr.State(0), gr.Timer(PROBE_POLL_SECONDS),
+        probe_text, probe_image, probe_seen, timer,
     )  # fmt: skip
 
 
