@@ -259,3 +259,33 @@ def test_a_result_without_attention_gets_the_note(scene, inspected_recon) -> Non
     view = inspector.view(choice, None, 0)
     assert choice is None and view.grid is None and "--attention" in view.note
     assert "Record attention" in view.note and view.feature is not None
+
+
+# ------------------------------------------------------------------------------ run options
+
+
+def test_record_attention_reaches_predict(monkeypatch, inspected_recon) -> None:
+    from page4d_viewer.inference import predictor
+    from page4d_viewer.inference.jobs import PredictorBackend
+    from page4d_viewer.viewer.callbacks import options_from_widgets
+
+    values = {
+        "checkpoint": "default model", "device": "cpu", "precision": "auto",
+        "mask_strength": 64, "mode": "crop", "stride": 1, "fps": 0, "start": 0, "end": 0,
+        "max_frames": 0,
+    }  # fmt: skip
+    assert options_from_widgets(values).attention is False
+    options = options_from_widgets({**values, "attention": True})
+    assert options.attention is True
+    calls: list[dict] = []
+
+    def predict(source, model, **kwargs):
+        calls.append(kwargs)
+        return inspected_recon()
+
+    monkeypatch.setattr(
+        predictor, "load_model", lambda path: ("model", predictor.ModelInfo(name="m"))
+    )
+    monkeypatch.setattr(predictor, "predict", predict)
+    PredictorBackend().run_model("clip.mp4", options, lambda fraction, message: None)
+    assert calls[0]["attention"] is True
