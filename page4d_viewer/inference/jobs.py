@@ -84,6 +84,7 @@ class PredictorBackend:
                 progress=progress,
                 checkpoint_info=info,
                 sampling=options.sampling(),
+                attention=options.attention,
             )
         except RuntimeError as error:
             if not _is_out_of_memory(error):

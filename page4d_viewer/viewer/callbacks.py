@@ -72,6 +72,7 @@ def options_from_widgets(values: dict[str, Any]) -> RunOptions:
         start=int(values["start"]) or None,
         end=int(values["end"]) or None,
         max_frames=int(values["max_frames"]) or None,
+        attention=bool(values.get("attention", False)),
     )
 
 

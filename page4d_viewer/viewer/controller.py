@@ -72,6 +72,8 @@ class RunOptions:
         start: First source frame (inclusive); None = 0.
         end: Source frame to stop before (exclusive); None = the end.
         max_frames: At most this many frames, spread evenly; None = no limit.
+        attention: Also record the camera-token attention and feature PCA (the "Inside the
+            model" tab).
     """
 
     checkpoint: str
@@ -84,6 +86,7 @@ class RunOptions:
     start: int | None = None
     end: int | None = None
     max_frames: int | None = DEFAULT_MAX_FRAMES
+    attention: bool = False
 
     def sampling(self) -> FrameSampling:
         """The frames `page4d_viewer.sources.clip.load_clip` keeps for these options.

@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, plots, record_tab
+from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
@@ -95,7 +95,7 @@ def build_panel(
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs, record = _layout(controller, device, precision, index)
+        widgets, tabs, record, inside_tab = _layout(controller, device, precision, index)
         if isinstance(controller, SessionRegistry):
             callbacks = PanelCallbacks(
                 None, widgets, controller, lambda session: scene_iframe_html(scene_url(session))
@@ -106,6 +106,8 @@ def build_panel(
         record_tab.wire(record_tab.RecordCallbacks(callbacks.controller_of), record)
         tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, tabs)
         dataset_tab.wire(tab_callbacks, tabs, widgets)
+        inside = inspect_tab.InspectCallbacks(callbacks.controller_of, inside_tab, widgets)
+        inspect_tab.wire(inside, inside_tab, widgets)
         query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
         demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
@@ -114,7 +116,9 @@ def build_panel(
 
 def _layout(
     controller: ViewerController | SessionRegistry, device: str, precision: str, index: str | None
-) -> tuple[PanelWidgets, dataset_tab.DatasetWidgets, record_tab.RecordWidgets]:
+) -> tuple[
+    PanelWidgets, dataset_tab.DatasetWidgets, record_tab.RecordWidgets, inspect_tab.InspectWidgets
+]:
     backend = controller.backend
     samples = list(controller.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
@@ -133,7 +137,7 @@ def _layout(
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views, tabs, record = _result_tabs(controller, index)
+    views, tabs, record, inside = _result_tabs(controller, index)
     widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
@@ -148,7 +152,7 @@ def _layout(
         **_fields_of(actions),
         **_fields_of(views),
     )
-    return widgets, tabs, record
+    return widgets, tabs, record, inside
 
 
 def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
@@ -251,8 +255,11 @@ class _ResultTabs:
 
 def _result_tabs(
     controller: ViewerController | SessionRegistry, index: str | None
-) -> tuple[_ResultTabs, dataset_tab.DatasetWidgets, record_tab.RecordWidgets]:
-    """The tabs under the scene: mask and depth, pose comparison, downloads, dataset, compare."""
+) -> tuple[
+    _ResultTabs, dataset_tab.DatasetWidgets, record_tab.RecordWidgets, inspect_tab.InspectWidgets
+]:
+    """The tabs under the scene: mask and depth, pose comparison, downloads, record, dataset,
+    compare, inside the model."""
     with gr.Tabs():
         with gr.Tab("Mask and depth"):
             with gr.Row():
@@ -290,10 +297,11 @@ def _result_tabs(
             )
         record = record_tab.build_tab()
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
+        inside = inspect_tab.build_tab()
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, truth_depth, truth_mask, trajectory_plot,
         differences_plot, metrics_table, prepare_button, downloads,
-    ), tabs, record  # fmt: skip
+    ), tabs, record, inside  # fmt: skip
 
 
 def _frame_image(label: str, visible: bool) -> gr.Image:
@@ -345,9 +353,13 @@ def _model_inputs(
             0, MAX_MASK_STRENGTH, value=strength, step=1,
             label="Mask strength α (0 = off, 64 = as released)", elem_id="mask-strength",
         )  # fmt: skip
+        attention = gr.Checkbox(
+            False, label="Record attention (for the Inside the model tab)",
+            elem_id="record-attention",
+        )  # fmt: skip
     return {
         "checkpoint": checkpoint, "device": device_box, "precision": precision_box,
-        "mask_strength": mask_strength,
+        "mask_strength": mask_strength, "attention": attention,
     }  # fmt: skip
 
 

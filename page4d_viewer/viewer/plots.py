@@ -135,11 +135,15 @@ def enlarge(image: np.ndarray, min_width: int) -> np.ndarray:
     Returns:
         (k H, k W, C), k = max(1, ceil(min_width / W)); the same array when k = 1.
     """
-    width = image.shape[1]
-    factor = max(1, -(-int(min_width) // max(width, 1)))
+    factor = enlargement(image.shape[1], min_width)
     if factor == 1:
         return image
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def enlargement(width: int, min_width: int) -> int:
+    """The whole factor `enlarge` repeats a `width`-pixel picture by (clicks divide by it)."""
+    return max(1, -(-int(min_width) // max(int(width), 1)))
 
 
 def scalar_map_image(

@@ -17,12 +17,12 @@ import numpy as np
 
 from page4d_viewer.result.points import frame_points
 from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene.colouring import PointColouring
 from page4d_viewer.viewer.scene.nodes import (
     FrameNodes,
     Frusta,
     PointBin,
     ShownClip,
-    overlay_colors,
     thumbnail,
 )
 
@@ -49,6 +49,7 @@ class BinnedPoints:
     bin_ids: list[int]  # bins present, ascending
     starts: list[int]  # start of each bin in `order`
     ends: list[int]  # end of each bin in `order`
+    pixel_index: np.ndarray | None = None  # (N,) int32 flat pixel index, for the colouring
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class PointLayer:
         self._settings = settings
         self._counters = counters
         self.frames: dict[int, FrameNodes] = {}
+        self.colouring = PointColouring()
 
     def filtered_points(
         self, clip: ShownClip, index: int
@@ -88,6 +90,13 @@ class PointLayer:
         Returns:
             positions (N, 3) float32, image colours (N, 3) uint8, dynamic probability (N,).
         """
+        positions, colors, probability, _pixels = self._filtered_with_pixels(clip, index)
+        return positions, colors, probability
+
+    def _filtered_with_pixels(
+        self, clip: ShownClip, index: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`filtered_points`, plus each point's flat pixel index (N,) int64."""
         cloud = frame_points(
             clip.recon,
             index,
@@ -104,18 +113,19 @@ class PointLayer:
             patch_rows = display.patch_index(cloud.pixel_index // width, height, grid_h)
             patch_cols = display.patch_index(cloud.pixel_index % width, width, grid_w)
             probability = clip.probability[index][patch_rows, patch_cols]
-        return cloud.points, cloud.colors, probability
+        return cloud.points, cloud.colors, probability, cloud.pixel_index
 
     def binned_points(self, clip: ShownClip, index: int) -> BinnedPoints:
         """One frame's points split by mask bin; pure, so it runs outside the scene's lock."""
-        positions, colors, probability = self.filtered_points(clip, index)
+        positions, colors, probability, pixels = self._filtered_with_pixels(clip, index)
         bins = display.mask_bins(probability)
         order = np.argsort(bins, kind="stable")
         bin_ids, starts = np.unique(bins[order], return_index=True)
         ends = [*starts[1:].tolist(), len(order)]
         return BinnedPoints(
-            positions, colors, probability, order, bin_ids.tolist(), starts.tolist(), ends
-        )
+            positions, colors, probability, order, bin_ids.tolist(), starts.tolist(), ends,
+            pixels.astype(np.int32),
+        )  # fmt: skip
 
     def add_frame(
         self, index: int, points: BinnedPoints, frame: int, visible: bool, has_mask: bool
@@ -128,18 +138,21 @@ class PointLayer:
         for bin_id, start, end in zip(points.bin_ids, points.starts, points.ends, strict=True):
             chosen = points.order[start:end]
             colors, probability = points.colors[chosen], points.probability[chosen]
+            pixels = None if points.pixel_index is None else points.pixel_index[chosen]
             weight = settings.bin_weight(bin_id, has_mask)
             handle = self._server.scene.add_point_cloud(
                 f"{name}/m{bin_id:02d}",
                 points=points.positions[chosen],
-                colors=overlay_colors(colors, probability, weight),
+                colors=self.colouring.colors(colors, probability, pixels, index, weight),
                 point_size=settings.point_size,
                 point_shape="rounded",
                 point_shading="flat",
                 visible=display.dynamic_visible(settings.mode, index, frame)
                 or not settings.is_dynamic(bin_id, has_mask),
             )
-            nodes.bins[bin_id] = PointBin(handle, colors, probability, weight)
+            nodes.bins[bin_id] = PointBin(
+                handle, colors, probability, weight, pixels, self.colouring.stamp(weight)
+            )
             # float16 positions (viser's default precision) + uint8 colours.
             self._counters.bytes += len(chosen) * (3 * 2 + 3)
         self.frames[index] = nodes
@@ -161,11 +174,13 @@ class PointLayer:
                     settings.mode, index, frame
                 )
                 weight = settings.bin_weight(bin_id, has_mask)
-                if weight != point_bin.weight:
-                    point_bin.weight = weight
-                    point_bin.handle.colors = overlay_colors(
-                        point_bin.image_colors, point_bin.probability, weight
-                    )
+                stamp = self.colouring.stamp(weight)
+                if stamp != point_bin.stamp:
+                    point_bin.weight, point_bin.stamp = weight, stamp
+                    point_bin.handle.colors = self.colouring.colors(
+                        point_bin.image_colors, point_bin.probability, point_bin.pixel_index,
+                        index, weight,
+                    )  # fmt: skip
                     self._counters.bytes += point_bin.image_colors.nbytes
                     recoloured = True
             if recoloured:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,8 @@ class PointBin:
     image_colors: np.ndarray  # (N, 3) uint8
     probability: np.ndarray  # (N,) float32
     weight: float  # overlay blend weight the colours on screen were made with
+    pixel_index: np.ndarray | None = None  # (N,) flat pixel index of each point
+    stamp: Hashable = None  # what the colours on screen were made from (colouring.py)
 
 
 @dataclass

@@ -129,6 +129,8 @@ class SceneState:
         comparison_variants: the second run's camera variants in the scene (`/compare/...`).
         comparison_visible: whether the comparison is shown (False when there is none).
         comparison_camera_nodes: the second run's frustum nodes on screen.
+        point_colouring: what colours the points: "image", "mask" or "attention".
+        probe_point: where the probe marker is (world), or None when nothing is probed.
     """
 
     num_frames: int
@@ -163,3 +165,5 @@ class SceneState:
     comparison_variants: tuple[str, ...] = ()
     comparison_visible: bool = False
     comparison_camera_nodes: tuple[str, ...] = ()
+    point_colouring: str = "mask"
+    probe_point: tuple[float, float, float] | None = None

@@ -32,6 +32,7 @@ import numpy as np
 
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene.colouring import ProbeMarker
 from page4d_viewer.viewer.scene.controls import SceneControls, build_controls, fps_control_value
 from page4d_viewer.viewer.scene.layers import (
     CameraLayer,
@@ -59,11 +60,12 @@ from page4d_viewer.viewer.scene.state import (
 from page4d_viewer.viewer.scene.timeline import FrameCallback, Timeline, notify_frame_change
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Hashable, Mapping
 
     import viser
 
     from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+    from page4d_viewer.viewer.probe import Pixel
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class SceneView:
         self.point_layer = PointLayer(server, self._settings, self._counters)
         self.camera_layer = CameraLayer(server, self._settings, self._counters)
         self.comparison_layer = ComparisonLayer(server)
+        self.probe_marker = ProbeMarker()
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
         self.controls: SceneControls = build_controls(server, self)
@@ -379,6 +382,49 @@ class SceneView:
         with self._lock, self._server.atomic():
             self.comparison_layer.remove_all()
 
+    # ------------------------------------------------------------------ inside the model
+
+    def set_point_colouring(
+        self,
+        mode: str,
+        heat: np.ndarray | None = None,
+        colormap: str = display.DEFAULT_COLORMAP,
+        key: Hashable = None,
+    ) -> None:
+        """Colour the points by "image", "mask" (the overlay) or "attention" (`heat`, (S, h, w)
+        in [0, 1] per key-frame patch; `key` names it). Re-sends colours of the frames on
+        screen only, never positions."""
+        with self._lock, self._server.atomic():
+            image_hw = (1, 1) if self._clip is None else self._clip.recon.image_hw
+            self.point_layer.colouring.set(mode, heat, image_hw, colormap, key)
+            self._apply_visibility()
+
+    def pick_pixel(self, origin: np.ndarray, direction: np.ndarray) -> Pixel | None:
+        """The pixel whose point on screen is nearest to a click ray (None: nothing there)."""
+        from page4d_viewer.viewer.probe import pick_pixel
+
+        with self._lock:
+            clip, frames = self._clip, self.point_layer.on_screen(self._has_mask()).frames
+        if clip is None:
+            return None
+        return pick_pixel(
+            clip.recon, frames, origin, direction, threshold=clip.confidence_cut,
+            source=clip.source, rows=clip.rows, cols=clip.cols,
+        )  # fmt: skip
+
+    def show_probe(self, position: np.ndarray | None) -> None:
+        """Mark a probed point with a small sphere (None removes it)."""
+        with self._lock, self._server.atomic():
+            radius = 2.5 * self._settings.point_size
+            self.probe_marker.show(self._server, position, radius)
+
+    def on_scene_click(self, callback: Callable[[np.ndarray, np.ndarray], None]) -> None:
+        """Register `callback(ray_origin, ray_direction)` for clicks in the scene."""
+
+        @self._server.scene.on_click()
+        def _clicked(event: viser.SceneClickEvent) -> None:
+            callback(np.asarray(event.ray_origin), np.asarray(event.ray_direction))
+
     def refresh_controls(self) -> None:
         """Write the scene's settings into its controls (e.g. to put back a refused value)."""
         with self._lock:
@@ -425,6 +471,8 @@ class SceneView:
                 comparison_variants=tuple(self.comparison_layer.nodes),
                 comparison_visible=self.comparison_layer.visible,
                 comparison_camera_nodes=self.comparison_layer.visible_nodes(),
+                point_colouring=self.point_layer.colouring.mode,
+                probe_point=self.probe_marker.position,
             )
 
     # ------------------------------------------------------------------ internals: sending
@@ -469,6 +517,8 @@ class SceneView:
         self.point_layer.remove_all()
         self.camera_layer.remove_all()
         self.comparison_layer.remove_all()
+        self.probe_marker.remove()
+        self.point_layer.colouring.reset()
 
     # ------------------------------------------------------------------ internals: showing
 

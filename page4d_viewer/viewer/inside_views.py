@@ -1,0 +1,230 @@
+"""Pictures of what happens inside the model: camera-token attention and feature PCA.
+
+Pure functions of a Reconstruction (no Gradio, no Viser, no torch): the panel's "Inside the
+model" tab shows their images and the scene colours its points with `attention_heat`. Heat
+maps go through `result.mask` (`upsample_mask`, `heat_colors`, `blend_colors`), the same
+upsampling and colours as the dynamic mask.
+
+An attention map is the camera token of a query frame attending to every key frame's
+patches in one masked global layer: (S, h, w) probabilities per variant. Shown as heat, each
+selection is scaled by its own largest value (the probabilities themselves are tiny: the row
+sums to 1 over S * h * w patches); the difference "masked − unmasked" uses a diverging
+colormap centred at 0 with a symmetric range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from page4d_viewer.result.inspection import ATTENTION_VARIANTS
+from page4d_viewer.result.mask import (
+    DisplayError,
+    blend_colors,
+    dynamic_probability,
+    heat_colors,
+    upsample_mask,
+)
+from page4d_viewer.settings import DEFAULT_COLORMAP
+
+if TYPE_CHECKING:
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+DIFFERENCE = "masked − unmasked"
+ATTENTION_CHOICES: tuple[str, ...] = (*ATTENTION_VARIANTS, DIFFERENCE)
+"""The variant selector: one variant's attention, or the masked minus the unmasked one."""
+DIVERGING_COLORMAP = "RdBu_r"  # blue: the mask took attention away; red: it added some
+HEAT_OPACITY = 0.65  # heat over the key frames' images in the attention grid
+TILE_WIDTH = 160  # pixels per key frame in the attention grid, at most
+NO_ATTENTION_NOTE = (
+    "This result has no attention maps: run with `--attention` "
+    "(`page4d-viewer infer clip --out r.npz --attention`) or tick **Record attention** in the "
+    "run options."
+)
+
+
+@dataclass(frozen=True)
+class AttentionChoice:
+    """Which attention to show.
+
+    Attributes:
+        layer: a masked layer among the result's `attention_layers` (the model's numbering).
+        query: a query frame among its `attention_query_frames` (frame position).
+        variant: one of ATTENTION_CHOICES.
+    """
+
+    layer: int
+    query: int
+    variant: str = ATTENTION_VARIANTS[0]
+
+    @property
+    def diverging(self) -> bool:
+        """Whether this is the signed difference (diverging colours, centred at 0)."""
+        return self.variant == DIFFERENCE
+
+
+def has_attention(recon: Reconstruction | None) -> bool:
+    """Whether a result holds camera-token attention."""
+    return recon is not None and recon.attention is not None
+
+
+def nearest_query(recon: Reconstruction, frame: int) -> int:
+    """The recorded query frame closest to `frame` (the earlier one on a tie).
+
+    Raises:
+        DisplayError: the result has no attention.
+    """
+    if not has_attention(recon):
+        raise DisplayError("this result has no attention maps")
+    queries = np.asarray(recon.attention_query_frames)
+    return int(queries[np.argmin(np.abs(queries - int(frame)))])
+
+
+def attention_values(recon: Reconstruction, choice: AttentionChoice) -> np.ndarray:
+    """The raw attention of one selection.
+
+    Args:
+        recon: a result with attention.
+        choice: layer, query frame and variant; DIFFERENCE is masked minus unmasked.
+
+    Returns:
+        (S, h, w) float32 probabilities per key-frame patch (signed for DIFFERENCE).
+
+    Raises:
+        DisplayError: no attention, or a layer, query frame or variant the result lacks.
+    """
+    if not has_attention(recon):
+        raise DisplayError("this result has no attention maps")
+    maps = recon.attention or {}
+    if choice.layer not in recon.attention_layers:
+        raise DisplayError(
+            f"layer {choice.layer} has no recorded attention (have {recon.attention_layers})"
+        )
+    if choice.query not in recon.attention_query_frames:
+        raise DisplayError(
+            f"frame {choice.query} is not a recorded query frame "
+            f"(have {recon.attention_query_frames})"
+        )
+    needed = ATTENTION_VARIANTS if choice.diverging else (choice.variant,)
+    missing = [name for name in needed if name not in maps]
+    if choice.variant not in ATTENTION_CHOICES or missing:
+        raise DisplayError(f"this result has no {choice.variant!r} attention")
+    row = recon.attention_layers.index(choice.layer)
+    column = recon.attention_query_frames.index(choice.query)
+    if choice.diverging:
+        return (maps["masked"][row, column] - maps["unmasked"][row, column]).astype(np.float32)
+    return maps[choice.variant][row, column].astype(np.float32)
+
+
+def heat_values(values: np.ndarray, diverging: bool) -> np.ndarray:
+    """Attention as heat in [0, 1], one scale for the whole selection.
+
+    Args:
+        values: (...) attention (signed when `diverging`).
+        diverging: False: divide by the largest value (0 stays 0). True: 0 maps to 0.5 and
+            the range is symmetric, +-max|values| -> 1 / 0.
+
+    Returns:
+        (...) float32 in [0, 1] (all 0, or all 0.5 when diverging, for an all-zero input).
+    """
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    if diverging:
+        largest = float(np.abs(values).max(initial=0.0))
+        if largest == 0.0:
+            return np.full(values.shape, 0.5, dtype=np.float32)
+        return (0.5 + 0.5 * values / largest).astype(np.float32)
+    largest = float(values.max(initial=0.0))
+    if largest <= 0.0:
+        return np.zeros(values.shape, dtype=np.float32)
+    return np.clip(values / largest, 0.0, 1.0).astype(np.float32)
+
+
+def attention_heat(recon: Reconstruction, choice: AttentionChoice) -> np.ndarray:
+    """(S, h, w) float32 heat in [0, 1] of one selection (see `heat_values`)."""
+    return heat_values(attention_values(recon, choice), choice.diverging)
+
+
+def colormap_of(choice: AttentionChoice) -> str:
+    """The colormap a selection is drawn with (the mask's, or the diverging one)."""
+    return DIVERGING_COLORMAP if choice.diverging else DEFAULT_COLORMAP
+
+
+def attention_grid(
+    recon: Reconstruction, choice: AttentionChoice, columns: int | None = None
+) -> np.ndarray:
+    """The key frames in a grid, each with the query's attention on it as a heat map.
+
+    Args:
+        recon: a result with attention.
+        choice: which attention.
+        columns: key frames per row; None: about square.
+
+    Returns:
+        (rows * h_t, columns * w_t, 3) uint8, tiles of at most TILE_WIDTH pixels wide in
+        frame order, unused tiles black.
+    """
+    heat = attention_heat(recon, choice)
+    frames = recon.num_frames
+    height, width = recon.image_hw
+    step = max(1, -(-width // TILE_WIDTH))
+    tiles = recon.images[:, ::step, ::step]
+    tile_h, tile_w = tiles.shape[1:3]
+    upsampled = upsample_mask(heat, tile_h, tile_w)
+    blended = blend_colors(tiles, upsampled, HEAT_OPACITY, colormap_of(choice))
+    columns = columns or int(np.ceil(np.sqrt(frames)))
+    rows = -(-frames // columns)
+    grid = np.zeros((rows * tile_h, columns * tile_w, 3), dtype=np.uint8)
+    for index in range(frames):
+        top, left = (index // columns) * tile_h, (index % columns) * tile_w
+        grid[top : top + tile_h, left : left + tile_w] = blended[index]
+    return grid
+
+
+def special_mass_text(recon: Reconstruction, choice: AttentionChoice) -> str:
+    """One line: how much of the query's attention went to camera and register tokens."""
+    if not has_attention(recon) or recon.attention_special is None:
+        return ""
+    row = recon.attention_layers.index(choice.layer)
+    column = recon.attention_query_frames.index(choice.query)
+    parts = []
+    for name in ATTENTION_VARIANTS:
+        if name in recon.attention_special:
+            mass = float(recon.attention_special[name][row, column].sum())
+            parts.append(f"{name} {100 * mass:.1f} %")
+    return (
+        f"Attention of frame {choice.query}'s camera token in layer {choice.layer} on the "
+        f"special (camera and register) tokens: {', '.join(parts)}; the rest went to patches."
+    )
+
+
+def attention_at_pixel(
+    recon: Reconstruction, choice: AttentionChoice, frame: int, row: int, col: int
+) -> float:
+    """The attention one key-frame pixel's patch received from the selection (raw value)."""
+    values = attention_values(recon, choice)[frame]
+    height, width = recon.image_hw
+    return float(upsample_mask(values, height, width)[row, col])
+
+
+def feature_image(recon: Reconstruction, layer: int, frame: int) -> np.ndarray:
+    """The PCA RGB of a feature layer's patch tokens for one frame, at image size.
+
+    Raises:
+        DisplayError: no feature PCA, or a layer without one.
+    """
+    if recon.feature_pca is None or layer not in recon.feature_layers:
+        raise DisplayError(f"this result has no feature PCA of layer {layer}")
+    height, width = recon.image_hw
+    pca = recon.feature_pca[recon.feature_layers.index(layer), int(frame)]
+    return np.moveaxis(upsample_mask(np.moveaxis(pca, -1, 0), height, width), 0, -1)
+
+
+def mask_score_image(recon: Reconstruction, frame: int) -> np.ndarray | None:
+    """The mask head's dynamic probability of one frame as a heat image (None: no mask)."""
+    if recon.mask_score is None:
+        return None
+    height, width = recon.image_hw
+    probability = dynamic_probability(recon.mask_score[int(frame)])
+    return heat_colors(upsample_mask(probability, height, width))

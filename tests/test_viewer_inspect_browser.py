@@ -1,0 +1,123 @@
+"""The "Inside the model" tab in headless Chromium: pick a layer and the heat map changes; click
+a pixel of the frame overlay and the scene marks its 3-D point.
+
+A view-only app (no model) opened on the small hand-made Reconstruction with attention
+(`inspected_recon` in conftest), driven through Debian's Chromium with Playwright (never
+`playwright install`). Assertions read the server-side scene state and the page's images.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 120_000  # two shared CPU cores
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    folder = tmp_path_factory.mktemp("inspect")
+    result = inspected_recon().save(folder / "inspected.npz")
+    config = AppConfig(
+        port=_free_port(), runs_dir=folder / "runs",
+        data_roots=[folder], result=str(result), max_points=20_000,
+    )  # fmt: skip
+    running = ViewerApp(config, backend=None)
+    running.start()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def page(app) -> Iterator:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        opened = browser.new_page(viewport={"width": 1400, "height": 1400})
+        opened.set_default_timeout(TIMEOUT_MS)
+        opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
+        opened.goto(app.url)
+        yield opened
+        browser.close()
+
+
+def _image_src(page, elem_id: str) -> str:
+    image = page.locator(f"#{elem_id} img")
+    image.wait_for()
+    return image.get_attribute("src") or ""
+
+
+def _wait_changed(page, read, before: str, what: str) -> str:
+    for _ in range(TIMEOUT_MS // 200):
+        now = read()
+        if now and now != before:
+            return now
+        page.wait_for_timeout(200)
+    raise AssertionError(f"{what} did not change")
+
+
+def test_picking_a_layer_changes_the_heat_map(page) -> None:
+    page.get_by_role("tab", name="Inside the model").first.click()
+    first = _image_src(page, "attention-grid")
+    page.locator("#attention-layer input").click()
+    page.get_by_role("option", name="9").click()
+    _wait_changed(page, lambda: _image_src(page, "attention-grid"), first, "the heat map")
+    special = page.locator("#attention-special").inner_text()
+    assert "layer 9" in special and "special" in special
+
+
+def _session(app, page):
+    """The page's own session (scene + controller), named by its scene iframe's address."""
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    session = app.sessions.get(src.strip("/").split("/")[-1])
+    assert session is not None, f"no open session for the scene at {src}"
+    return session
+
+
+def test_clicking_a_pixel_marks_its_point_in_the_scene(app, page) -> None:
+    session = _session(app, page)
+    assert session.scene.state().probe_point is None
+    page.get_by_role("tab", name="Mask and depth").first.click()
+    overlay = page.locator(".block", has_text="Frame + dynamic mask").last.locator("img")
+    overlay.wait_for()
+    box = overlay.bounding_box()
+    assert box is not None
+    # The centre: Gradio maps clicks on an image shown larger than its pixels as if it were
+    # drawn at its own size in the middle, so only the centre is the same pixel either way.
+    overlay.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+    for _ in range(TIMEOUT_MS // 200):
+        if session.scene.state().probe_point is not None:
+            break
+        page.wait_for_timeout(200)
+    recon = session.controller.current.recon
+    probed = session.scene.state().probe_point
+    assert probed is not None
+    np.testing.assert_allclose(probed, recon.points[0, 14, 21], atol=0.06)
+    page.get_by_role("tab", name="Inside the model").first.click()
+    page.locator("#probe-text").get_by_text("Frame 0, pixel").wait_for()
