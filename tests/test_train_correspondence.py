@@ -256,3 +256,16 @@ def test_init_weights_from_the_shipped_model_into_the_small_preset(tmp_path) -> 
     shipped, _ = load_checkpoint(shipped_path)
     for name, tensor in shipped.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_held_out_track_errors_score_a_model_against_a_still_guess(tmp_path) -> None:
+    from page4d_viewer.errors import Page4DError
+    from page4d_viewer.training.tracks import held_out_track_errors
+    from page4d_viewer.training.train import build_training_model
+
+    model = build_training_model(_micro_config(tmp_path)).eval()
+    scores = held_out_track_errors(model, [9_000_100], num_frames=3, stride=2, count=16)
+    assert set(scores) == {"epe", "still_epe", "within_2px", "still_within_2px"}
+    assert scores["still_epe"] > 0 and 0 <= scores["within_2px"] <= 1
+    with pytest.raises(Page4DError, match="training"):
+        held_out_track_errors(model, [5], num_frames=3, stride=2, count=16)
