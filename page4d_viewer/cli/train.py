@@ -12,6 +12,7 @@ import torch
 from page4d_viewer.training.losses import LossWeights
 from page4d_viewer.training.train import (
     CHECKPOINT_NAME,
+    MASK_STRENGTH_SAMPLING,
     TrainConfig,
     TrainingError,
     build_training_model,
@@ -28,6 +29,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
     _add_data_options(parser, defaults)
     _add_schedule_options(parser, defaults)
+    _add_correspondence_options(parser, defaults)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument(
@@ -95,10 +97,44 @@ def _add_schedule_options(parser: argparse.ArgumentParser, defaults: TrainConfig
     )
 
 
+def _add_correspondence_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """The track loss and the per-step mask strength."""
+    parser.add_argument(
+        "--track-loss-weight",
+        type=float,
+        default=defaults.loss_weights.track,
+        help="weight of the track loss on ground-truth correspondence (0: tracker off)",
+    )
+    parser.add_argument(
+        "--track-visibility-weight",
+        type=float,
+        default=defaults.loss_weights.track_visibility,
+        help="weight of the visibility BCE inside the track loss",
+    )
+    parser.add_argument("--track-queries", type=int, default=defaults.track_queries)
+    parser.add_argument(
+        "--track-moving-fraction",
+        type=float,
+        default=defaults.track_moving_fraction,
+        help="share of the track queries drawn on moving objects",
+    )
+    parser.add_argument(
+        "--mask-strength-sampling",
+        choices=MASK_STRENGTH_SAMPLING,
+        default=defaults.mask_strength_sampling,
+        help="fixed: the mask schedule's alpha; binary: alpha drawn per step from {0, 64}; "
+        "uniform: alpha drawn per step in [0, 64]",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig described by parsed command-line options."""
     weights = dataclasses.replace(
-        LossWeights(), mask=args.mask_loss_weight, camera=args.camera_loss_weight
+        LossWeights(),
+        mask=args.mask_loss_weight,
+        camera=args.camera_loss_weight,
+        track=args.track_loss_weight,
+        track_visibility=args.track_visibility_weight,
     )
     return TrainConfig(
         out_dir=args.out,
@@ -120,6 +156,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         threads=args.threads,
         init_weights=args.init_weights,
+        track_queries=args.track_queries,
+        track_moving_fraction=args.track_moving_fraction,
+        mask_strength_sampling=args.mask_strength_sampling,
     )
 
 

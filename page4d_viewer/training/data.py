@@ -17,6 +17,7 @@ import torch
 
 from page4d_viewer import geometry
 from page4d_viewer.training.losses import Targets, static_fraction_per_patch
+from page4d_viewer.training.tracks import clip_tracks, query_rng
 
 if TYPE_CHECKING:
     from page4d_viewer.training.train import TrainConfig
@@ -39,6 +40,9 @@ class TrainingSample:
         valid: (S, H, W) bool.
         dynamic_mask: (S, H, W) bool, True on moving objects.
         scene_scale: the normalisation divisor (scene units per normalised unit).
+        query_points: (N, 2) track queries in the first frame, pixel (x, y), or None.
+        tracks: (S, N, 2) their ground-truth positions in every frame, or None.
+        track_visible: (S, N) bool visibility of the tracked points, or None.
     """
 
     images: np.ndarray
@@ -48,6 +52,9 @@ class TrainingSample:
     valid: np.ndarray
     dynamic_mask: np.ndarray
     scene_scale: float
+    query_points: np.ndarray | None = None
+    tracks: np.ndarray | None = None
+    track_visible: np.ndarray | None = None
 
 
 def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample:
@@ -136,7 +143,7 @@ def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[Train
     rng = np.random.default_rng([config.seed, step, 7919])
     num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
     samples = []
-    for _ in range(config.batch_size):
+    for index in range(config.batch_size):
         slot = int(rng.integers(config.pool_size))
         stride_limit = min(config.max_stride, (config.source_frames - 1) // (num_frames - 1))
         stride = int(rng.integers(1, stride_limit + 1))
@@ -146,7 +153,17 @@ def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[Train
         if rng.random() < 0.5:
             # Play some clips backwards so the model does not learn "cameras move forward".
             frames = frames[::-1]
-        samples.append(clip_to_sample(pool.get(clip_seed(config, step, slot)), frames))
+        clip = pool.get(clip_seed(config, step, slot))
+        sample = clip_to_sample(clip, frames)
+        if config.loss_weights.track > 0 and config.track_queries > 0:
+            sample.query_points, sample.tracks, sample.track_visible = clip_tracks(
+                clip,
+                frames,
+                config.track_queries,
+                config.track_moving_fraction,
+                query_rng(config.seed, step, index),
+            )
+        samples.append(sample)
     return samples
 
 
@@ -166,4 +183,8 @@ def samples_to_tensors(
         valid=stack("valid"),
         static_fraction=static_fraction_per_patch(dynamic, PATCH_SIZE),
     )
+    if all(sample.tracks is not None for sample in samples):
+        targets.query_points = stack("query_points")
+        targets.tracks = stack("tracks")
+        targets.track_visible = stack("track_visible")
     return stack("images"), targets

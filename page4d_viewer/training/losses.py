@@ -11,7 +11,9 @@ Loss terms:
 * depth and point maps: confidence-weighted regression ``c * |err| - lambda * log c`` plus the
   same weighting on the spatial gradient of the error (it sharpens edges);
 * mask (optional, ours, not the authors'): binary cross-entropy between the mask head's
-  keep-probability ``m + 0.5`` and the fraction of static pixels in each 14x14 patch.
+  keep-probability ``m + 0.5`` and the fraction of static pixels in each 14x14 patch;
+* track (optional, VGGT's): Huber loss on the tracker's positions of query points of the first
+  frame plus visibility BCE (:mod:`page4d_viewer.training.tracks`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class LossWeights:
         gradient: weight of the gradient term inside the depth and point losses.
         confidence_log: ``lambda`` in ``c * |err| - lambda * log c``.
         mask: weight of the BCE supervision of the mask head (0 disables it).
+        track: weight of the track loss (0: the tracker does not run in training).
+        track_visibility: weight of the visibility BCE inside the track loss.
+        track_huber_delta: pixels where the track position loss turns from quadratic to linear.
     """
 
     camera: float = 5.0
@@ -82,6 +87,9 @@ class LossWeights:
     gradient: float = 1.0
     confidence_log: float = 0.2
     mask: float = 1.0
+    track: float = 0.0
+    track_visibility: float = 1.0
+    track_huber_delta: float = 1.0
 
 
 @dataclass
@@ -94,6 +102,9 @@ class Targets:
         world_points: (B, S, H, W, 3) points in the first camera's frame.
         valid: (B, S, H, W) bool, pixels with usable ground truth.
         static_fraction: (B, S, H/14, W/14) fraction of static pixels per patch, or None.
+        query_points: (B, N, 2) pixel (x, y) queries in the first frame, or None.
+        tracks: (B, S, N, 2) their ground-truth positions in every frame, or None.
+        track_visible: (B, S, N) bool, where the query's surface point is seen, or None.
     """
 
     pose_enc: torch.Tensor
@@ -101,6 +112,9 @@ class Targets:
     world_points: torch.Tensor
     valid: torch.Tensor
     static_fraction: torch.Tensor | None = None
+    query_points: torch.Tensor | None = None
+    tracks: torch.Tensor | None = None
+    track_visible: torch.Tensor | None = None
 
 
 def normalize_scene_scale(
@@ -262,7 +276,9 @@ def static_fraction_per_patch(dynamic_mask: torch.Tensor, patch_size: int = 14) 
     return pooled.reshape(batch, frames, height // patch_size, width // patch_size)
 
 
-def page4d_loss(output: object, targets: Targets, weights: LossWeights) -> dict[str, torch.Tensor]:
+def page4d_loss(
+    output: object, targets: Targets, weights: LossWeights, tracks: object = None
+) -> dict[str, torch.Tensor]:
     """All loss terms for one batch.
 
     Args:
@@ -270,9 +286,11 @@ def page4d_loss(output: object, targets: Targets, weights: LossWeights) -> dict[
             world_points_conf, mask_score).
         targets: ground truth, normalised.
         weights: term weights.
+        tracks: the track head's output (``Tracks``: every step and the visibility) when the
+            tracker ran on ``targets.query_points``; None leaves the track term at 0.
 
     Returns:
-        Dict with "camera", "depth", "points", "mask" (each weighted) and "total", scalars.
+        Dict with "camera", "depth", "points", "mask", "track" (each weighted) and "total".
     """
     losses = {
         "camera": weights.camera
@@ -299,5 +317,13 @@ def page4d_loss(output: object, targets: Targets, weights: LossWeights) -> dict[
         losses["mask"] = weights.mask * mask_loss(mask_score, targets.static_fraction)
     else:
         losses["mask"] = targets.pose_enc.new_zeros(())
-    losses["total"] = sum(losses[name] for name in ("camera", "depth", "points", "mask"))
+    losses["track"] = targets.pose_enc.new_zeros(())
+    if weights.track > 0 and tracks is not None and targets.tracks is not None:
+        from page4d_viewer.training.tracks import track_loss
+
+        losses["track"] = weights.track * track_loss(
+            tracks.steps, tracks.visibility, targets, weights
+        )
+    terms = ("camera", "depth", "points", "mask", "track")
+    losses["total"] = sum(losses[name] for name in terms)
     return losses

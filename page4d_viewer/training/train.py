@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from page4d_viewer.errors import Page4DError
@@ -34,13 +35,18 @@ from page4d_viewer.training.data import (  # noqa: F401  (FIRST_EVAL_SEED: cli/e
     samples_to_tensors,
 )
 from page4d_viewer.training.losses import LossWeights, mask_strength, page4d_loss
+from page4d_viewer.training.tracks import TrackCapture, track_errors
 
 LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 LOSS_CSV_NAME = "losses.csv"
 LOSS_COLUMNS = ("step", "elapsed_s", "lr", "mask_strength", "camera", "depth", "points", "mask")
-LOSS_COLUMNS = (*LOSS_COLUMNS, "total")
+LOSS_COLUMNS = (*LOSS_COLUMNS, "track", "total", "track_px", "still_px")
+# track_px: mean end-point error (pixels) of the predicted tracks over visible points of
+# frames 1.., still_px: that of predicting no motion; both 0 when the tracker did not run.
+MASK_STRENGTH_SAMPLING = ("fixed", "binary", "uniform")
+_MASK_STREAM = 31_337
 
 
 class TrainingError(Page4DError):
@@ -78,6 +84,11 @@ class TrainConfig:
         threads: torch CPU threads (0: all cores).
         init_weights: safetensors checkpoint whose weights start a new run (fresh optimiser,
             step 0); ignored when OUT/last.pt exists (the run then resumes from there).
+        track_queries: query points per clip for the track loss (used when its weight > 0).
+        track_moving_fraction: share of the queries drawn on moving objects.
+        mask_strength_sampling: "fixed": alpha follows the mask schedule (64 by default);
+            "binary": each step draws alpha from {0, schedule value}; "uniform": each step
+            draws alpha uniformly in [0, schedule value]. Draws are a function of (seed, step).
     """
 
     out_dir: Path
@@ -106,6 +117,9 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 0
     init_weights: Path | None = None
+    track_queries: int = 64
+    track_moving_fraction: float = 0.5
+    mask_strength_sampling: str = "fixed"
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -123,6 +137,13 @@ class TrainConfig:
             )
         if self.max_steps <= 0 or self.batch_size <= 0 or self.pool_size <= 0:
             raise TrainingError("max_steps, batch_size and pool_size must be positive")
+        if self.mask_strength_sampling not in MASK_STRENGTH_SAMPLING:
+            raise TrainingError(
+                f"mask_strength_sampling must be one of {', '.join(MASK_STRENGTH_SAMPLING)}, "
+                f"not {self.mask_strength_sampling!r}"
+            )
+        if self.track_queries < 0 or not 0.0 <= self.track_moving_fraction <= 1.0:
+            raise TrainingError("need track_queries >= 0 and 0 <= track_moving_fraction <= 1")
 
     def to_json(self) -> str:
         """The configuration as JSON (paths as strings), for checkpoints and metadata."""
@@ -138,6 +159,18 @@ def default_image_hw(preset: str, overrides: dict) -> tuple[int, int]:
 
     width = ModelConfig.from_name(preset, **overrides).img_size
     return max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width
+
+
+def step_mask_strength(config: TrainConfig, step: int) -> float:
+    """The mask strength alpha of ``step``: the schedule's, or a draw below it (see
+    ``TrainConfig.mask_strength_sampling``), a pure function of (seed, step)."""
+    alpha = mask_strength(step, config.mask_hold_start, config.mask_hold_end)
+    if config.mask_strength_sampling == "fixed":
+        return alpha
+    rng = np.random.default_rng([config.seed, step, _MASK_STREAM])
+    if config.mask_strength_sampling == "binary":
+        return alpha if rng.random() < 0.5 else 0.0
+    return float(alpha * rng.random())
 
 
 def pick_device() -> torch.device:
@@ -185,8 +218,16 @@ def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -
         head.pose_branch.fc2.bias[7:] = field_of_view / model.config.camera_iterations
 
 
-def load_initial_weights(model: torch.nn.Module, path: Path) -> None:
+def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
     """Copy the weights of a safetensors checkpoint into the freshly built ``model``.
+
+    A file without a track head (such as the shipped default model, written before the
+    small preset had one) starts a model that has one: every other module is loaded, and the
+    track head keeps its initialisation. All other architecture fields must match.
+
+    Returns:
+        The names of the model's parameters and buffers the file did not have (the new
+        track head's, or nothing), sorted.
 
     Raises:
         TrainingError: the file is missing, not a checkpoint, or its architecture differs.
@@ -197,9 +238,31 @@ def load_initial_weights(model: torch.nn.Module, path: Path) -> None:
         source, _ = load_checkpoint(path)
     except Page4DError as error:
         raise TrainingError(f"--init-weights: {error}") from None
-    if dataclasses.asdict(source.config) != dataclasses.asdict(model.config):
+    if not _same_architecture_but_tracker(source.config, model.config):
         raise TrainingError(f"--init-weights: {path} holds another architecture than the run's")
-    model.load_state_dict(source.state_dict())
+    result = model.load_state_dict(source.state_dict(), strict=False)
+    new_keys = sorted(result.missing_keys)
+    if result.unexpected_keys or any(not key.startswith("track_head.") for key in new_keys):
+        raise TrainingError(f"--init-weights: {path} holds another architecture than the run's")
+    if new_keys:
+        LOGGER.info(
+            "--init-weights: %s has no track head; %d new tensors keep their initialisation: %s",
+            path,
+            len(new_keys),
+            ", ".join(new_keys),
+        )
+    return new_keys
+
+
+def _same_architecture_but_tracker(source: object, target: object) -> bool:
+    """Configs equal, except that ``source`` may lack the track head ``target`` has."""
+    mine, theirs = dataclasses.asdict(source), dataclasses.asdict(target)
+    if not mine["has_track_head"] and theirs["has_track_head"]:
+        mine = {key: value for key, value in mine.items() if not key.startswith("track_")}
+        theirs = {key: value for key, value in theirs.items() if not key.startswith("track_")}
+        mine.pop("has_track_head")
+        theirs.pop("has_track_head")
+    return mine == theirs
 
 
 def save_training_state(
@@ -288,13 +351,15 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
         _append_losses(csv_path, step - 1, time.monotonic() - started, lr, alpha, losses)
         if step % config.log_every == 0 or step == config.max_steps:
             LOGGER.info(
-                "step %d  total %.4f  camera %.4f  depth %.4f  points %.4f  mask %.4f  (%.1f s)",
+                "step %d  total %.4f  camera %.4f  depth %.4f  points %.4f  mask %.4f  "
+                "track %.4f  (%.1f s)",
                 step,
                 losses["total"],
                 losses["camera"],
                 losses["depth"],
                 losses["points"],
                 losses["mask"],
+                losses["track"],
                 time.monotonic() - started,
             )
         if step % config.checkpoint_every == 0:
@@ -334,15 +399,20 @@ def _train_step(
     lr = learning_rate_at(step, config)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    alpha = mask_strength(step, config.mask_hold_start, config.mask_hold_end)
+    alpha = step_mask_strength(config, step)
     images, targets = samples_to_tensors(batch_for_step(config, step, pool), device)
-    output = model(images, mask_strength=alpha)
-    losses = page4d_loss(output, targets, config.loss_weights)
+    with TrackCapture(model) as capture:
+        output = model(images, mask_strength=alpha, query_points=targets.query_points)
+    losses = page4d_loss(output, targets, config.loss_weights, capture.tracks)
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
-    return {name: float(value.detach()) for name, value in losses.items()}, lr, alpha
+    values = {name: float(value.detach()) for name, value in losses.items()}
+    values["track_px"], values["still_px"] = 0.0, 0.0
+    if output.track is not None:
+        values["track_px"], values["still_px"] = track_errors(output.track, targets)
+    return values, lr, alpha
 
 
 def _append_losses(

@@ -1,0 +1,207 @@
+"""Correspondence supervision: ground-truth point tracks and VGGT's track loss.
+
+The track head follows query points of the **first input frame** through the clip. For a
+training clip whose frames are ``frames`` (possibly strided and played backwards), the queries
+are drawn on source frame ``frames[0]`` (a share on moving objects) and their exact tracks come
+from :func:`page4d_viewer.sources.synthetic.correspondence.track_ground_truth`.
+
+Pixel convention: the ground truth puts pixel (row i, column j) at ``(u, v) = (j, i)``; the
+tracker samples its feature maps with ``align_corners=True`` at ``query / stride``, so its
+``(x, y)`` also has pixel centres at integers, ``(0, 0)`` being the first pixel's centre. The
+two agree; no half-pixel shift is applied.
+
+Loss (after VGGT): a Huber loss on the predicted positions after every refinement step of the
+tracker, step ``k`` of ``n`` weighted ``gamma ** (n - 1 - k)`` like the camera loss, over the
+points visible in each frame (frame 0 is the query itself and is left out), plus binary
+cross-entropy on the visibility. The model returns only the last step (``ModelOutput.track``);
+:class:`TrackCapture` reads every step from the track head's own output with a forward hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from page4d_viewer.training.losses import LossWeights, Targets
+
+# Keeps the visibility BCE finite when the head saturates.
+_PROBABILITY_EPS = 1e-6
+# Mixed into the per-step seed of the query draw (independent of the clip/frame draw).
+_QUERY_STREAM = 104_729
+
+
+def clip_tracks(
+    clip: object,
+    frames: Sequence[int],
+    count: int,
+    moving_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries on ``frames[0]`` and their ground-truth tracks through ``frames``.
+
+    Args:
+        clip: a synthetic clip with its scene.
+        frames: the source-frame indices of the training sample, in input order.
+        count: number of query points.
+        moving_fraction: share of queries drawn on moving pixels (when there are enough).
+        rng: the random stream of this sample.
+
+    Returns:
+        query_points (N, 2) float32 pixel (x, y) in the first input frame;
+        tracks (S, N, 2) float32 pixel positions in every input frame (0 where undefined);
+        visible (S, N) bool (False where undefined).
+    """
+    from page4d_viewer.sources.synthetic.correspondence import (
+        sample_query_pixels,
+        track_ground_truth,
+    )
+
+    frames = np.asarray(frames)
+    query_frame = int(frames[0])
+    queries = sample_query_pixels(clip, query_frame, count, rng, moving_fraction)
+    truth = track_ground_truth(clip, query_frame, queries)
+    tracks = truth.tracks[frames]
+    defined = np.isfinite(tracks).all(axis=-1)
+    visible = truth.visible[frames] & defined
+    tracks = np.where(defined[..., None], tracks, 0.0)
+    return queries.astype(np.float32), tracks.astype(np.float32), visible
+
+
+def query_rng(seed: int, step: int, index: int) -> np.random.Generator:
+    """The query draw of batch item ``index`` at ``step``: a pure function of (seed, step)."""
+    return np.random.default_rng([seed, step, index, _QUERY_STREAM])
+
+
+class TrackCapture:
+    """Context manager that records the track head's full output (every refinement step).
+
+    ``Page4D.forward`` keeps only the last step in ``ModelOutput.track``; the loss needs all of
+    them, so a forward hook on ``model.track_head`` stores its :class:`Tracks` in ``.tracks``.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.head = getattr(model, "track_head", None)
+        self.tracks = None
+        self._handle = None
+
+    def __enter__(self) -> TrackCapture:
+        if self.head is not None:
+            self._handle = self.head.register_forward_hook(self._store)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+    def _store(self, module: torch.nn.Module, inputs: object, output: object) -> None:
+        self.tracks = output
+
+
+def track_loss(
+    steps: Sequence[torch.Tensor],
+    visibility: torch.Tensor,
+    targets: Targets,
+    weights: LossWeights,
+) -> torch.Tensor:
+    """Huber on visible positions over the tracker's steps plus visibility BCE (unweighted).
+
+    Args:
+        steps: n tensors (B, S, N, 2), the tracker's positions after each refinement step.
+        visibility: (B, S, N) predicted visibility probability.
+        targets: ground truth with ``tracks`` (B, S, N, 2) and ``track_visible`` (B, S, N).
+        weights: ``camera_step_gamma``, ``track_huber_delta`` (pixels), ``track_visibility``.
+
+    Returns:
+        Scalar: position term + ``track_visibility`` * BCE.
+    """
+    visible = targets.track_visible[:, 1:].to(visibility.dtype)
+    target = targets.tracks[:, 1:]
+    count = visible.sum().clamp(min=1)
+    position = visibility.new_zeros(())
+    for index, pred in enumerate(steps):
+        step_weight = weights.camera_step_gamma ** (len(steps) - 1 - index)
+        huber = F.huber_loss(
+            pred[:, 1:], target, delta=weights.track_huber_delta, reduction="none"
+        ).sum(dim=-1)
+        position = position + step_weight * (huber * visible).sum() / count
+    probability = visibility[:, 1:].clamp(_PROBABILITY_EPS, 1 - _PROBABILITY_EPS)
+    bce = F.binary_cross_entropy(probability, visible)
+    return position + weights.track_visibility * bce
+
+
+def track_errors(prediction: torch.Tensor, targets: Targets) -> tuple[float, float]:
+    """Mean end-point error (pixels) over visible points of frames 1.., and of a still guess.
+
+    Args:
+        prediction: (B, S, N, 2) predicted positions.
+        targets: ground truth tracks, visibility and query points.
+
+    Returns:
+        (predicted tracks' error, error of predicting that nothing moves), in pixels.
+    """
+    with torch.no_grad():
+        visible = targets.track_visible[:, 1:]
+        target = targets.tracks[:, 1:]
+        still = targets.query_points[:, None].expand_as(target)
+        predicted = (prediction[:, 1:] - target).norm(dim=-1)[visible]
+        stationary = (still - target).norm(dim=-1)[visible]
+        if predicted.numel() == 0:
+            return 0.0, 0.0
+        return float(predicted.mean()), float(stationary.mean())
+
+
+def held_out_track_errors(
+    model: torch.nn.Module,
+    seeds: Sequence[int],
+    num_frames: int = 8,
+    stride: int = 2,
+    count: int = 256,
+    mask_strength: float = 64.0,
+) -> dict[str, float]:
+    """Track accuracy of ``model`` on held-out clips, next to a no-motion guess.
+
+    Each seed's clip is the one ``page4d-viewer evaluate-default`` scores (``num_frames``
+    frames, every ``stride``-th rendered one, the model's input size); ``count`` queries on
+    frame 0, half of them on movers when there are enough, drawn with the seed.
+
+    Returns:
+        Means over visible points of frames 1..: ``epe`` (pixels), ``still_epe`` (pixels of
+        predicting no motion), ``within_2px`` and ``still_within_2px`` (shares).
+    """
+    from page4d_viewer.errors import Page4DError
+    from page4d_viewer.training.data import FIRST_EVAL_SEED, PATCH_SIZE, render_clip
+
+    width = model.config.img_size
+    image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
+    errors, still = [], []
+    for seed in seeds:
+        if seed < FIRST_EVAL_SEED:
+            raise Page4DError(f"seed {seed} may have been used in training")
+        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw)
+        frames = list(range(0, clip.images.shape[0], stride))
+        queries, tracks, visible = clip_tracks(
+            clip, frames, count, 0.5, np.random.default_rng(seed)
+        )
+        images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
+        with torch.no_grad():
+            output = model(
+                torch.from_numpy(images).float()[None],
+                mask_strength=mask_strength,
+                query_points=torch.from_numpy(queries)[None],
+            )
+        seen = visible[1:]
+        predicted = output.track[0, 1:].numpy()
+        errors.append(np.linalg.norm(predicted - tracks[1:], axis=-1)[seen])
+        still.append(np.linalg.norm(queries[None] - tracks[1:], axis=-1)[seen])
+    error, still_error = np.concatenate(errors), np.concatenate(still)
+    return {
+        "epe": float(error.mean()),
+        "still_epe": float(still_error.mean()),
+        "within_2px": float((error < 2).mean()),
+        "still_within_2px": float((still_error < 2).mean()),
+    }
