@@ -385,7 +385,7 @@ def test_a_refreshed_page_shows_the_shown_runs_settings(
 ) -> None:
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     other.set_default_timeout(TIMEOUT_MS)
-    other.route(f"{app.viser_url}**", lambda route: route.abort())
+    other.route(f"{app.url}scene/**", lambda route: route.abort())
     other.goto(app.url)
     other.locator("#run").wait_for()
     other.wait_for_timeout(1000)  # let the page's load event fill the widgets first
@@ -394,16 +394,30 @@ def test_a_refreshed_page_shows_the_shown_runs_settings(
     _set_number(other, "mask-strength", 100)
     _run_path(other, "walk.mp4")
     _wait_status(other, "mask strength 100")
-    app.controller.set_mask_overlay(0.35, 0.65)
+    before = _session(app, other)
+    before.controller.set_mask_overlay(0.35, 0.65)
+    before.controller.set_frame(2)
+    run_id = before.controller.current.record.run_id
     other.reload()
     other.locator("#run").wait_for()
+    # The reloaded page (a new Gradio session) is back in its tab's session: same scene, same
+    # result, its run still listed (runs are owned by the tab, not by the page load).
+    assert _session(app, other) is before
     other.wait_for_function(
         "() => document.querySelector('#mask-strength input[type=number]').value === '100'"
     )
     other.wait_for_function(
         "() => document.querySelector('#mask-opacity input[type=number]').value === '0.35'"
     )
+    other.wait_for_function(
+        "() => document.querySelector('#mask-threshold input[type=number]').value === '0.65'"
+    )
+    other.wait_for_function(
+        "() => document.querySelector('#frame input[type=number]').value === '2'"
+    )
     assert "mask strength 100" in _status(other)
+    assert before.controller.current.record.run_id == run_id
+    assert run_id in {record.run_id for record in before.controller.recent_runs()}
     # The mask picture is drawn enlarged (112 px model input -> at least 480 px).
     other.get_by_role("tab", name="Mask and depth").click()
     picture = other.locator(".frame-image img").first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +29,13 @@ from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_an
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
 from page4d_viewer.viewer.server import ScenePolicy, is_loopback, origin_matches_host
-from page4d_viewer.viewer.sessions import SessionLimitError, SessionRegistry, run_owner
+from page4d_viewer.viewer.sessions import (
+    SessionClosedError,
+    SessionLimitError,
+    SessionRegistry,
+    run_owner,
+    valid_tab_id,
+)
 
 PROTOCOL = f"viser-v{viser.__version__}"
 
@@ -153,17 +160,21 @@ def test_each_session_lists_and_opens_only_its_own_runs(tmp_path: Path) -> None:
         made.close()
 
 
-@pytest.fixture()
-def registry(tmp_path: Path) -> Iterator[SessionRegistry]:
+def _registry(tmp_path: Path, grace_seconds: float = 60.0) -> SessionRegistry:
     store = RunStore(tmp_path)
 
     def make(scene, owner: str) -> ViewerController:
         return ViewerController(scene, store, DataRoots([tmp_path]), None, owner=owner)
 
-    made = SessionRegistry(
+    return SessionRegistry(
         make, backend=None, data_roots=DataRoots([tmp_path]), samples={}, max_sessions=2,
-        max_points=5000,
+        max_points=5000, grace_seconds=grace_seconds,
     )  # fmt: skip
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> Iterator[SessionRegistry]:
+    made = _registry(tmp_path)
     yield made
     made.close_all()
 
@@ -195,6 +206,102 @@ def test_new_sessions_start_on_the_start_up_result(registry, tmp_path: Path) -> 
     assert early.controller.current.recon.num_frames == 4
     assert late.controller.current.recon.num_frames == 4
     assert early.controller.current is not late.controller.current
+
+
+# --- tabs: a reload re-attaches to its tab's session ------------------------------------------
+
+TAB_A, TAB_B, TAB_C = "tab-aaaa-1111", "tab-bbbb-2222", "tab-cccc-3333"
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_tab_ids_are_checked_and_bad_ones_fall_back_to_the_page() -> None:
+    assert valid_tab_id("0b6f1f2e-7c1d-4c9a-9b1e-2f6a3c4d5e6f") is not None
+    assert valid_tab_id("abcdefgh") == "abcdefgh" and valid_tab_id("a" * 64) is not None
+    for bad in (None, "", "short", "a" * 65, "../../etc", "tab id 12", "tab_id_12", 12345678):
+        assert valid_tab_id(bad) is None
+
+
+def test_a_reload_re_attaches_to_its_tabs_session(registry: SessionRegistry) -> None:
+    first = registry.attach("hash-1", TAB_A, "alice")
+    assert first.session_id == TAB_A and registry.get(TAB_A) is first
+    assert first.controller.owner == run_owner(TAB_A)  # runs outlive the page's hash
+    assert registry.controller_for("hash-1") is first.controller
+    first.controller.set_mask_overlay(0.35, 0.65)
+    # The reloaded page loads (a new hash) before or after the old one's unload.
+    assert registry.attach("hash-2", TAB_A, "alice") is first
+    registry.detach("hash-1")
+    assert registry.get(TAB_A) is first and registry.controller_for("hash-2") is first.controller
+    with pytest.raises(SessionClosedError):
+        registry.controller_for("hash-1")  # the old page's hash is gone
+    assert registry.controller_for("hash-2").scene_settings().mask_opacity == 0.35
+    assert len(registry) == 1 and registry.key_of("hash-2") == TAB_A
+    # An invalid tab id: the page's own hash keys a new session.
+    other = registry.attach("hash-3", "bad id", "alice")
+    assert other is not first and other.session_id == "hash-3" and len(registry) == 2
+
+
+def test_a_detached_session_closes_after_its_grace_period(tmp_path: Path) -> None:
+    registry = _registry(tmp_path, grace_seconds=0.5)
+    try:
+        session = registry.attach("hash-1", TAB_A, None)
+        registry.detach("hash-1")
+        assert registry.get(TAB_A) is session  # not at once: a reload may come back
+        registry.attach("hash-2", TAB_A, None)  # it does, within the grace period
+        time.sleep(1.0)
+        assert registry.get(TAB_A) is session  # the pending close was cancelled
+        registry.detach("hash-2")
+        registry.detach("hash-2")  # twice (or unknown): nothing more
+        _wait_for(lambda: registry.get(TAB_A) is None)
+        assert len(registry) == 0
+        with pytest.raises(SessionClosedError):
+            registry.controller_for("hash-2")
+        assert registry.attach("hash-3", TAB_A, None) is not session  # a fresh one
+    finally:
+        registry.close_all()
+
+
+def test_no_grace_closes_at_once_and_two_pages_of_a_tab_keep_it(tmp_path: Path) -> None:
+    registry = _registry(tmp_path, grace_seconds=0)
+    try:
+        session = registry.attach("hash-1", TAB_A, None)
+        registry.attach("hash-2", TAB_A, None)
+        registry.detach("hash-1")
+        assert registry.get(TAB_A) is session  # another page of the tab is still attached
+        registry.detach("hash-2")
+        assert registry.get(TAB_A) is None
+    finally:
+        registry.close_all()
+
+
+def test_detached_sessions_count_toward_the_limit(registry: SessionRegistry) -> None:
+    registry.attach("hash-1", TAB_A, None)
+    registry.attach("hash-2", TAB_B, None)
+    registry.detach("hash-1")  # in its grace period: still open
+    with pytest.raises(SessionLimitError, match="2 sessions are open"):
+        registry.attach("hash-3", TAB_C, None)
+    assert registry.attach("hash-4", TAB_A, None) is registry.get(TAB_A)  # re-attach: no slot
+    registry.close(TAB_B)
+    assert registry.key_of("hash-2") == "" and registry.get(TAB_B) is None
+    registry.attach("hash-3", TAB_C, None)  # a slot is free again
+
+
+def test_only_its_user_re_attaches_to_a_tabs_session(registry: SessionRegistry) -> None:
+    mine = registry.attach("hash-1", TAB_A, "alice")
+    with pytest.raises(SessionClosedError, match="another user"):
+        registry.attach("hash-2", TAB_A, "bob")
+    assert registry.key_of("hash-2") == ""  # bob's page is attached to nothing
+    with pytest.raises(SessionClosedError):
+        registry.controller_for("hash-2")
+    assert registry.upstream(TAB_A, "bob") is None and registry.upstream(TAB_A, "alice")
+    assert registry.attach("hash-3", TAB_A, "alice") is mine
+    with pytest.raises(SessionClosedError, match="no session"):
+        registry.attach("", TAB_A, "alice")
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -92,7 +92,10 @@ def app(tmp_path_factory, results) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
-        port=_free_port(), runs_dir=tmp_path_factory.mktemp("runs"), result=str(results["two.npz"])
+        port=_free_port(),
+        runs_dir=tmp_path_factory.mktemp("runs"),
+        result=str(results["two.npz"]),
+        session_grace=2.0,  # a closed page's session goes soon; a reload is quicker still
     )
     running = ViewerApp(config)
     running.start()
@@ -207,3 +210,32 @@ def test_two_contexts_see_their_own_results(app, browser, results) -> None:
     _wait_until(first, lambda: app.sessions.get(theirs.session_id) is None, "the session to close")
     assert app.sessions.get(mine.session_id) is mine
     first_context.close()
+
+
+def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(app, browser) -> None:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    first, second = context.new_page(), context.new_page()  # two tabs of one browser
+    for page in (first, second):
+        page.set_default_timeout(TIMEOUT_MS)
+        page.route(f"{app.url}scene/**", lambda route: route.abort())
+        page.goto(app.url)
+        page.locator("#scene-frame iframe").wait_for(state="attached")
+    mine, theirs = _session(app, first), _session(app, second)
+    assert mine is not theirs and mine.scene is not theirs.scene
+    stored = [
+        page.evaluate("() => sessionStorage.getItem('page4d-tab')") for page in (first, second)
+    ]
+    assert stored == [mine.session_id, theirs.session_id]  # each tab keeps its own id
+    mine.controller.set_mask_overlay(0.3, 0.7)
+    first.reload()
+    first.locator("#scene-frame iframe").wait_for(state="attached")
+    assert _session(app, first) is mine and _session(app, second) is theirs
+    first.wait_for_function(
+        "() => document.querySelector('#mask-opacity input[type=number]').value === '0.3'"
+    )
+    # Past the grace period the reloaded tab's session is still open (its new page holds it).
+    first.wait_for_timeout(4000)
+    assert app.sessions.get(mine.session_id) is mine
+    assert app.sessions.get(theirs.session_id) is theirs
+    assert "two.npz" in first.locator("#status").inner_text()
+    context.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import assets_dir
 from page4d_viewer.viewer.server import is_loopback
-from page4d_viewer.viewer.sessions import DEFAULT_MAX_SESSIONS
+from page4d_viewer.viewer.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -57,6 +57,8 @@ class AppConfig:
         shared_runs: List every run in every session (default: a session sees its own runs
             and the start-up run).
         max_sessions: How many browser sessions (each with its own scene) may be open at once.
+        session_grace: Seconds a tab's session stays open after its page goes, so a reload
+            finds its scene, result and sliders again.
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +74,7 @@ class AppConfig:
     auth: list[tuple[str, str]] = field(default_factory=list, repr=False)
     shared_runs: bool = False
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_grace: float = DEFAULT_GRACE_SECONDS
 
 
 def check_exposure(config: AppConfig) -> None:
@@ -204,6 +207,7 @@ class ViewerApp:
             data_roots=roots,
             samples=samples,
             max_sessions=config.max_sessions,
+            grace_seconds=config.session_grace,
             max_points=config.max_points,
         )
 

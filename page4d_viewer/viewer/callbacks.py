@@ -279,20 +279,26 @@ class PanelCallbacks:
 
     # ------------------------------------------------------------------ events
 
-    def on_load(self, request: gr.Request) -> Updates:
-        """Open the page's session (its own scene) and show what it holds."""
+    def on_load(self, tab_id: str | None, request: gr.Request) -> Updates:
+        """Attach the page to its tab's session (its own scene) and show what it holds.
+
+        Args:
+            tab_id: The id the browser tab keeps across reloads (`panel.TAB_ID_JS`); a reload
+                finds the same result, sliders and runs. Invalid or missing: a new session.
+        """
         w = self.w
         scene: Updates = {}
         if self.registry is not None:
-            session = session_of(request)
             try:
-                self.registry.open(session, getattr(request, "username", None))
+                session = self.registry.attach(
+                    session_of(request), tab_id, getattr(request, "username", None)
+                )
             except Page4DError as error:
                 message = " ".join(str(error).split())
                 scene = {w.scene: f'<div id="scene-frame"><p>{message}</p></div>'}
                 return {w.status: error_markdown(message, None), **scene}
             if w.scene is not None and self.scene_html is not None:
-                scene = {w.scene: self.scene_html(session)}
+                scene = {w.scene: self.scene_html(session.session_id)}
         controller = self.controller_of(request)
         shown = controller.current
         updates = {**self.full_view(controller, shown), w.runs: self.runs_update(request), **scene}
@@ -302,9 +308,16 @@ class PanelCallbacks:
         return updates
 
     def on_unload(self, request: gr.Request) -> None:
-        """The page went: close its session and free its scene."""
+        """The page went: detach it; its tab's session closes unless the tab comes back."""
         if self.registry is not None:
-            self.registry.close(session_of(request))
+            self.registry.detach(session_of(request))
+
+    def job_key(self, request: gr.Request | None) -> str:
+        """Whose run Cancel stops: the page's tab, so Cancel works after a reload too."""
+        session = session_of(request)
+        if self.registry is not None:
+            return self.registry.key_of(session) or session
+        return session
 
     def on_run(
         self,
@@ -327,14 +340,14 @@ class PanelCallbacks:
                 values[w.source_kind], named["example"], named["uploads"], named["server_path"]
             )
             options = options_from_widgets(named)
-            return controller.run(source, options, report, session_of(request))
+            return controller.run(source, options, report, self.job_key(request))
 
         return {**self.show_or_fail(controller, action), w.runs: self.runs_update(request)}
 
     def on_cancel(self, request: gr.Request) -> Updates:
         def cancel(controller: ViewerController) -> Updates:
             # The run's own update may land before or after this one: both say "Cancelled".
-            running = controller.cancel(session_of(request))
+            running = controller.cancel(self.job_key(request))
             return self.cancelled(
                 controller, "stopping the run" if running else "nothing was running"
             )

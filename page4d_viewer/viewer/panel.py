@@ -50,6 +50,30 @@ PANEL_CSS = """
 SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the page
 
 
+# Runs in the page before `on_load`: the tab's id, kept in sessionStorage (per tab, across
+# reloads; localStorage would be shared by every tab). Plain-HTTP remote origins have no
+# crypto.randomUUID, so it falls back to getRandomValues, then to Math.random and the clock.
+TAB_ID_JS = """(ignored) => {
+  const key = "page4d-tab";
+  let id = null;
+  try { id = window.sessionStorage.getItem(key); } catch (error) { id = null; }
+  if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
+    const c = window.crypto;
+    if (c && typeof c.randomUUID === "function") {
+      id = c.randomUUID();
+    } else if (c && typeof c.getRandomValues === "function") {
+      id = Array.from(c.getRandomValues(new Uint8Array(16)),
+        (b) => b.toString(16).padStart(2, "0")).join("");
+    } else {
+      id = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + "-"
+        + Math.random().toString(36).slice(2);
+    }
+    try { window.sessionStorage.setItem(key, id); } catch (error) { /* a new id per load */ }
+  }
+  return id;
+}"""
+
+
 def scene_url(session: str) -> str:
     """The address of a session's scene, relative to the panel's page (same origin)."""
     return f"{SCENE_PATH}/{session}/"
@@ -405,5 +429,6 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
         trigger_mode="always_last", **light,
     )  # fmt: skip
     loaded = [*w.view, w.runs, w.scene, w.run_inputs["mask_strength"]]
-    demo.load(callbacks.on_load, None, loaded, **light)
+    tab_id = gr.Textbox(visible=False, elem_id="tab-id")  # filled by TAB_ID_JS at each load
+    demo.load(callbacks.on_load, tab_id, loaded, js=TAB_ID_JS, **light)
     demo.unload(callbacks.on_unload)

@@ -1,10 +1,16 @@
-"""Private sessions: each browser session has its own Viser scene, timeline and result.
+"""Private sessions: each browser tab has its own Viser scene, timeline and result.
 
-A session is opened when its page loads (keyed by Gradio's session hash) and closed when the
-page goes (`demo.unload`). It owns an internal `viser.ViserServer` on 127.0.0.1 (reached only
-through the proxy in `server.py`), the `SceneView` driving it, and a `ViewerController` for
-its result, timeline and overlay settings. What every session shares is passed in by the app:
-the model backend with its lock, the runs folder, the path policy, the samples.
+A session is keyed by its tab's id, which the page keeps in the browser's `sessionStorage`
+(per tab, kept across reloads), so a refreshed page re-attaches to its scene, result, sliders
+and runs. Each page load (a new Gradio session hash) `attach`es to its tab's session; every
+other event finds the session through that hash. When a page goes (`demo.unload`) its hash is
+`detach`ed, and a session no page is attached to closes after a grace period, unless a reload
+attaches again first. A page that sends no valid tab id is keyed by its session hash.
+
+Each session owns an internal `viser.ViserServer` on 127.0.0.1 (reached only through the
+proxy in `server.py`), the `SceneView` driving it, and a `ViewerController` for its result,
+timeline and overlay settings. What every session shares is passed in by the app: the model
+backend with its lock, the runs folder, the path policy, the samples.
 
 At most `max_sessions` are open at once: each holds a server thread and a copy of its scene,
 so the next page is told to close another tab instead of slowing everyone down.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SESSIONS = 8
+DEFAULT_GRACE_SECONDS = 60.0  # how long a tab's session outlives its page (a reload returns)
+
+_TAB_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
 ControllerFactory = Callable[["SceneView", str], "ViewerController"]
 """make(scene, owner) -> the controller of a new session, with the app's shared parts."""
@@ -50,6 +60,13 @@ def run_owner(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()[:16]
 
 
+def valid_tab_id(tab_id: object) -> str | None:
+    """The tab id a page sent, if well formed (8 to 64 of A-Z, a-z, 0-9 and "-"), else None."""
+    if isinstance(tab_id, str) and _TAB_ID.fullmatch(tab_id):
+        return tab_id
+    return None
+
+
 class SessionLimitError(Page4DError):
     """Every session slot is taken."""
 
@@ -63,7 +80,8 @@ class Session:
     """One browser session's scene and state.
 
     Attributes:
-        session_id: Gradio's session hash of the page.
+        session_id: Its tab's id (the page's session hash when the page sent none); the
+            scene's address and the runs' owner are made from it.
         user: The logged-in user who opened it (None without a password).
         server: Its Viser server, on 127.0.0.1 only.
         scene: The scene on that server.
@@ -89,15 +107,18 @@ class Session:
 
 
 class SessionRegistry:
-    """The open sessions, created on page load and closed when the page goes.
+    """The open sessions, one per browser tab, attached to by each load of its page.
 
     Args:
         make_controller: Builds a session's controller around its scene.
         backend: The shared model side (None: view only); the panel's layout reads it.
         data_roots: The shared path policy (for the panel's hint).
         samples: The bundled example clips, label -> path.
-        max_sessions: How many sessions may be open at once.
+        max_sessions: How many sessions may be open at once (detached ones count until they
+            close).
         max_points: Point budget of each session's scene.
+        grace_seconds: How long a session no page is attached to stays open (0: it closes at
+            once), so a reloaded page finds it again.
     """
 
     def __init__(
@@ -109,35 +130,49 @@ class SessionRegistry:
         samples: dict,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_points: int | None = None,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         if max_sessions < 1:
             raise Page4DError(f"the session limit must be at least 1, got {max_sessions}")
+        if grace_seconds < 0:
+            raise Page4DError(f"the grace period must be >= 0 seconds, got {grace_seconds}")
         self.make_controller = make_controller
         self.backend = backend
         self.data_roots = data_roots
         self.samples = dict(samples)
         self.max_sessions = max_sessions
         self.max_points = max_points
+        self.grace_seconds = grace_seconds
         # The panel's sliders start at the scene's defaults; each page then loads its own.
         self.mask_opacity = DEFAULT_MASK_OPACITY
         self.mask_threshold = DEFAULT_MASK_THRESHOLD
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, Session] = {}  # tab id -> session
+        self._aliases: dict[str, str] = {}  # session hash of a loaded page -> its tab id
+        self._timers: dict[str, threading.Timer] = {}  # tab id -> its pending close
         self._lock = threading.Lock()
         self._initial: InitialResult | None = None
 
     # ------------------------------------------------------------------------ lifecycle
 
-    def open(self, session_id: str, user: str | None = None) -> Session:
-        """The session of this page, created (with the start-up result shown) if new.
+    def attach(self, session_hash: str, tab_id: str | None, user: str | None = None) -> Session:
+        """The session of this page's tab, opened (start-up result shown) or re-attached.
+
+        Args:
+            session_hash: Gradio's session hash of this page load.
+            tab_id: The id the tab keeps across reloads; an invalid one (or None) falls back
+                to `session_hash`.
+            user: The logged-in user (None without a password); only they may re-attach.
 
         Raises:
             SessionLimitError: `max_sessions` are open already.
-            SessionClosedError: the session belongs to another user, or has no id.
+            SessionClosedError: the tab's session belongs to another user, or no id at all.
         """
-        if not session_id:
+        if not session_hash:
             raise SessionClosedError("this page has no session: reload it")
+        key = valid_tab_id(tab_id) or session_hash
+        closing: list[Session] = []
         with self._lock:
-            session = self._sessions.get(session_id)
+            session = self._sessions.get(key)
             if session is None:
                 if len(self._sessions) >= self.max_sessions:
                     raise SessionLimitError(
@@ -145,26 +180,57 @@ class SessionRegistry:
                         "close another tab of this app (or wait a minute after closing one) "
                         "and reload this page"
                     )
-                session = self._new_session(session_id, user)
-                self._sessions[session_id] = session
-        if session.user != user:
-            raise SessionClosedError("this session belongs to another user: reload the page")
+                session = self._new_session(key, user)
+                self._sessions[key] = session
+            elif session.user != user:
+                raise SessionClosedError(
+                    "this tab's session belongs to another user: open the app in a new tab"
+                )
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
+            previous = self._aliases.get(session_hash)
+            self._aliases[session_hash] = key
+            if previous is not None and previous != key:
+                closing += self._release(previous)
+        for stale in closing:
+            stale.close()
         self.adopt_initial(session.controller)
         return session
 
-    def close(self, session_id: str) -> None:
-        """Close a session (its page went); unknown ids are ignored."""
+    def open(self, session_id: str, user: str | None = None) -> Session:
+        """The session keyed (and attached to) by this id: `attach(session_id, session_id)`."""
+        return self.attach(session_id, session_id, user)
+
+    def detach(self, session_hash: str) -> None:
+        """A page went: forget its hash; its tab's session closes after the grace period
+        unless another page of the tab is attached, or attaches before then."""
         with self._lock:
-            session = self._sessions.pop(session_id, None)
+            key = self._aliases.pop(session_hash, None)
+            closing = self._release(key) if key is not None else []
+        for session in closing:
+            session.close()
+            logger.info("closed session %.8s (%d open)", session.session_id, len(self))
+
+    def close(self, session_id: str) -> None:
+        """Close a session at once (by tab id or session hash); unknown ids are ignored."""
+        with self._lock:
+            key = session_id if session_id in self._sessions else self._aliases.get(session_id)
+            session = self._sessions.pop(key, None) if key is not None else None
+            self._forget(key)
         if session is not None:
             session.close()
-            logger.info("closed session %.8s (%d open)", session_id, len(self))
+            logger.info("closed session %.8s (%d open)", session.session_id, len(self))
 
     def close_all(self) -> None:
         """Close every session (the app stops)."""
         with self._lock:
             sessions = list(self._sessions.values())
             self._sessions.clear()
+            self._aliases.clear()
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
         for session in sessions:
             session.close()
 
@@ -174,16 +240,20 @@ class SessionRegistry:
     # ------------------------------------------------------------------------ lookups
 
     def get(self, session_id: str) -> Session | None:
-        """The open session with this id, or None."""
+        """The open session with this tab id (the id in its scene's address), or None."""
         return self._sessions.get(session_id)
 
-    def controller_for(self, session_id: str) -> ViewerController:
-        """The controller of an open session (the panel's callbacks call this).
+    def key_of(self, session_hash: str) -> str:
+        """The tab id a page's session hash is attached to ("" if none)."""
+        return self._aliases.get(session_hash, "")
+
+    def controller_for(self, session_hash: str) -> ViewerController:
+        """The controller of the session a page is attached to (the panel's callbacks).
 
         Raises:
-            SessionClosedError: no open session has this id.
+            SessionClosedError: the page is attached to no open session.
         """
-        session = self._sessions.get(session_id)
+        session = self._sessions.get(self._aliases.get(session_hash, ""))
         if session is None:
             raise SessionClosedError(
                 "this page's session is closed (too many tabs, or the app restarted): "
@@ -221,6 +291,44 @@ class SessionRegistry:
             logger.error("cannot show the start-up result: %s", " ".join(str(error).split()))
 
     # ------------------------------------------------------------------------ private
+
+    def _release(self, key: str) -> list[Session]:
+        """With the lock held: a tab lost a page. The sessions to close now (none when a page
+        is still attached, or the grace period starts instead)."""
+        if key in self._aliases.values() or key not in self._sessions:
+            return []
+        if self.grace_seconds <= 0:
+            return [self._sessions.pop(key)]
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        timer = threading.Timer(self.grace_seconds, self._expire, (key,))
+        timer.daemon = True
+        timer.args = (key, timer)
+        self._timers[key] = timer
+        timer.start()
+        return []
+
+    def _expire(self, key: str, timer: threading.Timer) -> None:
+        """The grace period of a detached session ran out: close it, unless re-attached."""
+        with self._lock:
+            if self._timers.get(key) is not timer or key in self._aliases.values():
+                return
+            del self._timers[key]
+            session = self._sessions.pop(key, None)
+        if session is not None:
+            session.close()
+            logger.info("closed session %.8s after its grace period (%d open)", key, len(self))
+
+    def _forget(self, key: str | None) -> None:
+        """With the lock held: drop a closed session's aliases and pending close."""
+        if key is None:
+            return
+        for alias in [alias for alias, tab in self._aliases.items() if tab == key]:
+            del self._aliases[alias]
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
 
     def _new_session(self, session_id: str, user: str | None) -> Session:
         import viser
