@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the reference data lives, and skips when it is absent."""
+"""Shared test fixtures: where the reference data lives, skips when it is absent, and the
+one builder of test Reconstructions."""
 
 from __future__ import annotations
 
@@ -80,6 +81,89 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
+def _make_reconstruction(
+    frames: int = 3,
+    height: int = 28,
+    width: int = 42,
+    *,
+    seed: int = 0,
+    with_mask: bool = True,
+    variants: tuple[str, ...] = ("masked", "unmasked"),
+    ground_truth: bool = False,
+    **fields,
+):
+    """The one builder of test Reconstructions.
+
+    By default a small self-consistent result: points are random depth unprojected with the
+    "masked" cameras of a camera orbiting a little while sliding along x; "unmasked" poses
+    are off by 0.01 in every pose-encoding entry. `variants` picks the predicted cameras kept,
+    `ground_truth` adds "ground_truth" cameras (the masked ones), depth (twice the predicted)
+    and a dynamic mask (depth > 2). Any Reconstruction field in `fields` replaces the
+    default one, so a purpose-built scene passes its own images, depth, cameras, mask,
+    attention... (the defaults are then still drawn, so the seeded arrays never change).
+    """
+    from page4d_viewer import geometry
+    from page4d_viewer.result.reconstruction import (
+        Cameras,
+        Metadata,
+        Preprocessing,
+        Reconstruction,
+    )
+
+    rng = np.random.default_rng(seed)
+    angles = np.linspace(0.0, 0.2, frames)
+    quaternion = np.stack(
+        [np.zeros(frames), np.sin(angles / 2), np.zeros(frames), np.cos(angles / 2)], -1
+    )
+    translation = np.stack([np.linspace(0, -0.5, frames), np.zeros(frames), np.zeros(frames)], -1)
+    fov = np.full((frames, 2), 1.0)
+    pose_enc = np.concatenate([translation, quaternion, fov], -1)
+    masked = Cameras.from_pose_encoding(pose_enc, (height, width))
+    unmasked = Cameras.from_pose_encoding(pose_enc + 0.01, (height, width))
+    depth = rng.uniform(1.0, 4.0, size=(frames, height, width)).astype(np.float32)
+    points = geometry.depth_to_world_points(depth, masked.extrinsics, masked.intrinsics)
+    cameras = {
+        name: cams
+        for name, cams in {"unmasked": unmasked, "masked": masked}.items()
+        if name in variants
+    }
+    defaults = dict(
+        images=rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8),
+        depth=depth,
+        depth_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
+        points=points,
+        points_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
+        cameras=cameras,
+        mask_score=rng.uniform(-0.5, 0.5, size=(frames, height // 14, width // 14))
+        if with_mask
+        else None,
+        metadata=Metadata(
+            checkpoint_name="tiny.safetensors",
+            checkpoint_hash="abc123",
+            model_variant="tiny",
+            mask_strength=64.0,
+            mask_available=with_mask,
+            source="synthetic:orbit",
+            frame_indices=list(range(0, 2 * frames, 2)),
+            timestamps=[i / 15 for i in range(frames)],
+            preprocessing=Preprocessing("crop", 42, {"scale": 0.5, "offset_xy": [3, 0]}),
+            timings={"model": 1.5},
+        ),
+    )
+    if ground_truth:
+        cameras["ground_truth"] = masked
+        defaults.update(gt_depth=depth * 2, gt_dynamic_mask=depth > 2)
+    return Reconstruction(**(defaults | fields))
+
+
+@pytest.fixture(scope="session")
+def make_reconstruction():
+    """`make_reconstruction(frames=3, height=28, width=42, *, seed=0, with_mask=True,
+    variants=("masked", "unmasked"), ground_truth=False, **fields)`: a test Reconstruction;
+    see `_make_reconstruction`."""
+    return _make_reconstruction
+
+
 INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH = 3, 28, 42  # 2 x 3 patches of 14 pixels
 
 
@@ -89,7 +173,7 @@ def _make_inspected(same_variants: bool = False):
     is dynamic. Query q's masked camera token in layer row l attends most to patch
     (l, q // 2) of key frame q; `same_variants` makes "unmasked" equal to "masked"."""
     from page4d_viewer import geometry
-    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+    from page4d_viewer.result.reconstruction import Cameras, Metadata
 
     frames, height, width = INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH
     grid = (height // 14, width // 14)
@@ -111,7 +195,10 @@ def _make_inspected(same_variants: bool = False):
     masked = weights[..., 1:].reshape(2, len(queries), frames, *grid)
     unmasked = masked.copy() if same_variants else np.roll(masked, 1, axis=-1)
     special = weights[..., 0]
-    return Reconstruction(
+    return _make_reconstruction(
+        frames,
+        height,
+        width,
         images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
         depth=depth,
         depth_conf=np.full((frames, height, width), 3.0, np.float32),
@@ -122,6 +209,7 @@ def _make_inspected(same_variants: bool = False):
             "unmasked": Cameras(extrinsics, intrinsics),
         },
         mask_score=mask,
+        metadata=Metadata(),
         attention={"masked": masked, "unmasked": unmasked},
         attention_special={"masked": special, "unmasked": special},
         attention_layers=[4, 9],
@@ -133,5 +221,6 @@ def _make_inspected(same_variants: bool = False):
 
 @pytest.fixture(scope="session")
 def inspected_recon():
-    """`inspected_recon(same_variants=False)`: the small Reconstruction with attention."""
+    """`inspected_recon(same_variants=False)`: the small Reconstruction with attention, built
+    by `make_reconstruction` with its own scene and attention fields."""
     return _make_inspected

@@ -14,7 +14,6 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
-from test_reconstruction import make_reconstruction
 
 from page4d_viewer import settings
 from page4d_viewer.cli import main
@@ -25,7 +24,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 
 
 @pytest.fixture
-def result_path(tmp_path: Path) -> Path:
+def result_path(make_reconstruction, tmp_path: Path) -> Path:
     return make_reconstruction(frames=4).save(tmp_path / "result.npz")
 
 
@@ -103,7 +102,7 @@ def test_export_of_a_damaged_result(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not a readable page4d_viewer result file" in _single_error_line(capsys.readouterr().err)
 
 
-def _result_with_ground_truth(tmp_path: Path) -> tuple[Reconstruction, Path]:
+def _result_with_ground_truth(make_reconstruction, tmp_path: Path) -> tuple[Reconstruction, Path]:
     """A result whose masked cameras are a similarity transform of the ground truth."""
     recon = make_reconstruction(frames=6)
     angles = np.linspace(0, 1.0, 6)
@@ -123,8 +122,10 @@ def _result_with_ground_truth(tmp_path: Path) -> tuple[Reconstruction, Path]:
     return recon, gt_file
 
 
-def test_evaluate_with_tum_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recon, gt_file = _result_with_ground_truth(tmp_path)
+def test_evaluate_with_tum_ground_truth(
+    make_reconstruction, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recon, gt_file = _result_with_ground_truth(make_reconstruction, tmp_path)
     result = recon.save(tmp_path / "result.npz")
     code = main(["evaluate", str(result), "--gt", str(gt_file), "--json", str(tmp_path / "m.json")])
     assert code == 0
@@ -136,9 +137,9 @@ def test_evaluate_with_tum_ground_truth(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_evaluate_uses_stored_ground_truth(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_reconstruction, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recon, _ = _result_with_ground_truth(tmp_path)
+    recon, _ = _result_with_ground_truth(make_reconstruction, tmp_path)
     recon.cameras["ground_truth"] = recon.cameras["masked"]
     assert main(["evaluate", str(recon.save(tmp_path / "r.npz"))]) == 0
     assert "masked" in capsys.readouterr().out

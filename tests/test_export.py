@@ -9,14 +9,13 @@ import av
 import numpy as np
 import pytest
 import trimesh
-from test_reconstruction import make_reconstruction
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result import export
 
 
-def test_glb_round_trip_points_colours_and_frusta(tmp_path: Path) -> None:
+def test_glb_round_trip_points_colours_and_frusta(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=3)
     recon.cameras["ground_truth"] = recon.cameras["masked"]
     path = export.export_glb(recon, tmp_path / "scene.glb", frames=[0, 2], conf_percentile=30)
@@ -38,7 +37,7 @@ def test_glb_round_trip_points_colours_and_frusta(tmp_path: Path) -> None:
         assert len(frusta.vertices) == 2 * 8 * 2
 
 
-def test_glb_frustum_apex_is_the_camera_centre(tmp_path: Path) -> None:
+def test_glb_frustum_apex_is_the_camera_centre(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=3)
     vertices, edges = export.frustum_segments(recon.cameras["masked"], recon.image_hw, 0.5)
     assert vertices.shape == (3, 5, 3) and edges.shape == (8, 2)
@@ -50,7 +49,7 @@ def test_glb_frustum_apex_is_the_camera_centre(tmp_path: Path) -> None:
     np.testing.assert_allclose(uv[0], [[0, 0], [42, 0], [42, 28], [0, 28]], atol=1e-9)
 
 
-def test_glb_subsamples_points(tmp_path: Path) -> None:
+def test_glb_subsamples_points(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2)
     path = export.export_glb(
         recon, tmp_path / "s.glb", conf_percentile=0, max_points_per_frame=100, variants=["masked"]
@@ -60,7 +59,7 @@ def test_glb_subsamples_points(tmp_path: Path) -> None:
     assert "cameras_unmasked" not in scene.geometry
 
 
-def test_ply_round_trip(tmp_path: Path) -> None:
+def test_ply_round_trip(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=3)
     paths = export.export_ply(recon, tmp_path / "ply", frames=[1, 2], conf_percentile=0)
     assert [p.name for p in paths] == ["frame_0001.ply", "frame_0002.ply"]
@@ -70,13 +69,13 @@ def test_ply_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(cloud.vertices, recon.points[1].reshape(-1, 3), atol=1e-5)
 
 
-def test_ply_refuses_a_file_as_folder(tmp_path: Path) -> None:
+def test_ply_refuses_a_file_as_folder(make_reconstruction, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(Page4DError, match="must be a folder"):
         export.export_ply(make_reconstruction(), tmp_path / "file")
 
 
-def test_tum_round_trip_all_variants(tmp_path: Path) -> None:
+def test_tum_round_trip_all_variants(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=4)
     paths = export.export_tum(recon, tmp_path / "traj.txt")
     assert [p.name for p in paths] == ["traj_masked.txt", "traj_unmasked.txt"]
@@ -86,7 +85,7 @@ def test_tum_round_trip_all_variants(tmp_path: Path) -> None:
         np.testing.assert_allclose(T_world_cam, recon.cameras[variant].T_world_cam, atol=1e-8)
 
 
-def test_tum_single_variant_and_format(tmp_path: Path) -> None:
+def test_tum_single_variant_and_format(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2)
     (path,) = export.export_tum(recon, tmp_path / "only.tum", variant="unmasked")
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
@@ -106,7 +105,7 @@ def test_read_tum_rejects_malformed_line(tmp_path: Path) -> None:
         export.read_tum(path)
 
 
-def test_mp4_decodes_with_right_count_and_size(tmp_path: Path) -> None:
+def test_mp4_decodes_with_right_count_and_size(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=5)
     path = export.export_mp4(recon, tmp_path / "mask.mp4", frames=[0, 1, 2, 4])
     with av.open(str(path)) as container:
@@ -117,7 +116,7 @@ def test_mp4_decodes_with_right_count_and_size(tmp_path: Path) -> None:
     assert float(rate) == pytest.approx(15.0, rel=0.01)
 
 
-def test_mp4_without_mask_writes_plain_frames(tmp_path: Path) -> None:
+def test_mp4_without_mask_writes_plain_frames(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2, with_mask=False)
     recon.images[:] = 128
     path = export.export_mp4(recon, tmp_path / "plain.mp4", fps=5)
@@ -141,12 +140,12 @@ def test_parse_frame_selection_rejects(text: str, message: str) -> None:
         export.parse_frame_selection(text, 5)
 
 
-def test_wrong_suffix_is_rejected(tmp_path: Path) -> None:
+def test_wrong_suffix_is_rejected(make_reconstruction, tmp_path: Path) -> None:
     with pytest.raises(Page4DError, match=r"end in \.glb"):
         export.export_glb(make_reconstruction(), tmp_path / "scene.obj")
 
 
-def test_mp4_pads_odd_sizes_and_checks_options_first(tmp_path: Path) -> None:
+def test_mp4_pads_odd_sizes_and_checks_options_first(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2, height=27, width=41)
     path = export.export_mp4(recon, tmp_path / "odd.mp4")
     with av.open(str(path)) as container:
@@ -157,7 +156,9 @@ def test_mp4_pads_odd_sizes_and_checks_options_first(tmp_path: Path) -> None:
     assert not (tmp_path / "never.mp4").exists()
 
 
-def test_tum_writes_the_given_name_when_one_variant_is_written(tmp_path: Path) -> None:
+def test_tum_writes_the_given_name_when_one_variant_is_written(
+    make_reconstruction, tmp_path: Path
+) -> None:
     recon = make_reconstruction(frames=2)
     only_masked = dataclasses.replace(recon, cameras={"masked": recon.cameras["masked"]})
     (path,) = export.export_tum(only_masked, tmp_path / "trajectory.txt")

@@ -13,7 +13,6 @@ import msgspec
 import numpy as np
 import pytest
 import zstandard
-from test_reconstruction import make_reconstruction
 
 from page4d_viewer.cli import main
 from page4d_viewer.errors import Page4DError
@@ -46,7 +45,7 @@ def _message_types(recording: dict) -> list[str]:
     return [message["type"] for _, message in recording["messages"]]
 
 
-def test_share_records_each_frame_once_then_toggles(tmp_path: Path) -> None:
+def test_share_records_each_frame_once_then_toggles(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=4)
     folder = share.export_share(recon, tmp_path / "talk", fps=8.0)
     recording = _decode((folder / share.RECORDING_NAME).read_bytes())
@@ -72,7 +71,7 @@ def _point_counts(recording: dict) -> list[int]:
     ]
 
 
-def test_share_point_budget_uses_the_viewer_stride(tmp_path: Path) -> None:
+def test_share_point_budget_uses_the_viewer_stride(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2, height=28, width=42)
     folder = share.export_share(recon, tmp_path / "thin", conf_percentile=30, max_points=600)
     counts = _point_counts(_decode((folder / share.RECORDING_NAME).read_bytes()))
@@ -87,7 +86,7 @@ def test_share_point_budget_uses_the_viewer_stride(tmp_path: Path) -> None:
     assert counts == expected and sum(counts) <= 600
 
 
-def test_share_colours_are_the_viewer_overlay() -> None:
+def test_share_colours_are_the_viewer_overlay(make_reconstruction) -> None:
     recon = make_reconstruction(frames=2)
     cloud = frame_points(recon, 1, threshold=float("-inf"))
     colors = share.share_point_colors(recon, 1, cloud.colors, cloud.pixel_index, 0.5, 0.5)
@@ -112,7 +111,9 @@ def test_share_page_is_viser_client_pointed_at_the_recording(tmp_path: Path) -> 
         (None, {"opacity": 2.0}, "mask opacity"),
     ],
 )
-def test_share_refuses(tmp_path: Path, setup: str | None, kwargs: dict, message: str) -> None:
+def test_share_refuses(
+    make_reconstruction, tmp_path: Path, setup: str | None, kwargs: dict, message: str
+) -> None:
     target = tmp_path / "out"
     if setup == "file":
         target.write_text("x")
@@ -125,14 +126,14 @@ def test_share_refuses(tmp_path: Path, setup: str | None, kwargs: dict, message:
         assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
 
 
-def test_share_overwrites_its_own_previous_share(tmp_path: Path) -> None:
+def test_share_overwrites_its_own_previous_share(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2)
     share.export_share(recon, tmp_path / "s")
     share.export_share(recon, tmp_path / "s", fps=5.0)
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.html", "recording.viser"]
 
 
-def test_cli_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_share(make_reconstruction, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = make_reconstruction(frames=3).save(tmp_path / "r.npz")
     assert main(["export", str(result), "--share", str(tmp_path / "talk")]) == 0
     out = capsys.readouterr().out
@@ -141,7 +142,7 @@ def test_cli_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(make_reconstruction, tmp_path: Path) -> Iterator[str]:
     folder = share.export_share(make_reconstruction(frames=4, height=56, width=84), tmp_path / "s")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -14,7 +14,7 @@ from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsEr
 from page4d_viewer.evaluation.masks import average_precision, mask_average_precision, mask_iou
 from page4d_viewer.evaluation.report import evaluate_reconstruction
 from page4d_viewer.evaluation.trajectory import trajectory_errors
-from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.sources.groundtruth import GroundTruth
 
 
@@ -336,7 +336,7 @@ def test_patch_probability_is_upsampled_like_the_viewer():
         mask_iou(np.zeros((2, 2, 2)), truth)
 
 
-def test_report_reads_the_mask_through_result_mask():
+def test_report_reads_the_mask_through_result_mask(small_reconstruction):
     gt_extrinsics = circle_trajectory(frames=2)
     mask_score = np.array([[[0.4, -0.4, 0.0]], [[0.4, -0.4, 0.0]]], np.float32)
     recon = small_reconstruction(gt_extrinsics, mask_score=np.repeat(mask_score, 2, axis=1))
@@ -352,7 +352,18 @@ def test_report_reads_the_mask_through_result_mask():
 # ------------------------------------------------------------------------------ report
 
 
-def small_reconstruction(gt_extrinsics: np.ndarray, **fields) -> Reconstruction:
+@pytest.fixture
+def small_reconstruction(make_reconstruction):
+    """`small_reconstruction(gt_extrinsics, **fields)`, built by the conftest factory: the
+    masked cameras a similarity of the ground truth, the unmasked ones noisy centres."""
+
+    def build(gt_extrinsics: np.ndarray, **fields) -> Reconstruction:
+        return _metrics_recon(make_reconstruction, gt_extrinsics, **fields)
+
+    return build
+
+
+def _metrics_recon(make_reconstruction, gt_extrinsics: np.ndarray, **fields) -> Reconstruction:
     frames, height, width = len(gt_extrinsics), 28, 28
     rng = np.random.default_rng(5)
     intrinsics = np.repeat(np.array([[[30.0, 0, 14], [0, 30, 14], [0, 0, 1]]]), frames, axis=0)
@@ -371,11 +382,13 @@ def small_reconstruction(gt_extrinsics: np.ndarray, **fields) -> Reconstruction:
             "unmasked": Cameras(unmasked, intrinsics),
             "ground_truth": Cameras(gt_extrinsics, intrinsics),
         },
+        mask_score=None,
+        metadata=Metadata(),
     )
-    return Reconstruction(**(defaults | fields))
+    return make_reconstruction(frames, height, width, **(defaults | fields))
 
 
-def test_evaluate_reconstruction_reports_each_variant_depth_and_mask():
+def test_evaluate_reconstruction_reports_each_variant_depth_and_mask(small_reconstruction):
     gt_extrinsics = circle_trajectory(frames=4)
     truth_mask = np.zeros((4, 28, 28), bool)
     truth_mask[:, :, :14] = True
@@ -405,7 +418,7 @@ def test_evaluate_reconstruction_reports_each_variant_depth_and_mask():
     assert data["rows"][0]["mask_iou"] == 1.0
 
 
-def test_evaluate_reconstruction_uses_external_ground_truth_through_the_crop():
+def test_evaluate_reconstruction_uses_external_ground_truth_through_the_crop(small_reconstruction):
     gt_extrinsics = circle_trajectory(frames=3)
     recon = small_reconstruction(gt_extrinsics)
     # The clip was 56 x 84 (H x W); the model saw the rows 14..70 of it, resized by 1/2.
@@ -432,7 +445,7 @@ def test_evaluate_reconstruction_uses_external_ground_truth_through_the_crop():
     assert any("mask" in note for note in report.notes)
 
 
-def test_evaluate_reconstruction_notes_a_static_camera_and_missing_depth():
+def test_evaluate_reconstruction_notes_a_static_camera_and_missing_depth(small_reconstruction):
     still = np.repeat(np.concatenate([np.eye(3), np.zeros((3, 1))], axis=1)[None], 3, axis=0)
     recon = small_reconstruction(circle_trajectory(frames=3))
     report = evaluate_reconstruction(recon, GroundTruth(still, None, None, None, "tum"))
@@ -442,7 +455,7 @@ def test_evaluate_reconstruction_notes_a_static_camera_and_missing_depth():
     assert "note:" in report.format_table()
 
 
-def test_evaluate_reconstruction_rejects_a_frame_count_mismatch():
+def test_evaluate_reconstruction_rejects_a_frame_count_mismatch(small_reconstruction):
     recon = small_reconstruction(circle_trajectory(frames=3))
     with pytest.raises(MetricsError, match="frames"):
         evaluate_reconstruction(recon, GroundTruth(circle_trajectory(4), None, None, None, "tum"))

@@ -15,50 +15,8 @@ from page4d_viewer.result.reconstruction import (
     FORMAT_VERSION,
     Cameras,
     Metadata,
-    Preprocessing,
     Reconstruction,
 )
-
-
-def make_reconstruction(
-    frames: int = 3, height: int = 28, width: int = 42, *, seed: int = 0, with_mask: bool = True
-) -> Reconstruction:
-    """A small self-consistent reconstruction: points are depth unprojected with the cameras."""
-    rng = np.random.default_rng(seed)
-    angles = np.linspace(0.0, 0.2, frames)
-    quaternion = np.stack(
-        [np.zeros(frames), np.sin(angles / 2), np.zeros(frames), np.cos(angles / 2)], -1
-    )
-    translation = np.stack([np.linspace(0, -0.5, frames), np.zeros(frames), np.zeros(frames)], -1)
-    fov = np.full((frames, 2), 1.0)
-    pose_enc = np.concatenate([translation, quaternion, fov], -1)
-    masked = Cameras.from_pose_encoding(pose_enc, (height, width))
-    unmasked = Cameras.from_pose_encoding(pose_enc + 0.01, (height, width))
-    depth = rng.uniform(1.0, 4.0, size=(frames, height, width)).astype(np.float32)
-    points = geometry.depth_to_world_points(depth, masked.extrinsics, masked.intrinsics)
-    return Reconstruction(
-        images=rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8),
-        depth=depth,
-        depth_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
-        points=points,
-        points_conf=rng.uniform(1.0, 5.0, size=(frames, height, width)),
-        cameras={"unmasked": unmasked, "masked": masked},
-        mask_score=rng.uniform(-0.5, 0.5, size=(frames, height // 14, width // 14))
-        if with_mask
-        else None,
-        metadata=Metadata(
-            checkpoint_name="tiny.safetensors",
-            checkpoint_hash="abc123",
-            model_variant="tiny",
-            mask_strength=64.0,
-            mask_available=with_mask,
-            source="synthetic:orbit",
-            frame_indices=list(range(0, 2 * frames, 2)),
-            timestamps=[i / 15 for i in range(frames)],
-            preprocessing=Preprocessing("crop", 42, {"scale": 0.5, "offset_xy": [3, 0]}),
-            timings={"model": 1.5},
-        ),
-    )
 
 
 def assert_equal_within_float16(loaded: Reconstruction, original: Reconstruction) -> None:
@@ -80,7 +38,7 @@ def assert_equal_within_float16(loaded: Reconstruction, original: Reconstruction
     assert loaded.metadata == original.metadata
 
 
-def test_round_trip_equal_within_float16(tmp_path: Path) -> None:
+def test_round_trip_equal_within_float16(make_reconstruction, tmp_path: Path) -> None:
     original = make_reconstruction()
     written = original.save(tmp_path / "run.npz")
     assert written == tmp_path / "run.npz"
@@ -90,7 +48,7 @@ def test_round_trip_equal_within_float16(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [written]  # no temporary left behind
 
 
-def test_round_trip_without_mask_with_ground_truth(tmp_path: Path) -> None:
+def test_round_trip_without_mask_with_ground_truth(make_reconstruction, tmp_path: Path) -> None:
     original = make_reconstruction(with_mask=False)
     original.cameras["ground_truth"] = original.cameras["masked"]
     original.gt_depth = original.depth * 2
@@ -103,7 +61,7 @@ def test_round_trip_without_mask_with_ground_truth(tmp_path: Path) -> None:
     assert not loaded.has_mask
 
 
-def test_file_stores_float16_and_version(tmp_path: Path) -> None:
+def test_file_stores_float16_and_version(make_reconstruction, tmp_path: Path) -> None:
     path = make_reconstruction().save(tmp_path / "run.npz")
     with np.load(path, allow_pickle=False) as archive:
         assert int(archive["format_version"]) == FORMAT_VERSION
@@ -113,7 +71,7 @@ def test_file_stores_float16_and_version(tmp_path: Path) -> None:
         assert json.loads(str(archive["metadata_json"]))["checkpoint_hash"] == "abc123"
 
 
-def test_huge_confidence_is_clipped_not_infinite(tmp_path: Path) -> None:
+def test_huge_confidence_is_clipped_not_infinite(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction()
     recon.points_conf[0, 0, 0] = 1e9
     loaded = Reconstruction.load(recon.save(tmp_path / "run.npz"))
@@ -121,7 +79,7 @@ def test_huge_confidence_is_clipped_not_infinite(tmp_path: Path) -> None:
     assert loaded.points_conf[0, 0, 0] == pytest.approx(65504.0)
 
 
-def test_save_overwrites_atomically(tmp_path: Path) -> None:
+def test_save_overwrites_atomically(make_reconstruction, tmp_path: Path) -> None:
     path = tmp_path / "nested" / "run.npz"
     make_reconstruction(seed=1).save(path)
     second = make_reconstruction(seed=2)
@@ -130,7 +88,7 @@ def test_save_overwrites_atomically(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["run.npz"]
 
 
-def test_save_rejects_other_suffix(tmp_path: Path) -> None:
+def test_save_rejects_other_suffix(make_reconstruction, tmp_path: Path) -> None:
     with pytest.raises(Page4DError, match=r"\.npz"):
         make_reconstruction().save(tmp_path / "run.json")
 
@@ -155,7 +113,9 @@ def _rewrite(path: Path, drop: str | None = None, **replace: np.ndarray) -> None
         ("absent", "no result file"),
     ],
 )
-def test_load_rejects_bad_files(tmp_path: Path, damage: str, message: str) -> None:
+def test_load_rejects_bad_files(
+    make_reconstruction, tmp_path: Path, damage: str, message: str
+) -> None:
     path = make_reconstruction().save(tmp_path / "run.npz")
     if damage == "newer":
         _rewrite(path, format_version=np.asarray(99))
@@ -179,7 +139,7 @@ def test_load_rejects_bad_files(tmp_path: Path, damage: str, message: str) -> No
     assert "\n" not in str(caught.value)
 
 
-def test_damaged_member_is_caught(tmp_path: Path) -> None:
+def test_damaged_member_is_caught(make_reconstruction, tmp_path: Path) -> None:
     path = make_reconstruction().save(tmp_path / "run.npz")
     # Corrupt the compressed bytes of one member while keeping the zip directory intact.
     with zipfile.ZipFile(path) as archive:
@@ -202,7 +162,9 @@ def test_damaged_member_is_caught(tmp_path: Path) -> None:
         ("gt_dynamic_mask", np.zeros((3, 2, 2)), "gt_dynamic_mask"),
     ],
 )
-def test_validation_messages(field_name: str, value: np.ndarray, message: str) -> None:
+def test_validation_messages(
+    make_reconstruction, field_name: str, value: np.ndarray, message: str
+) -> None:
     recon = make_reconstruction()
     kwargs = {f: getattr(recon, f) for f in recon.__dataclass_fields__}
     kwargs[field_name] = value
@@ -210,7 +172,7 @@ def test_validation_messages(field_name: str, value: np.ndarray, message: str) -
         Reconstruction(**kwargs)
 
 
-def test_camera_validation() -> None:
+def test_camera_validation(make_reconstruction) -> None:
     recon = make_reconstruction()
     with pytest.raises(ValueError, match="must include 'masked'"):
         Reconstruction(**{**vars(recon), "cameras": {"unmasked": recon.cameras["unmasked"]}})
@@ -228,7 +190,7 @@ def test_camera_validation() -> None:
         Cameras(np.zeros((3, 3, 4)), np.zeros((2, 3, 3)))
 
 
-def test_basic_views() -> None:
+def test_basic_views(make_reconstruction) -> None:
     recon = make_reconstruction()
     assert recon.num_frames == 3
     assert recon.image_hw == (28, 42)
@@ -239,7 +201,7 @@ def test_basic_views() -> None:
         recon.camera_variant("ground_truth")
 
 
-def test_aligned_cameras_recovers_similarity() -> None:
+def test_aligned_cameras_recovers_similarity(make_reconstruction) -> None:
     recon = make_reconstruction(frames=5)
     masked = recon.cameras["masked"]
     similarity = geometry.Similarity(
@@ -251,7 +213,7 @@ def test_aligned_cameras_recovers_similarity() -> None:
     np.testing.assert_allclose(aligned.centers, masked.centers, atol=1e-6)
 
 
-def test_select_frames() -> None:
+def test_select_frames(make_reconstruction) -> None:
     recon = make_reconstruction(frames=4)
     subset = recon.select_frames([3, 1])
     assert subset.num_frames == 2
@@ -273,7 +235,7 @@ def test_metadata_keeps_unknown_keys() -> None:
     assert metadata.extra == {"from_the_future": 1}
 
 
-def test_with_ground_truth_moves_world_to_first_camera() -> None:
+def test_with_ground_truth_moves_world_to_first_camera(make_reconstruction) -> None:
     recon = make_reconstruction(frames=3)
     truth = recon.cameras["masked"].transformed(
         geometry.Similarity(

@@ -11,7 +11,7 @@ import pytest
 import page4d_viewer.result.reconstruction as reconstruction_module
 from page4d_viewer.errors import ResultFileError
 from page4d_viewer.result.inspection import stored_attention_bytes
-from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 
 FRAMES, HEIGHT, WIDTH = 3, 28, 42
 GRID = (HEIGHT // 14, WIDTH // 14)
@@ -24,9 +24,18 @@ def attention_maps(rng: np.random.Generator, layers: int, queries: int) -> tuple
     return weights[..., 1:].reshape(layers, queries, FRAMES, *GRID), weights[..., 0]
 
 
-def inspected(seed: int = 0) -> Reconstruction:
-    """A minimal Reconstruction with attention for both variants (2 layers, queries 0 and 2)
-    and feature PCA of 2 layers."""
+@pytest.fixture
+def inspected(make_reconstruction):
+    """`inspected(seed=0)`: a minimal Reconstruction built by the conftest factory, with
+    attention for both variants (2 layers, queries 0 and 2) and feature PCA of 2 layers."""
+
+    def build(seed: int = 0) -> Reconstruction:
+        return _inspected_recon(make_reconstruction, seed)
+
+    return build
+
+
+def _inspected_recon(make_reconstruction, seed: int) -> Reconstruction:
     rng = np.random.default_rng(seed)
     pose_enc = np.zeros((FRAMES, 9))
     pose_enc[:, 6], pose_enc[:, 7:] = 1.0, 1.0
@@ -34,7 +43,10 @@ def inspected(seed: int = 0) -> Reconstruction:
     cameras = Cameras.from_pose_encoding(pose_enc, (HEIGHT, WIDTH))
     masked, masked_special = attention_maps(rng, 2, 2)
     unmasked, unmasked_special = attention_maps(rng, 2, 2)
-    return Reconstruction(
+    return make_reconstruction(
+        FRAMES,
+        HEIGHT,
+        WIDTH,
         images=rng.integers(0, 256, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8),
         depth=np.ones((FRAMES, HEIGHT, WIDTH)),
         depth_conf=np.ones((FRAMES, HEIGHT, WIDTH)),
@@ -48,6 +60,7 @@ def inspected(seed: int = 0) -> Reconstruction:
         attention_query_frames=[0, 2],
         feature_pca=rng.integers(0, 256, size=(2, FRAMES, *GRID, 3), dtype=np.uint8),
         feature_layers=[9, 19],
+        metadata=Metadata(),
     )
 
 
@@ -63,7 +76,7 @@ def without_inside(recon: Reconstruction) -> Reconstruction:
     )
 
 
-def test_round_trip_keeps_attention_within_float16(tmp_path: Path) -> None:
+def test_round_trip_keeps_attention_within_float16(inspected, tmp_path: Path) -> None:
     original = inspected()
     path = original.save(tmp_path / "run.npz")
     with np.load(path) as archive:
@@ -83,7 +96,9 @@ def test_round_trip_keeps_attention_within_float16(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.feature_pca, original.feature_pca)
 
 
-def test_a_version_1_file_still_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_version_1_file_still_opens(
+    inspected, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plain = without_inside(inspected())
     monkeypatch.setattr(reconstruction_module, "FORMAT_VERSION", 1)
     path = plain.save(tmp_path / "v1.npz")
@@ -96,7 +111,7 @@ def test_a_version_1_file_still_opens(tmp_path: Path, monkeypatch: pytest.Monkey
     assert loaded.attention_layers == [] and loaded.feature_layers == []
 
 
-def test_select_frames_keeps_the_query_frames_it_keeps() -> None:
+def test_select_frames_keeps_the_query_frames_it_keeps(inspected) -> None:
     recon = inspected()
     subset = recon.select_frames([2, 1])
     assert subset.attention_query_frames == [0]  # frame 2 is now position 0; frame 1 no query
@@ -109,7 +124,7 @@ def test_select_frames_keeps_the_query_frames_it_keeps() -> None:
     assert no_queries.feature_pca.shape == (2, 1, *GRID, 3)
 
 
-def _replaced(**changes: object) -> dict[str, object]:
+def _replaced(inspected, **changes: object) -> dict[str, object]:
     recon = inspected()
     return {**{f: getattr(recon, f) for f in recon.__dataclass_fields__}, **changes}
 
@@ -138,19 +153,21 @@ def _replaced(**changes: object) -> dict[str, object]:
         ({"feature_pca": None}, "without feature_pca"),
     ],
 )
-def test_inconsistent_fields_are_refused(changes: dict[str, object], message: str) -> None:
+def test_inconsistent_fields_are_refused(
+    inspected, changes: dict[str, object], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
-        Reconstruction(**_replaced(**changes))
+        Reconstruction(**_replaced(inspected, **changes))
 
 
-def test_attention_values_must_be_probabilities() -> None:
+def test_attention_values_must_be_probabilities(inspected) -> None:
     recon = inspected()
     bad = {**recon.attention, "masked": recon.attention["masked"] - 0.5}
     with pytest.raises(ValueError, match="probabilities"):
-        Reconstruction(**_replaced(attention=bad))
+        Reconstruction(**_replaced(inspected, attention=bad))
 
 
-def test_a_damaged_attention_array_is_one_clear_error(tmp_path: Path) -> None:
+def test_a_damaged_attention_array_is_one_clear_error(inspected, tmp_path: Path) -> None:
     path = inspected().save(tmp_path / "run.npz")
     with np.load(path) as archive:
         arrays = dict(archive)

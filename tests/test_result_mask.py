@@ -7,7 +7,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_reconstruction import make_reconstruction
 
 from page4d_viewer import settings
 from page4d_viewer.result import export, mask
@@ -39,7 +38,7 @@ def test_the_viewer_calls_the_result_mask_functions() -> None:
 
 
 @pytest.mark.parametrize("frame", [0, 2])
-def test_mp4_frame_equals_the_panel_overlay(frame: int) -> None:
+def test_mp4_frame_equals_the_panel_overlay(make_reconstruction, frame: int) -> None:
     recon = make_reconstruction(frames=3)
     exported = export.mp4_frame(recon, frame, OPACITY, THRESHOLD, COLORMAP)
     shown = plots.frame_images(recon, frame, OPACITY, THRESHOLD, COLORMAP).overlay
@@ -48,7 +47,7 @@ def test_mp4_frame_equals_the_panel_overlay(frame: int) -> None:
     assert not np.array_equal(exported, recon.images[frame])
 
 
-def test_mp4_frame_at_defaults_equals_the_panel_at_defaults() -> None:
+def test_mp4_frame_at_defaults_equals_the_panel_at_defaults(make_reconstruction) -> None:
     recon = make_reconstruction(frames=2, seed=4)
     shown = plots.frame_images(
         recon, 1, settings.DEFAULT_MASK_OPACITY, settings.DEFAULT_MASK_THRESHOLD
@@ -56,7 +55,7 @@ def test_mp4_frame_at_defaults_equals_the_panel_at_defaults() -> None:
     np.testing.assert_array_equal(export.mp4_frame(recon, 1), shown)
 
 
-def test_mp4_frame_is_the_one_overlay_of_the_scene() -> None:
+def test_mp4_frame_is_the_one_overlay_of_the_scene(make_reconstruction) -> None:
     recon = make_reconstruction(frames=2, seed=2)
     image = export.mp4_frame(recon, 1, OPACITY, THRESHOLD, COLORMAP)
     probability = mask.upsample_mask(mask.dynamic_probability(recon.mask_score[1]), 28, 42)
@@ -70,7 +69,7 @@ def test_mp4_frame_is_the_one_overlay_of_the_scene() -> None:
     np.testing.assert_array_equal(image[below], recon.images[1][below])
 
 
-def test_mp4_encodes_the_mp4_frames(tmp_path: Path) -> None:
+def test_mp4_encodes_the_mp4_frames(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=4, seed=1)
     path = export.export_mp4(
         recon,
@@ -89,7 +88,7 @@ def test_mp4_encodes_the_mp4_frames(tmp_path: Path) -> None:
     assert np.abs(decoded[2] - expected).mean() < np.abs(decoded[2] - recon.images[3]).mean()
 
 
-def test_mp4_rejects_a_bad_threshold_before_writing(tmp_path: Path) -> None:
+def test_mp4_rejects_a_bad_threshold_before_writing(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2)
     with pytest.raises(mask.DisplayError, match=r"mask threshold must be in \[0, 1\]"):
         export.export_mp4(recon, tmp_path / "never.mp4", threshold=1.5)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import trimesh
 import viser
-from test_reconstruction import make_reconstruction
 from viser import _messages
 
 from page4d_viewer import settings
@@ -27,7 +26,7 @@ def sorted_rows(array: np.ndarray) -> np.ndarray:
     return array[np.lexsort(array.T[::-1])]
 
 
-def test_frame_points_filters_by_clip_wide_confidence() -> None:
+def test_frame_points_filters_by_clip_wide_confidence(make_reconstruction) -> None:
     recon = make_reconstruction()
     everything = points.frame_points(recon, 1, threshold=-np.inf)
     assert everything.points.shape == (28 * 42, 3) and everything.points.dtype == np.float32
@@ -41,7 +40,7 @@ def test_frame_points_filters_by_clip_wide_confidence() -> None:
     assert len(points.frame_points(recon, 1, threshold=-np.inf).points) == 28 * 42 - 1
 
 
-def test_frame_points_rejects_bad_input() -> None:
+def test_frame_points_rejects_bad_input(make_reconstruction) -> None:
     recon = make_reconstruction()
     with pytest.raises(DisplayError, match="out of range"):
         points.frame_points(recon, 3, threshold=0.0)
@@ -51,7 +50,7 @@ def test_frame_points_rejects_bad_input() -> None:
         points.confidence_threshold(recon.points_conf, 100)
 
 
-def test_depth_sources_unproject_and_drop_missing_depth() -> None:
+def test_depth_sources_unproject_and_drop_missing_depth(make_reconstruction) -> None:
     recon = make_reconstruction()
     cloud = points.frame_points(recon, 2, threshold=-np.inf, source="depth_masked")
     np.testing.assert_allclose(cloud.points, recon.points[2].reshape(-1, 3), atol=1e-4)
@@ -62,7 +61,7 @@ def test_depth_sources_unproject_and_drop_missing_depth() -> None:
     assert confidence is recon.depth_conf
 
 
-def test_rows_and_cols_downsample_on_a_grid() -> None:
+def test_rows_and_cols_downsample_on_a_grid(make_reconstruction) -> None:
     recon = make_reconstruction()
     rows, cols = display.pixel_grid(28, 42, 3)
     cloud = points.frame_points(recon, 0, threshold=-np.inf, rows=rows, cols=cols)
@@ -105,7 +104,7 @@ def glb_points(recon: Reconstruction, path: Path, frame: int) -> np.ndarray:
 
 
 def test_glb_holds_the_points_the_scene_shows(
-    scene: tuple[SceneView, list], tmp_path: Path
+    make_reconstruction, scene: tuple[SceneView, list], tmp_path: Path
 ) -> None:
     view, sent = scene
     recon = make_reconstruction(frames=3, seed=7)
@@ -131,7 +130,7 @@ def test_glb_holds_the_points_the_scene_shows(
         np.testing.assert_array_equal(colors, expected.colors)
 
 
-def test_ply_and_glb_default_to_the_scene_percentile(tmp_path: Path) -> None:
+def test_ply_and_glb_default_to_the_scene_percentile(make_reconstruction, tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2, seed=3)
     cut = points.confidence_threshold(recon.points_conf, settings.DEFAULT_CONF_PERCENTILE)
     expected = points.frame_points(recon, 1, threshold=cut)

@@ -42,8 +42,18 @@ def _cameras(centres: np.ndarray, yaw_deg: np.ndarray) -> Cameras:
     return Cameras(geometry.invert_rigid(T_world_cam), np.repeat(K[None], len(yaw), axis=0))
 
 
-def make_recon(frames: int = 5, *, ground_truth: bool = True, mask: bool = True) -> Reconstruction:
-    """A small result: a camera moving along x, the unmasked poses off by a growing yaw."""
+@pytest.fixture
+def make_recon(make_reconstruction):
+    """`make_recon(frames=5, *, ground_truth=True, mask=True)`: a small result built by the
+    conftest factory: a camera moving along x, the unmasked poses off by a growing yaw."""
+
+    def build(frames: int = 5, *, ground_truth: bool = True, mask: bool = True) -> Reconstruction:
+        return _panel_recon(make_reconstruction, frames, ground_truth=ground_truth, mask=mask)
+
+    return build
+
+
+def _panel_recon(make_reconstruction, frames: int, *, ground_truth: bool, mask: bool):
     rng = np.random.default_rng(0)
     steps = np.arange(frames, dtype=np.float64)
     centres = np.stack([0.1 * steps, 0.02 * steps**2, 0.05 * steps], axis=-1)
@@ -56,7 +66,10 @@ def make_recon(frames: int = 5, *, ground_truth: bool = True, mask: bool = True)
     depth = rng.uniform(1.0, 3.0, (frames, HEIGHT, WIDTH)).astype(np.float32)
     score = np.full((frames, 2, 3), 0.4, np.float32)  # static everywhere...
     score[:, 0, 0] = -0.4  # ...but the top-left patch moves
-    return Reconstruction(
+    return make_reconstruction(
+        frames,
+        HEIGHT,
+        WIDTH,
         images=np.full((frames, HEIGHT, WIDTH, 3), 100, np.uint8),
         depth=depth,
         depth_conf=rng.uniform(1.0, 50.0, depth.shape).astype(np.float32),
@@ -72,7 +85,7 @@ def _line_labels(axes) -> list[str]:
     return [line.get_label() for line in axes.get_lines() if not line.get_label().startswith("_")]
 
 
-def test_overlay_marks_only_dynamic_pixels() -> None:
+def test_overlay_marks_only_dynamic_pixels(make_recon) -> None:
     images = plots.frame_images(make_recon(), frame=1, opacity=1.0, threshold=0.5)
     assert images.overlay.shape == (HEIGHT, WIDTH, 3)
     moving = images.overlay[:14, :14]
@@ -81,18 +94,18 @@ def test_overlay_marks_only_dynamic_pixels() -> None:
     assert not np.any(np.all(moving == 100, axis=-1))
 
 
-def test_overlay_opacity_zero_and_high_threshold_keep_the_image() -> None:
+def test_overlay_opacity_zero_and_high_threshold_keep_the_image(make_recon) -> None:
     recon = make_recon()
     assert np.all(plots.frame_images(recon, 0, opacity=0.0, threshold=0.5).overlay == 100)
     assert np.all(plots.frame_images(recon, 0, opacity=1.0, threshold=1.0).overlay == 100)
 
 
-def test_frame_images_without_mask_show_the_frame() -> None:
+def test_frame_images_without_mask_show_the_frame(make_recon) -> None:
     images = plots.frame_images(make_recon(mask=False), 0, opacity=1.0, threshold=0.0)
     assert np.all(images.overlay == 100)
 
 
-def test_frame_images_clamp_the_frame_and_colour_depth() -> None:
+def test_frame_images_clamp_the_frame_and_colour_depth(make_recon) -> None:
     recon = make_recon(frames=3)
     images = plots.frame_images(recon, frame=99, opacity=0.5, threshold=0.5)
     expected = plots.scalar_map_image(recon.depth[2], "turbo")
@@ -110,7 +123,7 @@ def test_a_model_input_frame_is_enlarged_to_a_readable_width() -> None:
     assert plots.enlarge(image, 100) is image
 
 
-def test_ground_truth_depth_and_mask_are_drawn_when_present() -> None:
+def test_ground_truth_depth_and_mask_are_drawn_when_present(make_recon) -> None:
     recon = make_recon(frames=3)
     assert plots.frame_images(recon, 0, 0.5, 0.5).ground_truth_depth is None
     moving = np.zeros((3, HEIGHT, WIDTH), bool)
@@ -152,7 +165,7 @@ def test_pairs_include_ground_truth_only_when_present() -> None:
     assert plots.variant_pairs(["masked"]) == []
 
 
-def test_comparison_measures_the_yaw_and_aligns_ground_truth() -> None:
+def test_comparison_measures_the_yaw_and_aligns_ground_truth(make_recon) -> None:
     comparison = plots.compare_poses(make_recon(frames=5))
     np.testing.assert_allclose(
         comparison.rotation_deg["masked vs unmasked"], 2.0 * np.arange(5), atol=1e-6
@@ -164,7 +177,7 @@ def test_comparison_measures_the_yaw_and_aligns_ground_truth() -> None:
     )
 
 
-def test_rotation_differences_ignore_a_rotated_ground_truth_world() -> None:
+def test_rotation_differences_ignore_a_rotated_ground_truth_world(make_recon) -> None:
     # Ground truth whose world frame is yawed by 90 degrees (every camera alike) has the same
     # orientations relative to its first frame: the difference must be zero, whatever Sim(3)
     # the centres give.
@@ -182,7 +195,7 @@ def test_rotation_angle_is_symmetric_and_bounded() -> None:
     np.testing.assert_allclose(plots.rotation_angle_deg(b, a), [20.0], atol=1e-6)
 
 
-def test_trajectory_figure_has_one_series_per_variant() -> None:
+def test_trajectory_figure_has_one_series_per_variant(make_recon) -> None:
     figure = plots.trajectory_figure(plots.compare_poses(make_recon()))
     (axes,) = figure.axes
     assert _line_labels(axes) == ["masked", "unmasked", "ground truth"]
@@ -190,12 +203,12 @@ def test_trajectory_figure_has_one_series_per_variant() -> None:
     assert len(masked.get_xdata()) == 5
 
 
-def test_trajectory_figure_without_ground_truth() -> None:
+def test_trajectory_figure_without_ground_truth(make_recon) -> None:
     figure = plots.trajectory_figure(plots.compare_poses(make_recon(ground_truth=False)))
     assert _line_labels(figure.axes[0]) == ["masked", "unmasked"]
 
 
-def test_differences_figure_has_one_series_per_pair_on_both_axes() -> None:
+def test_differences_figure_has_one_series_per_pair_on_both_axes(make_recon) -> None:
     figure = plots.differences_figure(plots.compare_poses(make_recon()))
     rotation_axes, translation_axes = figure.axes
     expected = ["masked vs ground truth", "unmasked vs ground truth", "masked vs unmasked"]
@@ -205,7 +218,7 @@ def test_differences_figure_has_one_series_per_pair_on_both_axes() -> None:
     np.testing.assert_allclose(yaw.get_ydata(), 2.0 * np.arange(5), atol=1e-6)
 
 
-def test_figures_render_to_png() -> None:
+def test_figures_render_to_png(make_recon) -> None:
     import io
 
     buffer = io.BytesIO()
@@ -213,7 +226,7 @@ def test_figures_render_to_png() -> None:
     assert buffer.getvalue()[:4] == b"\x89PNG"
 
 
-def test_metrics_table_rows_per_pair() -> None:
+def test_metrics_table_rows_per_pair(make_recon) -> None:
     rows = plots.metrics_rows(make_recon())
     assert [row[0] for row in rows] == [
         "masked vs ground truth",
@@ -225,7 +238,7 @@ def test_metrics_table_rows_per_pair() -> None:
     assert float(rows[2][3]) > 1.0  # the unmasked yaw drifts 2 degrees per frame
 
 
-def test_metrics_table_explains_unscorable_pairs() -> None:
+def test_metrics_table_explains_unscorable_pairs(make_recon) -> None:
     rows = plots.metrics_rows(make_recon(frames=1))
     assert rows[0][1] == ""
     assert "2 frames" in rows[0][-1]
@@ -273,9 +286,10 @@ class FakeScene:
 
 
 class FakeBackend:
-    """A model that returns `make_recon()` and reports a few stages."""
+    """A model that returns `make()` (the `make_recon` fixture) and reports a few stages."""
 
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, make, fail: Exception | None = None) -> None:
+        self.make = make
         self.fail = fail
         self.calls: list[tuple[object, RunOptions]] = []
         self.on_progress = None
@@ -294,13 +308,13 @@ class FakeBackend:
                 self.on_progress(stage)
         if self.fail is not None:
             raise self.fail
-        recon = make_recon()
+        recon = self.make()
         recon.metadata.source = str(source)
         return recon
 
 
 @pytest.fixture()
-def controller(tmp_path: Path) -> ViewerController:
+def controller(make_recon, tmp_path: Path) -> ViewerController:
     data = tmp_path / "data"
     data.mkdir()
     (data / "walk.mp4").write_bytes(b"v")
@@ -308,7 +322,7 @@ def controller(tmp_path: Path) -> ViewerController:
         FakeScene(),
         RunStore(tmp_path / "runs"),
         DataRoots([data]),
-        FakeBackend(),
+        FakeBackend(make_recon),
         samples={"room": data / "walk.mp4"},
     )
     yield made
@@ -360,9 +374,11 @@ def test_cancel_in_another_session_does_not_stop_this_run(controller: ViewerCont
     assert controller.current is shown
 
 
-def test_model_error_keeps_the_previous_result(tmp_path: Path) -> None:
+def test_model_error_keeps_the_previous_result(make_recon, tmp_path: Path) -> None:
     scene = FakeScene()
-    made = ViewerController(scene, RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend())
+    made = ViewerController(
+        scene, RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(make_recon)
+    )
     previous = made.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
     made.backend.fail = Page4DError("the device ran out of memory; try fewer frames")
     with pytest.raises(Page4DError, match="fewer frames"):
@@ -382,7 +398,9 @@ def test_view_only_app_refuses_to_run(tmp_path: Path) -> None:
     made.close()
 
 
-def test_open_result_file_and_damaged_file(controller: ViewerController, tmp_path: Path) -> None:
+def test_open_result_file_and_damaged_file(
+    make_recon, controller: ViewerController, tmp_path: Path
+) -> None:
     path = make_recon(frames=3).save(tmp_path / "saved.npz")
     shown = controller.open_result(path)
     assert shown.record is None and shown.recon.num_frames == 3
@@ -421,7 +439,7 @@ def test_a_typed_sample_folder_is_run_as_its_clip(
     assert shown.title.startswith("orbit_movers · ")
 
 
-def test_ground_truth_pictures_show_only_for_results_that_have_them() -> None:
+def test_ground_truth_pictures_show_only_for_results_that_have_them(make_recon) -> None:
     from types import SimpleNamespace
 
     from page4d_viewer.viewer.callbacks import PanelCallbacks
@@ -558,7 +576,7 @@ def test_samples_are_found_by_folder(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def fake_predictor(monkeypatch):
+def fake_predictor(make_recon, monkeypatch):
     """Replace predictor.load_model / predict with recorders (no network is built)."""
     from page4d_viewer.inference import predictor
 
@@ -641,7 +659,7 @@ def test_app_options_reach_the_config(tmp_path: Path) -> None:
     assert config.host == "127.0.0.1"
 
 
-def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> None:
+def test_app_runs_the_bundled_sample_unless_told_otherwise(make_recon, tmp_path: Path) -> None:
     from page4d_viewer.settings import DEFAULT_SAMPLE, samples_dir
     from page4d_viewer.viewer.controller import find_samples
 
@@ -653,7 +671,11 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(tmp_path: Path) -> No
     from page4d_viewer.viewer.panel import build_panel
 
     controller = ViewerController(
-        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(), samples=samples
+        FakeScene(),
+        RunStore(tmp_path),
+        DataRoots([tmp_path]),
+        FakeBackend(make_recon),
+        samples=samples,
     )
     assert _block(build_panel(controller), "example").value == DEFAULT_SAMPLE
     controller.close()
@@ -737,7 +759,7 @@ finally:
 """
 
 
-def test_view_runs_without_torch(tmp_path: Path) -> None:
+def test_view_runs_without_torch(make_recon, tmp_path: Path) -> None:
     import json
     import subprocess
     import sys
@@ -761,7 +783,7 @@ def _block(demo, elem_id: str):
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
-def test_view_only_panel_disables_run(tmp_path: Path) -> None:
+def test_view_only_panel_disables_run(make_recon, tmp_path: Path) -> None:
     from page4d_viewer.viewer.panel import build_panel
 
     made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
@@ -769,7 +791,7 @@ def test_view_only_panel_disables_run(tmp_path: Path) -> None:
     assert _block(demo, "run").interactive is False
     assert "<iframe" not in _block(demo, "scene").value  # each page's scene comes on load
     with_model = ViewerController(
-        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend()
+        FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(make_recon)
     )
     demo = build_panel(with_model, device="cuda:1")
     assert _block(demo, "run").interactive is not False
@@ -778,11 +800,11 @@ def test_view_only_panel_disables_run(tmp_path: Path) -> None:
     with_model.close()
 
 
-def test_clip_given_at_start_is_run_and_shown(tmp_path: Path, caplog) -> None:
+def test_clip_given_at_start_is_run_and_shown(make_recon, tmp_path: Path, caplog) -> None:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
     from page4d_viewer.viewer.sessions import SessionRegistry
 
-    app = ViewerApp(AppConfig(clip="start.mp4", runs_dir=tmp_path), backend=FakeBackend())
+    app = ViewerApp(AppConfig(clip="start.mp4", runs_dir=tmp_path), backend=FakeBackend(make_recon))
     store = RunStore(tmp_path)
     made = []
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_reconstruction import make_reconstruction
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,7 +36,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def app(make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("record")

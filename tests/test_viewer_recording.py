@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_reconstruction import make_reconstruction
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
@@ -48,7 +47,7 @@ def test_look_at_refuses_to_look_straight_up() -> None:
 
 
 @pytest.mark.parametrize("num_frames", [1, 3, 24])
-def test_orbit_circles_the_centre_at_constant_radius(num_frames: int) -> None:
+def test_orbit_circles_the_centre_at_constant_radius(make_reconstruction, num_frames: int) -> None:
     recon = make_reconstruction(frames=2)
     extrinsic = recon.cameras["masked"].extrinsics[0]
     centre = np.array([0.2, 0.1, 2.5])
@@ -87,7 +86,7 @@ def test_orbit_rejects_bad_inputs() -> None:
         recording.orbit_path(np.eye(4), np.zeros(3), 1.0, 3, 1.0)
 
 
-def test_scene_orbit_of_a_result() -> None:
+def test_scene_orbit_of_a_result(make_reconstruction) -> None:
     recon = make_reconstruction(frames=5)
     poses = recording.scene_orbit(recon, 5, 0.7)
     assert len(poses) == 5 and all(np.isfinite(p.position).all() for p in poses)

@@ -16,17 +16,30 @@ from viser import _messages
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene import SceneView
 
 FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880 points
 
 
-def make_recon(
-    with_mask: bool = True, frames: int = FRAMES, variants: tuple[str, ...] = ("masked", "unmasked")
-) -> Reconstruction:
-    """A plane 2 units in front of a camera sliding along x; the right patch column moves."""
+@pytest.fixture
+def make_recon(make_reconstruction):
+    """`make_recon(with_mask=True, frames=FRAMES, variants=("masked", "unmasked"))`, built by
+    the conftest factory: a plane 2 units in front of a camera sliding along x; the right
+    patch column moves."""
+
+    def build(
+        with_mask: bool = True,
+        frames: int = FRAMES,
+        variants: tuple[str, ...] = ("masked", "unmasked"),
+    ) -> Reconstruction:
+        return _scene_recon(make_reconstruction, with_mask, frames, variants)
+
+    return build
+
+
+def _scene_recon(make_reconstruction, with_mask: bool, frames: int, variants: tuple[str, ...]):
     rng = np.random.default_rng(0)
     K = np.array([[40.0, 0, WIDTH / 2], [0, 40.0, HEIGHT / 2], [0, 0, 1]])
     intrinsics = np.repeat(K[None], frames, axis=0)
@@ -38,7 +51,10 @@ def make_recon(
     depth = np.full((frames, HEIGHT, WIDTH), 2.0, dtype=np.float32)
     mask = np.full((frames, HEIGHT // 14, WIDTH // 14), 0.4, dtype=np.float32)  # static
     mask[:, :, -1] = -0.4  # dynamic probability 0.9
-    return Reconstruction(
+    return make_reconstruction(
+        frames,
+        HEIGHT,
+        WIDTH,
         images=rng.integers(0, 255, (frames, HEIGHT, WIDTH, 3), dtype=np.uint8),
         depth=depth,
         depth_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
@@ -54,6 +70,7 @@ def make_recon(
             if name in (*variants, "ground_truth")
         },
         mask_score=mask if with_mask else None,
+        metadata=Metadata(),
     )
 
 
@@ -108,7 +125,7 @@ def scene(server: viser.ViserServer, spy: MessageSpy) -> Iterator[SceneView]:
 
 
 @pytest.fixture
-def shown(scene: SceneView, spy: MessageSpy) -> SceneView:
+def shown(make_recon, scene: SceneView, spy: MessageSpy) -> SceneView:
     scene.show(make_recon())
     assert scene.wait_until_sent(timeout=30)
     spy.clear()
@@ -133,7 +150,7 @@ def bin_handle(scene: SceneView, frame: int, dynamic: bool) -> Any:
 # ------------------------------------------------------------------------------ sending
 
 
-def test_show_sends_one_node_per_frame(scene: SceneView, spy: MessageSpy) -> None:
+def test_show_sends_one_node_per_frame(make_recon, scene: SceneView, spy: MessageSpy) -> None:
     scene.show(make_recon())
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
@@ -150,7 +167,7 @@ def test_show_sends_one_node_per_frame(scene: SceneView, spy: MessageSpy) -> Non
     assert sent_points == sum(state.point_counts)
 
 
-def test_show_returns_with_the_first_frame_visible(scene: SceneView) -> None:
+def test_show_returns_with_the_first_frame_visible(make_recon, scene: SceneView) -> None:
     reports: list[tuple[float, str]] = []
     scene.show(make_recon(), progress=lambda fraction, text: reports.append((fraction, text)))
     state = scene.state()
@@ -161,7 +178,7 @@ def test_show_returns_with_the_first_frame_visible(scene: SceneView) -> None:
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
 
 
-def test_confidence_filter_drops_the_lowest_percentile(scene: SceneView) -> None:
+def test_confidence_filter_drops_the_lowest_percentile(make_recon, scene: SceneView) -> None:
     scene.show(make_recon())
     assert scene.wait_until_sent(timeout=30)
     default = sum(scene.state().point_counts)
@@ -175,7 +192,7 @@ def test_confidence_filter_drops_the_lowest_percentile(scene: SceneView) -> None
 
 
 def test_point_source_switch_resends_depth_points_with_chosen_cameras(
-    shown: SceneView, spy: MessageSpy
+    make_recon, shown: SceneView, spy: MessageSpy
 ) -> None:
     shown.set_point_source("depth_unmasked")
     assert shown.wait_until_sent(timeout=30)
@@ -191,7 +208,7 @@ def test_point_source_switch_resends_depth_points_with_chosen_cameras(
     assert y.max() == pytest.approx(expected.max() - 0.15, abs=2e-3)
 
 
-def test_depth_source_needs_its_cameras(scene: SceneView) -> None:
+def test_depth_source_needs_its_cameras(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(variants=("masked",)))
     with pytest.raises(Page4DError, match="no unmasked cameras"):
         scene.set_point_source("depth_unmasked")
@@ -202,6 +219,7 @@ def test_depth_source_needs_its_cameras(scene: SceneView) -> None:
 
 
 def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
+    make_recon,
     shown: SceneView,
 ) -> None:
     shown.set_point_source("depth_unmasked")
@@ -211,7 +229,7 @@ def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
     assert shown.controls.source.value == "points"
 
 
-def test_broken_predictions_still_show(scene: SceneView) -> None:
+def test_broken_predictions_still_show(make_recon, scene: SceneView) -> None:
     recon = make_recon()
     recon.cameras["unmasked"].extrinsics[2] = np.nan  # a pose the model got wrong
     recon.cameras["masked"].intrinsics[3, 0, 0] = 0.0  # a degenerate focal length
@@ -231,7 +249,7 @@ def test_broken_predictions_still_show(scene: SceneView) -> None:
     assert scene.state().color_sends[4] == 1
 
 
-def test_single_frame_clip(scene: SceneView) -> None:
+def test_single_frame_clip(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(frames=1))
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
@@ -242,7 +260,7 @@ def test_single_frame_clip(scene: SceneView) -> None:
     scene.set_playing(False)
 
 
-def test_second_show_replaces_the_first(scene: SceneView) -> None:
+def test_second_show_replaces_the_first(make_recon, scene: SceneView) -> None:
     scene.show(make_recon())
     scene.show(make_recon(frames=3))
     assert scene.wait_until_sent(timeout=30)
@@ -367,7 +385,7 @@ def test_split_mode_static_background_dynamic_at_its_time(
     assert spy.point_clouds() == [] and "points" not in spy.updated_props()
 
 
-def test_without_a_mask_everything_is_static(scene: SceneView) -> None:
+def test_without_a_mask_everything_is_static(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(with_mask=False))
     assert scene.wait_until_sent(timeout=30)
     scene.set_display("split")
@@ -461,7 +479,7 @@ def test_variant_can_be_hidden(shown: SceneView) -> None:
     assert shown.state().variant_visible["unmasked"] is True
 
 
-def test_clicking_a_frustum_moves_the_view_to_that_camera(shown: SceneView) -> None:
+def test_clicking_a_frustum_moves_the_view_to_that_camera(make_recon, shown: SceneView) -> None:
     camera = SimpleNamespace(wxyz=None, position=None, fov=None)
     client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
     seen: list[int] = []
@@ -573,7 +591,7 @@ def test_flying_to_a_camera_hides_its_image(shown: SceneView) -> None:
     assert "/cameras/masked/images/t0003" not in nodes
 
 
-def test_flying_to_ground_truth_uses_its_aligned_pose(scene: SceneView) -> None:
+def test_flying_to_ground_truth_uses_its_aligned_pose(make_recon, scene: SceneView) -> None:
     recon = make_recon()
     # Ground truth in its own world: rotated a quarter turn, twice the scale, shifted.
     turn = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
