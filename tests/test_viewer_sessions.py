@@ -15,15 +15,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import viser
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_and_save
 from page4d_viewer.viewer.paths import DataRoots
@@ -38,25 +35,6 @@ from page4d_viewer.viewer.sessions import (
 )
 
 PROTOCOL = f"viser-v{viser.__version__}"
-
-
-def make_recon(frames: int = 3, height: int = 28, width: int = 42) -> Reconstruction:
-    """A plane 2 units in front of a camera sliding along x."""
-    rng = np.random.default_rng(frames)
-    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
-    intrinsics = np.repeat(K[None], frames, axis=0)
-    extrinsics = np.zeros((frames, 3, 4))
-    extrinsics[:, :, :3] = np.eye(3)
-    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
-    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
-    return Reconstruction(
-        images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
-        depth=depth,
-        depth_conf=1.0 + rng.random((frames, height, width)),
-        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
-        points_conf=1.0 + rng.random((frames, height, width)),
-        cameras={"masked": Cameras(extrinsics, intrinsics)},
-    )
 
 
 def _free_port() -> int:
@@ -119,6 +97,9 @@ class _Scene:
 
 
 class _Backend:
+    def __init__(self, make_reconstruction) -> None:
+        self.make_reconstruction = make_reconstruction
+
     def checkpoint_names(self) -> list[str]:
         return ["stand-in"]
 
@@ -126,26 +107,30 @@ class _Backend:
         return 0.0
 
     def run_model(self, source, options, progress):
-        recon = make_recon()
+        recon = self.make_reconstruction()
         recon.metadata.source = str(source)
         return recon
 
 
-def test_each_session_lists_and_opens_only_its_own_runs(tmp_path: Path) -> None:
+def test_each_session_lists_and_opens_only_its_own_runs(
+    make_reconstruction, tmp_path: Path
+) -> None:
     from page4d_viewer.viewer.controller import RunOptions
 
     store = RunStore(tmp_path / "runs")
-    legacy = store.save(make_recon().save, "made before sessions")  # no owner recorded
+    legacy = store.save(make_reconstruction().save, "made before sessions")  # no owner recorded
 
     def controller(owner: str, shared: bool = False) -> ViewerController:
         roots = DataRoots([tmp_path])
-        return ViewerController(_Scene(), store, roots, _Backend(), owner=owner, shared_runs=shared)
+        return ViewerController(
+            _Scene(), store, roots, _Backend(make_reconstruction), owner=owner, shared_runs=shared
+        )
 
     alice, bob, everyone = controller("alice-tab"), controller("bob-tab"), controller("x", True)
     mine = alice.run("a.mp4", RunOptions(checkpoint="stand-in"), lambda f, m: None).record
     assert mine.details[RUN_OWNER_KEY] == "alice-tab"
     _recon, startup = run_and_save(
-        _Backend(), alice._model_lock, store, "start.mp4", RunOptions(checkpoint="stand-in"),
+        _Backend(make_reconstruction), alice._model_lock, store, "start.mp4", RunOptions(checkpoint="stand-in"),
         lambda f, m: None, owner=STARTUP_OWNER,
     )  # fmt: skip
     assert {r.run_id for r in alice.recent_runs()} == {mine.run_id, startup.run_id}
@@ -179,7 +164,9 @@ def registry(tmp_path: Path) -> Iterator[SessionRegistry]:
     made.close_all()
 
 
-def test_sessions_have_their_own_scene_and_a_limit(registry: SessionRegistry) -> None:
+def test_sessions_have_their_own_scene_and_a_limit(
+    make_reconstruction, registry: SessionRegistry
+) -> None:
     first, second = registry.open("tab-1", "alice"), registry.open("tab-2", "bob")
     assert registry.open("tab-1", "alice") is first  # a reload of the same page
     assert first.port != second.port and first.scene is not second.scene
@@ -189,7 +176,9 @@ def test_sessions_have_their_own_scene_and_a_limit(registry: SessionRegistry) ->
     assert registry.upstream("tab-9", "alice") is None
     with pytest.raises(SessionLimitError, match="2 sessions are open.*close another tab"):
         registry.open("tab-3", "carol")
-    first.controller.open_result(make_recon(2).save(Path(first.controller._temp_root) / "a.npz"))
+    first.controller.open_result(
+        make_reconstruction(2).save(Path(first.controller._temp_root) / "a.npz")
+    )
     assert first.scene.wait_until_sent(timeout=60)
     assert (first.scene.state().num_frames, second.scene.state().num_frames) == (2, 0)
     assert second.controller.current is None
@@ -198,8 +187,10 @@ def test_sessions_have_their_own_scene_and_a_limit(registry: SessionRegistry) ->
     registry.open("tab-3", "carol")  # a slot is free again
 
 
-def test_new_sessions_start_on_the_start_up_result(registry, tmp_path: Path) -> None:
-    result = make_recon(4).save(tmp_path / "start.npz")
+def test_new_sessions_start_on_the_start_up_result(
+    make_reconstruction, registry, tmp_path: Path
+) -> None:
+    result = make_reconstruction(4).save(tmp_path / "start.npz")
     early = registry.open("early", None)
     registry.set_initial(lambda controller: controller.open_result(result))
     late = registry.open("late", None)
@@ -307,11 +298,13 @@ def test_only_its_user_re_attaches_to_a_tabs_session(registry: SessionRegistry) 
 # --- the command line ------------------------------------------------------------------------
 
 
-def test_exposed_host_without_credentials_refuses_to_start(tmp_path, capsys, monkeypatch) -> None:
+def test_exposed_host_without_credentials_refuses_to_start(
+    make_reconstruction, tmp_path, capsys, monkeypatch
+) -> None:
     from page4d_viewer.cli import main
 
     monkeypatch.delenv("PAGE4D_AUTH", raising=False)
-    result = make_recon().save(tmp_path / "r.npz")
+    result = make_reconstruction().save(tmp_path / "r.npz")
     code = main(["view", str(result), "--host", "0.0.0.0", "--port", str(_free_port())])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -339,7 +332,7 @@ def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def locked_app(tmp_path_factory) -> Iterator:
+def locked_app(make_reconstruction, tmp_path_factory) -> Iterator:
     """`view` with PAGE4D_AUTH on 127.0.0.1, through the command line's own config."""
     import argparse
 
@@ -348,7 +341,7 @@ def locked_app(tmp_path_factory) -> Iterator:
     from page4d_viewer.viewer.app import ViewerApp
 
     folder = tmp_path_factory.mktemp("locked")
-    result = make_recon().save(folder / "r.npz")
+    result = make_reconstruction().save(folder / "r.npz")
     parser = argparse.ArgumentParser()
     view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
     args = parser.parse_args(
@@ -357,7 +350,7 @@ def locked_app(tmp_path_factory) -> Iterator:
     config = config_from_args(args, environ={"PAGE4D_AUTH": "alice:open sesame"})
     app = ViewerApp(config)
     app.start()
-    app.download = RunStore(folder / "runs").save(make_recon().save, "a run").result_path
+    app.download = RunStore(folder / "runs").save(make_reconstruction().save, "a run").result_path
     yield app
     app.close()
 

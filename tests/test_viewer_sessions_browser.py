@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -51,28 +50,6 @@ OWN_SOCKET_JS = """([path, protocol]) => new Promise((resolve) => {
 })"""
 
 
-def make_recon(frames: int, height: int = 28, width: int = 42):
-    """A plane 2 units in front of a camera sliding along x."""
-    from page4d_viewer import geometry
-    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
-
-    rng = np.random.default_rng(frames)
-    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
-    intrinsics = np.repeat(K[None], frames, axis=0)
-    extrinsics = np.zeros((frames, 3, 4))
-    extrinsics[:, :, :3] = np.eye(3)
-    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
-    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
-    return Reconstruction(
-        images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
-        depth=depth,
-        depth_conf=1.0 + rng.random((frames, height, width)),
-        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
-        points_conf=1.0 + rng.random((frames, height, width)),
-        cameras={"masked": Cameras(extrinsics, intrinsics)},
-    )
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -80,10 +57,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, Path]:
+def results(make_reconstruction, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("results")
     return {
-        name: make_recon(n).save(folder / name) for name, n in (("two.npz", 2), ("three.npz", 3))
+        name: make_reconstruction(n).save(folder / name)
+        for name, n in (("two.npz", 2), ("three.npz", 3))
     }
 
 
