@@ -19,7 +19,7 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 AUTO = "auto"
 PRECISION_CHOICES: tuple[str, ...] = (AUTO, *PRECISIONS)
 
-DEFAULT_CONF_PERCENTILE = 20.0
+DEFAULT_CONF_PERCENTILE = 25.0
 """Least confident percent of points dropped, by the scene and by the point exports alike."""
 DEFAULT_MASK_OPACITY = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5

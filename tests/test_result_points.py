@@ -19,7 +19,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene import SceneView
 
-PERCENTILE = 37.0  # not the default nor a step: both paths must snap it alike (to 40)
+PERCENTILE = 44.0  # not the default nor a step: both paths must snap it alike (to 50)
 
 
 def sorted_rows(array: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ def test_glb_holds_the_points_the_scene_shows(
     view.set_mask_overlay(0.0, 0.5)  # image colours, comparable with the export's
     view.show(recon)
     assert view.wait_until_sent(timeout=30)
-    assert view.state().confidence_percentile == points.snap_percentile(PERCENTILE) == 40.0
+    assert view.state().confidence_percentile == points.snap_percentile(PERCENTILE) == 50.0
     assert view.state().downsample == 1
     sent.clear()
     for percentile in (PERCENTILE, later):  # the second one only toggles bins
@@ -138,16 +138,17 @@ def test_glb_holds_the_points_the_scene_shows(
 
 def test_snapped_percentile_and_bins_match_the_threshold() -> None:
     recon = make_reconstruction(frames=2, seed=5)
-    assert [points.snap_percentile(p) for p in (0, 4.9, 5, 25, 44, 96, 99.9)] == [
-        0, 0, 10, 30, 40, 90, 90,
+    assert points.CONFIDENCE_STEP == 25.0
+    assert [points.snap_percentile(p) for p in (0, 12, 12.5, 30, 44, 96, 99.9)] == [
+        0, 0, 25, 25, 50, 75, 75,
     ]  # fmt: skip
     edges = points.confidence_edges(recon.points_conf)
     bins = points.confidence_bins(recon.points_conf, edges)
-    for percentile in (10, 37, 50, 90):
+    for percentile in (10, 37, 50, 75):
         cut = points.confidence_threshold(recon.points_conf, percentile)
         kept = recon.points_conf >= cut
         np.testing.assert_array_equal(kept, bins >= points.percentile_bin(percentile))
-    assert points.confidence_threshold(recon.points_conf, 4) == float("-inf")
+    assert points.confidence_threshold(recon.points_conf, 12) == float("-inf")
     with pytest.raises(DisplayError, match="percentile"):
         points.snap_percentile(100)
 

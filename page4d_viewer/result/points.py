@@ -37,7 +37,7 @@ class FrameCloud:
     pixel_index: np.ndarray
 
 
-CONFIDENCE_STEP = 10.0
+CONFIDENCE_STEP = 25.0
 """The confidence percentile moves in steps of this many percent: the scene sorts each frame's
 points into quantile bins of the clip's confidence, so a new percentile only toggles bins."""
 CONFIDENCE_BINS = int(100 / CONFIDENCE_STEP)

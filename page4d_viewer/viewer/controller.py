@@ -32,6 +32,7 @@ from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import intake, plots
 from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.result_cache import ResultCache
 from page4d_viewer.viewer.runs import RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -233,6 +234,7 @@ class ViewerController:
         self._model_lock = threading.Lock()
         self._scene_lock = threading.Lock()
         self._sessions = _Sessions()
+        self.results = ResultCache()  # reopening a file skips decoding it again
         self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
         settings = self.scene_settings()
         self.mask_opacity = settings.mask_opacity
@@ -369,7 +371,7 @@ class ViewerController:
         path = Path(path)
         if path.is_file():
             intake.check_upload_sizes([path])
-        recon = Reconstruction.load(path)
+        recon = self.results.load(path)
         exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
         title = f"{path.name}: {_run_title(recon)}"
         return self._show(recon, title, None, path, exports_dir, None)
@@ -382,7 +384,7 @@ class ViewerController:
             ResultFileError: its result file is damaged.
         """
         record = self.store.get(run_id)
-        recon = Reconstruction.load(record.result_path)
+        recon = self.results.load(record.result_path)
         return self._show(recon, record.title, record, record.result_path, record.exports_dir)
 
     def recent_runs(self, query: str | None = None) -> list[RunRecord]:
