@@ -222,6 +222,71 @@ def test_point_source_switch_resends_depth_points_with_chosen_cameras(
     assert y.max() == pytest.approx(expected.max() - 0.15, abs=2e-3)
 
 
+def test_switching_back_reuses_the_points_already_sent(shown: SceneView, spy: MessageSpy) -> None:
+    shown.set_display("all")
+    before = shown.state()
+    shown.set_point_source("depth_masked")
+    assert shown.wait_until_sent(timeout=30)
+    shown.set_downsample(2)
+    assert shown.wait_until_sent(timeout=30)
+    assert shown.state().geometry_sends == (3,) * FRAMES  # each new set sent once
+    spy.clear()
+    shown.set_downsample(1)
+    shown.set_point_source("points")
+    assert shown.wait_until_sent(timeout=30)
+    state = shown.state()
+    assert spy.point_clouds() == [] and state.geometry_sends == (3,) * FRAMES
+    assert state.frame_nodes == before.frame_nodes and state.visible_nodes == before.visible_nodes
+    assert state.visible_points == before.visible_points
+    # The other sets stay in the browser, hidden.
+    hidden = {
+        m.name for m in spy.messages if isinstance(m, _messages.SetSceneNodeVisibilityMessage)
+    }
+    assert any(
+        name.startswith("/frames/t0000/points") and name != "/frames/t0000/points"
+        for name in hidden
+    )
+
+
+def test_kept_point_sets_stay_within_the_point_budget(server: viser.ViserServer) -> None:
+    view = SceneView(server, max_points=FRAMES * HEIGHT * WIDTH + 1)  # room for one full set
+    try:
+        view.show(make_recon())
+        assert view.wait_until_sent(timeout=30)
+        view.set_point_source("depth_masked")
+        assert view.wait_until_sent(timeout=30)
+        view.set_point_source("points")  # the first set was dropped: sent again
+        assert view.wait_until_sent(timeout=30)
+        assert view.state().geometry_sends == (3,) * FRAMES
+    finally:
+        view.close()
+
+
+def test_first_frame_is_visible_before_the_rest_are_sent(scene: SceneView, spy: MessageSpy) -> None:
+    scene.show(make_recon())
+    assert scene.wait_until_sent(timeout=30)
+    frame_of = [
+        (int(m.name[len("/frames/t") :][:4]), m)
+        for m in spy.messages
+        if getattr(m, "name", "").startswith("/frames/t")
+    ]
+    first_other = next(i for i, (frame, _) in enumerate(frame_of) if frame != 0)
+    before = [m for frame, m in frame_of[:first_other]]
+    assert all(frame != 0 for frame, _ in frame_of[first_other:])  # frame 0 sent in one go
+    visibility = {
+        m.name: m.visible for m in before if isinstance(m, _messages.SetSceneNodeVisibilityMessage)
+    }
+    assert visibility["/frames/t0000/points"]  # the root of frame 0, shown
+    shown_cells = [
+        m for m in before if isinstance(m, _messages.PointCloudMessage) and visibility[m.name]
+    ]
+    assert sum(len(m.props.points) for m in shown_cells) > 0
+    roots = [m.name for _, m in frame_of if isinstance(m, _messages.FrameMessage)]
+    assert [name for name in roots if name.endswith("/points")] == [
+        f"/frames/t{i:04d}/points" for i in range(FRAMES)
+    ]
+
+
 def test_depth_source_needs_its_cameras(scene: SceneView) -> None:
     scene.show(make_recon(variants=("masked",)))
     with pytest.raises(Page4DError, match="no unmasked cameras"):
