@@ -153,6 +153,18 @@ def test_snapped_percentile_and_bins_match_the_threshold() -> None:
         points.snap_percentile(100)
 
 
+@pytest.mark.parametrize("low", [1.0, 1.5, 3.0, 7.25])
+def test_bins_and_threshold_agree_between_adjacent_float32_values(low: float) -> None:
+    # The clip's median falls halfway between two adjacent float32 values: a float64 cut
+    # would sit between them while the filter compares in float32.
+    low32 = np.float32(low)
+    confidence = np.array([low32, np.nextafter(low32, np.float32(np.inf))] * 50, np.float32)
+    edges = points.confidence_edges(confidence)
+    cut = points.confidence_threshold(confidence, 50)
+    kept = confidence >= cut
+    np.testing.assert_array_equal(kept, points.confidence_bins(confidence, edges) >= 2)
+
+
 def test_ply_and_glb_default_to_the_scene_percentile(tmp_path: Path) -> None:
     recon = make_reconstruction(frames=2, seed=3)
     cut = points.confidence_threshold(recon.points_conf, settings.DEFAULT_CONF_PERCENTILE)

@@ -71,7 +71,7 @@ def confidence_edges(confidence: np.ndarray, max_samples: int = 250_000) -> np.n
         max_samples: largest number of values the percentiles are computed on.
 
     Returns:
-        (CONFIDENCE_BINS - 1,) float64 ascending; edge k - 1 is the cut of percentile
+        (CONFIDENCE_BINS - 1,) float32 ascending; edge k - 1 is the cut of percentile
         k * CONFIDENCE_STEP. All -inf when there is no finite confidence.
     """
     flat = np.asarray(confidence).reshape(-1)
@@ -79,9 +79,11 @@ def confidence_edges(confidence: np.ndarray, max_samples: int = 250_000) -> np.n
     sample = flat[::stride].astype(np.float32)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
-        return np.full(CONFIDENCE_BINS - 1, -np.inf)
+        return np.full(CONFIDENCE_BINS - 1, -np.inf, dtype=np.float32)
     steps = CONFIDENCE_STEP * np.arange(1, CONFIDENCE_BINS)
-    return np.percentile(sample, steps).astype(np.float64)
+    # float32 like the confidences: `frame_points` compares float32 values with the cut, so
+    # a float64 edge between two float32 values would split them differently here.
+    return np.percentile(sample, steps).astype(np.float32)
 
 
 def confidence_bins(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
