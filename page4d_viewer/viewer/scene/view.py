@@ -445,14 +445,15 @@ class SceneView:
         self._stream.run(clip, order, cancel, progress)
 
     def _send_frame(self, clip: ShownClip, index: int) -> None:
-        """Send one frame's points (one node per mask bin) and, once, its frusta."""
-        points = self.point_layer.binned_points(clip, index)
+        """Send one frame's points (one node per (mask bin, confidence bin) cell) and, once,
+        its frusta."""
+        binned = self.point_layer.binned_points(clip, index)
         with self._lock, self._server.atomic():
             if self._clip is not clip or index in self.point_layer.frames:
                 return  # a newer show() or point set replaced this clip
             frame = self.timeline.frame
             visible = index in self._visible_frame_indices()
-            self.point_layer.add_frame(index, points, frame, visible, clip.has_mask)
+            self.point_layer.add_frame(index, binned, frame, visible, clip.has_mask)
             if not self.camera_layer.has_frame(index):
                 self.camera_layer.add_frusta(clip, index, frame, self.frustum_clicked)
 
