@@ -16,6 +16,9 @@ the mask marks dynamic), starts a real ViserServer on a free local port, and mea
 The client connects the way a browser does: through the app's one port, whose `/scene/<session>`
 route relays the websocket to the session's internal Viser server (viewer/server.py).
 `--direct` connects straight to the Viser server instead, as the app did before it had one port.
+`--changes` instead measures what one change of each slider sends (point clouds queued,
+array bytes) on a clip shown in "all" mode: confidence, point source and back, downsampling
+and back, mask threshold and opacity.
 
 Targets (reported, not asserted): no point re-send during playback; first frame visible
 within 0.5 s of inference ending (that is, of show() being called).
@@ -170,7 +173,11 @@ def main() -> None:
     parser.add_argument(
         "--direct", action="store_true", help="connect to Viser itself, not through the proxy"
     )
+    parser.add_argument("--changes", action="store_true", help="only the slider changes")
     args = parser.parse_args()
+    if args.changes:
+        slider_changes(synthetic_recon(args.frames, args.height, args.width))
+        return
 
     recon = synthetic_recon(args.frames, args.height, args.width)
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
@@ -293,6 +300,46 @@ def _start_proxy(viser_port: int) -> tuple[Any, str]:
     http = HttpServer(app, "127.0.0.1", 0)
     http.start()
     return http, f"ws://127.0.0.1:{http.port}/scene/bench"
+
+
+def slider_changes(recon: Reconstruction) -> None:
+    """Print what one change of each scene slider sends, in "all" mode."""
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    log = MessageLog(server)
+    scene = SceneView(server)
+    stride = scene.state().downsample
+    changes: list[tuple[str, Any]] = [
+        ("confidence 25 -> 50 %", lambda: scene.set_confidence_percentile(50)),
+        ("confidence 50 -> 25 %", lambda: scene.set_confidence_percentile(25)),
+        ("source points -> depth_masked", lambda: scene.set_point_source("depth_masked")),
+        ("source depth_masked -> points", lambda: scene.set_point_source("points")),
+        ("downsampling stride +1", lambda: scene.set_downsample(stride + 1)),
+        ("downsampling stride back", lambda: scene.set_downsample(stride)),
+        ("mask threshold 0.5 -> 0.3", lambda: scene.set_mask_overlay(0.5, 0.3)),
+        ("mask opacity 0.5 -> 0.8", lambda: scene.set_mask_overlay(0.8, 0.3)),
+    ]
+    rows = []
+    try:
+        scene.show(recon)
+        scene.wait_until_sent()
+        stride = scene.state().downsample
+        scene.set_display("all")
+        for name, change in changes:
+            log.reset()
+            started = time.perf_counter()
+            change()
+            scene.wait_until_sent()
+            elapsed = time.perf_counter() - started
+            clouds = log.count["PointCloudMessage"]
+            rows.append((name, clouds, log.array_bytes, sum(log.count.values()), elapsed))
+    finally:
+        scene.close()
+        server.stop()
+    print(f"{recon.num_frames} frames of {recon.image_hw[1]}x{recon.image_hw[0]}, all shown")
+    print("| change | point clouds sent | array bytes | messages | time |")
+    print("|---|---|---|---|---|")
+    for name, clouds, size, messages, elapsed in rows:
+        print(f"| {name} | {clouds} | {size / 1e6:.2f} MB | {messages} | {elapsed * 1e3:.0f} ms |")
 
 
 def _time(step: Any, repeats: int) -> float:

@@ -20,7 +20,7 @@ def test_glb_round_trip_points_colours_and_frusta(make_reconstruction, tmp_path:
     recon.cameras["ground_truth"] = recon.cameras["masked"]
     path = export.export_glb(recon, tmp_path / "scene.glb", frames=[0, 2], conf_percentile=30)
     scene = trimesh.load(path, file_type="glb")
-    threshold = np.percentile(recon.points_conf, 30)
+    threshold = np.percentile(recon.points_conf, 25)  # 30 snaps to 25, as in the scene
     for frame in (0, 2):
         cloud = scene.geometry[f"points_frame_{frame:04d}"]
         keep = recon.points_conf[frame].reshape(-1) >= threshold

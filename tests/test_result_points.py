@@ -18,7 +18,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene import SceneView
 
-PERCENTILE = 40.0  # not the default, so a hidden default in either path would show
+PERCENTILE = 44.0  # not the default nor a step: both paths must snap it alike (to 50)
 
 
 def sorted_rows(array: np.ndarray) -> np.ndarray:
@@ -86,48 +86,82 @@ def scene() -> Iterator[tuple[SceneView, list]]:
     server.stop()
 
 
-def scene_points(sent: list, frame: int) -> np.ndarray:
-    clouds = [
-        m
-        for m in sent
-        if isinstance(m, _messages.PointCloudMessage)
-        and m.name.startswith(f"/frames/t{frame:04d}/")
-    ]
-    return np.concatenate([np.asarray(m.props.points, dtype=np.float64) for m in clouds])
+def scene_points(view: SceneView, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and colours of one frame's point cells on screen."""
+    cells = [b.handle for b in view.point_layer.frames[frame].bins.values() if b.handle.visible]
+    positions = np.concatenate([np.asarray(h.points, dtype=np.float64) for h in cells])
+    colors = np.concatenate([np.asarray(h.colors) for h in cells])
+    return positions, colors
 
 
-def glb_points(recon: Reconstruction, path: Path, frame: int) -> np.ndarray:
-    export.export_glb(recon, path, conf_percentile=PERCENTILE)
+def glb_points(recon: Reconstruction, path: Path, frame: int, percentile: float) -> np.ndarray:
+    export.export_glb(recon, path, conf_percentile=percentile)
     return np.asarray(
         trimesh.load(path, file_type="glb").geometry[f"points_frame_{frame:04d}"].vertices
     )
 
 
+@pytest.mark.parametrize("later", [63.0, 0.0])
 def test_glb_holds_the_points_the_scene_shows(
-    make_reconstruction, scene: tuple[SceneView, list], tmp_path: Path
+    make_reconstruction, scene: tuple[SceneView, list], tmp_path: Path, later: float
 ) -> None:
     view, sent = scene
     recon = make_reconstruction(frames=3, seed=7)
     recon.points[1, 2, :5] = np.nan  # dropped by both
     view.set_confidence_percentile(PERCENTILE)
     view.set_downsample(1)
+    view.set_mask_overlay(0.0, 0.5)  # image colours, comparable with the export's
     view.show(recon)
     assert view.wait_until_sent(timeout=30)
-    assert view.state().confidence_percentile == PERCENTILE and view.state().downsample == 1
-    for frame in range(3):
-        exported = glb_points(recon, tmp_path / "scene.glb", frame)
-        shown = scene_points(sent, frame)
-        assert len(exported) == len(shown) < 28 * 42
-        # The scene sends float16 positions: the same set once the export is rounded alike.
-        np.testing.assert_array_equal(
-            sorted_rows(shown), sorted_rows(exported.astype(np.float32).astype(np.float16))
-        )
-        # And the scene's filter is exactly result.points.frame_points.
-        cut = points.confidence_threshold(recon.points_conf, PERCENTILE)
-        expected = points.frame_points(recon, frame, threshold=cut)
-        positions, colors, _ = view.point_layer.filtered_points(view._clip, frame)
-        np.testing.assert_array_equal(positions, expected.points)
-        np.testing.assert_array_equal(colors, expected.colors)
+    assert view.state().confidence_percentile == points.snap_percentile(PERCENTILE) == 50.0
+    assert view.state().downsample == 1
+    sent.clear()
+    for percentile in (PERCENTILE, later):  # the second one only toggles bins
+        view.set_confidence_percentile(percentile)
+        for frame in range(3):
+            view.set_frame(frame)
+            exported = glb_points(recon, tmp_path / "scene.glb", frame, percentile)
+            shown, colors = scene_points(view, frame)
+            assert len(exported) == len(shown) <= 28 * 42
+            # The scene sends float16 positions: the same set once the export is rounded alike.
+            np.testing.assert_array_equal(
+                sorted_rows(shown), sorted_rows(exported.astype(np.float32).astype(np.float16))
+            )
+            # And the scene's filter is exactly result.points.frame_points at that percentile.
+            cut = points.confidence_threshold(recon.points_conf, percentile)
+            expected = points.frame_points(recon, frame, threshold=cut)
+            assert len(shown) == len(expected.points)
+            np.testing.assert_array_equal(sorted_rows(colors), sorted_rows(expected.colors))
+    assert not any(isinstance(m, _messages.PointCloudMessage) for m in sent)
+
+
+def test_snapped_percentile_and_bins_match_the_threshold(make_reconstruction) -> None:
+    recon = make_reconstruction(frames=2, seed=5)
+    assert points.CONFIDENCE_STEP == 25.0
+    assert [points.snap_percentile(p) for p in (0, 12, 12.5, 30, 44, 96, 99.9)] == [
+        0, 0, 25, 25, 50, 75, 75,
+    ]  # fmt: skip
+    edges = points.confidence_edges(recon.points_conf)
+    bins = points.confidence_bins(recon.points_conf, edges)
+    for percentile in (10, 37, 50, 75):
+        cut = points.confidence_threshold(recon.points_conf, percentile)
+        kept = recon.points_conf >= cut
+        np.testing.assert_array_equal(kept, bins >= points.percentile_bin(percentile))
+    assert points.confidence_threshold(recon.points_conf, 12) == float("-inf")
+    with pytest.raises(DisplayError, match="percentile"):
+        points.snap_percentile(100)
+
+
+@pytest.mark.parametrize("low", [1.0, 1.5, 3.0, 7.25])
+def test_bins_and_threshold_agree_between_adjacent_float32_values(low: float) -> None:
+    # The clip's median falls halfway between two adjacent float32 values: a float64 cut
+    # would sit between them while the filter compares in float32.
+    low32 = np.float32(low)
+    confidence = np.array([low32, np.nextafter(low32, np.float32(np.inf))] * 50, np.float32)
+    edges = points.confidence_edges(confidence)
+    cut = points.confidence_threshold(confidence, 50)
+    kept = confidence >= cut
+    np.testing.assert_array_equal(kept, points.confidence_bins(confidence, edges) >= 2)
 
 
 def test_ply_and_glb_default_to_the_scene_percentile(make_reconstruction, tmp_path: Path) -> None:

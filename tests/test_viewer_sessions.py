@@ -130,8 +130,8 @@ def test_each_session_lists_and_opens_only_its_own_runs(
     mine = alice.run("a.mp4", RunOptions(checkpoint="stand-in"), lambda f, m: None).record
     assert mine.details[RUN_OWNER_KEY] == "alice-tab"
     _recon, startup = run_and_save(
-        _Backend(make_reconstruction), alice._model_lock, store, "start.mp4", RunOptions(checkpoint="stand-in"),
-        lambda f, m: None, owner=STARTUP_OWNER,
+        _Backend(make_reconstruction), alice._model_lock, store, "start.mp4",
+        RunOptions(checkpoint="stand-in"), lambda f, m: None, owner=STARTUP_OWNER,
     )  # fmt: skip
     assert {r.run_id for r in alice.recent_runs()} == {mine.run_id, startup.run_id}
     assert [r.run_id for r in bob.recent_runs()] == [startup.run_id]

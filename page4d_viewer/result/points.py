@@ -37,13 +37,80 @@ class FrameCloud:
     pixel_index: np.ndarray
 
 
+CONFIDENCE_STEP = 25.0
+"""The confidence percentile moves in steps of this many percent: the scene sorts each frame's
+points into quantile bins of the clip's confidence, so a new percentile only toggles bins."""
+CONFIDENCE_BINS = int(100 / CONFIDENCE_STEP)
+
+
+def snap_percentile(percentile: float) -> float:
+    """The percentile really applied: `percentile` rounded to the nearest CONFIDENCE_STEP
+    (halves round up), at most 100 - CONFIDENCE_STEP.
+
+    Raises:
+        DisplayError: percentile outside [0, 100).
+    """
+    check_percentile(percentile)
+    steps = np.floor(float(percentile) / CONFIDENCE_STEP + 0.5)
+    return float(min(steps, CONFIDENCE_BINS - 1) * CONFIDENCE_STEP)
+
+
+def percentile_bin(percentile: float) -> int:
+    """First confidence bin kept at a percentile (snapped): bins below it are dropped."""
+    return round(snap_percentile(percentile) / CONFIDENCE_STEP)
+
+
+def confidence_edges(confidence: np.ndarray, max_samples: int = 250_000) -> np.ndarray:
+    """The clip's confidence at each step's percentile: the edges of the confidence bins.
+
+    One set of edges for the clip (not per frame), so a frame with poor confidence everywhere
+    really shows fewer points. Large clips are estimated on an evenly strided sample.
+
+    Args:
+        confidence: (...) confidences (any shape, e.g. (S, H, W)).
+        max_samples: largest number of values the percentiles are computed on.
+
+    Returns:
+        (CONFIDENCE_BINS - 1,) float32 ascending; edge k - 1 is the cut of percentile
+        k * CONFIDENCE_STEP. All -inf when there is no finite confidence.
+    """
+    flat = np.asarray(confidence).reshape(-1)
+    stride = max(1, flat.size // max_samples)
+    sample = flat[::stride].astype(np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return np.full(CONFIDENCE_BINS - 1, -np.inf, dtype=np.float32)
+    steps = CONFIDENCE_STEP * np.arange(1, CONFIDENCE_BINS)
+    # float32 like the confidences: `frame_points` compares float32 values with the cut, so
+    # a float64 edge between two float32 values would split them differently here.
+    return np.percentile(sample, steps).astype(np.float32)
+
+
+def confidence_bins(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Confidence bin of each value: the number of edges at or below it.
+
+    A point passes `frame_points(threshold=confidence_threshold(..., p))` exactly when its
+    bin is >= `percentile_bin(p)`; NaN confidence falls in the top bin, but frame_points
+    never keeps such points (NaN >= threshold is False) and neither does the scene.
+
+    Args:
+        confidence: (...) values.
+        edges: (CONFIDENCE_BINS - 1,) from `confidence_edges`.
+
+    Returns:
+        (...) int64 in [0, CONFIDENCE_BINS).
+    """
+    return np.searchsorted(edges, confidence, side="right").astype(np.int64)
+
+
 def confidence_threshold(
     confidence: np.ndarray, percentile: float, max_samples: int = 250_000
 ) -> float:
-    """The confidence below which points are dropped, as a percentile over the whole clip.
+    """The confidence below which points are dropped, at the snapped percentile over the clip.
 
-    One threshold for the clip (not per frame), so a frame with poor confidence everywhere
-    really shows fewer points. Large clips are estimated on an evenly strided sample.
+    The percentile is snapped to CONFIDENCE_STEP (`snap_percentile`), as the scene applies it,
+    and the cut is the matching `confidence_edges` value, so the exports keep exactly the
+    points the scene shows.
 
     Args:
         confidence: (...) confidences (any shape, e.g. (S, H, W)).
@@ -51,18 +118,22 @@ def confidence_threshold(
         max_samples: largest number of values the percentile is computed on.
 
     Returns:
-        The threshold; -inf when percentile is 0.
+        The threshold; -inf when the snapped percentile is 0.
     """
-    check_percentile(percentile)
-    if percentile == 0.0:
+    first_bin = percentile_bin(percentile)
+    if first_bin == 0:
         return float("-inf")
-    flat = np.asarray(confidence).reshape(-1)
-    stride = max(1, flat.size // max_samples)
-    sample = flat[::stride].astype(np.float32)
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return float("-inf")
-    return float(np.percentile(sample, percentile))
+    return edge_threshold(confidence_edges(confidence, max_samples), first_bin)
+
+
+def edge_threshold(edges: np.ndarray, first_bin: int) -> float:
+    """The confidence cut that keeps bins `first_bin` and above (-inf keeps every bin).
+
+    Args:
+        edges: (CONFIDENCE_BINS - 1,) the clip's `confidence_edges`.
+        first_bin: the first bin kept, e.g. `percentile_bin(percentile)`.
+    """
+    return float("-inf") if first_bin == 0 else float(edges[first_bin - 1])
 
 
 def check_percentile(percentile: float) -> None:

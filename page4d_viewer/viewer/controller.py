@@ -41,6 +41,7 @@ from page4d_viewer.viewer.model_runs import (
     run_title,
 )
 from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.result_cache import ResultCache
 from page4d_viewer.viewer.runs import RunNotFoundError, RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -219,6 +220,7 @@ class ViewerController:
         self.shared_runs = shared_runs
         self._scene_lock = threading.Lock()
         self._sessions = CancelFlags()
+        self.results = ResultCache()  # reopening a file skips decoding it again
         self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
         settings = self.scene_settings()
         self.mask_opacity = settings.mask_opacity
@@ -349,7 +351,7 @@ class ViewerController:
         path = Path(path)
         if path.is_file():
             intake.check_upload_sizes([path])
-        recon = Reconstruction.load(path)
+        recon = self.results.load(path)
         exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
         title = f"{path.name}: {run_title(recon)}"
         return self._show(recon, title, None, path, exports_dir, None)
@@ -364,7 +366,7 @@ class ViewerController:
         record = self.store.get(run_id)
         if not self._may_see(record):
             raise RunNotFoundError(f"no saved run {run_id!r} in this session")
-        recon = Reconstruction.load(record.result_path)
+        recon = self.results.load(record.result_path)
         return self._show(recon, record.title, record, record.result_path, record.exports_dir)
 
     def recent_runs(self, query: str | None = None) -> list[RunRecord]:

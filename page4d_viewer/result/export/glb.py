@@ -48,8 +48,9 @@ def export_glb(
         recon: the reconstruction.
         path: output ``.glb`` file.
         frames: 0-based frame positions (default all).
-        conf_percentile: drop points below this percentile of clip-wide confidence (the
-            scene's filter, `result.points`; default as in the scene).
+        conf_percentile: drop points below this percentile of clip-wide confidence,
+            snapped to steps of `result.points.CONFIDENCE_STEP` (the scene's filter,
+            `result.points`; default as in the scene).
         variants: camera variants to draw (default every variant present).
         max_points_per_frame: randomly keep at most this many points per frame (fixed seed).
 

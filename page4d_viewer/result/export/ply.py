@@ -31,8 +31,9 @@ def export_ply(
         recon: the reconstruction.
         directory: output folder (created if needed).
         frames: 0-based frame positions (default all).
-        conf_percentile: drop points below this percentile of clip-wide confidence (the
-            scene's filter, `result.points`; default as in the scene).
+        conf_percentile: drop points below this percentile of clip-wide confidence,
+            snapped to steps of `result.points.CONFIDENCE_STEP` (the scene's filter,
+            `result.points`; default as in the scene).
 
     Returns:
         The paths written, in frame order.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
+from page4d_viewer.result import points
 from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
@@ -154,8 +155,13 @@ def build_controls(server: viser.ViserServer, target: ControlTarget) -> SceneCon
         mode = gui.add_dropdown("Display", display.DISPLAY_MODES, initial_value="current")
         trail = gui.add_slider("Trail (frames)", min=1, max=2, step=1, initial_value=1)
         source = gui.add_dropdown("Point source", display.POINT_SOURCES, initial_value="points")
+        step = points.CONFIDENCE_STEP
         percentile = gui.add_slider(
-            "Confidence drop %", min=0, max=95, step=5, initial_value=DEFAULT_CONF_PERCENTILE
+            f"Confidence drop % (steps of {step:g})",
+            min=0,
+            max=100 - step,
+            step=step,
+            initial_value=points.snap_percentile(DEFAULT_CONF_PERCENTILE),
         )
         point_size = gui.add_slider(
             "Point size", min=0.001, max=0.1, step=0.001, initial_value=DEFAULT_POINT_SIZE

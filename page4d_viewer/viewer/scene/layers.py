@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer.result.points import frame_points
+from page4d_viewer.result.points import (
+    CONFIDENCE_BINS,
+    confidence_bins,
+    frame_points,
+    source_confidence,
+)
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.scene.colouring import PointColouring
 from page4d_viewer.viewer.scene.nodes import (
@@ -40,15 +45,16 @@ FrustumClick = Callable[["viser.ClientHandle", str, int], None]
 
 @dataclass
 class BinnedPoints:
-    """One frame's points, ordered by mask bin (computed outside the scene's lock)."""
+    """One frame's points, ordered by (mask bin, confidence bin) cell (computed outside the
+    scene's lock)."""
 
     positions: np.ndarray  # (N, 3) float32
     colors: np.ndarray  # (N, 3) uint8 image colours
     probability: np.ndarray  # (N,) dynamic probability
-    order: np.ndarray  # (N,) indices sorting the points by bin
-    bin_ids: list[int]  # bins present, ascending
-    starts: list[int]  # start of each bin in `order`
-    ends: list[int]  # end of each bin in `order`
+    order: np.ndarray  # (N,) indices sorting the points by cell
+    cells: list[tuple[int, int]]  # (mask bin, confidence bin) of the cells present, ascending
+    starts: list[int]  # start of each cell in `order`
+    ends: list[int]  # end of each cell in `order`
     pixel_index: np.ndarray | None = None  # (N,) int32 flat pixel index, for the colouring
 
 
@@ -62,49 +68,97 @@ class PointsOnScreen:
     dynamic_points: int
 
 
+@dataclass
+class PointSet:
+    """Every frame's points for one (point source, stride): kept, hidden, when another is
+    shown, so that switching back costs visibility messages instead of a resend."""
+
+    clip: ShownClip
+    node: str  # child name under /frames/t{i:04d}/
+    frames: dict[int, FrameNodes] = field(default_factory=dict)
+
+    @property
+    def points(self) -> int:
+        """Points sent for this set so far."""
+        return sum(nodes.point_count for nodes in self.frames.values())
+
+
 class PointLayer:
-    """Each frame's points: node `/frames/t{i:04d}/points`, one child per mask bin.
+    """Each frame's points: node `/frames/t{i:04d}/points`, one child `m{b:02d}c{c}` per cell
+    of (mask bin b, confidence bin c), so the mask threshold and the confidence percentile
+    only toggle cells. Sets for other point sources and strides stay in the browser, hidden,
+    while they fit in the point budget.
 
     Args:
         server: where the nodes go.
         settings: the scene's display settings (shared, read at each call).
         counters: the scene's send counters (shared, incremented here).
+        max_points: points all kept sets may hold together (the active one always stays).
     """
 
     def __init__(
-        self, server: viser.ViserServer, settings: DisplaySettings, counters: SendCounters
+        self,
+        server: viser.ViserServer,
+        settings: DisplaySettings,
+        counters: SendCounters,
+        max_points: int | None = None,
     ) -> None:
         self._server = server
         self._settings = settings
         self._counters = counters
-        self.frames: dict[int, FrameNodes] = {}
+        self._max_points = max_points
+        self._sets: dict[tuple[str, int], PointSet] = {}  # least recently shown first
+        self._active: PointSet | None = None
+        self._named = 0
         self.colouring = PointColouring()
 
-    def filtered_points(
-        self, clip: ShownClip, index: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Points of one frame after downsampling and the confidence filter.
+    @property
+    def frames(self) -> dict[int, FrameNodes]:
+        """The shown set's sent frames (index -> nodes)."""
+        return {} if self._active is None else self._active.frames
 
-        The filter is `result.points.frame_points`, the one the GLB/PLY exports use.
+    def activate(self, key: tuple[str, int], make_clip: Callable[[], ShownClip]) -> PointSet:
+        """Show the set for `key` (point source, stride), hiding the shown one; a set not
+        kept yet starts empty with `make_clip()`. Returns it: its missing frames need sending."""
+        if self._active is not None:
+            for nodes in self._active.frames.values():
+                nodes.root.visible = False
+        chosen = self._sets.pop(key, None)
+        if chosen is None:
+            name = "points" if self._named == 0 else f"points{self._named}"
+            self._named += 1
+            chosen = PointSet(make_clip(), name)
+        self._sets[key] = chosen  # most recently shown last
+        self._active = chosen
+        self._evict(len(chosen.clip.rows) * len(chosen.clip.cols) * chosen.clip.recon.num_frames)
+        return chosen
 
-        Returns:
-            positions (N, 3) float32, image colours (N, 3) uint8, dynamic probability (N,).
-        """
-        positions, colors, probability, _pixels = self._filtered_with_pixels(clip, index)
-        return positions, colors, probability
+    def _evict(self, expected: int) -> None:
+        """Remove hidden sets, least recently shown first, until all fit in the budget."""
+        if self._max_points is None:
+            return
+        for key, kept in list(self._sets.items()):
+            total = sum(s.points for s in self._sets.values() if s is not self._active)
+            if total + expected <= self._max_points or kept is self._active:
+                continue
+            for nodes in kept.frames.values():
+                nodes.root.remove()
+            del self._sets[key]
 
-    def _filtered_with_pixels(
-        self, clip: ShownClip, index: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """`filtered_points`, plus each point's flat pixel index (N,) int64."""
+    def binned_points(self, clip: ShownClip, index: int) -> BinnedPoints:
+        """One frame's points split by (mask bin, confidence bin); pure, so it runs outside
+        the scene's lock. Every point `result.points.frame_points` can keep is sent; the
+        percentile then picks confidence bins (`result.points.confidence_bins`)."""
         cloud = frame_points(
             clip.recon,
             index,
-            threshold=clip.confidence_cut,
+            threshold=float("-inf"),
             source=clip.source,
             rows=clip.rows,
             cols=clip.cols,
         )
+        confidence = source_confidence(clip.recon, clip.source)[index].reshape(-1)
+        conf_bins = confidence_bins(confidence[cloud.pixel_index], clip.confidence_edges)
         if clip.probability is None:
             probability = np.zeros(len(cloud.points), dtype=np.float32)
         else:
@@ -113,54 +167,64 @@ class PointLayer:
             patch_rows = display.patch_index(cloud.pixel_index // width, height, grid_h)
             patch_cols = display.patch_index(cloud.pixel_index % width, width, grid_w)
             probability = clip.probability[index][patch_rows, patch_cols]
-        return cloud.points, cloud.colors, probability, cloud.pixel_index
-
-    def binned_points(self, clip: ShownClip, index: int) -> BinnedPoints:
-        """One frame's points split by mask bin; pure, so it runs outside the scene's lock."""
-        positions, colors, probability, pixels = self._filtered_with_pixels(clip, index)
-        bins = display.mask_bins(probability)
-        order = np.argsort(bins, kind="stable")
-        bin_ids, starts = np.unique(bins[order], return_index=True)
+        cells = display.mask_bins(probability) * CONFIDENCE_BINS + conf_bins
+        order = np.argsort(cells, kind="stable")
+        cell_ids, starts = np.unique(cells[order], return_index=True)
         ends = [*starts[1:].tolist(), len(order)]
+        pairs = [divmod(int(cell), CONFIDENCE_BINS) for cell in cell_ids]
         return BinnedPoints(
-            positions, colors, probability, order, bin_ids.tolist(), starts.tolist(), ends,
-            pixels.astype(np.int32),
+            cloud.points, cloud.colors, probability, order, pairs, starts.tolist(), ends,
+            cloud.pixel_index.astype(np.int32),
         )  # fmt: skip
 
     def add_frame(
         self, index: int, points: BinnedPoints, frame: int, visible: bool, has_mask: bool
     ) -> None:
-        """Send one frame's points: a root node and one point cloud per mask bin."""
-        settings = self._settings
-        name = f"/frames/t{index:04d}/points"
+        """Send one frame's points into the shown set: a root node and one point cloud per
+        (mask bin, confidence bin) cell."""
+        point_set = self._active
+        if point_set is None:
+            return
+        name = f"/frames/t{index:04d}/{point_set.node}"
         root = self._server.scene.add_frame(name, show_axes=False, visible=visible)
         nodes = FrameNodes(root=root, bins={}, point_count=len(points.positions))
-        for bin_id, start, end in zip(points.bin_ids, points.starts, points.ends, strict=True):
+        cells = zip(points.cells, points.starts, points.ends, strict=True)
+        for (bin_id, conf_bin), start, end in cells:
             chosen = points.order[start:end]
             colors, probability = points.colors[chosen], points.probability[chosen]
             pixels = None if points.pixel_index is None else points.pixel_index[chosen]
-            weight = settings.bin_weight(bin_id, has_mask)
+            weight = self._settings.bin_weight(bin_id, has_mask)
             handle = self._server.scene.add_point_cloud(
-                f"{name}/m{bin_id:02d}",
+                f"{name}/m{bin_id:02d}c{conf_bin}",
                 points=points.positions[chosen],
                 colors=self.colouring.colors(colors, probability, pixels, index, weight),
-                point_size=settings.point_size,
+                point_size=self._settings.point_size,
                 point_shape="rounded",
                 point_shading="flat",
-                visible=display.dynamic_visible(settings.mode, index, frame)
-                or not settings.is_dynamic(bin_id, has_mask),
+                visible=self._cell_visible(bin_id, conf_bin, index, frame, has_mask),
             )
-            nodes.bins[bin_id] = PointBin(
+            nodes.bins[(bin_id, conf_bin)] = PointBin(
                 handle, colors, probability, weight, pixels, self.colouring.stamp(weight)
             )
             # float16 positions (viser's default precision) + uint8 colours.
             self._counters.bytes += len(chosen) * (3 * 2 + 3)
-        self.frames[index] = nodes
+        point_set.frames[index] = nodes
         self._counters.geometry[index] += 1
 
+    def _cell_visible(
+        self, bin_id: int, conf_bin: int, index: int, frame: int, has_mask: bool
+    ) -> bool:
+        """Whether a cell of a visible frame is drawn: confident enough, and its dynamic
+        points shown in this mode."""
+        settings = self._settings
+        if conf_bin < settings.confidence_bin:
+            return False
+        dynamic = settings.is_dynamic(bin_id, has_mask)
+        return not dynamic or display.dynamic_visible(settings.mode, index, frame)
+
     def apply_visibility(self, shown: set[int], frame: int, has_mask: bool) -> None:
-        """Show the frames in `shown` (dynamic bins as the mode says); recolour those whose
-        overlay changed. Hidden frames are recoloured when they next appear."""
+        """Show the frames in `shown` (cells as the percentile and the mode say); recolour
+        shown cells whose overlay changed. Hidden cells are recoloured when they next appear."""
         settings = self._settings
         for index, nodes in self.frames.items():
             visible = index in shown
@@ -168,14 +232,13 @@ class PointLayer:
             if not visible:
                 continue
             recoloured = False
-            for bin_id, point_bin in nodes.bins.items():
-                dynamic = settings.is_dynamic(bin_id, has_mask)
-                point_bin.handle.visible = not dynamic or display.dynamic_visible(
-                    settings.mode, index, frame
+            for (bin_id, conf_bin), point_bin in nodes.bins.items():
+                point_bin.handle.visible = self._cell_visible(
+                    bin_id, conf_bin, index, frame, has_mask
                 )
                 weight = settings.bin_weight(bin_id, has_mask)
                 stamp = self.colouring.stamp(weight)
-                if stamp != point_bin.stamp:
+                if point_bin.handle.visible and stamp != point_bin.stamp:
                     point_bin.weight, point_bin.stamp = weight, stamp
                     point_bin.handle.colors = self.colouring.colors(
                         point_bin.image_colors, point_bin.probability, point_bin.pixel_index,
@@ -187,16 +250,20 @@ class PointLayer:
                 self._counters.colors[index] += 1
 
     def set_point_size(self, size: float) -> None:
-        """Set every point cloud's point size (a property update)."""
-        for nodes in self.frames.values():
-            for point_bin in nodes.bins.values():
-                point_bin.handle.point_size = size
+        """Set every point cloud's point size (a property update), kept sets included."""
+        for point_set in self._sets.values():
+            for nodes in point_set.frames.values():
+                for point_bin in nodes.bins.values():
+                    point_bin.handle.point_size = size
 
     def remove_all(self) -> None:
-        """Remove every frame's points."""
-        for nodes in self.frames.values():
-            nodes.root.remove()
-        self.frames = {}
+        """Remove every frame's points, of every kept set."""
+        for point_set in self._sets.values():
+            for nodes in point_set.frames.values():
+                nodes.root.remove()
+        self._sets = {}
+        self._active = None
+        self._named = 0
 
     def on_screen(self, has_mask: bool) -> PointsOnScreen:
         """Frames, nodes and points currently visible."""
@@ -210,7 +277,7 @@ class PointLayer:
             shown = [b for b in frame_nodes.bins.items() if b[1].handle.visible]
             if shown:
                 frames.append(index)
-            for bin_id, point_bin in shown:
+            for (bin_id, _), point_bin in shown:
                 nodes.append(point_bin.handle.name)
                 count = len(point_bin.probability)
                 points += count
@@ -219,14 +286,15 @@ class PointLayer:
         return PointsOnScreen(tuple(frames), tuple(nodes), points, dynamic_points)
 
     def point_counts(self, num_frames: int) -> tuple[int, ...]:
-        """Points sent per frame, length `num_frames` (0 for frames not sent yet)."""
+        """Points sent per frame for the shown set, length `num_frames` (0 for frames not
+        sent yet); the confidence filter hides some of them."""
         counts = [0] * num_frames
         for index, nodes in self.frames.items():
             counts[index] = nodes.point_count
         return tuple(counts)
 
     def node_names(self) -> tuple[str, ...]:
-        """The root node of each sent frame, in frame order."""
+        """The root node of each sent frame of the shown set, in frame order."""
         return tuple(self.frames[i].root.name for i in sorted(self.frames))
 
 

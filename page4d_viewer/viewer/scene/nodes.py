@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from page4d_viewer import geometry
+from page4d_viewer.result import points
 from page4d_viewer.result.points import point_footprint
 from page4d_viewer.viewer import display
 
@@ -51,7 +52,7 @@ class FrameNodes:
     """What was sent for one frame."""
 
     root: viser.FrameHandle  # /frames/t{i:04d}/points
-    bins: dict[int, PointBin]
+    bins: dict[tuple[int, int], PointBin]  # (mask bin, confidence bin) -> its point cloud
     point_count: int
 
 
@@ -81,7 +82,7 @@ class ShownClip:
     probability: np.ndarray | None  # (S, h, w) dynamic probability per patch
     patch_rows: np.ndarray  # (H',) patch row of each kept pixel row
     patch_cols: np.ndarray  # (W',) patch column of each kept pixel column
-    confidence_cut: float  # drop points whose confidence is below this
+    confidence_edges: np.ndarray  # (CONFIDENCE_BINS - 1,) result.points.confidence_edges
     frustum_length: float  # centre to image plane, scene units
     scene_depth: float  # median depth, scene units
 
@@ -92,7 +93,8 @@ class ShownClip:
 
 
 def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
-    """Everything the per-frame sends share, computed once per show / resend."""
+    """Everything the per-frame sends of one point source and stride share (computed once
+    per show, and once per source or stride first shown)."""
     height, width = recon.image_hw
     rows, cols = display.pixel_grid(height, width, settings.downsample)
     probability = None
@@ -104,7 +106,6 @@ def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
     if "ground_truth" in cameras:
         # Ground truth lives in its own world and scale: show it aligned onto the prediction.
         cameras["ground_truth"] = recon.aligned_cameras("ground_truth")
-    confidence = recon.points_conf if settings.source == "points" else recon.depth_conf
     centres = geometry.camera_centers(cameras["masked"].extrinsics)
     depth = recon.depth[:, ::8, ::8]
     depth = depth[np.isfinite(depth) & (depth > 0)]
@@ -117,7 +118,7 @@ def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
         probability=probability,
         patch_rows=display.patch_index(rows, height, patch_grid[0]),
         patch_cols=display.patch_index(cols, width, patch_grid[1]),
-        confidence_cut=display.confidence_threshold(confidence, settings.percentile),
+        confidence_edges=points.confidence_edges(points.source_confidence(recon, settings.source)),
         frustum_length=display.frustum_length(centres, depth),
         scene_depth=float(np.median(depth)) if depth.size else 1.0,
     )

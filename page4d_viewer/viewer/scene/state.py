@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from page4d_viewer.result import points
 from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
@@ -31,7 +32,8 @@ class DisplaySettings:
         mode: "current", "trail", "all" or "split".
         trail: trail length in frames.
         source: one of display.POINT_SOURCES.
-        percentile: lowest-confidence percent of points dropped.
+        percentile: lowest-confidence percent of points dropped, snapped to steps of
+            result.points.CONFIDENCE_STEP.
         point_size: point size in scene units.
         downsample: pixel stride of the points sent.
         downsample_fixed: True once the user picked a stride (no more automatic choice).
@@ -56,6 +58,11 @@ class DisplaySettings:
     )
 
     @property
+    def confidence_bin(self) -> int:
+        """First confidence bin shown (result.points.percentile_bin of the percentile)."""
+        return points.percentile_bin(self.percentile)
+
+    @property
     def threshold(self) -> float:
         """The dynamic-probability threshold in [0, 1], as applied (snapped to a bin edge)."""
         return self.threshold_bin / display.MASK_BINS
@@ -74,7 +81,8 @@ class SendCounters:
     """What the scene sent since the last `show()` (tests and benchmarks read them).
 
     Attributes:
-        geometry: per frame, how many times its points (positions) were sent.
+        geometry: per frame, how many times its points (positions) were sent, over all
+            point sources and strides.
         colors: per frame, how many times its colours alone were re-sent.
         bytes: bytes of the arrays handed to Viser (see `SceneState.bytes_sent`).
     """
@@ -114,7 +122,8 @@ class SceneState:
         display_mode: "current", "trail", "all" or "split".
         trail: trail length in frames.
         point_source: "points", "depth_masked" or "depth_unmasked".
-        confidence_percentile: lowest-confidence percent of points dropped.
+        confidence_percentile: lowest-confidence percent of points dropped (snapped to
+            steps of result.points.CONFIDENCE_STEP, as applied).
         point_size: point size in scene units.
         downsample: pixel stride of the points sent.
         mask_opacity: overlay opacity in [0, 1].

@@ -6,16 +6,20 @@ the scene's own sidebar controls (`controls.py`). The rules for what is shown (c
 selection, the static/dynamic split, frustum shapes) are pure functions in `display.py`.
 
 How the scene stays fast: each frame's points are sent ONCE, as their own node
-`/frames/t{i:04d}/points`, itself split into children `.../m{b:02d}`, one per bin of dynamic
-probability (display.MASK_BINS bins). Then
+`/frames/t{i:04d}/points`, itself split into children `.../m{b:02d}c{c}`, one per cell of
+(bin of dynamic probability, display.MASK_BINS bins; bin of the clip's confidence,
+result.points.CONFIDENCE_BINS quantile bins). Then
 
-* moving the timeline, playing, the display mode and the mask threshold in split mode only
-  toggle `.visible` of frame nodes and bins (no point is sent again);
+* moving the timeline, playing, the display mode, the confidence percentile (snapped to
+  result.points.CONFIDENCE_STEP) and the mask threshold in split mode only toggle `.visible`
+  of frame nodes and cells (no point is sent again);
 * the mask overlay opacity/threshold re-send colours only (positions stay), and only for the
   frames on screen: hidden frames are recoloured when they next appear;
 * the point size is a per-node property (a few bytes per node);
-* the point source, the confidence percentile and the downsampling change which points exist,
-  so they re-send the points: counted per frame in `SceneState.geometry_sends`.
+* the point source and the downsampling change the points' positions: the first switch to a
+  source/stride sends its points (counted per frame in `SceneState.geometry_sends`); the
+  previous set stays in the browser, hidden, while all sets fit in the point budget, so
+  switching back only toggles visibility.
 
 Threads: `show()` sends the first frame before returning and streams the rest from a
 background thread; a daemon playback thread advances the frame while playing. All state is
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from page4d_viewer.result import points
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
 from page4d_viewer.viewer.scene.colouring import ProbeMarker
@@ -97,7 +102,7 @@ class SceneView:
         self._counters = SendCounters()
         self.timeline = Timeline()
         self._stream = FrameStream(self._send_frame, self.timeline.closed)
-        self.point_layer = PointLayer(server, self._settings, self._counters)
+        self.point_layer = PointLayer(server, self._settings, self._counters, self._max_points)
         self.camera_layer = CameraLayer(server, self._settings, self._counters)
         self.comparison_layer = ComparisonLayer(server)
         self.probe_marker = ProbeMarker()
@@ -137,7 +142,9 @@ class SceneView:
                 )
                 settings.source = "points"
             self._counters.reset(num_frames)
-            self._clip = prepare_clip(recon, settings)
+            self._clip = self.point_layer.activate(
+                (settings.source, settings.downsample), lambda: prepare_clip(recon, settings)
+            ).clip
             settings.point_size = auto_point_size(self._clip)
             self.camera_layer.add_trajectories(self._clip)
             self.camera_layer.set_initial_view(self._clip)
@@ -271,7 +278,8 @@ class SceneView:
 
     def set_point_source(self, source: str) -> None:
         """Points from the point head ("points") or depth unprojected with a variant's cameras
-        ("depth_masked", "depth_unmasked"). Re-sends every frame's points (counted)."""
+        ("depth_masked", "depth_unmasked"). The first switch to a source sends its points
+        (counted); a source sent before is shown again without resending (`_switch_points`)."""
         if source not in display.POINT_SOURCES:
             raise DisplayError(
                 f"point source must be one of {', '.join(display.POINT_SOURCES)}, got {source!r}"
@@ -284,22 +292,22 @@ class SceneView:
                 raise DisplayError(f"this result has no {variant} cameras to unproject depth with")
             self._settings.source = source
             self.controls.set(self.controls.source, source)
-        self._resend_points()
+        self._switch_points()
 
     def set_confidence_percentile(self, percentile: float) -> None:
         """Drop the least confident `percentile` % of points (over the whole clip); 0 keeps all.
 
-        Re-sends every frame's points (counted)."""
-        display.check_percentile(percentile)
-        with self._lock:
-            if float(percentile) == self._settings.percentile:
-                return
-            self._settings.percentile = float(percentile)
-            self.controls.set(self.controls.percentile, self._settings.percentile)
-        self._resend_points()
+        The percentile snaps to steps of result.points.CONFIDENCE_STEP (`snap_percentile`, as
+        the exports apply it); a change toggles confidence bins, no point is re-sent."""
+        snapped = points.snap_percentile(percentile)
+        with self._lock, self._server.atomic():
+            self._settings.percentile = snapped
+            self.controls.set(self.controls.percentile, snapped)
+            self._apply_visibility()
 
     def set_downsample(self, stride: int) -> None:
-        """Keep every `stride`-th pixel along each axis. Re-sends every frame's points."""
+        """Keep every `stride`-th pixel along each axis. Sends the points of a stride not
+        shown before (a stride sent before is shown again without resending)."""
         if not 1 <= int(stride) <= MAX_DOWNSAMPLE:
             raise DisplayError(f"downsampling must be between 1 and {MAX_DOWNSAMPLE}, got {stride}")
         settings = self._settings
@@ -309,7 +317,7 @@ class SceneView:
                 return
             settings.downsample = int(stride)
             self.controls.set(self.controls.downsample, settings.downsample)
-        self._resend_points()
+        self._switch_points()
 
     def set_point_size(self, size: float) -> None:
         """Point size in scene units (> 0); a property update, no points re-sent."""
@@ -405,10 +413,12 @@ class SceneView:
 
         with self._lock:
             clip, frames = self._clip, self.point_layer.on_screen(self._has_mask()).frames
+            first_bin = self._settings.confidence_bin
         if clip is None:
             return None
+        cut = points.edge_threshold(clip.confidence_edges, first_bin)  # as the scene shows
         return pick_pixel(
-            clip.recon, frames, origin, direction, threshold=clip.confidence_cut,
+            clip.recon, frames, origin, direction, threshold=cut,
             source=clip.source, rows=clip.rows, cols=clip.cols,
         )  # fmt: skip
 
@@ -483,32 +493,42 @@ class SceneView:
             clip = self._clip
             if clip is None:
                 return
+            sent = self.point_layer.frames
             order = send_order(
                 clip.recon.num_frames, self._visible_frame_indices(), self.timeline.frame
             )
+            order = [index for index in order if index not in sent]
+            if not order:
+                return
             cancel = self._stream.begin()
         self._stream.run(clip, order, cancel, progress)
 
     def _send_frame(self, clip: ShownClip, index: int) -> None:
-        """Send one frame's points (one node per mask bin) and, once, its frusta."""
-        points = self.point_layer.binned_points(clip, index)
+        """Send one frame's points (one node per (mask bin, confidence bin) cell) and, once,
+        its frusta."""
+        binned = self.point_layer.binned_points(clip, index)
         with self._lock, self._server.atomic():
-            if self._clip is not clip:
-                return  # a newer show() or resend replaced this clip
+            if self._clip is not clip or index in self.point_layer.frames:
+                return  # a newer show() or point set replaced this clip
             frame = self.timeline.frame
             visible = index in self._visible_frame_indices()
-            self.point_layer.add_frame(index, points, frame, visible, clip.has_mask)
+            self.point_layer.add_frame(index, binned, frame, visible, clip.has_mask)
             if not self.camera_layer.has_frame(index):
                 self.camera_layer.add_frusta(clip, index, frame, self.frustum_clicked)
 
-    def _resend_points(self) -> None:
-        """Replace every frame's points after a change of source, confidence or stride."""
+    def _switch_points(self) -> None:
+        """Show the point set of the current source and stride: a kept one is shown again
+        (visibility only), a new one streams in; frames already sent are not sent again."""
         self._stream.cancel()
+        settings = self._settings
         with self._lock, self._server.atomic():
             if self._clip is None:
                 return
-            self.point_layer.remove_all()
-            self._clip = prepare_clip(self._clip.recon, self._settings)
+            recon = self._clip.recon
+            self._clip = self.point_layer.activate(
+                (settings.source, settings.downsample), lambda: prepare_clip(recon, settings)
+            ).clip
+            self._apply_visibility()
             self._sync_gui()
         self._start_stream(progress=None)
 
