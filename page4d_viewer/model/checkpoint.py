@@ -37,6 +37,7 @@ from torch import Tensor
 from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.model.config import ModelConfig, check_budget
 from page4d_viewer.model.network import Page4D
+from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ VARIANT_MASK = "PAGE-4D (mask)"
 VARIANT_NO_MASK = "PAGE-4D (no mask)"
 VARIANT_VGGT = "VGGT"
 VARIANT_OURS = "page4d_viewer"
-# alpha the authors' mask checkpoint was trained with (MODEL.md, "masked global attention").
-TRAINED_MASK_STRENGTH = 64.0
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def save_checkpoint(model: Page4D, path: str | Path, **extra_metadata: object) -
     """
     path = Path(path)
     metadata = {key: str(value) for key, value in extra_metadata.items()}
-    default = TRAINED_MASK_STRENGTH if model.config.has_mask_head else 0.0
+    default = RELEASED_MASK_STRENGTH if model.config.has_mask_head else 0.0
     metadata.setdefault("default_mask_strength", str(default))
     float(metadata["default_mask_strength"])  # fail early on a non-number
     metadata.update(
@@ -384,7 +383,7 @@ def _variant(path: Path, config: ModelConfig, metadata: dict[str, str]) -> tuple
     compact = path.name.lower().replace("_", "").replace("-", "")
     if "nomask" in compact:
         return VARIANT_NO_MASK, 0.0
-    return VARIANT_MASK, TRAINED_MASK_STRENGTH
+    return VARIANT_MASK, RELEASED_MASK_STRENGTH
 
 
 def _adopt(

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+
 if TYPE_CHECKING:
     from page4d_viewer.training.losses import LossWeights, Targets
 
@@ -161,7 +163,7 @@ def held_out_track_errors(
     num_frames: int = 8,
     stride: int = 2,
     count: int = 256,
-    mask_strength: float = 64.0,
+    mask_strength: float = RELEASED_MASK_STRENGTH,
 ) -> dict[str, float]:
     """Track accuracy of ``model`` on held-out clips, next to a no-motion guess.
 
