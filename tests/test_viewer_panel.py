@@ -878,3 +878,15 @@ def test_multi_image_upload_is_titled_by_its_files(controller: ViewerController)
     assert "gradio" not in shown.title
     label = controller.recent_runs()[0].label()
     assert "walk_*.png (3 images)" in label and "α 64" in label
+
+
+def test_the_runs_list_can_be_searched(controller: ViewerController) -> None:
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
+
+    controller.run("walk.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    controller.run("orbit.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    callbacks = PanelCallbacks(controller, None)  # type: ignore[arg-type]  # no widgets needed
+    everything = callbacks.runs_update()["choices"]
+    found = callbacks.runs_update("WALK")["choices"]
+    assert len(everything) == 2 and len(found) == 1
+    assert "walk" in found[0][0] and callbacks.runs_update("walk orbit")["choices"] == []

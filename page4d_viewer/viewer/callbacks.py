@@ -93,6 +93,7 @@ class PanelWidgets:
     result_upload: gr.File
     open_file_button: gr.Button
     runs: gr.Dropdown
+    runs_search: gr.Textbox
     refresh_runs_button: gr.Button
     open_run_button: gr.Button
     frame: gr.Slider
@@ -268,10 +269,13 @@ class PanelCallbacks:
         """No update at all (Gradio reads an empty dict as a missing value, so skip one)."""
         return {self.w.version: gr.skip()}
 
-    def runs_update(self, request: gr.Request | None = None) -> dict[str, Any]:
-        """The recent-runs drop-down of the page's session, newest selected."""
+    def runs_update(
+        self, query: str | None = None, request: gr.Request | None = None
+    ) -> dict[str, Any]:
+        """The recent-runs drop-down of the page's session (the runs matching every word of
+        `query`, when given), newest selected."""
         try:
-            records = self.controller_of(request).recent_runs()
+            records = self.controller_of(request).recent_runs(query or None)
         except Page4DError:
             records = []
         choices = run_choices(records)
@@ -301,7 +305,11 @@ class PanelCallbacks:
                 scene = {w.scene: self.scene_html(session.session_id)}
         controller = self.controller_of(request)
         shown = controller.current
-        updates = {**self.full_view(controller, shown), w.runs: self.runs_update(request), **scene}
+        updates = {
+            **self.full_view(controller, shown),
+            w.runs: self.runs_update(request=request),
+            **scene,
+        }
         # A refreshed page shows the shown run's strength, not the slider's build default.
         if shown is not None and shown.recon.has_mask:
             updates[w.run_inputs["mask_strength"]] = shown.recon.metadata.mask_strength
@@ -342,7 +350,7 @@ class PanelCallbacks:
             options = options_from_widgets(named)
             return controller.run(source, options, report, self.job_key(request))
 
-        return {**self.show_or_fail(controller, action), w.runs: self.runs_update(request)}
+        return {**self.show_or_fail(controller, action), w.runs: self.runs_update(request=request)}
 
     def on_cancel(self, request: gr.Request) -> Updates:
         def cancel(controller: ViewerController) -> Updates:

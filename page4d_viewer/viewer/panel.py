@@ -229,6 +229,7 @@ class _RunAndOpen:
     result_upload: gr.File
     open_file_button: gr.Button
     runs: gr.Dropdown
+    runs_search: gr.Textbox
     refresh_runs_button: gr.Button
     open_run_button: gr.Button
 
@@ -249,14 +250,18 @@ def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen
         open_file_button = gr.Button("Open result file", elem_id="open-result")
         runs = gr.Dropdown(
             choices=run_choices(controller.recent_runs()),
-            label="Recent runs (saved as each run finishes)",
+            label="Recent runs (saved as each run finishes; the 50 newest that match)",
             elem_id="recent-runs",
         )
+        runs_search = gr.Textbox(
+            label="Search runs", placeholder="words of the title, checkpoint, strength (Enter)",
+            elem_id="runs-search",
+        )  # fmt: skip
         with gr.Row():
             refresh_runs_button = gr.Button("Refresh list", size="sm")
             open_run_button = gr.Button("Open run", size="sm", elem_id="open-run")
     return _RunAndOpen(
-        run_button, cancel_button, status, result_upload, open_file_button, runs,
+        run_button, cancel_button, status, result_upload, open_file_button, runs, runs_search,
         refresh_runs_button, open_run_button,
     )  # fmt: skip
 
@@ -406,7 +411,8 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
     opening = {"concurrency_id": "open", "concurrency_limit": 1, "show_progress_on": [w.status]}
     w.open_file_button.click(callbacks.on_open_file, w.result_upload, w.view, **opening)
     w.open_run_button.click(callbacks.on_open_run, w.runs, w.view, **opening)
-    w.refresh_runs_button.click(callbacks.runs_update, None, w.runs, **light)
+    w.refresh_runs_button.click(callbacks.runs_update, w.runs_search, w.runs, **light)
+    w.runs_search.submit(callbacks.runs_update, w.runs_search, w.runs, **light)
     w.run_inputs["checkpoint"].change(
         callbacks.on_checkpoint, w.run_inputs["checkpoint"], w.run_inputs["mask_strength"]
     )
