@@ -294,3 +294,25 @@ def test_explicit_ground_truth_that_does_not_fit_is_an_error(
         predictor.predict(
             make_clip(frames=6), StandInNetwork(), device="cpu", ground_truth=synthetic_sample
         )
+
+
+def test_ground_truth_beside_a_confined_source_is_confined_too(
+    synthetic_sample: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from page4d_viewer.sources.confine import confined
+
+    root = tmp_path / "root"
+    sample = shutil.copytree(synthetic_sample, root / "sample")
+    with confined([root]):
+        inside = predictor.predict(sample / "clip.mp4", StandInNetwork(), device="cpu")
+    assert "ground_truth" in inside.variants
+    # The same folder whose ground truth is a link to a file outside the data root.
+    (sample / "groundtruth.npz").unlink()
+    (sample / "groundtruth.npz").symlink_to(synthetic_sample / "groundtruth.npz")
+    with confined([root]):
+        linked = predictor.predict(sample / "clip.mp4", StandInNetwork(), device="cpu")
+    assert "ground_truth" not in linked.variants  # refused (a warning), the run goes on
+    unconfined = predictor.predict(sample / "clip.mp4", StandInNetwork(), device="cpu")
+    assert "ground_truth" in unconfined.variants  # the CLI may read anywhere

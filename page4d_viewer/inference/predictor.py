@@ -344,6 +344,7 @@ def _attach_ground_truth(
     recon: Reconstruction, clip: Clip, ground_truth: str | os.PathLike[str] | None
 ) -> Reconstruction:
     """The Reconstruction with ground truth in model-input pixels, when asked and available."""
+    from page4d_viewer.sources.confine import check_tree, current_roots
     from page4d_viewer.sources.groundtruth import load_ground_truth
 
     if ground_truth is None:
@@ -354,6 +355,9 @@ def _attach_ground_truth(
         return recon
     metadata = recon.metadata
     try:
+        # In the app a run is confined to its data roots: the files beside the source too.
+        if current_roots() is not None:
+            check_tree(path)
         truth = load_ground_truth(
             path,
             frame_indices=metadata.frame_indices,

@@ -115,3 +115,25 @@ def open_file(path: str | os.PathLike[str], roots: Iterable[Path] | None = None)
     if hasattr(os, "set_blocking"):
         os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, "rb")
+
+
+def check_tree(path: str | os.PathLike[str], roots: Iterable[Path] | None = None) -> None:
+    """Check a file, or every file and folder under a folder, as `check_path` does.
+
+    For readers that open many files of a folder by name (ground-truth layouts): a link out of
+    the roots, or a FIFO, anywhere in the tree refuses the whole folder before any is read.
+
+    Raises:
+        SourceNotAllowedError: something in the tree lies outside the roots or is not a
+            regular file or folder.
+        ClipError: `path` does not exist.
+    """
+    allowed = tuple(roots) if roots is not None else current_roots()
+    top = check_path(path, allowed, folder=True)
+    if not top.is_dir():
+        return
+    for folder, folders, files in os.walk(top, followlinks=False):
+        for name in folders:
+            check_path(Path(folder) / name, allowed, folder=True)
+        for name in files:
+            check_path(Path(folder) / name, allowed)
