@@ -1,12 +1,15 @@
-"""Shared test fixtures: where the reference data lives, skips when it is absent, and the
-one builder of test Reconstructions."""
+"""Shared test fixtures: where the reference data lives, skips when it is absent, the one
+builder of test Reconstructions, and the browser tests' Chromium, ports and page sessions."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +227,66 @@ def inspected_recon():
     """`inspected_recon(same_variants=False)`: the small Reconstruction with attention, built
     by `make_reconstruction` with its own scene and attention fields."""
     return _make_inspected
+
+
+# ------------------------------------------------------------------------------ browser tests
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless Debian Chromium on a shared machine. The Viser canvas (WebGL) renders in software
+# through SwiftShader only where a test needs its pixels; the others keep the GPU path off.
+_CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+_SOFTWARE_WEBGL = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
+
+
+@contextlib.contextmanager
+def _launch_chromium(webgl: bool = False) -> Iterator:
+    """A Playwright browser on Debian's Chromium (skips the test when it is not installed)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = [*_CHROMIUM_ARGS, *(_SOFTWARE_WEBGL if webgl else ("--disable-gpu",))]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def launch_chromium():
+    """`with launch_chromium(webgl=False) as browser:` a Chromium driven by Playwright."""
+    return _launch_chromium
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """`free_port()`: a TCP port free on 127.0.0.1 right now."""
+    return _free_port
+
+
+def _page_session(app, page):
+    """The page's own session (scene + controller), named by its scene iframe's address."""
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    session = app.sessions.get(src.strip("/").split("/")[-1])
+    assert session is not None, f"no open session for the scene at {src}"
+    return session
+
+
+@pytest.fixture(scope="session")
+def page_session():
+    """`page_session(app, page)`: the app's session that a browser page shows."""
+    return _page_session

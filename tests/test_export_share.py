@@ -20,17 +20,7 @@ from page4d_viewer.result.export import share
 from page4d_viewer.result.mask import overlay_image
 from page4d_viewer.result.points import auto_stride, confidence_threshold, frame_points, pixel_grid
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Software WebGL (SwiftShader): the share page must draw something in a headless browser.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _decode(recording: bytes) -> dict:
@@ -155,22 +145,15 @@ def served(make_reconstruction, tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_share_plays_from_static_files_without_other_hosts(served: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_share_plays_from_static_files_without_other_hosts(served: str, launch_chromium) -> None:
     requests: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 600})
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(served)
-            page.locator("canvas").first.wait_for(timeout=60_000)
-            page.wait_for_timeout(4_000)
-            screenshot = page.locator("canvas").first.screenshot()
-        finally:
-            browser.close()
+    with launch_chromium(webgl=True) as browser:
+        page = browser.new_page(viewport={"width": 800, "height": 600})
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(served)
+        page.locator("canvas").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(4_000)
+        screenshot = page.locator("canvas").first.screenshot()
     from io import BytesIO
 
     from PIL import Image

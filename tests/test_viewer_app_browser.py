@@ -11,7 +11,6 @@ The README screenshot is written by `scripts/screenshot.py`, not by these tests.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import urllib.request
@@ -23,23 +22,8 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MAX_POINTS = 20_000
 TIMEOUT_MS = 120_000  # two shared CPU cores: a tiny run can still take a while
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -82,12 +66,14 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path) -> Iterator:
+def app(
+    free_port, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path
+) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
-        port=_free_port(),
+        port=free_port(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[data_dir],
         max_points=MAX_POINTS,
@@ -99,14 +85,9 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Pa
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def browser(launch_chromium) -> Iterator:
+    with launch_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +101,6 @@ def page(app, browser) -> Iterator:
     opened.locator("#run").wait_for()
     yield opened
     opened.close()
-
-
-def _session(app, page):
-    """The page's own session (scene + controller), named by its scene iframe's address."""
-    page.locator("#scene-frame iframe").wait_for(state="attached")
-    src = page.locator("#scene-frame").get_attribute("data-src")
-    session = app.sessions.get(src.strip("/").split("/")[-1])
-    assert session is not None, f"no open session for the scene at {src}"
-    return session
 
 
 def _status(page) -> str:
@@ -183,7 +155,7 @@ def _run_upload(page, path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def first_run(app, page, data_dir: Path):
+def first_run(page_session, app, page, data_dir: Path):
     """Upload the clip, limit it to 4 frames, run; returns the status line."""
     page.get_by_role("button", name="Sampling").click()
     _set_number(page, "max-frames", 4)
@@ -191,18 +163,18 @@ def first_run(app, page, data_dir: Path):
     # The progress bar writes over the status line too ("preprocessing 4 frames"), so wait
     # for the title only the finished status has.
     status = _wait_status(page, "walk.mp4 · 4 frames")
-    assert _session(app, page).scene.wait_until_sent(timeout=60)
+    assert page_session(app, page).scene.wait_until_sent(timeout=60)
     return status
 
 
-def test_run_shows_one_node_per_frame(app, page, first_run: str) -> None:
-    state = _session(app, page).scene.state()
+def test_run_shows_one_node_per_frame(page_session, app, page, first_run: str) -> None:
+    state = page_session(app, page).scene.state()
     assert state.num_frames == 4, first_run
     assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(4))
     assert sum(state.point_counts) <= MAX_POINTS
     assert "walk.mp4 · 4 frames · 112x84" in first_run
     assert "stand-in.safetensors" in first_run
-    assert [record.title for record in _session(app, page).controller.recent_runs()] == [
+    assert [record.title for record in page_session(app, page).controller.recent_runs()] == [
         "walk.mp4 · 4 frames · 112x84"
     ]
     page.get_by_role("tab", name="Pose comparison").click()
@@ -210,8 +182,8 @@ def test_run_shows_one_node_per_frame(app, page, first_run: str) -> None:
     assert "ATE" in table
 
 
-def test_scene_is_embedded_and_linked(app, page) -> None:
-    session = _session(app, page)
+def test_scene_is_embedded_and_linked(page_session, app, page) -> None:
+    session = page_session(app, page)
     url = f"{app.url}scene/{session.session_id}/"  # same origin: the panel's own port
     frame = page.locator("#scene-frame iframe")
     page.wait_for_function(
@@ -225,8 +197,10 @@ def test_scene_is_embedded_and_linked(app, page) -> None:
         assert b"<html" in response.read().lower()
 
 
-def test_panel_frame_slider_moves_the_scene_and_back(app, page, first_run: str) -> None:
-    scene = _session(app, page).scene
+def test_panel_frame_slider_moves_the_scene_and_back(
+    page_session, app, page, first_run: str
+) -> None:
+    scene = page_session(app, page).scene
     page.get_by_role("tab", name="Mask and depth").click()
     _set_number(page, "frame", 2)
     _wait_for(lambda: scene.state().frame == 2, what="the scene to reach frame 2")
@@ -238,8 +212,8 @@ def test_panel_frame_slider_moves_the_scene_and_back(app, page, first_run: str) 
     )
 
 
-def test_mask_sliders_change_the_scene(app, page, first_run: str) -> None:
-    scene = _session(app, page).scene
+def test_mask_sliders_change_the_scene(page_session, app, page, first_run: str) -> None:
+    scene = page_session(app, page).scene
     before = scene.state()
     _set_number(page, "mask-threshold", 0.8)
     _wait_for(lambda: scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
@@ -250,12 +224,12 @@ def test_mask_sliders_change_the_scene(app, page, first_run: str) -> None:
     assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
 
 
-def test_downloads_are_prepared(app, page, first_run: str) -> None:
+def test_downloads_are_prepared(page_session, app, page, first_run: str) -> None:
     page.get_by_role("tab", name="Downloads").click()
     page.get_by_role("button", name="Prepare downloads").click()
     files = page.locator("#downloads")
     # The files carry the scene's settings in their names (earlier tests moved the sliders).
-    state = _session(app, page).scene.state()
+    state = page_session(app, page).scene.state()
     overlay = f"opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
     conf = f"conf{state.confidence_percentile:g}"
     names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
@@ -267,9 +241,9 @@ def test_downloads_are_prepared(app, page, first_run: str) -> None:
 
 
 def test_bad_upload_shows_an_error_and_keeps_the_result(
-    app, page, first_run: str, data_dir: Path
+    page_session, app, page, first_run: str, data_dir: Path
 ) -> None:
-    session = _session(app, page)
+    session = page_session(app, page)
     shown = session.controller.current
     _run_upload(page, data_dir / "broken.mp4")
     status = _wait_status(page, "Error:")
@@ -284,8 +258,8 @@ def test_bad_upload_shows_an_error_and_keeps_the_result(
     assert "outside the allowed data folders" in _wait_status(page, "outside")
 
 
-def test_open_a_saved_result(app, page, first_run: str, tmp_path: Path) -> None:
-    session = _session(app, page)
+def test_open_a_saved_result(page_session, app, page, first_run: str, tmp_path: Path) -> None:
+    session = page_session(app, page)
     saved = session.controller.current.recon.select_frames([0, 2]).save(tmp_path / "two.npz")
     page.get_by_role("button", name="Open a result").click()
     _upload(page, "result-upload", saved)
@@ -339,8 +313,10 @@ def _run_path(page, path: str) -> None:
     page.locator("#run").click()
 
 
-def test_cancel_stops_a_run_and_keeps_the_result(app, page, first_run: str, held) -> None:
-    session = _session(app, page)
+def test_cancel_stops_a_run_and_keeps_the_result(
+    page_session, app, page, first_run: str, held
+) -> None:
+    session = page_session(app, page)
     shown = session.controller.current
     runs_before = len(session.controller.recent_runs())
     _run_path(page, "walk.mp4")
@@ -353,8 +329,10 @@ def test_cancel_stops_a_run_and_keeps_the_result(app, page, first_run: str, held
     assert session.scene.state().num_frames == shown.recon.num_frames
 
 
-def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held) -> None:
-    mine = _session(app, page).controller
+def test_second_user_waits_in_the_queue(
+    page_session, app, page, browser, first_run: str, held
+) -> None:
+    mine = page_session(app, page).controller
     runs_before = len(mine.recent_runs())
     _run_path(page, "walk.mp4")
     assert held.started.wait(60)
@@ -366,7 +344,7 @@ def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held
     _wait_status(other, "queue")
     assert held.runs == 1  # the second run has not started
     held.release.set()
-    theirs = _session(app, other).controller
+    theirs = page_session(app, other).controller
     _wait_for(lambda: theirs.current is not None, what="the second run")
     _wait_for(lambda: len(mine.recent_runs()) == runs_before + 1, what="the first run")
     assert held.runs == 2
@@ -381,7 +359,7 @@ def test_second_user_waits_in_the_queue(app, page, browser, first_run: str, held
 
 
 def test_a_refreshed_page_shows_the_shown_runs_settings(
-    app, browser, data_dir: Path, first_run: str
+    page_session, app, browser, data_dir: Path, first_run: str
 ) -> None:
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     other.set_default_timeout(TIMEOUT_MS)
@@ -394,7 +372,7 @@ def test_a_refreshed_page_shows_the_shown_runs_settings(
     _set_number(other, "mask-strength", 100)
     _run_path(other, "walk.mp4")
     _wait_status(other, "mask strength 100")
-    before = _session(app, other)
+    before = page_session(app, other)
     before.controller.set_mask_overlay(0.35, 0.65)
     before.controller.set_frame(2)
     run_id = before.controller.current.record.run_id
@@ -402,7 +380,7 @@ def test_a_refreshed_page_shows_the_shown_runs_settings(
     other.locator("#run").wait_for()
     # The reloaded page (a new Gradio session) is back in its tab's session: same scene, same
     # result, its run still listed (runs are owned by the tab, not by the page load).
-    assert _session(app, other) is before
+    assert page_session(app, other) is before
     other.wait_for_function(
         "() => document.querySelector('#mask-strength input[type=number]').value === '100'"
     )

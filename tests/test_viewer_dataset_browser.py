@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,19 +18,10 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 TIMEOUT_MS = 120_000
 # clip, checkpoint, ATE masked, ATE unmasked (all three are runs of the same clip)
 RUNS = [("alley", "a.safetensors", 0.1, 0.3), ("bamboo", "b.safetensors", 0.5, 0.2),
         ("cave", "c.safetensors", 0.25, 0.25)]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
@@ -83,11 +73,11 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
+def app(free_port, tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
-        port=_free_port(), runs_dir=tmp_path_factory.mktemp("runs"),
+        port=free_port(), runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[batch.parent], index=str(batch), max_points=20_000,
     )  # fmt: skip
     running = ViewerApp(config, backend=None)
@@ -97,12 +87,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def page(app) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def page(app, launch_chromium) -> Iterator:
+    with launch_chromium() as browser:
         opened = browser.new_page(viewport={"width": 1400, "height": 1200})
         opened.set_default_timeout(TIMEOUT_MS)
         opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
@@ -110,7 +96,6 @@ def page(app) -> Iterator:
         opened.get_by_role("tab", name="Dataset").click()
         _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at load, worst first
         yield opened
-        browser.close()
 
 
 def _table_clips(page) -> list[str]:
@@ -135,17 +120,8 @@ def test_dataset_table_sorts(page) -> None:
     _wait_order(page, ["bamboo", "cave", "alley"])  # unmasked 0.2, 0.25, 0.3
 
 
-def _session(app, page):
-    """The page's own session (scene + controller), named by its scene iframe's address."""
-    page.locator("#scene-frame iframe").wait_for(state="attached")
-    src = page.locator("#scene-frame").get_attribute("data-src")
-    session = app.sessions.get(src.strip("/").split("/")[-1])
-    assert session is not None, f"no open session for the scene at {src}"
-    return session
-
-
-def test_clicking_a_row_opens_its_run(app, page) -> None:
-    session = _session(app, page)
+def test_clicking_a_row_opens_its_run(page_session, app, page) -> None:
+    session = page_session(app, page)
     before = session.controller.version
     page.locator("#dataset-table").get_by_text("cave", exact=True).first.click()
     _wait_for(lambda: session.controller.version > before, what="the row's run to open")
@@ -158,8 +134,8 @@ def test_clicking_a_row_opens_its_run(app, page) -> None:
     )
 
 
-def test_compare_overlays_the_second_runs_cameras(app, page) -> None:
-    session = _session(app, page)
+def test_compare_overlays_the_second_runs_cameras(page_session, app, page) -> None:
+    session = page_session(app, page)
     current = session.controller.current
     if current is None or current.result_file.name != "cave.npz":
         pytest.skip("needs the run opened by test_clicking_a_row_opens_its_run")

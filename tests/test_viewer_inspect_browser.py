@@ -8,41 +8,24 @@ A view-only app (no model) opened on the small hand-made Reconstruction with att
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 120_000  # two shared CPU cores
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
+def app(free_port, tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("inspect")
     result = inspected_recon().save(folder / "inspected.npz")
     config = AppConfig(
-        port=_free_port(), runs_dir=folder / "runs",
+        port=free_port(), runs_dir=folder / "runs",
         data_roots=[folder], result=str(result), max_points=20_000,
     )  # fmt: skip
     running = ViewerApp(config, backend=None)
@@ -52,18 +35,13 @@ def app(tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def page(app) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def page(app, launch_chromium) -> Iterator:
+    with launch_chromium() as browser:
         opened = browser.new_page(viewport={"width": 1400, "height": 1400})
         opened.set_default_timeout(TIMEOUT_MS)
         opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
         opened.goto(app.url)
         yield opened
-        browser.close()
 
 
 def _image_src(page, elem_id: str) -> str:
@@ -91,17 +69,8 @@ def test_picking_a_layer_changes_the_heat_map(page) -> None:
     assert "layer 9" in special and "special" in special
 
 
-def _session(app, page):
-    """The page's own session (scene + controller), named by its scene iframe's address."""
-    page.locator("#scene-frame iframe").wait_for(state="attached")
-    src = page.locator("#scene-frame").get_attribute("data-src")
-    session = app.sessions.get(src.strip("/").split("/")[-1])
-    assert session is not None, f"no open session for the scene at {src}"
-    return session
-
-
-def test_clicking_a_pixel_marks_its_point_in_the_scene(app, page) -> None:
-    session = _session(app, page)
+def test_clicking_a_pixel_marks_its_point_in_the_scene(page_session, app, page) -> None:
+    session = page_session(app, page)
     assert session.scene.state().probe_point is None
     page.get_by_role("tab", name="Mask and depth").first.click()
     overlay = page.locator(".block", has_text="Frame + dynamic mask").last.locator("img")

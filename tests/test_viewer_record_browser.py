@@ -4,10 +4,8 @@ scene renders in software WebGL, and the panel records 3 frames at 320x240 throu
 
 from __future__ import annotations
 
-import socket
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import numpy as np
@@ -15,34 +13,18 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Software WebGL (SwiftShader), so the embedded scene really draws and can render frames.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 120_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def app(make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def app(free_port, make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("record")
     result = make_reconstruction(frames=3, height=56, width=84).save(folder / "small.npz")
     config = AppConfig(
-        port=_free_port(), runs_dir=folder / "runs",
+        port=free_port(), runs_dir=folder / "runs",
         data_roots=[folder], result=str(result), max_points=20_000,
     )  # fmt: skip
     running = ViewerApp(config)
@@ -52,18 +34,13 @@ def app(make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def page(app) -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def page(app, launch_chromium) -> Iterator:
+    with launch_chromium(webgl=True) as browser:
         opened = browser.new_page(viewport={"width": 1400, "height": 1000})
         opened.set_default_timeout(TIMEOUT_MS)
         opened.goto(app.url)
         opened.locator("#status").wait_for()
         yield opened
-        browser.close()
 
 
 def _wait_for_status(page, text: str) -> str:
@@ -76,17 +53,8 @@ def _wait_for_status(page, text: str) -> str:
     return page.locator("#record-status").inner_text()
 
 
-def _session(app, page):
-    """The page's own session (scene + controller), named by its scene iframe's address."""
-    page.locator("#scene-frame iframe").wait_for(state="attached")
-    src = page.locator("#scene-frame").get_attribute("data-src")
-    session = app.sessions.get(src.strip("/").split("/")[-1])
-    assert session is not None, f"no open session for the scene at {src}"
-    return session
-
-
-def test_record_three_frames_at_320x240(app, page) -> None:
-    session = _session(app, page)
+def test_record_three_frames_at_320x240(page_session, app, page) -> None:
+    session = page_session(app, page)
     # The panel embeds the scene: wait for that browser to join the session's Viser server.
     for _ in range(600):
         if session.server.get_clients():
@@ -108,12 +76,12 @@ def test_record_three_frames_at_320x240(app, page) -> None:
     assert session.scene.state().frame == 0  # the timeline is back where it was
 
 
-def test_share_zip_from_the_panel(app, page) -> None:
+def test_share_zip_from_the_panel(page_session, app, page) -> None:
     page.get_by_role("tab", name="Record").click()
     page.locator("#record-share").click()
     status = _wait_for_status(page, "http.server")
     assert "Wrote" in status, status
-    (archive,) = _session(app, page).controller.current.exports_dir.glob("share_*.zip")
+    (archive,) = page_session(app, page).controller.current.exports_dir.glob("share_*.zip")
     with zipfile.ZipFile(archive) as opened:
         assert sorted(opened.namelist()) == ["index.html", "recording.viser"]
     assert np.isfinite(archive.stat().st_size)

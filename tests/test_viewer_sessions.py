@@ -7,7 +7,6 @@ giving credentials explicitly, which a non-loopback host requires. No torch: vie
 from __future__ import annotations
 
 import logging
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -35,12 +34,6 @@ from page4d_viewer.viewer.sessions import (
 )
 
 PROTOCOL = f"viser-v{viser.__version__}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- pure rules -------------------------------------------------------------------------------
@@ -299,13 +292,13 @@ def test_only_its_user_re_attaches_to_a_tabs_session(registry: SessionRegistry) 
 
 
 def test_exposed_host_without_credentials_refuses_to_start(
-    make_reconstruction, tmp_path, capsys, monkeypatch
+    free_port, make_reconstruction, tmp_path, capsys, monkeypatch
 ) -> None:
     from page4d_viewer.cli import main
 
     monkeypatch.delenv("PAGE4D_AUTH", raising=False)
     result = make_reconstruction().save(tmp_path / "r.npz")
-    code = main(["view", str(result), "--host", "0.0.0.0", "--port", str(_free_port())])
+    code = main(["view", str(result), "--host", "0.0.0.0", "--port", str(free_port())])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: --host 0.0.0.0 exposes the app")
@@ -332,7 +325,7 @@ def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def locked_app(make_reconstruction, tmp_path_factory) -> Iterator:
+def locked_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
     """`view` with PAGE4D_AUTH on 127.0.0.1, through the command line's own config."""
     import argparse
 
@@ -345,7 +338,7 @@ def locked_app(make_reconstruction, tmp_path_factory) -> Iterator:
     parser = argparse.ArgumentParser()
     view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
     args = parser.parse_args(
-        ["view", str(result), "--port", str(_free_port()), "--runs-dir", str(folder / "runs")]
+        ["view", str(result), "--port", str(free_port()), "--runs-dir", str(folder / "runs")]
     )
     config = config_from_args(args, environ={"PAGE4D_AUTH": "alice:open sesame"})
     app = ViewerApp(config)
@@ -396,7 +389,7 @@ def test_with_a_password_nothing_answers_without_the_login(locked_app, caplog) -
     assert _get(f"{url}scene/tab-b/", cookie) == 404
 
 
-def test_starting_with_a_password_says_what_is_exposed(tmp_path: Path, caplog) -> None:
+def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path, caplog) -> None:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp, exposure_warning
 
     config = AppConfig(host="0.0.0.0", port=7860, auth=[("alice", "pw")])
@@ -405,17 +398,17 @@ def test_starting_with_a_password_says_what_is_exposed(tmp_path: Path, caplog) -
     for exposed in ("the panel", "3-D scene", "runs folder", "downloads"):
         assert exposed in warning
     assert exposure_warning(AppConfig(), "http://127.0.0.1:7860/", tmp_path) is None
-    app = ViewerApp(AppConfig(port=_free_port(), runs_dir=tmp_path, auth=[("a", "b")]))
+    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("a", "b")]))
     with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.app"):
         app.start()
     app.close()
     assert "to anyone with a login: the panel" in caplog.text
 
 
-def test_a_foreign_origin_gets_no_scene(tmp_path: Path) -> None:
+def test_a_foreign_origin_gets_no_scene(free_port, tmp_path: Path) -> None:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
-    app = ViewerApp(AppConfig(port=_free_port(), runs_dir=tmp_path))
+    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path))
     app.start()
     try:
         app.sessions.open("tab", None)

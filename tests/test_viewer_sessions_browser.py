@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,6 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 TIMEOUT_MS = 120_000
 
 # Opens the scene websocket of another origin and records what it got.
@@ -50,12 +47,6 @@ OWN_SOCKET_JS = """([path, protocol]) => new Promise((resolve) => {
 })"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def results(make_reconstruction, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("results")
@@ -66,11 +57,11 @@ def results(make_reconstruction, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, results) -> Iterator:
+def app(free_port, tmp_path_factory, results) -> Iterator:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     config = AppConfig(
-        port=_free_port(),
+        port=free_port(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         result=str(results["two.npz"]),
         session_grace=2.0,  # a closed page's session goes soon; a reload is quicker still
@@ -82,14 +73,9 @@ def app(tmp_path_factory, results) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def browser(launch_chromium) -> Iterator:
+    with launch_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _open_panel(browser, app, *, load_scene: bool):
@@ -101,13 +87,6 @@ def _open_panel(browser, app, *, load_scene: bool):
     page.goto(app.url)
     page.locator("#scene-frame iframe").wait_for(state="attached")
     return context, page
-
-
-def _session(app, page):
-    src = page.locator("#scene-frame").get_attribute("data-src")
-    session = app.sessions.get(src.strip("/").split("/")[-1])
-    assert session is not None, f"no open session for the scene at {src}"
-    return session
 
 
 def _wait_until(page, condition, what: str, seconds: float = 120.0) -> None:
@@ -139,12 +118,14 @@ def foreign_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.server_close()
 
 
-def test_own_scene_connects_and_another_site_gets_nothing(app, browser, foreign_site) -> None:
+def test_own_scene_connects_and_another_site_gets_nothing(
+    page_session, app, browser, foreign_site
+) -> None:
     import viser
 
     protocol = f"viser-v{viser.__version__}"
     context, page = _open_panel(browser, app, load_scene=True)
-    session = _session(app, page)
+    session = page_session(app, page)
     # The embedded Viser client connects through the panel's port.
     _wait_until(page, lambda: bool(session.server.get_clients()), "the embedded scene to connect")
     # A websocket from the page's own origin receives the scene (the start-up result).
@@ -163,10 +144,10 @@ def test_own_scene_connects_and_another_site_gets_nothing(app, browser, foreign_
     context.close()
 
 
-def test_two_contexts_see_their_own_results(app, browser, results) -> None:
+def test_two_contexts_see_their_own_results(page_session, app, browser, results) -> None:
     first_context, first = _open_panel(browser, app, load_scene=False)
     second_context, second = _open_panel(browser, app, load_scene=False)
-    mine, theirs = _session(app, first), _session(app, second)
+    mine, theirs = page_session(app, first), page_session(app, second)
     assert mine is not theirs and mine.scene is not theirs.scene
     _wait_status(first, "two.npz")  # both start on the app's start-up result
     _wait_status(second, "two.npz")
@@ -190,7 +171,9 @@ def test_two_contexts_see_their_own_results(app, browser, results) -> None:
     first_context.close()
 
 
-def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(app, browser) -> None:
+def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(
+    page_session, app, browser
+) -> None:
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     first, second = context.new_page(), context.new_page()  # two tabs of one browser
     for page in (first, second):
@@ -198,7 +181,7 @@ def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(app, browse
         page.route(f"{app.url}scene/**", lambda route: route.abort())
         page.goto(app.url)
         page.locator("#scene-frame iframe").wait_for(state="attached")
-    mine, theirs = _session(app, first), _session(app, second)
+    mine, theirs = page_session(app, first), page_session(app, second)
     assert mine is not theirs and mine.scene is not theirs.scene
     stored = [
         page.evaluate("() => sessionStorage.getItem('page4d-tab')") for page in (first, second)
@@ -207,7 +190,7 @@ def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(app, browse
     mine.controller.set_mask_overlay(0.3, 0.7)
     first.reload()
     first.locator("#scene-frame iframe").wait_for(state="attached")
-    assert _session(app, first) is mine and _session(app, second) is theirs
+    assert page_session(app, first) is mine and page_session(app, second) is theirs
     first.wait_for_function(
         "() => document.querySelector('#mask-opacity input[type=number]').value === '0.3'"
     )
