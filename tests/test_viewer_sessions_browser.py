@@ -64,7 +64,8 @@ def app(free_port, tmp_path_factory, results) -> Iterator:
         port=free_port(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         result=str(results["two.npz"]),
-        session_grace=2.0,  # a closed page's session goes soon; a reload is quicker still
+        # A closed page's session goes soon; a reload, even on two loaded cores, comes sooner.
+        session_grace=10.0,
     )
     running = ViewerApp(config)
     running.start()
@@ -195,7 +196,7 @@ def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(
         "() => document.querySelector('#mask-opacity input[type=number]').value === '0.3'"
     )
     # Past the grace period the reloaded tab's session is still open (its new page holds it).
-    first.wait_for_timeout(4000)
+    first.wait_for_timeout((app.config.session_grace + 2) * 1000)
     assert app.sessions.get(mine.session_id) is mine
     assert app.sessions.get(theirs.session_id) is theirs
     assert "two.npz" in first.locator("#status").inner_text()
