@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from page4d_viewer.cli.common import check_writable_folder
+from page4d_viewer.cli.common import add_sampling_options, check_writable_folder, sampling_from_args
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import PRECISION_CHOICES
 
@@ -30,12 +30,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mask-strength", type=float, help="alpha of the masked variant (default: checkpoint's)"
     )
-    sampling = parser.add_argument_group("frame sampling (every clip)")
-    sampling.add_argument("--max-frames", type=int, help="at most N frames, spread evenly")
-    sampling.add_argument("--stride", type=int, default=1, help="keep every K-th frame")
-    sampling.add_argument("--fps", type=float, help="resample videos to F frames per second")
-    sampling.add_argument("--start", type=int, help="first frame index (inclusive)")
-    sampling.add_argument("--end", type=int, help="frame index to stop before (exclusive)")
+    add_sampling_options(parser, times=False)  # every clip, images as well as videos
     parser.add_argument("--mode", choices=("crop", "pad"), default="crop")
     parser.add_argument(
         "--device", default="auto", help="auto, cpu, cuda:N (torchrun+CUDA: cuda:LOCAL_RANK)"
@@ -58,7 +53,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the batch; prints a one-line summary on stdout (rank 0)."""
     from page4d_viewer.inference.batch import BatchOptions, Launch, list_dataset, run_batch
-    from page4d_viewer.sources.sampling import FrameSampling
 
     if not args.verbose:
         # Per-clip info lines would tear the progress bar; failures still print one line.
@@ -70,13 +64,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         checkpoint=args.checkpoint,
         mask_strength=args.mask_strength,
-        sampling=FrameSampling(
-            stride=args.stride,
-            max_frames=args.max_frames,
-            fps=args.fps,
-            start=args.start,
-            end=args.end,
-        ),
+        sampling=sampling_from_args(args),
         mode=args.mode,
         precision=args.precision,
         device=args.device,

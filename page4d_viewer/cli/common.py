@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.sources.sampling import FrameSampling
 
 
 @contextmanager
@@ -78,3 +80,32 @@ def check_number(value: float | None, option: str, low: float, high: float) -> N
         return
     if not math.isfinite(value) or not low < value <= high:
         raise Page4DError(f"{option} must be a finite number in ({low:g}, {high:g}], got {value:g}")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser, *, times: bool = True) -> None:
+    """The frame-sampling options (`FrameSampling`'s fields); `times` adds the ones in
+    seconds, which only videos and GIFs have."""
+    sampling = parser.add_argument_group("frame sampling")
+    sampling.add_argument("--max-frames", type=int, help="at most N frames, spread evenly")
+    sampling.add_argument("--stride", type=int, default=1, help="keep every K-th frame")
+    sampling.add_argument("--fps", type=float, help="resample a video to F frames per second")
+    sampling.add_argument("--start", type=int, help="first frame index (inclusive)")
+    sampling.add_argument("--end", type=int, help="frame index to stop before (exclusive)")
+    if times:
+        sampling.add_argument("--start-time", type=float, help="first time in seconds (videos)")
+        sampling.add_argument(
+            "--end-time", type=float, help="time to stop before, seconds (videos)"
+        )
+
+
+def sampling_from_args(args: argparse.Namespace) -> FrameSampling:
+    """The FrameSampling of parsed `add_sampling_options` (validated: one ClipError line)."""
+    return FrameSampling(
+        stride=args.stride,
+        max_frames=args.max_frames,
+        fps=args.fps,
+        start=args.start,
+        end=args.end,
+        start_time=getattr(args, "start_time", None),
+        end_time=getattr(args, "end_time", None),
+    )

@@ -8,7 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from page4d_viewer.cli.common import check_input, check_output_file, progress_bar
+from page4d_viewer.cli.common import (
+    add_sampling_options,
+    check_input,
+    check_output_file,
+    progress_bar,
+    sampling_from_args,
+)
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import PRECISION_CHOICES
 
@@ -23,14 +29,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="PAGE-4D, VGGT or page4d_viewer checkpoint (default: the shipped small model)",
     )
-    sampling = parser.add_argument_group("frame sampling")
-    sampling.add_argument("--max-frames", type=int, help="at most N frames, spread evenly")
-    sampling.add_argument("--stride", type=int, default=1, help="keep every K-th frame")
-    sampling.add_argument("--fps", type=float, help="resample a video to F frames per second")
-    sampling.add_argument("--start", type=int, help="first frame index (inclusive)")
-    sampling.add_argument("--end", type=int, help="frame index to stop before (exclusive)")
-    sampling.add_argument("--start-time", type=float, help="first time in seconds (videos)")
-    sampling.add_argument("--end-time", type=float, help="time to stop before, seconds (videos)")
+    add_sampling_options(parser)
     parser.add_argument(
         "--mode", choices=("crop", "pad"), default="crop", help="fit frames by crop or pad"
     )
@@ -68,7 +67,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from page4d_viewer.inference import predictor
     from page4d_viewer.sources.clip import load_clip
-    from page4d_viewer.sources.sampling import FrameSampling
 
     out = Path(args.out)
     if out.suffix != ".npz":
@@ -80,16 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise Page4DError(f"--checkpoint {args.checkpoint} is not a file")
     started = time.perf_counter()
-    sampling = FrameSampling(
-        stride=args.stride,
-        max_frames=args.max_frames,
-        fps=args.fps,
-        start=args.start,
-        end=args.end,
-        start_time=args.start_time,
-        end_time=args.end_time,
-    )
-    clip = load_clip(args.source, sampling)
+    clip = load_clip(args.source, sampling_from_args(args))
     read_seconds = time.perf_counter() - started
     for note in clip.notes:
         logger.warning("%s", note)
