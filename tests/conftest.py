@@ -290,3 +290,79 @@ def _page_session(app, page):
 def page_session():
     """`page_session(app, page)`: the app's session that a browser page shows."""
     return _page_session
+
+
+# ------------------------------------------------------------------------------ small networks
+
+# A few-layer layout (every stage, the mask head and a tracker) so each pass takes milliseconds.
+FEW_LAYERS: dict = {
+    "img_size": 56,
+    "embed_dim": 16,
+    "depth": 6,
+    "num_heads": 2,
+    "encoder_depth": 1,
+    "encoder_heads": 2,
+    "camera_heads": 2,
+    "camera_trunk_depth": 1,
+    "camera_iterations": 3,
+    "dpt_features": 8,
+    "dpt_out_channels": (4, 8, 8, 8),
+    "dpt_layers": (1, 2, 4, 5),
+    "mask_after_layer": 1,
+    "masked_layers": (2, 3, 4),
+    "mask_head_hidden": 4,
+    "track_features": 8,
+    "track_hidden": 16,
+    "track_iterations": 2,
+    "track_corr_levels": 2,
+    "track_corr_radius": 1,
+    "track_depth": 1,
+    "track_heads": 2,
+    "track_virtual_tracks": 4,
+}
+
+
+def _few_layer_model(seed: int = 0, *, perturb_mask_head: bool = False, **overrides: object):
+    """A seeded float64 `FEW_LAYERS` network (overrides: ModelConfig fields) in eval mode.
+
+    Layer scales and special tokens (and, with `perturb_mask_head`, the mask head) are drawn
+    larger than their init, so every stage visibly matters and attention is far from uniform.
+    """
+    import torch
+
+    from page4d_viewer.model import ModelConfig, Page4D
+
+    torch.manual_seed(seed)
+    model = Page4D(ModelConfig(**{**FEW_LAYERS, **overrides})).double().eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            mask_head = perturb_mask_head and "spatial_mask_head" in name
+            if name.endswith("gamma") or "token" in name or mask_head:
+                parameter.normal_(0.0, 0.5)
+    return model
+
+
+@pytest.fixture(scope="session")
+def few_layer_config() -> dict:
+    """The `FEW_LAYERS` ModelConfig fields (a copy)."""
+    return dict(FEW_LAYERS)
+
+
+@pytest.fixture(scope="session")
+def few_layer_model():
+    """`few_layer_model(seed=0, perturb_mask_head=False, **config)`: see `_few_layer_model`."""
+    return _few_layer_model
+
+
+def _clip_images(frames: int = 3, height: int = 28, width: int = 42, seed: int = 1):
+    """(S, 3, H, W) float64 images in [0, 1], seeded."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(frames, 3, height, width, generator=generator, dtype=torch.float64)
+
+
+@pytest.fixture(scope="session")
+def clip_images():
+    """`clip_images(frames=3, height=28, width=42, seed=1)`: seeded float64 model input."""
+    return _clip_images

@@ -14,51 +14,10 @@ from page4d_viewer.model import PRESETS, ModelConfig, ModelOutput, Page4D, build
 from page4d_viewer.model.layers import RankOneBias, attention_with_bias
 
 # A few-layer layout so each forward pass takes milliseconds.
-SMALL = {
-    "img_size": 56,
-    "embed_dim": 16,
-    "depth": 6,
-    "num_heads": 2,
-    "encoder_depth": 1,
-    "encoder_heads": 2,
-    "camera_heads": 2,
-    "camera_trunk_depth": 1,
-    "camera_iterations": 3,
-    "dpt_features": 8,
-    "dpt_out_channels": (4, 8, 8, 8),
-    "dpt_layers": (1, 2, 4, 5),
-    "mask_after_layer": 1,
-    "masked_layers": (2, 3, 4),
-    "mask_head_hidden": 4,
-    "track_features": 8,
-    "track_hidden": 16,
-    "track_iterations": 2,
-    "track_corr_levels": 2,
-    "track_corr_radius": 1,
-    "track_depth": 1,
-    "track_heads": 2,
-    "track_virtual_tracks": 4,
-}
 QUERIES = torch.tensor([[3.0, 4.0], [20.0, 10.0], [40.0, 27.0]], dtype=torch.float64)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def small_model(seed: int = 0, **overrides: object) -> Page4D:
-    torch.manual_seed(seed)
-    model = Page4D(ModelConfig(**{**SMALL, **overrides})).double().eval()
-    # Larger layer scales and tokens than the init, so that every stage visibly matters.
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("gamma") or "token" in name:
-                parameter.normal_(0.0, 0.5)
-    return model
-
-
-def images(frames: int = 3, height: int = 28, width: int = 42, seed: int = 1) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.rand(frames, 3, height, width, generator=generator, dtype=torch.float64)
 
 
 def assert_outputs_equal(a: ModelOutput, b: ModelOutput) -> None:
@@ -174,10 +133,10 @@ def test_config_without_mask_head_shares_nothing() -> None:
 # ----------------------------------------------------------------------------- forward
 
 
-def test_output_shapes_and_ranges_for_unbatched_input() -> None:
-    model = small_model()
+def test_output_shapes_and_ranges_for_unbatched_input(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     with torch.no_grad():
-        out = model(images(frames=3, height=28, width=42), mask_strength=64.0)
+        out = model(clip_images(frames=3, height=28, width=42), mask_strength=64.0)
     assert out.pose_enc.shape == (1, 3, 9)
     assert len(out.pose_enc_list) == 3 and out.pose_enc_list[-1] is out.pose_enc
     assert out.depth.shape == (1, 3, 28, 42, 1) and out.depth_conf.shape == (1, 3, 28, 42)
@@ -191,10 +150,10 @@ def test_output_shapes_and_ranges_for_unbatched_input() -> None:
     assert out.mask_strength == 64.0
 
 
-def test_tracks_have_the_documented_shapes_and_ranges() -> None:
-    model = small_model()
+def test_tracks_have_the_documented_shapes_and_ranges(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     with torch.no_grad():
-        output = model(images(), mask_strength=64.0, query_points=QUERIES)
+        output = model(clip_images(), mask_strength=64.0, query_points=QUERIES)
     assert output.track.shape == (1, 3, 3, 2)
     assert output.track_vis.shape == output.track_conf.shape == (1, 3, 3)
     assert torch.equal(output.track[0, 0], QUERIES)  # frame 0 is the query itself
@@ -202,7 +161,7 @@ def test_tracks_have_the_documented_shapes_and_ranges() -> None:
     assert bool(((output.track_conf > 0) & (output.track_conf < 1)).all())
     batched = torch.stack((QUERIES, QUERIES + 1.0))
     with torch.no_grad():
-        pair = model(images()[None].expand(2, -1, -1, -1, -1), query_points=batched)
+        pair = model(clip_images()[None].expand(2, -1, -1, -1, -1), query_points=batched)
     assert pair.track.shape == (2, 3, 3, 2)
 
 
@@ -216,43 +175,45 @@ def test_tracks_have_the_documented_shapes_and_ranges() -> None:
         (torch.zeros(3, 2, dtype=torch.int64), "floating-point"),
     ],
 )
-def test_bad_query_points_are_refused(points: torch.Tensor, message: str) -> None:
+def test_bad_query_points_are_refused(
+    clip_images, few_layer_model, points: torch.Tensor, message: str
+) -> None:
     with pytest.raises(Page4DError, match=message):
-        small_model()(images(), query_points=points)
+        few_layer_model()(clip_images(), query_points=points)
 
 
-def test_model_without_track_head_refuses_query_points() -> None:
-    model = small_model(has_track_head=False)
+def test_model_without_track_head_refuses_query_points(clip_images, few_layer_model) -> None:
+    model = few_layer_model(has_track_head=False)
     assert model.track_head is None and not model.track_available
     with pytest.raises(Page4DError, match="no track head"):
-        model(images(), query_points=QUERIES)
+        model(clip_images(), query_points=QUERIES)
 
 
-def test_forward_pair_with_tracks_equals_two_calls() -> None:
-    model = small_model()
+def test_forward_pair_with_tracks_equals_two_calls(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     with torch.no_grad():
-        masked, unmasked = model.forward_pair(images(), 64.0, query_points=QUERIES)
-        assert_outputs_equal(masked, model(images(), 64.0, query_points=QUERIES))
-        assert_outputs_equal(unmasked, model(images(), 0.0, query_points=QUERIES))
+        masked, unmasked = model.forward_pair(clip_images(), 64.0, query_points=QUERIES)
+        assert_outputs_equal(masked, model(clip_images(), 64.0, query_points=QUERIES))
+        assert_outputs_equal(unmasked, model(clip_images(), 0.0, query_points=QUERIES))
         _, cameras_only = model.forward_pair(
-            images(), 64.0, unmasked_geometry=False, query_points=QUERIES
+            clip_images(), 64.0, unmasked_geometry=False, query_points=QUERIES
         )
     assert cameras_only.track is None
 
 
-def test_track_head_does_not_change_a_seeded_initialisation() -> None:
+def test_track_head_does_not_change_a_seeded_initialisation(few_layer_config) -> None:
     torch.manual_seed(5)
-    with_tracker = Page4D(ModelConfig(**SMALL))
+    with_tracker = Page4D(ModelConfig(**few_layer_config))
     torch.manual_seed(5)
-    without = Page4D(ModelConfig(**SMALL, has_track_head=False))
+    without = Page4D(ModelConfig(**few_layer_config, has_track_head=False))
     tracker_free = {k: v for k, v in with_tracker.state_dict().items() if "track_head" not in k}
     assert tracker_free.keys() == without.state_dict().keys()
     assert all(torch.equal(v, without.state_dict()[k]) for k, v in tracker_free.items())
 
 
-def test_batch_items_are_independent() -> None:
-    model = small_model()
-    first, second = images(seed=1), images(seed=2)
+def test_batch_items_are_independent(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
+    first, second = clip_images(seed=1), clip_images(seed=2)
     with torch.no_grad():
         both = model(torch.stack((first, second)), mask_strength=64.0)
         alone = model(second, mask_strength=64.0)
@@ -270,19 +231,21 @@ def test_batch_items_are_independent() -> None:
         ((0, 3, 28, 42), "at least one frame"),
     ],
 )
-def test_bad_input_shapes_are_refused(shape: tuple[int, ...], message: str) -> None:
+def test_bad_input_shapes_are_refused(
+    few_layer_model, shape: tuple[int, ...], message: str
+) -> None:
     with pytest.raises(Page4DError, match=message):
-        small_model()(torch.rand(shape, dtype=torch.float64))
+        few_layer_model()(torch.rand(shape, dtype=torch.float64))
 
 
-def test_integer_images_are_refused() -> None:
+def test_integer_images_are_refused(few_layer_model) -> None:
     with pytest.raises(Page4DError, match="floating-point"):
-        small_model()(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+        few_layer_model()(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
 
 
-def test_mask_strength_only_touches_masked_layers() -> None:
-    model = small_model()
-    clip = images()
+def test_mask_strength_only_touches_masked_layers(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
+    clip = clip_images()
     with torch.no_grad():
         off = model(clip, mask_strength=0.0)
         on = model(clip, mask_strength=64.0)
@@ -292,13 +255,13 @@ def test_mask_strength_only_touches_masked_layers() -> None:
     assert not torch.allclose(weak.pose_enc, on.pose_enc)
 
 
-def test_alpha_zero_is_exactly_vggt() -> None:
+def test_alpha_zero_is_exactly_vggt(few_layer_config, clip_images, few_layer_model) -> None:
     """With the mask off, removing the mask head changes nothing."""
-    model = small_model()
-    vggt = Page4D(ModelConfig(**{**SMALL, "has_mask_head": False})).double().eval()
+    model = few_layer_model()
+    vggt = Page4D(ModelConfig(**{**few_layer_config, "has_mask_head": False})).double().eval()
     state = {k: v for k, v in model.state_dict().items() if "spatial_mask_head" not in k}
     vggt.load_state_dict(state, strict=True)
-    clip = images()
+    clip = clip_images()
     with torch.no_grad():
         ours, theirs = model(clip, 0.0), vggt(clip, 0.0)
     assert torch.equal(ours.pose_enc, theirs.pose_enc)
@@ -306,9 +269,9 @@ def test_alpha_zero_is_exactly_vggt() -> None:
     assert theirs.mask_score is None and not vggt.mask_available
 
 
-def test_no_mask_head_forces_strength_zero() -> None:
-    vggt = small_model(has_mask_head=False)
-    clip = images()
+def test_no_mask_head_forces_strength_zero(clip_images, few_layer_model) -> None:
+    vggt = few_layer_model(has_mask_head=False)
+    clip = clip_images()
     with torch.no_grad():
         forced = vggt(clip, mask_strength=64.0)
         plain = vggt(clip, mask_strength=0.0)
@@ -318,31 +281,31 @@ def test_no_mask_head_forces_strength_zero() -> None:
     assert masked is unmasked and masked.mask_strength == 0.0
 
 
-def test_forward_pair_equals_two_separate_calls() -> None:
-    model = small_model()
-    clip = images(frames=4)
+def test_forward_pair_equals_two_separate_calls(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
+    clip = clip_images(frames=4)
     with torch.no_grad():
         masked, unmasked = model.forward_pair(clip, 64.0)
         assert_outputs_equal(masked, model(clip, 64.0))
         assert_outputs_equal(unmasked, model(clip, 0.0))
 
 
-def test_dpt_chunking_does_not_change_results() -> None:
-    clip = images(frames=5)
+def test_dpt_chunking_does_not_change_results(clip_images, few_layer_model) -> None:
+    clip = clip_images(frames=5)
     with torch.no_grad():
-        whole = small_model(dpt_chunk_frames=8)(clip, 64.0)
-        chunked = small_model(dpt_chunk_frames=2)(clip, 64.0)
+        whole = few_layer_model(dpt_chunk_frames=8)(clip, 64.0)
+        chunked = few_layer_model(dpt_chunk_frames=2)(clip, 64.0)
     # Same arithmetic per frame; only the convolution batching (and so the last bits) differ.
     for name in ("depth", "depth_conf", "world_points", "world_points_conf"):
         torch.testing.assert_close(getattr(chunked, name), getattr(whole, name), rtol=1e-12, atol=0)
     assert torch.equal(whole.pose_enc, chunked.pose_enc)
 
 
-def test_only_head_inputs_are_kept() -> None:
-    model = small_model()
+def test_only_head_inputs_are_kept(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     aggregator = model.aggregator
     with torch.no_grad():
-        state = aggregator.start(images()[None])
+        state = aggregator.start(clip_images()[None])
         aggregator.advance(state, model.config.depth, 64.0)
     assert sorted(state.kept) == [1, 2, 4, 5]
     assert state.kept[5].shape == (1, 3, 5 + 6, 2 * 16)
@@ -351,11 +314,11 @@ def test_only_head_inputs_are_kept() -> None:
 # ----------------------------------------------------------------------------- progress
 
 
-def test_progress_reports_every_stage_in_order() -> None:
-    model = small_model()
+def test_progress_reports_every_stage_in_order(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     calls: list[tuple[str, int, int]] = []
     with torch.no_grad():
-        model(images(), 64.0, progress=lambda *call: calls.append(call))
+        model(clip_images(), 64.0, progress=lambda *call: calls.append(call))
     stages = [stage for stage, _, _ in calls]
     assert stages == ["encoding"] * 1 + ["aggregating"] * 6 + ["heads"] * 3
     assert [done for stage, done, _ in calls if stage == "aggregating"] == list(range(1, 7))
@@ -363,11 +326,11 @@ def test_progress_reports_every_stage_in_order() -> None:
     assert calls[-1] == ("heads", 3, 3)
 
 
-def test_pair_progress_counts_shared_layers_once() -> None:
-    model = small_model()
+def test_pair_progress_counts_shared_layers_once(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     calls: list[tuple[str, int, int]] = []
     with torch.no_grad():
-        model.forward_pair(images(), 64.0, progress=lambda *call: calls.append(call))
+        model.forward_pair(clip_images(), 64.0, progress=lambda *call: calls.append(call))
     aggregating = [(done, total) for stage, done, total in calls if stage == "aggregating"]
     # 2 shared layers, then 4 layers per variant.
     assert aggregating[-1] == (10, 10) and len(aggregating) == 10
@@ -378,8 +341,8 @@ class Cancelled(Exception):
     pass
 
 
-def test_an_exception_from_progress_cancels_the_run() -> None:
-    model = small_model()
+def test_an_exception_from_progress_cancels_the_run(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
     seen: list[int] = []
 
     def cancel_at_third_layer(stage: str, done: int, total: int) -> None:
@@ -389,7 +352,7 @@ def test_an_exception_from_progress_cancels_the_run() -> None:
                 raise Cancelled
 
     with pytest.raises(Cancelled), torch.no_grad():
-        model.forward_pair(images(), 64.0, progress=cancel_at_third_layer)
+        model.forward_pair(clip_images(), 64.0, progress=cancel_at_third_layer)
     assert seen == [1, 2, 3]
 
 
@@ -438,10 +401,10 @@ def test_autocast_for() -> None:
         assert layer(x).dtype == torch.float32
 
 
-def test_model_runs_under_bf16_autocast_with_float32_heads() -> None:
-    model = small_model().float()
+def test_model_runs_under_bf16_autocast_with_float32_heads(clip_images, few_layer_model) -> None:
+    model = few_layer_model().float()
     with torch.no_grad(), autocast_for(torch.device("cpu"), torch.bfloat16):
-        out = model(images().float(), 64.0)
+        out = model(clip_images().float(), 64.0)
     assert out.depth.dtype == torch.float32 and out.pose_enc.dtype == torch.float32
     assert torch.isfinite(out.world_points).all()
 
@@ -468,9 +431,9 @@ def test_rank_one_bias_equals_explicit_softmax() -> None:
     assert torch.equal(actual[:, :, unweighted], plain[:, :, unweighted])
 
 
-def test_forward_pair_can_skip_unmasked_geometry() -> None:
-    model = small_model()
-    clip = images()
+def test_forward_pair_can_skip_unmasked_geometry(clip_images, few_layer_model) -> None:
+    model = few_layer_model()
+    clip = clip_images()
     calls: list[tuple[str, int, int]] = []
     with torch.no_grad():
         masked, unmasked = model.forward_pair(
@@ -484,10 +447,10 @@ def test_forward_pair_can_skip_unmasked_geometry() -> None:
     assert calls[-1] == ("heads", 4, 4)
 
 
-def test_model_runs_with_bfloat16_weights() -> None:
+def test_model_runs_with_bfloat16_weights(clip_images, few_layer_model) -> None:
     """load_checkpoint(dtype=torch.bfloat16) gives such a model: everything stays bf16."""
-    model = small_model().to(torch.bfloat16)
+    model = few_layer_model().to(torch.bfloat16)
     with torch.no_grad():
-        masked, unmasked = model.forward_pair(images(), 64.0)
+        masked, unmasked = model.forward_pair(clip_images(), 64.0)
     assert masked.depth.dtype == torch.bfloat16 and masked.mask_score.dtype == torch.bfloat16
     assert torch.isfinite(masked.world_points).all() and torch.isfinite(unmasked.pose_enc).all()

@@ -17,43 +17,10 @@ from page4d_viewer.model.attention import (
 )
 from page4d_viewer.model.layers import apply_rotary, patch_positions, rotary_tables
 
-LAYOUT = {
-    "img_size": 56,
-    "embed_dim": 16,
-    "depth": 6,
-    "num_heads": 2,
-    "encoder_depth": 1,
-    "encoder_heads": 2,
-    "camera_heads": 2,
-    "camera_trunk_depth": 1,
-    "camera_iterations": 2,
-    "dpt_features": 8,
-    "dpt_out_channels": (4, 8, 8, 8),
-    "dpt_layers": (1, 2, 4, 5),
-    "mask_after_layer": 1,
-    "masked_layers": (2, 3, 4),
-    "mask_head_hidden": 4,
-    "has_track_head": False,
-}
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-def tiny_model(seed: int = 0) -> Page4D:
-    torch.manual_seed(seed)
-    model = Page4D(ModelConfig(**LAYOUT)).double().eval()
-    # Larger layer scales, tokens and mask weights than the init, so attention is far from
-    # uniform and the mask score spreads over its range.
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("gamma") or "token" in name or "spatial_mask_head" in name:
-                parameter.normal_(0.0, 0.5)
-    return model
-
-
-def images(frames: int = 3, height: int = 28, width: int = 42) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(1)
-    return torch.rand(frames, 3, height, width, generator=generator, dtype=torch.float64)
+# The conftest few-layer network, with its mask head drawn wide too so the bias matters.
+ATTENTION_MODEL = {"camera_iterations": 2, "has_track_head": False, "perturb_mask_head": True}
 
 
 def capture_global_blocks(
@@ -114,8 +81,10 @@ def brute_force_rows(
 
 
 @pytest.mark.parametrize("strength", [0.0, 64.0])
-def test_camera_attention_matches_a_brute_force_softmax(strength: float) -> None:
-    model, clip = tiny_model(), images()
+def test_camera_attention_matches_a_brute_force_softmax(
+    clip_images, few_layer_model, strength: float
+) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL), clip_images()
     with torch.no_grad():
         output = model(clip, strength, return_attention=True)
     blocks = capture_global_blocks(model, clip, strength)
@@ -152,8 +121,8 @@ def test_camera_attention_matches_a_brute_force_softmax(strength: float) -> None
     torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-12)
 
 
-def test_pair_records_each_variant_and_matches_single_passes() -> None:
-    model, clip = tiny_model(), images()
+def test_pair_records_each_variant_and_matches_single_passes(clip_images, few_layer_model) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL), clip_images()
     request = AttentionRequest(layers=(2, 4), query_frames=(0, 2), feature_layers=(1, 4))
     with torch.no_grad():
         masked, unmasked = model.forward_pair(
@@ -171,8 +140,8 @@ def test_pair_records_each_variant_and_matches_single_passes() -> None:
     assert torch.equal(masked.inspection.feature_pca[:, 0], unmasked.inspection.feature_pca[:, 0])
 
 
-def test_query_frame_subset_is_a_slice_of_all_frames() -> None:
-    model, clip = tiny_model(), images()
+def test_query_frame_subset_is_a_slice_of_all_frames(clip_images, few_layer_model) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL), clip_images()
     with torch.no_grad():
         full = model(clip, 64.0, return_attention=True).inspection
         part = model(clip, 64.0, return_attention=AttentionRequest(query_frames=(1,))).inspection
@@ -181,8 +150,8 @@ def test_query_frame_subset_is_a_slice_of_all_frames() -> None:
     torch.testing.assert_close(part.attention_special, full.attention_special[:, :, 1:2])
 
 
-def test_mask_steers_camera_attention_away_from_low_scores() -> None:
-    model, clip = tiny_model(), images()
+def test_mask_steers_camera_attention_away_from_low_scores(clip_images, few_layer_model) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL), clip_images()
     with torch.no_grad():
         masked, unmasked = model.forward_pair(clip, 64.0, return_attention=True)
     low = (masked.mask_score < 0)[:, None, None]  # (1, 1, 1, S, h, w) over key patches
@@ -190,8 +159,8 @@ def test_mask_steers_camera_attention_away_from_low_scores() -> None:
     assert on_low[0] < on_low[1]
 
 
-def test_plain_inference_is_unchanged_and_records_nothing() -> None:
-    model, clip = tiny_model(), images()
+def test_plain_inference_is_unchanged_and_records_nothing(clip_images, few_layer_model) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL), clip_images()
     with torch.no_grad():
         plain = model(clip, 64.0)
         inspected = model(clip, 64.0, return_attention=True)
@@ -210,9 +179,11 @@ def test_plain_inference_is_unchanged_and_records_nothing() -> None:
         ("yes", "bool or an AttentionRequest"),
     ],
 )
-def test_bad_requests_are_refused(request_: object, message: str) -> None:
+def test_bad_requests_are_refused(
+    clip_images, few_layer_model, request_: object, message: str
+) -> None:
     with pytest.raises(Page4DError, match=message):
-        tiny_model()(images(), 64.0, return_attention=request_)
+        few_layer_model(**ATTENTION_MODEL)(clip_images(), 64.0, return_attention=request_)
 
 
 def test_default_layers_follow_the_config() -> None:
@@ -247,8 +218,8 @@ def test_feature_pca_matches_numpy_svd() -> None:
     assert difference.max() <= 1
 
 
-def test_bf16_autocast_still_gives_float32_probabilities() -> None:
-    model, clip = tiny_model().float(), images().float()
+def test_bf16_autocast_still_gives_float32_probabilities(clip_images, few_layer_model) -> None:
+    model, clip = few_layer_model(**ATTENTION_MODEL).float(), clip_images().float()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         inspection = model(clip, 64.0, return_attention=True).inspection
     assert inspection.attention.dtype == torch.float32
