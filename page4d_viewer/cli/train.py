@@ -119,6 +119,13 @@ def _add_correspondence_options(parser: argparse.ArgumentParser, defaults: Train
         help="share of the track queries drawn on moving objects",
     )
     parser.add_argument(
+        "--train-only",
+        nargs="+",
+        default=list(defaults.train_only),
+        metavar="MODULE",
+        help="train only these top-level modules (e.g. track_head) and freeze the rest",
+    )
+    parser.add_argument(
         "--mask-strength-sampling",
         choices=MASK_STRENGTH_SAMPLING,
         default=defaults.mask_strength_sampling,
@@ -159,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         track_queries=args.track_queries,
         track_moving_fraction=args.track_moving_fraction,
         mask_strength_sampling=args.mask_strength_sampling,
+        train_only=tuple(args.train_only),
     )
 
 

@@ -51,9 +51,17 @@ _BANDS: dict[str, tuple[float, float]] = {
     "model": (0.15, 0.97),
     "converting": (0.97, 1.0),
 }
+# With tracks the tracker's forward pass (after converting) is about as long as the
+# reconstruction's.
+_BANDS_WITH_TRACKS = {
+    **_BANDS,
+    "model": (0.15, 0.55),
+    "converting": (0.55, 0.57),
+    "tracking": (0.57, 1.0),
+}
 # Share of the network's time per stage it reports (rough CPU/GPU average; only the bar
 # uses it). Stages interleave in forward_pair, so the bar sums them instead of ordering them.
-_MODEL_STAGE_WEIGHTS = {"encoding": 0.25, "aggregating": 0.6, "heads": 0.15}
+MODEL_STAGE_WEIGHTS = {"encoding": 0.25, "aggregating": 0.6, "heads": 0.15}
 
 
 @dataclass
@@ -128,6 +136,7 @@ def predict(
     sampling: FrameSampling | None = None,
     ground_truth: str | os.PathLike[str] | None = AUTO_GROUND_TRUTH,
     attention: bool | AttentionRequest = False,
+    tracks: int = 0,
 ) -> Reconstruction:
     """Run the network on a clip and return the Reconstruction with both mask variants.
 
@@ -156,6 +165,9 @@ def predict(
             middle and last masked layer, every frame's camera token as query) and the patch
             feature PCA (mask layer and last masked layer); an ``AttentionRequest`` chooses
             the layers and query frames. False (default) computes none of it.
+        tracks: also follow this many query pixels through the clip with the track head
+            (``inference/tracking.py``): seeded on the patches the mask calls moving, the rest
+            spread over static ones. One more forward pass; 0 (default) skips the tracker.
 
     Returns:
         The Reconstruction, with timings per stage (seconds) in its metadata.
@@ -164,9 +176,12 @@ def predict(
         Page4DError: bad source, options or strength (one line).
     """
     # Over 60 lines only through its docstring: the body is the stages in order, ~30 lines.
+    from page4d_viewer.inference import tracking
     from page4d_viewer.model.preprocess import preprocess
 
-    report = _Reporter(progress)
+    if tracking.check_track_count(tracks):
+        tracking.require_track_head(model)
+    report = _Reporter(progress, _BANDS_WITH_TRACKS if tracks else _BANDS)
     info = _model_info(model, checkpoint_info)
     strength = _effective_strength(mask_strength, info, model)
     timings: dict[str, float] = {}
@@ -190,6 +205,15 @@ def predict(
     metadata = _metadata(info, model, clip, prepared.mapping, mode, strength, run, timings)
     recon = _to_reconstruction(run.masked, run.unmasked, prepared.frames, metadata)
     timings["convert"] = time.perf_counter() - started
+    if tracks:
+        recon = tracking.add_tracks(
+            model,
+            recon,
+            tracking.automatic_seeds(recon, tracks),
+            device=device,
+            precision=precision,
+            progress=lambda fraction, message: report.stage("tracking", fraction, message),
+        )
     recon = _attach_ground_truth(recon, clip, ground_truth)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
@@ -460,12 +484,15 @@ def _synchronize(torch_device: torch.device) -> None:
 class _Reporter:
     """Maps stage progress onto one 0..1 fraction for the caller's callback."""
 
-    def __init__(self, callback: ProgressFn | None) -> None:
+    def __init__(
+        self, callback: ProgressFn | None, bands: dict[str, tuple[float, float]] = _BANDS
+    ) -> None:
         self._callback = callback
+        self._bands = bands
         self._last = 0.0
 
     def stage(self, stage: str, within: float, message: str) -> None:
-        low, high = _BANDS[stage]
+        low, high = self._bands[stage]
         # Never go backwards, whatever order the stages report in.
         fraction = max(self._last, low + (high - low) * min(max(within, 0.0), 1.0))
         self._last = fraction
@@ -490,7 +517,7 @@ class _Reporter:
                 clock["stage"], clock["since"] = stage, now
             finished[stage] = done / max(total, 1)
             within = sum(
-                _MODEL_STAGE_WEIGHTS.get(name, 0.0) * part for name, part in finished.items()
+                MODEL_STAGE_WEIGHTS.get(name, 0.0) * part for name, part in finished.items()
             )
             self.stage("model", within, f"{stage} ({done}/{total})")
             if done == total:

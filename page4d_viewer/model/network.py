@@ -251,6 +251,48 @@ class Page4D(nn.Module):
         unmasked.inspection = _finish_inspection(unmasked_state)
         return masked, unmasked
 
+    def track(
+        self,
+        images: Tensor,
+        query_points: Tensor,
+        query_frame: int = 0,
+        mask_strength: float = 0.0,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Follow query pixels of any frame through the clip.
+
+        The tracker follows queries of the first input frame, so the clip is run with
+        ``query_frame`` moved to the front (as VGGT's demo does) and the tracks are put back
+        in the clip's order. This is one full forward pass.
+
+        Args:
+            images: (S, 3, H, W) or (B, S, 3, H, W) RGB in [0, 1].
+            query_points: (N, 2) or (B, N, 2) pixel (x, y) on frame ``query_frame``.
+            query_frame: frame position (0..S-1) the queries lie on.
+            mask_strength, progress: as in `forward`.
+
+        Returns:
+            track (B, S, N, 2) pixel (x, y), visibility (B, S, N) and confidence (B, S, N)
+            probabilities, in the clip's frame order.
+
+        Raises:
+            Page4DError: bad images, query points or frame, or no track head.
+        """
+        images = self._prepare(images)
+        frames = images.shape[1]
+        if not 0 <= int(query_frame) < frames:
+            raise Page4DError(f"query frame {query_frame} is out of range (0..{frames - 1})")
+        order = [int(query_frame)] + [i for i in range(frames) if i != int(query_frame)]
+        restore = torch.argsort(torch.tensor(order)).to(images.device)
+        output = self.forward(images[:, order], mask_strength, progress, query_points=query_points)
+        assert output.track is not None and output.track_vis is not None
+        assert output.track_conf is not None
+        return (
+            output.track[:, restore],
+            output.track_vis[:, restore],
+            output.track_conf[:, restore],
+        )
+
     def _prepare(self, images: Tensor) -> Tensor:
         if not isinstance(images, Tensor) or not images.is_floating_point():
             raise Page4DError("model input must be a floating-point tensor of RGB in [0, 1]")

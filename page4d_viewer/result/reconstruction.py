@@ -34,14 +34,16 @@ from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file
     Cameras,
 )
 from page4d_viewer.result.inspection import InsideTheModel
+from page4d_viewer.result.tracks import Tracks
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it.
 
 1: the geometry, cameras, mask score and ground truth. 2: adds the optional camera-token
-attention and feature PCA (``result/inspection.py``); version-1 files load without them.
+attention and feature PCA (``result/inspection.py``). 3: adds the optional point tracks
+(``result/tracks.py``). Older files load without what they lack.
 """
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -150,6 +152,7 @@ class Reconstruction:
         attention_query_frames: the S_query frame positions whose camera token is the query.
         feature_pca: (L_f, S, h, w, 3) uint8 patch-token PCA as RGB, or None.
         feature_layers: the L_f layers of ``feature_pca`` (empty without it).
+        tracks: point tracks through the S frames (``result/tracks.py``), or None.
     """
 
     images: np.ndarray
@@ -168,6 +171,7 @@ class Reconstruction:
     attention_query_frames: list[int] = field(default_factory=list)
     feature_pca: np.ndarray | None = None
     feature_layers: list[int] = field(default_factory=list)
+    tracks: Tracks | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -210,6 +214,8 @@ class Reconstruction:
         self.cameras = {name: self.cameras[name] for name in VARIANTS if name in self.cameras}
         grid = None if self.mask_score is None else self.mask_score.shape[1:]
         self._set_inside(self.inside.checked(frames, grid))
+        if self.tracks is not None and self.tracks.num_frames != frames:
+            raise ValueError(f"tracks have {self.tracks.num_frames} frames, images have {frames}")
 
     @property
     def inside(self) -> InsideTheModel:
@@ -348,6 +354,7 @@ class Reconstruction:
             gt_depth=optional(self.gt_depth),
             gt_dynamic_mask=optional(self.gt_dynamic_mask),
             **_inside_fields(self.inside.select_frames(frames)),
+            tracks=None if self.tracks is None else self.tracks.select_frames(frames),
         )
 
     def timestamps(self) -> np.ndarray:
@@ -393,6 +400,8 @@ class Reconstruction:
         if self.gt_dynamic_mask is not None:
             arrays["gt_dynamic_mask"] = self.gt_dynamic_mask
         arrays.update(self.inside.to_arrays())
+        if self.tracks is not None:
+            arrays.update(self.tracks.to_arrays())
         for name, cameras in self.cameras.items():
             arrays[f"cameras.{name}.extrinsics"] = cameras.extrinsics
             arrays[f"cameras.{name}.intrinsics"] = cameras.intrinsics
@@ -458,6 +467,7 @@ class Reconstruction:
                 gt_depth=arrays.get("gt_depth"),
                 gt_dynamic_mask=arrays.get("gt_dynamic_mask"),
                 **_inside_fields(InsideTheModel.from_arrays(arrays)),
+                tracks=Tracks.from_arrays(arrays),
             )
         except (ValueError, TypeError, KeyError) as error:
             detail = " ".join(str(error).split())

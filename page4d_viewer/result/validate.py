@@ -79,6 +79,11 @@ ARRAYS: dict[str, ArraySpec] = {
     "attention_query_frames": ArraySpec("iu", ("Q",)),
     "feature_pca": ArraySpec("u", ("F", "S", "h", "w", 3)),
     "feature_layers": ArraySpec("iu", ("F",)),
+    # Point tracks (result/tracks.py): N tracks; present together, checked by Tracks once read.
+    "track_xy": ArraySpec("f", ("S", "N", 2), finite=True),
+    "track_visibility": ArraySpec("f", ("S", "N")),
+    "track_confidence": ArraySpec("f", ("S", "N")),
+    "track_query_frame": ArraySpec("iu", ("N",)),
 }
 """Every array a result file may hold. Unknown names (a newer writer's) are read and ignored."""
 

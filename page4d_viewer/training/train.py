@@ -89,6 +89,8 @@ class TrainConfig:
         mask_strength_sampling: "fixed": alpha follows the mask schedule (64 by default);
             "binary": each step draws alpha from {0, schedule value}; "uniform": each step
             draws alpha uniformly in [0, schedule value]. Draws are a function of (seed, step).
+        train_only: top-level module names (e.g. ("track_head",)) whose parameters are
+            trained; every other parameter is frozen. Empty (default): train everything.
     """
 
     out_dir: Path
@@ -120,6 +122,7 @@ class TrainConfig:
     track_queries: int = 64
     track_moving_fraction: float = 0.5
     mask_strength_sampling: str = "fixed"
+    train_only: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -144,6 +147,9 @@ class TrainConfig:
             )
         if self.track_queries < 0 or not 0.0 <= self.track_moving_fraction <= 1.0:
             raise TrainingError("need track_queries >= 0 and 0 <= track_moving_fraction <= 1")
+        self.train_only = tuple(self.train_only)
+        if "track_head" in self.train_only and self.loss_weights.track <= 0:
+            raise TrainingError("--train-only track_head needs --track-loss-weight > 0")
 
     def to_json(self) -> str:
         """The configuration as JSON (paths as strings), for checkpoints and metadata."""
@@ -375,8 +381,9 @@ def _start_or_resume(
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
     """The model and optimiser, resumed from ``checkpoint_path`` when it exists; the step."""
     model = build_training_model(config).to(device)
+    trainable = freeze_all_but(model, config.train_only)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
     )
     step = 0
     if checkpoint_path.exists():
@@ -386,6 +393,29 @@ def _start_or_resume(
         load_initial_weights(model, config.init_weights)
         LOGGER.info("starting from the weights of %s", config.init_weights)
     return model, optimizer, step
+
+
+def freeze_all_but(model: torch.nn.Module, modules: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter outside the named top-level modules; the trainable ones.
+
+    With the backbone frozen its forward pass builds no autograd graph, so training a new head
+    (the tracker on the shipped weights) costs little more than inference of the rest.
+
+    Raises:
+        TrainingError: a name is not a top-level module of the model.
+    """
+    if not modules:
+        return list(model.parameters())
+    known = dict(model.named_children())
+    unknown = [name for name in modules if known.get(name) is None]
+    if unknown:
+        raise TrainingError(
+            f"--train-only: {', '.join(unknown)} is not a module of this model "
+            f"(it has {', '.join(name for name, child in known.items() if child is not None)})"
+        )
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.split(".", 1)[0] in modules)
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
 def _train_step(
@@ -406,7 +436,8 @@ def _train_step(
     losses = page4d_loss(output, targets, config.loss_weights, capture.tracks)
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
     optimizer.step()
     values = {name: float(value.detach()) for name, value in losses.items()}
     values["track_px"], values["still_px"] = 0.0, 0.0

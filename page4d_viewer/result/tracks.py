@@ -1,0 +1,311 @@
+"""Point tracks of a Reconstruction: where query pixels go, in 2-D and lifted to 3-D.
+
+Torch-free. The track head follows query pixels through the clip in image space; a track is
+one query's pixel position, visibility and confidence in every frame. Its 3-D path is the
+reconstruction's own geometry read at those pixels (`lift`), so the viewer, the GLB and the
+CSV show the same points as the point cloud, from any point source.
+
+Pixel convention (the model's and the synthetic ground truth's): pixel (row i, column j) has
+its centre at (x, y) = (j, i), so (0, 0) is the centre of the first pixel.
+
+In the file (format version 3, all optional): ``track_xy`` (S, N, 2) float32,
+``track_visibility`` and ``track_confidence`` (S, N) float16, ``track_query_frame`` (N,) int64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from page4d_viewer import geometry
+from page4d_viewer.result.mask import dynamic_probability, patch_index
+from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
+
+if TYPE_CHECKING:
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+VISIBLE_THRESHOLD = 0.5
+"""A track point counts as visible when its visibility probability is at least this."""
+
+# float16 rounding of a probability stays within this of [0, 1]
+_PROBABILITY_SLACK = 1e-3
+
+
+@dataclass
+class Tracks:
+    """N point tracks through S frames.
+
+    Attributes:
+        xy: (S, N, 2) float32 pixel (x, y) of each track in each frame, model-input pixels.
+        visibility: (S, N) float32 probability that the point is visible in the frame.
+        confidence: (S, N) float32 probability that the position is right.
+        query_frame: (N,) int64 frame position (0..S-1) each track was seeded on.
+    """
+
+    xy: np.ndarray
+    visibility: np.ndarray
+    confidence: np.ndarray
+    query_frame: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.xy = np.asarray(self.xy, dtype=np.float32)
+        if self.xy.ndim != 3 or self.xy.shape[-1] != 2:
+            raise ValueError(f"track xy must be (S, N, 2), got {self.xy.shape}")
+        frames, count = self.xy.shape[:2]
+        self.visibility = _probabilities("track visibility", self.visibility, (frames, count))
+        self.confidence = _probabilities("track confidence", self.confidence, (frames, count))
+        self.query_frame = np.asarray(self.query_frame).astype(np.int64, copy=False)
+        if self.query_frame.shape != (count,):
+            raise ValueError(f"track query_frame must be ({count},), got {self.query_frame.shape}")
+        if count and (self.query_frame.min() < 0 or self.query_frame.max() >= frames):
+            raise ValueError(f"track query_frame must lie in 0..{frames - 1}")
+        if not np.isfinite(self.xy).all():
+            raise ValueError("track xy holds NaN or infinite values")
+
+    @property
+    def num_frames(self) -> int:
+        """S."""
+        return int(self.xy.shape[0])
+
+    @property
+    def num_tracks(self) -> int:
+        """N."""
+        return int(self.xy.shape[1])
+
+    @property
+    def query_xy(self) -> np.ndarray:
+        """(N, 2) pixel of each track on its query frame."""
+        return self.xy[self.query_frame, np.arange(self.num_tracks)]
+
+    def visible(self, threshold: float = VISIBLE_THRESHOLD) -> np.ndarray:
+        """(S, N) bool: visible with at least ``threshold`` probability."""
+        return self.visibility >= threshold
+
+    def concat(self, other: Tracks) -> Tracks:
+        """These tracks followed by ``other``'s (same frames)."""
+        if other.num_frames != self.num_frames:
+            raise ValueError(f"tracks of {other.num_frames} frames cannot join {self.num_frames}")
+        return Tracks(
+            np.concatenate([self.xy, other.xy], axis=1),
+            np.concatenate([self.visibility, other.visibility], axis=1),
+            np.concatenate([self.confidence, other.confidence], axis=1),
+            np.concatenate([self.query_frame, other.query_frame]),
+        )
+
+    def select_frames(self, frames: np.ndarray) -> Tracks | None:
+        """The tracks seeded on one of ``frames`` (0-based positions), on those frames only.
+
+        Returns None when no track was seeded on a kept frame.
+        """
+        frames = np.asarray(frames, dtype=np.int64)
+        new_position = {int(old): new for new, old in enumerate(frames.tolist())}
+        keep = np.array([int(q) in new_position for q in self.query_frame], dtype=bool)
+        if not keep.any():
+            return None
+        return Tracks(
+            self.xy[frames][:, keep],
+            self.visibility[frames][:, keep],
+            self.confidence[frames][:, keep],
+            np.array([new_position[int(q)] for q in self.query_frame[keep]], dtype=np.int64),
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The file's arrays (see the module docstring)."""
+        return {
+            "track_xy": self.xy,
+            "track_visibility": self.visibility.astype(np.float16),
+            "track_confidence": self.confidence.astype(np.float16),
+            "track_query_frame": self.query_frame,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Tracks | None:
+        """Inverse of `to_arrays`; None when the file holds no tracks (versions 1 and 2)."""
+        if "track_xy" not in arrays:
+            return None
+        return cls(
+            arrays["track_xy"],
+            arrays["track_visibility"],
+            arrays["track_confidence"],
+            arrays["track_query_frame"],
+        )
+
+
+def _probabilities(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != shape:
+        raise ValueError(f"{name} must be {shape}, got {values.shape}")
+    if not np.isfinite(values).all() or values.min(initial=0) < -_PROBABILITY_SLACK:
+        raise ValueError(f"{name} must hold probabilities in [0, 1]")
+    if values.max(initial=0) > 1 + _PROBABILITY_SLACK:
+        raise ValueError(f"{name} must hold probabilities in [0, 1]")
+    return np.clip(values, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------- 3-D paths
+
+
+def pixel_of(xy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest pixel (rows, cols) of pixel positions (x, y), and whether each is inside.
+
+    Args:
+        xy: (..., 2) pixel (x, y).
+        image_hw: (H, W).
+
+    Returns:
+        rows, cols (...) int64 clamped into the image; inside (...) bool.
+    """
+    height, width = image_hw
+    cols = np.rint(xy[..., 0]).astype(np.int64)
+    rows = np.rint(xy[..., 1]).astype(np.int64)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside
+
+
+def lift(recon: Reconstruction, source: str = "points") -> np.ndarray:
+    """3-D path of every track: the source's world point at the track's pixel in each frame.
+
+    Nearest pixel, not bilinear: at an object's edge a blend of foreground and background
+    points lies in neither.
+
+    Args:
+        recon: a Reconstruction with tracks.
+        source: a point source of `result.points` ("points", "depth_masked", ...).
+
+    Returns:
+        (S, N, 3) float32 world points; NaN where the track leaves the image, where the
+        source has no point (depth <= 0) or where the geometry is not finite.
+    """
+    from page4d_viewer.result.points import source_variant
+
+    tracks = _require_tracks(recon)
+    variant = source_variant(source)
+    rows, cols, inside = pixel_of(tracks.xy, recon.image_hw)
+    frames = np.arange(recon.num_frames)[:, None]
+    if variant is None:
+        positions = recon.points[frames, rows, cols].astype(np.float64)
+    else:
+        cameras = recon.camera_variant(variant)
+        depth = recon.depth[frames, rows, cols].astype(np.float64)
+        intrinsics = cameras.intrinsics[:, None]
+        camera_points = np.stack(
+            [
+                (cols - intrinsics[..., 0, 2]) / intrinsics[..., 0, 0] * depth,
+                (rows - intrinsics[..., 1, 2]) / intrinsics[..., 1, 1] * depth,
+                depth,
+            ],
+            axis=-1,
+        )
+        positions = geometry.transform_points(
+            geometry.invert_rigid(cameras.extrinsics), camera_points
+        )
+        inside &= depth > 0
+    positions = np.where(inside[..., None], positions, np.nan)
+    positions[~np.isfinite(positions).all(axis=-1)] = np.nan
+    return positions.astype(np.float32)
+
+
+def query_dynamic_probability(recon: Reconstruction) -> np.ndarray:
+    """(N,) dynamic probability of the mask patch under each track's query pixel.
+
+    Zeros when the result has no mask (every track then counts as static).
+    """
+    tracks = _require_tracks(recon)
+    if recon.mask_score is None:
+        return np.zeros(tracks.num_tracks, dtype=np.float32)
+    height, width = recon.image_hw
+    grid_h, grid_w = recon.mask_score.shape[1:]
+    rows, cols, _ = pixel_of(tracks.query_xy, recon.image_hw)
+    probability = dynamic_probability(recon.mask_score)
+    return probability[
+        tracks.query_frame, patch_index(rows, height, grid_h), patch_index(cols, width, grid_w)
+    ]
+
+
+def moving_tracks(recon: Reconstruction, threshold: float = DEFAULT_MASK_THRESHOLD) -> np.ndarray:
+    """(N,) bool: the track was seeded on a patch whose dynamic probability is >= threshold."""
+    return query_dynamic_probability(recon) >= threshold
+
+
+def _require_tracks(recon: Reconstruction) -> Tracks:
+    if recon.tracks is None:
+        from page4d_viewer.errors import Page4DError
+
+        raise Page4DError("this result has no point tracks (run with tracks to add them)")
+    return recon.tracks
+
+
+# ---------------------------------------------------------------------------------- seeding
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Query pixels on one frame.
+
+    Attributes:
+        frame: frame position the queries lie on.
+        xy: (N, 2) float32 pixel (x, y).
+    """
+
+    frame: int
+    xy: np.ndarray
+
+
+def seed_queries(
+    mask_score: np.ndarray | None,
+    image_hw: tuple[int, int],
+    count: int,
+    threshold: float = DEFAULT_MASK_THRESHOLD,
+    moving_share: float = 0.75,
+) -> Seeds:
+    """Automatic query pixels: patch centres, most on what the mask calls moving.
+
+    The query frame is the one with the most patches at or above ``threshold`` (the first
+    frame when there is no mask or nothing moves). Up to ``moving_share`` of the queries go on
+    its moving patches, highest dynamic probability first; the rest are spread evenly over
+    its static patches, so the viewer can show moving and static tracks side by side.
+
+    Args:
+        mask_score: (S, h, w) mask scores, or None.
+        image_hw: (H, W) model-input pixels.
+        count: number of queries wanted (fewer when the frame has fewer patches).
+        threshold: dynamic probability at which a patch counts as moving.
+        moving_share: the share of queries reserved for moving patches.
+
+    Returns:
+        The query frame and (N, 2) pixel centres of the chosen patches, N <= count.
+    """
+    if count < 1:
+        raise ValueError(f"the number of tracks must be at least 1, got {count}")
+    height, width = image_hw
+    if mask_score is None:
+        grid = _static_grid(height, width, count)
+        return Seeds(0, grid)
+    probability = dynamic_probability(mask_score)
+    moving = probability >= threshold
+    frame = int(np.argmax(moving.reshape(len(moving), -1).sum(axis=1)))
+    grid_h, grid_w = probability.shape[1:]
+    order = np.argsort(-probability[frame].reshape(-1), kind="stable")
+    moving_flat = moving[frame].reshape(-1)
+    moving_cells = order[moving_flat[order]][: int(round(count * moving_share))]
+    static_cells = np.flatnonzero(~moving_flat)
+    wanted = count - len(moving_cells)
+    if wanted < len(static_cells):
+        static_cells = static_cells[np.linspace(0, len(static_cells) - 1, wanted).astype(int)]
+    cells = np.concatenate([moving_cells, static_cells[:wanted]])
+    rows, cols = np.divmod(cells, grid_w)
+    centre_x = (cols + 0.5) * width / grid_w - 0.5
+    centre_y = (rows + 0.5) * height / grid_h - 0.5
+    return Seeds(frame, np.stack([centre_x, centre_y], axis=-1).astype(np.float32))
+
+
+def _static_grid(height: int, width: int, count: int) -> np.ndarray:
+    """About ``count`` pixels on an even grid with the image's aspect ratio."""
+    across = max(1, int(round(np.sqrt(count * width / height))))
+    down = max(1, int(np.ceil(count / across)))
+    xs = (np.arange(across) + 0.5) * width / across - 0.5
+    ys = (np.arange(down) + 0.5) * height / down - 0.5
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    return grid[:count].astype(np.float32)
