@@ -265,7 +265,18 @@ def test_held_out_track_errors_score_a_model_against_a_still_guess(tmp_path) -> 
 
     model = build_training_model(_micro_config(tmp_path)).eval()
     scores = held_out_track_errors(model, [9_000_100], num_frames=3, stride=2, count=16)
-    assert set(scores) == {"epe", "still_epe", "within_2px", "still_within_2px"}
+    assert set(scores) == {
+        "epe",
+        "median_epe",
+        "still_epe",
+        "still_median_epe",
+        "within_2px",
+        "still_within_2px",
+        "visibility_accuracy",
+        "visible_share",
+    }
     assert scores["still_epe"] > 0 and 0 <= scores["within_2px"] <= 1
+    assert 0 < scores["still_median_epe"] <= 2 * scores["still_epe"]
+    assert 0 <= scores["visibility_accuracy"] <= 1 and 0 < scores["visible_share"] <= 1
     with pytest.raises(Page4DError, match="training"):
         held_out_track_errors(model, [5], num_frames=3, stride=2, count=16)

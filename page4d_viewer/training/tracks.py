@@ -172,15 +172,18 @@ def held_out_track_errors(
     frame 0, half of them on movers when there are enough, drawn with the seed.
 
     Returns:
-        Means over visible points of frames 1..: ``epe`` (pixels), ``still_epe`` (pixels of
-        predicting no motion), ``within_2px`` and ``still_within_2px`` (shares).
+        Over visible points of frames 1..: ``epe`` and ``median_epe`` (pixels), the same for
+        predicting no motion (``still_epe``, ``still_median_epe``), ``within_2px`` and
+        ``still_within_2px`` (shares). Over all points of frames 1..: ``visibility_accuracy``
+        (share where "visibility >= 0.5" agrees with the truth) and ``visible_share`` (the
+        truth's share of visible points: the accuracy of always answering "visible").
     """
     from page4d_viewer.errors import Page4DError
     from page4d_viewer.training.data import FIRST_EVAL_SEED, PATCH_SIZE, render_clip
 
     width = model.config.img_size
     image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
-    errors, still = [], []
+    errors, still, agree, truth_visible = [], [], [], []
     for seed in seeds:
         if seed < FIRST_EVAL_SEED:
             raise Page4DError(f"seed {seed} may have been used in training")
@@ -200,10 +203,16 @@ def held_out_track_errors(
         predicted = output.track[0, 1:].numpy()
         errors.append(np.linalg.norm(predicted - tracks[1:], axis=-1)[seen])
         still.append(np.linalg.norm(queries[None] - tracks[1:], axis=-1)[seen])
+        agree.append((output.track_vis[0, 1:].numpy() >= 0.5) == seen)
+        truth_visible.append(seen)
     error, still_error = np.concatenate(errors), np.concatenate(still)
     return {
         "epe": float(error.mean()),
+        "median_epe": float(np.median(error)),
         "still_epe": float(still_error.mean()),
+        "still_median_epe": float(np.median(still_error)),
         "within_2px": float((error < 2).mean()),
         "still_within_2px": float((still_error < 2).mean()),
+        "visibility_accuracy": float(np.concatenate([a.ravel() for a in agree]).mean()),
+        "visible_share": float(np.concatenate([v.ravel() for v in truth_visible]).mean()),
     }
