@@ -23,12 +23,7 @@ if TYPE_CHECKING:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
-    parser.add_argument(
-        "--glb", type=Path, help="write a GLB scene (points, camera frusta and point tracks)"
-    )
-    parser.add_argument(
-        "--no-tracks", action="store_true", help="--glb: leave the point tracks out"
-    )
+    parser.add_argument("--glb", type=Path, help="write a GLB scene (points, frusta, tracks)")
     parser.add_argument("--ply", type=Path, help="write one PLY point cloud per frame here")
     parser.add_argument(
         "--tum",
@@ -41,19 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="only this variant (masked, unmasked, ...), written under exactly the --tum name",
     )
     parser.add_argument("--mp4", type=Path, help="write an mp4 with the mask as a heat map")
-    parser.add_argument(
-        "--tracks-csv",
-        type=Path,
-        help="write the result's point tracks as CSV, one row per track and frame (all "
-        "frames): pixel, visibility, confidence and the 3-D point at that pixel",
-    )
-    parser.add_argument(
-        "--tracks-source",
-        choices=POINT_SOURCES,
-        default="points",
-        help="--tracks-csv: where the 3-D points come from (default points: the point map; "
-        "depth_masked / depth_unmasked: depth unprojected with those cameras)",
-    )
+    _add_track_options(parser)
     parser.add_argument(
         "--share",
         type=Path,
@@ -96,6 +79,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=settings.DEFAULT_MASK_THRESHOLD,
         help="dynamic probability 0..1 from which the mp4 heat map is drawn and a track "
         f"counts as moving (default {settings.DEFAULT_MASK_THRESHOLD:g})",
+    )
+
+
+def _add_track_options(parser: argparse.ArgumentParser) -> None:
+    """The point-track outputs: the CSV, its point source, and leaving tracks out of the GLB."""
+    parser.add_argument(
+        "--tracks-csv",
+        type=Path,
+        help="write the result's point tracks as CSV, one row per track and frame (all "
+        "frames): pixel, visibility, confidence and the 3-D point at that pixel",
+    )
+    parser.add_argument(
+        "--tracks-source",
+        choices=POINT_SOURCES,
+        default="points",
+        help="--tracks-csv: where the 3-D points come from (default points: the point map; "
+        "depth_masked / depth_unmasked: depth unprojected with those cameras)",
+    )
+    parser.add_argument(
+        "--no-tracks", action="store_true", help="--glb: leave the point tracks out"
     )
 
 
