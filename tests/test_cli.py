@@ -19,6 +19,7 @@ from page4d_viewer import settings
 from page4d_viewer.cli import main
 from page4d_viewer.geometry import Similarity, quaternion_to_rotation
 from page4d_viewer.inference import predictor
+from page4d_viewer.inference.tracking import MAX_TRACKS
 from page4d_viewer.result import export
 from page4d_viewer.result.reconstruction import Reconstruction
 
@@ -337,3 +338,113 @@ def test_export_tum_variant_uses_exactly_the_given_name(
     captured = capsys.readouterr()
     assert captured.out == f"wrote {target}\n" and captured.err == ""
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".txt") == ["traj.txt"]
+
+
+# ------------------------------------------------------------------------------ point tracks
+
+
+def _few_layer_checkpoint(few_layer_model, path: Path, track_head: bool) -> Path:
+    from page4d_viewer.model import save_checkpoint
+
+    return save_checkpoint(few_layer_model(has_track_head=track_head), path)
+
+
+@pytest.mark.parametrize("count", ["-1", str(MAX_TRACKS + 1)])
+def test_infer_refuses_a_track_count_before_loading_a_model(
+    tmp_path: Path,
+    image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    count: str,
+) -> None:
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model must not be loaded for a bad --tracks")
+
+    monkeypatch.setattr(predictor, "load_model", no_model)
+    out = tmp_path / "r.npz"
+    assert main(["infer", str(image_folder), "--out", str(out), "--tracks", count]) == 2
+    line = _single_error_line(capsys.readouterr().err)
+    assert "--tracks" in line and f"0..{MAX_TRACKS}" in line and count in line
+    assert not out.exists()
+
+
+def test_infer_tracks_with_a_checkpoint_without_track_head_is_one_error_line(
+    tmp_path: Path, few_layer_model, image_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = _few_layer_checkpoint(few_layer_model, tmp_path / "no_head.safetensors", False)
+    out = tmp_path / "r.npz"
+    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint", str(checkpoint)]
+    arguments += ["--max-frames", "2", "--device", "cpu", "--tracks", "4"]
+    assert main(arguments) == 2
+    assert "no track head" in _single_error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_infer_with_tracks(
+    tmp_path: Path,
+    few_layer_model,
+    image_folder: Path,
+    capsys: pytest.CaptureFixture[str],
+    one_torch_thread: None,
+) -> None:
+    checkpoint = _few_layer_checkpoint(few_layer_model, tmp_path / "head.safetensors", True)
+    out = tmp_path / "r.npz"
+    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint", str(checkpoint)]
+    arguments += ["--max-frames", "3", "--device", "cpu", "--tracks", "5"]
+    assert main(arguments) == 0
+    assert "5 point tracks" in capsys.readouterr().out
+    recon = Reconstruction.load(out)
+    assert recon.tracks is not None and recon.tracks.num_tracks == 5
+    assert recon.tracks.xy.shape == (3, 5, 2)
+    # automatic seeds sit on one frame, at patch centres inside the 56 x 42 input
+    assert len(set(recon.tracks.query_frame.tolist())) == 1
+    query = recon.tracks.query_xy
+    assert (query >= 0).all() and (query[:, 0] < 56).all() and (query[:, 1] < 42).all()
+
+
+def _tracked_result(make_reconstruction, tmp_path: Path) -> Path:
+    from page4d_viewer.result.tracks import Tracks
+
+    xy = np.array([[[3, 4], [40, 1]], [[4, 5], [-2, 1]], [[5, 5], [41, 27]]], dtype=np.float32)
+    tracks = Tracks(xy, np.full((3, 2), 0.9), np.full((3, 2), 0.8), np.array([0, 2]))
+    return make_reconstruction(frames=3, tracks=tracks).save(tmp_path / "tracked.npz")
+
+
+def test_export_tracks_csv_and_glb(
+    make_reconstruction, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    from page4d_viewer.result.tracks import lift
+
+    result = _tracked_result(make_reconstruction, tmp_path)
+    csv_path, glb_path = tmp_path / "out" / "tracks.csv", tmp_path / "out" / "scene.glb"
+    arguments = ["export", str(result), "--tracks-csv", str(csv_path), "--glb", str(glb_path)]
+    assert main([*arguments, "--tracks-source", "depth_unmasked"]) == 0
+    assert f"wrote {csv_path}\n" in capsys.readouterr().out
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = lift(Reconstruction.load(result), "depth_unmasked")
+    assert len(rows) == 2 * 3
+    for row in rows:
+        values = [float(row[axis]) if row[axis] else np.nan for axis in "XYZ"]
+        np.testing.assert_array_equal(
+            np.float32(values), expected[int(row["frame"]), int(row["track"])]
+        )
+    # track 0 joins frames 0-1-2, track 1 is off the image on frame 1: two segments
+    tracks = trimesh.load(glb_path, file_type="glb").geometry["tracks"]
+    assert len(tracks.vertices) == 2 * 2
+    assert main([*arguments, "--no-tracks"]) == 0
+    assert "tracks" not in trimesh.load(glb_path, file_type="glb").geometry
+
+
+def test_export_tracks_csv_of_a_result_without_tracks_writes_nothing(
+    tmp_path: Path, result_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    glb = tmp_path / "scene.glb"
+    arguments = ["export", str(result_path), "--glb", str(glb), "--tracks-csv"]
+    assert main([*arguments, str(tmp_path / "t.csv")]) == 2
+    assert "has no point tracks" in _single_error_line(capsys.readouterr().err)
+    assert not glb.exists()
+    assert main([*arguments, str(tmp_path / "t.txt")]) == 2
+    assert "--tracks-csv must end in .csv" in _single_error_line(capsys.readouterr().err)

@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "app": ("app", "start the viewer (Gradio panel + Viser scene) with a model"),
     "view": ("view", "open a saved result in the viewer, no model needed"),
     "infer": ("infer", "run the model on a clip and save a result file"),
-    "export": ("export", "export a result file to GLB, PLY, TUM or mp4"),
+    "export": ("export", "export a result file to GLB, PLY, TUM, mp4, track CSV or a web folder"),
     "evaluate": ("evaluate", "compare a result's cameras, depth and mask with ground truth"),
     "evaluate-default": ("evaluate_default", "score a checkpoint on held-out synthetic clips"),
     "train": ("train", "train a small PAGE-4D on synthetic scenes"),

@@ -1,5 +1,5 @@
-"""`page4d-viewer export`: a result file -> GLB, PLY, TUM trajectories, an overlay mp4, or a
-folder that plays the 4-D scene in a browser (`--share`)."""
+"""`page4d-viewer export`: a result file -> GLB, PLY, TUM trajectories, an overlay mp4, point
+tracks as CSV, or a folder that plays the 4-D scene in a browser (`--share`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from page4d_viewer.cli.common import (
     check_output_folder,
 )
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.points import POINT_SOURCES
 
 if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
-    parser.add_argument("--glb", type=Path, help="write a GLB scene (points + camera frusta)")
+    parser.add_argument("--glb", type=Path, help="write a GLB scene (points, frusta, tracks)")
     parser.add_argument("--ply", type=Path, help="write one PLY point cloud per frame here")
     parser.add_argument(
         "--tum",
@@ -35,6 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="only this variant (masked, unmasked, ...), written under exactly the --tum name",
     )
     parser.add_argument("--mp4", type=Path, help="write an mp4 with the mask as a heat map")
+    _add_track_options(parser)
     parser.add_argument(
         "--share",
         type=Path,
@@ -75,8 +77,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         type=float,
         default=settings.DEFAULT_MASK_THRESHOLD,
-        help="mp4: dynamic probability 0..1 from which the heat map is drawn "
-        f"(default {settings.DEFAULT_MASK_THRESHOLD:g})",
+        help="dynamic probability 0..1 from which the mp4 heat map is drawn and a track "
+        f"counts as moving (default {settings.DEFAULT_MASK_THRESHOLD:g})",
+    )
+
+
+def _add_track_options(parser: argparse.ArgumentParser) -> None:
+    """The point-track outputs: the CSV, its point source, and leaving tracks out of the GLB."""
+    parser.add_argument(
+        "--tracks-csv",
+        type=Path,
+        help="write the result's point tracks as CSV, one row per track and frame (all "
+        "frames): pixel, visibility, confidence and the 3-D point at that pixel",
+    )
+    parser.add_argument(
+        "--tracks-source",
+        choices=POINT_SOURCES,
+        default="points",
+        help="--tracks-csv: where the 3-D points come from (default points: the point map; "
+        "depth_masked / depth_unmasked: depth unprojected with those cameras)",
+    )
+    parser.add_argument(
+        "--no-tracks", action="store_true", help="--glb: leave the point tracks out"
     )
 
 
@@ -84,18 +106,20 @@ def run(args: argparse.Namespace) -> int:
     from page4d_viewer.result import export
     from page4d_viewer.result.reconstruction import Reconstruction
 
-    if not any((args.glb, args.ply, args.tum, args.mp4, args.share)):
+    if not any((args.glb, args.ply, args.tum, args.mp4, args.tracks_csv, args.share)):
         raise Page4DError(
-            "nothing to export: give at least one of --glb, --ply, --tum, --mp4, --share"
+            "nothing to export: give at least one of --glb, --ply, --tum, --mp4, --tracks-csv, "
+            "--share"
         )
     _check_arguments(args)
     recon = Reconstruction.load(args.result)
+    if args.tracks_csv and recon.tracks is None:
+        # before any file is written, so a failed export leaves nothing half done
+        raise Page4DError(f"--tracks-csv: {args.result} has no point tracks (infer --tracks N)")
     frames = _good_frames(recon, export.parse_frame_selection(args.frames, recon.num_frames))
     written: list[Path] = []
     if args.glb:
-        written.append(
-            export.export_glb(recon, args.glb, frames=frames, conf_percentile=args.conf_percentile)
-        )
+        written.append(_export_glb(recon, args, frames))
     if args.ply:
         written += export.export_ply(
             recon, args.ply, frames=frames, conf_percentile=args.conf_percentile
@@ -120,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
                 colormap=args.colormap,
             )
         )
+    if args.tracks_csv:
+        written.append(
+            export.export_tracks_csv(
+                recon, args.tracks_csv, source=args.tracks_source, threshold=args.threshold
+            )
+        )
     if args.share:
         written.append(_export_share(recon, args))
     sys.stdout.write("".join(f"wrote {path}\n" for path in written))
@@ -128,9 +158,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Every argument, before the result is read."""
-    for path, option in ((args.glb, "--glb"), (args.tum, "--tum"), (args.mp4, "--mp4")):
+    files = ((args.glb, "--glb"), (args.tum, "--tum"), (args.mp4, "--mp4"))
+    for path, option in (*files, (args.tracks_csv, "--tracks-csv")):
         if path is not None:
             check_output_file(path, option)
+    if args.tracks_csv is not None and args.tracks_csv.suffix.lower() != ".csv":
+        raise Page4DError(f"--tracks-csv must end in .csv, got {args.tracks_csv.name!r}")
     for folder, option in ((args.ply, "--ply"), (args.share, "--share")):
         if folder is not None:
             check_output_folder(folder, option)
@@ -147,6 +180,19 @@ def _good_frames(recon: Reconstruction, frames: list[int]) -> list[int]:
     if skipped:
         sys.stderr.write(f"note: skipped {skipped} frame(s) with NaN or infinite geometry\n")
     return good
+
+
+def _export_glb(recon: Reconstruction, args: argparse.Namespace, frames: list[int]) -> Path:
+    from page4d_viewer.result.export import export_glb
+
+    return export_glb(
+        recon,
+        args.glb,
+        frames=frames,
+        conf_percentile=args.conf_percentile,
+        tracks=not args.no_tracks,
+        mask_threshold=args.threshold,
+    )
 
 
 def _export_share(recon: Reconstruction, args: argparse.Namespace) -> Path:

@@ -52,6 +52,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "masked layer, both variants) and a PCA of the patch features (see docs)",
     )
     parser.add_argument(
+        "--tracks",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also track N query pixels through the clip (most on what the mask calls "
+        "moving, the rest on static patches); needs a checkpoint with a track head "
+        "(default 0: no tracks)",
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         help="auto (default: CUDA, then MPS, then CPU), cpu, cuda:N, mps",
@@ -66,6 +75,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from page4d_viewer.inference import predictor
+    from page4d_viewer.inference.tracking import check_track_count
     from page4d_viewer.sources.clip import load_clip
 
     out = Path(args.out)
@@ -73,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         raise Page4DError(f"--out must end in .npz, got {out.name!r}")
     # Fail on a bad argument, source or option before paying for the model load.
     check_output_file(out, "--out")
+    try:
+        check_track_count(args.tracks)
+    except Page4DError as error:
+        raise Page4DError(f"--tracks: {error}") from None
     if not args.no_gt and args.gt != "auto":
         check_input(args.gt, "--gt")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
@@ -95,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_info=info,
             ground_truth=None if args.no_gt else args.gt,
             attention=args.attention,
+            tracks=args.tracks,
         )
     # predict() got a loaded clip, so the reading time is ours to record.
     recon.metadata.timings["read"] = read_seconds

@@ -367,9 +367,10 @@ class Reconstruction:
         """One line for logs and the terminal."""
         height, width = self.image_hw
         mask = f"mask strength {self.metadata.mask_strength:g}" if self.has_mask else "no mask"
+        tracks = "" if self.tracks is None else f", {self.tracks.num_tracks} point tracks"
         return (
             f"{self.num_frames} frames of {width}x{height}, cameras: {', '.join(self.variants)}, "
-            f"{mask}, checkpoint {self.metadata.checkpoint_name or '?'}"
+            f"{mask}{tracks}, checkpoint {self.metadata.checkpoint_name or '?'}"
         )
 
     # ------------------------------------------------------------------------------ file I/O

@@ -14,6 +14,7 @@ In the file (format version 3, all optional): ``track_xy`` (S, N, 2) float32,
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -180,7 +181,7 @@ def lift(recon: Reconstruction, source: str = "points") -> np.ndarray:
     """
     from page4d_viewer.result.points import source_variant
 
-    tracks = _require_tracks(recon)
+    tracks = require_tracks(recon)
     variant = source_variant(source)
     rows, cols, inside = pixel_of(tracks.xy, recon.image_hw)
     frames = np.arange(recon.num_frames)[:, None]
@@ -212,7 +213,7 @@ def query_dynamic_probability(recon: Reconstruction) -> np.ndarray:
 
     Zeros when the result has no mask (every track then counts as static).
     """
-    tracks = _require_tracks(recon)
+    tracks = require_tracks(recon)
     if recon.mask_score is None:
         return np.zeros(tracks.num_tracks, dtype=np.float32)
     height, width = recon.image_hw
@@ -229,7 +230,41 @@ def moving_tracks(recon: Reconstruction, threshold: float = DEFAULT_MASK_THRESHO
     return query_dynamic_probability(recon) >= threshold
 
 
-def _require_tracks(recon: Reconstruction) -> Tracks:
+# Hue bands of `track_colors`, as fractions of the colour wheel: red to yellow for moving
+# tracks (the warm end of the mask's heat map), cyan to blue for static ones.
+_MOVING_HUES = (0.0, 0.15)
+_STATIC_HUES = (0.47, 0.68)
+# Steps of the golden ratio spread any number of tracks over a band with neighbours far apart.
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def track_colors(moving: np.ndarray) -> np.ndarray:
+    """One colour per track, shared by the viewer and the exports: warm if moving, cool if not.
+
+    The k-th moving (static) track takes hue ``band start + band width * frac(k * 0.618...)``
+    of its band, so tracks seeded side by side differ, and a track keeps its colour when more
+    tracks are appended (`Tracks.concat`).
+
+    Args:
+        moving: (N,) bool, from `moving_tracks`.
+
+    Returns:
+        (N, 3) uint8 RGB.
+    """
+    moving = np.asarray(moving, dtype=bool)
+    rank = np.zeros(len(moving), dtype=np.int64)
+    rank[moving] = np.arange(int(moving.sum()))
+    rank[~moving] = np.arange(int((~moving).sum()))
+    colors = np.empty((len(moving), 3), dtype=np.uint8)
+    for index, (is_moving, k) in enumerate(zip(moving.tolist(), rank.tolist(), strict=True)):
+        low, high = _MOVING_HUES if is_moving else _STATIC_HUES
+        hue = low + (high - low) * ((k * _GOLDEN) % 1.0)
+        colors[index] = np.round(np.array(colorsys.hsv_to_rgb(hue, 0.85, 0.95)) * 255)
+    return colors
+
+
+def require_tracks(recon: Reconstruction) -> Tracks:
+    """The result's tracks; a one-line Page4DError when it has none."""
     if recon.tracks is None:
         from page4d_viewer.errors import Page4DError
 

@@ -1,10 +1,11 @@
-"""Exports of a Reconstruction: GLB scene, PLY point clouds, TUM trajectories, mask-overlay mp4.
+"""Exports of a Reconstruction: GLB scene, PLY point clouds, TUM trajectories, mask-overlay mp4,
+point tracks as CSV.
 
-One module per format (`glb`, `ply`, `tum`, `mp4`, and `share`: a folder that plays the scene
-in a browser) and what they share (`common`). Every exporter reads only the Reconstruction,
-filters points with `result.points` and draws the mask with `result.mask` (so an export is
-what the viewer showed), writes where it is told (never into the working directory by
-default) and returns the path(s) it wrote.
+One module per format (`glb`, `ply`, `tum`, `mp4`, `tracks_csv`, and `share`: a folder that
+plays the scene in a browser) and what they share (`common`). Every exporter reads only the
+Reconstruction, filters points with `result.points`, draws the mask with `result.mask` and
+lifts tracks with `result.tracks` (so an export is what the viewer showed), writes where it
+is told (never into the working directory by default) and returns the path(s) it wrote.
 """
 
 from page4d_viewer.result.export.common import (
@@ -16,6 +17,7 @@ from page4d_viewer.result.export.glb import export_glb
 from page4d_viewer.result.export.mp4 import export_mp4, mp4_frame
 from page4d_viewer.result.export.ply import export_ply
 from page4d_viewer.result.export.share import export_share
+from page4d_viewer.result.export.tracks_csv import export_tracks_csv
 from page4d_viewer.result.export.tum import export_tum, read_tum, tum_lines
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "export_mp4",
     "export_ply",
     "export_share",
+    "export_tracks_csv",
     "export_tum",
     "frustum_segments",
     "mp4_frame",

@@ -1,4 +1,4 @@
-"""GLB export: one coloured point cloud per frame plus camera frusta, as the scene shows them."""
+"""GLB export: one coloured point cloud per frame, camera frusta and point tracks as lines."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from page4d_viewer.result.export.common import (
 )
 from page4d_viewer.result.points import confidence_threshold, frame_points
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.settings import DEFAULT_CONF_PERCENTILE
+from page4d_viewer.result.tracks import lift, moving_tracks, require_tracks, track_colors
+from page4d_viewer.settings import DEFAULT_CONF_PERCENTILE, DEFAULT_MASK_THRESHOLD
 
 if TYPE_CHECKING:
     import trimesh
@@ -41,8 +42,10 @@ def export_glb(
     conf_percentile: float = DEFAULT_CONF_PERCENTILE,
     variants: Sequence[str] | None = None,
     max_points_per_frame: int | None = None,
+    tracks: bool = True,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
 ) -> Path:
-    """A GLB scene: one coloured point cloud per chosen frame plus camera frusta as lines.
+    """A GLB scene: one coloured point cloud per chosen frame, camera frusta and tracks as lines.
 
     Args:
         recon: the reconstruction.
@@ -53,6 +56,9 @@ def export_glb(
             `result.points`; default as in the scene).
         variants: camera variants to draw (default every variant present).
         max_points_per_frame: randomly keep at most this many points per frame (fixed seed).
+        tracks: when the result has point tracks, draw them as the ``tracks`` lines (see
+            `tracks_path`).
+        mask_threshold: dynamic probability at which a track counts as moving (its colour).
 
     Returns:
         The path written.
@@ -78,6 +84,10 @@ def export_glb(
             node_name=f"cameras_{variant}",
             geom_name=f"cameras_{variant}",
         )
+    if tracks and recon.tracks is not None:
+        lines = tracks_path(recon, frames, mask_threshold)
+        if lines is not None:
+            scene.add_geometry(lines, node_name="tracks", geom_name="tracks")
     path = prepare_output(path, ".glb")
     atomic_write(path, scene.export(file_type="glb"))
     logger.info("wrote %s (%d frames, variants %s)", path, len(frames), ", ".join(variants))
@@ -110,3 +120,53 @@ def _add_point_clouds(
             trimesh.PointCloud(points, colors=rgba(colors)), node_name=name, geom_name=name
         )
     return all_points
+
+
+def tracks_path(
+    recon: Reconstruction, frames: Sequence[int], threshold: float = DEFAULT_MASK_THRESHOLD
+) -> trimesh.path.Path3D | None:
+    """The tracks' 3-D paths over ``frames`` as one polyline per unbroken stretch of a track.
+
+    A segment joins a track's lifted points (`lift`, "points" source, as the clouds) on two
+    consecutive chosen frames when both are finite and visible (`Tracks.visible`); where a
+    point is missing or hidden the track's line breaks. Each track has its `track_colors`
+    colour (warm moving, cool static, `moving_tracks` at ``threshold``).
+
+    Args:
+        recon: a reconstruction with tracks (S frames, N tracks).
+        frames: F chosen 0-based frame positions, in order.
+        threshold: dynamic probability at which a track counts as moving.
+
+    Returns:
+        The lines, or None when no track has a segment.
+    """
+    import trimesh
+    from trimesh.path.entities import Line
+
+    frames = list(frames)
+    positions = lift(recon)[frames]  # (F, N, 3)
+    usable = require_tracks(recon).visible()[frames] & np.isfinite(positions).all(axis=-1)
+    joined = usable[:-1] & usable[1:]  # (F-1, N): segment k joins chosen frames k and k+1
+    colors = rgba(track_colors(moving_tracks(recon, threshold)))
+    vertices: list[np.ndarray] = []
+    entities: list[Line] = []
+    entity_colors: list[np.ndarray] = []
+    used = 0
+    for track in np.flatnonzero(joined.any(axis=0)):
+        # starts and ends of the runs of joined segments, from the steps of a 0/1 signal
+        steps = np.diff(np.concatenate([[0], joined[:, track].astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
+        for start, stop in zip(starts, stops, strict=True):
+            run = positions[start : stop + 1, track]  # segments start..stop-1: frames ..stop
+            vertices.append(run)
+            entities.append(Line(np.arange(used, used + len(run))))
+            entity_colors.append(colors[track])
+            used += len(run)
+    if not entities:
+        return None
+    return trimesh.path.Path3D(
+        entities=entities,
+        vertices=np.concatenate(vertices),
+        colors=np.stack(entity_colors),
+        process=False,
+    )
