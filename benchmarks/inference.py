@@ -14,6 +14,13 @@ tensors go back to the OS and resident-set growth measures the live peak of each
 With --attention, one more run records the camera-token attention (default layers, all query
 frames) and the feature PCA (`return_attention=True`), and a last column gives the float16
 bytes such a result file stores for the attention of both variants (by arithmetic).
+
+With --tracks N, two more runs: a single pass of the same weights built without a track
+head (plain inference must cost the same: the tracker runs only when asked), and one pass
+that tracks N query points of frame 0 (what `predict(tracks=N)` adds to a run).
+
+    python benchmarks/inference.py --preset small --height 112 --width 196 --frames 16 \
+        --tracks 64 --repeats 3 --clock process --threads 1
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from page4d_viewer.result.inspection import stored_attention_bytes
 
 MASK_STRENGTH = 64.0
 ATTENTION_RUN = "forward_pair, unmasked cameras only, with attention"
+NO_TRACKER_RUN = "single pass, model built without track head"
 _MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
 
 
@@ -56,6 +64,12 @@ def parse_args() -> argparse.Namespace:
         "--attention",
         action="store_true",
         help="also time forward_pair with return_attention=True (camera attention + PCA)",
+    )
+    parser.add_argument(
+        "--tracks",
+        type=int,
+        default=0,
+        help="also time a model without track head and tracking this many points",
     )
     parser.add_argument(
         "--clock",
@@ -163,6 +177,24 @@ def runs_for(
     return runs
 
 
+def tracker_runs(
+    model: Page4D, images: torch.Tensor, count: int
+) -> dict[str, Callable[[], object]]:
+    """The same weights without track head, and one pass tracking `count` points."""
+    plain = build_model(model.config.name, has_track_head=False).to(images.device).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    height, width = images.shape[-2:]
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.rand(count, 2, generator=generator) * torch.tensor([width - 1, height - 1])
+    queries = queries.to(images.device)
+    return {
+        NO_TRACKER_RUN: lambda: plain(images, MASK_STRENGTH),
+        f"single pass tracking {count} points": lambda: model(
+            images, MASK_STRENGTH, query_points=queries
+        ),
+    }
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -199,6 +231,8 @@ def main() -> None:
     for frames in args.frames:
         images = torch.rand(frames, 3, args.height, args.width, device=device)
         runs = runs_for(model, images, args.attention)
+        if args.tracks:
+            runs.update(tracker_runs(model, images, args.tracks))
         with torch.inference_mode(), autocast_for(device, precision):
             model(images[:1], MASK_STRENGTH)  # warm-up: kernels, allocator, caches
             results = timed_interleaved(runs, device, args.repeats, clock)
