@@ -11,6 +11,7 @@ import numpy as np
 from page4d_viewer.evaluation.depth import DepthErrors, depth_errors
 from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
 from page4d_viewer.evaluation.masks import mask_average_precision, mask_iou
+from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.evaluation.trajectory import TrajectoryErrors, trajectory_errors
 from page4d_viewer.result.mask import dynamic_probability
 from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
@@ -47,6 +48,8 @@ class EvaluationReport:
         mask_iou: IoU of the thresholded dynamic probability vs the GT mask; None without either.
         mask_ap: average precision of the dynamic probability; None without either.
         notes: one line per metric that could not be computed, and why.
+        tracks: the point tracks against their ground truth (`evaluation.tracks.track_errors`),
+            or None without tracks or ground-truth tracks.
     """
 
     trajectory: dict[str, TrajectoryErrors] = field(default_factory=dict)
@@ -54,6 +57,7 @@ class EvaluationReport:
     mask_iou: float | None = None
     mask_ap: float | None = None
     notes: list[str] = field(default_factory=list)
+    tracks: dict[str, float] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per variant: its trajectory errors, then the clip-level depth/mask metrics.
@@ -81,8 +85,10 @@ class EvaluationReport:
     def format_table(self) -> str:
         """A plain, aligned text table (one row per variant) followed by the notes."""
         rows = self.rows()
+        tracks = [] if self.tracks is None else [_tracks_line(self.tracks)]
         if not rows:
-            return "\n".join(["no metric could be computed", *(f"note: {n}" for n in self.notes)])
+            headline = [] if tracks else ["no metric could be computed"]
+            return "\n".join([*headline, *tracks, *(f"note: {n}" for n in self.notes)])
         columns = list(dict.fromkeys(key for row in rows for key in row))
         titles = [_COLUMN_TITLES.get(column, column) for column in columns]
         cells = [[_format_cell(row.get(column)) for column in columns] for row in rows]
@@ -98,6 +104,7 @@ class EvaluationReport:
                     for i, cell in enumerate(line)
                 )
             )
+        lines.extend(tracks)
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -111,8 +118,18 @@ class EvaluationReport:
                 "mask_iou": self.mask_iou,
                 "mask_ap": self.mask_ap,
                 "notes": list(self.notes),
+                "tracks": self.tracks,
             }
         )
+
+
+def _tracks_line(scores: dict[str, float]) -> str:
+    return (
+        f"tracks: median 2-D error {scores['median_px']:.2f} px (no motion "
+        f"{scores['still_median_px']:.2f}), within 2 px {scores['within_2px']:.3f} "
+        f"({scores['still_within_2px']:.3f}), visibility accuracy "
+        f"{scores['visibility_accuracy']:.3f}, over {int(scores['points'])} points"
+    )
 
 
 def _format_cell(value: Any) -> str:
@@ -192,7 +209,10 @@ def evaluate_reconstruction(
         ap = mask_average_precision(score, mask, valid=region)
         if math.isnan(ap):
             notes.append("the ground-truth mask has no dynamic pixel: mask AP is undefined")
-    return EvaluationReport(trajectory, depth_rows, iou, ap, notes)
+    tracks = track_errors(recon)
+    if recon.tracks is not None and tracks is None:
+        notes.append("no ground-truth tracks (they exist for synthetic scenes): tracks not scored")
+    return EvaluationReport(trajectory, depth_rows, iou, ap, notes, tracks)
 
 
 def _trajectory_rows(

@@ -215,6 +215,10 @@ def predict(
             progress=lambda fraction, message: report.stage("tracking", fraction, message),
         )
     recon = _attach_ground_truth(recon, clip, ground_truth)
+    if tracks:
+        from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
+
+        recon = with_ground_truth_tracks(recon)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
     return recon

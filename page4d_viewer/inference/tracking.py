@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
 from page4d_viewer.result.tracks import Seeds, Tracks, seed_queries
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ def add_tracks(
 ) -> Reconstruction:
     """A copy of ``recon`` with the tracks of ``seeds`` added to the ones it has.
 
-    The tracker reads the result's own model-input frames at its mask strength, so the new
-    tracks match its geometry pixel for pixel.
+    Their ground truth comes along when the result's clip is a synthetic scene
+    (``evaluation/tracks.py``). The tracker reads the result's own model-input frames at its
+    mask strength, so the new tracks match its geometry pixel for pixel.
 
     Raises:
         Page4DError: no track head, a frame or pixel outside the result, or the model's input
@@ -131,7 +133,9 @@ def add_tracks(
     timings = dict(recon.metadata.timings)
     timings["tracks"] = timings.get("tracks", 0.0) + time.perf_counter() - started
     metadata = dataclasses.replace(recon.metadata, timings=timings)
-    return dataclasses.replace(recon, tracks=combined, metadata=metadata)
+    updated = dataclasses.replace(recon, tracks=combined, gt_tracks=None, metadata=metadata)
+    # The truth of every query, old and new, when the clip is a synthetic scene.
+    return with_ground_truth_tracks(updated)
 
 
 def automatic_seeds(recon: Reconstruction, count: int) -> Seeds:

@@ -34,7 +34,7 @@ from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file
     Cameras,
 )
 from page4d_viewer.result.inspection import InsideTheModel
-from page4d_viewer.result.tracks import Tracks
+from page4d_viewer.result.tracks import GT_TRACK_PREFIX, Tracks
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ class Reconstruction:
         feature_pca: (L_f, S, h, w, 3) uint8 patch-token PCA as RGB, or None.
         feature_layers: the L_f layers of ``feature_pca`` (empty without it).
         tracks: point tracks through the S frames (``result/tracks.py``), or None.
+        gt_tracks: the exact tracks of the same queries (visibility 0 or 1), or None; only
+            with ``tracks`` (``evaluation/tracks.py`` computes them for synthetic scenes).
     """
 
     images: np.ndarray
@@ -172,6 +174,7 @@ class Reconstruction:
     feature_pca: np.ndarray | None = None
     feature_layers: list[int] = field(default_factory=list)
     tracks: Tracks | None = None
+    gt_tracks: Tracks | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -216,6 +219,10 @@ class Reconstruction:
         self._set_inside(self.inside.checked(frames, grid))
         if self.tracks is not None and self.tracks.num_frames != frames:
             raise ValueError(f"tracks have {self.tracks.num_frames} frames, images have {frames}")
+        if self.gt_tracks is not None and (
+            self.tracks is None or not self.tracks.matches(self.gt_tracks)
+        ):
+            raise ValueError("gt_tracks must follow the same queries as tracks")
 
     @property
     def inside(self) -> InsideTheModel:
@@ -355,6 +362,7 @@ class Reconstruction:
             gt_dynamic_mask=optional(self.gt_dynamic_mask),
             **_inside_fields(self.inside.select_frames(frames)),
             tracks=None if self.tracks is None else self.tracks.select_frames(frames),
+            gt_tracks=None if self.gt_tracks is None else self.gt_tracks.select_frames(frames),
         )
 
     def timestamps(self) -> np.ndarray:
@@ -403,6 +411,8 @@ class Reconstruction:
         arrays.update(self.inside.to_arrays())
         if self.tracks is not None:
             arrays.update(self.tracks.to_arrays())
+        if self.gt_tracks is not None:
+            arrays.update(self.gt_tracks.to_arrays(GT_TRACK_PREFIX))
         for name, cameras in self.cameras.items():
             arrays[f"cameras.{name}.extrinsics"] = cameras.extrinsics
             arrays[f"cameras.{name}.intrinsics"] = cameras.intrinsics
@@ -469,6 +479,7 @@ class Reconstruction:
                 gt_dynamic_mask=arrays.get("gt_dynamic_mask"),
                 **_inside_fields(InsideTheModel.from_arrays(arrays)),
                 tracks=Tracks.from_arrays(arrays),
+                gt_tracks=Tracks.from_arrays(arrays, GT_TRACK_PREFIX),
             )
         except (ValueError, TypeError, KeyError) as error:
             detail = " ".join(str(error).split())

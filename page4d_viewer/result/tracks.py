@@ -9,7 +9,9 @@ Pixel convention (the model's and the synthetic ground truth's): pixel (row i, c
 its centre at (x, y) = (j, i), so (0, 0) is the centre of the first pixel.
 
 In the file (format version 3, all optional): ``track_xy`` (S, N, 2) float32,
-``track_visibility`` and ``track_confidence`` (S, N) float16, ``track_query_frame`` (N,) int64.
+``track_visibility`` and ``track_confidence`` (S, N) float16, ``track_query_frame`` (N,) int64;
+the ground truth of the same queries, when the clip has it (a synthetic scene), in the same
+four arrays named ``gt_track_*`` (``evaluation/tracks.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
 
 if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
+
+TRACK_PREFIX = "track"
+"""File prefix of the predicted tracks' arrays."""
+GT_TRACK_PREFIX = "gt_track"
+"""File prefix of the ground-truth tracks' arrays (visibility 0/1, confidence 1)."""
 
 VISIBLE_THRESHOLD = 0.5
 """A track point counts as visible when its visibility probability is at least this."""
@@ -112,25 +119,33 @@ class Tracks:
             np.array([new_position[int(q)] for q in self.query_frame[keep]], dtype=np.int64),
         )
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The file's arrays (see the module docstring)."""
+    def to_arrays(self, prefix: str = TRACK_PREFIX) -> dict[str, np.ndarray]:
+        """The file's arrays (see the module docstring), named ``<prefix>_xy`` etc."""
         return {
-            "track_xy": self.xy,
-            "track_visibility": self.visibility.astype(np.float16),
-            "track_confidence": self.confidence.astype(np.float16),
-            "track_query_frame": self.query_frame,
+            f"{prefix}_xy": self.xy,
+            f"{prefix}_visibility": self.visibility.astype(np.float16),
+            f"{prefix}_confidence": self.confidence.astype(np.float16),
+            f"{prefix}_query_frame": self.query_frame,
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Tracks | None:
-        """Inverse of `to_arrays`; None when the file holds no tracks (versions 1 and 2)."""
-        if "track_xy" not in arrays:
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], prefix: str = TRACK_PREFIX
+    ) -> Tracks | None:
+        """Inverse of `to_arrays`; None when the file holds no such tracks (versions 1, 2)."""
+        if f"{prefix}_xy" not in arrays:
             return None
         return cls(
-            arrays["track_xy"],
-            arrays["track_visibility"],
-            arrays["track_confidence"],
-            arrays["track_query_frame"],
+            arrays[f"{prefix}_xy"],
+            arrays[f"{prefix}_visibility"],
+            arrays[f"{prefix}_confidence"],
+            arrays[f"{prefix}_query_frame"],
+        )
+
+    def matches(self, other: Tracks) -> bool:
+        """Whether ``other`` follows the same queries (same frames, count and query frames)."""
+        return other.xy.shape == self.xy.shape and np.array_equal(
+            other.query_frame, self.query_frame
         )
 
 

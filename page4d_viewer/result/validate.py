@@ -79,11 +79,18 @@ ARRAYS: dict[str, ArraySpec] = {
     "attention_query_frames": ArraySpec("iu", ("Q",)),
     "feature_pca": ArraySpec("u", ("F", "S", "h", "w", 3)),
     "feature_layers": ArraySpec("iu", ("F",)),
-    # Point tracks (result/tracks.py): N tracks; present together, checked by Tracks once read.
-    "track_xy": ArraySpec("f", ("S", "N", 2), finite=True),
-    "track_visibility": ArraySpec("f", ("S", "N")),
-    "track_confidence": ArraySpec("f", ("S", "N")),
-    "track_query_frame": ArraySpec("iu", ("N",)),
+    # Point tracks (result/tracks.py): N tracks, predicted and (same queries) ground truth;
+    # each four present together, checked by Tracks once read.
+    **{
+        f"{prefix}_{part}": ArraySpec(kinds, shape, finite=part == "xy")
+        for prefix in ("track", "gt_track")
+        for part, kinds, shape in (
+            ("xy", "f", ("S", "N", 2)),
+            ("visibility", "f", ("S", "N")),
+            ("confidence", "f", ("S", "N")),
+            ("query_frame", "iu", ("N",)),
+        )
+    },
 }
 """Every array a result file may hold. Unknown names (a newer writer's) are read and ignored."""
 

@@ -11,6 +11,9 @@ Columns (a header line first, rows track by track, frames in order):
   visibility is at least `VISIBLE_THRESHOLD`.
 - ``X``, ``Y``, ``Z``: the world point at that pixel from the chosen point source (`lift`);
   empty where there is none (the track left the image, no depth, damaged geometry).
+- ``gt_x``, ``gt_y``, ``gt_visible``: the exact track of the same query and whether the
+  point is seen there, when the result has ground-truth tracks (a synthetic scene); the
+  columns are left out otherwise.
 
 Numbers are written as the shortest text that reads back to the same float32.
 """
@@ -46,6 +49,7 @@ COLUMNS = (
     "Y",
     "Z",
 )
+GT_COLUMNS = ("gt_x", "gt_y", "gt_visible")
 
 
 def export_tracks_csv(
@@ -88,9 +92,18 @@ def export_tracks_csv(
         _whole(tracks.visible(VISIBLE_THRESHOLD).T),
         *(_floats(world[..., axis].T) for axis in range(3)),
     ]
+    header = COLUMNS
+    if recon.gt_tracks is not None:
+        truth = recon.gt_tracks
+        header += GT_COLUMNS
+        columns += [
+            _floats(truth.xy[..., 0].T),
+            _floats(truth.xy[..., 1].T),
+            _whole(truth.visible().T),
+        ]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(header)
     writer.writerows(zip(*columns, strict=True))
     atomic_write(path, text.getvalue().encode("utf-8"))
     logger.info("wrote %s (%d tracks over %d frames, source %s)", path, count, frames, source)
