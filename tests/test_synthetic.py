@@ -393,3 +393,45 @@ def test_importing_the_scene_generator_stays_light(imports_among) -> None:
     modules = ("page4d_viewer.sources.synthetic", "page4d_viewer.sources.synthetic.textures")
     modules += tuple(f"page4d_viewer.sources.synthetic.{name}" for name in SYNTHETIC_MODULES)
     assert imports_among(modules, ("torch", "gradio", "viser", "av")) == []
+
+
+def test_texture_detail_changes_only_the_colours_and_keeps_them_solid(tmp_path: Path) -> None:
+    plain = synthetic.make_clip(4, num_frames=3, width=64, height=40, camera="orbit")
+    detailed = synthetic.make_clip(
+        4, num_frames=3, width=64, height=40, camera="orbit", texture_detail=0.8
+    )
+    np.testing.assert_array_equal(detailed.depth, plain.depth)
+    np.testing.assert_array_equal(detailed.dynamic_mask, plain.dynamic_mask)
+    np.testing.assert_array_equal(detailed.extrinsics, plain.extrinsics)
+    assert np.abs(detailed.images.astype(int) - plain.images).mean() > 5
+    # The same seed without detail is the same clip as before the option existed.
+    again = synthetic.make_clip(
+        4, num_frames=3, width=64, height=40, camera="orbit", texture_detail=0.0
+    )
+    np.testing.assert_array_equal(again.images, plain.images)
+    # Saved and loaded, the scene renders the detailed colours again.
+    loaded = load_synthetic_clip(synthetic.save_ground_truth(detailed, tmp_path / "d"))
+    assert loaded.scene.texture_detail == 0.8 and loaded.settings["texture_detail"] == 0.8
+    view = loaded.scene.render(
+        detailed.extrinsics[1], detailed.intrinsics[1], 64, 40, float(detailed.timestamps[1])
+    )
+    np.testing.assert_array_equal(view.image, detailed.images[1])
+
+
+def test_texture_detail_is_solid_so_a_static_point_keeps_its_colour() -> None:
+    from page4d_viewer.sources.synthetic.textures import albedo, random_texture
+
+    texture = random_texture(np.random.default_rng(2), ["plain"], (0.5, 1.0))
+    points = np.random.default_rng(3).uniform(-2, 2, (500, 3))
+    flat = albedo(texture, points)
+    detailed = albedo(texture, points, detail=0.6)
+    np.testing.assert_array_equal(albedo(texture, points, detail=0.6), detailed)
+    ratio = detailed / flat
+    assert ratio.std() > 0.05 and (ratio >= 0.4 - 1e-9).all() and (ratio <= 1.6 + 1e-9).all()
+    near = albedo(texture, points + 0.005, detail=0.6) / flat  # 5 mm away: nearly the same
+    assert np.abs(near - ratio).mean() < 0.05
+
+
+def test_texture_detail_out_of_range_is_refused() -> None:
+    with pytest.raises(SyntheticSceneError, match="texture_detail"):
+        synthetic.make_clip(1, num_frames=2, width=28, height=28, texture_detail=1.5)

@@ -119,6 +119,12 @@ def _add_correspondence_options(parser: argparse.ArgumentParser, defaults: Train
         help="share of the track queries drawn on moving objects",
     )
     parser.add_argument(
+        "--texture-detail",
+        type=float,
+        default=defaults.texture_detail,
+        help="fine noise on every surface of the training clips (0-1; 0: as before)",
+    )
+    parser.add_argument(
         "--train-only",
         nargs="+",
         default=list(defaults.train_only),
@@ -167,6 +173,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         track_moving_fraction=args.track_moving_fraction,
         mask_strength_sampling=args.mask_strength_sampling,
         train_only=tuple(args.train_only),
+        texture_detail=args.texture_detail,
     )
 
 

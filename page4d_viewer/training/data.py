@@ -104,12 +104,16 @@ def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample
     )
 
 
-def render_clip(seed: int, num_frames: int, image_hw: tuple[int, int]) -> object:
-    """Render one synthetic clip at the network's input size."""
+def render_clip(
+    seed: int, num_frames: int, image_hw: tuple[int, int], texture_detail: float = 0.0
+) -> object:
+    """Render one synthetic clip at the network's input size (``make_clip``'s detail)."""
     from page4d_viewer.sources import synthetic
 
     height, width = image_hw
-    return synthetic.make_clip(seed, num_frames=num_frames, width=width, height=height)
+    return synthetic.make_clip(
+        seed, num_frames=num_frames, width=width, height=height, texture_detail=texture_detail
+    )
 
 
 class ClipPool:
@@ -124,7 +128,9 @@ class ClipPool:
         if seed in self._clips:
             self._clips.move_to_end(seed)
             return self._clips[seed]
-        clip = render_clip(seed, self.config.source_frames, self.config.image_hw)
+        clip = render_clip(
+            seed, self.config.source_frames, self.config.image_hw, self.config.texture_detail
+        )
         self._clips[seed] = clip
         while len(self._clips) > self.config.pool_size:
             self._clips.popitem(last=False)

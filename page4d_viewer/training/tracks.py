@@ -164,6 +164,7 @@ def held_out_track_errors(
     stride: int = 2,
     count: int = 256,
     mask_strength: float = RELEASED_MASK_STRENGTH,
+    texture_detail: float = 0.0,
 ) -> dict[str, float]:
     """Track accuracy of ``model`` on held-out clips, next to a no-motion guess.
 
@@ -187,7 +188,7 @@ def held_out_track_errors(
     for seed in seeds:
         if seed < FIRST_EVAL_SEED:
             raise Page4DError(f"seed {seed} may have been used in training")
-        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw)
+        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw, texture_detail)
         frames = list(range(0, clip.images.shape[0], stride))
         queries, tracks, visible = clip_tracks(
             clip, frames, count, 0.5, np.random.default_rng(seed)

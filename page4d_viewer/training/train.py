@@ -89,6 +89,8 @@ class TrainConfig:
         mask_strength_sampling: "fixed": alpha follows the mask schedule (64 by default);
             "binary": each step draws alpha from {0, schedule value}; "uniform": each step
             draws alpha uniformly in [0, schedule value]. Draws are a function of (seed, step).
+        texture_detail: ``make_clip``'s fine noise on every surface for the training clips
+            (0: the clips the shipped model was trained on).
         train_only: top-level module names (e.g. ("track_head",)) whose parameters are
             trained; every other parameter is frozen. Empty (default): train everything.
     """
@@ -123,6 +125,7 @@ class TrainConfig:
     track_moving_fraction: float = 0.5
     mask_strength_sampling: str = "fixed"
     train_only: tuple[str, ...] = ()
+    texture_detail: float = 0.0
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)

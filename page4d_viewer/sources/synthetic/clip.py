@@ -258,6 +258,7 @@ def make_clip(
     person: bool | None = None,
     fov_deg: float | None = None,
     supersample: int = 1,
+    texture_detail: float = 0.0,
 ) -> SyntheticClip:
     # Over 60 lines because the docstring documents every setting; the body is short.
     """Render a random dynamic scene with exact ground truth; the same seed gives the same clip.
@@ -280,6 +281,8 @@ def make_clip(
             point has the same colour in every view); 2-4 average that many squared rays
             per pixel (anti-aliased like a camera, about ``supersample**2 + 1`` times
             slower). Depth, points and masks are the same either way.
+        texture_detail: amplitude of fine noise on every surface (``SyntheticScene.
+            texture_detail``, 0-1); 0 (default) renders exactly what earlier versions did.
 
     Returns:
         The clip; world frame and conventions as in the module docstring.
@@ -301,7 +304,11 @@ def make_clip(
     )
     if supersample not in (1, 2, 3, 4):
         raise SyntheticSceneError(f"supersample must be 1, 2, 3 or 4, got {supersample}")
+    if not 0.0 <= texture_detail <= 1.0:
+        raise SyntheticSceneError(f"texture_detail must be in [0, 1], got {texture_detail}")
     scene, extrinsics, intrinsics, times, description = make_scene(**settings)
+    # Set after the draw, so the same seed gives the same scene with or without detail.
+    scene = dataclasses.replace(scene, texture_detail=float(texture_detail))
     views = [
         scene.render(
             extrinsics[i], intrinsics[i], width, height, float(times[i]), supersample=supersample
@@ -309,6 +316,8 @@ def make_clip(
         for i in range(num_frames)
     ]
     settings["supersample"] = supersample
+    if texture_detail:
+        settings["texture_detail"] = float(texture_detail)
     return SyntheticClip(
         images=np.stack([v.image for v in views]),
         depth=np.stack([v.depth.astype(np.float32) for v in views]),

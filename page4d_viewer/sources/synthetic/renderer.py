@@ -198,9 +198,9 @@ def _shade(
             primitive = primitives[index - len(ROOM_FACES)]
             coords, normals = _local_surface(primitive, world)
             texture = primitive.texture
-        sorted_colour[start:stop] = albedo(texture, coords) * scene.lighting.irradiance(
-            world, normals
-        )
+        sorted_colour[start:stop] = albedo(
+            texture, coords, scene.texture_detail
+        ) * scene.lighting.irradiance(world, normals)
     colour = np.empty_like(sorted_colour)
     colour[order] = sorted_colour
     return colour.reshape(points.shape)

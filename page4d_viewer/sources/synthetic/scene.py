@@ -292,6 +292,9 @@ class SyntheticScene:
         moving_objects: objects with a motion.
         people: articulated walking figures.
         lighting: the lights.
+        texture_detail: relative amplitude of a fine multi-octave noise (6-25 cm features,
+            see ``textures.DETAIL_CELL``) on every surface; 0 (default, as all bundled
+            samples) adds none. Gives every patch unique structure to match across frames.
     """
 
     room_half_size: tuple[float, float]
@@ -301,6 +304,7 @@ class SyntheticScene:
     moving_objects: tuple[SceneObject, ...]
     people: tuple[Person, ...]
     lighting: Lighting
+    texture_detail: float = 0.0
 
     def surface_names(self) -> list[str]:
         """Names of every surface, indexed by :attr:`RenderedView.surface`."""
@@ -374,6 +378,7 @@ class SyntheticScene:
                     lamp_colour=_tuple(data["lighting"]["lamp_colour"]),
                     lamp_range=float(data["lighting"]["lamp_range"]),
                 ),
+                texture_detail=float(data.get("texture_detail", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise SyntheticSceneError(f"not a synthetic scene description: {error!r}") from None

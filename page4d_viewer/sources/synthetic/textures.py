@@ -98,8 +98,16 @@ def _fractal_noise(coords: np.ndarray, seed: int, octaves: int) -> np.ndarray:
     return total / norm
 
 
-def albedo(texture: Texture, points: np.ndarray) -> np.ndarray:
-    """Surface colour of a texture: (N, 3) texture coordinates (metres) -> (N, 3) RGB."""
+DETAIL_CELL = 0.25
+"""Coarsest period (metres) of the optional detail noise; three octaves go down to 6 cm."""
+
+
+def albedo(texture: Texture, points: np.ndarray, detail: float = 0.0) -> np.ndarray:
+    """Surface colour of a texture: (N, 3) texture coordinates (metres) -> (N, 3) RGB.
+
+    ``detail`` > 0 multiplies in a fractal noise of that relative amplitude (the scene's
+    ``texture_detail``), seeded by the texture, so every patch of a surface differs.
+    """
     coords = (points + np.array(texture.offset)) / texture.cell
     if texture.kind == "checker":
         mix = np.floor(coords).sum(axis=1) % 2
@@ -121,7 +129,12 @@ def albedo(texture: Texture, points: np.ndarray) -> np.ndarray:
         grout = (np.minimum(fraction, 1 - fraction) < 0.04).any(axis=1)
         colour[grout] *= 0.45
     grain = _value_noise((points + np.array(texture.offset)) / 0.03, texture.seed + 101)
-    return colour * (1.0 + texture.grain * (2.0 * grain[:, None] - 1.0))
+    colour = colour * (1.0 + texture.grain * (2.0 * grain[:, None] - 1.0))
+    if detail > 0:
+        shifted = (points + np.array(texture.offset)) / DETAIL_CELL
+        noise = _fractal_noise(shifted, texture.seed + 202, 3)
+        colour = colour * (1.0 + detail * (2.0 * noise[:, None] - 1.0))
+    return colour
 
 
 def _random_colour(rng: np.random.Generator, value: tuple[float, float]) -> Vec3:
