@@ -199,20 +199,31 @@ def evaluate_reconstruction(
                 )
             except MetricsError as error:
                 notes.append(f"depth ({alignment}): {error}")
-    iou = ap = None
-    if mask is None or recon.mask_score is None:
-        missing = "ground-truth dynamic mask" if mask is None else "mask score in the result"
-        notes.append(f"no {missing}: mask IoU and AP not computed")
-    else:
-        score = dynamic_probability(recon.mask_score)
-        iou = mask_iou(score, mask, mask_threshold, valid=region)
-        ap = mask_average_precision(score, mask, valid=region)
-        if math.isnan(ap):
-            notes.append("the ground-truth mask has no dynamic pixel: mask AP is undefined")
+    iou, ap = _mask_metrics(recon, mask, region, mask_threshold, notes)
     tracks = track_errors(recon)
     if recon.tracks is not None and tracks is None:
         notes.append("no ground-truth tracks (they exist for synthetic scenes): tracks not scored")
     return EvaluationReport(trajectory, depth_rows, iou, ap, notes, tracks)
+
+
+def _mask_metrics(
+    recon: Reconstruction,
+    mask: np.ndarray | None,
+    region: np.ndarray | None,
+    threshold: float,
+    notes: list[str],
+) -> tuple[float | None, float | None]:
+    """(IoU, AP) of the dynamic probability against the GT mask; (None, None) without either."""
+    if mask is None or recon.mask_score is None:
+        missing = "ground-truth dynamic mask" if mask is None else "mask score in the result"
+        notes.append(f"no {missing}: mask IoU and AP not computed")
+        return None, None
+    score = dynamic_probability(recon.mask_score)
+    iou = mask_iou(score, mask, threshold, valid=region)
+    ap = mask_average_precision(score, mask, valid=region)
+    if math.isnan(ap):
+        notes.append("the ground-truth mask has no dynamic pixel: mask AP is undefined")
+    return iou, ap
 
 
 def _trajectory_rows(

@@ -205,23 +205,34 @@ def predict(
     metadata = _metadata(info, model, clip, prepared.mapping, mode, strength, run, timings)
     recon = _to_reconstruction(run.masked, run.unmasked, prepared.frames, metadata)
     timings["convert"] = time.perf_counter() - started
-    if tracks:
-        recon = tracking.add_tracks(
-            model,
-            recon,
-            tracking.automatic_seeds(recon, tracks),
-            device=device,
-            precision=precision,
-            progress=lambda fraction, message: report.stage("tracking", fraction, message),
-        )
     recon = _attach_ground_truth(recon, clip, ground_truth)
     if tracks:
-        from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
-
-        recon = with_ground_truth_tracks(recon)
+        recon = _track_automatic_seeds(model, recon, tracks, device, precision, report)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
     return recon
+
+
+def _track_automatic_seeds(
+    model: Page4D,
+    recon: Reconstruction,
+    count: int,
+    device: str | None,
+    precision: str | None,
+    report: _Reporter,
+) -> Reconstruction:
+    """``recon`` with ``count`` automatically seeded tracks (and their ground truth, when the
+    clip is a synthetic scene: ``add_tracks`` attaches it)."""
+    from page4d_viewer.inference import tracking
+
+    return tracking.add_tracks(
+        model,
+        recon,
+        tracking.automatic_seeds(recon, count),
+        device=device,
+        precision=precision,
+        progress=lambda fraction, message: report.stage("tracking", fraction, message),
+    )
 
 
 def _metadata(
