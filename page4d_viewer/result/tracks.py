@@ -229,6 +229,44 @@ def moving_tracks(recon: Reconstruction, threshold: float = DEFAULT_MASK_THRESHO
     return query_dynamic_probability(recon) >= threshold
 
 
+# Hue bands (degrees) of the track colours: warm for moving tracks, cool for static ones, so
+# the two sets read apart at a glance; within a band neighbouring tracks differ in hue.
+_MOVING_HUES = (0.0, 55.0)
+_STATIC_HUES = (175.0, 265.0)
+_GOLDEN = 0.6180339887
+
+
+def track_colors(moving: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 colour of each track: warm hues for moving tracks, cool for static ones.
+
+    Deterministic in the track's index, so a track keeps its colour when others are added
+    after it, and spread (golden-ratio steps) so neighbouring tracks differ.
+
+    Args:
+        moving: (N,) bool, e.g. `moving_tracks(recon, threshold)`.
+    """
+    moving = np.asarray(moving, dtype=bool).reshape(-1)
+    step = (np.arange(len(moving)) * _GOLDEN) % 1.0
+    low = np.where(moving, _MOVING_HUES[0], _STATIC_HUES[0])
+    high = np.where(moving, _MOVING_HUES[1], _STATIC_HUES[1])
+    hue = (low + step * (high - low)) / 60.0  # sextant of the colour wheel, [0, 6)
+    value, saturation = 0.95, 0.85
+    chroma = np.full_like(hue, value * saturation)
+    second = chroma * (1 - np.abs(hue % 2 - 1))
+    zero = np.zeros_like(hue)
+    sextant = np.floor(hue).astype(int) % 6
+    table = [
+        (chroma, second, zero), (second, chroma, zero), (zero, chroma, second),
+        (zero, second, chroma), (second, zero, chroma), (chroma, zero, second),
+    ]  # fmt: skip
+    rgb = np.zeros((len(moving), 3))
+    for index, channels in enumerate(table):
+        chosen = sextant == index
+        rgb[chosen] = np.stack(channels, axis=-1)[chosen]
+    rgb += value - value * saturation
+    return np.round(rgb * 255).astype(np.uint8)
+
+
 def _require_tracks(recon: Reconstruction) -> Tracks:
     if recon.tracks is None:
         from page4d_viewer.errors import Page4DError
