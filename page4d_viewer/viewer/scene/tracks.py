@@ -38,8 +38,8 @@ MAX_TRACKS_SHOWN = 4096  # as many as one request may track (inference.tracking.
 MAX_TRACK_TRAIL = 256
 BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, white
 FADE = 0.85  # the oldest vertex of a trail is this much background
-THICKNESS = {"recent": 3.0, "older": 1.5}  # screen pixels: the newer / older half of a trail
-HEAD_SCALE = 4.0  # a track's dot, in scene point sizes
+THICKNESS = {"recent": 4.0, "older": 2.0}  # screen pixels: the newer / older half of a trail
+HEAD_SCALE = 2.5  # a track's dot, in scene point sizes (the probe marker's size)
 
 
 @dataclass(frozen=True)
