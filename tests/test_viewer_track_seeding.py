@@ -184,6 +184,7 @@ def test_the_tab_callbacks_seed_and_report(controller, data: Path) -> None:
     callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
     updates = callbacks.on_seeding(True, TRACKER, "cpu", "auto")
     assert "Click a point" in updates["status"] and controller.scene.state().click_mode == "track"
+    assert callbacks.on_view(0)["seeding"] is True  # a reloaded page shows the scene's mode
     event = SimpleNamespace(index=(20, 20))
     updates = callbacks.on_picture_click(0, TRACKER, "cpu", "auto", event)
     assert updates["status"].startswith("Added a track") and updates["picture"] is not None

@@ -80,6 +80,11 @@ class TrackSeeder:
             return self._say(f"Clicks cannot add tracks: {problem}.")
         return self._say("Click a point in the 3-D scene to track it from its frame.")
 
+    @property
+    def seeding(self) -> bool:
+        """Whether clicks in the scene seed tracks now (the scene's click mode is "track")."""
+        return getattr(self.controller.scene.state(), "click_mode", "probe") == "track"
+
     def cannot_seed(self) -> str | None:
         """Why a click cannot add a track now (one line), or None."""
         backend = self.controller.backend

@@ -120,12 +120,17 @@ class TrackCallbacks:
         return self._seeders[controller]
 
     def on_view(self, frame: float, request: gr.Request | None = None) -> Updates:
-        """A new result or frame: the note and the picture."""
+        """A new result, frame or page load: the note, the picture, and the seeding toggle as
+        the session's scene has it (a reloaded page starts unticked)."""
         try:
             seeder = self.seeder_of(request)
         except Page4DError:
             return {self.t.seen: gr.skip()}
-        return {self.t.note: seeder.note(), self.t.picture: seeder.picture(int(frame or 0))}
+        return {
+            self.t.note: seeder.note(),
+            self.t.picture: seeder.picture(int(frame or 0)),
+            self.t.seeding: seeder.seeding,
+        }
 
     def on_model(
         self, checkpoint: str | None, device: str | None, precision: str | None,
@@ -192,14 +197,15 @@ def wire(callbacks: TrackCallbacks, t: TrackWidgets, w: PanelWidgets) -> None:
     """Connect the tab's events, the panel's frame and result, and the Model section."""
     light: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden"}
     model = [w.run_inputs[name] for name in ("checkpoint", "device", "precision")]
-    viewed = [t.note, t.picture, t.seen]
+    viewed = [t.note, t.picture, t.seeding, t.seen]
     w.version.change(callbacks.on_view, w.frame, viewed, **light)
     w.frame.change(callbacks.on_view, w.frame, viewed, trigger_mode="always_last", **light)
     for box in model:
         box.change(callbacks.on_model, model, t.seen, **light)
     checkpoint = w.run_inputs["checkpoint"]
     checkpoint.change(callbacks.on_checkpoint, checkpoint, w.run_inputs["tracks"], **light)
-    t.seeding.change(callbacks.on_seeding, [t.seeding, *model], [t.status, t.seen], **light)
+    # .input, not .change: `on_view` writes the toggle too, and that is no user's choice.
+    t.seeding.input(callbacks.on_seeding, [t.seeding, *model], [t.status, t.seen], **light)
     # Tracking runs the model: queued with the runs, one at a time.
     t.picture.select(
         callbacks.on_picture_click, [w.frame, *model], [t.status, t.seen, t.note, t.picture],

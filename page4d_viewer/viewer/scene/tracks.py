@@ -39,7 +39,7 @@ MAX_TRACK_TRAIL = 256
 BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, white
 FADE = 0.85  # the oldest vertex of a trail is this much background
 THICKNESS = {"recent": 4.0, "older": 2.0}  # screen pixels: the newer / older half of a trail
-HEAD_SCALE = 2.5  # a track's dot, in scene point sizes (the probe marker's size)
+HEAD_SCALE = 2.5  # a track's dot across, in scene point sizes
 
 
 @dataclass(frozen=True)
