@@ -300,6 +300,9 @@ class FakeBackend:
     def default_mask_strength(self, checkpoint: str) -> float:
         return 64.0
 
+    def track_available(self, checkpoint: str) -> bool:
+        return False  # like the shipped default model
+
     def run_model(self, source, options, progress):
         self.calls.append((source, options))
         for step, stage in enumerate(["reading", "encoding", "aggregating", "heads"]):
@@ -610,6 +613,7 @@ def test_backend_names_checkpoints_and_loads_each_once(fake_predictor) -> None:
     source, kwargs = fake_predictor.predicts[0]
     assert source == "clip.mp4"
     assert kwargs["device"] is None and kwargs["precision"] == "bf16"
+    assert kwargs["tracks"] == 0  # the panel's "Track points" (none by default)
     assert kwargs["sampling"] == options.sampling()
     with pytest.raises(Page4DError, match="unknown checkpoint"):
         backend.run_model("clip.mp4", RunOptions(checkpoint="nope"), lambda f, m: None)
@@ -796,6 +800,13 @@ def test_view_only_panel_disables_run(make_recon, tmp_path: Path) -> None:
     demo = build_panel(with_model, device="cuda:1")
     assert _block(demo, "run").interactive is not False
     assert _block(demo, "mask-strength").value == 64.0
+    # No track head (the shipped default model, or no model): "Track points" says so.
+    for panel in (build_panel(made), demo):
+        box = _block(panel, "track-points")
+        assert box.value == 0 and box.interactive is False and "no track head" in box.info
+    with_model.backend.track_available = lambda checkpoint: True
+    box = _block(build_panel(with_model), "track-points")
+    assert box.value == 64 and box.interactive is not False
     made.close()
     with_model.close()
 

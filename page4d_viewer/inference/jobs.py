@@ -1,5 +1,5 @@
 """The app's model side: checkpoints offered by name, one loaded at a time, runs through the
-predictor, and an out-of-memory error turned into advice.
+predictor, point tracks added to a shown result, and an out-of-memory error turned into advice.
 
 The viewer never imports this module; the command line builds a `PredictorBackend` and hands
 it to the app (the viewer only knows the `ModelBackend` protocol).
@@ -7,9 +7,10 @@ it to the app (the viewer only knows the `ModelBackend` protocol).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from page4d_viewer.result.reconstruction import Reconstruction
 if TYPE_CHECKING:
     from page4d_viewer.inference.predictor import ModelInfo
     from page4d_viewer.model.network import Page4D
+    from page4d_viewer.result.reconstruction import Metadata
+    from page4d_viewer.result.tracks import Seeds
     from page4d_viewer.sources.clip import SourceLike
 
     # Type-only: the panel's run request is the viewer's side of the ModelBackend contract.
@@ -60,6 +63,11 @@ class PredictorBackend:
         _model, info = self._load(checkpoint)
         return float(info.default_mask_strength)
 
+    def track_available(self, checkpoint: str) -> bool:
+        """Whether the checkpoint has a track head (loads it, kept for the next run)."""
+        model, _info = self._load(checkpoint)
+        return bool(model.track_available)
+
     def run_model(
         self, source: SourceLike, options: RunOptions, progress: Progress
     ) -> Reconstruction:
@@ -73,7 +81,8 @@ class PredictorBackend:
         from page4d_viewer.inference.predictor import predict
 
         model, info = self._load(options.checkpoint or DEFAULT_MODEL)
-        try:
+        frames = options.max_frames or "all"
+        with _advice_on_out_of_memory(f"running {frames} frames"):
             return predict(
                 source,
                 model,
@@ -85,16 +94,38 @@ class PredictorBackend:
                 checkpoint_info=info,
                 sampling=options.sampling(),
                 attention=options.attention,
+                tracks=options.tracks,
             )
-        except RuntimeError as error:
-            if not _is_out_of_memory(error):
-                raise
-            _release_accelerator_memory()
-            frames = options.max_frames or "all"
-            raise OutOfMemoryError(
-                f"the device ran out of memory running {frames} frames; "
-                "try fewer frames (Max frames, Stride) or precision bf16"
-            ) from error
+
+    def add_tracks(
+        self, recon: Reconstruction, seeds: Seeds, options: RunOptions
+    ) -> Reconstruction:
+        """Track ``seeds`` on a result with the checkpoint, device and precision of ``options``.
+
+        Only the network that made the result tracks on it: another one's features would not
+        match its geometry.
+
+        Raises:
+            Page4DError: the checkpoint has no track head, the result came from another
+                checkpoint, or a seed lies outside the result (one line each).
+            OutOfMemoryError: the device ran out of memory.
+        """
+        from page4d_viewer.inference.tracking import add_tracks, require_track_head
+
+        model, info = self._load(options.checkpoint or DEFAULT_MODEL)
+        require_track_head(model)
+        if not made_by(recon.metadata, info):
+            made = recon.metadata.checkpoint_name or "an unnamed model"
+            raise Page4DError(
+                f"this result came from {made}, not {info.name}: choose the checkpoint that "
+                "made it under Model to add tracks"
+            )
+        with _advice_on_out_of_memory(f"tracking on {recon.num_frames} frames"):
+            return add_tracks(
+                model, recon, seeds,
+                device=None if options.device == "auto" else options.device,
+                precision=None if options.precision == "auto" else options.precision,
+            )  # fmt: skip
 
     def _load(self, name: str) -> tuple[Page4D, ModelInfo]:
         from page4d_viewer.inference.predictor import load_model
@@ -111,6 +142,29 @@ class PredictorBackend:
             self._loaded = (name, model, info)
             logger.info("loaded checkpoint %s (%s)", name, info.variant)
             return model, info
+
+
+def made_by(metadata: Metadata, info: ModelInfo) -> bool:
+    """Whether a result's metadata names these weights: the same content hash when both
+    have one, else the same checkpoint name."""
+    if metadata.checkpoint_hash and info.content_hash:
+        return metadata.checkpoint_hash == info.content_hash
+    return metadata.checkpoint_name == info.name
+
+
+@contextlib.contextmanager
+def _advice_on_out_of_memory(doing: str) -> Iterator[None]:
+    """Turn the device running out of memory while `doing` into an OutOfMemoryError with advice."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not _is_out_of_memory(error):
+            raise
+        _release_accelerator_memory()
+        raise OutOfMemoryError(
+            f"the device ran out of memory {doing}; "
+            "try fewer frames (Max frames, Stride) or precision bf16"
+        ) from error
 
 
 def _unique_name(name: str, taken: dict[str, str | None]) -> str:

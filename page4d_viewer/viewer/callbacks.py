@@ -44,8 +44,8 @@ Updates = dict[gr.components.Component, Any]
 def options_from_widgets(values: dict[str, Any]) -> RunOptions:
     """RunOptions from the panel's widget values, keyed by RunOptions field name.
 
-    The number boxes use 0 for "not set" (fps, end, max frames) and the dropdowns "auto" for
-    "let the predictor choose".
+    The number boxes use 0 for "not set" (fps, end, max frames, track points) and the
+    dropdowns "auto" for "let the predictor choose".
 
     Raises:
         Page4DError: a value the widgets should not have allowed (e.g. a negative stride).
@@ -61,6 +61,9 @@ def options_from_widgets(values: dict[str, Any]) -> RunOptions:
     strength = values.get("mask_strength")
     if strength is None or strength < 0:
         raise Page4DError(f"mask strength must be >= 0, got {strength}")
+    tracks = values.get("tracks") or 0  # a disabled box (no track head) may send None
+    if tracks < 0 or float(tracks) != int(tracks):
+        raise Page4DError(f"track points must be a whole number >= 0, got {tracks}")
     return RunOptions(
         checkpoint=str(values.get("checkpoint") or ""),
         device=str(values.get("device") or "auto"),
@@ -73,6 +76,7 @@ def options_from_widgets(values: dict[str, Any]) -> RunOptions:
         end=int(values["end"]) or None,
         max_frames=int(values["max_frames"]) or None,
         attention=bool(values.get("attention", False)),
+        tracks=int(tracks),
     )
 
 

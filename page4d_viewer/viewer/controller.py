@@ -12,6 +12,7 @@ predictor, so `page4d-viewer view result.npz` works with no model at all.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -45,6 +46,7 @@ from page4d_viewer.viewer.result_cache import ResultCache
 from page4d_viewer.viewer.runs import RunNotFoundError, RunRecord, RunStore
 
 if TYPE_CHECKING:
+    from page4d_viewer.result.tracks import Seeds
     from page4d_viewer.sources.clip import SourceLike
     from page4d_viewer.viewer.scene import SceneState
 
@@ -52,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
+DEFAULT_TRACK_POINTS = 64  # the panel's "Track points" for a checkpoint with a track head
 
 
 class NoModelError(Page4DError):
@@ -75,6 +78,8 @@ class RunOptions:
         max_frames: At most this many frames, spread evenly; None = no limit.
         attention: Also record the camera-token attention and feature PCA (the "Inside the
             model" tab).
+        tracks: Also track this many points, seeded automatically (0 = none; needs a
+            checkpoint with a track head).
     """
 
     checkpoint: str
@@ -88,6 +93,7 @@ class RunOptions:
     end: int | None = None
     max_frames: int | None = DEFAULT_MAX_FRAMES
     attention: bool = False
+    tracks: int = 0
 
     def sampling(self) -> FrameSampling:
         """The frames `page4d_viewer.sources.clip.load_clip` keeps for these options.
@@ -121,6 +127,16 @@ class ModelBackend(Protocol):
         """Run on a clip; calls `progress` through the stages and lets its exceptions through."""
         ...
 
+    def track_available(self, checkpoint: str) -> bool:
+        """Whether a checkpoint can track points (has a track head)."""
+        ...
+
+    def add_tracks(
+        self, recon: Reconstruction, seeds: Seeds, options: RunOptions
+    ) -> Reconstruction:
+        """`recon` with the tracks of `seeds` added, tracked by `options.checkpoint`."""
+        ...
+
 
 class SceneLike(Protocol):
     """The part of `page4d_viewer.viewer.scene.SceneView` the panel drives."""
@@ -136,6 +152,8 @@ class SceneLike(Protocol):
     def set_frame(self, index: int) -> None: ...
 
     def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
+
+    def update_tracks(self, recon: Reconstruction) -> None: ...
 
     def state(self) -> SceneState: ...
 
@@ -335,6 +353,33 @@ class ViewerController:
         return self._show(
             recon, record.title, record, record.result_path, record.exports_dir, progress
         )
+
+    def add_tracks(self, seeds: Seeds, options: RunOptions) -> Shown:
+        """Track `seeds` on the result on screen with the session's model (`options`: the
+        checkpoint, device and precision chosen under Model); the scene draws the new tracks.
+
+        The tracks stay with this session's result; the saved run's file is not rewritten.
+
+        Raises:
+            NoModelError: no model in this app.
+            Page4DError: nothing shown, no track head, a result of another checkpoint, a
+                pixel outside the result, or another result shown meanwhile.
+        """
+        if self.backend is None:
+            raise NoModelError("no model is loaded: this app only views results (start `app`)")
+        shown = self._current
+        if shown is None:
+            raise Page4DError("run a clip or open a result first")
+        with self._model_lock:
+            recon = self.backend.add_tracks(shown.recon, seeds, options)
+        with self._scene_lock:  # with the state, so a result shown meanwhile gets no tracks
+            with self._state_lock:
+                if self._current is not shown:
+                    raise Page4DError("another result was shown meanwhile; click again on it")
+                shown = dataclasses.replace(shown, recon=recon)
+                self._current = shown
+            self.scene.update_tracks(recon)
+        return shown
 
     def cancel(self, session: str = "") -> bool:
         """Ask the session's running job to stop at its next progress report."""

@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.settings import PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab
+from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab, tracks_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
     DEFAULT_MAX_FRAMES,
@@ -119,7 +119,7 @@ def build_panel(
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs, record, inside_tab = _layout(controller, device, precision, index)
+        widgets, tabs, record, inside_tab, tracks = _layout(controller, device, precision, index)
         if isinstance(controller, SessionRegistry):
             callbacks = PanelCallbacks(
                 None, widgets, controller, lambda session: scene_iframe_html(scene_url(session))
@@ -132,6 +132,10 @@ def build_panel(
         dataset_tab.wire(tab_callbacks, tabs, widgets)
         inside = inspect_tab.InspectCallbacks(callbacks.controller_of, inside_tab, widgets)
         inspect_tab.wire(inside, inside_tab, widgets)
+        tracked = tracks_tab.TrackCallbacks(
+            callbacks.controller_of, tracks, widgets, controller.backend
+        )
+        tracks_tab.wire(tracked, tracks, widgets)
         query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
         demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
     demo.queue(default_concurrency_limit=1)
@@ -141,7 +145,11 @@ def build_panel(
 def _layout(
     controller: ViewerController | SessionRegistry, device: str, precision: str, index: str | None
 ) -> tuple[
-    PanelWidgets, dataset_tab.DatasetWidgets, record_tab.RecordWidgets, inspect_tab.InspectWidgets
+    PanelWidgets,
+    dataset_tab.DatasetWidgets,
+    record_tab.RecordWidgets,
+    inspect_tab.InspectWidgets,
+    tracks_tab.TrackWidgets,
 ]:
     backend = controller.backend
     samples = list(controller.samples)
@@ -161,7 +169,7 @@ def _layout(
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views, tabs, record, inside = _result_tabs(controller, index)
+    views, tabs, record, inside, tracks = _result_tabs(controller, index)
     widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
@@ -176,7 +184,7 @@ def _layout(
         **_fields_of(actions),
         **_fields_of(views),
     )
-    return widgets, tabs, record, inside
+    return widgets, tabs, record, inside, tracks
 
 
 def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
@@ -285,10 +293,14 @@ class _ResultTabs:
 def _result_tabs(
     controller: ViewerController | SessionRegistry, index: str | None
 ) -> tuple[
-    _ResultTabs, dataset_tab.DatasetWidgets, record_tab.RecordWidgets, inspect_tab.InspectWidgets
+    _ResultTabs,
+    dataset_tab.DatasetWidgets,
+    record_tab.RecordWidgets,
+    inspect_tab.InspectWidgets,
+    tracks_tab.TrackWidgets,
 ]:
     """The tabs under the scene: mask and depth, pose comparison, downloads, record, dataset,
-    compare, inside the model."""
+    compare, inside the model, tracks."""
     with gr.Tabs():
         with gr.Tab("Mask and depth"):
             with gr.Row():
@@ -327,10 +339,11 @@ def _result_tabs(
         record = record_tab.build_tab()
         tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
         inside = inspect_tab.build_tab()
+        tracks = tracks_tab.build_tab()
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, truth_depth, truth_mask, trajectory_plot,
         differences_plot, metrics_table, prepare_button, downloads,
-    ), tabs, record, inside  # fmt: skip
+    ), tabs, record, inside, tracks  # fmt: skip
 
 
 def _frame_image(label: str, visible: bool) -> gr.Image:
@@ -386,9 +399,10 @@ def _model_inputs(
             False, label="Record attention (for the Inside the model tab)",
             elem_id="record-attention",
         )  # fmt: skip
+        tracks = tracks_tab.track_points_box(backend, checkpoints[0] if checkpoints else None)
     return {
         "checkpoint": checkpoint, "device": device_box, "precision": precision_box,
-        "mask_strength": mask_strength, "attention": attention,
+        "mask_strength": mask_strength, "attention": attention, "tracks": tracks,
     }  # fmt: skip
 
 

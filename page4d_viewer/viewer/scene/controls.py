@@ -1,4 +1,5 @@
-"""The scene's own controls in the Viser sidebar: Timeline, Points, Mask overlay, Cameras.
+"""The scene's own controls in the Viser sidebar: Timeline, Points, Mask overlay, Cameras,
+Tracks.
 
 Each control calls one scene setter (`ControlTarget`); the setters write the applied value
 back into the controls. Those writes happen inside `SceneControls.writing()`, which the
@@ -26,6 +27,12 @@ from page4d_viewer.settings import (
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
 from page4d_viewer.viewer.scene.state import DEFAULT_FPS, DEFAULT_POINT_SIZE, MAX_DOWNSAMPLE
+from page4d_viewer.viewer.scene.tracks import (
+    MAX_TRACK_TRAIL,
+    MAX_TRACKS_SHOWN,
+    TRACK_CHOICES,
+    TrackSettings,
+)
 
 if TYPE_CHECKING:
     import viser
@@ -52,7 +59,24 @@ class ControlTarget(Protocol):
     def set_downsample(self, stride: int) -> None: ...
     def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
     def set_variant_visible(self, name: str, visible: bool) -> None: ...
+    def set_tracks(
+        self,
+        visible: bool | None = None,
+        max_count: int | None = None,
+        trail: int | None = None,
+        which: str | None = None,
+    ) -> None: ...
     def refresh_controls(self) -> None: ...
+
+
+@dataclass
+class TrackControls:
+    """The Tracks folder: the point tracks' settings (`scene.tracks.TrackSettings`)."""
+
+    visible: viser.GuiCheckboxHandle
+    max_count: viser.GuiSliderHandle[int]
+    trail: viser.GuiSliderHandle[int]
+    which: viser.GuiDropdownHandle[str]
 
 
 @dataclass
@@ -72,6 +96,7 @@ class SceneControls:
     opacity: viser.GuiSliderHandle[float]
     threshold: viser.GuiSliderHandle[float]
     variants: dict[str, viser.GuiCheckboxHandle]
+    tracks: TrackControls
     # Set while a thread writes the controls, so their callbacks do not echo back.
     _writer: threading.local = field(default_factory=threading.local)
 
@@ -113,6 +138,17 @@ class SceneControls:
                 checkbox.value = settings.variant_visible[name]
             self.opacity.disabled = not has_mask
             self.threshold.disabled = not has_mask
+
+    def show_tracks(self, settings: TrackSettings, has_tracks: bool) -> None:
+        """Write the track settings into the Tracks folder; disabled without tracks."""
+        tracks = self.tracks
+        with self.writing():
+            tracks.visible.value = settings.visible
+            tracks.max_count.value = settings.max_count
+            tracks.trail.value = settings.trail
+            tracks.which.value = settings.which
+            for handle in (tracks.visible, tracks.max_count, tracks.trail, tracks.which):
+                handle.disabled = not has_tracks
 
     def _show_timeline(self, timeline: Timeline, num_frames: int) -> None:
         self.frame.max = max(num_frames - 1, 1)
@@ -176,7 +212,7 @@ def build_controls(server: viser.ViserServer, target: ControlTarget) -> SceneCon
         }
     controls = SceneControls(
         frame, playing, fps, loop, mode, trail, source, percentile, point_size, downsample,
-        opacity, threshold, variants,
+        opacity, threshold, variants, _track_controls(server),
     )  # fmt: skip
     _wire(controls, target)
     return controls
@@ -198,6 +234,25 @@ def _mask_controls(
     return opacity, threshold
 
 
+def _track_controls(server: viser.ViserServer) -> TrackControls:
+    """The Tracks folder (disabled until a result with tracks is shown)."""
+    gui, defaults = server.gui, TrackSettings()
+    with gui.add_folder("Tracks"):
+        visible = gui.add_checkbox("Show tracks", defaults.visible, disabled=True)
+        max_count = gui.add_slider(
+            "Tracks shown (at most)", min=1, max=MAX_TRACKS_SHOWN, step=1,
+            initial_value=defaults.max_count, disabled=True,
+        )  # fmt: skip
+        trail = gui.add_slider(
+            "Track trail (frames)", min=1, max=MAX_TRACK_TRAIL, step=1,
+            initial_value=defaults.trail, disabled=True,
+        )  # fmt: skip
+        which = gui.add_dropdown(
+            "Which tracks", TRACK_CHOICES, initial_value=defaults.which, disabled=True
+        )
+    return TrackControls(visible, max_count, trail, which)
+
+
 def _wire(controls: SceneControls, target: ControlTarget) -> None:
     """Each control calls one scene setter; setters write back to the controls, which is a
     no-op when the value is unchanged, so nothing loops."""
@@ -208,6 +263,12 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
 
     def set_overlay() -> None:
         target.set_mask_overlay(float(c.opacity.value), float(c.threshold.value))
+
+    def set_tracks() -> None:
+        t = c.tracks
+        target.set_tracks(
+            bool(t.visible.value), int(t.max_count.value), int(t.trail.value), str(t.which.value)
+        )
 
     bindings: list[tuple[viser.GuiInputHandle[Any], Callable[[], None]]] = [
         (c.frame, lambda: target.user_moved_frame(int(c.frame.value))),
@@ -225,6 +286,8 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
     ]
     for name, checkbox in c.variants.items():
         bindings.append((checkbox, _variant_setter(target, name, checkbox)))
+    for handle in (c.tracks.visible, c.tracks.max_count, c.tracks.trail, c.tracks.which):
+        bindings.append((handle, set_tracks))
     for handle, apply in bindings:
         handle.on_update(_from_user(controls, target, apply))
 

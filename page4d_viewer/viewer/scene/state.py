@@ -15,6 +15,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_THRESHOLD,
 )
 from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene.tracks import TrackState
 
 # Largest number of points the scene sends by default: sets the automatic downsampling.
 DEFAULT_MAX_POINTS = 4_000_000
@@ -140,6 +141,8 @@ class SceneState:
         comparison_camera_nodes: the second run's frustum nodes on screen.
         point_colouring: what colours the points: "image", "mask" or "attention".
         probe_point: where the probe marker is (world), or None when nothing is probed.
+        tracks: what is drawn of the point tracks, and the Tracks controls' values.
+        click_mode: what a click in the scene does: "probe" or "track" (seed a track).
     """
 
     num_frames: int
@@ -176,3 +179,5 @@ class SceneState:
     comparison_camera_nodes: tuple[str, ...] = ()
     point_colouring: str = "mask"
     probe_point: tuple[float, float, float] | None = None
+    tracks: TrackState = field(default_factory=TrackState)
+    click_mode: str = "probe"

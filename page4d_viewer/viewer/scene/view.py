@@ -1,8 +1,9 @@
 """The 3-D scene in Viser: per-frame point clouds, camera frusta per variant, a timeline.
 
 `SceneView` composes the parts of this package: the layers that draw (`layers.py`: points,
-cameras), what was sent (`nodes.py`), the timeline and its playback thread (`timeline.py`) and
-the scene's own sidebar controls (`controls.py`). The rules for what is shown (colours, frame
+cameras; `comparison.py`; `tracks.py`: point tracks), what was sent (`nodes.py`), the timeline
+and its playback thread (`timeline.py`), what clicks do (`clicks.py`) and the scene's own
+sidebar controls (`controls.py`). The rules for what is shown (colours, frame
 selection, the static/dynamic split, frustum shapes) are pure functions in `display.py`.
 
 How the scene stays fast: each frame's points are sent ONCE, as their own node
@@ -16,6 +17,7 @@ result.points.CONFIDENCE_BINS quantile bins). Then
 * the mask overlay opacity/threshold re-send colours only (positions stay), and only for the
   frames on screen: hidden frames are recoloured when they next appear;
 * the point size is a per-node property (a few bytes per node);
+* the point tracks are three small nodes whose points and colours are re-sent on each frame;
 * the point source and the downsampling change the points' positions: the first switch to a
   source/stride sends its points (counted per frame in `SceneState.geometry_sends`); the
   previous set stays in the browser, hidden, while all sets fit in the point budget, so
@@ -37,14 +39,11 @@ import numpy as np
 from page4d_viewer.result import points
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene.clicks import ClickRouter
 from page4d_viewer.viewer.scene.colouring import ProbeMarker
+from page4d_viewer.viewer.scene.comparison import ComparisonLayer
 from page4d_viewer.viewer.scene.controls import SceneControls, build_controls, fps_control_value
-from page4d_viewer.viewer.scene.layers import (
-    CameraLayer,
-    ComparisonLayer,
-    PointLayer,
-    look_through,
-)
+from page4d_viewer.viewer.scene.layers import CameraLayer, PointLayer, look_through
 from page4d_viewer.viewer.scene.nodes import (
     FrameStream,
     ProgressCallback,
@@ -55,6 +54,7 @@ from page4d_viewer.viewer.scene.nodes import (
     source_variant,
     warm_up_encoders,
 )
+from page4d_viewer.viewer.scene.overlays import SceneOverlays
 from page4d_viewer.viewer.scene.state import (
     DEFAULT_MAX_POINTS,
     MAX_DOWNSAMPLE,
@@ -63,19 +63,17 @@ from page4d_viewer.viewer.scene.state import (
     SendCounters,
 )
 from page4d_viewer.viewer.scene.timeline import FrameCallback, Timeline, notify_frame_change
+from page4d_viewer.viewer.scene.tracks import TrackLayer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Mapping
-
     import viser
 
-    from page4d_viewer.result.reconstruction import Cameras, Reconstruction
-    from page4d_viewer.viewer.probe import Pixel
+    from page4d_viewer.result.reconstruction import Reconstruction
 
 logger = logging.getLogger(__name__)
 
 
-class SceneView:
+class SceneView(SceneOverlays):
     """The Viser scene of one Reconstruction, with its own timeline and display controls.
 
     Args:
@@ -88,6 +86,8 @@ class SceneView:
         point_layer: the frames' point nodes.
         camera_layer: the camera variants' frusta and trajectories.
         comparison_layer: a second run's cameras laid over the shown one's (`/compare`).
+        track_layer: the shown result's point tracks (`/tracks`).
+        clicks: what a click in the scene does ("probe" or "track") and whom it calls.
         timeline: the frame, fps, loop and playback thread.
 
     Read these (tests, benchmarks); change the scene through its setters, which take its lock.
@@ -105,6 +105,8 @@ class SceneView:
         self.point_layer = PointLayer(server, self._settings, self._counters, self._max_points)
         self.camera_layer = CameraLayer(server, self._settings, self._counters)
         self.comparison_layer = ComparisonLayer(server)
+        self.track_layer = TrackLayer(server)
+        self.clicks = ClickRouter(server)
         self.probe_marker = ProbeMarker()
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
@@ -148,6 +150,8 @@ class SceneView:
             settings.point_size = auto_point_size(self._clip)
             self.camera_layer.add_trajectories(self._clip)
             self.camera_layer.set_initial_view(self._clip)
+            self.track_layer.show(recon)
+            self._draw_tracks()
             self._sync_gui()
         self._start_stream(progress)
 
@@ -356,85 +360,6 @@ class SceneView:
         if pose is not None:
             look_through(client, *pose)
 
-    def show_comparison(self, title: str, cameras: Mapping[str, Cameras]) -> None:
-        """Lay a second run's cameras over the shown result's, replacing any earlier one.
-
-        Args:
-            title: names the second run (SceneState.comparison).
-            cameras: variant -> (S,) cameras already in the shown result's world (see
-                `viewer.comparison.align_second_run`), S = the shown result's frames.
-
-        Raises:
-            DisplayError: nothing is shown, or the frame counts differ.
-        """
-        with self._lock, self._server.atomic():
-            clip = self._clip
-            if clip is None:
-                raise DisplayError("show a result before comparing another one with it")
-            for variant, variant_cameras in cameras.items():
-                if len(variant_cameras.extrinsics) != clip.recon.num_frames:
-                    raise DisplayError(
-                        f"the second run's {variant} cameras have "
-                        f"{len(variant_cameras.extrinsics)} frames, the shown result "
-                        f"{clip.recon.num_frames}"
-                    )
-            self.comparison_layer.show(title, cameras, clip.recon.image_hw, clip.frustum_length)
-
-    def set_comparison_visible(self, visible: bool) -> None:
-        """Show or hide the second run's cameras (nothing is re-sent)."""
-        with self._lock, self._server.atomic():
-            self.comparison_layer.set_visible(visible)
-
-    def clear_comparison(self) -> None:
-        """Remove the second run's cameras; the shown result stays."""
-        with self._lock, self._server.atomic():
-            self.comparison_layer.remove_all()
-
-    # ------------------------------------------------------------------ inside the model
-
-    def set_point_colouring(
-        self,
-        mode: str,
-        heat: np.ndarray | None = None,
-        colormap: str = display.DEFAULT_COLORMAP,
-        key: Hashable = None,
-    ) -> None:
-        """Colour the points by "image", "mask" (the overlay) or "attention" (`heat`, (S, h, w)
-        in [0, 1] per key-frame patch; `key` names it). Re-sends colours of the frames on
-        screen only, never positions."""
-        with self._lock, self._server.atomic():
-            image_hw = (1, 1) if self._clip is None else self._clip.recon.image_hw
-            self.point_layer.colouring.set(mode, heat, image_hw, colormap, key)
-            self._apply_visibility()
-
-    def pick_pixel(self, origin: np.ndarray, direction: np.ndarray) -> Pixel | None:
-        """The pixel whose point on screen is nearest to a click ray (None: nothing there)."""
-        from page4d_viewer.viewer.probe import pick_pixel
-
-        with self._lock:
-            clip, frames = self._clip, self.point_layer.on_screen(self._has_mask()).frames
-            first_bin = self._settings.confidence_bin
-        if clip is None:
-            return None
-        cut = points.edge_threshold(clip.confidence_edges, first_bin)  # as the scene shows
-        return pick_pixel(
-            clip.recon, frames, origin, direction, threshold=cut,
-            source=clip.source, rows=clip.rows, cols=clip.cols,
-        )  # fmt: skip
-
-    def show_probe(self, position: np.ndarray | None) -> None:
-        """Mark a probed point with a small sphere (None removes it)."""
-        with self._lock, self._server.atomic():
-            radius = 2.5 * self._settings.point_size
-            self.probe_marker.show(self._server, position, radius)
-
-    def on_scene_click(self, callback: Callable[[np.ndarray, np.ndarray], None]) -> None:
-        """Register `callback(ray_origin, ray_direction)` for clicks in the scene."""
-
-        @self._server.scene.on_click()
-        def _clicked(event: viser.SceneClickEvent) -> None:
-            callback(np.asarray(event.ray_origin), np.asarray(event.ray_direction))
-
     def refresh_controls(self) -> None:
         """Write the scene's settings into its controls (e.g. to put back a refused value)."""
         with self._lock:
@@ -483,6 +408,8 @@ class SceneView:
                 comparison_camera_nodes=self.comparison_layer.visible_nodes(),
                 point_colouring=self.point_layer.colouring.mode,
                 probe_point=self.probe_marker.position,
+                tracks=self.track_layer.state(),
+                click_mode=self.clicks.mode,
             )
 
     # ------------------------------------------------------------------ internals: sending
@@ -537,6 +464,7 @@ class SceneView:
         self.point_layer.remove_all()
         self.camera_layer.remove_all()
         self.comparison_layer.remove_all()
+        self.track_layer.remove()
         self.probe_marker.remove()
         self.point_layer.colouring.reset()
 
@@ -573,6 +501,7 @@ class SceneView:
         frame = self.timeline.frame
         self.point_layer.apply_visibility(self._visible_frame_indices(), frame, self._has_mask())
         self.camera_layer.apply_visibility(frame)
+        self._draw_tracks()
 
     def _sync_gui(self) -> None:
         """Write the scene's settings into its Viser controls. Holds the lock."""
@@ -580,6 +509,7 @@ class SceneView:
         self.controls.show(
             self._settings, self.timeline, self.num_frames, variants, self._has_mask()
         )
+        self.controls.show_tracks(self.track_layer.settings, self.track_layer.count > 0)
 
     def _advance(self) -> None:
         """One playback step: the next frame, or stop at the end when not looping."""

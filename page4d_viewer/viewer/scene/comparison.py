@@ -1,0 +1,129 @@
+"""A second run's cameras ("B") laid over the shown run's, for comparison: node `/compare`.
+
+Like the other layers (`layers.py`) it holds no lock: `SceneView` calls it holding its own,
+inside a `server.atomic()` block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from page4d_viewer.viewer import display
+from page4d_viewer.viewer.display import DisplayError
+
+if TYPE_CHECKING:
+    import viser
+
+    from page4d_viewer.result.cameras import Cameras
+
+
+@dataclass
+class ComparisonNodes:
+    """What `ComparisonLayer` sent for one of the second run's camera variants."""
+
+    root: viser.FrameHandle  # /compare/{variant}
+    frusta: list[viser.CameraFrustumHandle] = field(default_factory=list)
+
+
+class ComparisonLayer:
+    """A second run's cameras ("B"), already in the shown run's world: node `/compare`.
+
+    Per variant `/compare/{variant}` holds a thinner trajectory and wireframe frusta in a
+    lighter shade of the variant's colour, and a label "B: masked" at its first camera. Every
+    frustum is sent at once (they are small) and stays as it is while the timeline moves.
+
+    Args:
+        server: where the nodes go.
+    """
+
+    def __init__(self, server: viser.ViserServer) -> None:
+        self._server = server
+        self._group: viser.FrameHandle | None = None
+        self.title: str | None = None
+        self.nodes: dict[str, ComparisonNodes] = {}
+
+    def show(
+        self,
+        title: str,
+        cameras: Mapping[str, Cameras],
+        image_hw: tuple[int, int],
+        frustum_length: float,
+        num_frames: int,
+    ) -> None:
+        """Replace the comparison with these cameras (variant -> cameras in the scene's world).
+
+        Raises:
+            DisplayError: a variant's frame count is not the shown result's `num_frames`.
+        """
+        for variant, variant_cameras in cameras.items():
+            if len(variant_cameras.extrinsics) != num_frames:
+                raise DisplayError(
+                    f"the second run's {variant} cameras have "
+                    f"{len(variant_cameras.extrinsics)} frames, the shown result {num_frames}"
+                )
+        self.remove_all()
+        scene = self._server.scene
+        self._group = scene.add_frame("/compare", show_axes=False)
+        self.title = title
+        height, width = image_hw
+        for variant, variant_cameras in cameras.items():
+            name = f"/compare/{variant}"
+            nodes = ComparisonNodes(root=scene.add_frame(name, show_axes=False))
+            wxyz, centres = display.camera_poses(variant_cameras.extrinsics)
+            fov, aspect = display.frustum_fov_aspect(variant_cameras.intrinsics, height, width)
+            colour = display.comparison_color(variant)
+            segments = display.trajectory_segments(centres)
+            if len(segments):
+                scene.add_line_segments(
+                    f"{name}/trajectory", points=segments, colors=colour, thickness=1.0,
+                    thickness_units="screen",
+                )  # fmt: skip
+            usable = np.isfinite(wxyz).all(axis=1) & np.isfinite(centres).all(axis=1)
+            for index in np.flatnonzero(usable).tolist():
+                scale = display.viser_frustum_scale(frustum_length, fov[index], aspect[index])
+                nodes.frusta.append(
+                    scene.add_camera_frustum(
+                        f"{name}/frusta/t{index:04d}",
+                        fov=float(fov[index]),
+                        aspect=float(aspect[index]),
+                        scale=scale,
+                        color=colour,
+                        wxyz=wxyz[index],
+                        position=centres[index],
+                        thickness=1.0,
+                        thickness_units="screen",
+                    )  # fmt: skip
+                )
+            if usable.any():
+                first = int(np.argmax(usable))
+                label = f"{display.COMPARISON_PREFIX}{display.VARIANT_LABELS[variant]}"
+                scene.add_label(f"{name}/label", label, position=centres[first])
+            self.nodes[variant] = nodes
+
+    def set_visible(self, visible: bool) -> None:
+        """Show or hide the whole comparison (nothing is re-sent)."""
+        if self._group is not None:
+            self._group.visible = bool(visible)
+
+    @property
+    def visible(self) -> bool:
+        """Whether a comparison is in the scene and shown."""
+        return self._group is not None and bool(self._group.visible)
+
+    def visible_nodes(self) -> tuple[str, ...]:
+        """The comparison's frustum nodes on screen, sorted (empty when hidden)."""
+        if not self.visible:
+            return ()
+        return tuple(sorted(h.name for nodes in self.nodes.values() for h in nodes.frusta))
+
+    def remove_all(self) -> None:
+        """Remove the comparison's nodes."""
+        if self._group is not None:
+            self._group.remove()
+        self._group = None
+        self.title = None
+        self.nodes = {}

@@ -1,0 +1,350 @@
+"""The scene's point tracks: each track's 3-D path drawn as line segments ending at the current
+frame, fading with age.
+
+A track's path is `result.tracks.lift` for the scene's point source, so it runs through the
+very points the scene shows. Only the last `trail` frames are drawn: segment t joins the
+track's points on frames t - 1 and t, for t in (frame - trail, frame]. A segment is left out
+when either end is invisible (`Tracks.visible`) or has no point (NaN). Viser has no per-vertex
+alpha, so age shows as colour: each vertex is blended toward the background by its age, and
+the older half of the trail is drawn thinner than the newer half. A dot marks where each
+track is on the current frame.
+
+Nodes: `/tracks` holds `/tracks/recent` and `/tracks/older` (line segments) and
+`/tracks/heads` (a point cloud). The paths are lifted once per point source and kept; a frame
+change only sends these three nodes' new points and colours (a few kB for hundreds of tracks).
+`TrackLayer` holds no lock: `SceneView` calls it holding its own, inside `server.atomic()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from page4d_viewer.result.mask import DisplayError
+from page4d_viewer.result.tracks import lift, moving_tracks, track_colors
+
+if TYPE_CHECKING:
+    import viser
+
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+TRACK_CHOICES: tuple[str, ...] = ("both", "moving", "static")
+"""Which tracks are drawn: all, those seeded where the mask says moving, or the others."""
+DEFAULT_TRACK_TRAIL = 8
+DEFAULT_MAX_TRACKS = 256
+MAX_TRACKS_SHOWN = 4096  # as many as one request may track (inference.tracking.MAX_TRACKS)
+MAX_TRACK_TRAIL = 256
+BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, white
+FADE = 0.85  # the oldest vertex of a trail is this much background
+THICKNESS = {"recent": 4.0, "older": 2.0}  # screen pixels: the newer / older half of a trail
+HEAD_SCALE = 2.5  # a track's dot across, in scene point sizes
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """The values of the Tracks controls.
+
+    Attributes:
+        visible: whether tracks are drawn at all.
+        max_count: at most this many tracks are drawn (spread evenly over those chosen).
+        trail: how many frames of each path are drawn, back from the current frame.
+        which: one of TRACK_CHOICES.
+    """
+
+    visible: bool = True
+    max_count: int = DEFAULT_MAX_TRACKS
+    trail: int = DEFAULT_TRACK_TRAIL
+    which: str = "both"
+
+    def check(self) -> None:
+        """Raises DisplayError (one line) for a value out of range."""
+        if self.which not in TRACK_CHOICES:
+            choices = ", ".join(TRACK_CHOICES)
+            raise DisplayError(f"tracks: show one of {choices}, got {self.which!r}")
+        if not 1 <= self.max_count <= MAX_TRACKS_SHOWN:
+            raise DisplayError(
+                f"tracks shown must be in 1..{MAX_TRACKS_SHOWN}, got {self.max_count}"
+            )
+        if not 1 <= self.trail <= MAX_TRACK_TRAIL:
+            raise DisplayError(
+                f"the track trail must be in 1..{MAX_TRACK_TRAIL} frames, got {self.trail}"
+            )
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """What the scene shows of the tracks (for `SceneState`, tests and benchmarks).
+
+    Attributes:
+        count: tracks in the result shown (0 without tracks).
+        drawn: tracks with a segment or a dot on screen.
+        segments: line segments on screen.
+        heads: tracks with a dot on the current frame.
+        sends: how many times the segments were sent since the result was shown.
+        settings: the Tracks controls' values.
+    """
+
+    count: int = 0
+    drawn: int = 0
+    segments: int = 0
+    heads: int = 0
+    sends: int = 0
+    settings: TrackSettings = field(default_factory=TrackSettings)
+
+
+@dataclass(frozen=True)
+class TrackSegments:
+    """What is drawn of the tracks on one frame.
+
+    Attributes:
+        points: (M, 2, 3) float32 segment ends, world coordinates (start, end).
+        colors: (M, 2, 3) uint8 colour of each end, faded by its age.
+        track: (M,) int64 track index of each segment.
+        age: (M,) int64 frames from the segment's end to the current frame (0: the newest).
+        heads: (K, 3) float32 where each drawn track is on the current frame (visible ones).
+        head_colors: (K, 3) uint8 their track colours.
+        head_tracks: (K,) int64 their track indices.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    track: np.ndarray
+    age: np.ndarray
+    heads: np.ndarray
+    head_colors: np.ndarray
+    head_tracks: np.ndarray
+
+
+def choose_tracks(moving: np.ndarray, which: str, max_count: int) -> np.ndarray:
+    """Indices of the tracks to draw, ascending.
+
+    Args:
+        moving: (N,) bool, whether each track is moving (`result.tracks.moving_tracks`).
+        which: "both", "moving" or "static".
+        max_count: at most this many; more are thinned evenly, always keeping the first and
+            the last (the newest seeded) one.
+
+    Returns:
+        (K,) int64, K <= max_count.
+    """
+    moving = np.asarray(moving, dtype=bool)
+    if which == "moving":
+        candidates = np.flatnonzero(moving)
+    elif which == "static":
+        candidates = np.flatnonzero(~moving)
+    else:
+        candidates = np.arange(len(moving))
+    if len(candidates) <= max_count:
+        return candidates.astype(np.int64)
+    picks = np.unique(np.round(np.linspace(0, len(candidates) - 1, max_count)).astype(np.int64))
+    return candidates[picks].astype(np.int64)
+
+
+def fade(colors: np.ndarray, age: np.ndarray, trail: int) -> np.ndarray:
+    """Colours blended toward the background by age: `age / trail` of FADE.
+
+    Args:
+        colors: (..., 3) uint8 track colours.
+        age: (...) frames back from the current frame, 0..trail.
+        trail: the trail length in frames.
+
+    Returns:
+        (..., 3) uint8.
+    """
+    weight = FADE * np.clip(np.asarray(age, dtype=np.float64) / max(trail, 1), 0.0, 1.0)
+    blended = (1.0 - weight[..., None]) * colors + weight[..., None] * BACKGROUND
+    return np.round(blended).astype(np.uint8)
+
+
+def track_segments(
+    paths: np.ndarray,
+    visible: np.ndarray,
+    colors: np.ndarray,
+    chosen: np.ndarray,
+    frame: int,
+    trail: int,
+) -> TrackSegments:
+    """The segments and dots of the chosen tracks on one frame.
+
+    Args:
+        paths: (S, N, 3) world point of each track on each frame, NaN where it has none.
+        visible: (S, N) bool, whether each track is visible on each frame.
+        colors: (N, 3) uint8 colour of each track.
+        chosen: (K,) indices of the tracks to draw.
+        frame: the current frame.
+        trail: frames drawn back from the current one (>= 1).
+
+    Returns:
+        Segments ordered oldest first, then by track; M <= trail * K.
+    """
+    chosen = np.asarray(chosen, dtype=np.int64)
+    ends = np.arange(max(frame - trail, 0) + 1, frame + 1)  # (T,) frame of each segment's end
+    start, end = paths[ends - 1][:, chosen], paths[ends][:, chosen]  # (T, K, 3)
+    usable = visible[ends - 1][:, chosen] & visible[ends][:, chosen]
+    usable &= np.isfinite(start).all(axis=-1) & np.isfinite(end).all(axis=-1)
+    age = np.broadcast_to((frame - ends)[:, None], usable.shape)
+    tracks = np.broadcast_to(chosen[None, :], usable.shape)
+    track_of, age_of = tracks[usable], age[usable]
+    points = np.stack([start[usable], end[usable]], axis=1).astype(np.float32)
+    base = colors[track_of]
+    segment_colors = np.stack([fade(base, age_of + 1, trail), fade(base, age_of, trail)], axis=1)
+    now = paths[frame, chosen]
+    shown = visible[frame, chosen] & np.isfinite(now).all(axis=-1)
+    return TrackSegments(
+        points=points.reshape(-1, 2, 3),
+        colors=segment_colors.reshape(-1, 2, 3),
+        track=track_of.astype(np.int64),
+        age=age_of.astype(np.int64),
+        heads=now[shown].astype(np.float32),
+        head_colors=colors[chosen[shown]],
+        head_tracks=chosen[shown],
+    )
+
+
+class TrackLayer:
+    """The tracks of the shown result: nodes `/tracks/{recent,older,heads}`.
+
+    Args:
+        server: where the nodes go.
+    """
+
+    def __init__(self, server: viser.ViserServer) -> None:
+        self._server = server
+        self.settings = TrackSettings()
+        self._recon: Reconstruction | None = None
+        self._paths: dict[str, np.ndarray] = {}  # point source -> (S, N, 3), lifted once
+        self._moving: tuple[float, np.ndarray] | None = None  # (threshold, (N,) bool)
+        self._root: viser.FrameHandle | None = None
+        self._nodes: dict[str, viser.SceneNodeHandle] = {}
+        self._drawn: tuple | None = None  # what the nodes on screen were drawn for
+        self.segments: TrackSegments | None = None  # what is on screen (None: nothing)
+        self._sends = 0
+
+    @property
+    def count(self) -> int:
+        """Tracks in the result shown (0 without tracks)."""
+        tracks = None if self._recon is None else self._recon.tracks
+        return 0 if tracks is None else tracks.num_tracks
+
+    def show(self, recon: Reconstruction | None) -> None:
+        """Draw the tracks of `recon` from the next `draw` on (None: none). The lifted paths
+        are recomputed: call this also when tracks were added to the shown result."""
+        self._recon = recon
+        self._paths, self._moving, self._drawn = {}, None, None
+        if recon is None:
+            self._sends = 0
+
+    def configure(
+        self,
+        visible: bool | None = None,
+        max_count: int | None = None,
+        trail: int | None = None,
+        which: str | None = None,
+    ) -> None:
+        """Change some settings (None keeps one). Raises DisplayError for a bad value."""
+        current = self.settings
+        chosen = TrackSettings(
+            current.visible if visible is None else bool(visible),
+            current.max_count if max_count is None else int(max_count),
+            current.trail if trail is None else int(trail),
+            current.which if which is None else str(which),
+        )
+        chosen.check()
+        self.settings = chosen
+
+    def draw(self, frame: int, source: str, threshold: float, point_size: float) -> None:
+        """Make the nodes show the tracks on `frame`; nothing is sent when nothing changed."""
+        settings = self.settings
+        key = (frame, source, threshold, point_size, settings, id(self._recon))
+        if key == self._drawn:
+            return
+        self._drawn = key
+        if not settings.visible or self.count == 0:
+            self._hide()
+            return
+        recon = self._recon
+        assert recon is not None and recon.tracks is not None
+        if source not in self._paths:
+            self._paths[source] = lift(recon, source)
+        if self._moving is None or self._moving[0] != threshold:
+            self._moving = (threshold, moving_tracks(recon, threshold))
+        moving = self._moving[1]
+        chosen = choose_tracks(moving, settings.which, settings.max_count)
+        segments = track_segments(
+            self._paths[source], recon.tracks.visible(), track_colors(moving), chosen,
+            frame, settings.trail,
+        )  # fmt: skip
+        self._send(segments, settings.trail, HEAD_SCALE * point_size)
+        self.segments = segments
+
+    def _send(self, segments: TrackSegments, trail: int, head_size: float) -> None:
+        """Put the segments and dots into the nodes: a property update of a node already
+        there, a new node otherwise; an empty one is hidden (Viser draws no empty lines)."""
+        if self._root is None:
+            self._root = self._server.scene.add_frame("/tracks", show_axes=False)
+        self._root.visible = True
+        recent = segments.age < max(1, (trail + 1) // 2)
+        for name, keep in (("recent", recent), ("older", ~recent)):
+            self._put_lines(name, segments.points[keep], segments.colors[keep])
+        self._put_heads(segments.heads, segments.head_colors, head_size)
+        self._sends += 1
+
+    def _put_lines(self, name: str, points: np.ndarray, colors: np.ndarray) -> None:
+        handle = self._nodes.get(name)
+        if len(points) == 0:
+            if handle is not None:
+                handle.visible = False
+            return
+        if handle is None:
+            self._nodes[name] = self._server.scene.add_line_segments(
+                f"/tracks/{name}", points=points, colors=colors,
+                thickness=THICKNESS[name], thickness_units="screen",
+            )  # fmt: skip
+            return
+        handle.points, handle.colors = points, colors  # type: ignore[attr-defined]
+        handle.visible = True
+
+    def _put_heads(self, heads: np.ndarray, colors: np.ndarray, size: float) -> None:
+        handle = self._nodes.get("heads")
+        if len(heads) == 0:
+            if handle is not None:
+                handle.visible = False
+            return
+        if handle is None:
+            self._nodes["heads"] = self._server.scene.add_point_cloud(
+                "/tracks/heads", points=heads, colors=colors, point_size=size,
+                point_shape="circle", point_shading="flat",
+            )  # fmt: skip
+            return
+        handle.points, handle.colors = heads, colors  # type: ignore[attr-defined]
+        handle.point_size = size  # type: ignore[attr-defined]
+        handle.visible = True
+
+    def _hide(self) -> None:
+        if self._root is not None:
+            self._root.visible = False
+        self.segments = None
+
+    def remove(self) -> None:
+        """Remove the nodes and forget the result."""
+        if self._root is not None:
+            self._root.remove()
+        self._root, self._nodes, self.segments = None, {}, None
+        self.show(None)
+
+    def state(self) -> TrackState:
+        """A snapshot for `SceneState`."""
+        segments = self.segments
+        drawn = 0 if segments is None else len(np.unique(np.concatenate(
+            [segments.track, segments.head_tracks]
+        )))  # fmt: skip
+        return TrackState(
+            count=self.count,
+            drawn=drawn,
+            segments=0 if segments is None else len(segments.points),
+            heads=0 if segments is None else len(segments.heads),
+            sends=self._sends,
+            settings=self.settings,
+        )

@@ -1,0 +1,206 @@
+"""Point tracks in the app: "Track points" on a run, and seeding tracks by clicking a pixel of
+the Tracks tab's picture or a point in the scene, with a real few-layer network (a track head,
+random weights) behind a real `PredictorBackend`, a real ViserServer and `ViewerController`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import viser
+
+from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
+from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.callbacks import options_from_widgets
+from page4d_viewer.viewer.controller import RunOptions, ViewerController
+from page4d_viewer.viewer.inspector import Inspector
+from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.runs import RunStore
+from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.track_seeding import TrackSeeder
+from page4d_viewer.viewer.tracks_tab import TrackCallbacks, TrackWidgets, track_points_state
+
+TRACKER, OTHER, PLAIN = "tracker.safetensors", "other.safetensors", "plain.safetensors"
+
+
+def _sure_tracker(model):
+    """A stand-in whose tracker calls every point visible (random weights say ~0.1), so its
+    tracks get drawn."""
+    import torch
+
+    with torch.no_grad():
+        layer = model.track_head.tracker.vis_predictor[0]
+        layer.weight.zero_()
+        layer.bias.fill_(8.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, few_layer_model) -> Path:
+    """A 4-frame clip and three checkpoints: with a track head (two different ones), without."""
+    import imageio.v3 as iio
+
+    from page4d_viewer.model import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("seeding")
+    video = np.zeros((4, 48, 64, 3), np.uint8)
+    video[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
+    for index in range(4):
+        video[index, 12:24, 4 + 6 * index : 16 + 6 * index] = 255
+    iio.imwrite(folder / "walk.mp4", video, fps=8, codec="libx264")
+    save_checkpoint(_sure_tracker(few_layer_model(0)).float(), folder / TRACKER)
+    save_checkpoint(_sure_tracker(few_layer_model(1)).float(), folder / OTHER)
+    save_checkpoint(few_layer_model(0, has_track_head=False).float(), folder / PLAIN)
+    return folder
+
+
+@pytest.fixture
+def controller(data: Path, tmp_path: Path, one_torch_thread) -> Iterator[ViewerController]:
+    from page4d_viewer.inference.jobs import PredictorBackend
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    scene = SceneView(server)
+    backend = PredictorBackend([str(data / name) for name in (TRACKER, OTHER, PLAIN)])
+    made = ViewerController(scene, RunStore(tmp_path / "runs"), DataRoots([data]), backend)
+    yield made
+    made.close()
+    scene.close()
+    server.stop()
+
+
+def _run(controller: ViewerController, data: Path, checkpoint: str = TRACKER, tracks: int = 8):
+    options = RunOptions(checkpoint=checkpoint, device="cpu", tracks=tracks, max_frames=None)
+    return controller.run(str(data / "walk.mp4"), options, lambda fraction, message: None)
+
+
+def _seeder(controller: ViewerController, checkpoint: str = TRACKER) -> TrackSeeder:
+    seeder = TrackSeeder(controller)
+    seeder.set_model(checkpoint, "cpu", "auto")
+    return seeder
+
+
+def test_a_run_with_track_points_draws_its_tracks(controller, data: Path) -> None:
+    shown = _run(controller, data, tracks=8)
+    assert shown.recon.tracks is not None and shown.recon.tracks.num_tracks == 8
+    scene = controller.scene
+    assert scene.state().tracks.count == 8
+    controller.set_frame(3)
+    state = scene.state()
+    assert 0 < state.tracks.segments <= 8 * 3  # a trail of 3 frames at most so far
+    assert (scene.track_layer.segments.age <= 2).all()
+
+
+def test_a_click_on_the_picture_tracks_that_pixel(controller, data: Path) -> None:
+    shown = _run(controller, data, tracks=4)
+    assert controller.scene.wait_until_sent(timeout=30)
+    geometry_sends = controller.scene.state().geometry_sends
+    seeder = _seeder(controller)
+    height, width = shown.recon.image_hw
+    factor = plots.enlargement(width, plots.PANEL_IMAGE_WIDTH)
+    picture = seeder.picture(2)
+    assert picture.shape == (height * factor, width * factor, 3)
+    row, col = 20, 30
+    message = seeder.image_click(2, (col + 0.5) * factor, (row + 0.5) * factor)
+    assert message.startswith(f"Added a track at pixel (x {col}, y {row}) of frame 2; 5 tracks")
+    tracks = controller.current.recon.tracks
+    assert tracks.num_tracks == 5 and tracks.query_frame[-1] == 2
+    np.testing.assert_allclose(tracks.xy[2, -1], (col, row))
+    state = controller.scene.state()
+    assert state.tracks.count == 5 and state.geometry_sends == geometry_sends
+    assert controller.current.version == shown.version  # the same result, one more track
+    assert "**5 tracks**" in seeder.note()
+    # The new track's dot is drawn on its own frame, at its pixel.
+    colour = picture[row * factor + factor // 2, col * factor + factor // 2]
+    after = seeder.picture(2)[row * factor + factor // 2, col * factor + factor // 2]
+    assert not np.array_equal(colour, after)
+
+
+def _ray_to(recon, frame: int, row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
+    centre = geometry.camera_centers(recon.cameras["masked"].extrinsics)[frame]
+    return centre, recon.points[frame, row, col] - centre
+
+
+def test_scene_clicks_seed_tracks_only_in_seeding_mode(controller, data: Path) -> None:
+    shown = _run(controller, data, tracks=2)
+    scene = controller.scene
+    assert scene.wait_until_sent(timeout=30)
+    inspector = Inspector(controller)  # the probe keeps the clicks of the default mode
+    seeder = _seeder(controller)
+    scene.set_display("current")
+    controller.set_frame(1)
+    ray = _ray_to(shown.recon, 1, 10, 12)
+    picked = scene.pick_pixel(*ray)
+    assert picked is not None and picked.frame == 1
+    assert "Click a point" in seeder.set_seeding(True)
+    scene.clicks.dispatch(*ray)
+    assert seeder.wait(timeout=60)
+    tracks = controller.current.recon.tracks
+    assert tracks.num_tracks == 3 and tracks.query_frame[-1] == 1
+    np.testing.assert_allclose(tracks.xy[1, -1], (picked.col, picked.row))
+    assert inspector.pixel is None and scene.state().probe_point is None
+    assert seeder.message.startswith("Added a track")
+    seeder.set_seeding(False)
+    assert scene.state().click_mode == "probe"
+    scene.clicks.dispatch(*ray)
+    assert inspector.pixel == picked and controller.current.recon.tracks.num_tracks == 3
+
+
+def test_without_a_track_head_clicks_say_so_in_one_line(controller, data: Path) -> None:
+    backend = controller.backend
+    assert track_points_state(backend, PLAIN) == {
+        "value": 0, "interactive": False,
+        "info": "this checkpoint has no track head, so it cannot track points",
+    }  # fmt: skip
+    assert track_points_state(backend, TRACKER)["value"] == 64
+    assert track_points_state(None, TRACKER)["interactive"] is False  # a view-only app
+    with pytest.raises(Page4DError, match="no track head"):
+        _run(controller, data, checkpoint=PLAIN, tracks=4)
+    _run(controller, data, checkpoint=PLAIN, tracks=0)
+    seeder = _seeder(controller, PLAIN)
+    message = seeder.image_click(0, 10.0, 10.0)
+    assert message == f"Cannot add a track: {PLAIN} has no track head, so it cannot track points."
+    assert "\n" not in seeder.set_seeding(True) and "no track head" in seeder.message
+    assert controller.current.recon.tracks is None
+    assert "has no point tracks" in seeder.note()
+
+
+def test_tracks_are_only_added_by_the_checkpoint_that_made_the_result(
+    controller, data: Path
+) -> None:
+    _run(controller, data, tracks=2)
+    message = _seeder(controller, OTHER).image_click(1, 40.0, 40.0)
+    assert message.startswith(f"Cannot add a track: this result came from {TRACKER}, not {OTHER}")
+    assert controller.current.recon.tracks.num_tracks == 2
+
+
+def test_the_tab_callbacks_seed_and_report(controller, data: Path) -> None:
+    _run(controller, data, tracks=2)
+    names = "note seeding picture status seen timer"
+    widgets = TrackWidgets(**{name: name for name in names.split()})  # type: ignore[arg-type]
+    callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
+    updates = callbacks.on_seeding(True, TRACKER, "cpu", "auto")
+    assert "Click a point" in updates["status"] and controller.scene.state().click_mode == "track"
+    assert callbacks.on_view(0)["seeding"] is True  # a reloaded page shows the scene's mode
+    event = SimpleNamespace(index=(20, 20))
+    updates = callbacks.on_picture_click(0, TRACKER, "cpu", "auto", event)
+    assert updates["status"].startswith("Added a track") and updates["picture"] is not None
+    assert "**3 tracks**" in updates["note"]
+    unchanged = callbacks.on_tick(updates["seen"], 0)
+    assert set(unchanged) == {"seen"}  # nothing new to bring
+    assert callbacks.on_checkpoint(PLAIN)["interactive"] is False
+
+
+def test_track_points_reach_the_run_options() -> None:
+    values = {
+        "checkpoint": TRACKER, "device": "cpu", "precision": "auto", "mask_strength": 64,
+        "mode": "crop", "stride": 1, "fps": 0, "start": 0, "end": 0, "max_frames": 0,
+    }  # fmt: skip
+    assert options_from_widgets(values).tracks == 0
+    assert options_from_widgets({**values, "tracks": None}).tracks == 0  # a disabled box
+    assert options_from_widgets({**values, "tracks": 16}).tracks == 16
+    with pytest.raises(Page4DError, match="track points"):
+        options_from_widgets({**values, "tracks": 2.5})
