@@ -204,3 +204,38 @@ def test_track_points_reach_the_run_options() -> None:
     assert options_from_widgets({**values, "tracks": 16}).tracks == 16
     with pytest.raises(Page4DError, match="track points"):
         options_from_widgets({**values, "tracks": 2.5})
+
+
+def test_clicked_tracks_are_saved_with_the_run_and_in_the_downloads(controller, data) -> None:
+    import csv
+
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+    shown = _run(controller, data, tracks=4)
+    before = {path.name: path.read_bytes() for path in controller.exports()}
+    assert "tracks.csv" in before
+    _seeder(controller).image_click(1, 10.0, 10.0)
+    saved = Reconstruction.load(shown.record.result_path)
+    assert saved.tracks.num_tracks == 5  # the run's own file holds the clicked track
+    files = {path.name: path for path in controller.exports()}
+    with files["tracks.csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 * saved.num_frames
+    glb = next(path for name, path in files.items() if name.endswith(".glb"))
+    assert glb.read_bytes() != before[glb.name]  # drawn again, with the new track's line
+    # Reopened from the runs list, the run still has its clicked track.
+    assert controller.open_run(shown.record.run_id).recon.tracks.num_tracks == 5
+
+
+def test_clicked_tracks_on_an_opened_file_never_overwrite_it(controller, data, tmp_path) -> None:
+    from page4d_viewer.result.reconstruction import Reconstruction
+
+    shown = _run(controller, data, tracks=4)
+    opened = tmp_path / "mine.npz"
+    shown.recon.save(opened)
+    original = opened.read_bytes()
+    controller.open_result(opened)
+    _seeder(controller).image_click(0, 12.0, 12.0)
+    assert opened.read_bytes() == original
+    download = next(path for path in controller.exports() if path.suffix == ".npz")
+    assert download != opened and Reconstruction.load(download).tracks.num_tracks == 5

@@ -17,10 +17,8 @@ import logging
 import shutil
 import tempfile
 import threading
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,7 +28,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
-from page4d_viewer.viewer import intake, plots
+from page4d_viewer.viewer import downloads, intake, plots
 from page4d_viewer.viewer.model_runs import (
     MODEL_SHARE,
     RUN_OWNER_KEY,
@@ -358,7 +356,8 @@ class ViewerController:
         """Track `seeds` on the result on screen with the session's model (`options`: the
         checkpoint, device and precision chosen under Model); the scene draws the new tracks.
 
-        The tracks stay with this session's result; the saved run's file is not rewritten.
+        The result is saved again with them (`downloads.keep_tracks`): over the run's own
+        file, or as the download copy of a result opened from a file.
 
         Raises:
             NoModelError: no model in this app.
@@ -376,7 +375,9 @@ class ViewerController:
             with self._state_lock:
                 if self._current is not shown:
                     raise Page4DError("another result was shown meanwhile; click again on it")
-                shown = dataclasses.replace(shown, recon=recon)
+                run_file = None if shown.record is None else shown.record.result_path
+                saved = downloads.keep_tracks(recon, run_file, shown.exports_dir)
+                shown = dataclasses.replace(shown, recon=recon, result_file=saved)
                 self._current = shown
             self.scene.update_tracks(recon)
         return shown
@@ -476,44 +477,27 @@ class ViewerController:
     # ---------------------------------------------------------------------------- exports
 
     def exports(self) -> list[Path]:
-        """Write the downloads of the shown result (once) and list them.
-
-        Returns:
-            The result file, a GLB scene, a zip of per-frame PLYs, TUM trajectories (one per
-            camera variant) and the mask overlay mp4.
+        """Write the downloads of the shown result (once) and list them
+        (`viewer/downloads.py`): the result file, GLB, PLYs, TUM, mask mp4, tracks CSV.
 
         Raises:
             Page4DError: nothing shown yet.
         """
-        from page4d_viewer.result import export  # imported here: trimesh and av load slowly
-
         shown = self._current
         if shown is None:
             raise Page4DError("nothing to download yet: run a clip or open a result")
-        folder = shown.exports_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        recon = shown.recon
-        result = shown.record.result_path if shown.record is not None else folder / "result.npz"
-        if not result.exists():
+        result = shown.result_file
+        if shown.record is None:
             # An opened file may live anywhere; the copy sits where downloads are served from.
-            shutil.copyfile(shown.result_file, result)
-        # The downloads follow what the scene shows: its confidence filter and mask overlay.
-        # The settings are in the file names, so a changed setting writes new files.
-        percentile = float(self.scene.state().confidence_percentile)
-        glb = folder / f"scene_conf{percentile:g}.glb"
-        if not glb.exists():
-            export.export_glb(recon, glb, conf_percentile=percentile)
-        ply_zip = folder / f"points_ply_conf{percentile:g}.zip"
-        if not ply_zip.exists():
-            _write_ply_zip(recon, ply_zip, partial(export.export_ply, conf_percentile=percentile))
-        tum = sorted(folder.glob("trajectory_*.txt"))
-        if not tum:
-            tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
-        overlay = f"opacity{self.mask_opacity:g}_threshold{self.mask_threshold:g}"
-        mp4 = folder / f"mask_overlay_{overlay}.mp4"
-        if not mp4.exists():
-            export.export_mp4(recon, mp4, opacity=self.mask_opacity, threshold=self.mask_threshold)
-        return [result, glb, ply_zip, *tum, mp4]
+            result = downloads.download_copy(shown.result_file, shown.exports_dir)
+        return downloads.write_downloads(
+            shown.recon,
+            result,
+            shown.exports_dir,
+            float(self.scene.state().confidence_percentile),
+            self.mask_opacity,
+            self.mask_threshold,
+        )
 
     # ---------------------------------------------------------------------------- private
 
@@ -560,18 +544,6 @@ def _refuse_result_files(paths: Sequence[str]) -> None:
             raise Page4DError(
                 f"{Path(path).name} is a saved result, not a clip: open it with 'Open a result'"
             )
-
-
-def _write_ply_zip(
-    recon: Reconstruction, path: Path, export_ply: Callable[..., list[Path]]
-) -> None:
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        files = export_ply(recon, scratch)
-        unfinished = path.with_suffix(".zip.unfinished")
-        with zipfile.ZipFile(unfinished, "w", zipfile.ZIP_STORED) as archive:
-            for file in files:
-                archive.write(file, arcname=Path(file).name)
-        unfinished.replace(path)
 
 
 def find_samples(samples_dir: Path | None = None) -> dict[str, Path]:
