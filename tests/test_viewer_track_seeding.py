@@ -239,3 +239,21 @@ def test_clicked_tracks_on_an_opened_file_never_overwrite_it(controller, data, t
     assert opened.read_bytes() == original
     download = next(path for path in controller.exports() if path.suffix == ".npz")
     assert download != opened and Reconstruction.load(download).tracks.num_tracks == 5
+
+
+def test_the_tracks_note_scores_tracks_against_ground_truth(controller, data) -> None:
+    import dataclasses
+
+    from page4d_viewer.result.tracks import Tracks
+
+    shown = _run(controller, data, tracks=4)
+    seeder = _seeder(controller)
+    assert "ground truth" not in seeder.note()
+    tracks = shown.recon.tracks
+    truth_xy = tracks.xy + np.array([3.0, 4.0], np.float32)  # 5 px off everywhere...
+    truth_xy[tracks.query_frame, np.arange(tracks.num_tracks)] = tracks.query_xy  # ...but queries
+    truth = Tracks(truth_xy, np.ones_like(tracks.visibility), tracks.confidence, tracks.query_frame)
+    controller._current = dataclasses.replace(
+        shown, recon=dataclasses.replace(shown.recon, gt_tracks=truth)
+    )
+    assert "median error 5.0 px" in seeder.note()

@@ -280,3 +280,40 @@ def test_clicks_go_to_the_callbacks_of_the_click_mode(scene: SceneView) -> None:
     np.testing.assert_array_equal(seeded[0], np.ones(3))
     with pytest.raises(DisplayError, match="click mode"):
         scene.set_click_mode("paint")
+
+
+def test_ground_truth_trails_are_drawn_beside_the_predicted_ones(
+    tracked: Reconstruction, scene: SceneView
+) -> None:
+    # The truth of track 0 slides two pixels a frame (the prediction one); track 2 is seen.
+    truth_xy = tracked.tracks.xy.copy()
+    truth_xy[:, 0, 0] = 35 - 2 * np.arange(FRAMES)
+    seen = np.ones((FRAMES, 4), np.float32)
+    seen[4:, 3] = 0.0  # track 3 leaves the image
+    truth = Tracks(truth_xy, seen, np.ones((FRAMES, 4)), tracked.tracks.query_frame)
+    with_truth = dataclasses.replace(tracked, gt_tracks=truth)
+    scene.show(tracked)
+    assert scene.controls.tracks.truth.disabled  # no ground truth, no toggle
+    assert scene.state().tracks.truth_segments == 0
+    scene.show(with_truth)
+    assert not scene.controls.tracks.truth.disabled
+    scene.set_frame(5)
+    trail = scene.track_layer.settings.trail
+    expected = track_segments(
+        lift(with_truth, "points", truth), truth.visible(), np.zeros((4, 3), np.uint8),
+        np.arange(4), 5, trail,
+    )  # fmt: skip
+    drawn = scene.track_layer.truth_segments
+    np.testing.assert_allclose(drawn.points, expected.points)
+    assert scene.state().tracks.truth_segments == len(expected.points) > 0
+    node = scene.track_layer._nodes["truth"]
+    assert node.visible and len(node.points) == len(expected.points)
+    # the truth's track 0 ends two pixels a frame further left than the prediction's
+    end_truth = drawn.points[(drawn.track == 0) & (drawn.age == 0)][0, 1]
+    end_pred = scene.track_layer.segments.points[
+        (scene.track_layer.segments.track == 0) & (scene.track_layer.segments.age == 0)
+    ][0, 1]
+    assert end_truth[0] < end_pred[0]
+    scene.set_tracks(truth=False)
+    assert scene.state().tracks.truth_segments == 0 and not node.visible
+    assert not scene.controls.tracks.truth.value

@@ -180,7 +180,7 @@ def pixel_of(xy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.
     return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside
 
 
-def lift(recon: Reconstruction, source: str = "points") -> np.ndarray:
+def lift(recon: Reconstruction, source: str = "points", tracks: Tracks | None = None) -> np.ndarray:
     """3-D path of every track: the source's world point at the track's pixel in each frame.
 
     Nearest pixel, not bilinear: at an object's edge a blend of foreground and background
@@ -189,6 +189,9 @@ def lift(recon: Reconstruction, source: str = "points") -> np.ndarray:
     Args:
         recon: a Reconstruction with tracks.
         source: a point source of `result.points` ("points", "depth_masked", ...).
+        tracks: the tracks to lift; None: ``recon.tracks`` (``recon.gt_tracks`` lifts the
+            true pixels onto the predicted geometry, so the two paths differ only by the
+            tracker's 2-D error).
 
     Returns:
         (S, N, 3) float32 world points; NaN where the track leaves the image, where the
@@ -196,7 +199,7 @@ def lift(recon: Reconstruction, source: str = "points") -> np.ndarray:
     """
     from page4d_viewer.result.points import source_variant
 
-    tracks = require_tracks(recon)
+    tracks = require_tracks(recon) if tracks is None else tracks
     variant = source_variant(source)
     rows, cols, inside = pixel_of(tracks.xy, recon.image_hw)
     frames = np.arange(recon.num_frames)[:, None]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import Seeds, moving_tracks, pixel_of, track_colors
 from page4d_viewer.viewer import plots
@@ -168,10 +169,19 @@ class TrackSeeder:
             )
         moving = int(moving_tracks(recon, self.controller.mask_threshold).sum())
         count = recon.tracks.num_tracks
-        return (
+        note = (
             f"**{count} tracks** in this result: {moving} moving, {count - moving} static "
             f"(mask threshold {self.controller.mask_threshold:g})."
         )
+        scores = track_errors(recon)
+        if scores is not None:
+            note += (
+                f" Against the ground truth (dark trails): median error "
+                f"{scores['median_px']:.1f} px (no motion: {scores['still_median_px']:.1f} px), "
+                f"{scores['within_2px']:.0%} within 2 px, visibility right "
+                f"{scores['visibility_accuracy']:.0%}."
+            )
+        return note
 
     def picture(self, frame: int) -> np.ndarray | None:
         """The frame, enlarged, with a dot where each drawn track is on it."""

@@ -65,6 +65,7 @@ class ControlTarget(Protocol):
         max_count: int | None = None,
         trail: int | None = None,
         which: str | None = None,
+        truth: bool | None = None,
     ) -> None: ...
     def refresh_controls(self) -> None: ...
 
@@ -77,6 +78,11 @@ class TrackControls:
     max_count: viser.GuiSliderHandle[int]
     trail: viser.GuiSliderHandle[int]
     which: viser.GuiDropdownHandle[str]
+    truth: viser.GuiCheckboxHandle
+
+    def handles(self) -> tuple[viser.GuiInputHandle[Any], ...]:
+        """Every control of the folder."""
+        return (self.visible, self.max_count, self.trail, self.which, self.truth)
 
 
 @dataclass
@@ -139,16 +145,19 @@ class SceneControls:
             self.opacity.disabled = not has_mask
             self.threshold.disabled = not has_mask
 
-    def show_tracks(self, settings: TrackSettings, has_tracks: bool) -> None:
-        """Write the track settings into the Tracks folder; disabled without tracks."""
+    def show_tracks(self, settings: TrackSettings, has_tracks: bool, has_truth: bool) -> None:
+        """Write the track settings into the Tracks folder; disabled without tracks (and the
+        ground-truth toggle without ground-truth tracks)."""
         tracks = self.tracks
         with self.writing():
             tracks.visible.value = settings.visible
             tracks.max_count.value = settings.max_count
             tracks.trail.value = settings.trail
             tracks.which.value = settings.which
-            for handle in (tracks.visible, tracks.max_count, tracks.trail, tracks.which):
+            tracks.truth.value = settings.truth
+            for handle in tracks.handles():
                 handle.disabled = not has_tracks
+            tracks.truth.disabled = not has_truth
 
     def _show_timeline(self, timeline: Timeline, num_frames: int) -> None:
         self.frame.max = max(num_frames - 1, 1)
@@ -250,7 +259,8 @@ def _track_controls(server: viser.ViserServer) -> TrackControls:
         which = gui.add_dropdown(
             "Which tracks", TRACK_CHOICES, initial_value=defaults.which, disabled=True
         )
-    return TrackControls(visible, max_count, trail, which)
+        truth = gui.add_checkbox("Ground-truth tracks", defaults.truth, disabled=True)
+    return TrackControls(visible, max_count, trail, which, truth)
 
 
 def _wire(controls: SceneControls, target: ControlTarget) -> None:
@@ -267,8 +277,9 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
     def set_tracks() -> None:
         t = c.tracks
         target.set_tracks(
-            bool(t.visible.value), int(t.max_count.value), int(t.trail.value), str(t.which.value)
-        )
+            bool(t.visible.value), int(t.max_count.value), int(t.trail.value),
+            str(t.which.value), bool(t.truth.value),
+        )  # fmt: skip
 
     bindings: list[tuple[viser.GuiInputHandle[Any], Callable[[], None]]] = [
         (c.frame, lambda: target.user_moved_frame(int(c.frame.value))),
@@ -286,7 +297,7 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
     ]
     for name, checkbox in c.variants.items():
         bindings.append((checkbox, _variant_setter(target, name, checkbox)))
-    for handle in (c.tracks.visible, c.tracks.max_count, c.tracks.trail, c.tracks.which):
+    for handle in c.tracks.handles():
         bindings.append((handle, set_tracks))
     for handle, apply in bindings:
         handle.on_update(_from_user(controls, target, apply))

@@ -141,15 +141,20 @@ class SceneOverlays:
         max_count: int | None = None,
         trail: int | None = None,
         which: str | None = None,
+        truth: bool | None = None,
     ) -> None:
         """Point tracks: drawn or not, at most `max_count`, each a trail of `trail` frames
         ending at the current one, "moving", "static" or "both" (moving: seeded where the
-        mask's dynamic probability is at least its threshold). None keeps a setting. Only
-        the tracks are redrawn."""
+        mask's dynamic probability is at least its threshold), with their ground truth or
+        not. None keeps a setting. Only the tracks are redrawn."""
         with self._lock, self._server.atomic():
-            self.track_layer.configure(visible, max_count, trail, which)
-            self.controls.show_tracks(self.track_layer.settings, self.track_layer.count > 0)
+            self.track_layer.configure(visible, max_count, trail, which, truth)
+            self._show_track_controls()
             self._draw_tracks()
+
+    def _show_track_controls(self) -> None:
+        layer = self.track_layer
+        self.controls.show_tracks(layer.settings, layer.count > 0, layer.has_truth)
 
     def update_tracks(self, recon: Reconstruction) -> None:
         """Draw the tracks of `recon`, the shown result with tracks added (`add_tracks`): same
@@ -159,7 +164,7 @@ class SceneOverlays:
             if clip is None or recon.points.shape != clip.recon.points.shape:
                 raise DisplayError("tracks can only be added to the result on screen")
             self.track_layer.show(recon)
-            self.controls.show_tracks(self.track_layer.settings, self.track_layer.count > 0)
+            self._show_track_controls()
             self._draw_tracks()
 
     def _draw_tracks(self) -> None:

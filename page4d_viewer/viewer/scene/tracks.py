@@ -40,6 +40,8 @@ BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, whit
 FADE = 0.85  # the oldest vertex of a trail is this much background
 THICKNESS = {"recent": 4.0, "older": 2.0}  # screen pixels: the newer / older half of a trail
 HEAD_SCALE = 2.5  # a track's dot across, in scene point sizes
+TRUTH_COLOR = np.array([40, 40, 40], dtype=np.uint8)  # ground-truth trails: near black
+TRUTH_THICKNESS = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,15 @@ class TrackSettings:
         max_count: at most this many tracks are drawn (spread evenly over those chosen).
         trail: how many frames of each path are drawn, back from the current frame.
         which: one of TRACK_CHOICES.
+        truth: whether the ground-truth tracks of the same queries are drawn too (when the
+            result has them: a synthetic scene), as dark trails beside the predicted ones.
     """
 
     visible: bool = True
     max_count: int = DEFAULT_MAX_TRACKS
     trail: int = DEFAULT_TRACK_TRAIL
     which: str = "both"
+    truth: bool = True
 
     def check(self) -> None:
         """Raises DisplayError (one line) for a value out of range."""
@@ -84,6 +89,7 @@ class TrackState:
         heads: tracks with a dot on the current frame.
         sends: how many times the segments were sent since the result was shown.
         settings: the Tracks controls' values.
+        truth_segments: ground-truth line segments on screen.
     """
 
     count: int = 0
@@ -92,6 +98,7 @@ class TrackState:
     heads: int = 0
     sends: int = 0
     settings: TrackSettings = field(default_factory=TrackSettings)
+    truth_segments: int = 0
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,7 @@ class TrackLayer:
         self._nodes: dict[str, viser.SceneNodeHandle] = {}
         self._drawn: tuple | None = None  # what the nodes on screen were drawn for
         self.segments: TrackSegments | None = None  # what is on screen (None: nothing)
+        self.truth_segments: TrackSegments | None = None  # ground-truth trails on screen
         self._sends = 0
 
     @property
@@ -227,6 +235,11 @@ class TrackLayer:
         """Tracks in the result shown (0 without tracks)."""
         tracks = None if self._recon is None else self._recon.tracks
         return 0 if tracks is None else tracks.num_tracks
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether the result shown has ground-truth tracks."""
+        return self._recon is not None and self._recon.gt_tracks is not None
 
     def show(self, recon: Reconstruction | None) -> None:
         """Draw the tracks of `recon` from the next `draw` on (None: none). The lifted paths
@@ -242,6 +255,7 @@ class TrackLayer:
         max_count: int | None = None,
         trail: int | None = None,
         which: str | None = None,
+        truth: bool | None = None,
     ) -> None:
         """Change some settings (None keeps one). Raises DisplayError for a bad value."""
         current = self.settings
@@ -250,6 +264,7 @@ class TrackLayer:
             current.max_count if max_count is None else int(max_count),
             current.trail if trail is None else int(trail),
             current.which if which is None else str(which),
+            current.truth if truth is None else bool(truth),
         )
         chosen.check()
         self.settings = chosen
@@ -278,6 +293,29 @@ class TrackLayer:
         )  # fmt: skip
         self._send(segments, settings.trail, HEAD_SCALE * point_size)
         self.segments = segments
+        self.truth_segments = self._truth(recon, source, chosen, frame)
+        truth = self.truth_segments
+        empty = np.zeros((0, 2, 3), dtype=np.float32)
+        self._put_lines(
+            "truth",
+            empty if truth is None else truth.points,
+            empty.astype(np.uint8) if truth is None else truth.colors,
+        )
+
+    def _truth(
+        self, recon: Reconstruction, source: str, chosen: np.ndarray, frame: int
+    ) -> TrackSegments | None:
+        """The ground-truth trails of the chosen tracks, or None (none, or switched off)."""
+        truth = recon.gt_tracks
+        if truth is None or not self.settings.truth:
+            return None
+        key = f"truth:{source}"
+        if key not in self._paths:
+            self._paths[key] = lift(recon, source, truth)
+        colors = np.broadcast_to(TRUTH_COLOR, (truth.num_tracks, 3))
+        return track_segments(
+            self._paths[key], truth.visible(), colors, chosen, frame, self.settings.trail
+        )
 
     def _send(self, segments: TrackSegments, trail: int, head_size: float) -> None:
         """Put the segments and dots into the nodes: a property update of a node already
@@ -300,7 +338,7 @@ class TrackLayer:
         if handle is None:
             self._nodes[name] = self._server.scene.add_line_segments(
                 f"/tracks/{name}", points=points, colors=colors,
-                thickness=THICKNESS[name], thickness_units="screen",
+                thickness=THICKNESS.get(name, TRUTH_THICKNESS), thickness_units="screen",
             )  # fmt: skip
             return
         handle.points, handle.colors = points, colors  # type: ignore[attr-defined]
@@ -325,13 +363,14 @@ class TrackLayer:
     def _hide(self) -> None:
         if self._root is not None:
             self._root.visible = False
-        self.segments = None
+        self.segments = self.truth_segments = None
 
     def remove(self) -> None:
         """Remove the nodes and forget the result."""
         if self._root is not None:
             self._root.remove()
         self._root, self._nodes, self.segments = None, {}, None
+        self.truth_segments = None
         self.show(None)
 
     def state(self) -> TrackState:
@@ -347,4 +386,5 @@ class TrackLayer:
             heads=0 if segments is None else len(segments.heads),
             sends=self._sends,
             settings=self.settings,
+            truth_segments=0 if self.truth_segments is None else len(self.truth_segments.points),
         )

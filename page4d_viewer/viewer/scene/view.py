@@ -509,7 +509,7 @@ class SceneView(SceneOverlays):
         self.controls.show(
             self._settings, self.timeline, self.num_frames, variants, self._has_mask()
         )
-        self.controls.show_tracks(self.track_layer.settings, self.track_layer.count > 0)
+        self._show_track_controls()
 
     def _advance(self) -> None:
         """One playback step: the next frame, or stop at the end when not looping."""
