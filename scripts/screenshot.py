@@ -2,6 +2,10 @@
 
     python scripts/screenshot.py                  # writes docs/screenshot.png
     python scripts/screenshot.py --out shot.png --frames 16 --frame 8
+    python scripts/screenshot.py --checkpoint tracker.safetensors --out docs/tracks.png
+
+With --checkpoint the app offers that checkpoint first (with a track head, its run tracks
+64 points, the panel's default) instead of the shipped model.
 
 Starts the app in this process on free ports (the shipped default model, the bundled default
 sample clip), drives it with Playwright through Debian's Chromium (`apt-get install chromium`;
@@ -74,7 +78,14 @@ def _close_scene_notices(page) -> None:
         close.first.click()
 
 
-def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
+def take_screenshot(
+    out: Path,
+    frames: int,
+    frame: int,
+    chromium: Path,
+    checkpoint: Path | None = None,
+    scene_only: bool = False,
+) -> None:
     """Run the default sample through the app in a headless browser and save the page as PNG.
 
     Args:
@@ -82,6 +93,8 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
         frames: frames of the sample to run (the panel's "max frames").
         frame: frame the scene shows in the picture.
         chromium: the Chromium executable Playwright drives.
+        checkpoint: the checkpoint to run (None: the shipped default model).
+        scene_only: save only the 3-D scene's box instead of the whole page.
     """
     from playwright.sync_api import sync_playwright
 
@@ -90,8 +103,9 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
     from page4d_viewer.viewer.app import AppConfig, ViewerApp
     from page4d_viewer.viewer.controller import find_samples
 
-    if not default_checkpoint_path().is_file():
-        raise SystemExit(f"error: the default model {default_checkpoint_path()} is missing")
+    model = default_checkpoint_path() if checkpoint is None else checkpoint
+    if not model.is_file():
+        raise SystemExit(f"error: the model {model} is missing")
     if DEFAULT_SAMPLE not in find_samples():
         raise SystemExit(f"error: the bundled sample {DEFAULT_SAMPLE} is missing")
     if not chromium.exists():
@@ -99,7 +113,7 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
 
     with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
         config = AppConfig(port=_free_port(), runs_dir=Path(runs_dir))
-        app = ViewerApp(config, PredictorBackend())
+        app = ViewerApp(config, PredictorBackend([] if checkpoint is None else [str(checkpoint)]))
         app.start()
         try:
             with sync_playwright() as playwright:
@@ -131,7 +145,10 @@ def take_screenshot(out: Path, frames: int, frame: int, chromium: Path) -> None:
                 _close_scene_notices(page)
                 time.sleep(3)  # let the scene's WebGL canvas draw
                 out.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(out), full_page=True)
+                if scene_only:
+                    page.locator("#scene-frame").screenshot(path=str(out))
+                else:
+                    page.screenshot(path=str(out), full_page=True)
                 browser.close()
         finally:
             app.close()
@@ -145,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=16, help="frames of the sample to run")
     parser.add_argument("--frame", type=int, default=8, help="frame shown in the picture")
     parser.add_argument("--chromium", type=Path, default=CHROMIUM, help="Chromium executable")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped one")
+    parser.add_argument("--scene-only", action="store_true", help="save only the 3-D scene")
     args = parser.parse_args(argv)
-    take_screenshot(args.out, args.frames, args.frame, args.chromium)
+    take_screenshot(
+        args.out, args.frames, args.frame, args.chromium, args.checkpoint, args.scene_only
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -140,16 +140,19 @@ def test_a_result_without_tracks_says_so_in_one_line(make_reconstruction) -> Non
         lift(make_reconstruction(FRAMES, HEIGHT, WIDTH))
 
 
-def test_seeds_go_on_moving_patches_of_the_frame_that_moves_most() -> None:
-    mask_score = np.full((FRAMES, 2, 3), 0.4, dtype=np.float32)
-    mask_score[1, 0, 1] = -0.3  # frame 1: one moving patch
-    mask_score[2, :, 2] = [-0.45, -0.2]  # frame 2: two moving patches, (0, 2) the surest
+def test_seeds_go_on_the_likeliest_moving_patches_of_the_frame_that_moves_most() -> None:
+    mask_score = np.full((FRAMES, 2, 3), 0.5, dtype=np.float32)  # probability 0: static
+    mask_score[1, 0, 1] = 0.1  # frame 1: one patch at 0.4
+    mask_score[2, :, 2] = [0.2, 0.3]  # frame 2: 0.3 and 0.2, more in all; none reaches 0.5
     seeds = seed_queries(mask_score, (HEIGHT, WIDTH), count=4, moving_share=0.5)
     assert seeds.frame == 2
     # patch (row r, col c) of 14 pixels has its centre at pixel (14 c + 6.5, 14 r + 6.5)
     np.testing.assert_allclose(seeds.xy[:2], [[34.5, 6.5], [34.5, 20.5]])
-    static = seeds.xy[2:]
-    assert len(static) == 2 and not np.any(np.isclose(static[:, 0], 34.5))
+    others = seeds.xy[2:]
+    assert len(others) == 2 and not np.any(np.isclose(others[:, 0], 34.5))
+    # Never more seeds than patches, and none twice.
+    many = seed_queries(mask_score, (HEIGHT, WIDTH), count=50)
+    assert len(many.xy) == 6 and len({tuple(p) for p in many.xy.tolist()}) == 6
 
 
 def test_seeds_without_a_mask_spread_over_the_first_frame() -> None:

@@ -56,8 +56,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also track N query pixels through the clip (most on what the mask calls "
-        "moving, the rest on static patches); needs a checkpoint with a track head "
+        help="also track N query pixels through the clip (most where the mask's dynamic "
+        "probability is highest, the rest spread out); needs a checkpoint with a track head "
         "(default 0: no tracks)",
     )
     parser.add_argument(

@@ -1,6 +1,6 @@
 """Point tracks for a Reconstruction: seed query pixels, run the track head, keep the tracks.
 
-Used by `predict(..., tracks=N)` (automatic seeds on what the mask calls moving) and by the
+Used by `predict(..., tracks=N)` (automatic seeds where the mask most expects motion) and by the
 viewer's click seeding (`add_tracks` on a result already open). The track head runs only
 here, so a plain reconstruction never pays for it.
 """
@@ -139,7 +139,7 @@ def add_tracks(
 
 
 def automatic_seeds(recon: Reconstruction, count: int) -> Seeds:
-    """`count` query pixels on what the result's mask calls moving (see `seed_queries`)."""
+    """`count` query pixels where the result's mask most expects motion (see `seed_queries`)."""
     return seed_queries(recon.mask_score, recon.image_hw, count)
 
 

@@ -310,22 +310,22 @@ def seed_queries(
     mask_score: np.ndarray | None,
     image_hw: tuple[int, int],
     count: int,
-    threshold: float = DEFAULT_MASK_THRESHOLD,
     moving_share: float = 0.75,
 ) -> Seeds:
-    """Automatic query pixels: patch centres, most on what the mask calls moving.
+    """Automatic query pixels: patch centres, most where the mask's dynamic probability is
+    highest.
 
-    The query frame is the one with the most patches at or above ``threshold`` (the first
-    frame when there is no mask or nothing moves). Up to ``moving_share`` of the queries go on
-    its moving patches, highest dynamic probability first; the rest are spread evenly over
-    its static patches, so the viewer can show moving and static tracks side by side.
+    The query frame is the one with the largest summed dynamic probability (the first frame
+    without a mask). ``moving_share`` of the queries go on its patches of highest probability
+    (ranked, not thresholded: a weakly trained mask that never reaches the display threshold
+    still points at what moves most); the rest are spread evenly over its other patches, so
+    the viewer can show moving and static tracks side by side.
 
     Args:
         mask_score: (S, h, w) mask scores, or None.
         image_hw: (H, W) model-input pixels.
         count: number of queries wanted (fewer when the frame has fewer patches).
-        threshold: dynamic probability at which a patch counts as moving.
-        moving_share: the share of queries reserved for moving patches.
+        moving_share: the share of queries put on the most probably moving patches.
 
     Returns:
         The query frame and (N, 2) pixel centres of the chosen patches, N <= count.
@@ -334,21 +334,17 @@ def seed_queries(
         raise ValueError(f"the number of tracks must be at least 1, got {count}")
     height, width = image_hw
     if mask_score is None:
-        grid = _static_grid(height, width, count)
-        return Seeds(0, grid)
+        return Seeds(0, _static_grid(height, width, count))
     probability = dynamic_probability(mask_score)
-    moving = probability >= threshold
-    frame = int(np.argmax(moving.reshape(len(moving), -1).sum(axis=1)))
+    frame = int(np.argmax(probability.reshape(len(probability), -1).sum(axis=1)))
     grid_h, grid_w = probability.shape[1:]
-    order = np.argsort(-probability[frame].reshape(-1), kind="stable")
-    moving_flat = moving[frame].reshape(-1)
-    moving_cells = order[moving_flat[order]][: int(round(count * moving_share))]
-    static_cells = np.flatnonzero(~moving_flat)
-    wanted = count - len(moving_cells)
-    if wanted < len(static_cells):
-        static_cells = static_cells[np.linspace(0, len(static_cells) - 1, wanted).astype(int)]
-    cells = np.concatenate([moving_cells, static_cells[:wanted]])
-    rows, cols = np.divmod(cells, grid_w)
+    flat = probability[frame].reshape(-1)
+    order = np.argsort(-flat, kind="stable")
+    likely = order[flat[order] > 0][: int(round(count * moving_share))]
+    others = np.setdiff1d(np.arange(len(flat)), likely)
+    wanted = min(count - len(likely), len(others))
+    others = others[np.linspace(0, len(others) - 1, wanted).astype(int)] if wanted else others[:0]
+    rows, cols = np.divmod(np.concatenate([likely, others]), grid_w)
     centre_x = (cols + 0.5) * width / grid_w - 0.5
     centre_y = (rows + 0.5) * height / grid_h - 0.5
     return Seeds(frame, np.stack([centre_x, centre_y], axis=-1).astype(np.float32))
