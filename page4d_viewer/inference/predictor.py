@@ -167,7 +167,8 @@ def predict(
             the layers and query frames. False (default) computes none of it.
         tracks: also follow this many query pixels through the clip with the track head
             (``inference/tracking.py``): three quarters seeded on the patches of highest
-            dynamic probability, the rest spread over the others. One more forward pass; 0 (default) skips the tracker.
+            dynamic probability, the rest spread over the others. One more forward pass;
+            0 (default) skips the tracker.
 
     Returns:
         The Reconstruction, with timings per stage (seconds) in its metadata.
