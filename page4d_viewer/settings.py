@@ -27,6 +27,17 @@ DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_COLORMAP = "inferno"
 """Matplotlib colormap of the mask heat map, in the scene, the panel and the mp4 export."""
 
+MAX_TRACKS = 4096
+"""Most point tracks one request may ask for (the tracker's cost grows with the count); also
+the most the scene can be asked to show."""
+DEFAULT_TRACK_POINTS = 64
+"""The app's "Track points" for a checkpoint with a track head (the command line's --tracks
+defaults to 0: tracking is one more forward pass, asked for explicitly)."""
+DEFAULT_TRACK_TRAIL = 8
+"""Frames of each track's trail drawn back from the current frame."""
+DEFAULT_TRACKS_SHOWN = 256
+"""At most this many tracks drawn; more are thinned evenly."""
+
 DEFAULT_SAMPLE = "orbit_movers"
 """The bundled sample the app runs at start."""
 DEFAULT_CHECKPOINT_NAME = "page4d_small.safetensors"

@@ -19,9 +19,9 @@ from page4d_viewer import settings
 from page4d_viewer.cli import main
 from page4d_viewer.geometry import Similarity, quaternion_to_rotation
 from page4d_viewer.inference import predictor
-from page4d_viewer.inference.tracking import MAX_TRACKS
 from page4d_viewer.result import export
 from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.settings import MAX_TRACKS
 
 
 @pytest.fixture

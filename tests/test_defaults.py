@@ -44,6 +44,24 @@ def test_the_scene_starts_from_the_settings(scene: SceneView) -> None:
     assert display.DEFAULT_COLORMAP == settings.DEFAULT_COLORMAP
 
 
+def test_the_tracks_start_from_the_settings(scene: SceneView) -> None:
+    from types import SimpleNamespace
+
+    from page4d_viewer.viewer.tracks_tab import track_points_state
+
+    tracks = scene.state().tracks.settings
+    assert (tracks.trail, tracks.max_count) == (
+        settings.DEFAULT_TRACK_TRAIL,
+        settings.DEFAULT_TRACKS_SHOWN,
+    )
+    folder = scene.controls.tracks
+    assert folder.trail.value == settings.DEFAULT_TRACK_TRAIL
+    assert folder.max_count.value == settings.DEFAULT_TRACKS_SHOWN
+    assert folder.max_count.max == settings.MAX_TRACKS
+    with_tracker = SimpleNamespace(track_available=lambda checkpoint: True)
+    assert track_points_state(with_tracker, "x")["value"] == settings.DEFAULT_TRACK_POINTS
+
+
 def test_the_panel_sliders_start_from_the_settings(scene: SceneView, tmp_path: Path) -> None:
     # The panel's opacity and threshold sliders start at the controller's values.
     controller = ViewerController(scene, RunStore(tmp_path / "runs"), DataRoots([tmp_path]))

@@ -17,6 +17,7 @@ import numpy as np
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
 from page4d_viewer.result.tracks import Seeds, Tracks, seed_queries
+from page4d_viewer.settings import MAX_TRACKS
 
 if TYPE_CHECKING:
     import torch
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from page4d_viewer.model.network import Page4D
     from page4d_viewer.result.reconstruction import Reconstruction
 
-MAX_TRACKS = 4096
-"""Most tracks one request may ask for (the tracker's cost grows with the count)."""
 
 TrackProgress = Callable[[float, str], None]
 """``progress(fraction in [0, 1], message)`` while the tracker's forward pass runs."""

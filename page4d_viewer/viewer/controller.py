@@ -52,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
 DEFAULT_MAX_FRAMES = 24
-DEFAULT_TRACK_POINTS = 64  # the panel's "Track points" for a checkpoint with a track head
 
 
 class NoModelError(Page4DError):

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.settings import DEFAULT_TRACK_POINTS
 from page4d_viewer.viewer.callbacks import PanelWidgets, Updates
-from page4d_viewer.viewer.controller import DEFAULT_TRACK_POINTS, ModelBackend
+from page4d_viewer.viewer.controller import ModelBackend
 from page4d_viewer.viewer.scene.tracks import MAX_TRACKS_SHOWN
 from page4d_viewer.viewer.track_seeding import TrackSeeder
 
@@ -69,8 +70,8 @@ def track_points_box(backend: ModelBackend | None, checkpoint: str | None) -> gr
 
 
 def track_points_state(backend: ModelBackend | None, checkpoint: str | None) -> dict[str, Any]:
-    """The box's value, whether it can be edited, and why not: 64 tracks with a track head,
-    0 and disabled without one."""
+    """The box's value, whether it can be edited, and why not: DEFAULT_TRACK_POINTS with a
+    track head, 0 and disabled without one."""
     available = False
     if backend is not None and checkpoint:
         try:

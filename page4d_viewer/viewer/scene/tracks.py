@@ -24,6 +24,7 @@ import numpy as np
 
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import lift, moving_tracks, track_colors
+from page4d_viewer.settings import DEFAULT_TRACK_TRAIL, DEFAULT_TRACKS_SHOWN, MAX_TRACKS
 
 if TYPE_CHECKING:
     import viser
@@ -32,9 +33,7 @@ if TYPE_CHECKING:
 
 TRACK_CHOICES: tuple[str, ...] = ("both", "moving", "static")
 """Which tracks are drawn: all, those seeded where the mask says moving, or the others."""
-DEFAULT_TRACK_TRAIL = 8
-DEFAULT_MAX_TRACKS = 256
-MAX_TRACKS_SHOWN = 4096  # as many as one request may track (inference.tracking.MAX_TRACKS)
+MAX_TRACKS_SHOWN = MAX_TRACKS  # as many as one request may track
 MAX_TRACK_TRAIL = 256
 BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, white
 FADE = 0.85  # the oldest vertex of a trail is this much background
@@ -58,7 +57,7 @@ class TrackSettings:
     """
 
     visible: bool = True
-    max_count: int = DEFAULT_MAX_TRACKS
+    max_count: int = DEFAULT_TRACKS_SHOWN
     trail: int = DEFAULT_TRACK_TRAIL
     which: str = "both"
     truth: bool = True
