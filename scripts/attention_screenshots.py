@@ -12,31 +12,21 @@ page with the points coloured by attention. Drives Debian's Chromium with Playwr
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 360_000
+from panel_browser import (
+    REPO_ROOT,
+    TIMEOUT_MS,
+    app_in_chromium,
+    close_scene_notices,
+    page_scene,
+    wait_status,
+)
+
 VIEWPORT = {"width": 1500, "height": 1300}
 VARIANTS = {"masked": "masked", "unmasked": "unmasked", "masked − unmasked": "difference"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pick(page, elem_id: str, option: str) -> None:
@@ -61,24 +51,7 @@ def _run_with_attention(page, frames: int) -> None:
     box.press("Enter")
     page.locator("#record-attention input").check()
     page.locator("#run").click()
-    page.wait_for_function(
-        "text => document.querySelector('#status').innerText.includes(text)",
-        arg=f"· {frames} frames",
-        timeout=TIMEOUT_MS,
-    )
-
-
-def _close_scene_notices(page) -> None:
-    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-    close = page.frame_locator("#scene-frame iframe").locator(".mantine-Notification-root button")
-    try:
-        close.first.wait_for(timeout=15_000)
-    except PlaywrightTimeoutError:  # no notice: nothing to close
-        return
-    for _ in range(close.count()):
-        close.first.click()
+    wait_status(page, f"· {frames} frames")
 
 
 def take_screenshots(out_dir: Path, frames: int, layer: int, query: int) -> list[Path]:
@@ -87,53 +60,35 @@ def take_screenshots(out_dir: Path, frames: int, layer: int, query: int) -> list
     Returns:
         The PNG files written.
     """
-    from playwright.sync_api import sync_playwright
-
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
 
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="page4d-attention-") as runs_dir:
-        config = AppConfig(port=_free_port(), viser_port=_free_port(), runs_dir=Path(runs_dir))
-        app = ViewerApp(config, PredictorBackend())
-        app.start()
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                )
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(TIMEOUT_MS)
-                page.goto(app.url)
-                _run_with_attention(page, frames)
-                if not app.scene.wait_until_sent(timeout=TIMEOUT_MS / 1000):
-                    raise TimeoutError("the scene never received every frame")
-                page.get_by_role("tab", name="Inside the model").first.click()
-                tab = page.locator("#inside-tab")
-                for option, name in (("layer", str(layer)), ("query", f"frame {query}")):
-                    before = page.locator("#attention-grid img").get_attribute("src")
-                    _pick(page, f"attention-{option}", name)
-                    _wait_new_image(page, "attention-grid", before or "")
-                for label, name in VARIANTS.items():
-                    before = page.locator("#attention-grid img").get_attribute("src")
-                    page.locator("#attention-variant").get_by_label(label, exact=True).check()
-                    if label != "masked":
-                        _wait_new_image(page, "attention-grid", before or "")
-                    path = out_dir / f"attention_{name}.png"
-                    tab.screenshot(path=str(path))
-                    written.append(path)
-                page.locator("#attention-variant").get_by_label("masked", exact=True).check()
-                page.locator("#colour-points-by").get_by_label("attention").check()
-                app.scene.set_display("all")  # every key frame, coloured by what it received
-                _close_scene_notices(page)
-                time.sleep(20)  # the scene's WebGL canvas draws in software
-                path = out_dir / "attention_page.png"
-                page.screenshot(path=str(path), full_page=True)
-                written.append(path)
-                browser.close()
-        finally:
-            app.close()
+    with app_in_chromium(PredictorBackend(), VIEWPORT) as (app, page):
+        _run_with_attention(page, frames)
+        scene = page_scene(app, page)
+        page.get_by_role("tab", name="Inside the model").first.click()
+        tab = page.locator("#inside-tab")
+        for option, name in (("layer", str(layer)), ("query", f"frame {query}")):
+            before = page.locator("#attention-grid img").get_attribute("src")
+            _pick(page, f"attention-{option}", name)
+            _wait_new_image(page, "attention-grid", before or "")
+        for label, name in VARIANTS.items():
+            before = page.locator("#attention-grid img").get_attribute("src")
+            page.locator("#attention-variant").get_by_label(label, exact=True).check()
+            if label != "masked":
+                _wait_new_image(page, "attention-grid", before or "")
+            path = out_dir / f"attention_{name}.png"
+            tab.screenshot(path=str(path))
+            written.append(path)
+        page.locator("#attention-variant").get_by_label("masked", exact=True).check()
+        page.locator("#colour-points-by").get_by_label("attention").check()
+        scene.set_display("all")  # every key frame, coloured by what it received
+        close_scene_notices(page)
+        time.sleep(20)  # the scene's WebGL canvas draws in software
+        path = out_dir / "attention_page.png"
+        page.screenshot(path=str(path), full_page=True)
+        written.append(path)
     return written
 
 
@@ -146,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer", type=int, default=9, help="masked layer shown")
     parser.add_argument("--query", type=int, default=12, help="query frame shown")
     args = parser.parse_args(argv)
-    if not CHROMIUM.exists():
-        raise SystemExit(f"error: {CHROMIUM} not found (apt-get install chromium)")
     for path in take_screenshots(args.out_dir, args.frames, args.layer, args.query):
         print(f"wrote {path}")
     return 0

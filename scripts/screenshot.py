@@ -16,30 +16,20 @@ Takes a few minutes on two CPU cores: the scene's WebGL renders in software.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 360_000
+from panel_browser import (
+    CHROMIUM,
+    REPO_ROOT,
+    app_in_chromium,
+    close_scene_notices,
+    page_scene,
+    wait_status,
+)
+
 VIEWPORT = {"width": 1500, "height": 1150}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -54,28 +44,6 @@ def _set_number(page, elem_id: str, value: float) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
-
-
-def _wait_status(page, text: str) -> None:
-    page.wait_for_function(
-        "text => document.querySelector('#status').innerText.includes(text)",
-        arg=text,
-        timeout=TIMEOUT_MS,
-    )
-
-
-def _close_scene_notices(page) -> None:
-    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-    scene = page.frame_locator("#scene-frame iframe")
-    close = scene.locator(".mantine-Notification-root button")
-    try:
-        close.first.wait_for(timeout=15_000)
-    except PlaywrightTimeoutError:  # no notice: nothing to close
-        return
-    for _ in range(close.count()):
-        close.first.click()
 
 
 def take_screenshot(
@@ -96,11 +64,8 @@ def take_screenshot(
         checkpoint: the checkpoint to run (None: the shipped default model).
         scene_only: save only the 3-D scene's box instead of the whole page.
     """
-    from playwright.sync_api import sync_playwright
-
     from page4d_viewer.inference.jobs import PredictorBackend
     from page4d_viewer.settings import DEFAULT_SAMPLE, default_checkpoint_path
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
     from page4d_viewer.viewer.controller import find_samples
 
     model = default_checkpoint_path() if checkpoint is None else checkpoint
@@ -108,50 +73,27 @@ def take_screenshot(
         raise SystemExit(f"error: the model {model} is missing")
     if DEFAULT_SAMPLE not in find_samples():
         raise SystemExit(f"error: the bundled sample {DEFAULT_SAMPLE} is missing")
-    if not chromium.exists():
-        raise SystemExit(f"error: {chromium} not found (apt-get install chromium)")
-
-    with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
-        config = AppConfig(port=_free_port(), runs_dir=Path(runs_dir))
-        app = ViewerApp(config, PredictorBackend([] if checkpoint is None else [str(checkpoint)]))
-        app.start()
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(chromium), args=CHROMIUM_ARGS
-                )
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(TIMEOUT_MS)
-                page.goto(app.url)
-                # The panel opens on the default sample; run it on `frames` frames.
-                page.get_by_role("button", name="Sampling").click()
-                _set_number(page, "max-frames", frames)
-                page.get_by_role("button", name="Sampling").click()
-                page.locator("#run").click()
-                _wait_status(page, f"· {frames} frames")
-                # The page's own session, named by its scene iframe (scene/<session>/).
-                src = page.locator("#scene-frame").get_attribute("data-src") or ""
-                session = app.sessions.get(src.strip("/").split("/")[-1])
-                if session is None:
-                    raise RuntimeError(f"no open session for the scene at {src!r}")
-                if not session.scene.wait_until_sent(timeout=TIMEOUT_MS / 1000):
-                    raise TimeoutError("the scene never received every frame")
-                session.scene.set_frame(frame)
-                _wait_for(
-                    lambda: page.locator("#frame input[type=number]").input_value() == str(frame),
-                    timeout=60,
-                    what=f"the panel to show frame {frame}",
-                )
-                _close_scene_notices(page)
-                time.sleep(3)  # let the scene's WebGL canvas draw
-                out.parent.mkdir(parents=True, exist_ok=True)
-                if scene_only:
-                    page.locator("#scene-frame").screenshot(path=str(out))
-                else:
-                    page.screenshot(path=str(out), full_page=True)
-                browser.close()
-        finally:
-            app.close()
+    backend = PredictorBackend([] if checkpoint is None else [str(checkpoint)])
+    with app_in_chromium(backend, VIEWPORT, chromium) as (app, page):
+        # The panel opens on the default sample; run it on `frames` frames.
+        page.get_by_role("button", name="Sampling").click()
+        _set_number(page, "max-frames", frames)
+        page.get_by_role("button", name="Sampling").click()
+        page.locator("#run").click()
+        wait_status(page, f"· {frames} frames")
+        page_scene(app, page).set_frame(frame)
+        _wait_for(
+            lambda: page.locator("#frame input[type=number]").input_value() == str(frame),
+            timeout=60,
+            what=f"the panel to show frame {frame}",
+        )
+        close_scene_notices(page)
+        time.sleep(3)  # let the scene's WebGL canvas draw
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if scene_only:
+            page.locator("#scene-frame").screenshot(path=str(out))
+        else:
+            page.screenshot(path=str(out), full_page=True)
 
 
 def main(argv: list[str] | None = None) -> int:
