@@ -259,6 +259,24 @@ def _launch_chromium(webgl: bool = False) -> Iterator:
             browser.close()
 
 
+@contextlib.contextmanager
+def _panel_page(url: str, height: int = 1400, timeout_ms: int = 120_000) -> Iterator:
+    """A Chromium page on the app's panel at `url` (1400 px wide), with the 3-D scene's
+    requests refused (no WebGL needed): for tests of the panel alone."""
+    with _launch_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.set_default_timeout(timeout_ms)
+        page.route(f"{url}scene/**", lambda route: route.abort())
+        page.goto(url)
+        yield page
+
+
+@pytest.fixture(scope="session")
+def panel_page():
+    """`with panel_page(url, height=1400, timeout_ms=120_000) as page:` see `_panel_page`."""
+    return _panel_page
+
+
 @pytest.fixture(scope="session")
 def launch_chromium():
     """`with launch_chromium(webgl=False) as browser:` a Chromium driven by Playwright."""
@@ -366,3 +384,55 @@ def _clip_images(frames: int = 3, height: int = 28, width: int = 42, seed: int =
 def clip_images():
     """`clip_images(frames=3, height=28, width=42, seed=1)`: seeded float64 model input."""
     return _clip_images
+
+
+@pytest.fixture
+def scene():
+    """A SceneView on its own Viser server on a free port (closed after the test). Modules
+    that watch the messages it sends (test_viewer_scene.py) define their own."""
+    import viser
+
+    from page4d_viewer.viewer.scene import SceneView
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    view = SceneView(server)
+    yield view
+    view.close()
+    server.stop()
+
+
+def _sliding_square_clip(folder: Path) -> Path:
+    """Write `folder/walk.mp4`: 4 frames of 64 x 48, a white square sliding over a red ramp."""
+    import imageio.v3 as iio
+
+    video = np.zeros((4, 48, 64, 3), np.uint8)
+    video[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
+    for index in range(4):
+        video[index, 12:24, 4 + 6 * index : 16 + 6 * index] = 255
+    path = folder / "walk.mp4"
+    iio.imwrite(path, video, fps=8, codec="libx264")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sliding_square_clip():
+    """`sliding_square_clip(folder) -> folder/walk.mp4`: see `_sliding_square_clip`."""
+    return _sliding_square_clip
+
+
+def _sure_tracker(model):
+    """A test stand-in: the model's tracker calls every point visible (random weights say
+    ~0.1), so its tracks get drawn. Changes `model` in place and returns it."""
+    import torch
+
+    with torch.no_grad():
+        layer = model.track_head.tracker.vis_predictor[0]
+        layer.weight.zero_()
+        layer.bias.fill_(8.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def sure_tracker():
+    """`sure_tracker(model) -> model`: see `_sure_tracker`."""
+    return _sure_tracker

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import viser
 
 from page4d_viewer import settings
 from page4d_viewer.cli import export as export_command
@@ -19,15 +15,6 @@ from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
 from page4d_viewer.viewer.scene import SceneView
-
-
-@pytest.fixture
-def scene() -> Iterator[SceneView]:
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
-    view = SceneView(server)
-    yield view
-    view.close()
-    server.stop()
 
 
 def default_of(function: object, name: str) -> object:

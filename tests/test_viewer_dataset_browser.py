@@ -87,12 +87,8 @@ def app(free_port, tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Ite
 
 
 @pytest.fixture(scope="module")
-def page(app, launch_chromium) -> Iterator:
-    with launch_chromium() as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1200})
-        opened.set_default_timeout(TIMEOUT_MS)
-        opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
-        opened.goto(app.url)
+def page(app, panel_page) -> Iterator:
+    with panel_page(app.url, height=1200, timeout_ms=TIMEOUT_MS) as opened:
         opened.get_by_role("tab", name="Dataset").click()
         _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at load, worst first
         yield opened

@@ -4,12 +4,10 @@ Reconstruction (`inspected_recon` in conftest) and a real ViserServer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import viser
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
@@ -152,15 +150,6 @@ def test_image_clicks_and_the_cross() -> None:
 
 
 # ------------------------------------------------------------------------------ the scene
-
-
-@pytest.fixture
-def scene() -> Iterator[SceneView]:
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
-    view = SceneView(server)
-    yield view
-    view.close()
-    server.stop()
 
 
 def _shown(scene: SceneView, recon) -> SceneView:

@@ -35,12 +35,8 @@ def app(free_port, tmp_path_factory: pytest.TempPathFactory, inspected_recon) ->
 
 
 @pytest.fixture(scope="module")
-def page(app, launch_chromium) -> Iterator:
-    with launch_chromium() as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1400})
-        opened.set_default_timeout(TIMEOUT_MS)
-        opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
-        opened.goto(app.url)
+def page(app, panel_page) -> Iterator:
+    with panel_page(app.url, timeout_ms=TIMEOUT_MS) as opened:
         yield opened
 
 

@@ -27,33 +27,17 @@ from page4d_viewer.viewer.tracks_tab import TrackCallbacks, TrackWidgets, track_
 TRACKER, OTHER, PLAIN = "tracker.safetensors", "other.safetensors", "plain.safetensors"
 
 
-def _sure_tracker(model):
-    """A stand-in whose tracker calls every point visible (random weights say ~0.1), so its
-    tracks get drawn."""
-    import torch
-
-    with torch.no_grad():
-        layer = model.track_head.tracker.vis_predictor[0]
-        layer.weight.zero_()
-        layer.bias.fill_(8.0)
-    return model
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory, few_layer_model) -> Path:
+def data(
+    tmp_path_factory: pytest.TempPathFactory, few_layer_model, sure_tracker, sliding_square_clip
+) -> Path:
     """A 4-frame clip and three checkpoints: with a track head (two different ones), without."""
-    import imageio.v3 as iio
-
     from page4d_viewer.model import save_checkpoint
 
     folder = tmp_path_factory.mktemp("seeding")
-    video = np.zeros((4, 48, 64, 3), np.uint8)
-    video[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
-    for index in range(4):
-        video[index, 12:24, 4 + 6 * index : 16 + 6 * index] = 255
-    iio.imwrite(folder / "walk.mp4", video, fps=8, codec="libx264")
-    save_checkpoint(_sure_tracker(few_layer_model(0)).float(), folder / TRACKER)
-    save_checkpoint(_sure_tracker(few_layer_model(1)).float(), folder / OTHER)
+    sliding_square_clip(folder)
+    save_checkpoint(sure_tracker(few_layer_model(0)).float(), folder / TRACKER)
+    save_checkpoint(sure_tracker(few_layer_model(1)).float(), folder / OTHER)
     save_checkpoint(few_layer_model(0, has_track_head=False).float(), folder / PLAIN)
     return folder
 

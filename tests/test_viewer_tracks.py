@@ -4,11 +4,9 @@ real ViserServer (frame changes, settings, point sources, the moving/static spli
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import viser
 
 from page4d_viewer import geometry
 from page4d_viewer.result.mask import DisplayError
@@ -171,15 +169,6 @@ def test_track_colours_are_warm_when_moving_and_cool_when_static() -> None:
 
 
 # ------------------------------------------------------------------------------ in the scene
-
-
-@pytest.fixture
-def scene() -> Iterator[SceneView]:
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
-    view = SceneView(server)
-    yield view
-    view.close()
-    server.stop()
 
 
 def test_the_scene_draws_the_tracks_and_follows_the_timeline(

@@ -24,31 +24,22 @@ TIMEOUT_MS = 120_000  # two shared CPU cores
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4-frame mp4: a white square sliding over a red ramp."""
-    import imageio.v3 as iio
-
+def data_dir(tmp_path_factory: pytest.TempPathFactory, sliding_square_clip) -> Path:
+    """A folder with a 4-frame mp4, walk.mp4: a white square sliding over a red ramp."""
     folder = tmp_path_factory.mktemp("tracks-data")
-    video = np.zeros((4, 48, 64, 3), np.uint8)
-    video[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
-    for index in range(4):
-        video[index, 12:24, 4 + 6 * index : 16 + 6 * index] = 255
-    iio.imwrite(folder / "walk.mp4", video, fps=8, codec="libx264")
+    sliding_square_clip(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, sure_tracker) -> Path:
     torch = pytest.importorskip("torch")
     from page4d_viewer.model import build_model, save_checkpoint
 
     torch.manual_seed(0)
     model = build_model("tiny", img_size=112)  # a stand-in with a track head, only for tests
     assert model.track_available
-    with torch.no_grad():
-        visibility = model.track_head.tracker.vis_predictor[0]
-        visibility.weight.zero_()
-        visibility.bias.fill_(8.0)
+    sure_tracker(model)
     return save_checkpoint(model, tmp_path_factory.mktemp("model") / "tracker.safetensors")
 
 
@@ -68,12 +59,8 @@ def app(free_port, tmp_path_factory, data_dir: Path, checkpoint: Path) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def page(app, launch_chromium) -> Iterator:
-    with launch_chromium() as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1400})
-        opened.set_default_timeout(TIMEOUT_MS)
-        opened.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed
-        opened.goto(app.url)
+def page(app, panel_page) -> Iterator:
+    with panel_page(app.url, timeout_ms=TIMEOUT_MS) as opened:
         opened.locator("#run").wait_for()
         yield opened
 
