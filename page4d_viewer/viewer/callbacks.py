@@ -14,7 +14,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import gradio as gr
 
@@ -36,6 +36,45 @@ if TYPE_CHECKING:
     from page4d_viewer.viewer.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
+
+
+Helper = TypeVar("Helper")
+
+
+class PerSession(Generic[Helper]):
+    """One helper per session (an Inspector, a TrackSeeder), made on first use from its
+    controller and gone with it (weakly keyed), for the tabs whose state is per session.
+
+    Args:
+        controller_of: the page's session's controller.
+        make: builds the helper of a controller.
+    """
+
+    def __init__(
+        self,
+        controller_of: Callable[[gr.Request | None], ViewerController],
+        make: Callable[[ViewerController], Helper],
+    ) -> None:
+        self._controller_of = controller_of
+        self._make = make
+        self._helpers: weakref.WeakKeyDictionary[ViewerController, Helper] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, request: gr.Request | None) -> Helper:
+        """The helper of the page's session.
+
+        Raises:
+            Page4DError: the page's session is not open.
+        """
+        return self.of_controller(self._controller_of(request))
+
+    def of_controller(self, controller: ViewerController) -> Helper:
+        """The helper of a session's controller."""
+        if controller not in self._helpers:
+            self._helpers[controller] = self._make(controller)
+        return self._helpers[controller]
+
 
 Updates = dict[gr.components.Component, Any]
 """Widget updates keyed by component; each value is whatever that component takes."""
@@ -167,15 +206,13 @@ class PanelCallbacks:
         self.registry = registry
         self.scene_html = scene_html
         # One comparison ("run B") per session, made on first use, gone with its controller.
-        self._comparers: weakref.WeakKeyDictionary[ViewerController, Comparer] = (
-            weakref.WeakKeyDictionary()
+        self._comparers = PerSession(
+            self.controller_of, lambda session: Comparer(session, session.scene)
         )
 
     def comparer_of(self, controller: ViewerController) -> Comparer:
         """The side-by-side comparison of a session's scene."""
-        if controller not in self._comparers:
-            self._comparers[controller] = Comparer(controller, controller.scene)
-        return self._comparers[controller]
+        return self._comparers.of_controller(controller)
 
     def controller_of(self, request: gr.Request | None) -> ViewerController:
         """The controller of the page's session.

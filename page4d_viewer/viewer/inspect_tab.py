@@ -9,7 +9,6 @@ brings a new probe to the panel.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.callbacks import PanelWidgets, Updates
+from page4d_viewer.viewer.callbacks import PanelWidgets, PerSession, Updates
 from page4d_viewer.viewer.inside_views import ATTENTION_CHOICES
 from page4d_viewer.viewer.inspector import CURRENT_FRAME, Inspector
 from page4d_viewer.viewer.scene.colouring import COLOUR_MODES, DEFAULT_COLOUR_MODE
@@ -123,20 +122,11 @@ class InspectCallbacks:
         self.i = widgets
         self.w = panel
         # One inspector per session (its scene's clicks, its probe), gone with its controller.
-        self._inspectors: weakref.WeakKeyDictionary[ViewerController, Inspector] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._inspectors = PerSession(controller_of, Inspector)
 
     def inspector_of(self, request: gr.Request | None) -> Inspector:
-        """The inspector of the page's session, made on first use.
-
-        Raises:
-            Page4DError: the page's session is not open.
-        """
-        controller = self.controller_of(request)
-        if controller not in self._inspectors:
-            self._inspectors[controller] = Inspector(controller)
-        return self._inspectors[controller]
+        """The inspector of the page's session (Page4DError when it is not open)."""
+        return self._inspectors.of(request)
 
     def on_result(self, frame: float, request: gr.Request | None = None) -> Updates:
         """A new result on screen: fresh selector choices, defaults, pictures."""

@@ -10,7 +10,6 @@ scene's own Tracks folder (Viser sidebar) chooses what is drawn.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import DEFAULT_TRACK_POINTS
-from page4d_viewer.viewer.callbacks import PanelWidgets, Updates
+from page4d_viewer.viewer.callbacks import PanelWidgets, PerSession, Updates
 from page4d_viewer.viewer.controller import ModelBackend
 from page4d_viewer.viewer.scene.tracks import MAX_TRACKS_SHOWN
 from page4d_viewer.viewer.track_seeding import TrackSeeder
@@ -105,20 +104,11 @@ class TrackCallbacks:
         self.t = widgets
         self.w = panel
         # One seeder per session (its scene's clicks), gone with its controller.
-        self._seeders: weakref.WeakKeyDictionary[ViewerController, TrackSeeder] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._seeders = PerSession(controller_of, TrackSeeder)
 
     def seeder_of(self, request: gr.Request | None) -> TrackSeeder:
-        """The seeder of the page's session, made on first use.
-
-        Raises:
-            Page4DError: the page's session is not open.
-        """
-        controller = self.controller_of(request)
-        if controller not in self._seeders:
-            self._seeders[controller] = TrackSeeder(controller)
-        return self._seeders[controller]
+        """The seeder of the page's session (Page4DError when it is not open)."""
+        return self._seeders.of(request)
 
     def on_view(self, frame: float, request: gr.Request | None = None) -> Updates:
         """A new result, frame or page load: the note, the picture, and the seeding toggle as
