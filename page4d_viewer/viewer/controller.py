@@ -374,6 +374,8 @@ class ViewerController:
             with self._state_lock:
                 if self._current is not shown:
                     raise Page4DError("another result was shown meanwhile; click again on it")
+                # Saved under the locks (seconds for a long clip), so two clicks' saves
+                # cannot overtake each other.
                 run_file = None if shown.record is None else shown.record.result_path
                 saved = downloads.keep_tracks(recon, run_file, shown.exports_dir)
                 shown = dataclasses.replace(shown, recon=recon, result_file=saved)
