@@ -105,13 +105,12 @@ def test_seeds_outside_the_result_are_refused(
         tracking.add_tracks(model, recon, Seeds(frame, np.asarray(xy, dtype=np.float32)))
 
 
-def test_training_only_the_tracker_leaves_every_other_weight_unchanged(
-    few_layer_config, tmp_path
-) -> None:
+def _tracker_training(few_layer_config: dict, tmp_path, train_only: tuple[str, ...]):
+    """Two steps of a few-layer run with the track loss, training only `train_only`."""
     from page4d_viewer.training.losses import LossWeights
-    from page4d_viewer.training.train import TrainConfig, build_training_model, train
+    from page4d_viewer.training.train import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         out_dir=tmp_path / "run",
         model_overrides={**few_layer_config, "img_size": 42},
         image_hw=(28, 42),
@@ -123,10 +122,18 @@ def test_training_only_the_tracker_leaves_every_other_weight_unchanged(
         source_frames=4,
         loss_weights=LossWeights(track=1.0),
         track_queries=8,
-        train_only=("track_head",),
+        train_only=train_only,
         checkpoint_every=10,
         threads=1,
     )
+
+
+def test_training_only_the_tracker_leaves_every_other_weight_unchanged(
+    few_layer_config, tmp_path
+) -> None:
+    from page4d_viewer.training.train import build_training_model, train
+
+    config = _tracker_training(few_layer_config, tmp_path, ("track_head",))
     start = build_training_model(config).state_dict()
     trained, _ = train(config)
     changed = {
@@ -138,19 +145,7 @@ def test_training_only_the_tracker_leaves_every_other_weight_unchanged(
 
 
 def test_train_only_an_unknown_module_is_a_one_line_error(few_layer_config, tmp_path) -> None:
-    from page4d_viewer.training.losses import LossWeights
-    from page4d_viewer.training.train import TrainConfig, TrainingError, train
+    from page4d_viewer.training.train import TrainingError, train
 
-    config = TrainConfig(
-        out_dir=tmp_path / "run",
-        model_overrides={**few_layer_config, "img_size": 42},
-        image_hw=(28, 42),
-        max_steps=1,
-        min_frames=2,
-        max_frames=2,
-        source_frames=4,
-        loss_weights=LossWeights(track=1.0),
-        train_only=("tracker",),
-    )
     with pytest.raises(TrainingError, match="tracker is not a module"):
-        train(config)
+        train(_tracker_training(few_layer_config, tmp_path, ("tracker",)))
