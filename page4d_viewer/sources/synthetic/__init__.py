@@ -19,6 +19,9 @@ from page4d_viewer.sources.synthetic.clip import MOVER_SIZES, SyntheticClip, mak
 from page4d_viewer.sources.synthetic.correspondence import (
     VISIBILITY_TOLERANCE,
     GroundTruthTracks,
+    PixelMatches,
+    grid_pixels,
+    ground_truth_matches,
     sample_query_pixels,
     track_ground_truth,
 )
@@ -53,6 +56,7 @@ __all__ = [
     "VIDEO_NAME",
     "VISIBILITY_TOLERANCE",
     "GroundTruthTracks",
+    "PixelMatches",
     "Lighting",
     "Motion",
     "Person",
@@ -63,6 +67,8 @@ __all__ = [
     "SyntheticSceneError",
     "Texture",
     "load_synthetic_clip",
+    "grid_pixels",
+    "ground_truth_matches",
     "make_clip",
     "make_samples",
     "make_scene",

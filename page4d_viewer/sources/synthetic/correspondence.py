@@ -16,7 +16,7 @@ centre at ``(u, v) = (j, i)``, so the image covers ``-0.5 <= u < W - 0.5`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -158,6 +158,71 @@ def sample_query_pixels(
     )
     chosen = rng.permutation(chosen)
     return np.stack([chosen % width, chosen // width], axis=-1).astype(np.float64)
+
+
+class PixelMatches(NamedTuple):
+    """Pixel matches between pairs of frames, padded to M per pair (weight 0 = no match).
+
+    Attributes:
+        reference: (P,) int64 frame of each pair's reference pixels.
+        target: (P,) int64 frame of each pair's target pixels.
+        reference_xy: (P, M, 2) float64 pixel (x, y) in the reference frame.
+        target_xy: (P, M, 2) float64 pixel (x, y) of the same points in the target frame.
+        weight: (P, M) float64 in [0, 1].
+    """
+
+    reference: np.ndarray
+    target: np.ndarray
+    reference_xy: np.ndarray
+    target_xy: np.ndarray
+    weight: np.ndarray
+
+
+def grid_pixels(image_hw: tuple[int, int], step: int) -> np.ndarray:
+    """(N, 2) float64 pixel centres ``(u, v)`` on a regular grid, ``step`` pixels apart,
+    offset by half a step from the top-left corner."""
+    height, width = image_hw
+    if step < 1:
+        raise SyntheticSceneError(f"the grid step must be at least 1 pixel, got {step}")
+    rows, columns = np.mgrid[step // 2 : height : step, step // 2 : width : step]
+    return np.stack([columns.ravel(), rows.ravel()], axis=-1).astype(np.float64)
+
+
+def ground_truth_matches(
+    clip: SyntheticClip, pairs: list[tuple[int, int]], step: int = 8
+) -> PixelMatches:
+    """Exact matches of a pixel grid of each pair's reference frame in its target frame.
+
+    The oracle a matcher is measured against: each grid pixel's surface point, followed with
+    :func:`track_ground_truth`. A match has weight 1 where the point is visible in the target
+    frame, else 0 (occluded, out of view, or no surface).
+
+    Args:
+        clip: a synthetic clip with its scene.
+        pairs: (reference, target) frame indices.
+        step: grid spacing in pixels (see :func:`grid_pixels`).
+
+    Returns:
+        The matches, one row per pair, in the order of ``pairs``.
+    """
+    queries = grid_pixels(clip.image_hw, step)
+    by_reference = {
+        reference: track_ground_truth(clip, reference, queries)
+        for reference in sorted({reference for reference, _ in pairs})
+    }
+    target_xy, weight = [], []
+    for reference, target in pairs:
+        truth = by_reference[reference]
+        seen = truth.visible[target] & np.isfinite(truth.tracks[target]).all(axis=-1)
+        target_xy.append(np.where(seen[:, None], truth.tracks[target], queries))
+        weight.append(seen.astype(np.float64))
+    return PixelMatches(
+        reference=np.array([reference for reference, _ in pairs], dtype=np.int64),
+        target=np.array([target for _, target in pairs], dtype=np.int64),
+        reference_xy=np.repeat(queries[None], len(pairs), axis=0),
+        target_xy=np.stack(target_xy),
+        weight=np.stack(weight),
+    )
 
 
 def _scene_of(clip: SyntheticClip) -> SyntheticScene:
