@@ -77,6 +77,11 @@ def test_a_failing_clip_is_one_line_and_the_batch_goes_on(
     assert room["status"] == street["status"] == "ok"
     assert room["ate_masked"] > 0 and room["ate_unmasked"] > 0 and room["abs_rel"] > 0
     assert street["ate_masked"] is None and street["abs_rel"] is None  # no ground truth
+    assert room["ate_geometry_masked"] > 0 and room["ate_geometry_unmasked"] > 0
+    assert street["ate_geometry_masked"] is None
+    for row in (room, street):  # how far the head is from the geometry needs no ground truth
+        assert 0 <= row["head_geometry_rot_deg"] <= 180
+        assert 0 <= row["head_geometry_trans"] <= 1
     assert room["frames"] == 4 and room["mask_strength"] == 64
     assert (out / room["result_path"]).is_file()
 
@@ -134,7 +139,7 @@ def test_two_torchrun_ranks_write_the_same_rows_as_one_process(
         assert other["status"] == row["status"] == "ok"
         for name in ("checkpoint", "settings_hash", "frames", "mask_strength"):
             assert other[name] == row[name], name
-        for name in run_index.METRIC_COLUMNS:
+        for name in (*run_index.METRIC_COLUMNS, *run_index.DISAGREEMENT_COLUMNS):
             assert other[name] == pytest.approx(row[name], abs=1e-6), (clip, name)
 
 

@@ -1,4 +1,4 @@
-"""`page4d-viewer report DIR`: a batch index as Markdown with two PNG plots."""
+"""`page4d-viewer report DIR`: a batch index as Markdown with three PNG plots."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write report.md, ate_scatter.png and ate_difference.png; prints what it wrote."""
+    """Write report.md, ate_scatter.png, geometry_ate_scatter.png and ate_difference.png;
+    prints what it wrote."""
     from page4d_viewer.cli.common import check_writable_folder
     from page4d_viewer.evaluation.batch_report import write_report
     from page4d_viewer.evaluation.index import INDEX_NAME, open_index
@@ -27,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(index, out, filter_text=args.filter)
     sys.stdout.write(
         f"wrote {files.markdown} ({files.rows} clips), {files.scatter.name}, "
-        f"{files.histogram.name}\n"
+        f"{files.geometry_scatter.name}, {files.histogram.name}\n"
     )
     return 0

@@ -1,9 +1,12 @@
 """A batch index as Markdown (and PNG plots) for a paper's supplement.
 
-``write_report(index, folder)`` writes ``report.md``, ``ate_scatter.png`` and
-``ate_difference.png``: one table row per successful clip, sorted by masked minus unmasked ATE
-(the clips where masking hurts most first), the means over clips with ground truth, and the
-failed clips with their errors. Torch-free.
+``write_report(index, folder)`` writes ``report.md``, ``ate_scatter.png`` (the camera head's
+masked vs unmasked ATE), ``geometry_ate_scatter.png`` (the same for the cameras solved from
+the network's depth and matches, on the same scale, shown beside it) and
+``ate_difference.png`` (both pairs' masked minus unmasked ATE): one table row per successful
+clip, sorted by masked minus unmasked ATE (the clips where masking hurts most first), with the
+geometric ATEs and how far the head disagrees with the geometry; the means over clips with
+ground truth; and the failed clips with their errors. Torch-free.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from page4d_viewer.evaluation.index import (
     ATE_DIFFERENCE,
+    GEOMETRY_ATE_DIFFERENCE,
     STATUS_FAILED,
     STATUS_OK,
     RunRow,
@@ -24,6 +28,7 @@ from page4d_viewer.evaluation.index import (
 
 REPORT_NAME = "report.md"
 SCATTER_NAME = "ate_scatter.png"
+GEOMETRY_SCATTER_NAME = "geometry_ate_scatter.png"
 HISTOGRAM_NAME = "ate_difference.png"
 
 # (column title, RunRow attribute) of the per-clip table.
@@ -33,6 +38,11 @@ _TABLE = (
     ("ATE masked", "ate_masked"),
     ("ATE unmasked", "ate_unmasked"),
     ("ATE diff", ATE_DIFFERENCE),
+    ("ATE geo masked", "ate_geometry_masked"),
+    ("ATE geo unmasked", "ate_geometry_unmasked"),
+    ("ATE geo diff", GEOMETRY_ATE_DIFFERENCE),
+    ("head vs geo (deg)", "head_geometry_rot_deg"),
+    ("head vs geo (path)", "head_geometry_trans"),
     ("RPE t masked", "rpe_t_masked"),
     ("RPE r masked (deg)", "rpe_r_masked"),
     ("AbsRel", "abs_rel"),
@@ -43,6 +53,11 @@ _MEANS = (
     "ate_masked",
     "ate_unmasked",
     ATE_DIFFERENCE,
+    "ate_geometry_masked",
+    "ate_geometry_unmasked",
+    GEOMETRY_ATE_DIFFERENCE,
+    "head_geometry_rot_deg",
+    "head_geometry_trans",
     "rpe_t_masked",
     "rpe_r_masked",
     "rpe_t_unmasked",
@@ -60,6 +75,7 @@ class ReportFiles:
 
     markdown: Path
     scatter: Path
+    geometry_scatter: Path
     histogram: Path
     rows: int
 
@@ -75,15 +91,25 @@ def means(rows: Sequence[RunRow]) -> dict[str, float | None]:
 
 def format_markdown(rows: Sequence[RunRow], failed: Sequence[RunRow], title: str) -> str:
     """The report's Markdown: summary, means, per-clip table, failed clips."""
-    with_ate = [row for row in rows if row.ate_difference is not None]
-    hurt = sum(1 for row in with_ate if row.ate_difference > 0)
+    head = [row.ate_difference for row in rows if row.ate_difference is not None]
+    geometric = [
+        row.geometry_ate_difference for row in rows if row.geometry_ate_difference is not None
+    ]
     lines = [
         f"# {title}",
         "",
-        f"{len(rows)} clips run, {len(failed)} failed; {len(with_ate)} with ground-truth "
-        f"cameras, of which masking raised the ATE on {hurt}.",
+        f"{len(rows)} clips run, {len(failed)} failed; {len(head)} with ground-truth "
+        f"cameras, of which masking raised the camera head's ATE on "
+        f"{sum(1 for value in head if value > 0)}; {len(geometric)} with geometric cameras "
+        f"scored, of which the mask's weights raised their ATE on "
+        f"{sum(1 for value in geometric if value > 0)}.",
         "Rows are sorted by ATE masked minus unmasked, largest (masking hurts most) first. ATE "
-        "and RPE after Sim(3) alignment; AbsRel after per-clip median scaling.",
+        "and RPE after Sim(3) alignment; AbsRel after per-clip median scaling. 'geo': the "
+        "cameras solved from the network's own depth and matches. 'head vs geo': how far "
+        "the camera head's masked cameras are from the geometric masked ones, as the mean "
+        "per-frame rotation angle (each relative to its first camera) and as the RMS distance "
+        "of the Sim(3)-aligned camera centres over the geometric path's RMS spread (0: the "
+        "same path, 1: nothing in common).",
         "",
         "## Means",
         "",
@@ -93,7 +119,10 @@ def format_markdown(rows: Sequence[RunRow], failed: Sequence[RunRow], title: str
     lines += [f"| {name} | {_cell(value)} |" for name, value in means(rows).items()]
     lines += [
         "",
-        f"![masked vs unmasked ATE]({SCATTER_NAME})",
+        # Two images on one line sit side by side.
+        f"![camera head: masked vs unmasked ATE]({SCATTER_NAME}) "
+        f"![geometry: masked vs unmasked ATE]({GEOMETRY_SCATTER_NAME})",
+        "",
         f"![ATE difference]({HISTOGRAM_NAME})",
         "",
         "## Clips",
@@ -122,7 +151,7 @@ def format_markdown(rows: Sequence[RunRow], failed: Sequence[RunRow], title: str
 def write_report(
     index: str | os.PathLike[str], folder: str | os.PathLike[str], *, filter_text: str = ""
 ) -> ReportFiles:
-    """Write the Markdown report and its two plots for an index into ``folder``.
+    """Write the Markdown report and its three plots for an index into ``folder``.
 
     Args:
         index: ``DIR/index.sqlite`` or ``DIR``.
@@ -130,6 +159,9 @@ def write_report(
         filter_text: keep only rows whose clip, checkpoint or layout contains it.
     """
     from page4d_viewer.evaluation.report_plots import (
+        GEOMETRY_ATES,
+        HEAD_ATES,
+        ate_axis_limit,
         ate_difference_histogram,
         ate_scatter_figure,
         save_figure,
@@ -144,9 +176,13 @@ def write_report(
     markdown = folder / REPORT_NAME
     title = f"Batch report: {_batch_name(index)}"
     markdown.write_text(format_markdown(rows, failed, title))
-    scatter = save_figure(ate_scatter_figure(rows), folder / SCATTER_NAME)
+    limit = ate_axis_limit(rows, (HEAD_ATES, GEOMETRY_ATES))
+    scatters = [
+        save_figure(ate_scatter_figure(rows, pair=pair, limit=limit), folder / name)
+        for pair, name in ((HEAD_ATES, SCATTER_NAME), (GEOMETRY_ATES, GEOMETRY_SCATTER_NAME))
+    ]
     histogram = save_figure(ate_difference_histogram(rows), folder / HISTOGRAM_NAME)
-    return ReportFiles(markdown, scatter, histogram, len(rows))
+    return ReportFiles(markdown, *scatters, histogram, len(rows))
 
 
 def _batch_name(index: str | os.PathLike[str]) -> str:

@@ -26,7 +26,10 @@ from typing import Any
 from page4d_viewer.errors import Page4DError
 
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the camera head's metrics. 2: adds the geometric cameras' ATE and the head-vs-geometry
+disagreement (:data:`ADDED_COLUMNS`); :func:`connect` adds them to a version-1 file, and
+reading a version-1 file gives None for them."""
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
@@ -34,6 +37,8 @@ STATUS_FAILED = "failed"
 METRIC_COLUMNS = (
     "ate_masked",
     "ate_unmasked",
+    "ate_geometry_masked",
+    "ate_geometry_unmasked",
     "rpe_t_masked",
     "rpe_r_masked",
     "rpe_t_unmasked",
@@ -43,6 +48,21 @@ METRIC_COLUMNS = (
     "mask_ap",
     "mask_iou",
 )
+
+# How far the camera head's masked cameras are from the geometric masked ones
+# (`evaluation.disagreement`): no ground truth needed, NULL when the result lacks either.
+DISAGREEMENT_COLUMNS = (
+    "head_geometry_rot_deg",
+    "head_geometry_trans",
+)
+
+ADDED_COLUMNS: dict[str, str] = {
+    "ate_geometry_masked": "REAL",
+    "ate_geometry_unmasked": "REAL",
+    "head_geometry_rot_deg": "REAL",
+    "head_geometry_trans": "REAL",
+}
+"""Columns (and SQL types) added after schema version 1: an older file lacks them."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -58,7 +78,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     mask_strength REAL,
     frames INTEGER,
-    {", ".join(f"{name} REAL" for name in METRIC_COLUMNS)},
+    {", ".join(f"{name} REAL" for name in (*METRIC_COLUMNS, *DISAGREEMENT_COLUMNS))},
     seconds REAL,
     result_path TEXT,
     device TEXT NOT NULL DEFAULT '',
@@ -81,6 +101,7 @@ _COLUMNS = (
     "mask_strength",
     "frames",
     *METRIC_COLUMNS,
+    *DISAGREEMENT_COLUMNS,
     "seconds",
     "result_path",
     "device",
@@ -91,6 +112,10 @@ _COLUMNS = (
 ATE_DIFFERENCE = "ate_difference"
 """Sort key of :func:`list_runs`: masked minus unmasked ATE (positive: the mask hurt)."""
 
+GEOMETRY_ATE_DIFFERENCE = "geometry_ate_difference"
+"""Sort key of :func:`list_runs`: geometric masked minus unmasked ATE (positive: the mask's
+weights made the geometric cameras worse)."""
+
 
 class RunIndexError(Page4DError):
     """The index file is missing, not an index, or a query names an unknown column."""
@@ -100,8 +125,14 @@ class RunIndexError(Page4DError):
 class RunRow:
     """One row of the index: a clip run with one checkpoint and one set of settings.
 
-    Metrics are None where the clip has no ground truth (or the run failed); ``result_path``
-    is relative to the index's folder (None for failed runs; see :meth:`result_file`).
+    Metrics are None where the clip has no ground truth (or the run failed), and the
+    geometric ATEs and head-vs-geometry disagreement also where the result has no geometric
+    cameras or the index predates them. ``head_geometry_rot_deg`` is the mean per-frame
+    rotation angle between the camera head's masked cameras and ``geometry_masked``, each
+    relative to its first camera; ``head_geometry_trans`` the RMS distance of the head's
+    Sim(3)-aligned centres from the geometric ones over the geometric path's RMS spread (0
+    to 1; see ``evaluation.disagreement``). ``result_path`` is relative to the index's folder
+    (None for failed runs; see :meth:`result_file`).
     """
 
     clip: str
@@ -117,6 +148,8 @@ class RunRow:
     frames: int | None
     ate_masked: float | None
     ate_unmasked: float | None
+    ate_geometry_masked: float | None
+    ate_geometry_unmasked: float | None
     rpe_t_masked: float | None
     rpe_r_masked: float | None
     rpe_t_unmasked: float | None
@@ -125,6 +158,8 @@ class RunRow:
     delta_1_25: float | None
     mask_ap: float | None
     mask_iou: float | None
+    head_geometry_rot_deg: float | None
+    head_geometry_trans: float | None
     seconds: float | None
     result_path: str | None
     device: str
@@ -147,6 +182,13 @@ class RunRow:
         if self.ate_masked is None or self.ate_unmasked is None:
             return None
         return self.ate_masked - self.ate_unmasked
+
+    @property
+    def geometry_ate_difference(self) -> float | None:
+        """Geometric masked minus unmasked ATE (positive: the mask's weights hurt), or None."""
+        if self.ate_geometry_masked is None or self.ate_geometry_unmasked is None:
+            return None
+        return self.ate_geometry_masked - self.ate_geometry_unmasked
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -172,14 +214,34 @@ def shard_path(folder: str | os.PathLike[str], rank: int) -> Path:
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating if needed) an index or shard file for writing, schema in place."""
+    """Open (creating if needed) an index or shard file for writing, schema in place.
+
+    A file written by an older version gets the columns added since (:data:`ADDED_COLUMNS`,
+    NULL in its existing rows), so a batch can go on appending to it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=60)
-    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     connection.executescript(_SCHEMA)
+    _add_missing_columns(connection)
+    # Never lower it: a file a newer version wrote keeps saying so.
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version < SCHEMA_VERSION:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     connection.commit()
     return connection
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    present = _table_columns(connection)
+    for name, sql_type in ADDED_COLUMNS.items():
+        if name not in present:
+            # Names and types come from ADDED_COLUMNS above, never from the file.
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
+
+
+def _table_columns(connection: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
 
 
 def open_index(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -280,7 +342,7 @@ def _has_success(connection: sqlite3.Connection, values: Mapping[str, Any]) -> b
     return found is not None
 
 
-_SORT_KEYS = frozenset({*(f.name for f in fields(RunRow)), ATE_DIFFERENCE})
+_SORT_KEYS = frozenset({*(f.name for f in fields(RunRow)), ATE_DIFFERENCE, GEOMETRY_ATE_DIFFERENCE})
 
 
 def list_runs(
@@ -295,8 +357,9 @@ def list_runs(
 
     Args:
         path: ``DIR/index.sqlite`` or ``DIR``.
-        sort_by: a RunRow field, or "ate_difference" (masked minus unmasked ATE). Rows
-            without a value sort last either way.
+        sort_by: a RunRow field, "ate_difference" (masked minus unmasked ATE) or
+            "geometry_ate_difference" (the same for the geometric cameras). Rows without a
+            value sort last either way.
         descending: largest first.
         filter_text: keep rows whose clip, checkpoint name, layout or error contains it
             (case-insensitive).
@@ -343,25 +406,37 @@ def get_run(path: str | os.PathLike[str], key: tuple[str, str, str]) -> RunRow:
 def _read_rows(
     path: str | os.PathLike[str], key: tuple[str, str, str] | None = None
 ) -> Iterator[RunRow]:
-    query = f"SELECT {', '.join(_COLUMNS)} FROM runs"
     parameters: tuple[str, ...] = ()
+    where = ""
     if key is not None:
-        query += " WHERE clip = ? AND checkpoint = ? AND settings_hash = ?"
+        where = " WHERE clip = ? AND checkpoint = ? AND settings_hash = ?"
         parameters = tuple(key)
     with contextlib.closing(open_index(path)) as connection:
-        rows = connection.execute(query, parameters).fetchall()
+        # Read-only, so an older file is not migrated here: its missing columns read as None.
+        present = _table_columns(connection)
+        lacking = [name for name in _COLUMNS if name not in present]
+        if any(name not in ADDED_COLUMNS for name in lacking):
+            raise RunIndexError(f"{path} is not a batch index (no {', '.join(lacking)} column)")
+        selected = [name for name in _COLUMNS if name in present]
+        rows = connection.execute(
+            f"SELECT {', '.join(selected)} FROM runs{where}", parameters
+        ).fetchall()
     for row in rows:
-        yield RunRow(**{name: row[name] for name in _COLUMNS})
+        yield RunRow(**{name: row[name] if name in present else None for name in _COLUMNS})
 
 
 __all__ = [
+    "ADDED_COLUMNS",
     "ATE_DIFFERENCE",
+    "DISAGREEMENT_COLUMNS",
+    "GEOMETRY_ATE_DIFFERENCE",
     "INDEX_NAME",
     "METRIC_COLUMNS",
     "STATUS_FAILED",
     "STATUS_OK",
     "RunIndexError",
     "RunRow",
+    "SCHEMA_VERSION",
     "connect",
     "finished_keys",
     "get_run",

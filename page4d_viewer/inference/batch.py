@@ -363,7 +363,7 @@ class _ClipRunner:
         started = time.perf_counter()
         try:
             recon, seconds = self._result(clip, self.out / relative, started)
-            row |= _metrics(recon, self.options.max_depth)
+            row |= index_metrics(recon, self.options.max_depth)
         except Exception as error:  # one clip's failure of any kind must not stop the batch
             logger.debug("clip %s failed", clip.name, exc_info=True)
             message = " ".join(str(error).split()) or type(error).__name__
@@ -412,27 +412,57 @@ class _ClipRunner:
         return recon, time.perf_counter() - started
 
 
+def index_metrics(recon: Reconstruction, max_depth: float | None = None) -> dict[str, float | None]:
+    """The index's metric and disagreement columns of a result (those it cannot fill left out).
+
+    Args:
+        recon: a clip's result, holding its ground truth where the clip has one.
+        max_depth: ignore ground-truth depth beyond this (metres) in the depth metrics.
+    """
+    return _metrics(recon, max_depth) | _disagreement(recon)
+
+
 def _metrics(recon: Reconstruction, max_depth: float | None) -> dict[str, float | None]:
     """Index metric columns of a Reconstruction against the ground truth it holds."""
     from page4d_viewer.evaluation.metrics import evaluate_reconstruction
-    from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED
+    from page4d_viewer.result.cameras import GEOMETRY_VARIANTS, GROUND_TRUTH, HEAD_VARIANTS
 
     if GROUND_TRUTH not in recon.cameras and recon.gt_depth is None:
         return {}
     report = evaluate_reconstruction(recon, max_depth=max_depth)
     values: dict[str, float | None] = {}
-    for variant in (MASKED, UNMASKED):
+    for variant in HEAD_VARIANTS:
         errors = report.trajectory.get(variant)
         if errors is not None:
             values[f"ate_{variant}"] = errors.ate
             values[f"rpe_t_{variant}"] = errors.rpe_trans
             values[f"rpe_r_{variant}"] = errors.rpe_rot
+    # Only the geometric pair's ATE goes in the index (what the Dataset tab and the report
+    # set against the head's); its RPE stays in `evaluate`'s per-result table.
+    for variant in GEOMETRY_VARIANTS:
+        errors = report.trajectory.get(variant)
+        if errors is not None:
+            values[f"ate_{variant}"] = errors.ate
     # Median scaling, as in the default model's table.
     depth = report.depth.get("median")
     if depth is not None:
         values["abs_rel"], values["delta_1_25"] = depth.abs_rel, depth.delta_1_25
     values["mask_ap"], values["mask_iou"] = report.mask_ap, report.mask_iou
     return {key: None if value is None else float(value) for key, value in values.items()}
+
+
+def _disagreement(recon: Reconstruction) -> dict[str, float | None]:
+    """Index columns of how far the camera head's masked cameras are from the geometric
+    masked ones; needs no ground truth, empty when the result lacks either variant."""
+    from page4d_viewer.evaluation.disagreement import head_geometry_disagreement
+
+    found = head_geometry_disagreement(recon)
+    if found is None:
+        return {}
+    return {
+        "head_geometry_rot_deg": found.rotation_deg,
+        "head_geometry_trans": found.translation,
+    }
 
 
 def _now() -> str:
@@ -513,6 +543,7 @@ __all__ = [
     "BatchSummary",
     "Launch",
     "assign_clips",
+    "index_metrics",
     "list_dataset",
     "result_path",
     "run_batch",
