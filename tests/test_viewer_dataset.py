@@ -71,12 +71,21 @@ ROWS = [
 ]
 
 
+# clip -> geometric ATE masked, unmasked, head vs geometry rotation (deg) and path share
+GEOMETRY = {
+    "alley": (0.04, 0.12, 3.0, 0.2),
+    "bamboo": (0.09, 0.06, 25.0, 0.9),
+    "cave": (0.20, 0.05, 11.0, None),
+}
+
+
 @pytest.fixture()
 def batch(tmp_path: Path) -> Path:
     """A batch folder: four rows (one failed), a result file per successful row."""
     folder = tmp_path / "data" / "batch"
     with contextlib.closing(run_index.connect(folder / run_index.INDEX_NAME)) as connection:
         for number, (clip, checkpoint, masked, unmasked, status) in enumerate(ROWS):
+            geometry_masked, geometry_unmasked, rotation, path = GEOMETRY.get(clip, (None,) * 4)
             relative = Path("results") / checkpoint / f"{clip}.npz"
             if status == "ok":
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +94,8 @@ def batch(tmp_path: Path) -> Path:
                 "clip": clip, "checkpoint": checkpoint, "settings_hash": "s",
                 "checkpoint_name": checkpoint, "status": status, "mask_strength": 64.0,
                 "frames": 5, "ate_masked": masked, "ate_unmasked": unmasked,
+                "ate_geometry_masked": geometry_masked, "ate_geometry_unmasked": geometry_unmasked,
+                "head_geometry_rot_deg": rotation, "head_geometry_trans": path,
                 "seconds": float(number), "error": "out of memory" if status != "ok" else None,
                 "result_path": relative.as_posix() if status == "ok" else None,
                 "created_at": "2026-01-01T00:00:00",
@@ -149,6 +160,69 @@ def test_table_sorts_by_the_chosen_column_both_ways(batch: Path) -> None:
     assert _clips(dataset.list_table(index, "clip", False)) == ["alley", "bamboo", "cave", "dragon"]
     with pytest.raises(Page4DError, match="cannot sort by 'colour'"):
         dataset.list_table(index, "colour")
+
+
+@pytest.mark.parametrize(
+    ("label", "largest_first", "smallest_first"),
+    [
+        # Geometric masked minus unmasked: cave +0.15, bamboo +0.03, alley -0.08.
+        (
+            "ATE geometry masked − unmasked",
+            ["cave", "bamboo", "alley"],
+            ["alley", "bamboo", "cave"],
+        ),
+        ("ATE geometry masked", ["cave", "bamboo", "alley"], ["alley", "bamboo", "cave"]),
+        ("ATE geometry unmasked", ["alley", "bamboo", "cave"], ["cave", "bamboo", "alley"]),
+        ("head vs geometry rotation", ["bamboo", "cave", "alley"], ["alley", "cave", "bamboo"]),
+        ("head vs geometry path", ["bamboo", "alley", "cave"], ["alley", "bamboo", "cave"]),
+    ],
+)
+def test_table_sorts_by_the_geometric_cameras(
+    batch: Path, label: str, largest_first: list[str], smallest_first: list[str]
+) -> None:
+    # Rows without the value come last either way, by name (cave has no path share).
+    index = batch / run_index.INDEX_NAME
+    assert _clips(dataset.list_table(index, label)) == [*largest_first, "dragon"]
+    assert _clips(dataset.list_table(index, label, descending=False)) == [*smallest_first, "dragon"]
+
+
+def test_table_shows_the_geometric_columns(batch: Path) -> None:
+    rows = dataset.list_table(batch / run_index.INDEX_NAME).table()
+    cells = [dict(zip(dataset.HEADERS, row, strict=True)) for row in rows]
+    bamboo, cave, _, dragon = cells
+    assert (bamboo["ATE geometry masked"], bamboo["ATE geometry unmasked"]) == ("0.0900", "0.0600")
+    assert bamboo["ATE geometry masked − unmasked"] == "+0.0300"
+    assert (bamboo["head vs geometry (deg)"], bamboo["head vs geometry (path)"]) == (
+        "25.00", "0.900",
+    )  # fmt: skip
+    assert cave["head vs geometry (path)"] == ""
+    assert all(dragon[name] == "" for name in dataset.HEADERS if "geometry" in name)
+
+
+def test_a_version_1_index_lists_with_empty_geometric_columns(batch: Path) -> None:
+    import sqlite3
+
+    index = batch / run_index.INDEX_NAME
+    with contextlib.closing(sqlite3.connect(index)) as connection:
+        for name in run_index.ADDED_COLUMNS:
+            connection.execute(f"ALTER TABLE runs DROP COLUMN {name}")
+        connection.commit()
+    table = dataset.list_table(index, "head vs geometry rotation")
+    assert _clips(table) == ["alley", "bamboo", "cave", "dragon"]  # none has it: by name
+    assert all(
+        cell == ""
+        for row in table.table()
+        for name, cell in zip(dataset.HEADERS, row, strict=True)
+        if "geometry" in name
+    )
+
+
+def test_the_two_scatters_share_one_scale(batch: Path) -> None:
+    head, geometric = dataset.ate_scatters(dataset.list_table(batch / run_index.INDEX_NAME).rows)
+    (head_axes,), (geometry_axes,) = head.axes, geometric.axes
+    assert head_axes.get_xlim() == geometry_axes.get_ylim() == pytest.approx((0, 0.5 * 1.05))
+    assert "geometry" in geometry_axes.get_xlabel() and "geometry" not in head_axes.get_xlabel()
+    assert [len(axes.texts) for axes in (head_axes, geometry_axes)] == [3, 3]  # clips named
 
 
 def test_table_filters_and_shows_the_promised_columns(batch: Path) -> None:

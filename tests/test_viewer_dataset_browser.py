@@ -22,6 +22,8 @@ TIMEOUT_MS = 120_000
 # clip, checkpoint, ATE masked, ATE unmasked (all three are runs of the same clip)
 RUNS = [("alley", "a.safetensors", 0.1, 0.3), ("bamboo", "b.safetensors", 0.5, 0.2),
         ("cave", "c.safetensors", 0.25, 0.25)]  # fmt: skip
+# clip -> geometric ATE masked, unmasked, head vs geometry rotation (deg)
+GEOMETRY = {"alley": (0.05, 0.1, 30.0), "bamboo": (0.2, 0.1, 2.0), "cave": (0.1, 0.3, 9.0)}
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
@@ -67,6 +69,9 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "clip": clip, "checkpoint": checkpoint, "settings_hash": "s",
                 "checkpoint_name": checkpoint, "status": "ok", "mask_strength": 64.0,
                 "frames": 3, "ate_masked": masked, "ate_unmasked": unmasked,
+                "ate_geometry_masked": GEOMETRY[clip][0],
+                "ate_geometry_unmasked": GEOMETRY[clip][1],
+                "head_geometry_rot_deg": GEOMETRY[clip][2],
                 "result_path": relative.as_posix(), "created_at": "2026-01-01T00:00:00",
             })  # fmt: skip
     return folder
@@ -114,6 +119,15 @@ def test_dataset_table_sorts(page) -> None:
     page.locator("#dataset-sort input").click()
     page.get_by_role("option", name="ATE unmasked", exact=True).click()
     _wait_order(page, ["bamboo", "cave", "alley"])  # unmasked 0.2, 0.25, 0.3
+    page.locator("#dataset-sort input").click()
+    page.get_by_role("option", name="head vs geometry rotation", exact=True).click()
+    _wait_order(page, ["bamboo", "cave", "alley"])  # 2, 9, 30 degrees
+    page.locator("#dataset-descending input").click()  # largest first
+    _wait_order(page, ["alley", "cave", "bamboo"])
+    page.locator("#dataset-sort input").click()
+    page.get_by_role("option", name="ATE geometry masked − unmasked", exact=True).click()
+    _wait_order(page, ["bamboo", "alley", "cave"])  # +0.1, -0.05, -0.2
+    page.locator("#dataset-geometry-scatter").wait_for(state="visible", timeout=TIMEOUT_MS)
 
 
 def test_clicking_a_row_opens_its_run(page_session, app, page) -> None:

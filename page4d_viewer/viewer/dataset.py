@@ -1,8 +1,9 @@
 """The Dataset view without Gradio: a batch index as a sorted, filtered table, and its runs.
 
 `page4d-viewer batch` writes `DIR/index.sqlite` (see `evaluation.index`); the panel's Dataset
-tab lists it here (`list_table`), shows the masked-vs-unmasked ATE scatter
-(`evaluation.report_plots.ate_scatter_figure`) and opens a row's result through the
+tab lists it here (`list_table`, sortable by the camera head's and the geometric cameras' ATE
+and by how far the two disagree), shows their masked-vs-unmasked ATE scatters (`ate_scatters`,
+drawn by `evaluation.report_plots`) and opens a row's result through the
 controller's "open a result" path (`open_row`), so the status line, 2-D panels, plots and
 downloads follow.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation.index import (
     ATE_DIFFERENCE,
+    GEOMETRY_ATE_DIFFERENCE,
     INDEX_NAME,
     RunIndexError,
     RunRow,
@@ -25,20 +27,34 @@ from page4d_viewer.evaluation.index import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from matplotlib.figure import Figure
+
     from page4d_viewer.viewer.comparison import Comparer, SecondRun
     from page4d_viewer.viewer.controller import Shown, ViewerController
     from page4d_viewer.viewer.paths import DataRoots
 
 HEADERS = [
     "#", "clip", "checkpoint", "α", "frames", "ATE masked", "ATE unmasked",
-    "ATE masked − unmasked", "RPE masked", "AbsRel", "mask AP", "seconds", "status",
+    "ATE masked − unmasked", "ATE geometry masked", "ATE geometry unmasked",
+    "ATE geometry masked − unmasked", "head vs geometry (deg)", "head vs geometry (path)",
+    "RPE masked", "AbsRel", "mask AP", "seconds", "status",
 ]  # fmt: skip
-"""Columns of the table; "#" is the row's place in the list (a click finds it by this)."""
+"""Columns of the table; "#" is the row's place in the list (a click finds it by this).
+"head vs geometry" is how far the camera head's masked cameras are from the geometric masked
+ones: the mean rotation angle, and the aligned path's distance as a share of the geometric
+path's spread (see `evaluation.disagreement`)."""
 
 SORT_OPTIONS: dict[str, str] = {
     "ATE masked − unmasked": ATE_DIFFERENCE,
     "ATE masked": "ate_masked",
     "ATE unmasked": "ate_unmasked",
+    "ATE geometry masked − unmasked": GEOMETRY_ATE_DIFFERENCE,
+    "ATE geometry masked": "ate_geometry_masked",
+    "ATE geometry unmasked": "ate_geometry_unmasked",
+    "head vs geometry rotation": "head_geometry_rot_deg",
+    "head vs geometry path": "head_geometry_trans",
     "RPE masked": "rpe_t_masked",
     "AbsRel": "abs_rel",
     "mask AP": "mask_ap",
@@ -80,6 +96,11 @@ class DatasetTable:
                 _number(row.ate_masked),
                 _number(row.ate_unmasked),
                 _number(row.ate_difference, "+.4f"),
+                _number(row.ate_geometry_masked),
+                _number(row.ate_geometry_unmasked),
+                _number(row.geometry_ate_difference, "+.4f"),
+                _number(row.head_geometry_rot_deg, ".2f"),
+                _number(row.head_geometry_trans, ".3f"),
                 _number(row.rpe_t_masked),
                 _number(row.abs_rel),
                 _number(row.mask_ap, ".3f"),
@@ -96,6 +117,23 @@ class DatasetTable:
     def row_choices(self) -> list[tuple[str, str]]:
         """(label, encoded key) of each row with a result, for the panel's drop-downs."""
         return [(row_label(row), encode_key(row.key)) for row in self.rows if row.ok]
+
+
+def ate_scatters(rows: Sequence[RunRow]) -> tuple[Figure, Figure]:
+    """The camera head's and the geometric cameras' masked-vs-unmasked ATE scatters of the
+    listed rows, on one scale so the two compare at a glance."""
+    from page4d_viewer.evaluation.report_plots import (
+        GEOMETRY_ATES,
+        HEAD_ATES,
+        ate_axis_limit,
+        ate_scatter_figure,
+    )
+
+    limit = ate_axis_limit(rows, (HEAD_ATES, GEOMETRY_ATES))
+    return (
+        ate_scatter_figure(rows, pair=HEAD_ATES, limit=limit),
+        ate_scatter_figure(rows, pair=GEOMETRY_ATES, limit=limit),
+    )
 
 
 def resolve_index(data_roots: DataRoots, text: str) -> Path:

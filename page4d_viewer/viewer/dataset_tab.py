@@ -17,7 +17,6 @@ from typing import Any
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation.report_plots import ate_scatter_figure
 from page4d_viewer.viewer import dataset
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, Updates
 from page4d_viewer.viewer.comparison import Comparer
@@ -43,6 +42,7 @@ class DatasetWidgets:
     dataset_status: gr.Markdown
     table: gr.Dataframe
     scatter: gr.Plot
+    geometry_scatter: gr.Plot
     row_choice: gr.Dropdown
     open_row_button: gr.Button
     compare_choice: gr.Dropdown
@@ -58,7 +58,7 @@ class DatasetWidgets:
         """What a new listing of the index changes."""
         return [
             self.index_state, self.keys_state, self.dataset_status, self.table, self.scatter,
-            self.row_choice, self.compare_choice,
+            self.geometry_scatter, self.row_choice, self.compare_choice,
         ]  # fmt: skip
 
 
@@ -87,6 +87,10 @@ def build_tabs(index_help: str, index: str | None) -> DatasetWidgets:
         )  # fmt: skip
         with gr.Row():
             scatter = gr.Plot(label="ATE masked vs unmasked", show_label=False)
+            geometry_scatter = gr.Plot(
+                label="Geometric ATE masked vs unmasked", show_label=False,
+                elem_id="dataset-geometry-scatter",
+            )  # fmt: skip
             with gr.Column():
                 row_choice = gr.Dropdown(
                     [], label="Clip (one dot each)", elem_id="dataset-clip", interactive=True
@@ -109,7 +113,7 @@ def build_tabs(index_help: str, index: str | None) -> DatasetWidgets:
             clear_button = gr.Button("Clear comparison", variant="stop", elem_id="clear-compare")
     return DatasetWidgets(
         gr.State(index), gr.State([]), index_path, open_index_button, sort_by, descending,
-        filter_text, dataset_status, table, scatter, row_choice, open_row_button,
+        filter_text, dataset_status, table, scatter, geometry_scatter, row_choice, open_row_button,
         compare_choice, refresh_compare_button, compare_button, compare_upload,
         compare_file_button, show_second, clear_button,
     )  # fmt: skip
@@ -161,12 +165,14 @@ class DatasetCallbacks:
             return {d.dataset_status: f"**Error:** {' '.join(str(error).split())}"}
         choices = listed.row_choices()
         failed = sum(not row.ok for row in listed.rows)
+        head_scatter, geometry_scatter = dataset.ate_scatters(listed.rows)
         return {
             d.index_state: str(listed.index),
             d.keys_state: [list(key) for key in listed.row_keys()],
             d.dataset_status: f"`{listed.index}`: {len(listed.rows)} runs ({failed} failed)",
             d.table: listed.table(),
-            d.scatter: ate_scatter_figure(listed.rows),
+            d.scatter: head_scatter,
+            d.geometry_scatter: geometry_scatter,
             d.row_choice: gr.update(choices=choices, value=choices[0][1] if choices else None),
             d.compare_choice: gr.update(choices=self.compare_choices(str(listed.index), request)),
         }
