@@ -30,6 +30,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     _add_data_options(parser, defaults)
     _add_schedule_options(parser, defaults)
     _add_correspondence_options(parser, defaults)
+    _add_matching_options(parser, defaults)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     parser.add_argument(
@@ -140,6 +141,40 @@ def _add_correspondence_options(parser: argparse.ArgumentParser, defaults: Train
     )
 
 
+def _add_matching_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """The match head's loss, the pose loss through the solver, gradient accumulation."""
+    parser.add_argument(
+        "--match-loss-weight",
+        type=float,
+        default=defaults.loss_weights.match,
+        help="weight of the match head's loss on exact correspondences (0: off)",
+    )
+    parser.add_argument(
+        "--match-refine-weight",
+        type=float,
+        default=defaults.loss_weights.match_refine,
+        help="weight of the sub-patch refinement's pixel loss inside the match loss",
+    )
+    parser.add_argument(
+        "--pose-loss-weight",
+        type=float,
+        default=defaults.loss_weights.pose,
+        help="weight of the relative pose loss on poses solved from depth and matches (0: off)",
+    )
+    parser.add_argument(
+        "--pose-loss-start",
+        type=int,
+        default=defaults.pose_loss_start,
+        help="first step of the pose loss (lets the matches train first)",
+    )
+    parser.add_argument(
+        "--accumulate",
+        type=int,
+        default=defaults.accumulate,
+        help="clips whose gradients are averaged into each optimiser step",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig described by parsed command-line options."""
     weights = dataclasses.replace(
@@ -148,6 +183,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         camera=args.camera_loss_weight,
         track=args.track_loss_weight,
         track_visibility=args.track_visibility_weight,
+        match=args.match_loss_weight,
+        match_refine=args.match_refine_weight,
+        pose=args.pose_loss_weight,
     )
     return TrainConfig(
         out_dir=args.out,
@@ -174,6 +212,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         mask_strength_sampling=args.mask_strength_sampling,
         train_only=tuple(args.train_only),
         texture_detail=args.texture_detail,
+        accumulate=args.accumulate,
+        pose_loss_start=args.pose_loss_start,
     )
 
 

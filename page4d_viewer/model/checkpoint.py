@@ -57,6 +57,9 @@ MASK_HEAD_PREFIX = "aggregator.spatial_mask_head."  # absent from VGGT: model bu
 # Absent from checkpoints without a tracker (ours from before the track head, such as the
 # shipped default model): the model is then built without one rather than with a random one.
 TRACK_HEAD_PREFIX = "track_head."
+# Our match head (not the authors'): absent from every file written before it, the shipped
+# default model included; the model is then built without one, as for the track head.
+MATCH_HEAD_PREFIX = "match_head."
 
 VARIANT_MASK = "PAGE-4D (mask)"
 VARIANT_NO_MASK = "PAGE-4D (no mask)"
@@ -76,6 +79,7 @@ class CheckpointInfo:
             ours: from its metadata).
         mask_available: whether the model has a mask head.
         track_available: whether the model has a track head (the file carries its weights).
+        match_available: whether the model has a match head (the file carries its weights).
         parameter_count: parameters of the built model.
         dtype: parameter dtype after loading, e.g. "float32".
         dropped_keys: checkpoint keys dropped on purpose (see `DROPPED_ON_PURPOSE`).
@@ -88,6 +92,7 @@ class CheckpointInfo:
     default_mask_strength: float
     mask_available: bool
     track_available: bool
+    match_available: bool
     parameter_count: int
     dtype: str
     dropped_keys: tuple[str, ...]
@@ -135,12 +140,15 @@ def load_checkpoint(
         default_mask_strength=strength,
         mask_available=config.has_mask_head,
         track_available=config.has_track_head,
+        match_available=config.has_match_head,
         parameter_count=sum(p.numel() for p in model.parameters()),
         dtype=str(first.dtype).removeprefix("torch."),
         dropped_keys=tuple(dropped),
         content_hash=content_hash(path),
         config=config,
     )
+    if metadata.get("format") == FORMAT_NAME and not config.has_match_head:
+        logger.info("%s carries no match head: the model is built without one", path.name)
     logger.info(
         "loaded %s (%s, %d parameters, %s); dropped %d keys on purpose",
         path.name,
@@ -159,7 +167,7 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     metadata = _safetensors_metadata(path)
     if metadata.get("format") == FORMAT_NAME:
         # Refuse a hostile config before reading any tensor, let alone building the model.
-        _config_from_metadata(path, metadata, has_track_head=False)
+        _config_from_metadata(path, metadata, has_track_head=False, has_match_head=False)
     return _read_safetensors(path)
 
 
@@ -338,31 +346,45 @@ def _config_for(
     """Ours: the config in the metadata. Others: `preset`, with the mask and track heads
     the file carries weights for."""
     if metadata.get("format") == FORMAT_NAME:
-        return _config_from_metadata(path, metadata, _has_track_head(state))
+        return _config_from_metadata(
+            path, metadata, _has_track_head(state), _has_prefix(state, MATCH_HEAD_PREFIX)
+        )
     try:
         return ModelConfig.from_name(
-            preset, has_mask_head=_has_mask_head(state), has_track_head=_has_track_head(state)
+            preset,
+            has_mask_head=_has_mask_head(state),
+            has_track_head=_has_track_head(state),
+            has_match_head=_has_prefix(state, MATCH_HEAD_PREFIX),
         )
     except Page4DError as error:
         raise CheckpointError(str(error)) from None
 
 
 def _has_track_head(state: dict[str, Tensor]) -> bool:
-    return any(name.startswith(TRACK_HEAD_PREFIX) for name in state)
+    return _has_prefix(state, TRACK_HEAD_PREFIX)
+
+
+def _has_prefix(state: dict[str, Tensor], prefix: str) -> bool:
+    return any(name.startswith(prefix) for name in state)
 
 
 def _config_from_metadata(
-    path: Path, metadata: dict[str, str], has_track_head: bool
+    path: Path, metadata: dict[str, str], has_track_head: bool, has_match_head: bool
 ) -> ModelConfig:
-    """The config in our metadata; one written before the track head existed (no
-    `has_track_head` field) gets one exactly when the file carries tracker weights."""
+    """The config in our metadata; one written before the track (match) head existed (no
+    `has_track_head` / `has_match_head` field) gets one exactly when the file carries its
+    weights."""
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path.name}: unsupported page4d_viewer checkpoint version "
             f"{metadata.get('format_version')!r} (this build reads {FORMAT_VERSION})"
         )
     try:
-        config = ModelConfig.from_json(metadata.get("config", ""), has_track_head=has_track_head)
+        config = ModelConfig.from_json(
+            metadata.get("config", ""),
+            has_track_head=has_track_head,
+            has_match_head=has_match_head,
+        )
         check_budget(config)
         return config
     except (ValueError, TypeError, OverflowError, RecursionError) as error:

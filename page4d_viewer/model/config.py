@@ -45,7 +45,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # identity for a whole CPU hour (docs/default-model.md, "History"). Its track head is the
 # official one at 1/4 of the feature width and 1/6 of the hidden width, with a shallower update
 # transformer and a 4-level, radius-3 correlation pyramid (the shipped weights carry no tracker:
-# loading them builds the model without one).
+# loading them builds the model without one). Its match head (model/match_head.py) reads the
+# last layer before the masked ones, so both mask variants share one set of matches; the
+# shipped file predates it, and loading that file builds the model without one too.
 PRESETS["small"] = {
     "img_size": 196,
     "embed_dim": 96,
@@ -69,6 +71,11 @@ PRESETS["small"] = {
     "track_depth": 2,
     "track_heads": 4,
     "track_virtual_tracks": 16,
+    "has_match_head": True,
+    "match_layer": 4,
+    "match_dim": 64,
+    "match_fine_dim": 16,
+    "match_fine_radius": 8,
 }
 
 _POSITIVE_FIELDS = (
@@ -94,6 +101,9 @@ _POSITIVE_FIELDS = (
     "track_depth",
     "track_heads",
     "track_virtual_tracks",
+    "match_dim",
+    "match_fine_dim",
+    "match_fine_radius",
 )
 
 
@@ -144,6 +154,15 @@ class ModelConfig:
         track_position_embedding: whether the track feature extractor adds the DPT heads'
             image-plane position embedding (VGGT's public TrackHead default; the authors'
             PAGE-4D implementation, and so the parity fixture, adds none).
+        has_match_head: whether the network has our match head (model/match_head.py; not
+            part of the authors' model, so False in the official and tiny presets).
+        match_layer: the aggregator layer whose patch tokens the coarse matcher reads.
+        match_dim: width of the coarse matching descriptors.
+        match_fine_dim: channels of the fine feature map the sub-patch refinement reads.
+        match_fine_radius: the refinement's soft-argmax window reaches this many pixels
+            around the coarse match's patch centre (at least half a patch).
+        match_temperature: the coarse similarities (cosines) are divided by this before the
+            dual softmax.
     """
 
     name: str = "custom"
@@ -180,6 +199,12 @@ class ModelConfig:
     track_heads: int = 8
     track_virtual_tracks: int = 64
     track_position_embedding: bool = False
+    has_match_head: bool = False
+    match_layer: int = 11
+    match_dim: int = 64
+    match_fine_dim: int = 16
+    match_fine_radius: int = 8
+    match_temperature: float = 0.1
 
     # Derived in __post_init__ (not constructor arguments, not serialised).
     head_dim: int = field(init=False, repr=False)
@@ -201,7 +226,8 @@ class ModelConfig:
             self.shared_layers = self.masked_layers[0]
         else:
             self.shared_layers = self.depth
-        self.kept_layers = tuple(sorted({*self.dpt_layers, self.depth - 1}))
+        match = {self.match_layer} if self.has_match_head else set()
+        self.kept_layers = tuple(sorted({*self.dpt_layers, self.depth - 1, *match}))
 
     def _validate(self) -> None:
         for name in _POSITIVE_FIELDS:
@@ -237,6 +263,7 @@ class ModelConfig:
                 f"model config: dpt_layers {self.dpt_layers} outside 0..{self.depth - 1}"
             )
         self._validate_tracker()
+        self._validate_matcher()
         if not self.has_mask_head:
             return
         if not 0 <= self.mask_after_layer < self.depth:
@@ -255,6 +282,17 @@ class ModelConfig:
             raise Page4DError("model config: track_features must be a multiple of 4")
         if self.patch_size % self.track_stride:
             raise Page4DError("model config: track_stride must divide patch_size")
+
+    def _validate_matcher(self) -> None:
+        if not self.has_match_head:
+            return
+        if not 0 <= self.match_layer < self.depth:
+            raise Page4DError(f"model config: match_layer outside 0..{self.depth - 1}")
+        if self.match_temperature <= 0:
+            raise Page4DError("model config: match_temperature must be positive")
+        # The window must reach any pixel of the coarse match's patch from its centre.
+        if 2 * self.match_fine_radius < self.patch_size:
+            raise Page4DError("model config: match_fine_radius must be at least half a patch")
 
     @classmethod
     def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
@@ -342,6 +380,9 @@ def estimate_size(config: ModelConfig) -> tuple[float, int]:
     parameters += dpt * (3 if config.has_track_head else 2)
     if config.has_track_head:
         parameters += 2 * config.track_depth * _block_parameters(config.track_hidden, ratio)
+    if config.has_match_head:
+        parameters += 2 * width * config.match_dim + config.match_dim**2
+        parameters += 15 * config.match_fine_dim**2
     return float(parameters), int(blocks)
 
 

@@ -19,6 +19,7 @@ from page4d_viewer.model.aggregator import Aggregator, AggregatorState
 from page4d_viewer.model.attention import AttentionRequest, Inspection, as_request
 from page4d_viewer.model.config import ModelConfig
 from page4d_viewer.model.heads import CameraHead, DPTHead
+from page4d_viewer.model.match_head import MatchFeatures, MatchHead
 from page4d_viewer.model.track_head import TrackHead
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class ModelOutput:
         track_conf: (B, S, N) confidence probability, or None.
         inspection: camera-token attention maps and feature PCA (`model.attention.Inspection`)
             when the run was asked for them (`return_attention`), else None.
+        match_features: the match head's descriptors (`model.match_head.MatchFeatures`) when
+            the model has a match head (`Page4D.match_available`), else None; turn them into
+            matches with `model.match_head.match(features.clip(b), pairs, (H, W))`.
     """
 
     pose_enc: Tensor
@@ -67,6 +71,7 @@ class ModelOutput:
     track_vis: Tensor | None = None
     track_conf: Tensor | None = None
     inspection: Inspection | None = None
+    match_features: MatchFeatures | None = None
 
 
 class _Progress:
@@ -110,6 +115,8 @@ class Page4D(nn.Module):
         # Built after the rest is initialised, so that a seeded build initialises the
         # reconstruction path exactly as one without track head does.
         self.track_head = TrackHead(config) if config.has_track_head else None
+        # Built last for the same reason: presets without it initialise exactly as before.
+        self.match_head = MatchHead(config) if config.has_match_head else None
 
     def reset_parameters(self) -> None:
         """Initialise for training from scratch (checkpoints overwrite all of it).
@@ -121,6 +128,8 @@ class Page4D(nn.Module):
         self._reset_reconstruction()
         if self.track_head is not None:
             self.track_head.reset_parameters()
+        if self.match_head is not None:
+            self.match_head.reset_parameters()
 
     def _reset_reconstruction(self) -> None:
         reconstruction = (self.aggregator, self.camera_head, self.depth_head, self.point_head)
@@ -148,6 +157,11 @@ class Page4D(nn.Module):
     def track_available(self) -> bool:
         """Whether this model has a track head (query points can be tracked)."""
         return self.track_head is not None
+
+    @property
+    def match_available(self) -> bool:
+        """Whether this model has a match head (`ModelOutput.match_features` is filled)."""
+        return self.match_head is not None
 
     def forward(
         self,
@@ -192,6 +206,7 @@ class Page4D(nn.Module):
         self.aggregator.advance(state, config.depth, strength, tracker.layer_done)
         output = self._heads(state, strength, tracker, queries=queries)
         output.inspection = _finish_inspection(state)
+        output.match_features = self._match_features(state, images)
         return output
 
     def forward_pair(
@@ -243,12 +258,16 @@ class Page4D(nn.Module):
         self.aggregator.advance(state, depth, strength, tracker.layer_done)
         masked = self._heads(state, strength, tracker, queries=queries)
         masked.inspection = _finish_inspection(state)
+        masked.match_features = self._match_features(state, images)
         del state
         self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
         unmasked = self._heads(
             unmasked_state, 0.0, tracker, geometry=unmasked_geometry, queries=queries
         )
         unmasked.inspection = _finish_inspection(unmasked_state)
+        if config.match_layer < shared:
+            # The matcher reads a layer both variants share: its features are the same.
+            unmasked.match_features = masked.match_features
         return masked, unmasked
 
     def track(
@@ -358,6 +377,17 @@ class Page4D(nn.Module):
         if resolved is not None:
             state.inspection = Inspection.for_request(resolved)
         return state
+
+    def _match_features(self, state: AggregatorState, images: Tensor) -> MatchFeatures | None:
+        """The match head's descriptors of an aggregated state (None without a match head)."""
+        if self.match_head is None:
+            return None
+        head_dtype = self.camera_head.embed_pose.weight.dtype
+        with torch.autocast(device_type=state.tokens.device.type, enabled=False):
+            tokens = state.kept[self.config.match_layer].to(head_dtype)
+            return self.match_head(
+                tokens, state.grid, self.config.patch_start_idx, images.to(head_dtype)
+            )
 
     def _heads(
         self,

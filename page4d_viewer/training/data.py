@@ -17,6 +17,7 @@ import torch
 
 from page4d_viewer import geometry
 from page4d_viewer.training.losses import Targets, static_fraction_per_patch
+from page4d_viewer.training.matching import clip_match_truth, training_pairs
 from page4d_viewer.training.tracks import clip_tracks, query_rng
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ class TrainingSample:
         query_points: (N, 2) track queries in the first frame, pixel (x, y), or None.
         tracks: (S, N, 2) their ground-truth positions in every frame, or None.
         track_visible: (S, N) bool visibility of the tracked points, or None.
+        extrinsics: (S, 3, 4) camera-from-first-camera, translation in normalised units.
+        match_target_xy: (P, N, 2) true positions of the match queries of each keyframe pair
+            (``training.matching.training_pairs``) in its target frame, or None.
+        match_visible: (P, N) bool, where those are seen, or None.
     """
 
     images: np.ndarray
@@ -55,6 +60,9 @@ class TrainingSample:
     query_points: np.ndarray | None = None
     tracks: np.ndarray | None = None
     track_visible: np.ndarray | None = None
+    extrinsics: np.ndarray | None = None
+    match_target_xy: np.ndarray | None = None
+    match_visible: np.ndarray | None = None
 
 
 def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample:
@@ -101,6 +109,7 @@ def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample
         valid=valid,
         dynamic_mask=dynamic,
         scene_scale=scale,
+        extrinsics=extrinsics_cam0.astype(np.float32),
     )
 
 
@@ -122,6 +131,7 @@ class ClipPool:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self._clips: OrderedDict[int, object] = OrderedDict()
+        self._match_tracks: dict[tuple[int, int], object] = {}
 
     def get(self, seed: int) -> object:
         """The clip of ``seed``, rendered on first use."""
@@ -133,8 +143,23 @@ class ClipPool:
         )
         self._clips[seed] = clip
         while len(self._clips) > self.config.pool_size:
-            self._clips.popitem(last=False)
+            evicted, _ = self._clips.popitem(last=False)
+            self._match_tracks = {
+                key: value for key, value in self._match_tracks.items() if key[0] != evicted
+            }
         return clip
+
+    def match_tracks(self, seed: int, frame: int) -> object:
+        """Exact tracks of the match queries (patch centres) of source frame ``frame`` of the
+        clip of ``seed`` through all its frames, computed on first use."""
+        from page4d_viewer.sources.synthetic import track_ground_truth
+        from page4d_viewer.training.matching import match_queries
+
+        key = (seed, frame)
+        if key not in self._match_tracks:
+            queries = match_queries(self.config.image_hw, PATCH_SIZE)
+            self._match_tracks[key] = track_ground_truth(self.get(seed), frame, queries)
+        return self._match_tracks[key]
 
 
 def clip_seed(config: TrainConfig, step: int, slot: int) -> int:
@@ -144,9 +169,15 @@ def clip_seed(config: TrainConfig, step: int, slot: int) -> int:
     return int(mixed % MAX_TRAIN_SEED)
 
 
-def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[TrainingSample]:
-    """The batch of ``step``: clip, frame count, stride and start, all drawn from (seed, step)."""
-    rng = np.random.default_rng([config.seed, step, 7919])
+def batch_for_step(
+    config: TrainConfig, step: int, pool: ClipPool, micro: int = 0
+) -> list[TrainingSample]:
+    """The batch of ``step``: clip, frame count, stride and start, all drawn from (seed, step).
+
+    ``micro`` numbers the batches one step accumulates (``TrainConfig.accumulate``); batch 0
+    is the one a run without accumulation draws.
+    """
+    rng = np.random.default_rng([config.seed, step, 7919] + ([micro] if micro else []))
     num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
     samples = []
     for index in range(config.batch_size):
@@ -159,7 +190,8 @@ def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[Train
         if rng.random() < 0.5:
             # Play some clips backwards so the model does not learn "cameras move forward".
             frames = frames[::-1]
-        clip = pool.get(clip_seed(config, step, slot))
+        seed = clip_seed(config, step, slot)
+        clip = pool.get(seed)
         sample = clip_to_sample(clip, frames)
         if config.loss_weights.track > 0 and config.track_queries > 0:
             sample.query_points, sample.tracks, sample.track_visible = clip_tracks(
@@ -167,7 +199,13 @@ def batch_for_step(config: TrainConfig, step: int, pool: ClipPool) -> list[Train
                 frames,
                 config.track_queries,
                 config.track_moving_fraction,
-                query_rng(config.seed, step, index),
+                query_rng(config.seed, step, index + micro * config.batch_size),
+            )
+        if config.loss_weights.match > 0 or config.loss_weights.pose > 0:
+            sample.match_target_xy, sample.match_visible = clip_match_truth(
+                lambda frame, seed=seed: pool.match_tracks(seed, frame),
+                frames,
+                training_pairs(num_frames),
             )
         samples.append(sample)
     return samples
@@ -193,4 +231,9 @@ def samples_to_tensors(
         targets.query_points = stack("query_points")
         targets.tracks = stack("tracks")
         targets.track_visible = stack("track_visible")
+    targets.extrinsics = stack("extrinsics")
+    if all(sample.match_target_xy is not None for sample in samples):
+        targets.match_pairs = tuple(training_pairs(samples[0].images.shape[0]))
+        targets.match_target_xy = stack("match_target_xy")
+        targets.match_visible = stack("match_visible")
     return stack("images"), targets

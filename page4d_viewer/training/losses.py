@@ -13,7 +13,10 @@ Loss terms:
 * mask (optional, ours, not the authors'): binary cross-entropy between the mask head's
   keep-probability ``m + 0.5`` and the fraction of static pixels in each 14x14 patch;
 * track (optional, VGGT's): Huber loss on the tracker's positions of query points of the first
-  frame plus visibility BCE (:mod:`page4d_viewer.training.tracks`).
+  frame plus visibility BCE (:mod:`page4d_viewer.training.tracks`);
+* match and pose (optional, ours): the match head's dual-softmax cross-entropy and refinement
+  loss, and Pi3's relative pose loss on poses solved from the network's own depth and matches
+  (:mod:`page4d_viewer.training.matching`).
 """
 
 from __future__ import annotations
@@ -74,6 +77,10 @@ class LossWeights:
         track: weight of the track loss (0: the tracker does not run in training).
         track_visibility: weight of the visibility BCE inside the track loss.
         track_huber_delta: pixels where the track position loss turns from quadratic to linear.
+        match: weight of the match head's loss (0: not trained).
+        match_refine: weight of the refinement's pixel Huber loss inside the match loss.
+        pose: weight of the relative pose loss on poses solved from depth and the match
+            head's matches (0: off).
     """
 
     camera: float = 5.0
@@ -90,6 +97,9 @@ class LossWeights:
     track: float = 0.0
     track_visibility: float = 1.0
     track_huber_delta: float = 1.0
+    match: float = 0.0
+    match_refine: float = 0.1
+    pose: float = 0.0
 
 
 @dataclass
@@ -105,6 +115,12 @@ class Targets:
         query_points: (B, N, 2) pixel (x, y) queries in the first frame, or None.
         tracks: (B, S, N, 2) their ground-truth positions in every frame, or None.
         track_visible: (B, S, N) bool, where the query's surface point is seen, or None.
+        extrinsics: (B, S, 3, 4) camera-from-first-camera, translation in normalised units,
+            or None (needed by the pose loss).
+        match_pairs: the (reference, target) frame pairs of the match ground truth.
+        match_target_xy: (B, P, N, 2) true positions of each pair's reference queries (the
+            patch centres) in its target frame, or None.
+        match_visible: (B, P, N) bool, where they are seen in the target frame, or None.
     """
 
     pose_enc: torch.Tensor
@@ -115,6 +131,10 @@ class Targets:
     query_points: torch.Tensor | None = None
     tracks: torch.Tensor | None = None
     track_visible: torch.Tensor | None = None
+    extrinsics: torch.Tensor | None = None
+    match_pairs: tuple[tuple[int, int], ...] = ()
+    match_target_xy: torch.Tensor | None = None
+    match_visible: torch.Tensor | None = None
 
 
 def normalize_scene_scale(
@@ -277,7 +297,12 @@ def static_fraction_per_patch(dynamic_mask: torch.Tensor, patch_size: int = 14) 
 
 
 def page4d_loss(
-    output: object, targets: Targets, weights: LossWeights, tracks: object = None
+    output: object,
+    targets: Targets,
+    weights: LossWeights,
+    tracks: object = None,
+    match_head: object = None,
+    masked: bool = True,
 ) -> dict[str, torch.Tensor]:
     """All loss terms for one batch.
 
@@ -288,9 +313,13 @@ def page4d_loss(
         weights: term weights.
         tracks: the track head's output (``Tracks``: every step and the visibility) when the
             tracker ran on ``targets.query_points``; None leaves the track term at 0.
+        match_head: the model's match head, for the match and pose terms (None: both 0).
+        masked: whether this step ran with the mask on (the pose solve then weights the
+            matches by the mask's keep probability, as the masked variant does).
 
     Returns:
-        Dict with "camera", "depth", "points", "mask", "track" (each weighted) and "total".
+        Dict with "camera", "depth", "points", "mask", "track", "match", "pose" (each
+        weighted) and "total".
     """
     losses = {
         "camera": weights.camera
@@ -324,6 +353,27 @@ def page4d_loss(
         losses["track"] = weights.track * track_loss(
             tracks.steps, tracks.visibility, targets, weights
         )
-    terms = ("camera", "depth", "points", "mask", "track")
+    losses.update(_correspondence_terms(output, targets, weights, match_head, masked))
+    terms = ("camera", "depth", "points", "mask", "track", "match", "pose")
     losses["total"] = sum(losses[name] for name in terms)
     return losses
+
+
+def _correspondence_terms(
+    output: object, targets: Targets, weights: LossWeights, match_head: object, masked: bool
+) -> dict[str, torch.Tensor]:
+    """The weighted match and pose terms (0 when off or without a match head)."""
+    from page4d_viewer.training import matching
+
+    zero = targets.pose_enc.new_zeros(())
+    terms = {"match": zero, "pose": zero}
+    features = getattr(output, "match_features", None)
+    if match_head is None or features is None or targets.match_target_xy is None:
+        return terms
+    if weights.match > 0:
+        terms["match"] = weights.match * matching.match_loss(match_head, features, targets, weights)
+    if weights.pose > 0 and targets.extrinsics is not None:
+        terms["pose"] = weights.pose * matching.pose_loss(
+            match_head, output, targets, weights, masked
+        )
+    return terms

@@ -35,6 +35,7 @@ from page4d_viewer.training.data import (  # noqa: F401  (FIRST_EVAL_SEED: cli/e
     samples_to_tensors,
 )
 from page4d_viewer.training.losses import LossWeights, mask_strength, page4d_loss
+from page4d_viewer.training.matching import correspondence_statistics
 from page4d_viewer.training.tracks import TrackCapture, track_errors
 
 LOGGER = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ LOSS_COLUMNS = ("step", "elapsed_s", "lr", "mask_strength", "camera", "depth", "
 LOSS_COLUMNS = (*LOSS_COLUMNS, "track", "total", "track_px", "still_px")
 # track_px: mean end-point error (pixels) of the predicted tracks over visible points of
 # frames 1.., still_px: that of predicting no motion; both 0 when the tracker did not run.
+LOSS_COLUMNS = (*LOSS_COLUMNS, "match", "pose", "match_px", "still_match_px", "match_2px")
+LOSS_COLUMNS = (*LOSS_COLUMNS, "pose_deg", "camera_deg", "skipped")
+# match_px / still_match_px: median error (pixels) of the match head's matches and of "no
+# motion" over visible queries, match_2px: share within 2 px; pose_deg / camera_deg: mean
+# relative rotation error of the solved poses and of the camera head (all 0 when off);
+# skipped: 1 where a non-finite gradient made the step skip the update.
+_CORRESPONDENCE_STATS = ("match_px", "still_match_px", "match_2px", "pose_deg", "camera_deg")
 MASK_STRENGTH_SAMPLING = ("fixed", "binary", "uniform")
 _MASK_STREAM = 31_337
 
@@ -93,6 +101,10 @@ class TrainConfig:
             (0: the clips the shipped model was trained on).
         train_only: top-level module names (e.g. ("track_head",)) whose parameters are
             trained; every other parameter is frozen. Empty (default): train everything.
+        accumulate: clips (batches) whose gradients are averaged before each optimiser step;
+            batch 0 of a step is the one a run without accumulation uses.
+        pose_loss_start: the pose loss is on from this step (when its weight is > 0), so the
+            matches can be learned before poses are solved from them.
     """
 
     out_dir: Path
@@ -126,6 +138,8 @@ class TrainConfig:
     mask_strength_sampling: str = "fixed"
     train_only: tuple[str, ...] = ()
     texture_detail: float = 0.0
+    accumulate: int = 1
+    pose_loss_start: int = 0
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -143,6 +157,8 @@ class TrainConfig:
             )
         if self.max_steps <= 0 or self.batch_size <= 0 or self.pool_size <= 0:
             raise TrainingError("max_steps, batch_size and pool_size must be positive")
+        if self.accumulate <= 0 or self.pose_loss_start < 0:
+            raise TrainingError("need accumulate >= 1 and pose_loss_start >= 0")
         if self.mask_strength_sampling not in MASK_STRENGTH_SAMPLING:
             raise TrainingError(
                 f"mask_strength_sampling must be one of {', '.join(MASK_STRENGTH_SAMPLING)}, "
@@ -230,13 +246,13 @@ def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -
 def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
     """Copy the weights of a safetensors checkpoint into the freshly built ``model``.
 
-    A file without a track head (such as the shipped default model, written before the
-    small preset had one) starts a model that has one: every other module is loaded, and the
-    track head keeps its initialisation. All other architecture fields must match.
+    A file without a track or match head (such as the shipped default model, written before
+    the small preset had them) starts a model that has them: every other module is loaded,
+    and the new heads keep their initialisation. All other architecture fields must match.
 
     Returns:
         The names of the model's parameters and buffers the file did not have (the new
-        track head's, or nothing), sorted.
+        heads', or nothing), sorted.
 
     Raises:
         TrainingError: the file is missing, not a checkpoint, or its architecture differs.
@@ -247,30 +263,39 @@ def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
         source, _ = load_checkpoint(path)
     except Page4DError as error:
         raise TrainingError(f"--init-weights: {error}") from None
-    if not _same_architecture_but_tracker(source.config, model.config):
+    if not _same_architecture_but_new_heads(source.config, model.config):
         raise TrainingError(f"--init-weights: {path} holds another architecture than the run's")
     result = model.load_state_dict(source.state_dict(), strict=False)
     new_keys = sorted(result.missing_keys)
-    if result.unexpected_keys or any(not key.startswith("track_head.") for key in new_keys):
+    new_heads = tuple(f"{head}." for head in _OPTIONAL_HEADS.values())
+    if result.unexpected_keys or any(not key.startswith(new_heads) for key in new_keys):
         raise TrainingError(f"--init-weights: {path} holds another architecture than the run's")
     if new_keys:
         LOGGER.info(
-            "--init-weights: %s has no track head; %d new tensors keep their initialisation: %s",
+            "--init-weights: %s lacks %s; %d new tensors keep their initialisation: %s",
             path,
+            " and ".join(sorted({key.split(".", 1)[0] for key in new_keys})),
             len(new_keys),
             ", ".join(new_keys),
         )
     return new_keys
 
 
-def _same_architecture_but_tracker(source: object, target: object) -> bool:
-    """Configs equal, except that ``source`` may lack the track head ``target`` has."""
-    mine, theirs = dataclasses.asdict(source), dataclasses.asdict(target)
-    if not mine["has_track_head"] and theirs["has_track_head"]:
-        mine = {key: value for key, value in mine.items() if not key.startswith("track_")}
-        theirs = {key: value for key, value in theirs.items() if not key.startswith("track_")}
-        mine.pop("has_track_head")
-        theirs.pop("has_track_head")
+# Heads a checkpoint may lack and a run may add: config switch -> module (and field prefix).
+_OPTIONAL_HEADS = {"has_track_head": "track_head", "has_match_head": "match_head"}
+
+
+def _same_architecture_but_new_heads(source: object, target: object) -> bool:
+    """Configs equal, except that ``source`` may lack a track or match head ``target`` has."""
+    # Constructor fields only: derived ones (the kept layers) follow from them.
+    mine, theirs = source.to_dict(), target.to_dict()
+    for switch, module in _OPTIONAL_HEADS.items():
+        if not mine[switch] and theirs[switch]:
+            prefix = module.removesuffix("head")
+            mine = {key: value for key, value in mine.items() if not key.startswith(prefix)}
+            theirs = {key: value for key, value in theirs.items() if not key.startswith(prefix)}
+            mine.pop(switch)
+            theirs.pop(switch)
     return mine == theirs
 
 
@@ -297,7 +322,8 @@ def load_training_state(
     saved = json.loads(state["config"])
     current = json.loads(config.to_json())
     # max_minutes and max_steps may change between invocations; the rest must match.
-    for key in ("preset", "model_overrides", "image_hw", "seed", "batch_size"):
+    saved.setdefault("accumulate", 1)  # written before accumulation existed
+    for key in ("preset", "model_overrides", "image_hw", "seed", "batch_size", "accumulate"):
         if saved.get(key) != current.get(key):
             raise TrainingError(
                 f"{path} was trained with {key}={saved.get(key)!r}, not {current.get(key)!r}; "
@@ -361,7 +387,7 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
         if step % config.log_every == 0 or step == config.max_steps:
             LOGGER.info(
                 "step %d  total %.4f  camera %.4f  depth %.4f  points %.4f  mask %.4f  "
-                "track %.4f  (%.1f s)",
+                "track %.4f  match %.4f  pose %.4f  match_px %.2f (still %.2f)  (%.1f s)",
                 step,
                 losses["total"],
                 losses["camera"],
@@ -369,6 +395,10 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
                 losses["points"],
                 losses["mask"],
                 losses["track"],
+                losses["match"],
+                losses["pose"],
+                losses["match_px"],
+                losses["still_match_px"],
                 time.monotonic() - started,
             )
         if step % config.checkpoint_every == 0:
@@ -429,24 +459,62 @@ def _train_step(
     pool: ClipPool,
     device: torch.device,
 ) -> tuple[dict[str, float], float, float]:
+    """One optimiser step over ``config.accumulate`` batches; (logged values, lr, alpha)."""
     lr = learning_rate_at(step, config)
     for group in optimizer.param_groups:
         group["lr"] = lr
     alpha = step_mask_strength(config, step)
-    images, targets = samples_to_tensors(batch_for_step(config, step, pool), device)
+    weights = config.loss_weights
+    if step < config.pose_loss_start:
+        weights = dataclasses.replace(weights, pose=0.0)
+    optimizer.zero_grad(set_to_none=True)
+    values: dict[str, float] = {}
+    for micro in range(config.accumulate):
+        batch = batch_for_step(config, step, pool, micro)
+        micro_values = _accumulate_batch(model, batch, weights, alpha, device, config.accumulate)
+        for name, value in micro_values.items():
+            values[name] = values.get(name, 0.0) + value / config.accumulate
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+    values["skipped"] = 0.0
+    if torch.isfinite(norm):
+        optimizer.step()
+    else:
+        # A degenerate pose solve (coincident singular values) can blow up one gradient;
+        # one lost step costs less than weights full of NaN.
+        LOGGER.warning("step %d: non-finite gradient norm, update skipped", step)
+        optimizer.zero_grad(set_to_none=True)
+        values["skipped"] = 1.0
+    return values, lr, alpha
+
+
+def _accumulate_batch(
+    model: torch.nn.Module,
+    batch: list,
+    weights: LossWeights,
+    alpha: float,
+    device: torch.device,
+    accumulate: int,
+) -> dict[str, float]:
+    """Forward one batch, add its gradient divided by ``accumulate``; its logged values."""
+    images, targets = samples_to_tensors(batch, device)
     with TrackCapture(model) as capture:
         output = model(images, mask_strength=alpha, query_points=targets.query_points)
-    losses = page4d_loss(output, targets, config.loss_weights, capture.tracks)
-    optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-    optimizer.step()
+    match_head = getattr(model, "match_head", None)
+    losses = page4d_loss(
+        output, targets, weights, capture.tracks, match_head=match_head, masked=alpha != 0.0
+    )
+    (losses["total"] / accumulate).backward()
     values = {name: float(value.detach()) for name, value in losses.items()}
     values["track_px"], values["still_px"] = 0.0, 0.0
     if output.track is not None:
         values["track_px"], values["still_px"] = track_errors(output.track, targets)
-    return values, lr, alpha
+    values.update(dict.fromkeys(_CORRESPONDENCE_STATS, 0.0))
+    if match_head is not None and targets.match_target_xy is not None:
+        values.update(
+            correspondence_statistics(match_head, output, targets, alpha != 0.0, weights.pose > 0)
+        )
+    return values
 
 
 def _append_losses(
