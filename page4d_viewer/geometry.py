@@ -333,6 +333,23 @@ def pixel_grid(image_hw: tuple[int, int], dtype: np.dtype = np.float64) -> np.nd
     return np.stack([u, v], axis=-1)
 
 
+def sparse_pixel_grid(image_hw: tuple[int, int], step: int) -> np.ndarray:
+    """Pixel centres ``(u, v)`` every ``step`` pixels, starting half a step from the corner.
+
+    Args:
+        image_hw: (H, W).
+        step: spacing in pixels (>= 1).
+
+    Returns:
+        (N, 2) float64 pixel coordinates, row by row.
+    """
+    if step < 1:
+        raise ValueError(f"the grid step must be at least 1 pixel, got {step}")
+    height, width = image_hw
+    rows, columns = np.mgrid[step // 2 : height : step, step // 2 : width : step]
+    return np.stack([columns.ravel(), rows.ravel()], axis=-1).astype(np.float64)
+
+
 def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pinhole projection of camera-frame points to pixels.
 

@@ -99,7 +99,8 @@ def _make_reconstruction(
 
     By default a small self-consistent result: points are random depth unprojected with the
     "masked" cameras of a camera orbiting a little while sliding along x; "unmasked" poses
-    are off by 0.01 in every pose-encoding entry. `variants` picks the predicted cameras kept,
+    are off by 0.01 in every pose-encoding entry ("geometry_masked" 0.02 and
+    "geometry_unmasked" 0.03, when asked for). `variants` picks the predicted cameras kept,
     `ground_truth` adds "ground_truth" cameras (the masked ones), depth (twice the predicted)
     and a dynamic mask (depth > 2). Any Reconstruction field in `fields` replaces the
     default one, so a purpose-built scene passes its own images, depth, cameras, mask,
@@ -122,12 +123,12 @@ def _make_reconstruction(
     fov = np.full((frames, 2), 1.0)
     pose_enc = np.concatenate([translation, quaternion, fov], -1)
     masked = Cameras.from_pose_encoding(pose_enc, (height, width))
-    unmasked = Cameras.from_pose_encoding(pose_enc + 0.01, (height, width))
     depth = rng.uniform(1.0, 4.0, size=(frames, height, width)).astype(np.float32)
     points = geometry.depth_to_world_points(depth, masked.extrinsics, masked.intrinsics)
+    offsets = {"masked": 0.0, "unmasked": 0.01, "geometry_masked": 0.02, "geometry_unmasked": 0.03}
     cameras = {
-        name: cams
-        for name, cams in {"unmasked": unmasked, "masked": masked}.items()
+        name: Cameras.from_pose_encoding(pose_enc + offset, (height, width))
+        for name, offset in offsets.items()
         if name in variants
     }
     defaults = dict(

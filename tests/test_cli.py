@@ -205,7 +205,8 @@ def test_infer_with_a_checkpoint(
     assert recon.metadata.checkpoint_name == "tiny.safetensors"
     assert recon.metadata.checkpoint_hash.startswith("sha256:")
     assert recon.metadata.timings["read"] > 0
-    assert recon.variants == ("masked", "unmasked")
+    assert recon.variants == ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
+    assert recon.metadata.extra["geometric_poses"]["source"] == "track_head"  # tiny has one
 
 
 @pytest.mark.slow
@@ -292,13 +293,24 @@ def test_infer_then_evaluate_a_synthetic_sample(
     out = tmp_path / "result.npz"
     args = ["infer", str(sample / "clip.mp4"), "--out", str(out), "--checkpoint"]
     assert main([*args, str(tiny_checkpoint), "--device", "cpu"]) == 0
-    assert Reconstruction.load(out).variants == ("masked", "unmasked", "ground_truth")
+    assert Reconstruction.load(out).variants == (
+        "masked",
+        "unmasked",
+        "geometry_masked",
+        "geometry_unmasked",
+        "ground_truth",
+    )
     capsys.readouterr()
     assert main(["evaluate", str(out), "--json", str(tmp_path / "m.json")]) == 0
     table = capsys.readouterr().out
     assert "masked" in table and "AbsRel" in table and "mask IoU" in table
     report = json.loads((tmp_path / "m.json").read_text())
-    assert {row["variant"] for row in report["rows"]} == {"masked", "unmasked"}
+    assert {row["variant"] for row in report["rows"]} == {
+        "masked",
+        "unmasked",
+        "geometry_masked",
+        "geometry_unmasked",
+    }
 
 
 def test_an_unwritable_output_path_is_one_error_line(

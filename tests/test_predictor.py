@@ -270,7 +270,13 @@ def test_ground_truth_beside_the_source_is_attached(synthetic_sample: Path) -> N
     recon = predictor.predict(
         source, StandInNetwork(), device="cpu", sampling=FrameSampling(stride=2)
     )
-    assert recon.variants == ("masked", "unmasked", "ground_truth")
+    assert recon.variants == (
+        "masked",
+        "unmasked",
+        "geometry_masked",
+        "geometry_unmasked",
+        "ground_truth",
+    )
     assert recon.metadata.frame_indices == [0, 2]
     truth = groundtruth.load_ground_truth(synthetic_sample, frame_indices=[0, 2])
     expected = geometry.compose_rigid(

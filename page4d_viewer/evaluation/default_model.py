@@ -34,6 +34,12 @@ from page4d_viewer.evaluation.depth import depth_errors
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.masks import mask_average_precision
 from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.result.cameras import (
+    ESTIMATED_VARIANTS,
+    GEOMETRY_VARIANTS,
+    MASKED,
+    UNMASKED,
+)
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.training.data import (
@@ -54,7 +60,8 @@ class Prediction:
     """What one predictor says about one clip.
 
     Attributes:
-        extrinsics: variant ("masked", "unmasked") -> (S, 3, 4) camera-from-world.
+        extrinsics: variant ("masked", "unmasked", and where the predictor has them
+            "geometry_masked", "geometry_unmasked") -> (S, 3, 4) camera-from-world.
         depth: (S, H, W) depth, any scale.
         dynamic_score: (S, h, w) dynamic probability (``result.mask``), or None without a mask.
     """
@@ -85,6 +92,10 @@ COLUMNS = (
     "rpe_r_unmasked",
     "path_ratio_masked",
     "path_ratio_unmasked",
+    "ate_pct_geometry_masked",
+    "ate_pct_geometry_unmasked",
+    "path_ratio_geometry_masked",
+    "path_ratio_geometry_unmasked",
     "abs_rel",
     "delta_1_25",
     "mask_ap",
@@ -92,7 +103,9 @@ COLUMNS = (
 
 
 def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Prediction]:
-    """A predictor running ``model`` with the mask on and off."""
+    """A predictor running ``model`` with the mask on and off, plus the geometric poses solved
+    from its depth and matches with and without the mask's weights (as every run gets them,
+    ``inference/geometric_poses.py``)."""
 
     @torch.no_grad()
     def predict(sample: TrainingSample) -> Prediction:
@@ -100,18 +113,48 @@ def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Predic
         height, width = sample.images.shape[-2:]
         extrinsics = {}
         depth = dynamic = None
-        for variant, strength in (("masked", RELEASED_MASK_STRENGTH), ("unmasked", 0.0)):
+        for variant, strength in ((MASKED, RELEASED_MASK_STRENGTH), (UNMASKED, 0.0)):
             output = model(images, mask_strength=strength)
             pose_enc = output.pose_enc[0].double().numpy()
-            extrinsics[variant], _ = geometry.pose_encoding_to_cameras(pose_enc, (height, width))
-            if variant == "masked":
+            extrinsics[variant], intrinsics = geometry.pose_encoding_to_cameras(
+                pose_enc, (height, width)
+            )
+            if variant == MASKED:
                 depth = output.depth[0, ..., 0].double().numpy()
                 mask_score = getattr(output, "mask_score", None)
+                mask_score = None if mask_score is None else mask_score[0].float().numpy()
                 if mask_score is not None:
-                    dynamic = dynamic_probability(mask_score[0].float().numpy())
+                    dynamic = dynamic_probability(mask_score)
+                geometric = _geometric_extrinsics(
+                    model, sample, output, depth, intrinsics, mask_score
+                )
+        extrinsics.update(geometric)
         return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
 
     return predict
+
+
+def _geometric_extrinsics(
+    model: torch.nn.Module,
+    sample: TrainingSample,
+    output: object,
+    depth: np.ndarray,
+    intrinsics: np.ndarray,
+    mask_score: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """The geometric variants' (S, 3, 4) extrinsics for one sample's masked model output."""
+    from page4d_viewer.inference import geometric_poses
+
+    images_uint8 = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+    tracker = model if getattr(model, "track_available", False) else None
+    matches = geometric_poses.find_matches(
+        images_uint8, tracker, torch.from_numpy(sample.images), RELEASED_MASK_STRENGTH
+    )
+    depth_conf = output.depth_conf[0].double().numpy()  # type: ignore[attr-defined]
+    poses = geometric_poses.solve_geometric_poses(
+        depth, depth_conf, intrinsics, mask_score, matches
+    )
+    return {name: cameras.extrinsics for name, cameras in poses.cameras.items()}
 
 
 def trivial_predictor(sample: TrainingSample) -> Prediction:
@@ -131,11 +174,21 @@ def path_length(extrinsics: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(centres, axis=0), axis=-1).sum())
 
 
+def _variant_columns(variant: str) -> tuple[str, ...]:
+    """The per-variant columns :func:`score_clip` writes."""
+    return tuple(
+        f"{metric}_{variant}" for metric in ("ate", "ate_pct", "rpe_t", "rpe_r", "path_ratio")
+    )
+
+
 def score_clip(sample: TrainingSample, gt_extrinsics: np.ndarray, prediction: Prediction) -> dict:
     """All metrics of one prediction on one clip; NaN where a metric is undefined."""
     values: dict[str, float] = {}
     length = path_length(gt_extrinsics)
-    for variant in ("masked", "unmasked"):
+    for variant in ESTIMATED_VARIANTS:
+        if variant not in prediction.extrinsics:
+            values.update(dict.fromkeys(_variant_columns(variant), math.nan))
+            continue
         try:
             errors = trajectory_errors(prediction.extrinsics[variant], gt_extrinsics)
             ate, rpe_t, rpe_r = errors.ate, errors.rpe_trans, errors.rpe_rot
@@ -231,6 +284,10 @@ def summarise(scores: Sequence[ClipScore]) -> dict[str, dict[str, float]]:
         summary[name]["large_mover_clips"] = float(len(large))
         summary[name]["ate_masked_large"] = _mean([row.values["ate_masked"] for row in large])
         summary[name]["ate_unmasked_large"] = _mean([row.values["ate_unmasked"] for row in large])
+        for variant in GEOMETRY_VARIANTS:
+            summary[name][f"ate_{variant}_large"] = _mean(
+                [row.values[f"ate_{variant}"] for row in large]
+            )
     return summary
 
 
@@ -247,13 +304,22 @@ def format_markdown(scores: Sequence[ClipScore], summary: dict[str, dict[str, fl
         cells += [_cell(score.values[column]) for column in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Averages over clips:", ""]
-    header = ["predictor", *COLUMNS, "ATE masked / unmasked (large movers)"]
+    header = [
+        "predictor",
+        *COLUMNS,
+        "ATE masked / unmasked (large movers)",
+        "ATE geometry masked / unmasked (large movers)",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, values in summary.items():
         cells = [name] + [_cell(values[column]) for column in COLUMNS]
         cells.append(
             f"{_cell(values['ate_masked_large'])} / {_cell(values['ate_unmasked_large'])} "
             f"({int(values['large_mover_clips'])} clips)"
+        )
+        cells.append(
+            f"{_cell(values['ate_geometry_masked_large'])} / "
+            f"{_cell(values['ate_geometry_unmasked_large'])}"
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

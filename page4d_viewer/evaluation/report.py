@@ -13,6 +13,7 @@ from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsEr
 from page4d_viewer.evaluation.masks import mask_average_precision, mask_iou
 from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.evaluation.trajectory import TrajectoryErrors, trajectory_errors
+from page4d_viewer.result.cameras import ESTIMATED_VARIANTS
 from page4d_viewer.result.mask import dynamic_probability
 from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
 
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
     from page4d_viewer.sources.groundtruth import GroundTruth
 
-# Camera variants of a Reconstruction, in the order the report lists them.
-EVALUATED_VARIANTS = ("masked", "unmasked")
+EVALUATED_VARIANTS = ESTIMATED_VARIANTS
+"""Camera variants of a Reconstruction that the report scores, in the order it lists them:
+the camera head's masked and unmasked cameras, then the geometric pair."""
 
 # Short column titles for the CLI table (the dict keys stay descriptive).
 _COLUMN_TITLES = {
@@ -43,7 +45,8 @@ class EvaluationReport:
     """Metrics of one Reconstruction against ground truth, one trajectory row per variant.
 
     Attributes:
-        trajectory: camera variant ("masked", "unmasked") -> its TrajectoryErrors.
+        trajectory: camera variant ("masked", "unmasked", "geometry_masked",
+            "geometry_unmasked") -> its TrajectoryErrors.
         depth: alignment ("median", "scale_shift") -> DepthErrors; empty without GT depth.
         mask_iou: IoU of the thresholded dynamic probability vs the GT mask; None without either.
         mask_ap: average precision of the dynamic probability; None without either.

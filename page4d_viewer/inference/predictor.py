@@ -6,6 +6,7 @@ It never imports Gradio or Viser, so the command line and a headless server can 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -48,15 +49,17 @@ AUTO_GROUND_TRUTH = "auto"
 _BANDS: dict[str, tuple[float, float]] = {
     "reading": (0.0, 0.10),
     "preprocessing": (0.10, 0.15),
-    "model": (0.15, 0.97),
-    "converting": (0.97, 1.0),
+    "model": (0.15, 0.92),
+    "converting": (0.92, 0.94),
+    "geometry": (0.94, 1.0),
 }
 # With tracks the tracker's forward pass (after converting) is about as long as the
 # reconstruction's.
 _BANDS_WITH_TRACKS = {
     **_BANDS,
-    "model": (0.15, 0.55),
-    "converting": (0.55, 0.57),
+    "model": (0.15, 0.52),
+    "converting": (0.52, 0.54),
+    "geometry": (0.54, 0.57),
     "tracking": (0.57, 1.0),
 }
 # Share of the network's time per stage it reports (rough CPU/GPU average; only the bar
@@ -143,6 +146,9 @@ def predict(
     Depth, points and the "masked" cameras come from alpha = ``mask_strength``; the
     "unmasked" cameras from alpha = 0 (one ``forward_pair``, sharing the early layers). When
     the model has no mask head, or the strength is 0, a single pass fills both variants.
+    The "geometry_masked" and "geometry_unmasked" cameras are solved from the masked run's
+    depth and pixel matches, with and without the mask's keep probability as weights
+    (``inference/geometric_poses.py``; the match source is in ``metadata.extra``).
 
     Args:
         clip_or_source: a loaded Clip, or a source for ``load_clip`` (video, images, ...).
@@ -206,11 +212,44 @@ def predict(
     metadata = _metadata(info, model, clip, prepared.mapping, mode, strength, run, timings)
     recon = _to_reconstruction(run.masked, run.unmasked, prepared.frames, metadata)
     timings["convert"] = time.perf_counter() - started
+    recon = _with_geometric_poses(recon, model, prepared.images, strength, report, timings)
     recon = _attach_ground_truth(recon, clip, ground_truth)
     if tracks:
         recon = _track_automatic_seeds(model, recon, tracks, device, precision, report)
     report.stage("converting", 1.0, "done")
     logger.info("reconstructed %s", recon.describe())
+    return recon
+
+
+def _with_geometric_poses(
+    recon: Reconstruction,
+    model: Page4D,
+    images: torch.Tensor,
+    strength: float,
+    report: _Reporter,
+    timings: dict[str, float],
+) -> Reconstruction:
+    """``recon`` with the "geometry_masked" / "geometry_unmasked" cameras, solved from its
+    depth and matches of the best source the model has (``inference/geometric_poses.py``)."""
+    import torch
+
+    from page4d_viewer.inference import geometric_poses
+
+    report.stage("geometry", 0.0, "solving poses from depth and matches")
+    started = time.perf_counter()
+    images_on_device = None
+    # Any network with the plain forward_pair contract works; only a tracker needs images.
+    if getattr(model, "track_available", False):
+        images_on_device = images.to(next(model.parameters()).device)
+    with torch.inference_mode():
+        matches = geometric_poses.find_matches(recon.images, model, images_on_device, strength)
+    poses = geometric_poses.solve_geometric_poses(
+        recon.depth, recon.depth_conf, recon.cameras[MASKED].intrinsics, recon.mask_score, matches
+    )
+    recon = dataclasses.replace(recon, cameras={**recon.cameras, **poses.cameras})
+    recon.metadata.extra["geometric_poses"] = poses.record()
+    timings["geometry"] = time.perf_counter() - started
+    report.stage("geometry", 1.0, f"poses solved from {matches.source.replace('_', ' ')}")
     return recon
 
 

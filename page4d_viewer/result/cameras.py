@@ -15,12 +15,27 @@ from page4d_viewer import geometry
 MASKED = "masked"
 UNMASKED = "unmasked"
 GROUND_TRUTH = "ground_truth"
-VARIANTS = (MASKED, UNMASKED, GROUND_TRUTH)
-"""Camera variants in display order: the mask as set, the mask off (alpha = 0), ground truth."""
+GEOMETRY_MASKED = "geometry_masked"
+GEOMETRY_UNMASKED = "geometry_unmasked"
+VARIANTS = (MASKED, UNMASKED, GEOMETRY_MASKED, GEOMETRY_UNMASKED, GROUND_TRUTH)
+"""Camera variants in display order: the camera head with the mask as set and with the mask
+off (alpha = 0); the poses solved from the network's depth and matches with and without the
+mask's keep probability as weights (``inference/geometric_poses.py``); ground truth."""
+
+HEAD_VARIANTS = (MASKED, UNMASKED)
+"""Variants predicted by the camera head."""
+
+GEOMETRY_VARIANTS = (GEOMETRY_MASKED, GEOMETRY_UNMASKED)
+"""Variants solved from the network's own depth and matches."""
+
+ESTIMATED_VARIANTS = HEAD_VARIANTS + GEOMETRY_VARIANTS
+"""Every predicted variant (all but the ground truth), in display order."""
 
 VARIANT_COLORS: dict[str, tuple[int, int, int]] = {
     MASKED: (230, 85, 13),  # orange
     UNMASKED: (49, 130, 189),  # blue
+    GEOMETRY_MASKED: (197, 27, 125),  # magenta: the mask's pair, solved from geometry
+    GEOMETRY_UNMASKED: (84, 39, 143),  # purple
     GROUND_TRUTH: (35, 160, 70),  # green
 }
 """RGB colour of each variant, in the scene, the panel's plots and the GLB frusta alike."""

@@ -27,6 +27,8 @@ from page4d_viewer import __version__, geometry
 from page4d_viewer.errors import Page4DError, ResultFileError
 from page4d_viewer.result import validate
 from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file's vocabulary)
+    GEOMETRY_MASKED,
+    GEOMETRY_UNMASKED,
     GROUND_TRUTH,
     MASKED,
     UNMASKED,
@@ -38,12 +40,13 @@ from page4d_viewer.result.tracks import GT_TRACK_PREFIX, Tracks
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version written by :meth:`Reconstruction.save`; :meth:`Reconstruction.load` reads up to it.
 
 1: the geometry, cameras, mask score and ground truth. 2: adds the optional camera-token
 attention and feature PCA (``result/inspection.py``). 3: adds the optional point tracks
-(``result/tracks.py``). Older files load without what they lack.
+(``result/tracks.py``). 4: adds the geometric camera variants "geometry_masked" and
+"geometry_unmasked". Older files load without what they lack.
 """
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -137,7 +140,8 @@ class Reconstruction:
         depth_conf: (S, H, W) float32 confidence (>= 1, larger = surer).
         points: (S, H, W, 3) float32 world points in the first camera's frame.
         points_conf: (S, H, W) float32 confidence of the points.
-        cameras: variant name ("masked", "unmasked", "ground_truth") -> Cameras of S frames.
+        cameras: variant name ("masked", "unmasked", "geometry_masked", "geometry_unmasked",
+            "ground_truth") -> Cameras of S frames.
         mask_score: (S, h, w) float32 per-patch dynamic mask score in (-0.5, 0.5), or None when
             the model has no mask head.
         metadata: provenance, preprocessing and timings.
@@ -274,7 +278,18 @@ class Reconstruction:
             )
         return self.cameras[name]
 
-    def aligned_cameras(self, variant: str, reference: str = MASKED) -> Cameras:
+    @property
+    def alignment_reference(self) -> str:
+        """The variant others are Sim(3)-aligned onto for display and export.
+
+        The geometric masked poses when the result has them: they are solved from the
+        network's own depth, so they live in the points' world and scale, and they move even
+        where a camera head learned no motion (onto which the ground truth would shrink to a
+        point). Otherwise the camera head's masked cameras.
+        """
+        return GEOMETRY_MASKED if GEOMETRY_MASKED in self.cameras else MASKED
+
+    def aligned_cameras(self, variant: str, reference: str | None = None) -> Cameras:
         """A variant's cameras moved by the Sim(3) that best fits their centres to another's.
 
         Ground truth lives in its own world and scale; for display it is aligned onto the
@@ -282,8 +297,9 @@ class Reconstruction:
 
         Args:
             variant: the cameras to move.
-            reference: the cameras to align onto.
+            reference: the cameras to align onto (default :attr:`alignment_reference`).
         """
+        reference = self.alignment_reference if reference is None else reference
         moving = self.camera_variant(variant)
         target = self.camera_variant(reference)
         if variant == reference:

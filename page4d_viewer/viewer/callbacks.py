@@ -20,6 +20,7 @@ import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.controller import (
     ModelBackend,
@@ -149,6 +150,8 @@ class PanelWidgets:
     ground_truth_mask_image: gr.Image
     trajectory_plot: gr.Plot
     differences_plot: gr.Plot
+    disagreement_image: gr.Image
+    disagreement_axis: gr.State
     metrics_table: gr.Dataframe
     prepare_button: gr.Button
     downloads: gr.File
@@ -177,6 +180,8 @@ class PanelWidgets:
             *self.images,
             self.trajectory_plot,
             self.differences_plot,
+            self.disagreement_image,
+            self.disagreement_axis,
             self.metrics_table,
             self.downloads,
             self.version,
@@ -259,7 +264,12 @@ class PanelCallbacks:
             notes += f"\n\n{comparer.describe()}"
         poses = comparer.pose_views(shown)
         record = shown.record
+        curve = plots.figure_picture(
+            plots.disagreement_figure(shown.recon, settings.frame), shown.recon.num_frames
+        )
         return {
+            w.disagreement_image: curve.image,
+            w.disagreement_axis: curve.axis,
             w.status: status_markdown(shown) + notes,
             w.frame: gr.update(maximum=max(1, shown.recon.num_frames - 1), value=settings.frame),
             w.opacity: settings.mask_opacity,
@@ -468,6 +478,33 @@ class PanelCallbacks:
             }
 
         return self._guarded(move)(request=request)
+
+    def on_disagreement_click(
+        self,
+        axis: plots.FrameAxis | None,
+        synced: SceneSettings | None,
+        event: gr.SelectData,
+        request: gr.Request = None,
+    ) -> Updates:
+        """A click on the disagreement curve moves the timeline to the clicked frame."""
+
+        def jump(controller: ViewerController) -> Updates:
+            shown = controller.current
+            if axis is None or shown is None or not isinstance(event.index, (list, tuple)):
+                return self.unchanged()
+            applied = controller.set_frame(axis.frame_at(float(event.index[0])))
+            images = controller.frame_images(applied)
+            curve = plots.figure_picture(
+                plots.disagreement_figure(shown.recon, applied), shown.recon.num_frames
+            )
+            return {
+                self.w.frame: applied,
+                **self.image_updates(images),
+                self.w.synced: self._synced_after(controller, synced, frame=applied),
+                self.w.disagreement_image: curve.image,
+            }
+
+        return self._guarded(jump)(request=request)
 
     def on_mask(
         self,

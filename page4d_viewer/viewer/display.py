@@ -46,6 +46,8 @@ DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
 VARIANT_LABELS: dict[str, str] = {
     "masked": "masked",
     "unmasked": "unmasked",
+    "geometry_masked": "geometry, masked",
+    "geometry_unmasked": "geometry, unmasked",
     "ground_truth": "ground truth",
 }
 

@@ -285,6 +285,8 @@ class _ResultTabs:
     ground_truth_mask_image: gr.Image
     trajectory_plot: gr.Plot
     differences_plot: gr.Plot
+    disagreement_image: gr.Image
+    disagreement_axis: gr.State
     metrics_table: gr.Dataframe
     prepare_button: gr.Button
     downloads: gr.File
@@ -326,6 +328,11 @@ def _result_tabs(
             with gr.Row():
                 trajectory_plot = gr.Plot(label="Trajectories from above", show_label=False)
                 differences_plot = gr.Plot(label="Per-frame differences", show_label=False)
+            # A picture, not a gr.Plot: a click on it reports a pixel, which reads as a frame.
+            disagreement_image = gr.Image(
+                label="Camera head vs geometry per frame: click a frame to go there",
+                interactive=False, elem_id="disagreement", format="png",
+            )  # fmt: skip
             metrics_table = gr.Dataframe(
                 headers=plots.METRICS_HEADERS, label="ATE / RPE, depth AbsRel / δ<1.25",
                 interactive=False,
@@ -342,7 +349,8 @@ def _result_tabs(
         tracks = tracks_tab.build_tab()
     return _ResultTabs(
         opacity, threshold, overlay, depth, confidence, truth_depth, truth_mask, trajectory_plot,
-        differences_plot, metrics_table, prepare_button, downloads,
+        differences_plot, disagreement_image, gr.State(None), metrics_table, prepare_button,
+        downloads,
     ), tabs, record, inside, tracks  # fmt: skip
 
 
@@ -441,6 +449,10 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
             callbacks.on_mask, mask_inputs, [w.overlay_image, w.status, w.synced],
             trigger_mode="always_last", **light,
         )  # fmt: skip
+    w.disagreement_image.select(
+        callbacks.on_disagreement_click, [w.disagreement_axis, w.synced],
+        [w.frame, *images, w.synced, w.disagreement_image], **light,
+    )  # fmt: skip
     w.prepare_button.click(
         callbacks.on_prepare, None, w.downloads, concurrency_id="export", concurrency_limit=1
     )

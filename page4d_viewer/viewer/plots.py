@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from page4d_viewer.evaluation.depth import depth_errors
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.result.cameras import ESTIMATED_VARIANTS, GEOMETRY_MASKED, GEOMETRY_UNMASKED
 from page4d_viewer.result.mask import blend_colors, heat_colors, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP
@@ -193,13 +194,23 @@ class PoseComparison:
 
 
 def variant_pairs(variants: Sequence[str]) -> list[tuple[str, str]]:
-    """(estimate, reference) pairs to compare: each prediction vs ground truth when present,
-    and masked vs unmasked always (when both exist)."""
-    pairs = []
-    if GROUND_TRUTH in variants:
-        pairs += [(name, GROUND_TRUTH) for name in (MASKED, UNMASKED) if name in variants]
-    if MASKED in variants and UNMASKED in variants:
-        pairs.append((MASKED, UNMASKED))
+    """(estimate, reference) pairs to compare, those present of: each prediction vs ground
+    truth; masked vs unmasked (what the mask did to the camera head); the camera head vs the
+    geometry (do the head's cameras agree with the network's own depth and matches?); and
+    geometry masked vs unmasked (what the mask did to the geometric poses)."""
+    present = set(variants)
+    pairs = [(name, GROUND_TRUTH) for name in ESTIMATED_VARIANTS if name in present]
+    if GROUND_TRUTH not in present:
+        pairs = []
+    pairs += [
+        pair
+        for pair in (
+            (MASKED, UNMASKED),
+            (MASKED, GEOMETRY_MASKED),
+            (GEOMETRY_MASKED, GEOMETRY_UNMASKED),
+        )
+        if set(pair) <= present
+    ]
     return pairs
 
 
@@ -217,7 +228,7 @@ def compare_poses(recon: Reconstruction) -> PoseComparison:
     Returns:
         Centres for the top view and per-frame rotation/translation differences per pair.
     """
-    aligned = {name: recon.aligned_cameras(name, MASKED) for name in recon.variants}
+    aligned = {name: recon.aligned_cameras(name) for name in recon.variants}
     # Rotations are compared relative to each variant's first camera, not through the Sim(3):
     # the alignment is fitted to camera centres only, and for a short or nearly static path
     # its rotation is ill-determined (tens of degrees off) while the relative rotations are
@@ -385,3 +396,126 @@ def metrics_row(
     return [
         label, f"{errors.ate:.4f}", f"{errors.rpe_trans:.4f}", f"{errors.rpe_rot:.3f}", "", "", "",
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------- head vs geometry, per frame
+
+DISAGREEMENT_PAIRS = ((MASKED, GEOMETRY_MASKED), (GEOMETRY_MASKED, GEOMETRY_UNMASKED))
+"""The pairs of the disagreement curve: does the camera head agree with the network's own
+geometry, and what does the mask change in the geometric poses."""
+
+
+@dataclass(frozen=True)
+class FrameAxis:
+    """Where the frame axis of a plot picture lies, so a click can be read as a frame.
+
+    Attributes:
+        left, right: pixel columns of the axis' two ends in the picture.
+        first, last: the frame values at those ends.
+        num_frames: frames of the result (clicks are clamped to 0..num_frames-1).
+    """
+
+    left: float
+    right: float
+    first: float
+    last: float
+    num_frames: int
+
+    def frame_at(self, column: float) -> int:
+        """The frame nearest to a picture column."""
+        share = (column - self.left) / max(self.right - self.left, 1e-9)
+        frame = round(self.first + share * (self.last - self.first))
+        return int(min(max(frame, 0), self.num_frames - 1))
+
+
+@dataclass(frozen=True)
+class PlotPicture:
+    """A plot drawn to pixels and the frame axis in it.
+
+    Attributes:
+        image: (H, W, 3) uint8 picture.
+        axis: where frames lie along its x axis.
+    """
+
+    image: np.ndarray
+    axis: FrameAxis
+
+
+def disagreement(recon: Reconstruction) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-frame rotation (degrees) and translation between the pairs of `DISAGREEMENT_PAIRS`.
+
+    Both variants of a pair are in the network's world (the first camera) and units, so no
+    alignment is fitted: rotations are compared relative to each variant's first camera and
+    centres directly, in units of the median depth (so 0.1 means a tenth of the scene's depth).
+
+    Returns:
+        pair label -> ((S,) rotation in degrees, (S,) translation / median depth), for the
+        pairs the result has.
+    """
+    depth = recon.depth[np.isfinite(recon.depth) & (recon.depth > 0)]
+    scale = float(np.median(depth)) if depth.size else 1.0
+    curves = {}
+    for first, second in DISAGREEMENT_PAIRS:
+        if first not in recon.cameras or second not in recon.cameras:
+            continue
+        a, b = recon.cameras[first], recon.cameras[second]
+        rotation = rotation_angle_deg(
+            _relative_to_first(a.T_world_cam[:, :3, :3]),
+            _relative_to_first(b.T_world_cam[:, :3, :3]),
+        )
+        translation = np.linalg.norm(a.centers - b.centers, axis=-1) / max(scale, 1e-9)
+        curves[pair_label(first, second)] = (rotation, translation)
+    return curves
+
+
+def disagreement_figure(recon: Reconstruction, frame: int | None = None) -> Figure:
+    """The disagreement curves (rotation above, translation below), a frame marked.
+
+    Args:
+        recon: the result.
+        frame: the frame to mark with a vertical line (None: no mark).
+    """
+    figure = Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+    rotation_axes, translation_axes = figure.subplots(2, 1, sharex=True)
+    frames = np.arange(recon.num_frames)
+    curves = disagreement(recon)
+    for label, (rotation, translation) in curves.items():
+        colour = variant_colour(_estimate_of(label))
+        style = "--" if label.endswith(VARIANT_LABELS[GEOMETRY_UNMASKED]) else "-"
+        rotation_axes.plot(frames, rotation, style, color=colour, lw=1.6, label=label)
+        translation_axes.plot(frames, translation, style, color=colour, lw=1.6, label=label)
+    rotation_axes.set_ylabel("rotation (deg)")
+    translation_axes.set_ylabel("centres / median depth")
+    translation_axes.set_xlabel("frame (click to go there)")
+    rotation_axes.set_title("Camera head vs geometry, per frame", fontsize="medium")
+    translation_axes.set_xlim(0, max(recon.num_frames - 1, 1))
+    for axes in (rotation_axes, translation_axes):
+        axes.grid(alpha=0.3)
+        if frame is not None:
+            axes.axvline(frame, color="0.3", lw=1.0)
+    if curves:
+        figure.legend(loc="outside upper right", fontsize="small", ncols=len(curves))
+    else:
+        rotation_axes.text(
+            0.5, 0.5, "no geometric poses in this result", ha="center",
+            transform=rotation_axes.transAxes,
+        )  # fmt: skip
+    return figure
+
+
+def figure_picture(figure: Figure, num_frames: int) -> PlotPicture:
+    """Draw a figure whose last axes' x axis counts frames; remember where that axis lies.
+
+    Args:
+        figure: a figure from this module (its axes share x, in frames).
+        num_frames: frames of the result.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    axes = figure.axes[-1]
+    box = axes.get_window_extent()
+    first, last = axes.get_xlim()
+    return PlotPicture(image, FrameAxis(box.x0, box.x1, first, last, num_frames))

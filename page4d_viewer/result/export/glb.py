@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer.result.cameras import MASKED, VARIANT_COLORS
+from page4d_viewer.result.cameras import VARIANT_COLORS
 from page4d_viewer.result.export.common import (
     atomic_write,
     frusta_path,
@@ -75,9 +75,9 @@ def export_glb(
     )
     for variant in variants:
         cameras = recon.camera_variant(variant)
-        if variant != MASKED and MASKED in recon.cameras:
-            # Other variants live in their own world/scale; show them on the masked trajectory.
-            cameras = recon.aligned_cameras(variant, MASKED)
+        if variant != recon.alignment_reference and recon.alignment_reference in recon.cameras:
+            # Other variants live in their own world/scale: show them on the reference's path.
+            cameras = recon.aligned_cameras(variant)
         vertices, edges = frustum_segments(cameras.select(frames), recon.image_hw, size)
         scene.add_geometry(
             frusta_path(vertices, edges, VARIANT_COLORS.get(variant, (200, 200, 200))),

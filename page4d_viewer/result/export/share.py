@@ -260,9 +260,9 @@ def _add_cameras(server: viser.ViserServer, recon: Reconstruction, size: float) 
     """Each variant's trajectory and wireframe frusta, in its colour (static for the clip)."""
     for variant in recon.variants:
         cameras = recon.camera_variant(variant)
-        if variant != MASKED and MASKED in recon.cameras:
-            # Other variants live in their own world/scale; show them on the masked trajectory.
-            cameras = recon.aligned_cameras(variant, MASKED)
+        if variant != recon.alignment_reference and recon.alignment_reference in recon.cameras:
+            # Other variants live in their own world/scale: show them on the reference's path.
+            cameras = recon.aligned_cameras(variant)
         vertices, edges = frustum_segments(cameras, recon.image_hw, size)
         usable = np.isfinite(vertices).all(axis=(1, 2))
         segments = vertices[usable][:, edges].reshape(-1, 2, 3)

@@ -178,16 +178,6 @@ class PixelMatches(NamedTuple):
     weight: np.ndarray
 
 
-def grid_pixels(image_hw: tuple[int, int], step: int) -> np.ndarray:
-    """(N, 2) float64 pixel centres ``(u, v)`` on a regular grid, ``step`` pixels apart,
-    offset by half a step from the top-left corner."""
-    height, width = image_hw
-    if step < 1:
-        raise SyntheticSceneError(f"the grid step must be at least 1 pixel, got {step}")
-    rows, columns = np.mgrid[step // 2 : height : step, step // 2 : width : step]
-    return np.stack([columns.ravel(), rows.ravel()], axis=-1).astype(np.float64)
-
-
 def ground_truth_matches(
     clip: SyntheticClip, pairs: list[tuple[int, int]], step: int = 8
 ) -> PixelMatches:
@@ -200,12 +190,12 @@ def ground_truth_matches(
     Args:
         clip: a synthetic clip with its scene.
         pairs: (reference, target) frame indices.
-        step: grid spacing in pixels (see :func:`grid_pixels`).
+        step: grid spacing in pixels (see ``geometry.sparse_pixel_grid``).
 
     Returns:
         The matches, one row per pair, in the order of ``pairs``.
     """
-    queries = grid_pixels(clip.image_hw, step)
+    queries = geometry.sparse_pixel_grid(clip.image_hw, step)
     by_reference = {
         reference: track_ground_truth(clip, reference, queries)
         for reference in sorted({reference for reference, _ in pairs})
