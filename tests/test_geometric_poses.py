@@ -131,6 +131,25 @@ def test_the_track_head_is_the_source_when_the_model_has_one(few_layer_model, su
     assert (matches.weight > 0).all()
 
 
+def test_the_match_head_comes_first_when_the_model_has_one(few_layer_model, sure_tracker):
+    model = sure_tracker(
+        few_layer_model(has_match_head=True, match_layer=1, match_dim=8, match_fine_dim=4)
+    )
+    assert model.match_available and model.track_available
+    images = torch.rand(3, 3, 28, 42, dtype=torch.float64)
+    images_uint8 = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    with torch.no_grad():
+        output = model(images)
+        matches = geometric_poses.find_matches(
+            images_uint8, model, images, 0.0, output.match_features
+        )
+    assert matches.source == "match_head"
+    assert matches.num_pairs == len(keyframe_pairs(3))
+    # Without the features (a result replayed without its run), the track head is next.
+    with torch.no_grad():
+        assert geometric_poses.find_matches(images_uint8, model, images).source == "track_head"
+
+
 def test_a_run_on_the_bundled_sample_has_geometric_cameras_that_follow_the_truth(tmp_path):
     from page4d_viewer.inference.predictor import load_default_model, predict
 

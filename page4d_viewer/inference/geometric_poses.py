@@ -27,6 +27,7 @@ from page4d_viewer.result.cameras import GEOMETRY_MASKED, GEOMETRY_UNMASKED, Cam
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 
 if TYPE_CHECKING:
+    from page4d_viewer.model.match_head import MatchFeatures
     from page4d_viewer.model.network import Page4D
 
 logger = logging.getLogger(__name__)
@@ -71,18 +72,24 @@ def find_matches(
     model: Page4D | None = None,
     images_tensor: torch.Tensor | None = None,
     mask_strength: float = 0.0,
+    match_features: MatchFeatures | None = None,
 ) -> Matches:
     """Matches for the keyframe pairs, from the best source the network has.
 
     Args:
         images: (S, H, W, 3) uint8 model-input frames.
         model: the network that made the result; None (a result replayed without its
-            checkpoint) or a network without a track head uses optical flow.
+            checkpoint) or a network without a match or track head uses optical flow.
         images_tensor: (S, 3, H, W) the same frames in [0, 1] on the model's device (needed
             with a model that has a track head).
         mask_strength: alpha of the tracking pass.
+        match_features: the match head's features of this clip (``ModelOutput.
+            match_features`` of the masked run), when the model has a match head.
     """
     pairs = keyframe_pairs(int(images.shape[0]))
+    image_hw = (int(images.shape[1]), int(images.shape[2]))
+    if match_features is not None and getattr(model, "match_available", False):
+        return model.match_head.match(match_features.clip(0), pairs, image_hw)  # type: ignore[union-attr]
     if images_tensor is not None and getattr(model, "track_available", False):
         return matching.track_head_matches(model, images_tensor, pairs, mask_strength)  # type: ignore[arg-type]
     return matching.flow_matches(images, pairs)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from page4d_viewer.model.attention import AttentionRequest
     from page4d_viewer.model.checkpoint import CheckpointInfo
+    from page4d_viewer.model.match_head import MatchFeatures
     from page4d_viewer.model.network import ModelOutput, Page4D
     from page4d_viewer.sources.clip import Clip
     from page4d_viewer.sources.framing import PreprocessMapping
@@ -212,7 +213,9 @@ def predict(
     metadata = _metadata(info, model, clip, prepared.mapping, mode, strength, run, timings)
     recon = _to_reconstruction(run.masked, run.unmasked, prepared.frames, metadata)
     timings["convert"] = time.perf_counter() - started
-    recon = _with_geometric_poses(recon, model, prepared.images, strength, report, timings)
+    recon = _with_geometric_poses(
+        recon, model, prepared.images, strength, run.masked.match_features, report, timings
+    )
     recon = _attach_ground_truth(recon, clip, ground_truth)
     if tracks:
         recon = _track_automatic_seeds(model, recon, tracks, device, precision, report)
@@ -226,6 +229,7 @@ def _with_geometric_poses(
     model: Page4D,
     images: torch.Tensor,
     strength: float,
+    match_features: MatchFeatures | None,
     report: _Reporter,
     timings: dict[str, float],
 ) -> Reconstruction:
@@ -242,7 +246,9 @@ def _with_geometric_poses(
     if getattr(model, "track_available", False):
         images_on_device = images.to(next(model.parameters()).device)
     with torch.inference_mode():
-        matches = geometric_poses.find_matches(recon.images, model, images_on_device, strength)
+        matches = geometric_poses.find_matches(
+            recon.images, model, images_on_device, strength, match_features
+        )
     poses = geometric_poses.solve_geometric_poses(
         recon.depth, recon.depth_conf, recon.cameras[MASKED].intrinsics, recon.mask_score, matches
     )
