@@ -75,6 +75,8 @@ def check_path(
     """
     allowed = tuple(roots) if roots is not None else current_roots()
     name = Path(path).name or str(path)
+    if "\0" in os.fspath(path):  # the OS would raise ValueError, not an error we report
+        raise SourceNotAllowedError("a path holding a NUL character is refused")
     resolved = Path(path).expanduser().resolve()
     if allowed is not None and not any(
         resolved == root or resolved.is_relative_to(root) for root in allowed

@@ -42,6 +42,8 @@ class DataRoots:
 
     def allows(self, path: str | os.PathLike[str]) -> bool:
         """Whether `path`, once resolved, lies inside one of the roots (existing or not)."""
+        if "\0" in os.fspath(path):
+            return False
         resolved = Path(path).expanduser().resolve()
         return any(resolved == root or resolved.is_relative_to(root) for root in self._roots)
 
@@ -64,6 +66,8 @@ class DataRoots:
         cleaned = text.strip().strip('"').strip("'")
         if not cleaned:
             raise PathNotAllowedError("no server path given: type a path under a data folder")
+        if "\0" in cleaned:  # no file name holds one; the OS would raise ValueError on it
+            raise PathNotAllowedError("the path holds a NUL character: type it again")
         typed = Path(cleaned).expanduser()
         candidates = [typed] if typed.is_absolute() else [root / typed for root in self._roots]
         inside = [candidate.resolve() for candidate in candidates if self.allows(candidate)]
