@@ -38,11 +38,14 @@ RECORD_NAME = "run.json"
 EXPORTS_NAME = "exports"
 PIN_NAME = "pinned"
 UPLOADS_NAME = ".uploads"
-"""The app's temporary uploads (GRADIO_TEMP_DIR) live here, pruned at start."""
+"""The app's uploads live here (served by no route), pruned at start."""
+CACHE_NAME = ".cache"
+"""Gradio's copies of what the pages show (GRADIO_TEMP_DIR) live here, pruned at start."""
 STALE_SECONDS = 600.0
 """A staging folder or upload older than this at start is a killed process's leftover."""
 _RECORD_VERSION = 1
-_RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{0,40}[0-9a-f]{4}$")
+# Runs saved before ids carried 128 random bits end in 4 hex digits; they still open.
+_RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{0,40}(?:[0-9a-f]{32}|[0-9a-f]{4})$")
 
 
 class RunNotFoundError(Page4DError):
@@ -120,7 +123,11 @@ class RunStore:
                 "give another with --runs-dir"
             ) from None
         cutoff = (time.time() if now is None else now) - STALE_SECONDS
-        stale = [*self.root.glob(".staging-*"), *self.uploads_dir.glob("*")]
+        stale = [
+            *self.root.glob(".staging-*"),
+            *self.uploads_dir.glob("*"),
+            *self.cache_dir.glob("*"),
+        ]
         for leftover in stale:
             try:
                 if leftover.lstat().st_mtime < cutoff:
@@ -133,6 +140,11 @@ class RunStore:
     def uploads_dir(self) -> Path:
         """Where the app keeps uploaded files (a hidden folder: never listed as a run)."""
         return self.root / UPLOADS_NAME
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where Gradio keeps its copies of what pages show (hidden: never listed as a run)."""
+        return self.root / CACHE_NAME
 
     def save(
         self,
@@ -282,8 +294,9 @@ def _new_run_id(created: datetime, title: str) -> str:
     subject = title.split(" · ")[0]
     slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:24].strip("-")
     stamp = created.strftime("%Y%m%d-%H%M%S")
-    # The random suffix keeps two runs saved in the same second apart.
-    return f"{stamp}-{slug + '-' if slug else ''}{secrets.token_hex(2)}"
+    # The random suffix keeps two runs saved in the same second apart, and at 128 bits makes
+    # a run id unguessable from its time and clip name.
+    return f"{stamp}-{slug + '-' if slug else ''}{secrets.token_hex(16)}"
 
 
 def _read_record(folder: Path) -> RunRecord | None:
