@@ -7,6 +7,7 @@ giving credentials explicitly, which a non-loopback host requires. No torch: vie
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -138,15 +139,18 @@ def test_each_session_lists_and_opens_only_its_own_runs(
         made.close()
 
 
-def _registry(tmp_path: Path, grace_seconds: float = 60.0) -> SessionRegistry:
+def _registry(
+    tmp_path: Path, grace_seconds: float = 60.0, max_sessions: int = 2, **kwargs
+) -> SessionRegistry:
     store = RunStore(tmp_path)
 
     def make(scene, owner: str) -> ViewerController:
         return ViewerController(scene, store, DataRoots([tmp_path]), None, owner=owner)
 
+    kwargs.setdefault("max_per_client", max_sessions)
     return SessionRegistry(
-        make, backend=None, data_roots=DataRoots([tmp_path]), samples={}, max_sessions=2,
-        max_points=5000, grace_seconds=grace_seconds,
+        make, backend=None, data_roots=DataRoots([tmp_path]), samples={},
+        max_sessions=max_sessions, max_points=5000, grace_seconds=grace_seconds, **kwargs,
     )  # fmt: skip
 
 
@@ -234,6 +238,7 @@ def test_a_detached_session_closes_after_its_grace_period(tmp_path: Path) -> Non
     registry = _registry(tmp_path, grace_seconds=0.5)
     try:
         session = registry.attach("hash-1", TAB_A, None)
+        registry.scene_connected(TAB_A)  # its page's scene is open
         registry.detach("hash-1")
         assert registry.get(TAB_A) is session  # not at once: a reload may come back
         registry.attach("hash-2", TAB_A, None)  # it does, within the grace period
@@ -254,6 +259,7 @@ def test_no_grace_closes_at_once_and_two_pages_of_a_tab_keep_it(tmp_path: Path) 
     registry = _registry(tmp_path, grace_seconds=0)
     try:
         session = registry.attach("hash-1", TAB_A, None)
+        registry.scene_connected(TAB_A)
         registry.attach("hash-2", TAB_A, None)
         registry.detach("hash-1")
         assert registry.get(TAB_A) is session  # another page of the tab is still attached
@@ -343,7 +349,14 @@ def locked_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
     config = config_from_args(args, environ={"PAGE4D_AUTH": "alice:open sesame"})
     app = ViewerApp(config)
     app.start()
-    app.download = RunStore(folder / "runs").save(make_reconstruction().save, "a run").result_path
+    app.run_file = RunStore(folder / "runs").save(make_reconstruction().save, "a run").result_path
+    # What a page downloads: Gradio's copy of a run's file in its cache, as it makes one.
+    from gradio.utils import get_upload_folder
+
+    copy = Path(get_upload_folder()) / secrets.token_hex(16) / "result.npz"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(app.run_file.read_bytes())
+    app.download = copy
     yield app
     app.close()
 
@@ -381,6 +394,9 @@ def test_with_a_password_nothing_answers_without_the_login(locked_app, caplog) -
     assert _get(f"{url}config", cookie) == 200
     assert _get(scene, cookie) == 200
     assert _get(download, cookie) == 200
+    # The runs folder itself is not served, to anyone: a run's file goes out only as a copy
+    # made for the page that shows it.
+    assert _get(f"{url}gradio_api/file={locked_app.run_file}", cookie) == 403
     headers = {**origin, "Cookie": cookie}
     with connect(socket_url, subprotocols=[PROTOCOL], additional_headers=headers) as ws:  # type: ignore[list-item]
         assert len(ws.recv(timeout=30)) > 0
@@ -398,7 +414,7 @@ def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path
     for exposed in ("the panel", "3-D scene", "runs folder", "downloads"):
         assert exposed in warning
     assert exposure_warning(AppConfig(), "http://127.0.0.1:7860/", tmp_path) is None
-    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("a", "b")]))
+    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("a", "a long password")]))
     with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.app"):
         app.start()
     app.close()

@@ -69,6 +69,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=7860, help="the one port of the panel and its 3-D scenes"
     )
     parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAME[,NAME]",
+        help="host names clients reach the app by (others get 400, against DNS rebinding); "
+        "default: the loopback names on a loopback or 0.0.0.0 bind, else the --host address",
+    )
+    parser.add_argument(
         "--auth-file",
         type=Path,
         metavar="PATH",
@@ -85,6 +92,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_SESSIONS,
         help="browser sessions open at once, each with its own scene",
+    )
+    parser.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions one login (or address, without logins) may hold (default: half of "
+        "--max-sessions)",
     )
     parser.add_argument(
         "--max-points",
@@ -126,6 +141,8 @@ def config_from_args(
         auth=read_credentials(args.auth_file, os.environ if environ is None else environ),
         shared_runs=args.shared_runs,
         max_sessions=args.max_sessions,
+        max_sessions_per_client=args.max_sessions_per_client,
+        allowed_hosts=[name.strip() for name in args.allowed_hosts.split(",") if name.strip()],
         runs_dir=args.runs_dir,
         data_roots=list(args.data_root),
         device="auto" if viewing else args.device,
@@ -196,8 +213,10 @@ def run(args: argparse.Namespace) -> int:
 def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
     """Before serving: the runs folder is writable, stale leftovers go, uploads land in it.
 
-    Gradio keeps uploads in GRADIO_TEMP_DIR (default: a shared system folder that only grows);
-    unless the user set it, it becomes the runs folder's hidden `.uploads`, pruned here.
+    The app keeps uploads in the runs folder's hidden `.uploads`, which no route serves.
+    Gradio keeps its copies of what it shows in GRADIO_TEMP_DIR (default: a shared system
+    folder that only grows); unless the user set it, it becomes the hidden `.cache`. Both
+    are pruned here.
 
     Raises:
         Page4DError: the runs folder is not writable (one line).
@@ -207,8 +226,9 @@ def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
     store = RunStore(runs_dir)
     store.prepare()
     store.uploads_dir.mkdir(exist_ok=True)
+    store.cache_dir.mkdir(exist_ok=True)
     if "GRADIO_TEMP_DIR" not in os.environ:
-        os.environ["GRADIO_TEMP_DIR"] = str(store.uploads_dir)
+        os.environ["GRADIO_TEMP_DIR"] = str(store.cache_dir)
 
 
 def serve(config: AppConfig, backend: ModelBackend | None) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,8 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import assets_dir
 from page4d_viewer.viewer.server import is_loopback
 from page4d_viewer.viewer.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
+
+MIN_PASSWORD_LENGTH = 10
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -58,7 +62,13 @@ class AppConfig:
             and the start-up run).
         max_sessions: How many browser sessions (each with its own scene) may be open at once.
         session_grace: Seconds a tab's session stays open after its page goes, so a reload
-            finds its scene, result and sliders again.
+            finds its scene, result and sliders again (and after opening, when its scene
+            never connects).
+        max_sessions_per_client: How many sessions one login (or address, without logins)
+            may hold (None: half of `max_sessions`).
+        allowed_hosts: The names a request's Host may give (empty: the loopback names on a
+            loopback or wildcard bind, else the bound address).
+        login_hours: How long a login lasts before it must be given again.
     """
 
     host: str = "127.0.0.1"
@@ -75,13 +85,18 @@ class AppConfig:
     shared_runs: bool = False
     max_sessions: int = DEFAULT_MAX_SESSIONS
     session_grace: float = DEFAULT_GRACE_SECONDS
+    max_sessions_per_client: int | None = None
+    allowed_hosts: list[str] = field(default_factory=list)
+    login_hours: float = 12.0
 
 
 def check_exposure(config: AppConfig) -> None:
-    """Refuse to listen beyond loopback without credentials.
+    """Refuse to listen beyond loopback without credentials, or with weak ones.
 
     Raises:
-        Page4DError: `config.host` is not a loopback address and `config.auth` is empty.
+        Page4DError: `config.host` is not a loopback address and `config.auth` is empty, or
+            a password is shorter than `MIN_PASSWORD_LENGTH` (the user is named, never the
+            password).
     """
     if not is_loopback(config.host) and not config.auth:
         raise Page4DError(
@@ -89,6 +104,12 @@ def check_exposure(config: AppConfig) -> None:
             "password: give --auth-file PATH (user:password lines) or set "
             "PAGE4D_AUTH=user:password"
         )
+    for user, password in config.auth:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise Page4DError(
+                f"the password of {user!r} is shorter than {MIN_PASSWORD_LENGTH} "
+                "characters: give a longer one"
+            )
 
 
 def exposure_warning(config: AppConfig, url: str, runs_root: Path) -> str | None:
@@ -116,11 +137,19 @@ class ViewerApp:
         config: The command line's settings.
         backend: The model side (`inference.jobs.PredictorBackend` in the app); None for a
             view-only app, which cannot run clips.
+        clock: Monotonic seconds for session liveness, login delays and token lifetimes
+            (tests inject one).
     """
 
-    def __init__(self, config: AppConfig, backend: ModelBackend | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        backend: ModelBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.backend = backend
+        self.clock = clock
         # Set by start(); None before it.
         self.sessions: SessionRegistry | None = None
         self.demo: gr.Blocks | None = None
@@ -156,13 +185,22 @@ class ViewerApp:
             registry, device=config.device, precision=config.precision, index=index
         )
         store.root.mkdir(parents=True, exist_ok=True)
-        self.http = HttpServer(self._web_app(store.root), config.host, config.port)
+        self.http = HttpServer(self._web_app(store), config.host, config.port)
         self.http.start()
+        registry.start_reaping()
         self.url = f"http://{_display_host(config.host)}:{self.http.port}/"
         logger.info("panel and scenes: %s", self.url)
         warning = exposure_warning(config, self.url, store.root)
         if warning:
             logger.warning("%s", warning)
+        if not is_loopback(config.host) and not config.allowed_hosts:
+            from page4d_viewer.viewer.guard import allowed_host_names
+
+            names = ", ".join(sorted(allowed_host_names(config.host)))
+            logger.warning(
+                "only requests naming %s are answered: give the names clients use with "
+                "--allowed-hosts NAME[,NAME]", names,
+            )  # fmt: skip
         if config.clip:
             threading.Thread(
                 target=self._run_clip_at_start, args=(config.clip,), name="start-clip", daemon=True
@@ -209,30 +247,62 @@ class ViewerApp:
             max_sessions=config.max_sessions,
             grace_seconds=config.session_grace,
             max_points=config.max_points,
+            max_per_client=config.max_sessions_per_client,
+            clock=self.clock,
         )
 
-    def _web_app(self, runs_root: Path):
-        """The FastAPI app: the scene proxy's routes, then the panel mounted at "/"."""
+    def _web_app(self, store):
+        """The ASGI app: the request guard around the scene proxy's routes, the upload route
+        and the panel mounted at "/".
+
+        The runs folder is not served: a run's files reach a page only as that page's own
+        outputs (Gradio's copies, under names derived from a secret seed).
+        """
         import fastapi
         import gradio as gr
+        from gradio.utils import get_upload_folder
 
+        from page4d_viewer.viewer.guard import (
+            GuardRules,
+            LoginLimiter,
+            LoginTokens,
+            RequestGuard,
+            allowed_host_names,
+        )
         from page4d_viewer.viewer.panel import PANEL_CSS
-        from page4d_viewer.viewer.server import ScenePolicy, SceneProxy
+        from page4d_viewer.viewer.server import LoginLookup, ScenePolicy, SceneProxy
+        from page4d_viewer.viewer.uploads import UPLOAD_ROUTE, InputFolders, receive_upload
 
         assert self.sessions is not None and self.demo is not None and self.http is None
         config = self.config
+        inputs = InputFolders.at(store.uploads_dir, get_upload_folder())
         policy = ScenePolicy(loopback=is_loopback(config.host), login_required=bool(config.auth))
-        proxy = SceneProxy(self.sessions.upstream, policy)
+        proxy = SceneProxy(self.sessions.upstream, policy, liveness=self.sessions)
         app = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         proxy.mount(app)
+
+        async def upload(request):  # a plain Starlette route: no parameters to inject
+            return await receive_upload(request, inputs)
+
+        # Before Gradio's mount, so this route answers Gradio's upload address.
+        app.add_route(UPLOAD_ROUTE, upload, methods=["POST"])
         app = gr.mount_gradio_app(
             app, self.demo, path="/", auth=list(config.auth) or None,
-            allowed_paths=[str(runs_root)], css=PANEL_CSS, show_error=True, ssr_mode=False,
+            css=PANEL_CSS, show_error=True, ssr_mode=False,
             server_name=config.host, server_port=config.port,
         )  # fmt: skip
-        if config.auth:
-            proxy.use_login_of(app)
-        return app
+        logins = LoginLookup(app) if config.auth else None
+        if logins is not None:
+            proxy.use_logins(logins)
+        rules = GuardRules(
+            hosts=allowed_host_names(config.host, config.allowed_hosts),
+            inputs=inputs,
+            logins=logins,
+            limiter=LoginLimiter(clock=self.clock),
+            tokens=LoginTokens(lifetime=config.login_hours * 3600.0, clock=self.clock),
+            pages=self.sessions,
+        )
+        return RequestGuard(app, rules)
 
     def _show_result_at_start(self, result: str) -> None:
         from page4d_viewer.result.reconstruction import Reconstruction

@@ -346,7 +346,10 @@ class PanelCallbacks:
         if self.registry is not None:
             try:
                 session = self.registry.attach(
-                    session_of(request), tab_id, getattr(request, "username", None)
+                    session_of(request),
+                    tab_id,
+                    getattr(request, "username", None),
+                    client=client_of(request),
                 )
             except Page4DError as error:
                 message = " ".join(str(error).split())
@@ -569,3 +572,9 @@ def default_strength(backend: ModelBackend | None, checkpoint: str) -> float:
 
 def session_of(request: gr.Request | None) -> str:
     return str(getattr(request, "session_hash", "") or "")
+
+
+def client_of(request: gr.Request | None) -> str:
+    """The address a page's request came from (the per-client cap's key without logins)."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 # Real imports, not TYPE_CHECKING ones: FastAPI reads the route handlers' annotations.
@@ -101,18 +101,57 @@ class ScenePolicy:
         return None
 
 
+class LoginLookup:
+    """Who a login cookie belongs to, asked of the Gradio app itself (in-process, no network).
+
+    Args:
+        app: The app Gradio is mounted in (its `/gradio_api/user` answers).
+    """
+
+    def __init__(self, app: fastapi.FastAPI) -> None:
+        import httpx
+
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://panel.internal"
+        )
+
+    async def user_of_cookie(self, cookie: str) -> str | None:
+        """The logged-in user of a `Cookie` header (None: not logged in)."""
+        if not cookie:
+            return None
+        response = await self._client.get("/gradio_api/user", headers={"cookie": cookie})
+        user = response.json() if response.status_code == 200 else None
+        return user if isinstance(user, str) else None
+
+    async def close(self) -> None:
+        """Close the in-process client."""
+        await self._client.aclose()
+
+
+class SceneLiveness(Protocol):
+    """Told when a session's scene websocket opens and closes (the registry's liveness)."""
+
+    def scene_connected(self, session_id: str) -> None: ...
+
+    def scene_disconnected(self, session_id: str) -> None: ...
+
+
 class SceneProxy:
     """The `/scene/...` routes, relaying to each session's internal Viser server.
 
     Args:
         upstream: Looks up a session's internal Viser port for a user (None: no such session).
         policy: The origin and login rules.
+        liveness: Told when a scene websocket opens and closes (None: nobody is).
     """
 
-    def __init__(self, upstream: UpstreamLookup, policy: ScenePolicy) -> None:
+    def __init__(
+        self, upstream: UpstreamLookup, policy: ScenePolicy, liveness: SceneLiveness | None = None
+    ) -> None:
         self.upstream = upstream
         self.policy = policy
-        self._user_lookup: httpx.AsyncClient | None = None
+        self.liveness = liveness
+        self._logins: LoginLookup | None = None
         self._http: httpx.AsyncClient | None = None
 
     def mount(self, app: fastapi.FastAPI) -> None:
@@ -129,31 +168,24 @@ class SceneProxy:
         app.add_api_websocket_route(f"{SCENE_PREFIX}/{{session}}", self._socket)
         app.add_api_websocket_route(f"{SCENE_PREFIX}/{{session}}/", self._socket)
 
-    def use_login_of(self, app: fastapi.FastAPI) -> None:
-        """Check login cookies with the Gradio app mounted in `app` (its `/gradio_api/user`)."""
-        import httpx
-
-        self._user_lookup = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://panel.internal"
-        )
+    def use_logins(self, logins: LoginLookup) -> None:
+        """Check login cookies with this lookup."""
+        self._logins = logins
 
     async def close(self) -> None:
         """Close the HTTP clients (call from the server's event loop)."""
-        for client in (self._user_lookup, self._http):
-            if client is not None:
-                await client.aclose()
+        if self._logins is not None:
+            await self._logins.close()
+        if self._http is not None:
+            await self._http.aclose()
 
     # -------------------------------------------------------------------------- checks
 
     async def _user_of(self, connection: HTTPConnection) -> str | None:
         """The logged-in user the request's cookie belongs to (None: not logged in)."""
-        if self._user_lookup is None or not connection.cookies:
+        if self._logins is None:
             return None
-        response = await self._user_lookup.get(
-            "/gradio_api/user", headers={"cookie": connection.headers.get("cookie", "")}
-        )
-        user = response.json() if response.status_code == 200 else None
-        return user if isinstance(user, str) else None
+        return await self._logins.user_of_cookie(connection.headers.get("cookie", ""))
 
     async def _port_for(self, connection: HTTPConnection, session: str) -> int | str:
         """The session's internal port, or the reason the request is refused."""
@@ -216,7 +248,13 @@ class SceneProxy:
             open_timeout=30,
         ) as upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
-            await _relay(websocket, upstream)
+            if self.liveness is not None:
+                self.liveness.scene_connected(session)
+            try:
+                await _relay(websocket, upstream)
+            finally:
+                if self.liveness is not None:
+                    self.liveness.scene_disconnected(session)
 
 
 async def _relay(browser: WebSocket, upstream) -> None:

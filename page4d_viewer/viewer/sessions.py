@@ -13,7 +13,16 @@ timeline and overlay settings. What every session shares is passed in by the app
 backend with its lock, the runs folder, the path policy, the samples.
 
 At most `max_sessions` are open at once: each holds a server thread and a copy of its scene,
-so the next page is told to close another tab instead of slowing everyone down.
+so the next page is told to close another tab instead of slowing everyone down; one client (a
+login, or an address without one) holds at most `max_per_client` of them.
+
+Sessions belong to live pages. A page attaches through a Gradio event, which any script can
+send without ever opening the page, and it is detached only when Gradio's heartbeat for it
+ends, which such a script never opens. So a session is live while its scene websocket is open
+(the proxy reports each one opening and closing) or a page attached to it holds its heartbeat
+open (the request guard reports those); one that has not been live for `grace_seconds` (never,
+since it opened, or not since its page went) is closed by `reap`, whatever route opened it.
+`reap` runs before each new session is admitted and from a background thread.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
@@ -41,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SESSIONS = 8
 DEFAULT_GRACE_SECONDS = 60.0  # how long a tab's session outlives its page (a reload returns)
+REAP_INTERVAL_SECONDS = 5.0  # how often sessions without a live scene are looked for
 
 _TAB_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
@@ -86,6 +97,9 @@ class Session:
         server: Its Viser server, on 127.0.0.1 only.
         scene: The scene on that server.
         controller: Its result, timeline and overlay settings.
+        client: Who holds it, for the per-client cap: the login, or the address without one.
+        sockets: How many scene websockets are open to it now.
+        idle_since: Since when (the registry's clock) no scene websocket has been open.
     """
 
     session_id: str
@@ -93,6 +107,9 @@ class Session:
     server: viser.ViserServer
     scene: SceneView
     controller: ViewerController
+    client: str = ""
+    sockets: int = 0
+    idle_since: float = field(default=0.0)
 
     @property
     def port(self) -> int:
@@ -118,7 +135,10 @@ class SessionRegistry:
             close).
         max_points: Point budget of each session's scene.
         grace_seconds: How long a session no page is attached to stays open (0: it closes at
-            once), so a reloaded page finds it again.
+            once), so a reloaded page finds it again; also how long one whose scene is not
+            connected (never, or no more) stays open (`reap`).
+        max_per_client: How many sessions one client may hold (default: half the slots).
+        clock: Seconds, monotonic; injected by tests.
     """
 
     def __init__(
@@ -131,6 +151,8 @@ class SessionRegistry:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_points: int | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        max_per_client: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_sessions < 1:
             raise Page4DError(f"the session limit must be at least 1, got {max_sessions}")
@@ -143,6 +165,10 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.max_points = max_points
         self.grace_seconds = grace_seconds
+        self.max_per_client = max_per_client or max(1, max_sessions // 2)
+        if self.max_per_client < 1:
+            raise Page4DError(f"the per-client limit must be at least 1, got {max_per_client}")
+        self.clock = clock
         # The panel's sliders start at the scene's defaults; each page then loads its own.
         self.mask_opacity = DEFAULT_MASK_OPACITY
         self.mask_threshold = DEFAULT_MASK_THRESHOLD
@@ -151,10 +177,19 @@ class SessionRegistry:
         self._timers: dict[str, threading.Timer] = {}  # tab id -> its pending close
         self._lock = threading.Lock()
         self._initial: InitialResult | None = None
+        self._reaper: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._heartbeats: dict[str, int] = {}  # session hash -> its open heartbeat requests
 
     # ------------------------------------------------------------------------ lifecycle
 
-    def attach(self, session_hash: str, tab_id: str | None, user: str | None = None) -> Session:
+    def attach(
+        self,
+        session_hash: str,
+        tab_id: str | None,
+        user: str | None = None,
+        client: str | None = None,
+    ) -> Session:
         """The session of this page's tab, opened (start-up result shown) or re-attached.
 
         Args:
@@ -162,25 +197,27 @@ class SessionRegistry:
             tab_id: The id the tab keeps across reloads; an invalid one (or None) falls back
                 to `session_hash`.
             user: The logged-in user (None without a password); only they may re-attach.
+            client: Who asks, for the per-client cap (default: `user`, else one anonymous
+                client).
 
         Raises:
-            SessionLimitError: `max_sessions` are open already.
+            SessionLimitError: `max_sessions` are open already, or `max_per_client` of them
+                are this client's.
             SessionClosedError: the tab's session belongs to another user, or no id at all.
         """
         if not session_hash:
             raise SessionClosedError("this page has no session: reload it")
         key = valid_tab_id(tab_id) or session_hash
+        holder = user or client or ""
+        self.reap()
         closing: list[Session] = []
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                if len(self._sessions) >= self.max_sessions:
-                    raise SessionLimitError(
-                        f"{self.max_sessions} sessions are open, the most this app allows: "
-                        "close another tab of this app (or wait a minute after closing one) "
-                        "and reload this page"
-                    )
+                self._check_room(holder)
                 session = self._new_session(key, user)
+                session.client = holder
+                session.idle_since = self.clock()
                 self._sessions[key] = session
             elif session.user != user:
                 raise SessionClosedError(
@@ -198,9 +235,89 @@ class SessionRegistry:
         self.adopt_initial(session.controller)
         return session
 
-    def open(self, session_id: str, user: str | None = None) -> Session:
+    def open(self, session_id: str, user: str | None = None, client: str | None = None) -> Session:
         """The session keyed (and attached to) by this id: `attach(session_id, session_id)`."""
-        return self.attach(session_id, session_id, user)
+        return self.attach(session_id, session_id, user, client)
+
+    # ------------------------------------------------------------------------ liveness
+
+    def scene_connected(self, session_id: str) -> None:
+        """A scene websocket of this session opened (the proxy calls this)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                session.sockets += 1
+
+    def scene_disconnected(self, session_id: str) -> None:
+        """A scene websocket of this session closed: when it was the last, the session's
+        grace period starts."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None:
+                session.sockets = max(0, session.sockets - 1)
+                if session.sockets == 0:
+                    session.idle_since = self.clock()
+
+    def heartbeat_opened(self, session_hash: str) -> None:
+        """A page's Gradio heartbeat opened (the request guard calls this)."""
+        with self._lock:
+            self._heartbeats[session_hash] = self._heartbeats.get(session_hash, 0) + 1
+
+    def heartbeat_closed(self, session_hash: str) -> None:
+        """A page's heartbeat ended: its page is gone, and its session's grace period starts
+        unless something else keeps it live."""
+        with self._lock:
+            left = self._heartbeats.get(session_hash, 0) - 1
+            if left > 0:
+                self._heartbeats[session_hash] = left
+                return
+            self._heartbeats.pop(session_hash, None)
+            session = self._sessions.get(self._aliases.get(session_hash, ""))
+            if session is not None:
+                session.idle_since = self.clock()
+
+    def reap(self) -> list[str]:
+        """Close every session that has not been live for `grace_seconds`: no scene
+        websocket and no attached page's heartbeat open, never since it opened or not since
+        the last one closed.
+
+        Returns:
+            The ids of the sessions closed.
+        """
+        now = self.clock()
+        with self._lock:
+            live = {tab for alias, tab in self._aliases.items() if alias in self._heartbeats}
+            stale = []
+            for key, session in self._sessions.items():
+                if session.sockets > 0 or key in live:
+                    session.idle_since = now
+                elif now - session.idle_since > self.grace_seconds:
+                    stale.append(key)
+            closing = [self._sessions.pop(key) for key in stale]
+            for key in stale:
+                self._forget(key)
+        for session in closing:
+            session.close()
+            logger.info(
+                "closed session %.8s: no scene connected for %.0f s (%d open)",
+                session.session_id, self.grace_seconds, len(self),
+            )  # fmt: skip
+        return stale
+
+    def start_reaping(self, interval: float = REAP_INTERVAL_SECONDS) -> None:
+        """Run `reap` every `interval` seconds from a background thread, until `close_all`."""
+        if self._reaper is not None:
+            return
+
+        def loop() -> None:
+            while not self._stopped.wait(interval):
+                try:
+                    self.reap()
+                except Exception:  # the thread must outlive one failed close
+                    logger.exception("reaping sessions failed")
+
+        self._reaper = threading.Thread(target=loop, name="session-reaper", daemon=True)
+        self._reaper.start()
 
     def detach(self, session_hash: str) -> None:
         """A page went: forget its hash; its tab's session closes after the grace period
@@ -224,6 +341,7 @@ class SessionRegistry:
 
     def close_all(self) -> None:
         """Close every session (the app stops)."""
+        self._stopped.set()
         with self._lock:
             sessions = list(self._sessions.values())
             self._sessions.clear()
@@ -291,6 +409,22 @@ class SessionRegistry:
             logger.error("cannot show the start-up result: %s", " ".join(str(error).split()))
 
     # ------------------------------------------------------------------------ private
+
+    def _check_room(self, holder: str) -> None:
+        """With the lock held: refuse a new session when the app or `holder` is full."""
+        if len(self._sessions) >= self.max_sessions:
+            raise SessionLimitError(
+                f"{self.max_sessions} sessions are open, the most this app allows: "
+                "close another tab of this app (or wait a minute after closing one) "
+                "and reload this page"
+            )
+        held = sum(1 for session in self._sessions.values() if session.client == holder)
+        if held >= self.max_per_client:
+            raise SessionLimitError(
+                f"you have {held} sessions open, the most one client may hold: close "
+                "another of your tabs of this app (or wait a minute after closing one) "
+                "and reload this page"
+            )
 
     def _release(self, key: str) -> list[Session]:
         """With the lock held: a tab lost a page. The sessions to close now (none when a page

@@ -1,0 +1,203 @@
+"""Safe to share, round two, in Chromium (issue 21): another user's uploaded page runs no
+script on the app's origin, and a browser locked out by squatted sessions gets in once their
+grace period has passed.
+
+A view-only app with two logins on 127.0.0.1 and an injected clock (the grace period passes
+without waiting for it), driven by Playwright with Debian's Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TIMEOUT_MS = 120_000
+PASSWORDS = {"alice": "alice's long password", "bob": "bob's long password"}
+# What the attack's page did first: mark the origin it runs on, and call home.
+EVIL_PAGE = b"""<!doctype html><html><body><script>
+localStorage.setItem("pwned", document.domain);
+fetch("/pwned?tab=" + sessionStorage.getItem("page4d-tab"));
+</script></body></html>"""
+EVIL_SVG = b"""<svg xmlns="http://www.w3.org/2000/svg"><script>
+localStorage.setItem("pwned", "svg"); fetch("/pwned?svg");
+</script></svg>"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
+    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+
+    folder = tmp_path_factory.mktemp("shared")
+    config = AppConfig(
+        port=free_port(), runs_dir=folder / "runs", auth=list(PASSWORDS.items()),
+        result=str(make_reconstruction(2).save(folder / "two.npz")),
+        max_sessions=8, max_sessions_per_client=8, session_grace=60.0,
+    )  # fmt: skip
+    running = ViewerApp(config, clock=Clock())
+    running.start()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser(launch_chromium) -> Iterator:
+    with launch_chromium() as launched:
+        yield launched
+
+
+def _logged_in(browser, app, user: str):
+    """A browser context holding `user`'s login cookie."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    answer = context.request.post(
+        app.url + "login", form={"username": user, "password": PASSWORDS[user]}
+    )
+    assert answer.ok, answer.status
+    return context
+
+
+def _open(context, app, url: str | None = None):
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.route(f"{app.url}scene/**", lambda route: route.abort())  # no WebGL needed here
+    calls = []
+    page.on("request", lambda request: calls.append(request.url))
+    page.calls = calls
+    if url is not None:
+        try:
+            page.goto(url)
+        except Exception as error:  # an attachment: Chromium downloads it, the page stays
+            assert "Download is starting" in str(error) or "net::ERR_ABORTED" in str(error)
+    return page
+
+
+def _pwned(page) -> bool:
+    """Whether a script of the attack ran on the app's origin in this browser context."""
+    marked = page.evaluate("() => localStorage.getItem('pwned')")
+    called = any("/pwned" in url for url in page.calls)
+    return marked is not None or called
+
+
+def test_another_users_uploaded_page_runs_no_script_on_the_apps_origin(browser, app) -> None:
+    """The attack: alice uploads HTML (or SVG) and sends bob its link; bob, logged in,
+    follows it, and the script reads his tab id and takes over his scene."""
+    from gradio.utils import get_upload_folder
+
+    alice = _logged_in(browser, app, "alice")
+    links = []
+    for name, content, kind in (
+        ("evil.html", EVIL_PAGE, "text/html"),
+        ("evil.svg", EVIL_SVG, "image/svg+xml"),
+    ):
+        answer = alice.request.post(
+            app.url + "gradio_api/upload",
+            multipart={"files": {"name": name, "mimeType": kind, "buffer": content}},
+        )
+        assert answer.ok
+        stored = Path(json.loads(answer.body())[0])
+        links.append(f"{app.url}gradio_api/file={stored}")
+        # Gradio's copy of an upload an event read, in its served cache (as it names them).
+        copy = Path(get_upload_folder()) / secrets.token_hex(16) / name
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(content)
+        links.append(f"{app.url}gradio_api/file={copy}")
+    alice.close()
+    bob = _logged_in(browser, app, "bob")
+    panel = _open(bob, app, app.url)
+    panel.locator("#scene-frame iframe").wait_for(state="attached")
+    for link in links:
+        followed = _open(bob, app, link)
+        followed.wait_for_timeout(1500)
+        followed.goto(app.url)  # back on the app's origin, where the script would have written
+        assert not _pwned(followed), link
+        followed.close()
+    assert not _pwned(panel)
+    bob.close()
+    # The same page, served from the app's origin as a page, is caught by this check.
+    carol = _logged_in(browser, app, "alice")
+    control = _open(carol, app)
+    control.route(
+        f"{app.url}control.html",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=EVIL_PAGE),
+    )
+    control.goto(f"{app.url}control.html")
+    control.wait_for_timeout(1500)
+    assert _pwned(control)
+    carol.close()
+
+
+def test_a_browser_gets_in_once_squatters_grace_period_has_passed(browser, app) -> None:
+    """The attack: 8 page loads through the API, with no page, no heartbeat and no scene,
+    held every slot, and a real browser was still locked out 39 minutes later."""
+    import urllib.request
+
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in _cookies(browser, app, "alice"))
+    config = json.loads(_get(app.url + "config", cookie))
+    load = next(
+        index
+        for index, dependency in enumerate(config["dependencies"])
+        if dependency.get("api_name") == "on_load"
+    )
+    for index in range(8):
+        session = secrets.token_hex(8)
+        body = json.dumps(
+            {"data": [f"squatter-{index:04d}"], "fn_index": load, "session_hash": session}
+        ).encode()
+        request = urllib.request.Request(
+            app.url + "gradio_api/queue/join", body,
+            {"Content-Type": "application/json", "Cookie": cookie},
+        )  # fmt: skip
+        urllib.request.urlopen(request, timeout=60).read()
+        _until_completed(f"{app.url}gradio_api/queue/data?session_hash={session}", cookie)
+    assert len(app.sessions) == 8
+    bob = _logged_in(browser, app, "bob")
+    page = _open(bob, app, app.url)
+    page.wait_for_function(
+        "() => document.querySelector('#status')?.innerText?.includes('8 sessions are open')"
+    )
+    app.clock.now += app.sessions.grace_seconds + 1
+    page.reload()
+    page.locator("#scene-frame iframe").wait_for(state="attached")
+    page.wait_for_function("() => document.querySelector('#status')?.innerText?.includes('two')")
+    assert len(app.sessions) == 1  # the squatters' sessions are gone, bob's is open
+    bob.close()
+
+
+def _cookies(browser, app, user: str) -> list[dict]:
+    context = _logged_in(browser, app, user)
+    cookies = context.cookies()
+    context.close()
+    return cookies
+
+
+def _get(url: str, cookie: str) -> str:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return response.read().decode()
+
+
+def _until_completed(url: str, cookie: str) -> None:
+    """Read the queue's event stream until the event completes."""
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data:") and b"process_completed" in line:
+                return
+    raise AssertionError("the page load never completed")
