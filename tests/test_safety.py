@@ -416,3 +416,20 @@ class FakeScene:
         return SimpleNamespace(
             frame=0, mask_opacity=0.5, mask_threshold=0.5, confidence_percentile=25.0
         )
+
+
+def test_a_raw_pickle_checkpoint_is_refused_without_torch_warnings(tmp_path: Path) -> None:
+    """Issue 21, finding 11: a raw pickle printed two torch warnings before its error line."""
+    import pickle
+    import warnings
+
+    from page4d_viewer.errors import CheckpointError
+    from page4d_viewer.model.checkpoint import load_checkpoint
+
+    path = tmp_path / "raw.pt"
+    path.write_bytes(pickle.dumps({"model": FakeScene}, protocol=4))  # a class: code on load
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="holds more than weights"):
+            load_checkpoint(path)
+    assert [str(warning.message) for warning in caught] == []

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import pickle
 import struct
+import warnings
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -308,13 +309,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 def _read_pickle(path: Path) -> dict[str, Tensor]:
     try:
-        try:
-            content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-            # Legacy (non-zip) pickles cannot be memory-mapped.
-            content = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns about the pickles it then refuses (protocol, legacy format); the
+        # refusal below is the one line the user gets.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            content = _torch_load(path)
     except pickle.UnpicklingError as error:
         if "weights_only" in str(error) or "Unsupported" in str(error):
             raise CheckpointError(
@@ -330,6 +329,16 @@ def _read_pickle(path: Path) -> dict[str, Tensor]:
     if not all(isinstance(key, str) and isinstance(t, Tensor) for key, t in state.items()):
         raise CheckpointError(f"{path.name} is not a checkpoint: its state dict is not all tensors")
     return state
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        # Legacy (non-zip) pickles cannot be memory-mapped.
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _short(error: BaseException) -> str:
