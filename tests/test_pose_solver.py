@@ -16,6 +16,7 @@ from page4d_viewer.model.pose_solver import (
     Matches,
     huber_weights,
     keyframe_pairs,
+    refine_by_reprojection,
     robust_procrustes,
     sample_depth,
     sample_maps,
@@ -84,6 +85,33 @@ def test_huber_irls_shrugs_off_outliers_that_spoil_a_plain_solve():
     robust_error = torch.linalg.matrix_norm(R_robust - R).item()
     assert robust_error < 0.1 * plain_error
     assert final[outliers].mean() < 0.5 * final[~outliers].mean()
+
+
+def test_reprojection_refinement_finds_the_camera_from_a_rough_start():
+    generator = torch.Generator().manual_seed(5)
+    R, t = _random_rigid(generator, ())
+    K = torch.tensor([[150.0, 0, 98], [0, 150, 56], [0, 0, 1]], dtype=torch.float64)
+    camera = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 2 - 1
+    camera[:, 2] += 5.0
+    world = (camera - t) @ R  # the points the true camera sees at `camera`
+    pixels = (camera @ K.T)[:, :2] / camera[:, 2:]
+    rough = torch.linalg.matrix_exp(
+        torch.tensor([[0, -0.05, 0.02], [0.05, 0, -0.03], [-0.02, 0.03, 0]], dtype=torch.float64)
+    )
+    weight = torch.ones(300, dtype=torch.float64)
+    R_found, t_found, final = refine_by_reprojection(rough @ R, t + 0.2, world, pixels, K, weight)
+    torch.testing.assert_close(R_found, R, atol=1e-8, rtol=0)
+    torch.testing.assert_close(t_found, t, atol=1e-8, rtol=0)
+    assert final.min() == 1.0
+
+    # A tenth of the matches 40 px off: the Huber weights keep them from pulling the pose.
+    wrong = pixels.clone()
+    wrong[:30] += 40.0
+    robust, _, final = refine_by_reprojection(rough @ R, t + 0.2, world, wrong, K, weight)
+    plain, _, _ = refine_by_reprojection(rough @ R, t + 0.2, world, wrong, K, weight, delta_px=1e6)
+    robust_error = torch.linalg.matrix_norm(robust - R).item()
+    assert robust_error < 0.2 * torch.linalg.matrix_norm(plain - R).item()
+    assert final[:30].max() < 0.1 and final[30:].min() == 1.0
 
 
 def test_huber_weights_are_one_inside_delta_and_fall_as_one_over_r():

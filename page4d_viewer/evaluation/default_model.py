@@ -146,9 +146,12 @@ def _geometric_extrinsics(
     from page4d_viewer.inference import geometric_poses
 
     images_uint8 = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    tracker = model if getattr(model, "track_available", False) else None
     matches = geometric_poses.find_matches(
-        images_uint8, tracker, torch.from_numpy(sample.images), RELEASED_MASK_STRENGTH
+        images_uint8,
+        model,  # type: ignore[arg-type]
+        torch.from_numpy(sample.images),
+        RELEASED_MASK_STRENGTH,
+        getattr(output, "match_features", None),
     )
     depth_conf = output.depth_conf[0].double().numpy()  # type: ignore[attr-defined]
     poses = geometric_poses.solve_geometric_poses(
