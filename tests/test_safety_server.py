@@ -480,3 +480,98 @@ def test_a_nul_byte_in_a_typed_path_is_one_clean_line(tmp_path: Path) -> None:
     assert "\n" not in str(refused.value) and "ValueError" not in str(refused.value)
     with pytest.raises(SourceNotAllowedError, match="NUL"):
         check_path("clip\0.mp4", [tmp_path])
+
+
+# ------------------------------------------------------------------ 7. disk and pruning
+
+
+def test_a_full_disk_is_refused_before_the_model_runs(
+    make_reconstruction, tmp_path: Path, monkeypatch
+) -> None:
+    """The attack: with the disk full, a run computed for 17.7 s, then failed with
+    "unexpected OSError [Errno 28]"."""
+    import errno
+    import shutil
+    import threading
+    from collections import namedtuple
+
+    from page4d_viewer.viewer.controller import RunOptions
+    from page4d_viewer.viewer.model_runs import run_and_save
+    from page4d_viewer.viewer.runs import DiskFullError
+
+    class Backend:
+        def run_model(self, source, options, progress):
+            raise AssertionError("the model ran with no room to save its result")
+
+    store = RunStore(tmp_path / "runs")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(DiskFullError, match="not enough free disk space") as refused:
+        run_and_save(
+            Backend(), threading.Lock(), store, "clip.mp4", RunOptions(checkpoint="x"),
+            lambda fraction, message: None,
+        )  # fmt: skip
+    assert "\n" not in str(refused.value)
+    monkeypatch.undo()
+
+    def fill_the_disk(path: Path) -> None:
+        path.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError, match="nothing was saved"):
+        store.save(fill_the_disk, "clip.mp4")
+    assert list(store.root.iterdir()) == []  # no staging folder, no half-written run
+
+
+def _bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_the_budget_counts_everything_and_never_prunes_a_shown_run(
+    make_reconstruction, tmp_path: Path
+) -> None:
+    """The attack: the first user run pruned the start-up run (every new tab opened empty),
+    a tab still showing a pruned run left a 13 MB orphan exports/ folder, and Gradio's
+    cached copies were outside the budget."""
+    from page4d_viewer.viewer.downloads import write_downloads
+
+    shown: set[str] = set()
+    unbounded = RunStore(tmp_path / "runs")
+    startup = unbounded.save(make_reconstruction().save, "start-up clip")
+    older = unbounded.save(make_reconstruction().save, "someone's old run")
+    run_bytes = max(_bytes(startup.folder), _bytes(older.folder))
+    # Room for three runs, if Gradio's copies did not count.
+    budget = 3 * run_bytes + 1000
+    (unbounded.cache_dir / "copy").mkdir(parents=True)
+    (unbounded.cache_dir / "copy" / "result.npz").write_bytes(b"\0" * run_bytes)
+    store = RunStore(
+        tmp_path / "runs", max_bytes=budget, protected=lambda: shown | {startup.run_id}
+    )
+    newest = store.save(make_reconstruction().save, "a user's run")
+    left = {record.run_id for record in store.list(limit=None)}
+    assert left == {startup.run_id, newest.run_id}  # the start-up run outlives an older one
+    # A run a session shows is kept too; one pruned under a tab gives no orphan exports.
+    shown.add(newest.run_id)
+    store.max_bytes = 1
+    assert store.prune() == [] and newest.folder.is_dir()
+    shown.clear()
+    store.prune()
+    assert not newest.folder.exists()
+    with pytest.raises(Page4DError, match="removed from the runs folder"):
+        write_downloads(make_reconstruction(), newest.result_path, newest.exports_dir, 25, 0.5, 0.5)
+    assert not newest.folder.exists()
+
+
+def test_the_app_keeps_the_runs_its_sessions_show(locked, make_reconstruction) -> None:
+    from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY
+    from page4d_viewer.viewer.sessions import run_owner
+
+    tab = "shows-run-0001"
+    owned = {RUN_OWNER_KEY: run_owner(tab)}
+    record = RunStore(locked.folder / "runs").save(make_reconstruction().save, "mine", owned)
+    session = locked.sessions.open(tab, "alice")
+    session.controller.open_run(record.run_id)
+    assert record.run_id in locked.sessions.shown_runs()
+    store = RunStore(locked.folder / "runs", max_bytes=1, protected=locked._protected_runs)
+    assert record.run_id not in store.prune() and record.folder.is_dir()
+    locked.sessions.close(tab)

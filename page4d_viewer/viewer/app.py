@@ -157,6 +157,8 @@ class ViewerApp:
         self.url = ""
         self._model_lock = threading.Lock()
         self._store_root: Path | None = None
+        self._store = None
+        self._startup_run: str | None = None
 
     def start(self) -> None:
         """Start the server (returns once it listens); new sessions show `config.result`.
@@ -175,7 +177,8 @@ class ViewerApp:
         config = self.config
         # Checked before anything starts: a bad index is one error line, nothing left running.
         index = str(index_file(config.index)) if config.index else None
-        store = RunStore(config.runs_dir)
+        store = RunStore(config.runs_dir, protected=self._protected_runs)
+        self._store = store
         self._store_root = store.root
         registry = self._registry(store)
         self.sessions = registry
@@ -304,6 +307,12 @@ class ViewerApp:
         )
         return RequestGuard(app, rules)
 
+    def _protected_runs(self) -> set[str]:
+        """The runs pruning must keep: the start-up run (every new tab opens on it) and the
+        runs open sessions show."""
+        shown = self.sessions.shown_runs() if self.sessions is not None else set()
+        return shown | ({self._startup_run} if self._startup_run else set())
+
     def _show_result_at_start(self, result: str) -> None:
         from page4d_viewer.result.reconstruction import Reconstruction
 
@@ -329,7 +338,7 @@ class ViewerApp:
                 precision=self.config.precision,
                 mask_strength=self.backend.default_mask_strength(checkpoint),
             )
-            store = RunStore(self.config.runs_dir)
+            store = self._store or RunStore(self.config.runs_dir)
             _recon, record = run_and_save(
                 self.backend, self._model_lock, store, clip, options, log_progress,
                 owner=STARTUP_OWNER,
@@ -337,6 +346,7 @@ class ViewerApp:
         except Page4DError as error:
             logger.error("could not run %s: %s", clip, " ".join(str(error).split()))
             return
+        self._startup_run = record.run_id
         self.sessions.set_initial(lambda controller: controller.open_run(record.run_id))
         logger.info("showing %s in every new session", record.title)
 

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.viewer.runs import DiskFullError, check_free_space, disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +48,49 @@ def write_downloads(
     Returns:
         The result file, a GLB scene, a zip of per-frame PLYs, TUM trajectories (one per
         camera variant), the mask overlay mp4, and the tracks CSV when there are tracks.
+
+    Raises:
+        Page4DError: the run's folder is gone (pruned: recreating it would leave an exports
+            folder no run owns and no budget counts).
+        DiskFullError: too little free space to start, or the disk filled meanwhile (the
+            files this call began are removed).
     """
+    if not folder.parent.is_dir():
+        raise Page4DError(
+            "this run was removed from the runs folder to keep it within its size budget: "
+            "open another run"
+        )
+    folder.mkdir(exist_ok=True)
+    check_free_space(folder)
+    before = set(folder.iterdir())
+    try:
+        return _write_downloads(
+            recon, result_file, folder, percentile, mask_opacity, mask_threshold
+        )
+    except OSError as error:
+        if not disk_full(error):
+            raise
+        for partial in set(folder.iterdir()) - before:
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+        raise DiskFullError(
+            f"the disk filled up while writing the downloads ({error.strerror}); "
+            "none were kept: free some space and prepare them again"
+        ) from None
+
+
+def _write_downloads(
+    recon: Reconstruction,
+    result_file: Path,
+    folder: Path,
+    percentile: float,
+    mask_opacity: float,
+    mask_threshold: float,
+) -> list[Path]:
     from page4d_viewer.result import export  # imported here: trimesh and av load slowly
 
-    folder.mkdir(parents=True, exist_ok=True)
     glb = folder / f"scene_conf{percentile:g}.glb"
     if not glb.exists():
         export.export_glb(recon, glb, conf_percentile=percentile)

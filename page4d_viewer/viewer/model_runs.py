@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.sources.confine import confined
+from page4d_viewer.viewer.runs import check_free_space
 from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
@@ -83,9 +84,13 @@ def run_and_save(
 
     Raises:
         RunCancelled: `cancel` was set before the model finished.
-        Page4DError: bad input, an unreadable checkpoint, out of memory.
+        Page4DError: bad input, an unreadable checkpoint, out of memory, too little free
+            disk space to save the run (checked before the model starts, and again before
+            the run is written).
     """
     cancel = cancel if cancel is not None else threading.Event()
+    store.root.mkdir(parents=True, exist_ok=True)
+    check_free_space(store.root)
     progress(0.0, "waiting for the model" if model_lock.locked() else "starting")
     with model_lock:
         if cancel.is_set():

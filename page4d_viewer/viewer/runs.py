@@ -14,6 +14,7 @@ run. Hidden folders (a crash's leftovers) are ignored when listing.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,8 +49,41 @@ _RECORD_VERSION = 1
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9-]{0,40}(?:[0-9a-f]{32}|[0-9a-f]{4})$")
 
 
+MIN_FREE_BYTES = 64 * 1024**2
+"""Free space every write leaves on the disk, so nothing the app writes runs out halfway."""
+
+
 class RunNotFoundError(Page4DError):
     """A run id that does not name a saved run."""
+
+
+class DiskFullError(Page4DError):
+    """Not enough free disk space to write something, checked before it is written."""
+
+
+def check_free_space(folder: str | os.PathLike[str], needed: int = 0) -> None:
+    """Refuse a write of about `needed` bytes under `folder` that would leave less than
+    `MIN_FREE_BYTES` free (one line).
+
+    Raises:
+        DiskFullError: not enough room, or the free space cannot be read.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise DiskFullError(
+            f"cannot read the free disk space of {folder}: {error.strerror}"
+        ) from None
+    if free - needed < MIN_FREE_BYTES:
+        raise DiskFullError(
+            f"not enough free disk space in {folder}: {free / 1e6:.0f} MB free, at least "
+            f"{(needed + MIN_FREE_BYTES) / 1e6:.0f} MB needed; free some space"
+        )
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether an error is the disk (or the user's quota) running out."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -99,11 +133,20 @@ class RunStore:
 
     Args:
         root: The runs folder; created on the first save.
+        max_bytes: The size budget of everything under it (uploads and caches included).
+        protected: The ids of runs pruning must keep (the start-up run, the runs open
+            sessions show), asked at each prune.
     """
 
-    def __init__(self, root: str | os.PathLike[str], max_bytes: float | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        max_bytes: float | None = None,
+        protected: Callable[[], Set[str]] | None = None,
+    ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.max_bytes = settings.MAX_RUNS_BYTES.value() if max_bytes is None else max_bytes
+        self.protected = protected
 
     def prepare(self, now: float | None = None) -> None:
         """At start: check the folder is writable, remove stale leftovers, apply the budget.
@@ -165,10 +208,15 @@ class RunStore:
 
         Returns:
             The record of the saved run.
+
+        Raises:
+            DiskFullError: too little free space to start, or the disk filled while writing
+                (nothing is left behind either way).
         """
         created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
         run_id = _new_run_id(created, title)
         self.root.mkdir(parents=True, exist_ok=True)
+        check_free_space(self.root)
         staging = self.root / f".staging-{run_id}"
         staging.mkdir()
         try:
@@ -184,8 +232,13 @@ class RunStore:
             (staging / RECORD_NAME).write_text(json.dumps(record, indent=1, default=str))
             final = self.root / run_id
             os.replace(staging, final)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if disk_full(error):
+                raise DiskFullError(
+                    f"the disk filled up while saving the run ({error.strerror}); "
+                    "nothing was saved: free some space and run it again"
+                ) from None
             raise
         logger.info("saved run %s", final)
         record = RunRecord(run_id, final, created, title, dict(details or {}))
@@ -224,6 +277,9 @@ class RunStore:
     def prune(self, keep: str | None = None) -> list[str]:
         """Remove the oldest unpinned runs until the folder fits `max_bytes`; returns their ids.
 
+        Everything under the folder counts: runs with their exports, uploads, Gradio's
+        cache, leftovers. Pinned runs and the `protected` ones are never removed.
+
         Args:
             keep: a run never removed (the one just saved).
         """
@@ -231,12 +287,13 @@ class RunStore:
             return []
         records = self._all()
         sizes = {record.run_id: _folder_bytes(record.folder) for record in records}
-        total = sum(sizes.values())
+        total = _folder_bytes(self.root)
+        kept = {keep} | set(self.protected() if self.protected is not None else ())
         removed = []
         for record in reversed(records):  # oldest first
             if total <= self.max_bytes:
                 break
-            if record.run_id == keep or (record.folder / PIN_NAME).exists():
+            if record.run_id in kept or (record.folder / PIN_NAME).exists():
                 continue
             shutil.rmtree(record.folder, ignore_errors=True)
             total -= sizes[record.run_id]

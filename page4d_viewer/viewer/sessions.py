@@ -386,6 +386,13 @@ class SessionRegistry:
             return None
         return session.port
 
+    def shown_runs(self) -> set[str]:
+        """The ids of the saved runs the open sessions show (pruning keeps them)."""
+        with self._lock:
+            controllers = [session.controller for session in self._sessions.values()]
+        shown = (controller.current for controller in controllers)
+        return {s.record.run_id for s in shown if s is not None and s.record is not None}
+
     def recent_runs(self) -> list[RunRecord]:
         """Nothing before a page loads: each page lists the runs its session may see."""
         return []

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.viewer.runs import DiskFullError, check_free_space
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -45,8 +46,6 @@ REFUSED_INPUT = "refused: this event names a file that was not uploaded to this 
 """The whole refusal: the same words whatever the path was, so it reveals nothing about it."""
 # Multipart framing (boundaries, part headers) on top of the files themselves.
 MULTIPART_SLACK_BYTES = 64 * 1024
-# Free space kept back, so an upload never fills the disk the runs are written to.
-MIN_FREE_BYTES = 64 * 1024**2
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -176,9 +175,10 @@ async def receive_upload(request: Request, folders: InputFolders) -> Response:
         return PlainTextResponse("upload refused: a bad Content-Length", status_code=400)
     if declared > budget:
         return PlainTextResponse(limit.message("upload refused", declared), status_code=413)
-    refusal = free_space_refusal(folders.uploads, declared)
-    if refusal:
-        return PlainTextResponse(f"upload refused: {refusal}", status_code=507)
+    try:
+        check_free_space(folders.uploads, declared)
+    except DiskFullError as error:
+        return PlainTextResponse(f"upload refused: {error}", status_code=507)
     folder = folders.uploads / secrets.token_hex(16)
     folder.mkdir(parents=True)
     try:
@@ -223,20 +223,3 @@ async def _store_form(request: Request, folder: Path) -> list[str]:
     if not stored:
         raise UploadRefusedError("no file in the form")
     return stored
-
-
-def free_space_refusal(folder: Path, needed: int) -> str | None:
-    """Why writing `needed` bytes under `folder` must not start (None: there is room).
-
-    Keeps `MIN_FREE_BYTES` free as well, so nothing else the app writes runs out halfway.
-    """
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError as error:
-        return f"cannot check the free disk space ({error.strerror})"
-    if free - needed < MIN_FREE_BYTES:
-        return (
-            f"not enough free disk space: {free / 1e6:.0f} MB free, "
-            f"{(needed + MIN_FREE_BYTES) / 1e6:.0f} MB needed"
-        )
-    return None
