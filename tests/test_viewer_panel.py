@@ -901,3 +901,53 @@ def test_the_runs_list_can_be_searched(controller: ViewerController) -> None:
     found = callbacks.runs_update("WALK")["choices"]
     assert len(everything) == 2 and len(found) == 1
     assert "walk" in found[0][0] and callbacks.runs_update("walk orbit")["choices"] == []
+
+
+def test_pairs_with_the_geometric_variants() -> None:
+    variants = ["masked", "unmasked", "geometry_masked", "geometry_unmasked", "ground_truth"]
+    assert plots.variant_pairs(variants) == [
+        ("masked", "ground_truth"),
+        ("unmasked", "ground_truth"),
+        ("geometry_masked", "ground_truth"),
+        ("geometry_unmasked", "ground_truth"),
+        ("masked", "unmasked"),
+        ("masked", "geometry_masked"),
+        ("geometry_masked", "geometry_unmasked"),
+    ]
+
+
+def test_disagreement_curves_compare_head_and_geometry(make_reconstruction) -> None:
+    recon = make_reconstruction(frames=5)
+    centres = recon.cameras["masked"].centers
+    # The head agrees with the geometry exactly; the unmasked geometry turns 3 degrees a frame.
+    recon.cameras["masked"] = _cameras(centres, np.zeros(5))
+    recon.cameras["geometry_masked"] = _cameras(centres, np.zeros(5))
+    recon.cameras["geometry_unmasked"] = _cameras(centres + 0.5, 3.0 * np.arange(5))
+    curves = plots.disagreement(recon)
+    rotation, translation = curves["masked vs geometry, masked"]
+    np.testing.assert_allclose(rotation, 0.0, atol=1e-6)
+    np.testing.assert_allclose(translation, 0.0, atol=1e-9)
+    rotation, translation = curves["geometry, masked vs geometry, unmasked"]
+    np.testing.assert_allclose(rotation, 3.0 * np.arange(5), atol=1e-6)
+    # Centres 0.5 apart on each axis, in units of the median depth.
+    expected = np.sqrt(3 * 0.25) / np.median(recon.depth)
+    np.testing.assert_allclose(translation, expected, rtol=1e-6)
+    assert plots.disagreement(make_reconstruction(frames=5)) == {}
+
+
+def test_a_click_on_the_disagreement_picture_reads_as_its_frame(make_reconstruction) -> None:
+    recon = make_reconstruction(
+        frames=7, variants=("masked", "geometry_masked", "geometry_unmasked")
+    )
+    picture = plots.figure_picture(plots.disagreement_figure(recon, frame=3), recon.num_frames)
+    height, width = picture.image.shape[:2]
+    assert picture.image.dtype == np.uint8 and width > 300 and height > 200
+    axis = picture.axis
+    assert 0 < axis.left < axis.right < width
+    for frame in range(recon.num_frames):
+        column = axis.left + frame / (recon.num_frames - 1) * (axis.right - axis.left)
+        assert axis.frame_at(column + 2.0) == frame  # a few pixels off still picks it
+    assert axis.frame_at(0.0) == 0 and axis.frame_at(width) == recon.num_frames - 1
+    # The marked frame draws a line: the pictures of two frames differ.
+    other = plots.figure_picture(plots.disagreement_figure(recon, frame=5), recon.num_frames)
+    assert not np.array_equal(picture.image, other.image)

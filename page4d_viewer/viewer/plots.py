@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from page4d_viewer.evaluation.depth import depth_errors
+from page4d_viewer.evaluation.disagreement import relative_rotation_angles_deg
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.cameras import ESTIMATED_VARIANTS, GEOMETRY_MASKED, GEOMETRY_UNMASKED
@@ -459,10 +460,7 @@ def disagreement(recon: Reconstruction) -> dict[str, tuple[np.ndarray, np.ndarra
         if first not in recon.cameras or second not in recon.cameras:
             continue
         a, b = recon.cameras[first], recon.cameras[second]
-        rotation = rotation_angle_deg(
-            _relative_to_first(a.T_world_cam[:, :3, :3]),
-            _relative_to_first(b.T_world_cam[:, :3, :3]),
-        )
+        rotation = relative_rotation_angles_deg(a.extrinsics, b.extrinsics)
         translation = np.linalg.norm(a.centers - b.centers, axis=-1) / max(scale, 1e-9)
         curves[pair_label(first, second)] = (rotation, translation)
     return curves
