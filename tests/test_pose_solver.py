@@ -263,3 +263,18 @@ def test_movers_spoil_an_unweighted_solve_and_the_true_static_mask_repairs_it():
     assert ate_unweighted > 5e-3  # the movers pull the cameras off
     assert ate_masked <= 1e-3  # with them weighted out, the truth again
     assert path_ratio == pytest.approx(1.0, abs=2e-3)
+
+
+def test_non_finite_depth_or_intrinsics_never_give_non_finite_cameras():
+    clip = make_clip(3, num_frames=4, width=98, height=56, num_movers=0, person=False)
+    matches = Matches.from_arrays(*ground_truth_matches(clip, keyframe_pairs(4), step=4))
+    depth = torch.as_tensor(clip.depth, dtype=torch.float64)
+    depth[1, :20] = float("nan")  # part of a frame: still solvable from the rest
+    intrinsics = torch.as_tensor(clip.intrinsics).clone()
+    intrinsics[3, 0, 0] = float("inf")  # a frame whose camera cannot be lifted at all
+    solved = solve_poses(depth, intrinsics, matches, torch.full_like(depth, float("nan")))
+    assert torch.isfinite(solved.extrinsics).all()
+    assert solved.solved.tolist() == [True, False, False, False]  # NaN weights: no support
+    solved = solve_poses(depth, intrinsics, matches)
+    assert torch.isfinite(solved.extrinsics).all()
+    assert solved.solved[:3].tolist() == [True, True, True] and not solved.solved[3]

@@ -313,10 +313,13 @@ def solve_poses(
     earlier_points, earlier_usable = _lift(depth, intrinsics, earlier, earlier_xy)
     later_points, later_usable = _lift(depth, intrinsics, later, later_xy)
     # The reprojection step reads the solved frame's pixels, not its depth.
-    pixel_weight = matches.weight.to(depth.dtype) * earlier_usable
+    seen = torch.isfinite(later_xy).all(dim=-1)
+    later_xy = torch.where(seen[..., None], later_xy, torch.zeros_like(later_xy))
+    pixel_weight = matches.weight.to(depth.dtype) * earlier_usable * seen
     if point_weight is not None:
         pixel_weight = pixel_weight * sample_maps(point_weight, earlier, earlier_xy)
         pixel_weight = pixel_weight * sample_maps(point_weight, later, later_xy)
+    pixel_weight = torch.nan_to_num(pixel_weight, nan=0.0, posinf=0.0).clamp_min(0.0)
     weight = pixel_weight * later_usable
 
     eye = torch.eye(3, 4, dtype=depth.dtype, device=depth.device)
@@ -337,7 +340,7 @@ def solve_poses(
                 iterations,
                 delta,
             )
-        if pose is not None and reprojection_steps > 0:
+        if pose is not None and reprojection_steps > 0 and torch.isfinite(intrinsics[frame]).all():
             pose = _refine_frame(
                 pose,
                 T_world_cam,
@@ -348,6 +351,8 @@ def solve_poses(
                 pixel_weight[rows],
                 reprojection_steps,
             )
+        if pose is not None and not torch.isfinite(pose[0]).all():
+            pose = None  # a degenerate solve: keep the previous camera rather than a NaN one
         if pose is None:
             extrinsics.append(extrinsics[-1])
             T_world_cam.append(T_world_cam[-1])
@@ -437,7 +442,12 @@ def _lift(depth: Tensor, intrinsics: Tensor, frames: Tensor, xy: Tensor) -> tupl
     xy = xy.to(depth.dtype)
     values, smooth = sample_depth(depth, frames, xy)
     points = lift_pixels(xy, values, intrinsics[frames].to(depth.dtype))
-    return points, smooth & (values > 0)
+    # A weight of 0 does not silence a NaN (0 * NaN is NaN): zero such points outright. An
+    # untrained network's depth or focal length can be anything.
+    lens = torch.isfinite(intrinsics[frames]).all(dim=(-2, -1))[:, None]  # (P, 1)
+    finite = torch.isfinite(points).all(dim=-1) & torch.isfinite(xy).all(dim=-1) & lens
+    points = torch.where(finite[..., None], points, torch.zeros_like(points))
+    return points, smooth & (values > 0) & finite
 
 
 def _solve_frame(

@@ -492,7 +492,9 @@ def disagreement_figure(recon: Reconstruction, frame: int | None = None) -> Figu
         if frame is not None:
             axes.axvline(frame, color="0.3", lw=1.0)
     if curves:
-        figure.legend(loc="outside upper right", fontsize="small", ncols=len(curves))
+        # One entry per curve: both axes draw each pair, so take the handles of one.
+        handles, labels = rotation_axes.get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside upper right", fontsize="small", ncols=1)
     else:
         rotation_axes.text(
             0.5, 0.5, "no geometric poses in this result", ha="center",
