@@ -575,3 +575,38 @@ def test_the_app_keeps_the_runs_its_sessions_show(locked, make_reconstruction) -
     store = RunStore(locked.folder / "runs", max_bytes=1, protected=locked._protected_runs)
     assert record.run_id not in store.prune() and record.folder.is_dir()
     locked.sessions.close(tab)
+
+
+# ------------------------------------------------------------------ 12. load
+
+
+def test_tabs_opening_the_same_result_at_once_decode_it_once(
+    open_app, make_reconstruction, tmp_path: Path, monkeypatch
+) -> None:
+    """The finding: each session decoded (and encoded) the same start-up result again."""
+    import threading
+
+    from page4d_viewer.result.reconstruction import Reconstruction
+    from page4d_viewer.viewer.result_cache import ResultCache
+
+    first, second = (open_app.sessions.open(f"same-result-{n}", None) for n in range(2))
+    assert first.controller.current.recon is second.controller.current.recon
+    for session in (first, second):
+        open_app.sessions.close(session.session_id)
+    path = make_reconstruction().save(tmp_path / "r.npz")
+    decodes = []
+    load = Reconstruction.load
+
+    def counted(file):
+        decodes.append(file)
+        return load(file)
+
+    monkeypatch.setattr(Reconstruction, "load", staticmethod(counted))
+    cache = ResultCache()
+    got: list = []
+    threads = [threading.Thread(target=lambda: got.append(cache.load(path))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(decodes) == 1 and all(recon is got[0] for recon in got)

@@ -29,6 +29,7 @@ from page4d_viewer.viewer.server import is_loopback
 from page4d_viewer.viewer.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
 
 MIN_PASSWORD_LENGTH = 10
+SHARED_RESULTS_KEPT = 4  # decoded results the sessions share (each of 65 frames: ~270 MB)
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -230,16 +231,21 @@ class ViewerApp:
     def _registry(self, store) -> SessionRegistry:
         from page4d_viewer.viewer.controller import ViewerController, find_samples
         from page4d_viewer.viewer.paths import DataRoots
+        from page4d_viewer.viewer.result_cache import ResultCache
         from page4d_viewer.viewer.sessions import SessionRegistry
 
         config = self.config
         roots = DataRoots(config.data_roots or [Path.cwd(), assets_dir()])
         samples = find_samples()
+        # One decode of a result file for all the sessions that show it (every new tab opens
+        # the start-up result).
+        results = ResultCache(kept=SHARED_RESULTS_KEPT)
 
         def make_controller(scene: SceneView, owner: str) -> ViewerController:
             return ViewerController(
                 scene, store, roots, self.backend, samples,
                 model_lock=self._model_lock, owner=owner, shared_runs=config.shared_runs,
+                results=results,
             )  # fmt: skip
 
         return SessionRegistry(

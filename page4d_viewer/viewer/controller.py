@@ -206,6 +206,8 @@ class ViewerController:
         owner: The session recorded with each run it saves ("" for none).
         shared_runs: Whether the recent-runs list shows every run, or only this owner's (and
             the app's start-up run).
+        results: Decoded result files, shared by the app's sessions (default: this
+            controller's own).
     """
 
     def __init__(
@@ -219,6 +221,7 @@ class ViewerController:
         model_lock: threading.Lock | None = None,
         owner: str = "",
         shared_runs: bool = True,
+        results: ResultCache | None = None,
     ) -> None:
         self.scene = scene
         self.store = store
@@ -235,7 +238,8 @@ class ViewerController:
         self.shared_runs = shared_runs
         self._scene_lock = threading.Lock()
         self._sessions = CancelFlags()
-        self.results = ResultCache()  # reopening a file skips decoding it again
+        # Reopening a file skips decoding it again (in any session, when the app shares it).
+        self.results = results if results is not None else ResultCache()
         self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
         settings = self.scene_settings()
         self.mask_opacity = settings.mask_opacity

@@ -30,6 +30,9 @@ class ResultCache:
         self._kept = int(kept)
         self._lock = threading.Lock()
         self._results: OrderedDict[tuple[str, int, int, int], Reconstruction] = OrderedDict()
+        # One lock per file being decoded: sessions opening the same file at once (every new
+        # tab opens the start-up result) wait for one decode instead of each doing their own.
+        self._decoding: dict[tuple[str, int, int, int], threading.Lock] = {}
 
     def load(self, path: str | Path) -> Reconstruction:
         """The result in `path`, decoded again only if the file changed since it was read.
@@ -39,12 +42,20 @@ class ResultCache:
         """
         path = Path(path)
         key = _file_key(path)
+        if key is None or self._kept <= 0:
+            return Reconstruction.load(path)
         with self._lock:
-            if key is not None and key in self._results:
-                self._results.move_to_end(key)
-                return self._results[key]
-        recon = Reconstruction.load(path)
-        if key is not None and self._kept > 0:
+            decoding = self._decoding.setdefault(key, threading.Lock())
+        with decoding:
+            with self._lock:
+                if key in self._results:
+                    self._results.move_to_end(key)
+                    return self._results[key]
+            try:
+                recon = Reconstruction.load(path)
+            finally:
+                with self._lock:
+                    self._decoding.pop(key, None)
             with self._lock:
                 self._results[key] = recon
                 while len(self._results) > self._kept:
