@@ -787,12 +787,36 @@ def _block(demo, elem_id: str):
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
+def test_tabs_hold_only_tabs(tmp_path: Path) -> None:
+    """Anything else placed directly in a gr.Tabs shifts the order Gradio gives the tabs after
+    it, and each of those gains a second button when it is first visited."""
+    from page4d_viewer.viewer.panel import build_panel
+
+    made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    config = build_panel(made).get_config_file()
+    types = {component["id"]: component["type"] for component in config["components"]}
+    found: list[list[str]] = []
+
+    def walk(node: dict) -> None:
+        children = node.get("children", [])
+        if types.get(node["id"]) == "tabs":
+            found.append([types[child["id"]] for child in children])
+        for child in children:
+            walk(child)
+
+    walk(config["layout"])
+    assert len(found) == 2  # the clip source's tabs and the result's
+    assert all(kinds == ["tabitem"] * len(kinds) for kinds in found), found
+    made.close()
+
+
 def test_view_only_panel_disables_run(make_recon, tmp_path: Path) -> None:
     from page4d_viewer.viewer.panel import build_panel
 
     made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
     demo = build_panel(made)
     assert _block(demo, "run").interactive is False
+    assert _block(demo, "cancel").interactive is False  # nothing to cancel without a model
     assert "<iframe" not in _block(demo, "scene").value  # each page's scene comes on load
     with_model = ViewerController(
         FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(make_recon)
@@ -951,3 +975,16 @@ def test_a_click_on_the_disagreement_picture_reads_as_its_frame(make_reconstruct
     # The marked frame draws a line: the pictures of two frames differ.
     other = plots.figure_picture(plots.disagreement_figure(recon, frame=5), recon.num_frames)
     assert not np.array_equal(picture.image, other.image)
+
+
+def test_a_relative_path_climbing_out_of_its_root_is_outside(tmp_path: Path) -> None:
+    """Read under the nested root, "../x" lands in the outer one: it is still outside (named
+    as such, with --data-root), not "missing" there."""
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    roots = DataRoots([tmp_path / "assets", tmp_path])
+    with pytest.raises(Page4DError, match="outside the allowed data folders.*--data-root"):
+        roots.resolve("../elsewhere.mp4")
+    assert roots.resolve("clip.mp4") == (tmp_path / "clip.mp4").resolve()  # under the outer
+    with pytest.raises(Page4DError, match="does not exist"):
+        roots.resolve("missing.mp4")

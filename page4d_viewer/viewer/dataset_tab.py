@@ -52,6 +52,7 @@ class DatasetWidgets:
     compare_file_button: gr.Button
     show_second: gr.Checkbox
     clear_button: gr.Button
+    compare_status: gr.Markdown  # the tab's own outcome line: its errors show where they arose
 
     @property
     def listing(self) -> list[gr.components.Component]:
@@ -65,6 +66,9 @@ class DatasetWidgets:
 def build_tabs(index_help: str, index: str | None) -> DatasetWidgets:
     """The Dataset and Compare tabs (call inside a `gr.Tabs()`)."""
     with gr.Tab("Dataset", id="dataset"):
+        # Inside the tab: anything placed directly in the parent gr.Tabs shifts the order
+        # Gradio gives the tabs after it, and each of those gains a second button when visited.
+        index_state, keys_state = gr.State(index), gr.State([])
         with gr.Row():
             index_path = gr.Textbox(
                 value=index or "", label="Batch folder or index.sqlite", scale=4,
@@ -111,11 +115,12 @@ def build_tabs(index_help: str, index: str | None) -> DatasetWidgets:
         with gr.Row():
             show_second = gr.Checkbox(True, label="Show B's cameras", elem_id="show-second")
             clear_button = gr.Button("Clear comparison", variant="stop", elem_id="clear-compare")
+        compare_status = gr.Markdown("", elem_id="compare-status")
     return DatasetWidgets(
-        gr.State(index), gr.State([]), index_path, open_index_button, sort_by, descending,
+        index_state, keys_state, index_path, open_index_button, sort_by, descending,
         filter_text, dataset_status, table, scatter, geometry_scatter, row_choice, open_row_button,
         compare_choice, refresh_compare_button, compare_button, compare_upload,
-        compare_file_button, show_second, clear_button,
+        compare_file_button, show_second, clear_button, compare_status,
     )  # fmt: skip
 
 
@@ -233,12 +238,12 @@ class DatasetCallbacks:
     ) -> Updates:
         controller, comparer = self._session(request)
         if not choice:
-            return self.panel.failed(controller, "pick a run or an index row to compare with")
+            return self._refused(controller, "pick a run or an index row to compare with")
         if choice.startswith(RUN_PREFIX):
             run_id = choice[len(RUN_PREFIX) :]
             return self._compared(controller, lambda: comparer.compare_with_run(run_id))
         if not index:
-            return self.panel.failed(controller, "open the index of that row first")
+            return self._refused(controller, "open the index of that row first")
         key = dataset.decode_key(choice.removeprefix(ROW_PREFIX))
         return self._compared(
             controller, lambda: dataset.compare_with_row(comparer, Path(index), key)
@@ -247,13 +252,14 @@ class DatasetCallbacks:
     def on_compare_file(self, path: str | None, request: gr.Request | None = None) -> Updates:
         controller, comparer = self._session(request)
         if not path:
-            return self.panel.failed(controller, "choose a result file (.npz) to compare with")
+            return self._refused(controller, "choose a result file (.npz) to compare with")
         return self._compared(controller, lambda: comparer.compare_with_file(path))
 
     def on_clear(self, request: gr.Request | None = None) -> Updates:
         controller, comparer = self._session(request)
         comparer.clear()
-        return self.panel.full_view(controller, controller.current)
+        view = self.panel.full_view(controller, controller.current)
+        return {**view, self.d.compare_status: comparer.describe()}
 
     def on_show_second(self, visible: bool, request: gr.Request | None = None) -> None:
         _, comparer = self._session(request)
@@ -263,9 +269,16 @@ class DatasetCallbacks:
         try:
             action()
         except Page4DError as error:
-            return self.panel.failed(controller, str(error))
+            return self._refused(controller, str(error))
         view = self.panel.full_view(controller, controller.current)
-        return {**view, self.d.show_second: True}
+        described = self.panel.comparer_of(controller).describe()
+        return {**view, self.d.show_second: True, self.d.compare_status: described}
+
+    def _refused(self, controller: ViewerController, message: str) -> Updates:
+        """A comparison that cannot be made: said in the Compare tab, where it was asked for,
+        as well as in the status line; what is on screen stays."""
+        line = f"**Cannot compare:** {' '.join(message.split())}"
+        return {**self.panel.failed(controller, message), self.d.compare_status: line}
 
 
 def _clicked_position(event: gr.SelectData) -> int | None:
@@ -291,12 +304,12 @@ def wire(callbacks: DatasetCallbacks, d: DatasetWidgets, w: PanelWidgets) -> Non
     opening = {"concurrency_id": "open", "concurrency_limit": 1, "show_progress_on": [w.status]}
     d.table.select(callbacks.on_select, [d.index_state, d.keys_state], w.view, **opening)
     d.open_row_button.click(callbacks.on_open_row, [d.index_state, d.row_choice], w.view, **opening)
-    compared = [*w.view, d.show_second]
+    compared = [*w.view, d.show_second, d.compare_status]
     d.compare_button.click(
         callbacks.on_compare, [d.compare_choice, d.index_state], compared, **opening
     )
     d.compare_file_button.click(callbacks.on_compare_file, d.compare_upload, compared, **opening)
-    d.clear_button.click(callbacks.on_clear, None, w.view, **opening)
+    d.clear_button.click(callbacks.on_clear, None, [*w.view, d.compare_status], **opening)
     d.show_second.input(callbacks.on_show_second, d.show_second, None, **light)
     d.refresh_compare_button.click(
         callbacks.on_refresh_choices, d.index_state, d.compare_choice, **light
