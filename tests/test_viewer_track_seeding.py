@@ -149,7 +149,16 @@ def test_without_a_track_head_clicks_say_so_in_one_line(controller, data: Path) 
     assert message == f"Cannot add a track: {PLAIN} has no track head, so it cannot track points."
     assert "\n" not in seeder.set_seeding(True) and "no track head" in seeder.message
     assert controller.current.recon.tracks is None
-    assert "has no point tracks" in seeder.note()
+    # Said up front, before any click: the note leads with it and the toggle is disabled.
+    assert seeder.note().startswith(f"**Clicks cannot add tracks:** {PLAIN} has no track head")
+    assert "has no point tracks" in seeder.note() and "click a pixel" not in seeder.note()
+    names = "note seeding picture status seen timer"
+    widgets = TrackWidgets(**{name: name for name in names.split()})  # type: ignore[arg-type]
+    callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
+    updates = callbacks.on_model(PLAIN, "cpu", "auto")
+    assert updates["seeding"]["interactive"] is False
+    assert "cannot add tracks" in updates["picture"]["label"]
+    assert callbacks.on_model(TRACKER, "cpu", "auto")["seeding"]["interactive"] is True
 
 
 def test_tracks_are_only_added_by_the_checkpoint_that_made_the_result(
@@ -168,7 +177,9 @@ def test_the_tab_callbacks_seed_and_report(controller, data: Path) -> None:
     callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
     updates = callbacks.on_seeding(True, TRACKER, "cpu", "auto")
     assert "Click a point" in updates["status"] and controller.scene.state().click_mode == "track"
-    assert callbacks.on_view(0)["seeding"] is True  # a reloaded page shows the scene's mode
+    seeding = callbacks.on_view(0)["seeding"]
+    assert seeding["value"] is True  # a reloaded page shows the scene's mode
+    assert seeding["interactive"] is True
     event = SimpleNamespace(index=(20, 20))
     updates = callbacks.on_picture_click(0, TRACKER, "cpu", "auto", event)
     assert updates["status"].startswith("Added a track") and updates["picture"] is not None

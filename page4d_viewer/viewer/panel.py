@@ -249,7 +249,10 @@ def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen
         run_button = gr.Button(
             "Run", variant="primary", interactive=backend is not None, elem_id="run"
         )
-        cancel_button = gr.Button("Cancel", variant="stop", elem_id="cancel")
+        # Nothing to cancel without a model: greyed out like Run, not a bright red button.
+        cancel_button = gr.Button(
+            "Cancel", variant="stop", interactive=backend is not None, elem_id="cancel"
+        )
     status = gr.Markdown(status_markdown(None), elem_id="status")
     with gr.Accordion("Open a result", open=backend is None):
         result_upload = gr.File(

@@ -69,7 +69,14 @@ class DataRoots:
         if "\0" in cleaned:  # no file name holds one; the OS would raise ValueError on it
             raise PathNotAllowedError("the path holds a NUL character: type it again")
         typed = Path(cleaned).expanduser()
-        candidates = [typed] if typed.is_absolute() else [root / typed for root in self._roots]
+        if typed.is_absolute():
+            candidates = [typed]
+        else:
+            # A relative path is looked up *under* each root: one whose ".." climbs out of
+            # the root it is read against is outside, even where it lands in another root
+            # ("../shared/x.mp4" read under assets/ would otherwise reach the working
+            # directory and be reported as missing instead of outside).
+            candidates = [root / typed for root in self._roots if _stays_under(root, typed)]
         inside = [candidate.resolve() for candidate in candidates if self.allows(candidate)]
         if not inside:
             raise PathNotAllowedError(
@@ -84,6 +91,12 @@ class DataRoots:
     def describe(self) -> str:
         """The roots as one line, for the panel's help text."""
         return ", ".join(str(root) for root in self._roots)
+
+
+def _stays_under(root: Path, relative: Path) -> bool:
+    """Whether `relative`, read under `root`, stays there before any link is followed."""
+    joined = Path(os.path.normpath(root / relative))
+    return joined == root or joined.is_relative_to(root)
 
 
 def default_data_roots(working_dir: Path, assets_dir: Path) -> Sequence[Path]:

@@ -54,6 +54,7 @@ class TrackSeeder:
         self.message = ""
         self.version = 0
         self._worker: threading.Thread | None = None
+        self._track_heads: dict[str, bool] = {}  # checkpoint -> whether it has a track head
         register = getattr(controller.scene, "on_scene_click", None)
         if register is not None:
             register(self.scene_clicked, mode="track")
@@ -88,17 +89,29 @@ class TrackSeeder:
 
     def cannot_seed(self) -> str | None:
         """Why a click cannot add a track now (one line), or None."""
+        problem = self.model_problem()
+        if problem is None and self.recon() is None:
+            return "run a clip or open a result first"
+        return problem
+
+    def model_problem(self) -> str | None:
+        """Why the chosen model cannot track points at all (one line), or None.
+
+        Asked whenever the tab is drawn, so the tab can say it before anyone clicks; the
+        answer per checkpoint is kept, since asking loads the checkpoint.
+        """
         backend = self.controller.backend
         if backend is None:
             return "no model is loaded (this app only views results)"
-        if self.recon() is None:
-            return "run a clip or open a result first"
-        checkpoint = self.options.checkpoint or backend.checkpoint_names()[0]
-        try:
-            if not backend.track_available(checkpoint):
-                return f"{checkpoint} has no track head, so it cannot track points"
-        except Page4DError as error:
-            return " ".join(str(error).split())
+        names = backend.checkpoint_names()
+        checkpoint = self.options.checkpoint or (names[0] if names else "")
+        if checkpoint not in self._track_heads:
+            try:
+                self._track_heads[checkpoint] = bool(backend.track_available(checkpoint))
+            except Page4DError as error:
+                return " ".join(str(error).split())
+        if not self._track_heads[checkpoint]:
+            return f"{checkpoint} has no track head, so it cannot track points"
         return None
 
     def seed_pixel(self, pixel: Pixel) -> str:
@@ -158,18 +171,26 @@ class TrackSeeder:
         return worker is None or not worker.is_alive()
 
     def note(self) -> str:
-        """What the result on screen holds of tracks, as Markdown."""
+        """What the result on screen holds of tracks, and whether clicks can add any, as
+        Markdown (said before any click, so the tab never invites one it then refuses)."""
+        problem = self.model_problem()
+        refusal = "" if problem is None else f"**Clicks cannot add tracks:** {problem}. "
         recon = self.recon()
         if recon is None:
-            return "Run a clip or open a result first."
+            return refusal + "Run a clip or open a result first."
         if recon.tracks is None:
+            if problem is not None:
+                return refusal + (
+                    "This result has no point tracks: pick a checkpoint with a track head "
+                    "under *Model* to run with *Track points* or to click pixels here."
+                )
             return (
-                "This result has no point tracks: run with *Track points* above 0 (a checkpoint "
-                "with a track head), or click a pixel below to track it."
+                "This result has no point tracks: run with *Track points* above 0, or click a "
+                "pixel below to track it."
             )
         moving = int(moving_tracks(recon, self.controller.mask_threshold).sum())
         count = recon.tracks.num_tracks
-        note = (
+        note = refusal + (
             f"**{count} tracks** in this result: {moving} moving, {count - moving} static "
             f"(mask threshold {self.controller.mask_threshold:g})."
         )

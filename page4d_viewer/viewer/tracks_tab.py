@@ -9,7 +9,6 @@ scene's own Tracks folder (Viser sidebar) chooses what is drawn.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 
 SEED_POLL_SECONDS = 1.0
 NO_TRACK_HEAD = "this checkpoint has no track head, so it cannot track points"
+CLICK_TO_TRACK = "Click a pixel to track it from this frame"
 
 
 @dataclass
@@ -51,13 +51,20 @@ def build_tab() -> TrackWidgets:
             elem_id="seed-tracks",
         )  # fmt: skip
         picture = gr.Image(
-            label="Click a pixel to track it from this frame", interactive=False,
+            label=CLICK_TO_TRACK, interactive=False,
             elem_id="tracks-picture", format="png",
         )  # fmt: skip
         status = gr.Markdown("", elem_id="tracks-status")
         # Inside the tab: anything placed directly in the parent gr.Tabs becomes a tab itself.
         seen, timer = gr.State(0), gr.Timer(SEED_POLL_SECONDS)
     return TrackWidgets(note, seeding, picture, status, seen, timer)
+
+
+def picture_label(seeder: TrackSeeder) -> str:
+    """The picture's label: an invitation to click only when a click can add a track."""
+    if seeder.model_problem() is None:
+        return CLICK_TO_TRACK
+    return "The frame and its tracks (this model cannot add tracks: see above)"
 
 
 def track_points_box(backend: ModelBackend | None, checkpoint: str | None) -> gr.Number:
@@ -118,19 +125,33 @@ class TrackCallbacks:
         except Page4DError:
             return {self.t.seen: gr.skip()}
         return {
+            **self._model_said(seeder),
+            self.t.picture: gr.update(
+                value=seeder.picture(int(frame or 0)), label=picture_label(seeder)
+            ),
+        }
+
+    def _model_said(self, seeder: TrackSeeder) -> Updates:
+        """The note and the seeding toggle for the chosen model: the toggle is disabled when
+        the model cannot track, and the note says why before anyone clicks."""
+        can_track = seeder.model_problem() is None
+        return {
             self.t.note: seeder.note(),
-            self.t.picture: seeder.picture(int(frame or 0)),
-            self.t.seeding: seeder.seeding,
+            self.t.seeding: gr.update(value=seeder.seeding, interactive=can_track),
         }
 
     def on_model(
         self, checkpoint: str | None, device: str | None, precision: str | None,
         request: gr.Request | None = None,
     ) -> Updates:  # fmt: skip
-        """The Model section changed: clicks track with the new choice."""
-        with contextlib.suppress(Page4DError):  # a page without a session: nothing to set
-            self.seeder_of(request).set_model(checkpoint, device, precision)
-        return {self.t.seen: gr.skip()}
+        """The Model section changed: clicks track with the new choice, and the tab says
+        whether that choice can track at all."""
+        try:
+            seeder = self.seeder_of(request)
+        except Page4DError:  # a page without a session: nothing to set
+            return {self.t.seen: gr.skip()}
+        seeder.set_model(checkpoint, device, precision)
+        return {**self._model_said(seeder), self.t.picture: gr.update(label=picture_label(seeder))}
 
     def on_checkpoint(self, checkpoint: str | None) -> Any:
         """The "Track points" box for a newly chosen checkpoint."""
@@ -192,7 +213,7 @@ def wire(callbacks: TrackCallbacks, t: TrackWidgets, w: PanelWidgets) -> None:
     w.version.change(callbacks.on_view, w.frame, viewed, **light)
     w.frame.change(callbacks.on_view, w.frame, viewed, trigger_mode="always_last", **light)
     for box in model:
-        box.change(callbacks.on_model, model, t.seen, **light)
+        box.change(callbacks.on_model, model, [t.seen, t.note, t.seeding, t.picture], **light)
     checkpoint = w.run_inputs["checkpoint"]
     checkpoint.change(callbacks.on_checkpoint, checkpoint, w.run_inputs["tracks"], **light)
     # .input, not .change: `on_view` writes the toggle too, and that is no user's choice.
