@@ -40,19 +40,13 @@ def app(free_port, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def page(app, launch_chromium) -> Iterator:
-    with launch_chromium() as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1200})
-        opened.set_default_timeout(TIMEOUT_MS)
-        # The tests read the scene's state on the server: no software WebGL on shared cores.
-        opened.route(f"{app.url}scene/**", lambda route: route.abort())
-        opened.goto(app.url)
+def page(app, panel_page) -> Iterator:
+    with panel_page(app.url, height=1200, timeout_ms=TIMEOUT_MS) as opened:
         opened.locator("#status").wait_for()
         opened.wait_for_function(
             "() => document.querySelector('#status').innerText.includes('orbit_movers')"
         )
         yield opened
-        opened.close()
 
 
 def test_geometric_frusta_of_distant_frames_are_apart(page_session, app, page) -> None:
