@@ -80,17 +80,18 @@ def test_refinement_finds_a_sub_patch_shift() -> None:
         head.fine_log_scale.fill_(math.log(200.0))
     generator = torch.Generator().manual_seed(3)
     # 16 channels: in a 17 x 17 window, 4-channel noise has near-copies of any descriptor.
-    image = torch.randn(16, 40, 60, generator=generator, dtype=torch.float64)
+    image = torch.randn(16, 28, 56, generator=generator, dtype=torch.float64)
     shift = (3, -2)  # (dx, dy) pixels: the target shows the reference moved by this
     target = image.roll(shifts=(shift[1], shift[0]), dims=(1, 2))
     fine = torch.stack((image, target))[None]
     coarse = F.normalize(torch.ones(1, 2, 2, 4, 8, dtype=torch.float64), dim=-1)
     features = MatchFeatures(coarse, fine)
     pairs = torch.tensor([[0, 1]])
-    queries = torch.tensor([[[20.5, 20.5], [34.5, 20.5]]], dtype=torch.float64)
-    refined = head.refine(features, pairs, queries, queries)  # window centred on the query
-    expected = queries + torch.tensor(shift, dtype=torch.float64)
-    torch.testing.assert_close(refined, expected, atol=0.05, rtol=0)
+    own_patch = torch.arange(8)[None]  # each window centred on the query's own patch
+    refined = head.refine(features, pairs, own_patch)
+    centres = patch_centres((2, 4), 14, dtype=torch.float64)
+    expected = centres + torch.tensor(shift, dtype=torch.float64)
+    torch.testing.assert_close(refined[0], expected, atol=0.05, rtol=0)
 
 
 def test_the_model_fills_match_features_and_both_variants_share_them(
@@ -165,3 +166,31 @@ def test_the_shipped_model_loads_without_match_head_and_starts_a_run_with_one(tm
         assert torch.equal(tensor, initial[name]), name  # left at its initialisation
     for name, tensor in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], tensor), name
+
+
+def test_position_embeddings_are_made_once_per_pass_and_change_nothing(
+    few_layer_model, clip_images
+) -> None:
+    from page4d_viewer.model import heads
+
+    model = few_layer_model()
+    images = clip_images(frames=2)
+    made = []
+    original = heads.uv_embedding
+
+    def counting(*args: object) -> torch.Tensor:
+        made.append(args[:3])
+        return original(*args)
+
+    heads.uv_embedding = counting
+    try:
+        with torch.no_grad():
+            masked, unmasked = model.forward_pair(images, 64.0)
+    finally:
+        heads.uv_embedding = original
+    assert len(made) == len(set(made))  # each shape once, for both heads and both variants
+    with torch.no_grad():
+        single = model(images, 64.0)
+        alone = model(images, 0.0)
+    torch.testing.assert_close(masked.depth, single.depth, rtol=0, atol=0)
+    torch.testing.assert_close(unmasked.world_points, alone.world_points, rtol=0, atol=0)

@@ -275,3 +275,45 @@ def test_cli_parses_the_matching_options(tmp_path) -> None:
     assert (config.accumulate, config.pose_loss_start) == (4, 300)
     with pytest.raises(Exception, match="accumulate"):
         _micro_config(tmp_path, accumulate=0)
+
+
+def test_held_out_match_errors_score_the_head_against_a_still_guess(tmp_path) -> None:
+    from page4d_viewer.errors import Page4DError
+    from page4d_viewer.training.train import build_training_model
+
+    model = build_training_model(_micro_config(tmp_path, **MATCHING)).eval()
+    scores = matching.held_out_match_errors(model, [9_000_100], num_frames=3, stride=2)
+    assert set(scores) == {
+        "median_px",
+        "mean_px",
+        "within_2px",
+        "still_median_px",
+        "still_mean_px",
+        "still_within_2px",
+        "coarse_accuracy",
+        "matched_share",
+        "false_match_share",
+    }
+    assert all(0 <= scores[name] <= 1 for name in ("within_2px", "coarse_accuracy"))
+    assert scores["still_median_px"] >= 0
+    with pytest.raises(Page4DError, match="training"):
+        matching.held_out_match_errors(model, [5], num_frames=3)
+    plain = build_training_model(_micro_config(tmp_path)).eval()
+    with pytest.raises(Page4DError, match="no match head"):
+        matching.held_out_match_errors(plain, [9_000_100], num_frames=3)
+
+
+def test_export_can_leave_out_an_untrained_head(tmp_path) -> None:
+    from page4d_viewer.model import load_checkpoint
+    from page4d_viewer.training.train import TrainingError, export_weights, train
+
+    config = _micro_config(tmp_path, **{**MATCHING, "max_steps": 1})
+    model, steps = train(config)
+    assert model.track_available and model.match_available
+    path = export_weights(model, tmp_path / "w.safetensors", config, steps, ("track_head",))
+    loaded, info = load_checkpoint(path)
+    assert not info.track_available and info.match_available
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    with pytest.raises(TrainingError, match="export-without"):
+        export_weights(model, tmp_path / "x.safetensors", config, steps, ("camera_head",))

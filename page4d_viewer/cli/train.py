@@ -37,6 +37,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--export", type=Path, default=None, help="also write the final weights (safetensors) here"
     )
     parser.add_argument(
+        "--export-without",
+        nargs="+",
+        default=[],
+        metavar="HEAD",
+        help="leave these heads out of the --export file (e.g. track_head when untrained)",
+    )
+    parser.add_argument(
         "--export-only",
         action="store_true",
         help="do not train: write the weights of OUT/last.pt to --export (also during a run)",
@@ -221,18 +228,18 @@ def run(args: argparse.Namespace) -> int:
     """Train as the options say; export the weights when ``--export`` is given."""
     config = config_from_args(args)
     if args.export_only:
-        return _export_only(config, args.export)
+        return _export_only(config, args.export, tuple(args.export_without))
     model, step = train(config)
     final_path = config.out_dir / "final.safetensors"
     export_weights(model, final_path, config, step)
     LOGGER.info("wrote %s (step %d)", final_path, step)
     if args.export is not None:
-        export_weights(model, args.export, config, step)
+        export_weights(model, args.export, config, step, tuple(args.export_without))
         LOGGER.info("wrote %s", args.export)
     return 0
 
 
-def _export_only(config: TrainConfig, path: Path | None) -> int:
+def _export_only(config: TrainConfig, path: Path | None, without: tuple[str, ...] = ()) -> int:
     """Export OUT/last.pt's weights without training."""
     checkpoint_path = config.out_dir / CHECKPOINT_NAME
     if path is None:
@@ -242,6 +249,6 @@ def _export_only(config: TrainConfig, path: Path | None) -> int:
     model = build_training_model(config)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
-    export_weights(model, path, config, int(state["step"]))
+    export_weights(model, path, config, int(state["step"]), without)
     LOGGER.info("wrote %s (step %d)", path, state["step"])
     return 0

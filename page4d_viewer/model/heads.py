@@ -209,6 +209,7 @@ class DPTHead(nn.Module):
         grid: tuple[int, int],
         patch_start_idx: int,
         chunk_frames: int,
+        embeddings: PositionEmbeddings | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Predict per-pixel values, processing `chunk_frames` frames at a time.
 
@@ -217,13 +218,16 @@ class DPTHead(nn.Module):
             grid: (h, w) patch grid; the output is (h * patch_size, w * patch_size) pixels.
             patch_start_idx: index of the first patch token in P.
             chunk_frames: frames per chunk (memory only).
+            embeddings: the position embeddings already made in this pass (shared with the
+                other DPT head and the other mask variant); None makes them for this call.
 
         Returns:
             values (B, S, H, W, output_dim - 1) and confidence (B, S, H, W) >= 1.
         """
+        embeddings = PositionEmbeddings() if embeddings is None else embeddings
         values, confidences = [], []
         for chunk in _frame_chunks(layers, patch_start_idx, chunk_frames):
-            value, confidence = self._predict(chunk, grid)
+            value, confidence = self._predict(chunk, grid, embeddings)
             values.append(value)
             confidences.append(confidence)
         return torch.cat(values, dim=1), torch.cat(confidences, dim=1)
@@ -241,13 +245,16 @@ class DPTHead(nn.Module):
             (B, S, features, H', W') with H' = int(h * patch_size / down_ratio), W' likewise.
         """
         maps = []
+        embeddings = PositionEmbeddings()
         for chunk in _frame_chunks(layers, patch_start_idx, chunk_frames):
             batch, frames = chunk[0].shape[:2]
-            fused = self._fuse(chunk, grid)
+            fused = self._fuse(chunk, grid, embeddings)
             maps.append(fused.reshape(batch, frames, *fused.shape[1:]))
         return torch.cat(maps, dim=1)
 
-    def _fuse(self, layers: Sequence[Tensor], grid: tuple[int, int]) -> Tensor:
+    def _fuse(
+        self, layers: Sequence[Tensor], grid: tuple[int, int], embeddings: PositionEmbeddings
+    ) -> Tensor:
         """(B, S, h * w, 2C) patch tokens x 4 -> (B * S, channels, H', W') fused map."""
         batch, frames, _, dim = layers[0].shape
         grid_h, grid_w = grid
@@ -257,7 +264,7 @@ class DPTHead(nn.Module):
             x = self.norm(tokens.reshape(batch * frames, grid_h * grid_w, dim))
             x = x.transpose(1, 2).reshape(batch * frames, dim, grid_h, grid_w)
             x = self.projects[index](x)
-            x = self._add_position(x, aspect)
+            x = self._add_position(x, aspect, embeddings)
             maps.append(self.resize_layers[index](x))
         out = self.scratch.fuse(maps)
         size = (
@@ -265,11 +272,14 @@ class DPTHead(nn.Module):
             int(grid_w * self.patch_size / self.down_ratio),
         )
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
-        return self._add_position(out, aspect)
+        return self._add_position(out, aspect, embeddings)
 
-    def _predict(self, layers: Sequence[Tensor], grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def _predict(
+        self, layers: Sequence[Tensor], grid: tuple[int, int], embeddings: PositionEmbeddings
+    ) -> tuple[Tensor, Tensor]:
         batch, frames = layers[0].shape[:2]
-        out = self.scratch.output_conv2(self._fuse(layers, grid)).permute(0, 2, 3, 1)
+        fused = self._fuse(layers, grid, embeddings)
+        out = self.scratch.output_conv2(fused).permute(0, 2, 3, 1)
         raw_value, raw_conf = out[..., :-1], out[..., -1]
         if self.activation == "exp":
             value = torch.exp(raw_value)
@@ -281,16 +291,46 @@ class DPTHead(nn.Module):
             confidence.reshape(batch, frames, *confidence.shape[1:]),
         )
 
-    def _add_position(self, x: Tensor, aspect: float) -> Tensor:
+    def _add_position(self, x: Tensor, aspect: float, embeddings: PositionEmbeddings) -> Tensor:
         """Add 0.1 x a sinusoidal embedding of image-plane coordinates (aspect = W / H).
 
-        The embedding is scaled in float32 before the cast, as the reference does; this keeps
-        float64 runs bit-identical to it. Identity without `position_embedding`.
+        Identity without `position_embedding`.
         """
         if not self.position_embedding:
             return x
-        embedding = uv_embedding(x.shape[-2], x.shape[-1], x.shape[1], aspect, x.dtype, x.device)
-        return x + (embedding * _DPT_POS_EMBED_WEIGHT).to(x.dtype)
+        return x + embeddings.get(x.shape[-2], x.shape[-1], x.shape[1], aspect, x.dtype, x.device)
+
+
+class PositionEmbeddings:
+    """The DPT heads' scaled position embeddings, each made once per forward pass.
+
+    Both DPT heads, every frame chunk and both mask variants of `forward_pair` add the same
+    embeddings; at full resolution one costs about a tenth of a DPT head on a CPU (float64
+    sinusoids of every pixel). Kept for one pass only, so no memory outlives it.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[tuple, Tensor] = {}
+
+    def get(
+        self,
+        height: int,
+        width: int,
+        channels: int,
+        aspect: float,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> Tensor:
+        """(channels, height, width) ``0.1 * uv_embedding(...)`` in ``dtype``.
+
+        The embedding is scaled in float32 before the cast, as the reference does; this keeps
+        float64 runs bit-identical to it.
+        """
+        key = (height, width, channels, aspect, dtype, device)
+        if key not in self._made:
+            embedding = uv_embedding(height, width, channels, aspect, dtype, device)
+            self._made[key] = (embedding * _DPT_POS_EMBED_WEIGHT).to(dtype)
+        return self._made[key]
 
 
 def _frame_chunks(

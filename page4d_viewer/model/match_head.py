@@ -116,20 +116,6 @@ def assignment_log_probs(
     return torch.cat((top, bottom), dim=-2)
 
 
-def sample_pixels(maps: Tensor, xy: Tensor) -> Tensor:
-    """Bilinear samples of (P, C, H, W) maps at (P, K, 2) pixel positions -> (P, K, C).
-
-    Pixel centres at integers; outside the image the samples are 0.
-    """
-    height, width = maps.shape[-2:]
-    grid = torch.stack(
-        (2.0 * xy[..., 0] / max(width - 1, 1) - 1.0, 2.0 * xy[..., 1] / max(height - 1, 1) - 1.0),
-        dim=-1,
-    )
-    values = F.grid_sample(maps, grid[:, None], mode="bilinear", align_corners=True)
-    return values[:, :, 0].transpose(1, 2)
-
-
 def window_offsets(radius: int, like: Tensor) -> Tensor:
     """((2r + 1)^2, 2) integer pixel offsets (dx, dy) of the refinement window, row by row,
     on ``like``'s device and dtype (made per call, so a model built on the meta device
@@ -210,42 +196,79 @@ class MatchHead(nn.Module):
             self.unmatched_score.to(coarse.dtype),
         )
 
-    def refine(
-        self, features: MatchFeatures, pairs: Tensor, query_xy: Tensor, centre_xy: Tensor
-    ) -> Tensor:
+    def refine(self, features: MatchFeatures, pairs: Tensor, centre_patch: Tensor) -> Tensor:
         """Soft-argmax of the fine correlation in a window around each coarse match.
+
+        The queries are the reference frames' patch centres, in row-major order.
 
         Args:
             features: one clip's features (batch dimension 1).
             pairs: (P, 2) int64 (reference, target) frame positions.
-            query_xy: (P, N, 2) query pixels in each reference frame.
-            centre_xy: (P, N, 2) window centres in each target frame (the matched patch's
-                centre).
+            centre_patch: (P, N) int64 target patch of each query (the coarse match); the
+                window is centred on that patch's centre.
 
         Returns:
             (P, N, 2) refined pixel (x, y) in each target frame.
         """
         fine = features.fine[0]  # (S, F, H, W)
-        height, width = fine.shape[-2:]
-        # Cosines of the sampled descriptors: normalising before bilinear sampling would let
-        # a neighbour with a longer interpolated vector beat the exact position.
-        queries = F.normalize(sample_pixels(fine[pairs[:, 0]], query_xy), dim=-1)  # (P, N, F)
-        window = window_offsets(self.config.match_fine_radius, centre_xy)
-        positions = centre_xy[:, :, None, :] + window  # (P, N, K, 2)
-        pairs_count, count, size = positions.shape[:3]
-        candidates = sample_pixels(fine[pairs[:, 1]], positions.reshape(pairs_count, -1, 2))
-        candidates = F.normalize(candidates.reshape(pairs_count, count, size, -1), dim=-1)
-        logits = (candidates * queries[:, :, None]).sum(-1) * self.fine_log_scale.exp()
-        inside = (
-            (positions[..., 0] >= 0)
-            & (positions[..., 0] <= width - 1)
-            & (positions[..., 1] >= 0)
-            & (positions[..., 1] <= height - 1)
-        )
+        patch = self.config.patch_size
+        grid = tuple(features.coarse.shape[2:4])
+        windows, inside, queries = self._fine_windows(fine, grid)
+        # Each query's window in its target frame, (P, N, K, F): index_select on the flattened
+        # windows is the fastest gather, and matmul the fastest dot product, on a CPU.
+        frames, count = windows.shape[:2]
+        rows = (pairs[:, 1][:, None] * count + centre_patch).reshape(-1)
+        candidates = windows.reshape(frames * count, -1).index_select(0, rows)
+        candidates = candidates.reshape(*centre_patch.shape, *windows.shape[2:])
+        logits = (candidates @ queries[pairs[:, 0]][..., None])[..., 0]
+        logits = logits * self.fine_log_scale.exp()
         # A window never lies wholly outside: its centre is a patch centre inside the image.
-        logits = logits.masked_fill(~inside, float("-inf"))
+        logits = logits.masked_fill(~inside[centre_patch], float("-inf"))
         probability = logits.softmax(dim=-1)
-        return centre_xy + (probability[..., None] * window).sum(dim=-2)
+        centres = patch_centres(grid, patch, fine.device, fine.dtype)[centre_patch]
+        window = window_offsets(self.config.match_fine_radius, centres)
+        return centres + (probability[..., None] * window).sum(dim=-2)
+
+    def _fine_windows(self, fine: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Unit fine descriptors around and at every patch centre of every frame.
+
+        Patch centres sit at half pixels for an even patch size; there, and at the integer
+        offsets around them, bilinear sampling is the mean of the 2 x 2 pixels around, so one
+        2 x 2 average pool serves every sample and the windows are plain gathers.
+
+        Args:
+            fine: (S, F, H, W) fine feature maps.
+            grid: (h, w) patches.
+
+        Returns:
+            windows (S, N, K, F) in `window_offsets` order, inside (N, K) bool (the window
+            position lies between the image's outer pixel centres), and the queries' own
+            descriptors (S, N, F).
+        """
+        patch, radius = self.config.patch_size, self.config.match_fine_radius
+        half_pixel = patch % 2 == 0
+        # Channels last, so that every gather below copies whole descriptors.
+        pooled = fine.permute(0, 2, 3, 1)
+        if half_pixel:  # the 2 x 2 mean, as four slices: much faster than avg_pool2d on a CPU
+            pooled = 0.25 * (
+                pooled[:, :-1, :-1] + pooled[:, 1:, :-1] + pooled[:, :-1, 1:] + pooled[:, 1:, 1:]
+            )
+        height, width = pooled.shape[1:3]
+        # Index of each patch centre in `pooled`: x = p c + (p - 1) / 2, minus the pool's 0.5.
+        centre = (patch - 1) // 2
+        rows = torch.arange(grid[0], device=fine.device) * patch + centre
+        cols = torch.arange(grid[1], device=fine.device) * patch + centre
+        rows, cols = (t.reshape(-1) for t in torch.meshgrid(rows, cols, indexing="ij"))
+        offsets = torch.arange(-radius, radius + 1, device=fine.device)
+        window_rows = rows[:, None, None] + offsets[None, :, None]  # (N, K1, 1): dy outer
+        window_cols = cols[:, None, None] + offsets[None, None, :]  # (N, 1, K1): dx inner
+        inside = (
+            (window_rows >= 0) & (window_rows < height) & (window_cols >= 0) & (window_cols < width)
+        ).reshape(rows.shape[0], -1)
+        values = pooled[:, window_rows.clamp(0, height - 1), window_cols.clamp(0, width - 1)]
+        windows = F.normalize(values.flatten(2, 3), dim=-1)  # (S, N, K, F)
+        queries = F.normalize(pooled[:, rows, cols], dim=-1)
+        return windows, inside, queries
 
     def match(
         self,
@@ -281,7 +304,7 @@ class MatchHead(nn.Module):
         best, best_index = log_probs[:, :count, :count].max(dim=-1)
         unmatched = log_probs[:, :count, count]
         weight = torch.where(best > unmatched, best.exp(), torch.zeros_like(best))
-        target_xy = self.refine(features, index, query_xy, centres[best_index])
+        target_xy = self.refine(features, index, best_index)
         return Matches(
             reference=index[:, 0],
             target=index[:, 1],

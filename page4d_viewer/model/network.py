@@ -18,7 +18,7 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.model.aggregator import Aggregator, AggregatorState
 from page4d_viewer.model.attention import AttentionRequest, Inspection, as_request
 from page4d_viewer.model.config import ModelConfig
-from page4d_viewer.model.heads import CameraHead, DPTHead
+from page4d_viewer.model.heads import CameraHead, DPTHead, PositionEmbeddings
 from page4d_viewer.model.match_head import MatchFeatures, MatchHead
 from page4d_viewer.model.track_head import TrackHead
 
@@ -204,7 +204,7 @@ class Page4D(nn.Module):
         )
         state = self._start(images, tracker, return_attention)
         self.aggregator.advance(state, config.depth, strength, tracker.layer_done)
-        output = self._heads(state, strength, tracker, queries=queries)
+        output = self._heads(state, strength, tracker, PositionEmbeddings(), queries=queries)
         output.inspection = _finish_inspection(state)
         output.match_features = self._match_features(state, images)
         return output
@@ -256,13 +256,20 @@ class Page4D(nn.Module):
         self.aggregator.advance(state, shared, strength, tracker.layer_done)
         unmasked_state = state.branch()
         self.aggregator.advance(state, depth, strength, tracker.layer_done)
-        masked = self._heads(state, strength, tracker, queries=queries)
+        # Both variants' DPT heads add the same position embeddings: made once for the pair.
+        embeddings = PositionEmbeddings()
+        masked = self._heads(state, strength, tracker, embeddings, queries=queries)
         masked.inspection = _finish_inspection(state)
         masked.match_features = self._match_features(state, images)
         del state
         self.aggregator.advance(unmasked_state, depth, 0.0, tracker.layer_done)
         unmasked = self._heads(
-            unmasked_state, 0.0, tracker, geometry=unmasked_geometry, queries=queries
+            unmasked_state,
+            0.0,
+            tracker,
+            embeddings,
+            geometry=unmasked_geometry,
+            queries=queries,
         )
         unmasked.inspection = _finish_inspection(unmasked_state)
         if config.match_layer < shared:
@@ -394,12 +401,14 @@ class Page4D(nn.Module):
         state: AggregatorState,
         strength: float,
         tracker: _Progress,
+        embeddings: PositionEmbeddings,
         geometry: bool = True,
         queries: Tensor | None = None,
     ) -> ModelOutput:
         """Run the heads on an aggregated state, in the heads' own dtype with autocast off.
 
-        The track head runs only with `queries` ((B, N, 2) pixels) and `geometry`.
+        The track head runs only with `queries` ((B, N, 2) pixels) and `geometry`; the DPT
+        heads take their position embeddings from `embeddings` (one per pass or pair).
         """
         config = self.config
         head_dtype = self.camera_head.embed_pose.weight.dtype
@@ -414,11 +423,11 @@ class Page4D(nn.Module):
                 )
             layers = [state.kept[index].to(head_dtype) for index in config.dpt_layers]
             depth, depth_conf = self.depth_head(
-                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
+                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames, embeddings
             )
             tracker.step("heads")
             points, points_conf = self.point_head(
-                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames
+                layers, state.grid, config.patch_start_idx, config.dpt_chunk_frames, embeddings
             )
             tracker.step("heads")
             output = ModelOutput(

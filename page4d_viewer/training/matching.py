@@ -124,9 +124,7 @@ def match_loss(
         true_patch = patch_index(truth_xy, grid, patch)
         true_patch = torch.where(visible, true_patch, torch.full_like(true_patch, -1))
         coarse = coarse_match_loss(head.assignment(clip, pairs), true_patch)
-        centres = patch_centres(grid, patch, truth_xy.device, truth_xy.dtype)
-        queries = centres.expand(pairs.shape[0], -1, 2)
-        refined = head.refine(clip, pairs, queries, centres[true_patch.clamp(min=0)])
+        refined = head.refine(clip, pairs, true_patch.clamp(min=0))
         total = total + coarse + weights.match_refine * refine_loss(refined, truth_xy, visible)
     return total / features.coarse.shape[0]
 
@@ -300,3 +298,74 @@ def _pair_tensor(pairs: Sequence[tuple[int, int]], device: torch.device) -> Tens
 def training_pairs(num_frames: int) -> list[tuple[int, int]]:
     """The (reference, target) pairs of a training clip: the keyframe pairs inference uses."""
     return keyframe_pairs(num_frames)
+
+
+def held_out_match_errors(
+    model: torch.nn.Module,
+    seeds: Sequence[int],
+    num_frames: int = 8,
+    stride: int = 2,
+    mask_strength: float = 64.0,
+    texture_detail: float = 0.0,
+) -> dict[str, float]:
+    """Match accuracy of ``model``'s match head on held-out clips, next to a no-motion guess.
+
+    Each seed's clip is the one ``page4d-viewer evaluate-default`` scores (``num_frames``
+    frames, every ``stride``-th rendered one, the model's input size); the pairs are the
+    keyframe pairs inference solves poses with, the queries the patch centres.
+
+    Returns:
+        Over queries visible in their target frame: ``median_px``, ``mean_px`` and
+        ``within_2px`` of the matches, the same for "no motion" (``still_median_px``,
+        ``still_mean_px``, ``still_within_2px``), ``coarse_accuracy`` (share whose matched
+        patch holds the truth) and ``matched_share`` (share the head did not call unmatched);
+        over queries not visible there: ``false_match_share`` (share it matched anyway).
+
+    Raises:
+        Page4DError: a seed that training may have used, or a model without match head.
+    """
+    from page4d_viewer.errors import Page4DError
+    from page4d_viewer.sources.synthetic import track_ground_truth
+    from page4d_viewer.training.data import FIRST_EVAL_SEED, PATCH_SIZE, render_clip
+
+    if getattr(model, "match_head", None) is None:
+        raise Page4DError("this model has no match head")
+    width = model.config.img_size
+    image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
+    grid = (image_hw[0] // PATCH_SIZE, image_hw[1] // PATCH_SIZE)
+    errors, still, coarse_hit, matched, false_match = [], [], [], [], []
+    for seed in seeds:
+        if seed < FIRST_EVAL_SEED:
+            raise Page4DError(f"seed {seed} may have been used in training")
+        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw, texture_detail)
+        frames = list(range(0, clip.images.shape[0], stride))
+        pairs = keyframe_pairs(len(frames))
+        queries = match_queries(image_hw, PATCH_SIZE)
+        truth = {frames[ref]: track_ground_truth(clip, frames[ref], queries) for ref, _ in pairs}
+        target_xy, visible = clip_match_truth(truth.__getitem__, frames, pairs)
+        images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
+        with torch.no_grad():
+            output = model(torch.from_numpy(images).float()[None], mask_strength=mask_strength)
+            found = model.match_head.match(output.match_features.clip(0), pairs, image_hw)
+        predicted = found.target_xy.numpy()
+        error = np.linalg.norm(predicted - target_xy, axis=-1)
+        errors.append(error[visible])
+        still.append(np.linalg.norm(queries[None] - target_xy, axis=-1)[visible])
+        predicted_patch = patch_index(found.target_xy, grid, PATCH_SIZE).numpy()
+        true_patch = patch_index(torch.from_numpy(target_xy), grid, PATCH_SIZE).numpy()
+        coarse_hit.append((predicted_patch == true_patch)[visible])
+        is_matched = found.weight.numpy() > 0
+        matched.append(is_matched[visible])
+        false_match.append(is_matched[~visible])
+    error, still_error = np.concatenate(errors), np.concatenate(still)
+    return {
+        "median_px": float(np.median(error)),
+        "mean_px": float(error.mean()),
+        "within_2px": float((error < 2).mean()),
+        "still_median_px": float(np.median(still_error)),
+        "still_mean_px": float(still_error.mean()),
+        "still_within_2px": float((still_error < 2).mean()),
+        "coarse_accuracy": float(np.concatenate(coarse_hit).mean()),
+        "matched_share": float(np.concatenate(matched).mean()),
+        "false_match_share": float(np.concatenate(false_match).mean()),
+    }

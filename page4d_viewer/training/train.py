@@ -526,10 +526,46 @@ def _append_losses(
         csv.writer(handle).writerow(row)
 
 
-def export_weights(model: torch.nn.Module, path: Path, config: TrainConfig, step: int) -> Path:
-    """Write the trained weights as a safetensors checkpoint with the training facts attached."""
-    from page4d_viewer.model import save_checkpoint
+def export_weights(
+    model: torch.nn.Module,
+    path: Path,
+    config: TrainConfig,
+    step: int,
+    without: tuple[str, ...] = (),
+) -> Path:
+    """Write the trained weights as a safetensors checkpoint with the training facts attached.
 
+    Args:
+        model: the trained network.
+        path: output file.
+        config: the run.
+        step: steps trained.
+        without: optional heads to leave out ("track_head", "match_head"), e.g. a tracker
+            no loss trained, so the file does not offer tracks from random weights.
+
+    Raises:
+        TrainingError: a name in ``without`` is not an optional head.
+    """
+    from page4d_viewer.model import Page4D, save_checkpoint
+
+    unknown = sorted(set(without) - set(_OPTIONAL_HEADS.values()))
+    if unknown:
+        raise TrainingError(
+            f"--export-without: {', '.join(unknown)} is not one of "
+            f"{', '.join(sorted(_OPTIONAL_HEADS.values()))}"
+        )
+    if without:
+        switches = {key: False for key, head in _OPTIONAL_HEADS.items() if head in without}
+        values = {**model.config.to_dict(), **switches}
+        with torch.device("meta"):
+            kept = Page4D(type(model.config)(**values))
+        state = {
+            name: tensor
+            for name, tensor in model.state_dict().items()
+            if name.split(".", 1)[0] not in without
+        }
+        kept.load_state_dict(state, strict=True, assign=True)
+        model = kept
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(
         model,
