@@ -405,7 +405,9 @@ def test_allowed_host_names_follow_the_bind() -> None:
     assert allowed_host_names("127.0.0.1") == {"127.0.0.1", "localhost", "::1"}
     assert allowed_host_names("0.0.0.0") == {"127.0.0.1", "localhost", "::1"}
     assert allowed_host_names("10.0.0.2") == {"10.0.0.2"}
-    assert allowed_host_names("0.0.0.0", ["Box.lan", "10.0.0.2:7860"]) == {"box.lan", "10.0.0.2"}
+    named = allowed_host_names("0.0.0.0", ["Box.lan", "10.0.0.2:7860"])
+    assert named == {"box.lan", "10.0.0.2", "127.0.0.1", "localhost", "::1"}
+    assert allowed_host_names("10.0.0.2", ["box.lan"]) == {"box.lan"}
     assert [host_name(h) for h in ("a.b:80", "[::1]:7860", "x:y", "")] == ["a.b", "::1", None, None]
 
 

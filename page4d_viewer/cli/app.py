@@ -73,7 +73,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         default="",
         metavar="NAME[,NAME]",
         help="host names clients reach the app by (others get 400, against DNS rebinding); "
-        "default: the loopback names on a loopback or 0.0.0.0 bind, else the --host address",
+        "default: the --host address; a loopback or 0.0.0.0 bind also allows the loopback names",
     )
     parser.add_argument(
         "--auth-file",

@@ -110,21 +110,21 @@ def allowed_host_names(bind: str, allowed: Iterable[str] = ()) -> frozenset[str]
     """The names a request's `Host` may give, for an app bound to `bind`.
 
     A loopback bind allows the loopback names only. Any other bind allows the names in
-    `allowed` (`--allowed-hosts`), else the bound address itself; a wildcard bind (0.0.0.0,
-    ::) with none named allows the loopback names only, so the operator names the others.
+    `allowed` (`--allowed-hosts`), else the bound address itself. A wildcard bind (0.0.0.0,
+    ::) also listens on loopback, so it allows the loopback names too (the address the app
+    prints); with none named, only those, so the operator names the others.
     """
-    names = {host_name(name) or name.lower() for name in allowed if name.strip()}
-    if names:
-        return frozenset(names)
+    names = {host_name(name) or name.strip().lower() for name in allowed if name.strip()}
     try:
         address = ipaddress.ip_address(bind)
     except ValueError:
-        return frozenset({bind.lower()} | (LOOPBACK_NAMES if bind == "localhost" else set()))
+        local = LOOPBACK_NAMES if bind == "localhost" else frozenset()
+        return frozenset(names or {bind.lower()}) | local
     if address.is_loopback:
         return LOOPBACK_NAMES
     if address.is_unspecified:
-        return LOOPBACK_NAMES
-    return frozenset({str(address)})
+        return frozenset(names) | LOOPBACK_NAMES
+    return frozenset(names or {str(address)})
 
 
 @dataclass
