@@ -24,6 +24,13 @@ DEFAULT_CONF_PERCENTILE = 25.0
 DEFAULT_MASK_OPACITY = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
 """Dynamic probability at or above which a pixel counts as moving (overlay and split)."""
+MASK_OVERLAYS: tuple[str, ...] = ("continuous", "threshold")
+"""How the overlay draws the mask: every patch in the heat colour of its dynamic probability
+("continuous"), or only patches at or above the threshold ("threshold")."""
+DEFAULT_MASK_OVERLAY = "continuous"
+MASK_SCALE_PERCENTILE = 99.0
+"""The overlay's colour scale tops out at this percentile of the clip's dynamic probability,
+so a weak mask still spans the colours; the colour bar states the value."""
 DEFAULT_COLORMAP = "inferno"
 """Matplotlib colormap of the mask heat map, in the scene, the panel and the mp4 export."""
 

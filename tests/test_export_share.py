@@ -17,7 +17,7 @@ import zstandard
 from page4d_viewer.cli import main
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.export import share
-from page4d_viewer.result.mask import overlay_image
+from page4d_viewer.result.mask import mask_scale, overlay_image
 from page4d_viewer.result.points import auto_stride, confidence_threshold, frame_points, pixel_grid
 
 # Software WebGL (SwiftShader): the share page must draw something in a headless browser.
@@ -81,7 +81,10 @@ def test_share_colours_are_the_viewer_overlay(make_reconstruction) -> None:
     cloud = frame_points(recon, 1, threshold=float("-inf"))
     colors = share.share_point_colors(recon, 1, cloud.colors, cloud.pixel_index, 0.5, 0.5)
     height, width = recon.image_hw
-    expected = overlay_image(recon.images[1], recon.mask_score[1], 0.5, 0.5).reshape(-1, 3)
+    expected = overlay_image(
+        recon.images[1], recon.mask_score[1], 0.5, 0.5,
+        overlay="continuous", top=mask_scale(recon.mask_score),
+    ).reshape(-1, 3)  # fmt: skip
     np.testing.assert_array_equal(colors, expected[cloud.pixel_index])
 
 

@@ -57,11 +57,12 @@ def test_mp4_frame_at_defaults_equals_the_panel_at_defaults(make_reconstruction)
 
 def test_mp4_frame_is_the_one_overlay_of_the_scene(make_reconstruction) -> None:
     recon = make_reconstruction(frames=2, seed=2)
-    image = export.mp4_frame(recon, 1, OPACITY, THRESHOLD, COLORMAP)
+    image = export.mp4_frame(recon, 1, OPACITY, THRESHOLD, COLORMAP, "threshold")
     probability = mask.upsample_mask(mask.dynamic_probability(recon.mask_score[1]), 28, 42)
     weight = mask.overlay_weight(probability, OPACITY, THRESHOLD)
+    top = mask.mask_scale(recon.mask_score)  # the clip's scale, as the scene's
     np.testing.assert_array_equal(
-        image, mask.blend_colors(recon.images[1], probability, weight, COLORMAP)
+        image, mask.blend_colors(recon.images[1], probability, weight, COLORMAP, top)
     )
     # Below the threshold the frame is untouched (the old export blended every pixel).
     below = probability < THRESHOLD
@@ -93,3 +94,25 @@ def test_mp4_rejects_a_bad_threshold_before_writing(make_reconstruction, tmp_pat
     with pytest.raises(mask.DisplayError, match=r"mask threshold must be in \[0, 1\]"):
         export.export_mp4(recon, tmp_path / "never.mp4", threshold=1.5)
     assert not (tmp_path / "never.mp4").exists()
+
+
+def test_the_mask_scale_is_the_clips_99th_percentile() -> None:
+    scores = np.linspace(-0.5, 0.3, 1000).reshape(10, 10, 10)  # probabilities 0.2 .. 1.0
+    probability = mask.dynamic_probability(scores)
+    assert mask.mask_scale(scores) == pytest.approx(np.percentile(probability, 99))
+    assert mask.mask_scale(None) == 1.0
+    assert mask.mask_scale(np.full((2, 2, 2), 0.5)) == 1.0  # all static: the full range
+    # The colours reach the top colour at the scale, and never rescale the values shown.
+    top = mask.mask_scale(scores)
+    np.testing.assert_array_equal(mask.heat_colors(top, top=top), mask.heat_colors(1.0))
+    np.testing.assert_array_equal(mask.heat_colors(1.0, top=top), mask.heat_colors(1.0))
+
+
+def test_the_continuous_overlay_tints_every_patch_and_the_threshold_one_some() -> None:
+    probability = np.array([0.1, 0.6])
+    np.testing.assert_array_equal(
+        mask.overlay_weight(probability, 0.5, 0.5, "continuous"), [0.5, 0.5]
+    )
+    np.testing.assert_array_equal(mask.overlay_weight(probability, 0.5, 0.5), [0.0, 0.5])
+    with pytest.raises(mask.DisplayError, match="mask overlay must be one of"):
+        mask.overlay_weight(probability, 0.5, 0.5, "sometimes")

@@ -230,7 +230,9 @@ def test_downloads_are_prepared(page_session, app, page, first_run: str) -> None
     files = page.locator("#downloads")
     # The files carry the scene's settings in their names (earlier tests moved the sliders).
     state = page_session(app, page).scene.state()
-    overlay = f"opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
+    overlay = (
+        f"{state.mask_overlay}_opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
+    )
     conf = f"conf{state.confidence_percentile:g}"
     names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
     for name in [*names, f"mask_overlay_{overlay}.mp4"]:

@@ -209,7 +209,11 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
     recon = inspected_recon()
     _shown(scene, recon)
     controller = SimpleNamespace(
-        current=SimpleNamespace(recon=recon), scene=scene, mask_opacity=0.5, mask_threshold=0.5
+        current=SimpleNamespace(recon=recon),
+        scene=scene,
+        mask_opacity=0.5,
+        mask_threshold=0.5,
+        mask_overlay="continuous",
     )
     inspector = Inspector(controller)  # type: ignore[arg-type]
     choice = inspector.resolve(None, CURRENT_FRAME, None, frame=1)

@@ -86,7 +86,9 @@ def _line_labels(axes) -> list[str]:
 
 
 def test_overlay_marks_only_dynamic_pixels(make_recon) -> None:
-    images = plots.frame_images(make_recon(), frame=1, opacity=1.0, threshold=0.5)
+    images = plots.frame_images(
+        make_recon(), frame=1, opacity=1.0, threshold=0.5, overlay="threshold"
+    )
     assert images.overlay.shape == (HEIGHT, WIDTH, 3)
     moving = images.overlay[:14, :14]
     static = images.overlay[14:, 14:]
@@ -96,8 +98,11 @@ def test_overlay_marks_only_dynamic_pixels(make_recon) -> None:
 
 def test_overlay_opacity_zero_and_high_threshold_keep_the_image(make_recon) -> None:
     recon = make_recon()
-    assert np.all(plots.frame_images(recon, 0, opacity=0.0, threshold=0.5).overlay == 100)
-    assert np.all(plots.frame_images(recon, 0, opacity=1.0, threshold=1.0).overlay == 100)
+    threshold = {"overlay": "threshold"}
+    assert np.all(plots.frame_images(recon, 0, 0.0, 0.5, **threshold).overlay == 100)
+    assert np.all(plots.frame_images(recon, 0, 1.0, 1.0, **threshold).overlay == 100)
+    # Continuous (the default): every patch is tinted, in the colour of its own value.
+    assert not np.any(np.all(plots.frame_images(recon, 0, 1.0, 1.0).overlay == 100, axis=-1))
 
 
 def test_frame_images_without_mask_show_the_frame(make_recon) -> None:
@@ -502,7 +507,10 @@ def test_frame_is_clamped_and_pictures_follow(controller: ViewerController) -> N
     assert controller.scene.frame == 4
     overlay = controller.frame_images(4).overlay  # enlarged for the panel, whole factor
     factor = -(-plots.PANEL_IMAGE_WIDTH // WIDTH)
-    assert overlay.shape == (HEIGHT * factor, WIDTH * factor, 3)
+    # ...with its caption (frame, name, colour bar) below: the picture's pixels stay put.
+    assert overlay.shape[1:] == (WIDTH * factor, 3) and overlay.shape[0] > HEIGHT * factor
+    bare = plots.frame_images(controller.current.recon, 4, 0.5, 0.5, min_width=WIDTH * factor)
+    np.testing.assert_array_equal(overlay[: HEIGHT * factor], bare.overlay)
 
 
 def test_exports_write_every_download(controller: ViewerController) -> None:
@@ -512,7 +520,7 @@ def test_exports_write_every_download(controller: ViewerController) -> None:
     files = controller.exports()
     names = sorted(path.name for path in files)
     assert names == [
-        "mask_overlay_opacity0.5_threshold0.5.mp4",
+        "mask_overlay_continuous_opacity0.5_threshold0.5.mp4",
         "points_ply_conf25.zip",
         "result.npz",
         "scene_conf25.glb",
@@ -540,7 +548,7 @@ def test_downloads_follow_the_scene_settings(controller: ViewerController) -> No
     files = controller.exports()
     glb = next(p for p in files if p.suffix == ".glb")
     assert glb.name == "scene_conf80.glb"
-    assert any(p.name == "mask_overlay_opacity0.8_threshold0.3.mp4" for p in files)
+    assert any(p.name == "mask_overlay_continuous_opacity0.8_threshold0.3.mp4" for p in files)
 
     def point_count(path: Path) -> int:
         scene = trimesh.load(path, file_type="glb")

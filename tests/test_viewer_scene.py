@@ -504,14 +504,51 @@ def test_without_a_mask_everything_is_static(make_recon, scene: SceneView) -> No
 def test_mask_overlay_recolours_only_colours(shown: SceneView, spy: MessageSpy) -> None:
     dynamic = bin_handle(shown, 0, dynamic=True)
     static = bin_handle(shown, 0, dynamic=False)
-    shown.set_mask_overlay(1.0, 0.5)
+    shown.set_mask_overlay(1.0, 0.5, "threshold")
     assert spy.updated_props() == {"colors"}
     assert spy.point_clouds() == []
-    np.testing.assert_array_equal(dynamic.handle.colors, display.heat_colors(dynamic.probability))
-    np.testing.assert_array_equal(static.handle.colors, static.image_colors)
     state = shown.state()
+    heat = display.heat_colors(dynamic.probability, top=state.mask_top)
+    np.testing.assert_array_equal(dynamic.handle.colors, heat)
+    np.testing.assert_array_equal(static.handle.colors, static.image_colors)
     assert (state.mask_opacity, state.mask_threshold) == (1.0, 0.5)
+    assert state.mask_overlay == "threshold"
     assert state.geometry_sends == (1,) * FRAMES
+
+
+def test_the_default_overlay_tints_every_point_on_the_clips_scale(
+    make_recon, shown: SceneView
+) -> None:
+    """Continuous by default: static points are tinted too (a weak mask stays visible), in
+    the heat colour of their own value on a scale that tops out at the clip's 99th
+    percentile; the threshold still splits static from dynamic."""
+    state = shown.state()
+    assert state.mask_overlay == "continuous"
+    probability = display.dynamic_probability(make_recon().mask_score)
+    assert state.mask_top == pytest.approx(np.percentile(probability, 99), rel=1e-5)
+    assert state.mask_top < 0.99  # this clip's scores stop short of 1
+    static = bin_handle(shown, 0, dynamic=False)
+    expected = display.blend_colors(
+        static.image_colors, static.probability, state.mask_opacity, top=state.mask_top
+    )
+    np.testing.assert_array_equal(static.handle.colors, expected)
+    assert not np.array_equal(static.handle.colors, static.image_colors)
+    assert 0 < state.visible_dynamic_points < state.visible_points
+
+
+def test_the_legend_names_every_colour_on_screen(shown: SceneView) -> None:
+    from page4d_viewer.viewer.scene.legend import mask_gradient_css
+
+    legend = shown.legend.html
+    for variant in shown.state().variants:
+        red, green, blue = display.VARIANT_COLORS[variant]
+        assert f"#{red:02x}{green:02x}{blue:02x}" in legend
+        assert display.VARIANT_LABELS[variant] in legend
+    top = shown.state().mask_top
+    assert mask_gradient_css(top) in legend and f"&ge; {top:.2f}" in legend
+    assert "99th percentile" in legend and "every point is tinted" in legend
+    shown.set_mask_overlay(0.5, 0.6, "threshold")
+    assert "only points at or above 0.60" in shown.legend.html
 
 
 def test_mask_overlay_opacity_zero_restores_image_colours(shown: SceneView) -> None:
@@ -525,9 +562,11 @@ def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None
     assert shown.state().color_sends == (1, 0, 0, 0, 0)  # only the frame on screen
     shown.set_frame(2)
     assert shown.state().color_sends == (1, 0, 1, 0, 0)
+    top = shown.state().mask_top
     expected = display.blend_colors(
-        bin_handle(shown, 2, True).image_colors, bin_handle(shown, 2, True).probability, 0.9
-    )
+        bin_handle(shown, 2, True).image_colors, bin_handle(shown, 2, True).probability, 0.9,
+        top=top,
+    )  # fmt: skip
     np.testing.assert_array_equal(bin_handle(shown, 2, True).handle.colors, expected)
 
 

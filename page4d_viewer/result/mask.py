@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.settings import DEFAULT_COLORMAP
+from page4d_viewer.settings import DEFAULT_COLORMAP, MASK_OVERLAYS, MASK_SCALE_PERCENTILE
 
 
 class DisplayError(Page4DError):
@@ -34,6 +34,29 @@ def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
         (...) float32 probabilities in [0, 1], 1 = dynamic.
     """
     return np.clip(0.5 - np.asarray(mask_score, dtype=np.float32), 0.0, 1.0)
+
+
+def mask_scale(mask_score: np.ndarray | None, percentile: float = MASK_SCALE_PERCENTILE) -> float:
+    """The top of the overlay's colour scale: a percentile of the clip's dynamic probability.
+
+    The colours span [0, top], so a mask whose values stay low still shows its contrast; a
+    value above `top` takes the top colour. Nothing is rescaled in the data: the colour bar
+    labels its colours with these model values.
+
+    Args:
+        mask_score: (S, h, w) raw mask scores of the whole clip (one scale for every frame),
+            or None.
+        percentile: which percentile of the probabilities tops the scale.
+
+    Returns:
+        `top` in (0, 1]; 1 without a mask, or when the percentile is 0 (an all-static mask).
+    """
+    if mask_score is None:
+        return 1.0
+    probability = dynamic_probability(mask_score)
+    finite = probability[np.isfinite(probability)]
+    top = float(np.percentile(finite, percentile)) if finite.size else 0.0
+    return top if top > 0.0 else 1.0
 
 
 def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -71,18 +94,21 @@ def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
     return (np.asarray(pixel, dtype=np.int64) * num_patches) // size
 
 
-def heat_colors(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
-    """Map values in [0, 1] to colours through a matplotlib colormap.
+def heat_colors(
+    values: np.ndarray, colormap: str = DEFAULT_COLORMAP, top: float = 1.0
+) -> np.ndarray:
+    """Map values in [0, top] to colours through a matplotlib colormap.
 
     Args:
-        values: (...) values; clipped to [0, 1], NaN drawn as 0.
+        values: (...) values; clipped to [0, top], NaN drawn as 0.
         colormap: a matplotlib colormap name.
+        top: the value drawn in the colormap's last colour (`mask_scale` for the mask).
 
     Returns:
         (..., 3) uint8 RGB.
     """
     table = _colormap_table(colormap)
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0)
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0) / np.float32(top)
     index = np.rint(np.clip(values, 0.0, 1.0) * 255.0)
     return table[index.astype(np.int64)]
 
@@ -109,6 +135,7 @@ def blend_colors(
     probability: np.ndarray,
     weight: np.ndarray | float,
     colormap: str = DEFAULT_COLORMAP,
+    top: float = 1.0,
 ) -> np.ndarray:
     """Blend image colours with a heat map of the mask: `(1 - w) * image + w * heat(p)`.
 
@@ -117,27 +144,35 @@ def blend_colors(
         probability: (...) dynamic probability in [0, 1].
         weight: (...) or scalar blend weight in [0, 1]; 0 keeps the image colour.
         colormap: matplotlib colormap for the heat map.
+        top: the probability drawn in the heat map's last colour (`mask_scale`).
 
     Returns:
         (..., 3) uint8 blended colours.
     """
     w = np.clip(np.asarray(weight, dtype=np.float32), 0.0, 1.0)[..., None]
     image = np.asarray(image_rgb, dtype=np.float32)
-    heat = heat_colors(probability, colormap).astype(np.float32)
+    heat = heat_colors(probability, colormap, top).astype(np.float32)
     return np.rint(image + w * (heat - image)).astype(np.uint8)
 
 
-def overlay_weight(probability: np.ndarray, opacity: float, threshold: float) -> np.ndarray:
-    """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0.
+def overlay_weight(
+    probability: np.ndarray, opacity: float, threshold: float, overlay: str = "threshold"
+) -> np.ndarray:
+    """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0
+    ("threshold"), or `opacity` everywhere ("continuous": the colour carries the value).
 
     Args:
         probability: (...) dynamic probability in [0, 1].
         opacity: overlay opacity in [0, 1].
-        threshold: points at or above this probability get the heat map.
+        threshold: points at or above this probability get the heat map ("threshold").
+        overlay: one of settings.MASK_OVERLAYS.
 
     Returns:
         (...) float32 weights.
     """
+    check_overlay_mode(overlay)
+    if overlay == "continuous":
+        return np.full(np.shape(probability), np.float32(opacity), dtype=np.float32)
     highlighted = np.asarray(probability) >= threshold
     return np.where(highlighted, np.float32(opacity), np.float32(0.0))
 
@@ -148,6 +183,9 @@ def overlay_image(
     opacity: float,
     threshold: float,
     colormap: str = DEFAULT_COLORMAP,
+    *,
+    overlay: str = "threshold",
+    top: float = 1.0,
 ) -> np.ndarray:
     """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
 
@@ -155,8 +193,11 @@ def overlay_image(
         image_rgb: (H, W, 3) uint8 frame.
         mask_score: (h, w) raw mask scores in (-0.5, 0.5), or None (returns the image).
         opacity: overlay opacity in [0, 1].
-        threshold: dynamic probability at or above which the heat map is drawn.
+        threshold: dynamic probability at or above which the heat map is drawn
+            ("threshold" overlay).
         colormap: matplotlib colormap for the heat map.
+        overlay: one of settings.MASK_OVERLAYS.
+        top: the probability drawn in the last colour: `mask_scale` of the whole clip.
 
     Returns:
         (H, W, 3) uint8 image.
@@ -167,8 +208,8 @@ def overlay_image(
         return image_rgb.copy()
     height, width = image_rgb.shape[:2]
     probability = upsample_mask(dynamic_probability(mask_score), height, width)
-    weight = overlay_weight(probability, opacity, threshold)
-    return blend_colors(image_rgb, probability, weight, colormap)
+    weight = overlay_weight(probability, opacity, threshold, overlay)
+    return blend_colors(image_rgb, probability, weight, colormap, top)
 
 
 def check_overlay(opacity: float, threshold: float) -> None:
@@ -176,3 +217,11 @@ def check_overlay(opacity: float, threshold: float) -> None:
     for name, value in (("mask opacity", opacity), ("mask threshold", threshold)):
         if not np.isfinite(value) or not 0.0 <= value <= 1.0:
             raise DisplayError(f"{name} must be in [0, 1], got {value}")
+
+
+def check_overlay_mode(overlay: str) -> None:
+    """Raise DisplayError unless `overlay` is one of settings.MASK_OVERLAYS."""
+    if overlay not in MASK_OVERLAYS:
+        raise DisplayError(
+            f"mask overlay must be one of {', '.join(MASK_OVERLAYS)}, got {overlay!r}"
+        )

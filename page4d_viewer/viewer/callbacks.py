@@ -157,6 +157,7 @@ class PanelWidgets:
     downloads: gr.File
     timer: gr.Timer
     scene: gr.HTML | None = None
+    mask_overlay: gr.Radio | None = None  # "continuous" or "threshold"
 
     @property
     def images(self) -> list[gr.components.Component]:
@@ -186,6 +187,7 @@ class PanelWidgets:
             self.downloads,
             self.version,
             self.synced,
+            *([] if self.mask_overlay is None else [self.mask_overlay]),
         ]
 
 
@@ -274,6 +276,7 @@ class PanelCallbacks:
             w.frame: gr.update(maximum=max(1, shown.recon.num_frames - 1), value=settings.frame),
             w.opacity: settings.mask_opacity,
             w.threshold: settings.mask_threshold,
+            **self._overlay_choice(settings),
             **self.image_updates(images),
             w.trajectory_plot: poses.trajectory,
             w.differences_plot: poses.differences,
@@ -282,6 +285,10 @@ class PanelCallbacks:
             w.version: shown.version,
             w.synced: settings,
         }
+
+    def _overlay_choice(self, settings: SceneSettings) -> Updates:
+        """The "Draw the mask" choice as the scene has it (none on a panel without one)."""
+        return {} if self.w.mask_overlay is None else {self.w.mask_overlay: settings.mask_overlay}
 
     def image_updates(self, images: FrameImages | None) -> Updates:
         """The frame pictures; the ground truth's are shown only when the result has them."""
@@ -461,6 +468,8 @@ class PanelCallbacks:
             updates[w.opacity] = settings.mask_opacity
         if settings.mask_threshold != synced.mask_threshold:
             updates[w.threshold] = settings.mask_threshold
+        if settings.mask_overlay != synced.mask_overlay and w.mask_overlay is not None:
+            updates[w.mask_overlay] = settings.mask_overlay
         if settings.frame != synced.frame:
             updates[w.frame] = settings.frame
         updates.update(self.image_updates(controller.frame_images(settings.frame)))
@@ -513,13 +522,14 @@ class PanelCallbacks:
         self,
         opacity: float,
         threshold: float,
+        mask_overlay: str | None,
         frame: float,
         synced: SceneSettings | None,
         request: gr.Request = None,
     ) -> Updates:
         def overlay(controller: ViewerController) -> Updates:
             try:
-                controller.set_mask_overlay(opacity, threshold)
+                controller.set_mask_overlay(opacity, threshold, mask_overlay or None)
             except Page4DError as error:
                 return self.failed(controller, str(error))
             images = controller.frame_images(int(frame or 0))
@@ -529,6 +539,7 @@ class PanelCallbacks:
             synced_now = self._synced_after(
                 controller, synced,
                 mask_opacity=applied.mask_opacity, mask_threshold=applied.mask_threshold,
+                mask_overlay=applied.mask_overlay,
             )  # fmt: skip
             return {self.w.overlay_image: images.overlay, self.w.synced: synced_now}
 

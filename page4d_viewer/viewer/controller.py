@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.settings import DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import downloads, intake, plots
@@ -148,7 +148,9 @@ class SceneLike(Protocol):
 
     def set_frame(self, index: int) -> None: ...
 
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
+    def set_mask_overlay(
+        self, opacity: float, threshold: float, overlay: str | None = None
+    ) -> None: ...
 
     def update_tracks(self, recon: Reconstruction) -> None: ...
 
@@ -163,11 +165,13 @@ class SceneSettings:
         frame: The timeline's current frame.
         mask_opacity: Overlay opacity in [0, 1].
         mask_threshold: Dynamic-probability threshold in [0, 1], as the scene applies it.
+        mask_overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS).
     """
 
     frame: int
     mask_opacity: float
     mask_threshold: float
+    mask_overlay: str = DEFAULT_MASK_OVERLAY
 
 
 @dataclass(frozen=True)
@@ -454,19 +458,27 @@ class ViewerController:
         """
         state = self.scene.state()
         settings = SceneSettings(
-            int(state.frame), float(state.mask_opacity), float(state.mask_threshold)
-        )
+            int(state.frame), float(state.mask_opacity), float(state.mask_threshold),
+            str(getattr(state, "mask_overlay", DEFAULT_MASK_OVERLAY)),
+        )  # fmt: skip
         self.mask_opacity, self.mask_threshold = settings.mask_opacity, settings.mask_threshold
+        self.mask_overlay = settings.mask_overlay
         return settings
 
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
-        """Set the mask overlay's opacity and threshold (both in [0, 1]) in the scene.
+    def set_mask_overlay(
+        self, opacity: float, threshold: float, overlay: str | None = None
+    ) -> None:
+        """Set the mask overlay's opacity and threshold (both in [0, 1]) in the scene, and
+        how it draws the mask (settings.MASK_OVERLAYS; None keeps it).
 
         Raises:
-            Page4DError: a value outside [0, 1].
+            Page4DError: a value outside [0, 1], or an unknown overlay.
         """
         with self._scene_lock:
-            self.scene.set_mask_overlay(float(opacity), float(threshold))
+            if overlay is None:
+                self.scene.set_mask_overlay(float(opacity), float(threshold))
+            else:
+                self.scene.set_mask_overlay(float(opacity), float(threshold), str(overlay))
         self.scene_settings()  # adopt the values as applied (the threshold snaps to steps)
 
     def frame_images(self, frame: int) -> plots.FrameImages | None:
@@ -476,7 +488,7 @@ class ViewerController:
             return None
         return plots.frame_images(
             shown.recon, frame, self.mask_opacity, self.mask_threshold,
-            min_width=plots.PANEL_IMAGE_WIDTH,
+            min_width=plots.PANEL_IMAGE_WIDTH, overlay=self.mask_overlay, captions=True,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------- exports
@@ -502,6 +514,7 @@ class ViewerController:
             float(self.scene.state().confidence_percentile),
             self.mask_opacity,
             self.mask_threshold,
+            self.mask_overlay,
         )
 
     # ---------------------------------------------------------------------------- private

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY
 from page4d_viewer.viewer.runs import DiskFullError, check_free_space, disk_full
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def write_downloads(
     percentile: float,
     mask_opacity: float,
     mask_threshold: float,
+    mask_overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> list[Path]:
     """Write (once) and list the downloads of ``recon``.
 
@@ -43,7 +45,7 @@ def write_downloads(
         result_file: its saved file (a run's own file, or a copy in ``folder``).
         folder: where downloads are written and served from.
         percentile: the scene's confidence filter, for the GLB and the PLYs.
-        mask_opacity, mask_threshold: the overlay, for the mp4.
+        mask_opacity, mask_threshold, mask_overlay: the overlay, for the mp4.
 
     Returns:
         The result file, a GLB scene, a zip of per-frame PLYs, TUM trajectories (one per
@@ -65,7 +67,7 @@ def write_downloads(
     before = set(folder.iterdir())
     try:
         return _write_downloads(
-            recon, result_file, folder, percentile, mask_opacity, mask_threshold
+            recon, result_file, folder, percentile, mask_opacity, mask_threshold, mask_overlay
         )
     except OSError as error:
         if not disk_full(error):
@@ -88,6 +90,7 @@ def _write_downloads(
     percentile: float,
     mask_opacity: float,
     mask_threshold: float,
+    mask_overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> list[Path]:
     from page4d_viewer.result import export  # imported here: trimesh and av load slowly
 
@@ -100,10 +103,13 @@ def _write_downloads(
     tum = sorted(folder.glob("trajectory_*.txt"))
     if not tum:
         tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
-    overlay = f"opacity{mask_opacity:g}_threshold{mask_threshold:g}"
+    # The settings are in the name: a changed overlay writes a new video.
+    overlay = f"{mask_overlay}_opacity{mask_opacity:g}_threshold{mask_threshold:g}"
     mp4 = folder / f"mask_overlay_{overlay}.mp4"
     if not mp4.exists():
-        export.export_mp4(recon, mp4, opacity=mask_opacity, threshold=mask_threshold)
+        export.export_mp4(
+            recon, mp4, opacity=mask_opacity, threshold=mask_threshold, overlay=mask_overlay
+        )
     files = [result_file, glb, ply_zip, *tum, mp4]
     if recon.tracks is not None:
         tracks_csv = folder / TRACKS_CSV_NAME

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer.result.mask import DisplayError, overlay_image
+from page4d_viewer.result.mask import DisplayError, mask_scale, overlay_image
 from page4d_viewer.viewer import inside_views, plots, probe
 from page4d_viewer.viewer.inside_views import AttentionChoice
 
@@ -203,6 +203,7 @@ class Inspector:
         mask = None if recon.mask_score is None else recon.mask_score[shown]
         controller = self.controller
         image = overlay_image(
-            recon.images[shown], mask, controller.mask_opacity, controller.mask_threshold
-        )
+            recon.images[shown], mask, controller.mask_opacity, controller.mask_threshold,
+            overlay=controller.mask_overlay, top=mask_scale(recon.mask_score),
+        )  # fmt: skip
         return image if pixel is None else probe.mark_pixel(image, pixel.row, pixel.col)

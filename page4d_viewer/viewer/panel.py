@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from page4d_viewer.settings import PRECISION_CHOICES
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, PRECISION_CHOICES
 from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab, tracks_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
@@ -39,11 +39,16 @@ CROP_MODES = ("crop", "pad")
 MAX_MASK_STRENGTH = 128
 # How often each open page asks the scene where its timeline is (seconds).
 POLL_SECONDS = 0.5
-IMAGE_HEIGHT = 340  # pixels; frames are drawn at least this tall, however small the clip
+IMAGE_HEIGHT = "auto"  # the box takes the picture's own shape: no empty bands around it
+# The panel's words for settings.MASK_OVERLAYS.
+MASK_OVERLAY_CHOICES = (
+    ("continuous probability", "continuous"),
+    ("above the threshold only", "threshold"),
+)
 
 PANEL_CSS = """
 #status { min-height: 3.5em; }
-.frame-image img { image-rendering: pixelated; }
+.frame-image img { image-rendering: pixelated; width: 100%; height: auto; object-fit: contain; }
 #scene-frame iframe { width: 100%; height: 620px; border: 1px solid #8884; border-radius: 6px; }
 """
 
@@ -281,6 +286,7 @@ def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen
 class _ResultTabs:
     opacity: gr.Slider
     threshold: gr.Slider
+    mask_overlay: gr.Radio
     overlay_image: gr.Image
     depth_image: gr.Image
     confidence_image: gr.Image
@@ -317,6 +323,12 @@ def _result_tabs(
                     0, 1, value=controller.mask_threshold, step=0.05,
                     label="Mask threshold (dynamic probability)", elem_id="mask-threshold",
                 )  # fmt: skip
+                mask_overlay = gr.Radio(
+                    list(MASK_OVERLAY_CHOICES),
+                    value=getattr(controller, "mask_overlay", DEFAULT_MASK_OVERLAY),
+                    label="Draw the mask", elem_id="mask-overlay",
+                    info="continuous: every patch in the colour of its probability",
+                )  # fmt: skip
             with gr.Row():
                 overlay, depth, confidence = (
                     _frame_image(label, True)
@@ -351,9 +363,9 @@ def _result_tabs(
         inside = inspect_tab.build_tab()
         tracks = tracks_tab.build_tab()
     return _ResultTabs(
-        opacity, threshold, overlay, depth, confidence, truth_depth, truth_mask, trajectory_plot,
-        differences_plot, disagreement_image, gr.State(None), metrics_table, prepare_button,
-        downloads,
+        opacity, threshold, mask_overlay, overlay, depth, confidence, truth_depth, truth_mask,
+        trajectory_plot, differences_plot, disagreement_image, gr.State(None), metrics_table,
+        prepare_button, downloads,
     ), tabs, record, inside, tracks  # fmt: skip
 
 
@@ -446,8 +458,8 @@ def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
         callbacks.on_frame, [w.frame, w.synced], [*images, w.synced],
         trigger_mode="always_last", **light,
     )  # fmt: skip
-    mask_inputs = [w.opacity, w.threshold, w.frame, w.synced]
-    for slider in (w.opacity, w.threshold):
+    mask_inputs = [w.opacity, w.threshold, w.mask_overlay, w.frame, w.synced]
+    for slider in (w.opacity, w.threshold, w.mask_overlay):
         slider.input(
             callbacks.on_mask, mask_inputs, [w.overlay_image, w.status, w.synced],
             trigger_mode="always_last", **light,

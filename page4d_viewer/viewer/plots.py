@@ -18,9 +18,10 @@ from page4d_viewer.evaluation.disagreement import relative_rotation_angles_deg
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.cameras import ESTIMATED_VARIANTS, GEOMETRY_MASKED, GEOMETRY_UNMASKED
-from page4d_viewer.result.mask import blend_colors, heat_colors, overlay_image
+from page4d_viewer.result.mask import blend_colors, heat_colors, mask_scale, overlay_image
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
-from page4d_viewer.settings import DEFAULT_COLORMAP
+from page4d_viewer.settings import DEFAULT_COLORMAP, DEFAULT_MASK_OVERLAY, MASK_SCALE_PERCENTILE
+from page4d_viewer.viewer.captions import ColourBar, captioned
 from page4d_viewer.viewer.display import (
     COMPARISON_PREFIX,
     VARIANT_COLORS,
@@ -65,7 +66,8 @@ class FrameImages:
         ground_truth_mask: (H, W, 3) uint8 frame with the ground truth's moving pixels in
             the mask's heat colour, or None.
 
-    All are (k H, k W, 3) instead when drawn enlarged (`frame_images(min_width=...)`).
+    All are (k H, k W, 3) instead when drawn enlarged (`frame_images(min_width=...)`), with
+    a caption strip below (the frame, what the picture shows, its colour bar) when captioned.
     """
 
     overlay: np.ndarray
@@ -86,6 +88,8 @@ def frame_images(
     threshold: float,
     colormap: str = DEFAULT_COLORMAP,
     min_width: int = 0,
+    overlay: str = DEFAULT_MASK_OVERLAY,
+    captions: bool = False,
 ) -> FrameImages:
     """The mask overlay, depth and confidence pictures of one frame, and the ground truth's
     depth and moving pixels when the result has them.
@@ -94,34 +98,58 @@ def frame_images(
         recon: The result shown.
         frame: 0-based frame position; clamped into the clip.
         opacity: Mask overlay opacity in [0, 1].
-        threshold: Dynamic probability in [0, 1] from which the heat map is drawn.
+        threshold: Dynamic probability in [0, 1] from which the heat map is drawn
+            ("threshold" overlay).
         colormap: Matplotlib colormap of the mask heat map.
         min_width: enlarge every picture by a whole factor until it is at least this many
             pixels wide (0: model-input size); see `enlarge`.
+        overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS); the heat map spans
+            [0, the clip's `mask_scale`], as in the scene.
+        captions: put the frame, the picture's name and its colour bar below each picture.
     """
     frame = int(np.clip(frame, 0, recon.num_frames - 1))
     mask = None if recon.mask_score is None else recon.mask_score[frame]
     image = recon.images[frame]
-    truth_depth = truth_mask = None
+    top = mask_scale(recon.mask_score)
+    pictures: dict[str, tuple[np.ndarray, str, ColourBar | None]] = {}
+    if mask is None:
+        pictures["overlay"] = (image, "frame (this result has no mask)", None)
+    else:
+        tinted = overlay_image(image, mask, opacity, threshold, colormap, overlay=overlay, top=top)
+        pictures["overlay"] = (tinted, "dynamic probability", mask_bar(top, overlay, threshold))
+    for name, values, title, scale in (
+        ("depth", recon.depth[frame], "depth", "turbo"),
+        ("confidence", recon.depth_conf[frame], "depth confidence", "viridis"),
+    ):
+        log = name == "confidence"
+        low, high = scalar_range(values, log=log)
+        bar = ColourBar(scale, low, high, log=log, note="2-98th pct of the frame")
+        pictures[name] = (scalar_map_image(values, scale, log=log), title, bar)
     if recon.gt_depth is not None:
-        truth_depth = scalar_map_image(
-            np.where(recon.gt_depth[frame] > 0, recon.gt_depth[frame], np.nan), "turbo"
-        )
+        truth = np.where(recon.gt_depth[frame] > 0, recon.gt_depth[frame], np.nan)
+        low, high = scalar_range(truth)
+        bar = ColourBar("turbo", low, high, note="2-98th pct of the frame")
+        truth_depth = scalar_map_image(truth, "turbo")
+        pictures["ground_truth_depth"] = (truth_depth, "ground-truth depth", bar)
     if recon.gt_dynamic_mask is not None:
         moving = recon.gt_dynamic_mask[frame].astype(np.float32)
         truth_mask = blend_colors(image, moving, GROUND_TRUTH_MASK_OPACITY * moving, colormap)
-    images = FrameImages(
-        overlay=overlay_image(image, mask, opacity, threshold, colormap),
-        depth=scalar_map_image(recon.depth[frame], "turbo"),
-        confidence=scalar_map_image(recon.depth_conf[frame], "viridis", log=True),
-        ground_truth_depth=truth_depth,
-        ground_truth_mask=truth_mask,
-    )
-    if min_width <= 0:
-        return images
-    return FrameImages(
-        *(None if picture is None else enlarge(picture, min_width) for picture in images.pictures())
-    )
+        pictures["ground_truth_mask"] = (truth_mask, "ground-truth moving (tinted)", None)
+    drawn: dict[str, np.ndarray] = {}
+    for name, (picture, title, bar) in pictures.items():
+        picture = enlarge(picture, min_width) if min_width > 0 else picture
+        label = f"frame {frame}/{recon.num_frames - 1} · {title}"
+        drawn[name] = captioned(picture, label, bar) if captions else picture
+    return FrameImages(**drawn)
+
+
+def mask_bar(top: float, overlay: str, threshold: float) -> ColourBar:
+    """The colour bar of the mask overlay: probability 0 to the clip's `mask_scale`."""
+    if overlay == "continuous":
+        note = f"model's values; top: clip's {MASK_SCALE_PERCENTILE:g}th pct"
+    else:
+        note = f"tinted >= {threshold:.2f}; top: clip's {MASK_SCALE_PERCENTILE:g}th pct"
+    return ColourBar(DEFAULT_COLORMAP, 0.0, top, above=top < 1.0, note=note)
 
 
 def enlarge(image: np.ndarray, min_width: int) -> np.ndarray:
@@ -161,15 +189,31 @@ def scalar_map_image(
     Returns:
         (H, W, 3) uint8 RGB.
     """
+    low, high = scalar_range(values, log=log)
+    values = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(low):
+        return heat_colors(np.zeros(values.shape), colormap)
+    if log:  # stretched in log space: the range's ends are values, so take their logs too
+        values = np.log(np.where(values > 0, values, np.nan))
+        low, high = np.log(low), np.log(high)
+    scaled = (values - low) / max(high - low, 1e-12)
+    return heat_colors(np.where(np.isfinite(scaled), scaled, 0.0), colormap)
+
+
+def scalar_range(values: np.ndarray, *, log: bool = False) -> tuple[float, float]:
+    """The values `scalar_map_image` puts at its first and last colour (for the colour bar).
+
+    Returns:
+        (low, high) in the map's own units (not log), or (nan, nan) with nothing finite.
+    """
     values = np.asarray(values, dtype=np.float64)
     if log:
         values = np.log(np.where(values > 0, values, np.nan))
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return heat_colors(np.zeros(values.shape), colormap)
+        return float("nan"), float("nan")
     low, high = np.percentile(finite, [2.0, 98.0])
-    scaled = (values - low) / max(high - low, 1e-12)
-    return heat_colors(np.where(np.isfinite(scaled), scaled, 0.0), colormap)
+    return (float(np.exp(low)), float(np.exp(high))) if log else (float(low), float(high))
 
 
 # ---------------------------------------------------------------------------- pose comparison

@@ -138,15 +138,17 @@ def share_zip(controller: ViewerController) -> Path:
     shown = _shown(controller)
     percentile = float(controller.scene.state().confidence_percentile)
     opacity, threshold = controller.mask_opacity, controller.mask_threshold
-    stem = f"share_conf{percentile:g}_opacity{opacity:g}_threshold{threshold:g}"
+    overlay = controller.mask_overlay
+    stem = f"share_conf{percentile:g}_{overlay}_opacity{opacity:g}_threshold{threshold:g}"
     archive = shown.exports_dir / f"{stem}.zip"
     if archive.exists():
         return archive
     folder = shown.exports_dir / stem
     shutil.rmtree(folder, ignore_errors=True)
     export_share(
-        shown.recon, folder, conf_percentile=percentile, opacity=opacity, threshold=threshold
-    )
+        shown.recon, folder, conf_percentile=percentile, opacity=opacity, threshold=threshold,
+        overlay=overlay,
+    )  # fmt: skip
     temporary = shutil.make_archive(str(shown.exports_dir / f".{stem}.tmp"), "zip", folder)
     Path(temporary).replace(archive)
     shutil.rmtree(folder, ignore_errors=True)

@@ -12,9 +12,14 @@ import numpy as np
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.export.common import prepare_output, selected_frames
-from page4d_viewer.result.mask import overlay_image
+from page4d_viewer.result.mask import check_overlay_mode, mask_scale, overlay_image
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.settings import DEFAULT_COLORMAP, DEFAULT_MASK_OPACITY, DEFAULT_MASK_THRESHOLD
+from page4d_viewer.settings import (
+    DEFAULT_COLORMAP,
+    DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_OVERLAY,
+    DEFAULT_MASK_THRESHOLD,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,7 @@ def mp4_frame(
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
     colormap: str = DEFAULT_COLORMAP,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> np.ndarray:
     """The picture `export_mp4` encodes for one frame: the viewer's mask overlay.
 
@@ -34,12 +40,17 @@ def mp4_frame(
         opacity: heat-map opacity in [0, 1].
         threshold: dynamic probability at or above which the heat map is drawn.
         colormap: matplotlib colormap name for the heat map.
+        overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS); the heat map spans
+            the clip's scale (`mask_scale`), as in the viewer.
 
     Returns:
         (H, W, 3) uint8 frame (the plain frame when the result has no mask).
     """
     mask = None if recon.mask_score is None else recon.mask_score[frame]
-    return overlay_image(recon.images[frame], mask, opacity, threshold, colormap)
+    return overlay_image(
+        recon.images[frame], mask, opacity, threshold, colormap,
+        overlay=overlay, top=mask_scale(recon.mask_score),
+    )  # fmt: skip
 
 
 def export_mp4(
@@ -51,6 +62,7 @@ def export_mp4(
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
     colormap: str = DEFAULT_COLORMAP,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> Path:
     """An H.264 mp4 of the model-input frames with the dynamic mask overlaid as a heat map.
 
@@ -64,6 +76,7 @@ def export_mp4(
         opacity: heat-map opacity in [0, 1].
         threshold: dynamic probability at or above which the heat map is drawn.
         colormap: matplotlib colormap name for the heat map.
+        overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS).
 
     Returns:
         The path written.
@@ -76,7 +89,8 @@ def export_mp4(
         logger.warning("this result has no dynamic mask; the mp4 shows the plain frames")
     # Check the settings on one pixel before creating any file.
     overlay_image(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1)), opacity, threshold, colormap)
-    images = (mp4_frame(recon, frame, opacity, threshold, colormap) for frame in frames)
+    check_overlay_mode(overlay)
+    images = (mp4_frame(recon, frame, opacity, threshold, colormap, overlay) for frame in frames)
     path = write_mp4(path, images, rate)
     logger.info("wrote %s (%d frames at %.3g fps)", path, len(frames), rate)
     return path

@@ -30,7 +30,9 @@ from page4d_viewer.result.export.common import atomic_write, frustum_segments, s
 from page4d_viewer.result.mask import (
     blend_colors,
     check_overlay,
+    check_overlay_mode,
     dynamic_probability,
+    mask_scale,
     overlay_weight,
     patch_index,
 )
@@ -45,6 +47,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
 )
 
@@ -77,6 +80,7 @@ def export_share(
     fps: float | None = None,
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> Path:
     """Write a folder that plays the scene in a browser as static files (see the module doc).
 
@@ -88,6 +92,7 @@ def export_share(
         fps: playback frame rate; default from the clip's timestamps (10 if unknown).
         opacity: mask heat-map opacity in [0, 1].
         threshold: dynamic probability at or above which the heat map is drawn.
+        overlay: "continuous" (every point tinted) or "threshold" (settings.MASK_OVERLAYS).
 
     Returns:
         The folder written.
@@ -95,6 +100,7 @@ def export_share(
     from page4d_viewer.result.export.mp4 import clip_frame_rate
 
     check_overlay(opacity, threshold)
+    check_overlay_mode(overlay)
     if max_points < 1:
         raise Page4DError(f"the share's point budget must be at least 1, got {max_points}")
     rate = clip_frame_rate(recon.timestamps()) if fps is None else float(fps)
@@ -108,6 +114,7 @@ def export_share(
         fps=rate,
         opacity=opacity,
         threshold=threshold,
+        overlay=overlay,
     )
     atomic_write(folder / RECORDING_NAME, recording)
     atomic_write(folder / INDEX_NAME, share_index_html().encode("utf-8"))
@@ -138,6 +145,7 @@ def record_scene(
     fps: float,
     opacity: float,
     threshold: float,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> bytes:
     """The `.viser` recording of the clip: all nodes at time 0, then one frame per 1/fps s.
 
@@ -151,7 +159,9 @@ def record_scene(
     with contextlib.redirect_stdout(io.StringIO()):
         server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
         try:
-            return _record(server, recon, conf_percentile, max_points, fps, opacity, threshold)
+            return _record(
+                server, recon, conf_percentile, max_points, fps, opacity, threshold, overlay
+            )
         finally:
             server.stop()
 
@@ -164,10 +174,13 @@ def _record(
     fps: float,
     opacity: float,
     threshold: float,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> bytes:
     """Add the nodes, then record one visibility toggle per frame."""
     server.scene.set_up_direction("-y")  # OpenCV world: y points down
-    frames, extent = _add_points(server, recon, conf_percentile, max_points, opacity, threshold)
+    frames, extent = _add_points(
+        server, recon, conf_percentile, max_points, opacity, threshold, overlay
+    )
     _add_cameras(server, recon, _FRUSTUM_FRACTION * extent)
     _set_initial_view(server, recon)
     serializer = server.get_scene_serializer()
@@ -187,8 +200,10 @@ def share_point_colors(
     pixel_index: np.ndarray,
     opacity: float,
     threshold: float,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> np.ndarray:
-    """Point colours with the dynamic mask blended in, as the scene's overlay draws them.
+    """Point colours with the dynamic mask blended in, as the scene's overlay draws them
+    (the heat map on the clip's scale, `mask_scale`).
 
     Args:
         recon: the reconstruction.
@@ -197,6 +212,7 @@ def share_point_colors(
         pixel_index: (N,) flat pixel index ``row * W + column`` of each point.
         opacity: heat-map opacity in [0, 1].
         threshold: dynamic probability at or above which the heat map is drawn.
+        overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS).
 
     Returns:
         (N, 3) uint8 colours (the image colours when the result has no mask).
@@ -209,7 +225,8 @@ def share_point_colors(
     rows = patch_index(pixel_index // width, height, grid_h)
     cols = patch_index(pixel_index % width, width, grid_w)
     probability = probability_grid[rows, cols]
-    return blend_colors(colors, probability, overlay_weight(probability, opacity, threshold))
+    weight = overlay_weight(probability, opacity, threshold, overlay)
+    return blend_colors(colors, probability, weight, top=mask_scale(recon.mask_score))
 
 
 def _add_points(
@@ -219,6 +236,7 @@ def _add_points(
     max_points: int,
     opacity: float,
     threshold: float,
+    overlay: str = DEFAULT_MASK_OVERLAY,
 ) -> tuple[list[viser.PointCloudHandle], float]:
     """One point cloud per frame (only the first visible); returns them and the scene extent."""
     height, width = recon.image_hw
@@ -234,7 +252,7 @@ def _add_points(
     handles = []
     for index, cloud in enumerate(clouds):
         colors = share_point_colors(
-            recon, index, cloud.colors, cloud.pixel_index, opacity, threshold
+            recon, index, cloud.colors, cloud.pixel_index, opacity, threshold, overlay
         )
         handles.append(
             server.scene.add_point_cloud(

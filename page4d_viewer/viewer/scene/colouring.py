@@ -47,6 +47,7 @@ class PointColouring:
     image_hw: tuple[int, int] = (1, 1)
     colormap: str = DEFAULT_COLORMAP
     key: Hashable = None
+    mask_top: float = 1.0  # the shown clip's result.mask.mask_scale (set by the point layer)
 
     def set(
         self,
@@ -75,7 +76,7 @@ class PointColouring:
     def stamp(self, weight: float) -> Hashable:
         """What a bin's colours depend on: equal stamps, equal colours."""
         if self.mode == "mask":
-            return ("mask", weight)
+            return ("mask", weight, self.mask_top)
         if self.mode == "attention" and self.heat is not None:
             return ("attention", self.key)
         return ("image",)
@@ -99,7 +100,7 @@ class PointColouring:
         """
         stamp = self.stamp(weight)
         if stamp[0] == "mask":
-            return overlay_colors(image_colors, probability, weight)
+            return overlay_colors(image_colors, probability, weight, self.mask_top)
         if stamp[0] == "image" or pixel_index is None or self.heat is None:
             return image_colors
         return heat_colors(self.point_heat(pixel_index, frame), self.colormap)

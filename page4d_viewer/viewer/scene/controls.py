@@ -22,7 +22,9 @@ from page4d_viewer.result import points
 from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
+    MASK_OVERLAYS,
 )
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
@@ -57,7 +59,9 @@ class ControlTarget(Protocol):
     def set_confidence_percentile(self, percentile: float) -> None: ...
     def set_point_size(self, size: float) -> None: ...
     def set_downsample(self, stride: int) -> None: ...
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
+    def set_mask_overlay(
+        self, opacity: float, threshold: float, overlay: str | None = None
+    ) -> None: ...
     def set_variant_visible(self, name: str, visible: bool) -> None: ...
     def set_tracks(
         self,
@@ -101,6 +105,7 @@ class SceneControls:
     downsample: viser.GuiSliderHandle[int]
     opacity: viser.GuiSliderHandle[float]
     threshold: viser.GuiSliderHandle[float]
+    overlay: viser.GuiDropdownHandle[str]
     variants: dict[str, viser.GuiCheckboxHandle]
     tracks: TrackControls
     # Set while a thread writes the controls, so their callbacks do not echo back.
@@ -139,11 +144,13 @@ class SceneControls:
             self._show_points(settings, num_frames)
             self.opacity.value = settings.opacity
             self.threshold.value = settings.threshold
+            self.overlay.value = settings.overlay
             for name, checkbox in self.variants.items():
                 checkbox.disabled = name not in variants
                 checkbox.value = settings.variant_visible[name]
             self.opacity.disabled = not has_mask
             self.threshold.disabled = not has_mask
+            self.overlay.disabled = not has_mask
 
     def show_tracks(self, settings: TrackSettings, has_tracks: bool, has_truth: bool) -> None:
         """Write the track settings into the Tracks folder; disabled without tracks (and the
@@ -214,14 +221,14 @@ def build_controls(server: viser.ViserServer, target: ControlTarget) -> SceneCon
         downsample = gui.add_slider(
             "Downsample", min=1, max=MAX_DOWNSAMPLE, step=1, initial_value=1
         )
-    opacity, threshold = _mask_controls(server)
+    opacity, threshold, overlay = _mask_controls(server)
     with gui.add_folder("Cameras"):
         variants = {
             name: gui.add_checkbox(display.VARIANT_LABELS[name], True) for name in display.VARIANTS
         }
     controls = SceneControls(
         frame, playing, fps, loop, mode, trail, source, percentile, point_size, downsample,
-        opacity, threshold, variants, _track_controls(server),
+        opacity, threshold, overlay, variants, _track_controls(server),
     )  # fmt: skip
     _wire(controls, target)
     return controls
@@ -229,10 +236,13 @@ def build_controls(server: viser.ViserServer, target: ControlTarget) -> SceneCon
 
 def _mask_controls(
     server: viser.ViserServer,
-) -> tuple[viser.GuiSliderHandle[float], viser.GuiSliderHandle[float]]:
-    """The Mask overlay folder: opacity and threshold sliders."""
+) -> tuple[
+    viser.GuiSliderHandle[float], viser.GuiSliderHandle[float], viser.GuiDropdownHandle[str]
+]:
+    """The Mask overlay folder: how the mask is drawn, opacity and threshold."""
     gui = server.gui
     with gui.add_folder("Mask overlay"):
+        overlay = gui.add_dropdown("Draw", MASK_OVERLAYS, initial_value=DEFAULT_MASK_OVERLAY)
         step = 1.0 / display.MASK_BINS
         opacity = gui.add_slider(
             "Opacity", min=0.0, max=1.0, step=0.05, initial_value=DEFAULT_MASK_OPACITY
@@ -240,7 +250,7 @@ def _mask_controls(
         threshold = gui.add_slider(
             "Threshold", min=0.0, max=1.0, step=step, initial_value=DEFAULT_MASK_THRESHOLD
         )
-    return opacity, threshold
+    return opacity, threshold, overlay
 
 
 def _track_controls(server: viser.ViserServer) -> TrackControls:
@@ -272,7 +282,9 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
         target.set_display(str(c.mode.value), int(c.trail.value))
 
     def set_overlay() -> None:
-        target.set_mask_overlay(float(c.opacity.value), float(c.threshold.value))
+        target.set_mask_overlay(
+            float(c.opacity.value), float(c.threshold.value), str(c.overlay.value)
+        )
 
     def set_tracks() -> None:
         t = c.tracks
@@ -294,6 +306,7 @@ def _wire(controls: SceneControls, target: ControlTarget) -> None:
         (c.downsample, lambda: target.set_downsample(int(c.downsample.value))),
         (c.opacity, set_overlay),
         (c.threshold, set_overlay),
+        (c.overlay, set_overlay),
     ]
     for name, checkbox in c.variants.items():
         bindings.append((checkbox, _variant_setter(target, name, checkbox)))

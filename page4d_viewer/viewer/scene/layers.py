@@ -129,6 +129,7 @@ class PointLayer:
             chosen = PointSet(make_clip(), name)
         self._sets[key] = chosen  # most recently shown last
         self._active = chosen
+        self.colouring.mask_top = chosen.clip.mask_top
         self._evict(len(chosen.clip.rows) * len(chosen.clip.cols) * chosen.clip.recon.num_frames)
         return chosen
 

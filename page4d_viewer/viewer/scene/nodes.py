@@ -80,6 +80,7 @@ class ShownClip:
     rows: np.ndarray  # (H',) pixel rows kept
     cols: np.ndarray  # (W',) pixel columns kept
     probability: np.ndarray | None  # (S, h, w) dynamic probability per patch
+    mask_top: float  # probability drawn in the heat map's last colour (result.mask.mask_scale)
     patch_rows: np.ndarray  # (H',) patch row of each kept pixel row
     patch_cols: np.ndarray  # (W',) patch column of each kept pixel column
     confidence_edges: np.ndarray  # (CONFIDENCE_BINS - 1,) result.points.confidence_edges
@@ -116,6 +117,7 @@ def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
         rows=rows,
         cols=cols,
         probability=probability,
+        mask_top=display.mask_scale(recon.mask_score),
         patch_rows=display.patch_index(rows, height, patch_grid[0]),
         patch_cols=display.patch_index(cols, width, patch_grid[1]),
         confidence_edges=points.confidence_edges(points.source_confidence(recon, settings.source)),
@@ -136,11 +138,14 @@ def auto_point_size(clip: ShownClip) -> float:
     return point_footprint(stride, clip.scene_depth, focal)
 
 
-def overlay_colors(image_colors: np.ndarray, probability: np.ndarray, weight: float) -> np.ndarray:
-    """(N, 3) uint8 colours of points: the image blended with the mask heat map by `weight`."""
+def overlay_colors(
+    image_colors: np.ndarray, probability: np.ndarray, weight: float, top: float = 1.0
+) -> np.ndarray:
+    """(N, 3) uint8 colours of points: the image blended with the mask heat map by `weight`,
+    the heat map topping out at probability `top` (the clip's `mask_scale`)."""
     if weight == 0.0:
         return image_colors
-    return display.blend_colors(image_colors, probability, weight)
+    return display.blend_colors(image_colors, probability, weight, top=top)
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:

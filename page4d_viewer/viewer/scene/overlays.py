@@ -15,6 +15,7 @@ import numpy as np
 from page4d_viewer.result import points
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene.legend import LegendContent
 
 if TYPE_CHECKING:
     import threading
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from page4d_viewer.viewer.scene.comparison import ComparisonLayer
     from page4d_viewer.viewer.scene.controls import SceneControls
     from page4d_viewer.viewer.scene.layers import PointLayer
+    from page4d_viewer.viewer.scene.legend import SceneLegend
     from page4d_viewer.viewer.scene.nodes import ShownClip
     from page4d_viewer.viewer.scene.state import DisplaySettings
     from page4d_viewer.viewer.scene.timeline import Timeline
@@ -50,6 +52,7 @@ class SceneOverlays:
     track_layer: TrackLayer
     clicks: ClickRouter
     probe_marker: ProbeMarker
+    legend: SceneLegend
 
     def _apply_visibility(self) -> None:
         raise NotImplementedError  # SceneView's
@@ -155,6 +158,21 @@ class SceneOverlays:
     def _show_track_controls(self) -> None:
         layer = self.track_layer
         self.controls.show_tracks(layer.settings, layer.count > 0, layer.has_truth)
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        """Describe the colours now on screen in the sidebar's Legend. Holds the lock."""
+        clip, settings, tracks = self._clip, self._settings, self.track_layer
+        self.legend.show(
+            LegendContent(
+                variants=() if clip is None else tuple(clip.cameras),
+                mask_top=clip.mask_top if clip is not None and clip.has_mask else None,
+                overlay=settings.overlay,
+                threshold=settings.threshold,
+                tracks=tracks.count > 0,
+                truth_tracks=tracks.has_truth,
+            )
+        )
 
     def update_tracks(self, recon: Reconstruction) -> None:
         """Draw the tracks of `recon`, the shown result with tracks added (`add_tracks`): same

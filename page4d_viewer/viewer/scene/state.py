@@ -12,6 +12,7 @@ from page4d_viewer.result import points
 from page4d_viewer.settings import (
     DEFAULT_CONF_PERCENTILE,
     DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
 )
 from page4d_viewer.viewer import display
@@ -40,6 +41,8 @@ class DisplaySettings:
         downsample_fixed: True once the user picked a stride (no more automatic choice).
         opacity: mask overlay opacity in [0, 1].
         threshold_bin: the dynamic-probability threshold, as a mask bin.
+        overlay: how the overlay draws the mask (settings.MASK_OVERLAYS): every point in
+            the heat colour of its probability ("continuous"), or only dynamic points.
         variant_visible: camera variant -> whether its frusta and trajectory are shown.
     """
 
@@ -54,6 +57,7 @@ class DisplaySettings:
     threshold_bin: int = field(
         default_factory=lambda: display.threshold_bin(DEFAULT_MASK_THRESHOLD)
     )
+    overlay: str = DEFAULT_MASK_OVERLAY
     variant_visible: dict[str, bool] = field(
         default_factory=lambda: dict.fromkeys(display.VARIANTS, True)
     )
@@ -73,7 +77,10 @@ class DisplaySettings:
         return has_mask and bin_id >= self.threshold_bin
 
     def bin_weight(self, bin_id: int, has_mask: bool) -> float:
-        """The overlay blend weight of a mask bin's colours: the opacity for dynamic bins."""
+        """The overlay blend weight of a mask bin's colours: the opacity for dynamic bins, or
+        for every bin of a mask drawn "continuous"."""
+        if has_mask and self.overlay == "continuous":
+            return self.opacity
         return self.opacity if self.is_dynamic(bin_id, has_mask) else 0.0
 
 
@@ -129,6 +136,9 @@ class SceneState:
         downsample: pixel stride of the points sent.
         mask_opacity: overlay opacity in [0, 1].
         mask_threshold: dynamic-probability threshold in [0, 1], as applied (snapped).
+        mask_overlay: "continuous" or "threshold" (settings.MASK_OVERLAYS).
+        mask_top: the dynamic probability drawn in the heat map's last colour (the clip's
+            result.mask.mask_scale; 1 without a mask).
         has_mask: whether the Reconstruction has a dynamic mask score.
         variants: camera variants in the scene.
         variant_visible: variant -> whether its frusta and trajectory are shown.
@@ -181,3 +191,5 @@ class SceneState:
     probe_point: tuple[float, float, float] | None = None
     tracks: TrackState = field(default_factory=TrackState)
     click_mode: str = "probe"
+    mask_overlay: str = DEFAULT_MASK_OVERLAY
+    mask_top: float = 1.0

@@ -44,6 +44,7 @@ from page4d_viewer.viewer.scene.colouring import ProbeMarker
 from page4d_viewer.viewer.scene.comparison import ComparisonLayer
 from page4d_viewer.viewer.scene.controls import SceneControls, build_controls, fps_control_value
 from page4d_viewer.viewer.scene.layers import CameraLayer, PointLayer, look_through
+from page4d_viewer.viewer.scene.legend import SceneLegend
 from page4d_viewer.viewer.scene.nodes import (
     FrameStream,
     ProgressCallback,
@@ -110,6 +111,8 @@ class SceneView(SceneOverlays):
         self.probe_marker = ProbeMarker()
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
+        # The legend first: the first thing a newcomer to the scene needs is what its colours mean.
+        self.legend = SceneLegend(server)
         self.controls: SceneControls = build_controls(server, self)
         self.timeline.start_playback_thread(self._advance)
 
@@ -244,25 +247,35 @@ class SceneView(SceneOverlays):
 
     # ------------------------------------------------------------------ display settings
 
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
+    def set_mask_overlay(
+        self, opacity: float, threshold: float, overlay: str | None = None
+    ) -> None:
         """Blend the mask's heat map into the point colours.
 
-        Points whose dynamic probability is at or above `threshold` (snapped to steps of
-        1/display.MASK_BINS) get `(1 - opacity) * image + opacity * heat`; the same threshold
-        splits static from dynamic in split mode. Re-sends colours of the frames on screen.
+        "continuous": every point gets `(1 - opacity) * image + opacity * heat(p)`, the heat
+        map spanning [0, the clip's result.mask.mask_scale]. "threshold": only points whose
+        dynamic probability is at or above `threshold` do. Either way the threshold (snapped
+        to steps of 1/display.MASK_BINS) splits static from dynamic in split mode and for the
+        tracks. Re-sends colours of the frames on screen.
 
         Args:
             opacity: in [0, 1]; 0 shows plain image colours.
             threshold: dynamic probability in [0, 1].
+            overlay: one of settings.MASK_OVERLAYS (None: keep the current one).
         """
         display.check_overlay(opacity, threshold)
+        if overlay is not None:
+            display.check_overlay_mode(overlay)
         settings, controls = self._settings, self.controls
         with self._lock, self._server.atomic():
             settings.opacity = float(opacity)
             settings.threshold_bin = display.threshold_bin(threshold)
+            settings.overlay = settings.overlay if overlay is None else str(overlay)
             controls.set(controls.opacity, settings.opacity)
             controls.set(controls.threshold, settings.threshold)
+            controls.set(controls.overlay, settings.overlay)
             self._apply_visibility()
+            self._show_legend()
 
     def set_display(self, mode: str, trail: int | None = None) -> None:
         """Choose what is drawn: "current", "trail" (last `trail` frames), "all" or "split".
@@ -410,6 +423,8 @@ class SceneView(SceneOverlays):
                 probe_point=self.probe_marker.position,
                 tracks=self.track_layer.state(),
                 click_mode=self.clicks.mode,
+                mask_overlay=settings.overlay,
+                mask_top=1.0 if self._clip is None else self._clip.mask_top,
             )
 
     # ------------------------------------------------------------------ internals: sending

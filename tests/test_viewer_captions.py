@@ -1,0 +1,39 @@
+"""Captions under the panel's pictures: the picture keeps its pixels, the bar its colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from page4d_viewer.result.mask import heat_colors
+from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.captions import MARGIN, ColourBar, captioned, format_value
+
+
+def test_a_caption_goes_below_and_its_bar_is_the_pictures_colormap() -> None:
+    picture = np.full((30, 200, 3), 7, np.uint8)
+    shown = captioned(picture, "frame 0/2 · depth", ColourBar("turbo", 1.0, 2.0))
+    assert shown.shape[1:] == (200, 3) and shown.shape[0] > 30
+    np.testing.assert_array_equal(shown[:30], picture)  # clicks land on the same pixels
+    strip = shown[30:]
+    expected = heat_colors(np.linspace(0, 1, 200 - 2 * MARGIN), "turbo")
+    rows = [row for row in strip if np.array_equal(row[MARGIN : 200 - MARGIN], expected)]
+    assert rows, "no row of the strip is the colour bar"
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (0.3561, "0.356"), (12345.0, "1.23e+04")])
+def test_tick_labels(value: float, text: str) -> None:
+    assert format_value(value) == text
+
+
+def test_the_mask_bar_reads_the_clips_scale(make_reconstruction) -> None:
+    bar = plots.mask_bar(0.36, "continuous", 0.5)
+    assert (bar.low, bar.high, bar.above) == (0.0, 0.36, True)
+    assert "99th" in bar.note
+    assert "0.50" in plots.mask_bar(0.36, "threshold", 0.5).note
+    recon = make_reconstruction(frames=2)
+    captioned_images = plots.frame_images(recon, 1, 0.5, 0.5, captions=True)
+    bare = plots.frame_images(recon, 1, 0.5, 0.5)
+    for shown, picture in zip(captioned_images.pictures(), bare.pictures(), strict=True):
+        if picture is not None:
+            np.testing.assert_array_equal(shown[: picture.shape[0]], picture)
