@@ -1,4 +1,5 @@
-"""Start the PAGE-4D viewer: Gradio panel on :7860 with the Viser scene on :8080 embedded.
+"""Start the PAGE-4D viewer on one port, 127.0.0.1:7860: the Gradio panel, and each browser
+tab's Viser scene embedded from /scene/<session>/ on that same port.
 
 Same as `page4d-viewer app ...`; see `python launch.py --help`.
 """

@@ -69,6 +69,9 @@ def test_a_failing_clip_is_one_line_and_the_batch_goes_on(
     captured = capsys.readouterr()
     failures = [line for line in captured.err.splitlines() if line.startswith("failed:")]
     assert len(failures) == 1 and failures[0].startswith("failed: broken: ClipError: ")
+    # stderr is no terminal here: one plain progress line per clip instead of a silent bar.
+    progress = [line for line in captured.err.splitlines() if line.startswith("batch: ")]
+    assert [line.split(" (")[0] for line in progress] == [f"batch: {n}/3 clips" for n in (1, 2, 3)]
     assert "2 done, 1 failed" in captured.out
     rows = _rows(out)
     assert rows["broken"]["status"] == "failed" and "ClipError" in rows["broken"]["error"]

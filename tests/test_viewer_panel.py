@@ -996,3 +996,20 @@ def test_a_relative_path_climbing_out_of_its_root_is_outside(tmp_path: Path) -> 
     assert roots.resolve("clip.mp4") == (tmp_path / "clip.mp4").resolve()  # under the outer
     with pytest.raises(Page4DError, match="does not exist"):
         roots.resolve("missing.mp4")
+
+
+def test_the_app_prints_no_scene_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """One port: the sessions' internal Viser ports never reach the app's output."""
+    import rich
+    import viser
+
+    console = rich.get_console()
+    try:
+        app_command.silence_scene_banners()
+        server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+        port = server.get_port()
+        server.stop()
+        out = capsys.readouterr().out
+        assert str(port) not in out and "viser" not in out
+    finally:
+        console.quiet = False

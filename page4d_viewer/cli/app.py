@@ -231,6 +231,19 @@ def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
         os.environ["GRADIO_TEMP_DIR"] = str(store.cache_dir)
 
 
+def silence_scene_banners() -> None:
+    """Keep Viser's banners out of the app's output.
+
+    Viser prints each session scene's internal 127.0.0.1 port (and "Server stopped") on
+    rich's console, whatever `verbose` says. Users reach every scene through the app's one
+    port (logged at start), so a second address would only mislead. Nothing else in the app
+    prints through rich's console.
+    """
+    import rich
+
+    rich.get_console().quiet = True
+
+
 def serve(config: AppConfig, backend: ModelBackend | None) -> int:
     """Start the viewer with this model side (None: view only) and serve until Ctrl-C."""
     check_exposure(config)
@@ -239,6 +252,7 @@ def serve(config: AppConfig, backend: ModelBackend | None) -> int:
     if config.index and not Path(config.index).exists():
         raise Page4DError(f"no batch index at {config.index}")
     prepare_runs_folder(config.runs_dir)
+    silence_scene_banners()
     app = ViewerApp(config, backend)
     try:
         app.start()

@@ -320,6 +320,9 @@ class _ClipRunner:
         from tqdm import tqdm
 
         succeeded = failed = 0
+        # tqdm draws nothing when stderr is not a terminal (a log file, a job scheduler):
+        # then rank 0 writes one plain line per clip instead, so progress is never silent.
+        lines = self.launch.rank == 0 and not sys.stderr.isatty()
         bar = tqdm(
             total=len(clips),
             file=sys.stderr,
@@ -341,6 +344,12 @@ class _ClipRunner:
                     failed += 1
                     tqdm.write(f"failed: {clip.name}: {row['error']}", file=sys.stderr)
                 bar.update(1)
+                if lines:
+                    done = succeeded + failed
+                    tqdm.write(
+                        f"batch: {done}/{len(clips)} clips ({clip.name}: {row['status']})",
+                        file=sys.stderr,
+                    )
         return succeeded, failed
 
     def run_one(self, clip: DatasetClip) -> dict[str, Any]:
