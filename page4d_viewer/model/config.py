@@ -163,6 +163,8 @@ class ModelConfig:
             around the coarse match's patch centre (at least half a patch).
         match_temperature: the coarse similarities (cosines) are divided by this before the
             dual softmax.
+        match_peak_radius: when matching, the refinement's soft-argmax averages only over
+            the positions this many pixels around the correlation's peak (0: the peak).
     """
 
     name: str = "custom"
@@ -205,6 +207,7 @@ class ModelConfig:
     match_fine_dim: int = 16
     match_fine_radius: int = 8
     match_temperature: float = 0.1
+    match_peak_radius: int = 1
 
     # Derived in __post_init__ (not constructor arguments, not serialised).
     head_dim: int = field(init=False, repr=False)
@@ -290,6 +293,8 @@ class ModelConfig:
             raise Page4DError(f"model config: match_layer outside 0..{self.depth - 1}")
         if self.match_temperature <= 0:
             raise Page4DError("model config: match_temperature must be positive")
+        if not 0 <= self.match_peak_radius <= self.match_fine_radius:
+            raise Page4DError("model config: match_peak_radius outside 0..match_fine_radius")
         # The window must reach any pixel of the coarse match's patch from its centre.
         if 2 * self.match_fine_radius < self.patch_size:
             raise Page4DError("model config: match_fine_radius must be at least half a patch")

@@ -14,6 +14,8 @@ come from the network itself, after LoFTR's coarse-to-fine design:
   query's descriptor is correlated with those in a window of ``match_fine_radius`` pixels
   around the matched patch's centre; the soft-argmax of that correlation is the match's
   pixel position, so the position is differentiable (the pose loss trains through it).
+  Training averages over the whole window; matching only over ``match_peak_radius`` pixels
+  around the correlation's peak.
 
 Queries sit at the patch centres of each reference frame. Pixel convention as everywhere:
 pixel (row i, column j) is centred at ``(x, y) = (j, i)``, so patch ``(r, c)`` covers
@@ -196,7 +198,13 @@ class MatchHead(nn.Module):
             self.unmatched_score.to(coarse.dtype),
         )
 
-    def refine(self, features: MatchFeatures, pairs: Tensor, centre_patch: Tensor) -> Tensor:
+    def refine(
+        self,
+        features: MatchFeatures,
+        pairs: Tensor,
+        centre_patch: Tensor,
+        peak_radius: int | None = None,
+    ) -> Tensor:
         """Soft-argmax of the fine correlation in a window around each coarse match.
 
         The queries are the reference frames' patch centres, in row-major order.
@@ -206,6 +214,10 @@ class MatchHead(nn.Module):
             pairs: (P, 2) int64 (reference, target) frame positions.
             centre_patch: (P, N) int64 target patch of each query (the coarse match); the
                 window is centred on that patch's centre.
+            peak_radius: None averages over the whole window (training: every position gets
+                a gradient); r averages only over the (2r + 1)^2 positions around the
+                correlation's peak (matching: a flat correlation would otherwise pull the
+                position towards the window's centre, i.e. towards "no motion").
 
         Returns:
             (P, N, 2) refined pixel (x, y) in each target frame.
@@ -224,9 +236,13 @@ class MatchHead(nn.Module):
         logits = logits * self.fine_log_scale.exp()
         # A window never lies wholly outside: its centre is a patch centre inside the image.
         logits = logits.masked_fill(~inside[centre_patch], float("-inf"))
-        probability = logits.softmax(dim=-1)
         centres = patch_centres(grid, patch, fine.device, fine.dtype)[centre_patch]
         window = window_offsets(self.config.match_fine_radius, centres)
+        if peak_radius is not None:
+            peak = window[logits.argmax(dim=-1)]  # (P, N, 2)
+            near = ((window - peak[:, :, None]).abs() <= peak_radius).all(dim=-1)
+            logits = logits.masked_fill(~near, float("-inf"))
+        probability = logits.softmax(dim=-1)
         return centres + (probability[..., None] * window).sum(dim=-2)
 
     def _fine_windows(self, fine: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
@@ -304,7 +320,7 @@ class MatchHead(nn.Module):
         best, best_index = log_probs[:, :count, :count].max(dim=-1)
         unmatched = log_probs[:, :count, count]
         weight = torch.where(best > unmatched, best.exp(), torch.zeros_like(best))
-        target_xy = self.refine(features, index, best_index)
+        target_xy = self.refine(features, index, best_index, self.config.match_peak_radius)
         return Matches(
             reference=index[:, 0],
             target=index[:, 1],
