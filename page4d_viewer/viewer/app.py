@@ -29,7 +29,7 @@ from page4d_viewer.viewer.server import is_loopback
 from page4d_viewer.viewer.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
 
 MIN_PASSWORD_LENGTH = 10
-SHARED_RESULTS_KEPT = 4  # decoded results the sessions share (each of 65 frames: ~270 MB)
+SHARED_RESULTS_KEPT = 2  # decoded results the sessions share (each of 65 frames: ~270 MB)
 
 if TYPE_CHECKING:
     import gradio as gr
