@@ -37,3 +37,23 @@ def test_the_mask_bar_reads_the_clips_scale(make_reconstruction) -> None:
     for shown, picture in zip(captioned_images.pictures(), bare.pictures(), strict=True):
         if picture is not None:
             np.testing.assert_array_equal(shown[: picture.shape[0]], picture)
+
+
+def test_pose_plots_keep_legends_off_the_curves_and_titles_inside(make_reconstruction) -> None:
+    variants = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
+    recon = make_reconstruction(frames=4, variants=variants, ground_truth=True)
+    comparison = plots.compare_poses(recon)
+    for figure in (
+        plots.trajectory_figure(comparison, comparison),
+        plots.differences_figure(comparison, comparison),
+    ):
+        figure.draw_without_rendering()  # runs the constrained layout
+        box = figure.bbox
+        assert all(axes.get_legend() is None for axes in figure.axes)  # none over a curve
+        (legend,) = figure.legends
+        drawn = legend.get_window_extent()
+        assert drawn.x0 >= box.x0 - 1 and drawn.x1 <= box.x1 + 1  # not clipped at the sides
+        for axes in figure.axes:
+            assert drawn.y1 <= axes.get_window_extent().y0 + 1  # below every axes
+            title = axes.title.get_window_extent()
+            assert title.x0 >= box.x0 and title.x1 <= box.x1 + 1  # the title fits

@@ -445,6 +445,10 @@ def test_scene_state_shows_both_runs_cameras() -> None:
             for i in range(3)
         )  # fmt: skip
         assert any(node.startswith("/cameras/masked/") for node in state.visible_camera_nodes)
+        # One "B" label (one per variant overprinted: aligned first cameras coincide); the
+        # legend names B's lighter shades instead.
+        assert [n.labelled for n in scene.comparison_layer.nodes.values()] == [True, False]
+        assert "B: masked" in scene.legend.html and "B: unmasked" in scene.legend.html
         scene.set_comparison_visible(False)
         assert scene.state().comparison_camera_nodes == ()
         scene.set_comparison_visible(True)
@@ -455,6 +459,7 @@ def test_scene_state_shows_both_runs_cameras() -> None:
         scene.clear_comparison()
         cleared = scene.state()
         assert (cleared.comparison, cleared.comparison_variants) == (None, ())
+        assert "B: masked" not in scene.legend.html
         scene.show_comparison("B run", cameras)
         scene.show(first)  # a new result removes the comparison with the rest
         assert scene.state().comparison is None

@@ -323,9 +323,11 @@ def trajectory_figure(comparison: PoseComparison, second: PoseComparison | None 
     Returns:
         A figure with one line per variant, labelled "masked", "unmasked", "ground truth".
     """
-    figure = Figure(figsize=(5.0, 4.2), layout="constrained")
-    axes = figure.add_subplot()
     runs = [(comparison, False)] + ([(second, True)] if second is not None else [])
+    labels = [prefix + VARIANT_LABELS[name] for run, second_run in runs for name in run.centres
+              for prefix in [COMPARISON_PREFIX if second_run else ""]]  # fmt: skip
+    figure = Figure(figsize=(5.0, 4.2 + legend_height(labels)), layout="constrained")
+    axes = figure.add_subplot()
     for run, is_second in runs:
         prefix, style = (COMPARISON_PREFIX, "--o") if is_second else ("", "-o")
         for name, centres in run.centres.items():
@@ -338,8 +340,33 @@ def trajectory_figure(comparison: PoseComparison, second: PoseComparison | None 
     axes.set_title("Camera paths from above, Sim(3)-aligned", fontsize="medium")
     axes.set_aspect("equal", adjustable="datalim")
     axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
+    outside_legend(figure, axes)
     return figure
+
+
+LEGEND_ROW_INCHES = 0.2
+LEGEND_TWO_COLUMNS_CHARS = 30  # longer labels than this get one column (a 5-inch figure)
+
+
+def legend_columns(labels: Sequence[str]) -> int:
+    """Two columns of short labels, one of long ones (two would run off the figure)."""
+    return 2 if max((len(label) for label in labels), default=0) <= LEGEND_TWO_COLUMNS_CHARS else 1
+
+
+def legend_height(labels: Sequence[str]) -> float:
+    """Inches a figure grows by to hold the legend of `labels` below its axes."""
+    return LEGEND_ROW_INCHES * -(-len(labels) // legend_columns(labels))
+
+
+def outside_legend(figure: Figure, axes: object) -> None:
+    """The legend of `axes` below the figure's axes, never over a curve (the figure is
+    made `legend_height` taller for it)."""
+    handles, labels = axes.get_legend_handles_labels()  # type: ignore[attr-defined]
+    if handles:
+        figure.legend(
+            handles, labels, loc="outside lower center", ncols=legend_columns(labels),
+            fontsize="x-small", frameon=False,
+        )  # fmt: skip
 
 
 def differences_figure(comparison: PoseComparison, second: PoseComparison | None = None) -> Figure:
@@ -352,9 +379,11 @@ def differences_figure(comparison: PoseComparison, second: PoseComparison | None
     Returns:
         A figure with two axes (rotation in degrees, translation), one line per compared pair.
     """
-    figure = Figure(figsize=(5.0, 4.2), layout="constrained")
-    rotation_axes, translation_axes = figure.subplots(2, 1, sharex=True)
     runs = [(comparison, False)] + ([(second, True)] if second is not None else [])
+    labels = [(COMPARISON_PREFIX if second_run else "") + label
+              for run, second_run in runs for label in run.rotation_deg]  # fmt: skip
+    figure = Figure(figsize=(5.0, 4.2 + legend_height(labels)), layout="constrained")
+    rotation_axes, translation_axes = figure.subplots(2, 1, sharex=True)
     for run, is_second in runs:
         for label in run.rotation_deg:
             colour = variant_colour(_estimate_of(label), is_second)
@@ -368,16 +397,15 @@ def differences_figure(comparison: PoseComparison, second: PoseComparison | None
                 axes.plot(
                     run.frames, values[label], style, color=colour, lw=width, label=shown_label
                 )
-    rotation_axes.set_ylabel("rotation (deg)")
-    translation_axes.set_ylabel("translation")
+    # Short titles: the panel draws this figure narrow, and a long one was clipped.
+    rotation_axes.set_ylabel("rotation (deg)\nvs first frame")
+    translation_axes.set_ylabel("centre distance\n(aligned)")
     translation_axes.set_xlabel("frame")
-    rotation_axes.set_title(
-        "Per-frame differences (rotation vs first frame; centres aligned)", fontsize="medium"
-    )
+    rotation_axes.set_title("Per-frame differences", fontsize="medium")
     for axes in (rotation_axes, translation_axes):
         axes.grid(alpha=0.3)
     if comparison.rotation_deg:
-        rotation_axes.legend(loc="best", fontsize="small")
+        outside_legend(figure, rotation_axes)
     else:
         rotation_axes.text(
             0.5, 0.5, "only one camera variant", ha="center", transform=rotation_axes.transAxes

@@ -15,6 +15,8 @@ import numpy as np
 from page4d_viewer.viewer import display
 from page4d_viewer.viewer.display import DisplayError
 
+COMPARISON_LABEL = display.COMPARISON_PREFIX.rstrip(": ")  # "B"
+
 if TYPE_CHECKING:
     import viser
 
@@ -27,13 +29,16 @@ class ComparisonNodes:
 
     root: viser.FrameHandle  # /compare/{variant}
     frusta: list[viser.CameraFrustumHandle] = field(default_factory=list)
+    labelled: bool = False  # whether the run's one "B" label hangs on this variant
 
 
 class ComparisonLayer:
     """A second run's cameras ("B"), already in the shown run's world: node `/compare`.
 
     Per variant `/compare/{variant}` holds a thinner trajectory and wireframe frusta in a
-    lighter shade of the variant's colour, and a label "B: masked" at its first camera. Every
+    lighter shade of the variant's colour; one label "B" marks the run at its first camera
+    (one per variant overprinted: their first cameras coincide once aligned), and the
+    scene's legend names the lighter shades. Every
     frustum is sent at once (they are small) and stays as it is while the timeline moves.
 
     Args:
@@ -98,10 +103,10 @@ class ComparisonLayer:
                         thickness_units="screen",
                     )  # fmt: skip
                 )
-            if usable.any():
+            if usable.any() and not any(n.labelled for n in self.nodes.values()):
                 first = int(np.argmax(usable))
-                label = f"{display.COMPARISON_PREFIX}{display.VARIANT_LABELS[variant]}"
-                scene.add_label(f"{name}/label", label, position=centres[first])
+                scene.add_label(f"{name}/label", COMPARISON_LABEL, position=centres[first])
+                nodes.labelled = True
             self.nodes[variant] = nodes
 
     def set_visible(self, visible: bool) -> None:

@@ -36,6 +36,7 @@ class LegendContent:
         threshold: the threshold applied, in [0, 1].
         tracks: whether the result has point tracks.
         truth_tracks: whether it has ground-truth tracks.
+        comparison: the camera variants of a second run ("B") laid over the result.
     """
 
     variants: tuple[str, ...] = ()
@@ -44,6 +45,7 @@ class LegendContent:
     threshold: float = 0.5
     tracks: bool = False
     truth_tracks: bool = False
+    comparison: tuple[str, ...] = ()
 
 
 def _hex(rgb: tuple[int, int, int] | np.ndarray) -> str:
@@ -74,6 +76,15 @@ def legend_html(content: LegendContent) -> str:
             for name in content.variants
         )
         parts.append(f"<div><b>Cameras</b><br>{swatches}</div>")
+    if content.comparison:
+        swatches = "".join(
+            _swatch(
+                display.comparison_color(name),
+                display.COMPARISON_PREFIX + display.VARIANT_LABELS[name],
+            )
+            for name in content.comparison
+        )
+        parts.append(f"<div><b>B</b>, the run compared (lighter, thinner)<br>{swatches}</div>")
     if content.mask_top is not None:
         top = content.mask_top
         if content.overlay == "continuous":

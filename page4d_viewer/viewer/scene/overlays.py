@@ -78,6 +78,7 @@ class SceneOverlays:
             self.comparison_layer.show(
                 title, cameras, clip.recon.image_hw, clip.frustum_length, clip.recon.num_frames
             )
+            self._show_legend()
 
     def set_comparison_visible(self, visible: bool) -> None:
         """Show or hide the second run's cameras (nothing is re-sent)."""
@@ -88,6 +89,7 @@ class SceneOverlays:
         """Remove the second run's cameras; the shown result stays."""
         with self._lock, self._server.atomic():
             self.comparison_layer.remove_all()
+            self._show_legend()
 
     # ------------------------------------------------------------------ inside the model
 
@@ -171,6 +173,7 @@ class SceneOverlays:
                 threshold=settings.threshold,
                 tracks=tracks.count > 0,
                 truth_tracks=tracks.has_truth,
+                comparison=tuple(self.comparison_layer.nodes),
             )
         )
 
