@@ -237,8 +237,9 @@ def test_downloads_are_prepared(page_session, app, page, first_run: str) -> None
     names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
     for name in [*names, f"mask_overlay_{overlay}.mp4"]:
         files.locator(f'a[download="{name}"]').wait_for()
-    # One TUM file per camera variant: masked and unmasked (the clip has no ground truth).
-    assert files.locator('a[download^="trajectory_"]').count() == 2
+    # One TUM file per camera variant: the head's masked and unmasked and the geometric pair
+    # (the clip has no ground truth).
+    assert files.locator('a[download^="trajectory_"]').count() == 4
     page.get_by_role("tab", name="Mask and depth").click()
 
 
