@@ -57,3 +57,22 @@ def test_pose_plots_keep_legends_off_the_curves_and_titles_inside(make_reconstru
             assert drawn.y1 <= axes.get_window_extent().y0 + 1  # below every axes
             title = axes.title.get_window_extent()
             assert title.x0 >= box.x0 and title.x1 <= box.x1 + 1  # the title fits
+
+
+def test_inside_the_model_pictures_carry_their_captions(inspected_recon) -> None:
+    from page4d_viewer.viewer import inside_views
+    from page4d_viewer.viewer.inside_views import DIFFERENCE, AttentionChoice
+
+    recon = inspected_recon()
+    mask = inside_views.captioned_mask(recon, 1, plots.PANEL_IMAGE_WIDTH)
+    bare = plots.enlarge(inside_views.mask_score_image(recon, 1), plots.PANEL_IMAGE_WIDTH)
+    np.testing.assert_array_equal(mask[: bare.shape[0]], bare)
+    choice = AttentionChoice(4, 0)
+    bar = inside_views.attention_bar(recon, choice)
+    raw = inside_views.attention_values(recon, choice)
+    assert (bar.low, bar.high) == (0.0, pytest.approx(float(raw.max())))  # the raw shares
+    difference = inside_views.attention_bar(recon, AttentionChoice(4, 0, DIFFERENCE))
+    assert difference.low == -difference.high and difference.colormap == "RdBu_r"
+    grid = inside_views.captioned_grid(recon, choice)
+    bare_grid = inside_views.attention_grid(recon, choice)
+    np.testing.assert_array_equal(grid[: bare_grid.shape[0]], bare_grid)

@@ -73,9 +73,15 @@ def test_clicking_a_pixel_marks_its_point_in_the_scene(page_session, app, page) 
     overlay.wait_for()
     box = overlay.bounding_box()
     assert box is not None
-    # The centre: Gradio maps clicks on an image shown larger than its pixels as if it were
-    # drawn at its own size in the middle, so only the centre is the same pixel either way.
-    overlay.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+    # The frame's centre: the picture is the frame (enlarged by a whole factor) with its
+    # caption strip below, drawn at the box's width.
+    from page4d_viewer.viewer import plots
+
+    recon = session.controller.current.recon
+    natural_height = overlay.evaluate("img => img.naturalHeight")
+    frame_height = recon.image_hw[0] * plots.enlargement(recon.image_hw[1], plots.PANEL_IMAGE_WIDTH)
+    centre_y = box["height"] * (frame_height / 2) / natural_height
+    overlay.click(position={"x": box["width"] / 2, "y": centre_y})
     for _ in range(TIMEOUT_MS // 200):
         if session.scene.state().probe_point is not None:
             break

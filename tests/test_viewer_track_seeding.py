@@ -86,7 +86,8 @@ def test_a_click_on_the_picture_tracks_that_pixel(controller, data: Path) -> Non
     height, width = shown.recon.image_hw
     factor = plots.enlargement(width, plots.PANEL_IMAGE_WIDTH)
     picture = seeder.picture(2)
-    assert picture.shape == (height * factor, width * factor, 3)
+    # The frame, enlarged, with its caption strip below.
+    assert picture.shape[1:] == (width * factor, 3) and picture.shape[0] > height * factor
     row, col = 20, 30
     message = seeder.image_click(2, (col + 0.5) * factor, (row + 0.5) * factor)
     assert message.startswith(f"Added a track at pixel (x {col}, y {row}) of frame 2; 5 tracks")

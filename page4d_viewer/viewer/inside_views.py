@@ -25,9 +25,12 @@ from page4d_viewer.result.mask import (
     blend_colors,
     dynamic_probability,
     heat_colors,
+    mask_scale,
     upsample_mask,
 )
-from page4d_viewer.settings import DEFAULT_COLORMAP
+from page4d_viewer.settings import DEFAULT_COLORMAP, MASK_SCALE_PERCENTILE
+from page4d_viewer.viewer.captions import ColourBar, captioned
+from page4d_viewer.viewer.plots import enlarge
 
 if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
@@ -222,9 +225,46 @@ def feature_image(recon: Reconstruction, layer: int, frame: int) -> np.ndarray:
 
 
 def mask_score_image(recon: Reconstruction, frame: int) -> np.ndarray | None:
-    """The mask head's dynamic probability of one frame as a heat image (None: no mask)."""
+    """The mask head's dynamic probability of one frame as a heat image (None: no mask), on
+    the clip's scale (`result.mask.mask_scale`), as the overlay draws it."""
     if recon.mask_score is None:
         return None
     height, width = recon.image_hw
     probability = dynamic_probability(recon.mask_score[int(frame)])
-    return heat_colors(upsample_mask(probability, height, width))
+    return heat_colors(upsample_mask(probability, height, width), top=mask_scale(recon.mask_score))
+
+
+def attention_bar(recon: Reconstruction, choice: AttentionChoice) -> ColourBar:
+    """How the grid's colours read: the selection's raw attention, 0 (or -max) to its max."""
+    values = np.nan_to_num(attention_values(recon, choice))
+    if choice.diverging:
+        largest = float(np.abs(values).max(initial=0.0))
+        return ColourBar(DIVERGING_COLORMAP, -largest, largest, note="red: the mask added")
+    largest = float(values.max(initial=0.0))
+    return ColourBar(DEFAULT_COLORMAP, 0.0, largest, note="share of the token's attention")
+
+
+def captioned_grid(recon: Reconstruction, choice: AttentionChoice) -> np.ndarray:
+    """`attention_grid` with its caption: layer, query frame, variant and colour bar."""
+    title = (
+        f"layer {choice.layer} · frame {choice.query}'s camera token · {choice.variant} "
+        f"· key frames 0-{recon.num_frames - 1}"
+    )
+    return captioned(attention_grid(recon, choice), title, attention_bar(recon, choice))
+
+
+def captioned_feature(recon: Reconstruction, layer: int, frame: int, width: int) -> np.ndarray:
+    """`feature_image` enlarged to `width`, with its caption (no bar: 3 components as RGB)."""
+    picture = enlarge(feature_image(recon, layer, frame), width)
+    return captioned(picture, f"frame {frame} · feature PCA, layer {layer} (RGB = 3 components)")
+
+
+def captioned_mask(recon: Reconstruction, frame: int, width: int) -> np.ndarray | None:
+    """`mask_score_image` enlarged to `width`, with the mask's colour bar (None: no mask)."""
+    picture = mask_score_image(recon, frame)
+    if picture is None:
+        return None
+    top = mask_scale(recon.mask_score)
+    note = f"model's values; top: clip's {MASK_SCALE_PERCENTILE:g}th pct"
+    bar = ColourBar(DEFAULT_COLORMAP, 0.0, top, above=top < 1.0, note=note)
+    return captioned(enlarge(picture, width), f"frame {frame} · dynamic probability", bar)

@@ -109,14 +109,14 @@ class Inspector:
         if recon.feature_pca is not None:
             layer = feature_layer if feature_layer in recon.feature_layers else None
             layer = recon.feature_layers[-1] if layer is None else layer
-            feature = inside_views.feature_image(recon, layer, frame)
-        mask = inside_views.mask_score_image(recon, frame)
+            feature = inside_views.captioned_feature(recon, layer, frame, plots.PANEL_IMAGE_WIDTH)
+        mask = inside_views.captioned_mask(recon, frame, plots.PANEL_IMAGE_WIDTH)
         if choice is None:
             note = inside_views.NO_ATTENTION_NOTE
             return InsideView(note=note, feature=feature, mask=mask)
         return InsideView(
             choice=choice,
-            grid=inside_views.attention_grid(recon, choice),
+            grid=inside_views.captioned_grid(recon, choice),
             special=inside_views.special_mass_text(recon, choice),
             feature=feature,
             mask=mask,

@@ -21,6 +21,7 @@ from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import Seeds, moving_tracks, pixel_of, track_colors
 from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.captions import captioned
 from page4d_viewer.viewer.controller import RunOptions
 from page4d_viewer.viewer.probe import Pixel, pixel_from_image_click
 from page4d_viewer.viewer.scene.tracks import TrackSettings, choose_tracks
@@ -205,17 +206,21 @@ class TrackSeeder:
         return note
 
     def picture(self, frame: int) -> np.ndarray | None:
-        """The frame, enlarged, with a dot where each drawn track is on it."""
+        """The frame, enlarged, with a dot where each drawn track is on it, and a caption
+        strip below (the frame; the picture's pixels keep their place for clicks)."""
         recon = self.recon()
         if recon is None:
             return None
         frame = int(np.clip(frame, 0, recon.num_frames - 1))
+        label = f"frame {frame}/{recon.num_frames - 1}"
         if recon.tracks is None:
-            return plots.enlarge(recon.images[frame], plots.PANEL_IMAGE_WIDTH)
+            picture = plots.enlarge(recon.images[frame], plots.PANEL_IMAGE_WIDTH)
+            return captioned(picture, f"{label} · no tracks yet")
         moving = moving_tracks(recon, self.controller.mask_threshold)
         settings = self._scene_track_settings()
         chosen = choose_tracks(moving, settings.which, settings.max_count)
-        return track_picture(recon, frame, chosen, track_colors(moving))
+        picture = track_picture(recon, frame, chosen, track_colors(moving))
+        return captioned(picture, f"{label} · dots: tracks here (warm moving, cool static)")
 
     def _scene_track_settings(self) -> TrackSettings:
         state = getattr(self.controller.scene.state(), "tracks", None)
