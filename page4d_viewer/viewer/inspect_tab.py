@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROBE_POLL_SECONDS = 1.0
-IMAGE_HEIGHT = 260
+IMAGE_HEIGHT = "auto"  # each box takes its picture's shape (the panel's CSS draws it full width)
+FILL = ["frame-image"]  # the panel's CSS class for pictures drawn at their box's width
 
 
 @dataclass
@@ -89,15 +90,18 @@ def build_tab() -> InspectWidgets:
         with gr.Row():
             feature = gr.Image(
                 label="Feature PCA (current frame)", interactive=False, height=IMAGE_HEIGHT,
+                elem_classes=FILL,
                 elem_id="feature-pca",
             )  # fmt: skip
             mask = gr.Image(
                 label="Mask head: dynamic probability", interactive=False, height=IMAGE_HEIGHT,
+                elem_classes=FILL,
                 elem_id="mask-score",
             )  # fmt: skip
         with gr.Row():
             probe_image = gr.Image(
                 label="Probe (click a pixel)", interactive=False, height=IMAGE_HEIGHT,
+                elem_classes=FILL,
                 elem_id="probe-image", format="png",
             )  # fmt: skip
             probe_text = gr.Markdown("", elem_id="probe-text")
