@@ -140,22 +140,20 @@ def test_the_mask_is_continuous_by_default_and_the_threshold_an_option(
     assert "only points at or above" in scene.legend.html
 
 
-def test_the_scenes_legend_names_its_colours_in_the_browser(app, launch_chromium) -> None:
-    """The scene itself, drawn by Viser's client (software WebGL): its sidebar's Legend."""
-    with launch_chromium(webgl=True) as browser:
-        panel = browser.new_page(viewport={"width": 1400, "height": 1000})
-        panel.set_default_timeout(TIMEOUT_MS)
-        panel.goto(app.url)
-        panel.locator("#scene-frame iframe").wait_for(state="attached")
-        src = panel.locator("#scene-frame").get_attribute("data-src")
-        scene = browser.new_page(viewport={"width": 1400, "height": 900})
+def test_the_scenes_legend_names_its_colours_in_the_browser(app, page) -> None:
+    """The scene itself, drawn by Viser's client in a page of its own: its sidebar's Legend."""
+    src = page.locator("#scene-frame").get_attribute("data-src")
+    scene = page.context.browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
         scene.set_default_timeout(TIMEOUT_MS)
         scene.goto(app.url + src)
         scene.get_by_text("Connected").first.click()  # Viser starts with its panel folded
         legend = scene.locator(".page4d-legend")
         legend.wait_for()
         text = legend.inner_text()
-        for variant in VARIANTS:
-            assert VARIANT_LABELS[variant] in text
-        assert "ground truth" in text and "Mask: dynamic probability" in text
-        assert "99th percentile" in text
+    finally:
+        scene.close()
+    for variant in VARIANTS:
+        assert VARIANT_LABELS[variant] in text
+    assert "ground truth" in text and "Mask: dynamic probability" in text
+    assert "99th percentile" in text
