@@ -330,27 +330,24 @@ def solve_poses(
     for frame in range(1, frames):
         rows = torch.nonzero(later == frame).flatten()
         pose = None
-        if rows.numel():
+        if rows.numel() and float(weight[rows].detach().sum()) >= MIN_SUPPORT:
+            world = _in_world(T_world_cam, earlier[rows], earlier_points[rows])
             pose = _solve_frame(
-                T_world_cam,
-                earlier[rows],
-                earlier_points[rows],
-                later_points[rows],
-                weight[rows],
+                world,
+                later_points[rows].reshape(-1, 3),
+                weight[rows].reshape(-1),
                 iterations,
                 delta,
             )
-        if pose is not None and reprojection_steps > 0 and torch.isfinite(intrinsics[frame]).all():
-            pose = _refine_frame(
-                pose,
-                T_world_cam,
-                earlier[rows],
-                earlier_points[rows],
-                later_xy[rows].to(depth.dtype),
-                intrinsics[frame].to(depth.dtype),
-                pixel_weight[rows],
-                reprojection_steps,
-            )
+            if reprojection_steps > 0 and torch.isfinite(intrinsics[frame]).all():
+                pose = _refine_frame(
+                    pose,
+                    world,
+                    later_xy[rows].reshape(-1, 2).to(depth.dtype),
+                    intrinsics[frame].to(depth.dtype),
+                    pixel_weight[rows].reshape(-1),
+                    reprojection_steps,
+                )
         if pose is not None and not torch.isfinite(pose[0]).all():
             pose = None  # a degenerate solve: keep the previous camera rather than a NaN one
         if pose is None:
@@ -450,48 +447,35 @@ def _lift(depth: Tensor, intrinsics: Tensor, frames: Tensor, xy: Tensor) -> tupl
     return points, smooth & (values > 0) & finite
 
 
-def _solve_frame(
-    T_world_cam: list[Tensor],
-    references: Tensor,
-    reference_points: Tensor,
-    frame_points: Tensor,
-    weight: Tensor,
-    iterations: int,
-    delta: float,
-) -> tuple[Tensor, Tensor] | None:
-    """One frame's (3, 4) camera-from-world and its support, or None with too few matches."""
-    if float(weight.detach().sum()) < MIN_SUPPORT:
-        return None
+def _in_world(T_world_cam: list[Tensor], references: Tensor, reference_points: Tensor) -> Tensor:
+    """(P * M, 3) each pair's reference points carried into the world by the solved camera-to-
+    world pose of its reference frame."""
     poses = torch.stack([T_world_cam[int(index)] for index in references])  # (P, 3, 4)
     world = (poses[:, None, :, :3] @ reference_points[..., None])[..., 0] + poses[:, None, :, 3]
-    R, t, final = robust_procrustes(
-        world.reshape(-1, 3), frame_points.reshape(-1, 3), weight.reshape(-1), iterations, delta
-    )
+    return world.reshape(-1, 3)
+
+
+def _solve_frame(
+    world: Tensor, frame_points: Tensor, weight: Tensor, iterations: int, delta: float
+) -> tuple[Tensor, Tensor]:
+    """One frame's (3, 4) camera-from-world from (N, 3) world points and the (N, 3) same
+    points in its camera, and its support (the final weights' sum)."""
+    R, t, final = robust_procrustes(world, frame_points, weight, iterations, delta)
     return torch.cat([R, t[:, None]], dim=-1), final.sum()
 
 
 def _refine_frame(
     pose: tuple[Tensor, Tensor],
-    T_world_cam: list[Tensor],
-    references: Tensor,
-    reference_points: Tensor,
+    world: Tensor,
     frame_xy: Tensor,
     K: Tensor,
     weight: Tensor,
     steps: int,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`refine_by_reprojection` of one frame's solved pose against its pixels."""
+    """:func:`refine_by_reprojection` of one frame's solved pose against its (N, 2) pixels."""
     extrinsic, _ = pose
-    poses = torch.stack([T_world_cam[int(index)] for index in references])  # (P, 3, 4)
-    world = (poses[:, None, :, :3] @ reference_points[..., None])[..., 0] + poses[:, None, :, 3]
     R, t, final = refine_by_reprojection(
-        extrinsic[:, :3],
-        extrinsic[:, 3],
-        world.reshape(-1, 3),
-        frame_xy.reshape(-1, 2),
-        K,
-        weight.reshape(-1),
-        steps,
+        extrinsic[:, :3], extrinsic[:, 3], world, frame_xy, K, weight, steps
     )
     return torch.cat([R, t[:, None]], dim=-1), final.sum()
 
