@@ -94,8 +94,13 @@ def app(free_port, tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Ite
 @pytest.fixture(scope="module")
 def page(app, panel_page) -> Iterator:
     with panel_page(app.url, height=1200, timeout_ms=TIMEOUT_MS) as opened:
+        # The page's session exists once its load event has named its scene; a sort clicked
+        # before that (a busy machine) has no session to answer it.
+        opened.wait_for_function(
+            "() => document.querySelector('#scene-frame')?.getAttribute('data-src')"
+        )
         opened.get_by_role("tab", name="Dataset").click()
-        _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at load, worst first
+        _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at build, worst first
         yield opened
 
 
