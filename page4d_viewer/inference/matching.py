@@ -17,9 +17,9 @@ of :func:`page4d_viewer.model.pose_solver.keyframe_pairs`, with its name in ``so
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
-import cv2
 import numpy as np
 import torch
 
@@ -54,6 +54,7 @@ def flow_matches(images: np.ndarray, pairs: list[tuple[int, int]]) -> Matches:
     Returns:
         Matches of a pixel grid of each reference frame, ``source="optical_flow"``.
     """
+    cv2 = _opencv()
     image_hw = (int(images.shape[1]), int(images.shape[2]))
     grid = geometry.sparse_pixel_grid(image_hw, grid_step(image_hw))
     gray = [cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in images]
@@ -73,6 +74,21 @@ def flow_matches(images: np.ndarray, pairs: list[tuple[int, int]]) -> Matches:
         weight=np.stack(weight) if pairs else np.zeros((0, len(grid))),
         source="optical_flow",
     )
+
+
+def _opencv() -> ModuleType:
+    """OpenCV, imported on first use, single-threaded.
+
+    Imported here rather than at the top because only the optical-flow source needs it (a
+    checkpoint with a match or track head never does). Its own thread pool is turned off:
+    these are a few small images, and a process that ends with OpenCV's worker threads
+    still alive can abort on exit (seen once under torchrun: "terminate called without an
+    active exception").
+    """
+    import cv2
+
+    cv2.setNumThreads(0)
+    return cv2
 
 
 def _follow_flow(
@@ -96,6 +112,7 @@ def _follow_flow(
         & (landed[:, 1] >= 0)
         & (landed[:, 1] <= height - 1)
     )
+    cv2 = _opencv()
     back = cv2.remap(
         backward,
         landed[:, 0].astype(np.float32)[None],
