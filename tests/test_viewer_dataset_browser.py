@@ -119,19 +119,23 @@ def _wait_order(page, expected: list[str]) -> None:
 
 
 def test_dataset_table_sorts(page) -> None:
+    # Each step's order differs from the one before it, so waiting for it also waits for that
+    # step's answer (a late answer to an earlier step would otherwise overwrite a later one).
     page.locator("#dataset-descending input").click()  # smallest difference first
     _wait_order(page, ["alley", "cave", "bamboo"])
     page.locator("#dataset-sort input").click()
     page.get_by_role("option", name="ATE unmasked", exact=True).click()
     _wait_order(page, ["bamboo", "cave", "alley"])  # unmasked 0.2, 0.25, 0.3
-    page.locator("#dataset-sort input").click()
-    page.get_by_role("option", name="head vs geometry rotation", exact=True).click()
-    _wait_order(page, ["bamboo", "cave", "alley"])  # 2, 9, 30 degrees
     page.locator("#dataset-descending input").click()  # largest first
     _wait_order(page, ["alley", "cave", "bamboo"])
     page.locator("#dataset-sort input").click()
     page.get_by_role("option", name="ATE geometry masked − unmasked", exact=True).click()
     _wait_order(page, ["bamboo", "alley", "cave"])  # +0.1, -0.05, -0.2
+    page.locator("#dataset-sort input").click()
+    page.get_by_role("option", name="head vs geometry rotation", exact=True).click()
+    _wait_order(page, ["alley", "cave", "bamboo"])  # 30, 9, 2 degrees
+    page.locator("#dataset-descending input").click()  # smallest first
+    _wait_order(page, ["bamboo", "cave", "alley"])
     page.locator("#dataset-geometry-scatter").wait_for(state="visible", timeout=TIMEOUT_MS)
 
 
