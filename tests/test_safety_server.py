@@ -497,7 +497,7 @@ def test_a_full_disk_is_refused_before_the_model_runs(
     import threading
     from collections import namedtuple
 
-    from page4d_viewer.viewer.controller import RunOptions
+    from page4d_viewer.run_contract import RunOptions
     from page4d_viewer.viewer.model_runs import run_and_save
     from page4d_viewer.viewer.runs import DiskFullError
 

@@ -17,10 +17,11 @@ from page4d_viewer.cli.app import backend_from_args, config_from_args
 from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
+from page4d_viewer.run_contract import RunCancelled, RunOptions
 from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.callbacks import options_from_widgets
-from page4d_viewer.viewer.controller import RunCancelled, RunOptions, ViewerController, find_samples
+from page4d_viewer.viewer.controller import ViewerController, find_samples
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
 from page4d_viewer.viewer.status import error_markdown, status_markdown

@@ -109,7 +109,7 @@ class _Backend:
 def test_each_session_lists_and_opens_only_its_own_runs(
     make_reconstruction, tmp_path: Path
 ) -> None:
-    from page4d_viewer.viewer.controller import RunOptions
+    from page4d_viewer.run_contract import RunOptions
 
     store = RunStore(tmp_path / "runs")
     legacy = store.save(make_reconstruction().save, "made before sessions")  # no owner recorded

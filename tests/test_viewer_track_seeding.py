@@ -14,9 +14,10 @@ import viser
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.run_contract import RunOptions
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.callbacks import options_from_widgets
-from page4d_viewer.viewer.controller import RunOptions, ViewerController
+from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.inspector import Inspector
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore

@@ -20,7 +20,7 @@ from page4d_viewer.viewer.sessions import DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.controller import ModelBackend
+    from page4d_viewer.run_contract import ModelBackend
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from page4d_viewer.model.network import Page4D
     from page4d_viewer.result.reconstruction import Metadata
     from page4d_viewer.result.tracks import Seeds
-    from page4d_viewer.sources.clip import SourceLike
 
     # Type-only: the panel's run request is the viewer's side of the ModelBackend contract.
-    from page4d_viewer.viewer.controller import Progress, RunOptions
+    from page4d_viewer.run_contract import Progress, RunOptions
+    from page4d_viewer.sources.clip import SourceLike
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ SHARED_RESULTS_KEPT = 2  # decoded results the sessions share (each of 65 frames
 if TYPE_CHECKING:
     import gradio as gr
 
-    from page4d_viewer.viewer.controller import ModelBackend, ViewerController
+    from page4d_viewer.run_contract import ModelBackend
+    from page4d_viewer.viewer.controller import ViewerController
     from page4d_viewer.viewer.scene import SceneView
     from page4d_viewer.viewer.server import HttpServer
     from page4d_viewer.viewer.sessions import SessionRegistry
@@ -327,7 +328,7 @@ class ViewerApp:
         self.sessions.set_initial(lambda controller: controller.open_result(result))
 
     def _run_clip_at_start(self, clip: str) -> None:
-        from page4d_viewer.viewer.controller import RunOptions
+        from page4d_viewer.run_contract import RunOptions
         from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
         from page4d_viewer.viewer.runs import RunStore
 

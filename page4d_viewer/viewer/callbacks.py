@@ -19,17 +19,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.run_contract import ModelBackend, RunCancelled, RunOptions
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.comparison import Comparer
-from page4d_viewer.viewer.controller import (
-    ModelBackend,
-    RunCancelled,
-    RunOptions,
-    SceneSettings,
-    Shown,
-    ViewerController,
-)
+from page4d_viewer.viewer.controller import SceneSettings, Shown, ViewerController
 from page4d_viewer.viewer.plots import FrameImages
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 

@@ -25,17 +25,15 @@ from typing import TYPE_CHECKING, Protocol
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, DEFAULT_SAMPLE, RELEASED_MASK_STRENGTH
+from page4d_viewer.run_contract import ModelBackend, Progress, RunCancelled, RunOptions
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, DEFAULT_SAMPLE
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
-from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.viewer import downloads, intake, plots
 from page4d_viewer.viewer.model_runs import (
     MODEL_SHARE,
     RUN_OWNER_KEY,
     STARTUP_OWNER,
     CancelFlags,
-    Progress,
-    RunCancelled,
     run_and_save,
     run_title,
 )
@@ -51,88 +49,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SOURCE_EXAMPLE, SOURCE_UPLOAD, SOURCE_PATH = "example", "upload", "path"
-DEFAULT_MAX_FRAMES = 24
 
 
 class NoModelError(Page4DError):
     """The app was started without a model (`page4d-viewer view`)."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything the panel lets the user set for one model run.
-
-    Attributes:
-        checkpoint: One of `ModelBackend.checkpoint_names()`.
-        device: "auto", "cpu", "cuda" (or "cuda:N"), "mps".
-        precision: "auto", "fp32", "bf16" or "fp16" (see page4d_viewer.inference.device).
-        mask_strength: alpha of the masked run (0 = VGGT's computation, 64 = the release).
-        mode: "crop" or "pad" to the model's input size.
-        stride: Keep every stride-th frame.
-        fps: Resample the clip to this frame rate first (videos only); None keeps the rate.
-        start: First source frame (inclusive); None = 0.
-        end: Source frame to stop before (exclusive); None = the end.
-        max_frames: At most this many frames, spread evenly; None = no limit.
-        attention: Also record the camera-token attention and feature PCA (the "Inside the
-            model" tab).
-        tracks: Also track this many points, seeded automatically (0 = none; needs a
-            checkpoint with a track head).
-    """
-
-    checkpoint: str
-    device: str = "auto"
-    precision: str = "auto"
-    mask_strength: float = RELEASED_MASK_STRENGTH
-    mode: str = "crop"
-    stride: int = 1
-    fps: float | None = None
-    start: int | None = None
-    end: int | None = None
-    max_frames: int | None = DEFAULT_MAX_FRAMES
-    attention: bool = False
-    tracks: int = 0
-
-    def sampling(self) -> FrameSampling:
-        """The frames `page4d_viewer.sources.clip.load_clip` keeps for these options.
-
-        Raises:
-            ClipError: an option is out of range (one line naming it).
-        """
-        return FrameSampling(
-            stride=self.stride,
-            fps=self.fps,
-            start=self.start,
-            end=self.end,
-            max_frames=self.max_frames,
-        )
-
-
-class ModelBackend(Protocol):
-    """What the panel needs from the model side; `app.py` builds it from the predictor."""
-
-    def checkpoint_names(self) -> list[str]:
-        """Checkpoints to offer, the default first."""
-        ...
-
-    def default_mask_strength(self, checkpoint: str) -> float:
-        """The mask strength a checkpoint was released with (0 when it has no mask head)."""
-        ...
-
-    def run_model(
-        self, source: SourceLike, options: RunOptions, progress: Progress
-    ) -> Reconstruction:
-        """Run on a clip; calls `progress` through the stages and lets its exceptions through."""
-        ...
-
-    def track_available(self, checkpoint: str) -> bool:
-        """Whether a checkpoint can track points (has a track head)."""
-        ...
-
-    def add_tracks(
-        self, recon: Reconstruction, seeds: Seeds, options: RunOptions
-    ) -> Reconstruction:
-        """`recon` with the tracks of `seeds` added, tracked by `options.checkpoint`."""
-        ...
 
 
 class SceneLike(Protocol):

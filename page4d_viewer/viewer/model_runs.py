@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.run_contract import Progress, RunCancelled
 from page4d_viewer.sources.confine import confined
 from page4d_viewer.viewer.runs import check_free_space
 from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
+    from page4d_viewer.run_contract import ModelBackend, RunOptions
     from page4d_viewer.sources.clip import SourceLike
-    from page4d_viewer.viewer.controller import ModelBackend, RunOptions
     from page4d_viewer.viewer.runs import RunRecord, RunStore
-
-Progress = Callable[[float, str], None]
-"""progress(fraction in [0, 1], message): reports a stage; may raise to cancel."""
 
 # Share of the progress bar taken by the model (reading, encoding, aggregating, heads); the
 # rest is saving the run and sending it to the scene.
@@ -34,10 +32,6 @@ MODEL_SHARE = 0.85
 STARTUP_OWNER = "app"
 # The key of a run's details naming the session that made it.
 RUN_OWNER_KEY = "session"
-
-
-class RunCancelled(Exception):
-    """Raised from the progress callback when the user pressed Cancel."""
 
 
 @dataclass

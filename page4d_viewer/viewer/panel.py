@@ -17,15 +17,14 @@ from typing import Any
 
 import gradio as gr
 
+from page4d_viewer.run_contract import DEFAULT_MAX_FRAMES, ModelBackend
 from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, PRECISION_CHOICES
 from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab, tracks_tab
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
-    DEFAULT_MAX_FRAMES,
     SOURCE_EXAMPLE,
     SOURCE_PATH,
     SOURCE_UPLOAD,
-    ModelBackend,
     ViewerController,
 )
 from page4d_viewer.viewer.sessions import SessionRegistry

@@ -45,7 +45,8 @@ from page4d_viewer.settings import DEFAULT_MASK_OPACITY, DEFAULT_MASK_THRESHOLD
 if TYPE_CHECKING:
     import viser
 
-    from page4d_viewer.viewer.controller import ModelBackend, Shown, ViewerController
+    from page4d_viewer.run_contract import ModelBackend
+    from page4d_viewer.viewer.controller import Shown, ViewerController
     from page4d_viewer.viewer.paths import DataRoots
     from page4d_viewer.viewer.runs import RunRecord
     from page4d_viewer.viewer.scene import SceneView

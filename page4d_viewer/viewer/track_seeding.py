@@ -20,9 +20,9 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import Seeds, moving_tracks, pixel_of, track_colors
+from page4d_viewer.run_contract import RunOptions
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.captions import captioned
-from page4d_viewer.viewer.controller import RunOptions
 from page4d_viewer.viewer.probe import Pixel, pixel_from_image_click
 from page4d_viewer.viewer.scene.tracks import TrackSettings, choose_tracks
 

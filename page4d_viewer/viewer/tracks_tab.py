@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.run_contract import ModelBackend
 from page4d_viewer.settings import DEFAULT_TRACK_POINTS
 from page4d_viewer.viewer.callbacks import PanelWidgets, PerSession, Updates
-from page4d_viewer.viewer.controller import ModelBackend
 from page4d_viewer.viewer.scene.tracks import MAX_TRACKS_SHOWN
 from page4d_viewer.viewer.track_seeding import TrackSeeder
 
