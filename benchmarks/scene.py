@@ -14,7 +14,7 @@ the mask marks dynamic), starts a real ViserServer on a free local port, and mea
 * the cost of moving the mask sliders (colour-only re-sends) and of a split threshold change.
 
 The client connects the way a browser does: through the app's one port, whose `/scene/<session>`
-route relays the websocket to the session's internal Viser server (viewer/server.py).
+route relays the websocket to the session's internal Viser server (viewer/server/proxy.py).
 `--direct` connects straight to the Viser server instead, as the app did before it had one port.
 `--changes` instead measures what one change of each slider sends (point clouds queued,
 array bytes) on a clip shown in "all" mode: confidence, point source and back, downsampling
@@ -289,7 +289,7 @@ def _start_proxy(viser_port: int) -> tuple[Any, str]:
     """The app's one-port server relaying session "bench" to this Viser server."""
     import fastapi
 
-    from page4d_viewer.viewer.server import HttpServer, ScenePolicy, SceneProxy
+    from page4d_viewer.viewer.server.proxy import HttpServer, ScenePolicy, SceneProxy
 
     app = fastapi.FastAPI()
     proxy = SceneProxy(

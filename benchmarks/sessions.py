@@ -35,7 +35,7 @@ from pathlib import Path
 
 from scene import SocketClient, synthetic_recon
 
-from page4d_viewer.viewer.app import AppConfig, ViewerApp
+from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
 CHROMIUM = "/usr/bin/chromium"
 

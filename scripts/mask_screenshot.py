@@ -26,7 +26,7 @@ def take_screenshot(result: Path, out: Path, frame: int, chromium: Path = CHROMI
     """Open `result` in the app, show `frame`, and save the page as a PNG at `out`."""
     from playwright.sync_api import sync_playwright
 
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
         config = AppConfig(

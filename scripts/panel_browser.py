@@ -66,7 +66,7 @@ def app_in_chromium(
     """
     from playwright.sync_api import sync_playwright
 
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     if not chromium.exists():
         raise SystemExit(f"error: {chromium} not found (apt-get install chromium)")

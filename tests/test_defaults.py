@@ -10,11 +10,10 @@ from pathlib import Path
 from page4d_viewer import settings
 from page4d_viewer.cli import export as export_command
 from page4d_viewer.result import export, mask
-from page4d_viewer.viewer import display
 from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
-from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.scene import SceneView, display
 
 
 def default_of(function: object, name: str) -> object:
@@ -34,7 +33,7 @@ def test_the_scene_starts_from_the_settings(scene: SceneView) -> None:
 def test_the_tracks_start_from_the_settings(scene: SceneView) -> None:
     from types import SimpleNamespace
 
-    from page4d_viewer.viewer.tracks_tab import track_points_state
+    from page4d_viewer.viewer.tabs.tracks import track_points_state
 
     tracks = scene.state().tracks.settings
     assert (tracks.trail, tracks.max_count) == (

@@ -15,8 +15,7 @@ from page4d_viewer import settings
 from page4d_viewer.result import export, points
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.scene import SceneView, display
 
 PERCENTILE = 44.0  # not the default nor a step: both paths must snap it alike (to 50)
 

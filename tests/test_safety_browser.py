@@ -39,7 +39,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("shared")
     config = AppConfig(

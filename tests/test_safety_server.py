@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.runs import RunStore
-from page4d_viewer.viewer.uploads import REFUSED_INPUT
+from page4d_viewer.viewer.server.uploads import REFUSED_INPUT
 
 PROTOCOL = f"viser-v{viser.__version__}"
 PASSWORDS = {"alice": "alice's long password", "bob": "bob's long password"}
@@ -41,7 +41,7 @@ class Clock:
 
 
 def _start(free_port, folder: Path, clock: Clock, **config):
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     app = ViewerApp(AppConfig(port=free_port(), runs_dir=folder / "runs", **config), clock=clock)
     app.start()
@@ -329,7 +329,7 @@ def test_one_client_cannot_hold_every_slot(make_reconstruction, tmp_path: Path) 
     """The same attack against the default cap: one client gets half the slots, no more."""
     from page4d_viewer.viewer.controller import ViewerController
     from page4d_viewer.viewer.paths import DataRoots
-    from page4d_viewer.viewer.sessions import SessionLimitError, SessionRegistry
+    from page4d_viewer.viewer.server.sessions import SessionLimitError, SessionRegistry
 
     store = RunStore(tmp_path)
     registry = SessionRegistry(
@@ -400,7 +400,7 @@ def test_other_host_names_get_400_websockets_included(open_app) -> None:
 
 
 def test_allowed_host_names_follow_the_bind() -> None:
-    from page4d_viewer.viewer.guard import allowed_host_names, host_name
+    from page4d_viewer.viewer.server.guard import allowed_host_names, host_name
 
     assert allowed_host_names("127.0.0.1") == {"127.0.0.1", "localhost", "::1"}
     assert allowed_host_names("0.0.0.0") == {"127.0.0.1", "localhost", "::1"}
@@ -442,7 +442,7 @@ def test_short_passwords_are_refused_at_start(
     free_port, make_reconstruction, tmp_path: Path, capsys
 ) -> None:
     from page4d_viewer.cli import main
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     with pytest.raises(Page4DError, match="shorter than 10 characters") as refused:
         ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("al", "hunter2")])).start()
@@ -566,7 +566,7 @@ def test_the_budget_counts_everything_and_never_prunes_a_shown_run(
 
 def test_the_app_keeps_the_runs_its_sessions_show(locked, make_reconstruction) -> None:
     from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY
-    from page4d_viewer.viewer.sessions import run_owner
+    from page4d_viewer.viewer.server.sessions import run_owner
 
     tab = "shows-run-0001"
     owned = {RUN_OWNER_KEY: run_owner(tab)}
@@ -617,7 +617,7 @@ def test_tabs_opening_the_same_result_at_once_decode_it_once(
 # Opens 4 sessions on 4 results, closes them, twice; prints RSS (MiB) after each step.
 MEMORY_PROBE = """
 import json, os, sys
-from page4d_viewer.viewer.app import AppConfig, ViewerApp
+from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

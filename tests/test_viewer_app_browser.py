@@ -70,7 +70,7 @@ def app(
     free_port, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path
 ) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(),

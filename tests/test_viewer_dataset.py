@@ -488,7 +488,7 @@ def test_index_option_reaches_the_config_and_view_needs_a_result_or_an_index(
 
 
 def test_app_refuses_an_unreadable_index_before_serving(tmp_path: Path) -> None:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     broken = tmp_path / "index.sqlite"
     broken.write_bytes(b"not sqlite at all, not even close" * 10)

@@ -79,7 +79,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(), runs_dir=tmp_path_factory.mktemp("runs"),

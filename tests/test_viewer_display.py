@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import display
 
 # ------------------------------------------------------------------------------ mask reading
 

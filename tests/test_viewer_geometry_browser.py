@@ -24,7 +24,7 @@ TIMEOUT_MS = 180_000
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(),

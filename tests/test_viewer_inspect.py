@@ -15,7 +15,7 @@ from page4d_viewer.result.mask import heat_colors
 from page4d_viewer.viewer import inside_views, plots, probe
 from page4d_viewer.viewer.inside_views import DIFFERENCE, AttentionChoice
 from page4d_viewer.viewer.inspector import CURRENT_FRAME, Inspector
-from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.scene import SceneView, picking
 
 HEIGHT, WIDTH = 28, 42
 
@@ -93,14 +93,14 @@ def test_nearest_query_special_mass_and_features(inspected_recon) -> None:
 
 def test_nearest_to_ray_hand_made() -> None:
     points = np.array([[0.0, 0.0, 5.0], [1.0, 0.0, 2.0], [0.1, 0.0, -3.0]])
-    assert probe.nearest_to_ray(points, np.zeros(3), np.array([0, 0, 2.0])) == 0
-    assert probe.nearest_to_ray(points, np.zeros(3), np.array([1.0, 0, 2.0])) == 1
+    assert picking.nearest_to_ray(points, np.zeros(3), np.array([0, 0, 2.0])) == 0
+    assert picking.nearest_to_ray(points, np.zeros(3), np.array([1.0, 0, 2.0])) == 1
     # the point behind the origin is never picked, however close to the line
-    assert probe.nearest_to_ray(points[2:], np.zeros(3), np.array([0, 0, 1.0])) is None
+    assert picking.nearest_to_ray(points[2:], np.zeros(3), np.array([0, 0, 1.0])) is None
     with pytest.raises(Page4DError, match="points must be"):
-        probe.nearest_to_ray(points[:, :2], np.zeros(3), np.ones(3))
+        picking.nearest_to_ray(points[:, :2], np.zeros(3), np.ones(3))
     with pytest.raises(Page4DError, match="no direction"):
-        probe.nearest_to_ray(points, np.zeros(3), np.zeros(3))
+        picking.nearest_to_ray(points, np.zeros(3), np.zeros(3))
 
 
 def _ray_through(recon, frame: int, row: int, col: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,34 +115,34 @@ def _ray_through(recon, frame: int, row: int, col: int) -> tuple[np.ndarray, np.
 def test_a_click_ray_finds_its_pixel(inspected_recon, frame: int, row: int, col: int) -> None:
     recon = inspected_recon()
     origin, direction = _ray_through(recon, frame, row, col)
-    assert probe.pick_pixel(recon, [frame], origin, direction) == probe.Pixel(frame, row, col)
+    assert picking.pick_pixel(recon, [frame], origin, direction) == picking.Pixel(frame, row, col)
     # with a downsampling grid, the nearest kept pixel
-    picked = probe.pick_pixel(
+    picked = picking.pick_pixel(
         recon, [frame], origin, direction, rows=np.arange(0, HEIGHT, 2), cols=np.arange(WIDTH)
     )
     assert picked is not None and abs(picked.row - row) <= 1 and picked.col == col
-    assert probe.pick_pixel(recon, [], origin, direction) is None
+    assert picking.pick_pixel(recon, [], origin, direction) is None
 
 
 def test_probe_reads_every_value_of_a_pixel(inspected_recon) -> None:
     recon = inspected_recon()
     choice = AttentionChoice(4, 0)
-    probed = probe.probe(recon, probe.Pixel(0, 2, 3), choice=choice)
+    probed = probe.probe(recon, picking.Pixel(0, 2, 3), choice=choice)
     np.testing.assert_allclose(probed.position, recon.points[0, 2, 3])
     assert (probed.depth, probed.depth_conf, probed.points_conf) == (2.0, 3.0, 5.0)
     assert probed.probability == pytest.approx(0.1)  # a static patch
     assert probed.attention == pytest.approx(recon.attention["masked"][0, 0, 0, 0, 0])
-    dynamic = probe.probe(recon, probe.Pixel(0, 2, 40))
+    dynamic = probe.probe(recon, picking.Pixel(0, 2, 40))
     assert dynamic.probability == pytest.approx(0.9) and dynamic.attention is None
     text = probe.describe(probed, choice)
     assert "Frame 0, pixel (x 3, y 2)" in text and "dynamic probability: 0.10" in text
     with pytest.raises(Page4DError, match="outside"):
-        probe.probe(recon, probe.Pixel(3, 0, 0))
+        probe.probe(recon, picking.Pixel(3, 0, 0))
 
 
 def test_image_clicks_and_the_cross() -> None:
-    assert probe.pixel_from_image_click(10.7, 3.2, (28, 42)) == (3, 10)
-    assert probe.pixel_from_image_click(84, 56, (28, 42), shown_hw=(56, 84)) == (27, 41)
+    assert picking.pixel_from_image_click(10.7, 3.2, (28, 42)) == (3, 10)
+    assert picking.pixel_from_image_click(84, 56, (28, 42), shown_hw=(56, 84)) == (27, 41)
     image = np.zeros((28, 42, 3), np.uint8)
     marked = probe.mark_pixel(image, 10, 20, size=3)
     assert (marked[10, 17:24] == 255).all() and (marked[7:14, 20] == 255).all()
@@ -221,12 +221,12 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
     inspector.set_colouring("attention", choice)
     # pixel -> 3-D: the marker sits on the pixel's point
     inspector.probe_image_click(2, x=30.4, y=9.9)
-    assert inspector.pixel == probe.Pixel(2, 9, 30)
+    assert inspector.pixel == picking.Pixel(2, 9, 30)
     # A click on the panel's enlarged copy of the frame lands on the same pixel.
     factor = plots.enlargement(WIDTH, plots.PANEL_IMAGE_WIDTH)
     assert factor > 1
     inspector.probe_image_click(2, x=30.4 * factor, y=9.9 * factor, enlarged=True)
-    assert inspector.pixel == probe.Pixel(2, 9, 30)
+    assert inspector.pixel == picking.Pixel(2, 9, 30)
     np.testing.assert_allclose(scene.state().probe_point, recon.points[2, 9, 30], atol=1e-5)
     picture = inspector.probe_picture(frame=0)
     assert picture.shape == (HEIGHT, WIDTH, 3) and (picture[9, 30] == 255).all()
@@ -236,7 +236,7 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
     scene.set_frame(1)
     version = inspector.probe_version
     inspector.scene_clicked(*_ray_through(recon, 1, 5, 7))
-    assert inspector.pixel == probe.Pixel(1, 5, 7) and inspector.probe_version == version + 1
+    assert inspector.pixel == picking.Pixel(1, 5, 7) and inspector.probe_version == version + 1
     text = inspector.probe_text()
     assert "Frame 1, pixel (x 7, y 5)" in text and "attention received from frame 0" in text
     scene.show(recon)

@@ -20,7 +20,7 @@ TIMEOUT_MS = 120_000  # two shared CPU cores
 
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("inspect")
     result = inspected_recon().save(folder / "inspected.npz")

@@ -719,11 +719,11 @@ def test_panel_precisions_are_the_devices_names() -> None:
 
 
 def test_viewer_does_not_import_the_network(imports_among) -> None:
-    modules = ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.app")
+    modules = ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.server.app")
     assert imports_among(modules, ("page4d_viewer.model",)) == []
     view_path = (
         "page4d_viewer.cli.view",
-        "page4d_viewer.viewer.app",
+        "page4d_viewer.viewer.server.app",
         "page4d_viewer.viewer.scene",
         "page4d_viewer.result.reconstruction",
     )
@@ -742,7 +742,7 @@ import argparse
 
 from page4d_viewer.cli import view
 from page4d_viewer.cli.app import config_from_args
-from page4d_viewer.viewer.app import ViewerApp
+from page4d_viewer.viewer.server.app import ViewerApp
 
 
 def free_port():
@@ -845,8 +845,8 @@ def test_view_only_panel_disables_run(make_recon, tmp_path: Path) -> None:
 
 
 def test_clip_given_at_start_is_run_and_shown(make_recon, tmp_path: Path, caplog) -> None:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
-    from page4d_viewer.viewer.sessions import SessionRegistry
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
 
     app = ViewerApp(AppConfig(clip="start.mp4", runs_dir=tmp_path), backend=FakeBackend(make_recon))
     store = RunStore(tmp_path)

@@ -19,7 +19,7 @@ TIMEOUT_MS = 120_000
 
 @pytest.fixture(scope="module")
 def app(free_port, make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     folder = tmp_path_factory.mktemp("record")
     result = make_reconstruction(frames=3, height=56, width=84).save(folder / "small.npz")

@@ -19,8 +19,7 @@ from page4d_viewer import geometry, settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result import points
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.scene import SceneView, display
 
 FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880 points
 
@@ -661,13 +660,13 @@ def test_bad_settings_are_refused(
 
 
 def test_scene_never_imports_the_model(imports_among) -> None:
-    modules = ("page4d_viewer.viewer.scene", "page4d_viewer.viewer.display")
+    modules = ("page4d_viewer.viewer.scene", "page4d_viewer.viewer.scene.display")
     among = ("page4d_viewer.model", "gradio", "gradio_client")
     assert imports_among(modules, among) == []
 
 
 def test_display_module_does_not_import_viser(imports_among) -> None:
-    assert imports_among(("page4d_viewer.viewer.display",), ("viser",)) == []
+    assert imports_among(("page4d_viewer.viewer.scene.display",), ("viser",)) == []
 
 
 def test_new_viewers_start_behind_the_first_camera(

@@ -25,8 +25,8 @@ from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_and_save
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
-from page4d_viewer.viewer.server import ScenePolicy, is_loopback, origin_matches_host
-from page4d_viewer.viewer.sessions import (
+from page4d_viewer.viewer.server.proxy import ScenePolicy, is_loopback, origin_matches_host
+from page4d_viewer.viewer.server.sessions import (
     SessionClosedError,
     SessionLimitError,
     SessionRegistry,
@@ -337,7 +337,7 @@ def locked_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
 
     from page4d_viewer.cli import view
     from page4d_viewer.cli.app import config_from_args
-    from page4d_viewer.viewer.app import ViewerApp
+    from page4d_viewer.viewer.server.app import ViewerApp
 
     folder = tmp_path_factory.mktemp("locked")
     result = make_reconstruction().save(folder / "r.npz")
@@ -406,7 +406,7 @@ def test_with_a_password_nothing_answers_without_the_login(locked_app, caplog) -
 
 
 def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path, caplog) -> None:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp, exposure_warning
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp, exposure_warning
 
     config = AppConfig(host="0.0.0.0", port=7860, auth=[("alice", "pw")])
     warning = exposure_warning(config, "http://127.0.0.1:7860/", tmp_path)
@@ -415,14 +415,14 @@ def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path
         assert exposed in warning
     assert exposure_warning(AppConfig(), "http://127.0.0.1:7860/", tmp_path) is None
     app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("a", "a long password")]))
-    with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.app"):
+    with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.server.app"):
         app.start()
     app.close()
     assert "to anyone with a login: the panel" in caplog.text
 
 
 def test_a_foreign_origin_gets_no_scene(free_port, tmp_path: Path) -> None:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path))
     app.start()

@@ -58,7 +58,7 @@ def results(make_reconstruction, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory, results) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(),

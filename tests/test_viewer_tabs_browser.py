@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from page4d_viewer.viewer.display import VARIANT_LABELS
+from page4d_viewer.viewer.scene.display import VARIANT_LABELS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory, make_reconstruction) -> 
 
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator:
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(),

@@ -22,8 +22,8 @@ from page4d_viewer.viewer.inspector import Inspector
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
 from page4d_viewer.viewer.scene import SceneView
+from page4d_viewer.viewer.tabs.tracks import TrackCallbacks, TrackWidgets, track_points_state
 from page4d_viewer.viewer.track_seeding import TrackSeeder
-from page4d_viewer.viewer.tracks_tab import TrackCallbacks, TrackWidgets, track_points_state
 
 TRACKER, OTHER, PLAIN = "tracker.safetensors", "other.safetensors", "plain.safetensors"
 

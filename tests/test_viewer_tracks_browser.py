@@ -46,7 +46,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, sure_tracker) -> Path:
 @pytest.fixture(scope="module")
 def app(free_port, tmp_path_factory, data_dir: Path, checkpoint: Path) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.app import AppConfig, ViewerApp
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     config = AppConfig(
         port=free_port(), runs_dir=tmp_path_factory.mktemp("runs"), data_roots=[data_dir],

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import DEFAULT_SAMPLE, PRECISION_CHOICES
-from page4d_viewer.viewer.app import AppConfig, ViewerApp, check_exposure
-from page4d_viewer.viewer.sessions import DEFAULT_MAX_SESSIONS
+from page4d_viewer.viewer.server.app import AppConfig, ViewerApp, check_exposure
+from page4d_viewer.viewer.server.sessions import DEFAULT_MAX_SESSIONS
 
 if TYPE_CHECKING:
     from page4d_viewer.inference.jobs import PredictorBackend

@@ -28,7 +28,7 @@ from page4d_viewer.viewer.plots import FrameImages
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 
 if TYPE_CHECKING:
-    from page4d_viewer.viewer.sessions import SessionRegistry
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.cameras import MASKED, UNMASKED, Cameras
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.display import COMPARISON_PREFIX, VARIANT_LABELS
+from page4d_viewer.viewer.scene.display import COMPARISON_PREFIX, VARIANT_LABELS
 from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:

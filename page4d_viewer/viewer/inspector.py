@@ -2,7 +2,7 @@
 
 `Inspector` sits beside `ViewerController` (which it reads for the result on screen and the
 scene) and holds what the tab chose and what was last probed. The Gradio tab
-(`inspect_tab.py`) calls one method per event; a click in the Viser scene arrives from
+(`tabs/inspect.py`) calls one method per event; a click in the Viser scene arrives from
 Viser's thread through `scene_clicked`.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 from page4d_viewer.result.mask import DisplayError, mask_scale, overlay_image
 from page4d_viewer.viewer import inside_views, plots, probe
 from page4d_viewer.viewer.inside_views import AttentionChoice
+from page4d_viewer.viewer.scene.picking import Pixel, pixel_from_image_click
 
 if TYPE_CHECKING:
     from page4d_viewer.result.reconstruction import Reconstruction
@@ -62,7 +63,7 @@ class Inspector:
         self.controller = controller
         self._lock = threading.Lock()
         self.choice: AttentionChoice | None = None
-        self.pixel: probe.Pixel | None = None
+        self.pixel: Pixel | None = None
         self.probe_version = 0
         self._probed_recon: Reconstruction | None = None
         register = getattr(controller.scene, "on_scene_click", None)
@@ -150,7 +151,7 @@ class Inspector:
         if pixel is not None:
             self.probe_pixel(pixel)
 
-    def probe_pixel(self, pixel: probe.Pixel) -> probe.ProbedPoint:
+    def probe_pixel(self, pixel: Pixel) -> probe.ProbedPoint:
         """Probe one pixel and mark its 3-D point in the scene.
 
         Raises:
@@ -177,9 +178,9 @@ class Inspector:
         if enlarged:
             factor = plots.enlargement(recon.image_hw[1], plots.PANEL_IMAGE_WIDTH)
             x, y = x / factor, y / factor
-        row, col = probe.pixel_from_image_click(x, y, recon.image_hw)
+        row, col = pixel_from_image_click(x, y, recon.image_hw)
         frame = int(np.clip(frame, 0, recon.num_frames - 1))
-        return self.probe_pixel(probe.Pixel(frame, row, col))
+        return self.probe_pixel(Pixel(frame, row, col))
 
     def probe_text(self) -> str:
         """The last probe (re-read for the current selection), as Markdown."""

@@ -19,7 +19,7 @@ import gradio as gr
 
 from page4d_viewer.run_contract import DEFAULT_MAX_FRAMES, ModelBackend
 from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, PRECISION_CHOICES
-from page4d_viewer.viewer import dataset_tab, inspect_tab, plots, record_tab, tracks_tab
+from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
 from page4d_viewer.viewer.controller import (
     SOURCE_EXAMPLE,
@@ -27,8 +27,12 @@ from page4d_viewer.viewer.controller import (
     SOURCE_UPLOAD,
     ViewerController,
 )
-from page4d_viewer.viewer.sessions import SessionRegistry
+from page4d_viewer.viewer.server.sessions import SessionRegistry
 from page4d_viewer.viewer.status import run_choices, status_markdown
+from page4d_viewer.viewer.tabs import dataset as dataset_tab
+from page4d_viewer.viewer.tabs import inspect as inspect_tab
+from page4d_viewer.viewer.tabs import record as record_tab
+from page4d_viewer.viewer.tabs import tracks as tracks_tab
 
 logger = logging.getLogger(__name__)
 

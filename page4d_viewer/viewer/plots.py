@@ -22,7 +22,7 @@ from page4d_viewer.result.mask import blend_colors, heat_colors, mask_scale, ove
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP, DEFAULT_MASK_OVERLAY, MASK_SCALE_PERCENTILE
 from page4d_viewer.viewer.captions import ColourBar, captioned
-from page4d_viewer.viewer.display import (
+from page4d_viewer.viewer.scene.display import (
     COMPARISON_PREFIX,
     VARIANT_COLORS,
     VARIANT_LABELS,

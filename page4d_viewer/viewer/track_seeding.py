@@ -5,7 +5,7 @@ into a pixel with the probe's own mapping (`probe.pixel_from_image_click` for a 
 `SceneView.pick_pixel` for a click ray) and asks the controller to track from there with the
 session's model (`ViewerController.add_tracks`). Clicks in the scene reach it only while the
 scene's click mode is "track" (`set_seeding`), so the probe keeps every other click. Each
-outcome is one status line; the Tracks tab (`tracks_tab.py`) shows it.
+outcome is one status line; the Tracks tab (`tabs/tracks.py`) shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from page4d_viewer.result.tracks import Seeds, moving_tracks, pixel_of, track_co
 from page4d_viewer.run_contract import RunOptions
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.captions import captioned
-from page4d_viewer.viewer.probe import Pixel, pixel_from_image_click
+from page4d_viewer.viewer.scene.picking import Pixel, pixel_from_image_click
 from page4d_viewer.viewer.scene.tracks import TrackSettings, choose_tracks
 
 if TYPE_CHECKING:

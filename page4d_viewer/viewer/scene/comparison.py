@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene import display
+from page4d_viewer.viewer.scene.display import DisplayError
 
 COMPARISON_LABEL = display.COMPARISON_PREFIX.rstrip(": ")  # "B"
 

@@ -26,8 +26,8 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_THRESHOLD,
     MASK_OVERLAYS,
 )
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene import display
+from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.state import DEFAULT_FPS, DEFAULT_POINT_SIZE, MAX_DOWNSAMPLE
 from page4d_viewer.viewer.scene.tracks import (
     MAX_TRACK_TRAIL,

@@ -21,7 +21,7 @@ from page4d_viewer.result.points import (
     frame_points,
     source_confidence,
 )
-from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.colouring import PointColouring
 from page4d_viewer.viewer.scene.nodes import (
     FrameNodes,

@@ -16,7 +16,7 @@ import numpy as np
 
 from page4d_viewer.result.tracks import track_colors
 from page4d_viewer.settings import MASK_SCALE_PERCENTILE
-from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.tracks import TRUTH_COLOR
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import numpy as np
 from page4d_viewer import geometry
 from page4d_viewer.result import points
 from page4d_viewer.result.points import point_footprint
-from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import display
 
 if TYPE_CHECKING:
     import viser

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from page4d_viewer.result import points
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene import display
+from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.legend import LegendContent
+from page4d_viewer.viewer.scene.picking import Pixel, pick_pixel
 
 if TYPE_CHECKING:
     import threading
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
     from page4d_viewer.result.cameras import Cameras
     from page4d_viewer.result.reconstruction import Reconstruction
-    from page4d_viewer.viewer.probe import Pixel
     from page4d_viewer.viewer.scene.clicks import ClickCallback, ClickRouter
     from page4d_viewer.viewer.scene.colouring import ProbeMarker
     from page4d_viewer.viewer.scene.comparison import ComparisonLayer
@@ -110,8 +110,6 @@ class SceneOverlays:
 
     def pick_pixel(self, origin: np.ndarray, direction: np.ndarray) -> Pixel | None:
         """The pixel whose point on screen is nearest to a click ray (None: nothing there)."""
-        from page4d_viewer.viewer.probe import pick_pixel
-
         with self._lock:
             clip, frames = self._clip, self.point_layer.on_screen(self._has_mask()).frames
             first_bin = self._settings.confidence_bin

@@ -15,7 +15,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
 )
-from page4d_viewer.viewer import display
+from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.tracks import TrackState
 
 # Largest number of points the scene sends by default: sets the automatic downsampling.

@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from page4d_viewer.result import points
-from page4d_viewer.viewer import display
-from page4d_viewer.viewer.display import DisplayError
+from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.clicks import ClickRouter
 from page4d_viewer.viewer.scene.colouring import ProbeMarker
 from page4d_viewer.viewer.scene.comparison import ComparisonLayer
 from page4d_viewer.viewer.scene.controls import SceneControls, build_controls, fps_control_value
+from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.layers import CameraLayer, PointLayer, look_through
 from page4d_viewer.viewer.scene.legend import SceneLegend
 from page4d_viewer.viewer.scene.nodes import (

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Protocol
 
-from page4d_viewer.viewer.uploads import UPLOAD_ROUTE, InputFolders, UploadRefusedError
+from page4d_viewer.viewer.server.uploads import UPLOAD_ROUTE, InputFolders, UploadRefusedError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from page4d_viewer.viewer.server import LoginLookup
+    from page4d_viewer.viewer.server.proxy import LoginLookup
 
 
 class PageLiveness(Protocol):

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import assets_dir
-from page4d_viewer.viewer.server import is_loopback
-from page4d_viewer.viewer.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
+from page4d_viewer.viewer.server.proxy import is_loopback
+from page4d_viewer.viewer.server.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
 
 MIN_PASSWORD_LENGTH = 10
 SHARED_RESULTS_KEPT = 2  # decoded results the sessions share (each of 65 frames: ~270 MB)
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from page4d_viewer.run_contract import ModelBackend
     from page4d_viewer.viewer.controller import ViewerController
     from page4d_viewer.viewer.scene import SceneView
-    from page4d_viewer.viewer.server import HttpServer
-    from page4d_viewer.viewer.sessions import SessionRegistry
+    from page4d_viewer.viewer.server.proxy import HttpServer
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class ViewerApp:
         from page4d_viewer.viewer.dataset import index_file
         from page4d_viewer.viewer.panel import build_panel
         from page4d_viewer.viewer.runs import RunStore
-        from page4d_viewer.viewer.server import HttpServer
+        from page4d_viewer.viewer.server.proxy import HttpServer
 
         config = self.config
         # Checked before anything starts: a bad index is one error line, nothing left running.
@@ -199,7 +199,7 @@ class ViewerApp:
         if warning:
             logger.warning("%s", warning)
         if not is_loopback(config.host) and not config.allowed_hosts:
-            from page4d_viewer.viewer.guard import allowed_host_names
+            from page4d_viewer.viewer.server.guard import allowed_host_names
 
             names = ", ".join(sorted(allowed_host_names(config.host)))
             logger.warning(
@@ -233,7 +233,7 @@ class ViewerApp:
         from page4d_viewer.viewer.controller import ViewerController, find_samples
         from page4d_viewer.viewer.paths import DataRoots
         from page4d_viewer.viewer.result_cache import ResultCache
-        from page4d_viewer.viewer.sessions import SessionRegistry
+        from page4d_viewer.viewer.server.sessions import SessionRegistry
 
         config = self.config
         roots = DataRoots(config.data_roots or [Path.cwd(), assets_dir()])
@@ -272,16 +272,16 @@ class ViewerApp:
         import gradio as gr
         from gradio.utils import get_upload_folder
 
-        from page4d_viewer.viewer.guard import (
+        from page4d_viewer.viewer.panel import PANEL_CSS
+        from page4d_viewer.viewer.server.guard import (
             GuardRules,
             LoginLimiter,
             LoginTokens,
             RequestGuard,
             allowed_host_names,
         )
-        from page4d_viewer.viewer.panel import PANEL_CSS
-        from page4d_viewer.viewer.server import LoginLookup, ScenePolicy, SceneProxy
-        from page4d_viewer.viewer.uploads import UPLOAD_ROUTE, InputFolders, receive_upload
+        from page4d_viewer.viewer.server.proxy import LoginLookup, ScenePolicy, SceneProxy
+        from page4d_viewer.viewer.server.uploads import UPLOAD_ROUTE, InputFolders, receive_upload
 
         assert self.sessions is not None and self.demo is not None and self.http is None
         config = self.config
