@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from page4d_viewer.errors import ClipError
-from page4d_viewer.model.preprocess import preprocess
+from page4d_viewer.inference.preprocess import preprocess
 from page4d_viewer.sources.framing import PreprocessMapping, plan_mapping
 
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.result.inspection import Inside
 from page4d_viewer.result.reconstruction import (
     MASKED,
     UNMASKED,
@@ -185,7 +186,7 @@ def predict(
     """
     # Over 60 lines only through its docstring: the body is the stages in order, ~30 lines.
     from page4d_viewer.inference import tracking
-    from page4d_viewer.model.preprocess import preprocess
+    from page4d_viewer.inference.preprocess import preprocess
 
     if tracking.check_track_count(tracks):
         tracking.require_track_head(model)
@@ -498,39 +499,44 @@ def _to_reconstruction(
         cameras=cameras,
         mask_score=None if masked.mask_score is None else numpy(masked.mask_score),
         metadata=metadata,
-        **_inspection_fields(masked, unmasked),
+        inside=_inside(masked, unmasked),
     )
 
 
-def _inspection_fields(masked: ModelOutput, unmasked: ModelOutput) -> dict[str, Any]:
-    """Reconstruction fields for the attention maps and feature PCA of batch item 0, if any.
+def _inside(masked: ModelOutput, unmasked: ModelOutput) -> Inside | None:
+    """The attention maps and feature PCA of batch item 0, or None when none were recorded.
 
     Feature PCA comes from the masked variant, whose depth and points the Reconstruction keeps.
     """
     inspection = masked.inspection
     if inspection is None:
-        return {}
-    fields: dict[str, Any] = {}
+        return None
+    attention = Inside()
     if inspection.attention is not None and inspection.attention_special is not None:
         runs = {MASKED: inspection}
         if unmasked.inspection is not None:
             runs[UNMASKED] = unmasked.inspection
-        fields["attention"] = {
-            name: run.attention[0].float().cpu().numpy()
-            for name, run in runs.items()
-            if run.attention is not None
-        }
-        fields["attention_special"] = {
-            name: run.attention_special[0].float().cpu().numpy()
-            for name, run in runs.items()
-            if run.attention_special is not None
-        }
-        fields["attention_layers"] = list(inspection.attention_layers)
-        fields["attention_query_frames"] = list(inspection.query_frames)
-    if inspection.feature_pca is not None:
-        fields["feature_pca"] = inspection.feature_pca[0].cpu().numpy()
-        fields["feature_layers"] = list(inspection.feature_layers)
-    return fields
+        attention = Inside(
+            attention={
+                name: run.attention[0].float().cpu().numpy()
+                for name, run in runs.items()
+                if run.attention is not None
+            },
+            attention_special={
+                name: run.attention_special[0].float().cpu().numpy()
+                for name, run in runs.items()
+                if run.attention_special is not None
+            },
+            attention_layers=tuple(inspection.attention_layers),
+            attention_query_frames=tuple(inspection.query_frames),
+        )
+    if inspection.feature_pca is None:
+        return attention
+    return dataclasses.replace(
+        attention,
+        feature_pca=inspection.feature_pca[0].cpu().numpy(),
+        feature_layers=tuple(inspection.feature_layers),
+    )
 
 
 def _synchronize(torch_device: torch.device) -> None:

@@ -2,5 +2,5 @@
 (`sampling.FrameSampling`), synthetic scenes with exact ground truth (`synthetic`), and
 ground-truth readers for benchmark layouts (`groundtruth`, one module per format).
 
-Nothing here imports torch: a clip is uint8 numpy frames until `model.preprocess` converts it.
+Nothing here imports torch: a clip is uint8 numpy frames until `inference.preprocess` converts it.
 """

@@ -1,7 +1,7 @@
 """Sources (video, GIF, image, folder, zip, list of images) -> a `Clip` of uint8 RGB frames.
 
 `load_clip` reads a source, samples frames (a `FrameSampling`: range, target fps, stride,
-max_frames; see `sources.sampling`) and decodes only the frames it keeps. `model.preprocess`
+max_frames; see `sources.sampling`) and decodes only the frames it keeps. `inference.preprocess`
 turns a clip into the model input exactly as the authors do. Policies, in one place:
 
 - Timestamps: videos use the stream's presentation times, GIFs their frame delays, both in

@@ -5,7 +5,7 @@ The authors' sequence, per image: PIL bicubic resize of the 8-bit RGB image to
 ("crop") or white padding to a square ("pad"). Because the PIL resize works on uint8 and
 produces uint8, the float input is exactly `uint8 / 255`; we therefore keep the uint8 frames
 (for display) and divide once, which gives bit-identical tensors. `fit_frames` here does the
-resize and crop/pad on uint8 pixels; `model.preprocess` is the one step that makes a tensor.
+resize and crop/pad on uint8 pixels; `inference.preprocess` is the one step that makes a tensor.
 
 Pixel coordinates in this module are continuous, with the image's top-left corner at (0, 0):
 pixel (col, row) covers [col, col + 1) x [row, row + 1) and has its centre at

@@ -67,7 +67,7 @@ class GroundTruth:
         """The same ground truth in model-input pixels, following the clip's crop or pad.
 
         Each model-input pixel centre is mapped back to the clip frame with
-        ``clip = (model - offset) / scale`` (``page4d_viewer.model.preprocess`` mapping,
+        ``clip = (model - offset) / scale`` (``page4d_viewer.inference.preprocess`` mapping,
         continuous pixel coordinates with the corner at 0) and takes the nearest GT pixel;
         pixels outside the frame (padding, or cropped away) get depth 0 and mask False.
         Intrinsics follow the same affine map (shifted by half a pixel: they use integer
