@@ -177,6 +177,7 @@ def _make_inspected(same_variants: bool = False):
     is dynamic. Query q's masked camera token in layer row l attends most to patch
     (l, q // 2) of key frame q; `same_variants` makes "unmasked" equal to "masked"."""
     from page4d_viewer import geometry
+    from page4d_viewer.result.inspection import Inside
     from page4d_viewer.result.reconstruction import Cameras, Metadata
 
     frames, height, width = INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH
@@ -214,12 +215,14 @@ def _make_inspected(same_variants: bool = False):
         },
         mask_score=mask,
         metadata=Metadata(),
-        attention={"masked": masked, "unmasked": unmasked},
-        attention_special={"masked": special, "unmasked": special},
-        attention_layers=[4, 9],
-        attention_query_frames=queries,
-        feature_pca=rng.integers(0, 256, (2, frames, *grid, 3), dtype=np.uint8),
-        feature_layers=[4, 9],
+        inside=Inside(
+            attention={"masked": masked, "unmasked": unmasked},
+            attention_special={"masked": special, "unmasked": special},
+            attention_layers=(4, 9),
+            attention_query_frames=tuple(queries),
+            feature_pca=rng.integers(0, 256, (2, frames, *grid, 3), dtype=np.uint8),
+            feature_layers=(4, 9),
+        ),
     )
 
 

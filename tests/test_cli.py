@@ -217,9 +217,10 @@ def test_infer_with_attention(
     arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint"]
     arguments += [str(tiny_checkpoint), "--max-frames", "2", "--device", "cpu", "--attention"]
     assert main(arguments) == 0
-    recon = Reconstruction.load(out)
-    assert recon.attention_layers == [10, 15, 19] and recon.feature_layers == [9, 19]
-    assert recon.attention["masked"].shape == (3, 2, 2, 3, 4)
+    inside = Reconstruction.load(out).inside
+    assert inside is not None and inside.attention is not None
+    assert inside.attention_layers == (10, 15, 19) and inside.feature_layers == (9, 19)
+    assert inside.attention["masked"].shape == (3, 2, 2, 3, 4)
 
 
 def test_load_model_reads_our_checkpoint(tiny_checkpoint: Path) -> None:

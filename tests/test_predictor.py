@@ -197,20 +197,24 @@ def test_attention_and_features_are_stored_only_when_asked(tmp_path: Path) -> No
     torch.manual_seed(0)
     network = build_model("tiny", img_size=56)
     plain = predictor.predict(make_clip(frames=2), network, device="cpu", precision="fp32")
-    assert plain.attention is None and plain.feature_pca is None
+    assert plain.inside is None
     recon = predictor.predict(
         make_clip(frames=2), network, device="cpu", precision="fp32", attention=True
     )
-    assert recon.attention_layers == [10, 15, 19] and recon.attention_query_frames == [0, 1]
-    assert recon.attention["masked"].shape == (3, 2, 2, 3, 4)
-    assert set(recon.attention) == {"masked", "unmasked"}
-    total = recon.attention["unmasked"].sum(axis=(2, 3, 4))
-    total += recon.attention_special["unmasked"].sum(axis=2)
+    inside = recon.inside
+    assert inside is not None and inside.attention is not None
+    assert inside.attention_special is not None and inside.feature_pca is not None
+    assert inside.attention_layers == (10, 15, 19) and inside.attention_query_frames == (0, 1)
+    assert inside.attention["masked"].shape == (3, 2, 2, 3, 4)
+    assert set(inside.attention) == {"masked", "unmasked"}
+    total = inside.attention["unmasked"].sum(axis=(2, 3, 4))
+    total += inside.attention_special["unmasked"].sum(axis=2)
     np.testing.assert_allclose(total, 1.0, rtol=1e-5)
-    assert recon.feature_layers == [9, 19] and recon.feature_pca.shape == (2, 2, 3, 4, 3)
+    assert inside.feature_layers == (9, 19) and inside.feature_pca.shape == (2, 2, 3, 4, 3)
     np.testing.assert_array_equal(recon.depth, plain.depth)
-    loaded = type(recon).load(recon.save(tmp_path / "inside.npz"))
-    np.testing.assert_allclose(loaded.attention["masked"], recon.attention["masked"], atol=1e-3)
+    loaded = type(recon).load(recon.save(tmp_path / "inside.npz")).inside
+    assert loaded is not None and loaded.attention is not None
+    np.testing.assert_allclose(loaded.attention["masked"], inside.attention["masked"], atol=1e-3)
     subset = predictor.predict(
         make_clip(frames=2),
         network,
@@ -218,7 +222,9 @@ def test_attention_and_features_are_stored_only_when_asked(tmp_path: Path) -> No
         precision="fp32",
         attention=AttentionRequest(layers=(19,), query_frames=(1,), feature_layers=()),
     )
-    assert subset.attention["unmasked"].shape == (1, 1, 2, 3, 4) and subset.feature_pca is None
+    assert subset.inside is not None and subset.inside.attention is not None
+    assert subset.inside.attention["unmasked"].shape == (1, 1, 2, 3, 4)
+    assert subset.inside.feature_pca is None
 
 
 def test_default_checkpoint_path_and_missing_default(

@@ -10,7 +10,7 @@ import pytest
 
 import page4d_viewer.result.reconstruction as reconstruction_module
 from page4d_viewer.errors import ResultFileError
-from page4d_viewer.result.inspection import stored_attention_bytes
+from page4d_viewer.result.inspection import Inside, stored_attention_bytes
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 
 FRAMES, HEIGHT, WIDTH = 3, 28, 42
@@ -54,26 +54,20 @@ def _inspected_recon(make_reconstruction, seed: int) -> Reconstruction:
         points_conf=np.ones((FRAMES, HEIGHT, WIDTH)),
         cameras={"masked": cameras, "unmasked": cameras},
         mask_score=rng.uniform(-0.5, 0.5, size=(FRAMES, *GRID)),
-        attention={"masked": masked, "unmasked": unmasked},
-        attention_special={"masked": masked_special, "unmasked": unmasked_special},
-        attention_layers=[10, 19],
-        attention_query_frames=[0, 2],
-        feature_pca=rng.integers(0, 256, size=(2, FRAMES, *GRID, 3), dtype=np.uint8),
-        feature_layers=[9, 19],
+        inside=Inside(
+            attention={"masked": masked, "unmasked": unmasked},
+            attention_special={"masked": masked_special, "unmasked": unmasked_special},
+            attention_layers=(10, 19),
+            attention_query_frames=(0, 2),
+            feature_pca=rng.integers(0, 256, size=(2, FRAMES, *GRID, 3), dtype=np.uint8),
+            feature_layers=(9, 19),
+        ),
         metadata=Metadata(),
     )
 
 
 def without_inside(recon: Reconstruction) -> Reconstruction:
-    return dataclasses.replace(
-        recon,
-        attention=None,
-        attention_special=None,
-        attention_layers=[],
-        attention_query_frames=[],
-        feature_pca=None,
-        feature_layers=[],
-    )
+    return dataclasses.replace(recon, inside=None)
 
 
 def test_round_trip_keeps_attention_within_float16(inspected, tmp_path: Path) -> None:
@@ -83,9 +77,12 @@ def test_round_trip_keeps_attention_within_float16(inspected, tmp_path: Path) ->
         assert archive["attention.masked"].dtype == np.float16
         assert archive["feature_pca"].dtype == np.uint8
         assert int(archive["format_version"]) == reconstruction_module.FORMAT_VERSION
-    loaded = Reconstruction.load(path)
-    assert loaded.attention_layers == [10, 19] and loaded.attention_query_frames == [0, 2]
-    assert loaded.feature_layers == [9, 19]
+    loaded, original = Reconstruction.load(path).inside, original.inside
+    assert loaded is not None and original is not None
+    assert loaded.attention is not None and original.attention is not None
+    assert loaded.attention_special is not None and original.attention_special is not None
+    assert loaded.attention_layers == (10, 19) and loaded.attention_query_frames == (0, 2)
+    assert loaded.feature_layers == (9, 19)
     for name in ("masked", "unmasked"):
         np.testing.assert_allclose(
             loaded.attention[name], original.attention[name], rtol=1e-3, atol=1e-6
@@ -106,27 +103,39 @@ def test_a_version_1_file_still_opens(
     with np.load(path) as archive:
         assert int(archive["format_version"]) == 1
         assert not any(name.startswith(("attention", "feature")) for name in archive.files)
-    loaded = Reconstruction.load(path)
-    assert loaded.attention is None and loaded.feature_pca is None
-    assert loaded.attention_layers == [] and loaded.feature_layers == []
+    assert Reconstruction.load(path).inside is None
 
 
 def test_select_frames_keeps_the_query_frames_it_keeps(inspected) -> None:
-    recon = inspected()
-    subset = recon.select_frames([2, 1])
-    assert subset.attention_query_frames == [0]  # frame 2 is now position 0; frame 1 no query
+    inside = inspected().inside
+    subset = inspected().select_frames([2, 1]).inside
+    assert inside is not None and inside.attention is not None and inside.feature_pca is not None
+    assert subset is not None and subset.attention is not None
+    assert subset.attention_query_frames == (0,)  # frame 2 is now position 0; frame 1 no query
     np.testing.assert_array_equal(
-        subset.attention["masked"], recon.attention["masked"][:, [1]][:, :, [2, 1]]
+        subset.attention["masked"], inside.attention["masked"][:, [1]][:, :, [2, 1]]
     )
-    np.testing.assert_array_equal(subset.feature_pca, recon.feature_pca[:, [2, 1]])
-    no_queries = recon.select_frames([1])
-    assert no_queries.attention is None and no_queries.attention_layers == []
+    np.testing.assert_array_equal(subset.feature_pca, inside.feature_pca[:, [2, 1]])
+    no_queries = inspected().select_frames([1]).inside
+    assert no_queries is not None and no_queries.feature_pca is not None
+    assert no_queries.attention is None and no_queries.attention_layers == ()
     assert no_queries.feature_pca.shape == (2, 1, *GRID, 3)
 
 
-def _replaced(inspected, **changes: object) -> dict[str, object]:
+def test_a_result_without_queries_or_features_has_no_inside(inspected) -> None:
     recon = inspected()
-    return {**{f: getattr(recon, f) for f in recon.__dataclass_fields__}, **changes}
+    assert recon.inside is not None
+    no_features = dataclasses.replace(recon.inside, feature_pca=None, feature_layers=())
+    subset = dataclasses.replace(recon, inside=no_features).select_frames([1])
+    assert subset.inside is None
+    assert dataclasses.replace(recon, inside=Inside()).inside is None
+
+
+def _replaced(inspected, **changes: object) -> dict[str, object]:
+    """The fields of `inspected()`, with `changes` made to its `inside` record."""
+    recon = inspected()
+    fields = {f: getattr(recon, f) for f in recon.__dataclass_fields__}
+    return {**fields, "inside": dataclasses.replace(recon.inside, **changes)}
 
 
 @pytest.mark.parametrize(
@@ -161,8 +170,8 @@ def test_inconsistent_fields_are_refused(
 
 
 def test_attention_values_must_be_probabilities(inspected) -> None:
-    recon = inspected()
-    bad = {**recon.attention, "masked": recon.attention["masked"] - 0.5}
+    attention = inspected().inside.attention
+    bad = {**attention, "masked": attention["masked"] - 0.5}
     with pytest.raises(ValueError, match="probabilities"):
         Reconstruction(**_replaced(inspected, attention=bad))
 

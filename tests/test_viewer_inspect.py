@@ -80,7 +80,7 @@ def test_nearest_query_special_mass_and_features(inspected_recon) -> None:
     recon = inspected_recon()
     assert [inside_views.nearest_query(recon, f) for f in (0, 1, 2)] == [0, 0, 2]
     text = inside_views.special_mass_text(recon, AttentionChoice(4, 2))
-    expected = 100 * recon.attention_special["masked"][0, 1].sum()
+    expected = 100 * recon.inside.attention_special["masked"][0, 1].sum()
     assert f"masked {expected:.1f} %" in text
     assert inside_views.feature_image(recon, 9, 1).shape == (HEIGHT, WIDTH, 3)
     assert inside_views.mask_score_image(recon, 1).shape == (HEIGHT, WIDTH, 3)
@@ -131,7 +131,7 @@ def test_probe_reads_every_value_of_a_pixel(inspected_recon) -> None:
     np.testing.assert_allclose(probed.position, recon.points[0, 2, 3])
     assert (probed.depth, probed.depth_conf, probed.points_conf) == (2.0, 3.0, 5.0)
     assert probed.probability == pytest.approx(0.1)  # a static patch
-    assert probed.attention == pytest.approx(recon.attention["masked"][0, 0, 0, 0, 0])
+    assert probed.attention == pytest.approx(recon.inside.attention["masked"][0, 0, 0, 0, 0])
     dynamic = probe.probe(recon, picking.Pixel(0, 2, 40))
     assert dynamic.probability == pytest.approx(0.9) and dynamic.attention is None
     text = probe.describe(probed, choice)
@@ -246,9 +246,10 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
 def test_a_result_without_attention_gets_the_note(scene, inspected_recon) -> None:
     import dataclasses
 
+    recon = inspected_recon()
     recon = dataclasses.replace(
-        inspected_recon(), attention=None, attention_special=None, attention_layers=[],
-        attention_query_frames=[],
+        recon, inside=dataclasses.replace(recon.inside, attention=None, attention_special=None,
+        attention_layers=(), attention_query_frames=()),
     )  # fmt: skip
     _shown(scene, recon)
     controller = SimpleNamespace(current=SimpleNamespace(recon=recon), scene=scene)

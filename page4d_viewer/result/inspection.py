@@ -1,7 +1,8 @@
 """The optional "inside the model" part of a Reconstruction: attention maps and feature PCA.
 
-Torch-free: the viewer reads these arrays without the model. A Reconstruction holds them in
-six optional fields (all absent, or attention and/or features present):
+Torch-free: the viewer reads these arrays without the model. A Reconstruction holds them as one
+record, ``recon.inside`` (an :class:`Inside`, or None when the run recorded neither attention
+nor features); an Inside holds attention, features, or both:
 
 - ``attention``: variant ("masked", "unmasked") -> (L, S_query, S, h, w) float32, the camera
   token of each query frame's attention on every frame's patches, averaged over heads, in the
@@ -20,9 +21,12 @@ In the file: ``attention.<variant>`` and ``attention_special.<variant>`` (float1
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.result.cameras import MASKED, UNMASKED
 
@@ -30,20 +34,41 @@ ATTENTION_VARIANTS = (MASKED, UNMASKED)
 # float16 rounding of a probability stays within this of [0, 1]
 _PROBABILITY_SLACK = 1e-3
 
+AttentionMaps = dict[str, npt.NDArray[np.float32]]
+"""Variant ("masked", "unmasked") -> attention array (shapes in :class:`Inside`)."""
 
-@dataclass
-class InsideTheModel:
-    """The six optional fields, checked together (see the module docstring for shapes)."""
 
-    attention: dict[str, np.ndarray] | None = None
-    attention_special: dict[str, np.ndarray] | None = None
-    attention_layers: list[int] = field(default_factory=list)
-    attention_query_frames: list[int] = field(default_factory=list)
-    feature_pca: np.ndarray | None = None
-    feature_layers: list[int] = field(default_factory=list)
+@dataclass(frozen=True)
+class Inside:
+    """Attention maps and feature PCA of one run, checked together.
 
-    def checked(self, frames: int, grid: tuple[int, int] | None) -> InsideTheModel:
-        """The same fields as float32/uint8 arrays and int lists, shapes checked.
+    Attributes:
+        attention: variant -> (L, S_query, S, h, w) float32 attention of each query frame's
+            camera token on every frame's patches (mean over heads), or None.
+        attention_special: variant -> (L, S_query, S) float32 attention on the key frames'
+            camera and register tokens; present exactly when ``attention`` is.
+        attention_layers: the L masked global layers of ``attention`` (empty without it).
+        attention_query_frames: the S_query ascending frame positions whose camera token is
+            the query (empty without attention).
+        feature_pca: (L_f, S, h, w, 3) uint8 patch-token PCA as RGB, or None.
+        feature_layers: the L_f layers of ``feature_pca`` (empty without it).
+    """
+
+    attention: AttentionMaps | None = None
+    attention_special: AttentionMaps | None = None
+    attention_layers: tuple[int, ...] = ()
+    attention_query_frames: tuple[int, ...] = ()
+    feature_pca: npt.NDArray[np.uint8] | None = None
+    feature_layers: tuple[int, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether it holds neither attention nor features."""
+        no_attention = self.attention is None and self.attention_special is None
+        return no_attention and self.feature_pca is None
+
+    def checked(self, frames: int, grid: tuple[int, ...] | None) -> Inside:
+        """The same fields as float32/uint8 arrays and int tuples, shapes checked.
 
         Args:
             frames: S of the Reconstruction.
@@ -55,7 +80,7 @@ class InsideTheModel:
         attention, special = self._checked_attention(frames, grid)
         if attention is not None:
             grid = next(iter(attention.values())).shape[-2:]
-        feature_layers = _index_list("feature_layers", self.feature_layers)
+        feature_layers = _index_tuple("feature_layers", self.feature_layers)
         feature_pca = None
         if self.feature_pca is not None:
             feature_pca = np.asarray(self.feature_pca)
@@ -75,20 +100,20 @@ class InsideTheModel:
                 )
         elif feature_layers:
             raise ValueError("feature_layers given without feature_pca")
-        return InsideTheModel(
+        return Inside(
             attention,
             special,
-            _index_list("attention_layers", self.attention_layers),
-            _index_list("attention_query_frames", self.attention_query_frames),
+            _index_tuple("attention_layers", self.attention_layers),
+            _index_tuple("attention_query_frames", self.attention_query_frames),
             feature_pca,
             feature_layers,
         )
 
     def _checked_attention(
-        self, frames: int, grid: tuple[int, int] | None
-    ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
-        layers = _index_list("attention_layers", self.attention_layers)
-        queries = _index_list("attention_query_frames", self.attention_query_frames)
+        self, frames: int, grid: tuple[int, ...] | None
+    ) -> tuple[AttentionMaps | None, AttentionMaps | None]:
+        layers = _index_tuple("attention_layers", self.attention_layers)
+        queries = _index_tuple("attention_query_frames", self.attention_query_frames)
         if self.attention is None and self.attention_special is None:
             if layers or queries:
                 raise ValueError("attention_layers/attention_query_frames given without attention")
@@ -100,12 +125,18 @@ class InsideTheModel:
         unknown = sorted(set(self.attention) - set(ATTENTION_VARIANTS))
         if unknown:
             raise ValueError(f"attention variants must be among {ATTENTION_VARIANTS}: {unknown}")
-        if not layers or not queries or queries != sorted(set(queries)) or queries[-1] >= frames:
+        if (
+            not layers
+            or not queries
+            or list(queries) != sorted(set(queries))
+            or queries[-1] >= frames
+        ):
             raise ValueError(
                 f"attention_query_frames must be ascending positions within 0..{frames - 1} "
-                f"and attention_layers non-empty, got {queries} and {layers}"
+                f"and attention_layers non-empty, got {list(queries)} and {list(layers)}"
             )
-        attention, special = {}, {}
+        attention: AttentionMaps = {}
+        special: AttentionMaps = {}
         for name in ATTENTION_VARIANTS:
             if name not in self.attention:
                 continue
@@ -127,30 +158,33 @@ class InsideTheModel:
             grid = maps.shape[3:]
         return attention, special
 
-    def select_frames(self, frames: np.ndarray) -> InsideTheModel:
+    def select_frames(self, frames: npt.NDArray[np.int64]) -> Inside | None:
         """The fields for a subset of frames (positions); attention keeps the query frames
-        among them (none left: no attention)."""
+        among them (none left: no attention). None when nothing is left."""
         feature_pca = None if self.feature_pca is None else self.feature_pca[:, frames]
-        kept = InsideTheModel(feature_pca=feature_pca, feature_layers=list(self.feature_layers))
+        features = Inside(feature_pca=feature_pca, feature_layers=self.feature_layers)
         if self.attention is None or self.attention_special is None:
-            return kept
+            return None if features.is_empty else features
         rows = {frame: row for row, frame in enumerate(self.attention_query_frames)}
-        new_queries = [p for p, frame in enumerate(frames.tolist()) if frame in rows]
+        new_queries = tuple(p for p, frame in enumerate(frames.tolist()) if frame in rows)
         if not new_queries:
-            return kept
+            return None if features.is_empty else features
         query_rows = [rows[int(frames[p])] for p in new_queries]
-        kept.attention = {
-            name: maps[:, query_rows][:, :, frames] for name, maps in self.attention.items()
-        }
-        kept.attention_special = {
-            name: mass[:, query_rows][:, :, frames] for name, mass in self.attention_special.items()
-        }
-        kept.attention_layers = list(self.attention_layers)
-        kept.attention_query_frames = new_queries
-        return kept
+        return dataclasses.replace(
+            features,
+            attention={
+                name: maps[:, query_rows][:, :, frames] for name, maps in self.attention.items()
+            },
+            attention_special={
+                name: mass[:, query_rows][:, :, frames]
+                for name, mass in self.attention_special.items()
+            },
+            attention_layers=self.attention_layers,
+            attention_query_frames=new_queries,
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays a result file stores (probabilities as float16)."""
+        """The arrays a result file stores (probabilities as float16), under the file's keys."""
         arrays: dict[str, np.ndarray] = {}
         if self.attention is not None and self.attention_special is not None:
             for name, maps in self.attention.items():
@@ -168,10 +202,11 @@ class InsideTheModel:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> InsideTheModel:
-        """Inverse of `to_arrays` (absent arrays: absent fields); checked by `checked`."""
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Inside | None:
+        """Inverse of `to_arrays` (absent arrays: absent fields; none at all: None); checked
+        by `checked`."""
 
-        def variants(prefix: str) -> dict[str, np.ndarray] | None:
+        def variants(prefix: str) -> AttentionMaps | None:
             found = {
                 name: arrays[f"{prefix}.{name}"]
                 for name in ATTENTION_VARIANTS
@@ -179,10 +214,12 @@ class InsideTheModel:
             }
             return found or None
 
-        def indices(name: str) -> list[int]:
-            return np.asarray(arrays[name]).reshape(-1).tolist() if name in arrays else []
+        def indices(name: str) -> tuple[int, ...]:
+            if name not in arrays:
+                return ()
+            return tuple(int(i) for i in np.asarray(arrays[name]).reshape(-1).tolist())
 
-        return cls(
+        inside = cls(
             attention=variants("attention"),
             attention_special=variants("attention_special"),
             attention_layers=indices("attention_layers"),
@@ -190,6 +227,8 @@ class InsideTheModel:
             feature_pca=arrays.get("feature_pca"),
             feature_layers=indices("feature_layers"),
         )
+        has_indices = inside.attention_layers or inside.attention_query_frames
+        return None if inside.is_empty and not has_indices and not inside.feature_layers else inside
 
 
 def stored_attention_bytes(
@@ -199,17 +238,17 @@ def stored_attention_bytes(
     return 2 * variants * layers * query_frames * frames * (grid[0] * grid[1] + 1)
 
 
-def _index_list(name: str, values: list[int] | tuple[int, ...] | np.ndarray) -> list[int]:
+def _index_tuple(name: str, values: Sequence[int] | np.ndarray) -> tuple[int, ...]:
     array = np.asarray(values)
     if array.size and (array.ndim != 1 or not np.issubdtype(array.dtype, np.integer)):
         raise ValueError(f"{name} must be a list of integers, got {array.dtype} {array.shape}")
-    indices = [int(i) for i in array.reshape(-1)]
+    indices = tuple(int(i) for i in array.reshape(-1))
     if any(i < 0 for i in indices):
-        raise ValueError(f"{name} must be non-negative, got {indices}")
+        raise ValueError(f"{name} must be non-negative, got {list(indices)}")
     return indices
 
 
-def _probabilities(name: str, array: np.ndarray) -> np.ndarray:
+def _probabilities(name: str, array: np.ndarray) -> npt.NDArray[np.float32]:
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{name} must be floating point, got {array.dtype}")

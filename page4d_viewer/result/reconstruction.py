@@ -35,7 +35,7 @@ from page4d_viewer.result.cameras import (  # noqa: F401  (re-exported: the file
     VARIANTS,
     Cameras,
 )
-from page4d_viewer.result.inspection import InsideTheModel
+from page4d_viewer.result.inspection import Inside
 from page4d_viewer.result.tracks import GT_TRACK_PREFIX, Tracks
 
 logger = logging.getLogger(__name__)
@@ -147,15 +147,8 @@ class Reconstruction:
         metadata: provenance, preprocessing and timings.
         gt_depth: (S, H, W) float32 ground-truth depth (0 where unknown), or None.
         gt_dynamic_mask: (S, H, W) bool ground-truth moving pixels, or None.
-        attention: variant ("masked", "unmasked") -> (L, S_query, S, h, w) float32 attention
-            of each query frame's camera token on every frame's patches (mean over heads), or
-            None; see ``result/inspection.py`` for this and the next five fields.
-        attention_special: variant -> (L, S_query, S) float32 attention on camera/register
-            tokens, or None.
-        attention_layers: the L masked layers of ``attention`` (empty without it).
-        attention_query_frames: the S_query frame positions whose camera token is the query.
-        feature_pca: (L_f, S, h, w, 3) uint8 patch-token PCA as RGB, or None.
-        feature_layers: the L_f layers of ``feature_pca`` (empty without it).
+        inside: the camera-token attention maps and patch-token feature PCA the run recorded
+            (``result/inspection.py`` gives their shapes), or None when it recorded neither.
         tracks: point tracks through the S frames (``result/tracks.py``), or None.
         gt_tracks: the exact tracks of the same queries (visibility 0 or 1), or None; only
             with ``tracks`` (``evaluation/tracks.py`` computes them for synthetic scenes).
@@ -171,12 +164,7 @@ class Reconstruction:
     metadata: Metadata = field(default_factory=Metadata)
     gt_depth: np.ndarray | None = None
     gt_dynamic_mask: np.ndarray | None = None
-    attention: dict[str, np.ndarray] | None = None
-    attention_special: dict[str, np.ndarray] | None = None
-    attention_layers: list[int] = field(default_factory=list)
-    attention_query_frames: list[int] = field(default_factory=list)
-    feature_pca: np.ndarray | None = None
-    feature_layers: list[int] = field(default_factory=list)
+    inside: Inside | None = None
     tracks: Tracks | None = None
     gt_tracks: Tracks | None = None
 
@@ -220,22 +208,15 @@ class Reconstruction:
         # Keep a stable display order whatever order the caller used.
         self.cameras = {name: self.cameras[name] for name in VARIANTS if name in self.cameras}
         grid = None if self.mask_score is None else self.mask_score.shape[1:]
-        self._set_inside(self.inside.checked(frames, grid))
+        if self.inside is not None:
+            inside = self.inside.checked(frames, grid)
+            self.inside = None if inside.is_empty else inside
         if self.tracks is not None and self.tracks.num_frames != frames:
             raise ValueError(f"tracks have {self.tracks.num_frames} frames, images have {frames}")
         if self.gt_tracks is not None and (
             self.tracks is None or not self.tracks.matches(self.gt_tracks)
         ):
             raise ValueError("gt_tracks must follow the same queries as tracks")
-
-    @property
-    def inside(self) -> InsideTheModel:
-        """The optional attention and feature-PCA fields, as one object."""
-        return InsideTheModel(**{f.name: getattr(self, f.name) for f in _INSIDE_FIELDS})
-
-    def _set_inside(self, inside: InsideTheModel) -> None:
-        for f in _INSIDE_FIELDS:
-            setattr(self, f.name, getattr(inside, f.name))
 
     # ----------------------------------------------------------------- views the viewer needs
 
@@ -376,7 +357,7 @@ class Reconstruction:
             metadata=metadata,
             gt_depth=optional(self.gt_depth),
             gt_dynamic_mask=optional(self.gt_dynamic_mask),
-            **_inside_fields(self.inside.select_frames(frames)),
+            inside=None if self.inside is None else self.inside.select_frames(frames),
             tracks=None if self.tracks is None else self.tracks.select_frames(frames),
             gt_tracks=None if self.gt_tracks is None else self.gt_tracks.select_frames(frames),
         )
@@ -424,7 +405,8 @@ class Reconstruction:
             arrays["gt_depth"] = self.gt_depth.astype(np.float32)
         if self.gt_dynamic_mask is not None:
             arrays["gt_dynamic_mask"] = self.gt_dynamic_mask
-        arrays.update(self.inside.to_arrays())
+        if self.inside is not None:
+            arrays.update(self.inside.to_arrays())
         if self.tracks is not None:
             arrays.update(self.tracks.to_arrays())
         if self.gt_tracks is not None:
@@ -493,20 +475,13 @@ class Reconstruction:
                 metadata=metadata,
                 gt_depth=arrays.get("gt_depth"),
                 gt_dynamic_mask=arrays.get("gt_dynamic_mask"),
-                **_inside_fields(InsideTheModel.from_arrays(arrays)),
+                inside=Inside.from_arrays(arrays),
                 tracks=Tracks.from_arrays(arrays),
                 gt_tracks=Tracks.from_arrays(arrays, GT_TRACK_PREFIX),
             )
         except (ValueError, TypeError, KeyError) as error:
             detail = " ".join(str(error).split())
             raise ResultFileError(f"{path} has inconsistent contents: {detail}") from error
-
-
-_INSIDE_FIELDS = dataclasses.fields(InsideTheModel)
-
-
-def _inside_fields(inside: InsideTheModel) -> dict[str, Any]:
-    return {f.name: getattr(inside, f.name) for f in _INSIDE_FIELDS}
 
 
 def _float_array(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

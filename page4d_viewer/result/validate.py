@@ -66,7 +66,7 @@ ARRAYS: dict[str, ArraySpec] = {
         for part, size in (("extrinsics", 4), ("intrinsics", 3))
     },
     # Inside the model (result/inspection.py): L attention layers, Q query frames, F feature
-    # layers; values are checked by InsideTheModel once read.
+    # layers; values are checked by Inside once read.
     **{
         f"{prefix}.{variant}": ArraySpec("f", shape)
         for variant in ATTENTION_VARIANTS

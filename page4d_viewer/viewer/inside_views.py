@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from page4d_viewer.result.inspection import ATTENTION_VARIANTS
+from page4d_viewer.result.inspection import ATTENTION_VARIANTS, Inside
 from page4d_viewer.result.mask import (
     DisplayError,
     blend_colors,
@@ -53,8 +53,9 @@ class AttentionChoice:
     """Which attention to show.
 
     Attributes:
-        layer: a masked layer among the result's `attention_layers` (the model's numbering).
-        query: a query frame among its `attention_query_frames` (frame position).
+        layer: a masked layer among the result's `inside.attention_layers` (the model's
+            numbering).
+        query: a query frame among its `inside.attention_query_frames` (frame position).
         variant: one of ATTENTION_CHOICES.
     """
 
@@ -70,7 +71,18 @@ class AttentionChoice:
 
 def has_attention(recon: Reconstruction | None) -> bool:
     """Whether a result holds camera-token attention."""
-    return recon is not None and recon.attention is not None
+    return recon is not None and recon.inside is not None and recon.inside.attention is not None
+
+
+def _recorded_attention(recon: Reconstruction) -> Inside:
+    """The result's record of what happened inside the model, when it holds attention.
+
+    Raises:
+        DisplayError: the result has no attention.
+    """
+    if recon.inside is None or recon.inside.attention is None:
+        raise DisplayError("this result has no attention maps")
+    return recon.inside
 
 
 def nearest_query(recon: Reconstruction, frame: int) -> int:
@@ -79,9 +91,7 @@ def nearest_query(recon: Reconstruction, frame: int) -> int:
     Raises:
         DisplayError: the result has no attention.
     """
-    if not has_attention(recon):
-        raise DisplayError("this result has no attention maps")
-    queries = np.asarray(recon.attention_query_frames)
+    queries = np.asarray(_recorded_attention(recon).attention_query_frames)
     return int(queries[np.argmin(np.abs(queries - int(frame)))])
 
 
@@ -98,24 +108,23 @@ def attention_values(recon: Reconstruction, choice: AttentionChoice) -> np.ndarr
     Raises:
         DisplayError: no attention, or a layer, query frame or variant the result lacks.
     """
-    if not has_attention(recon):
-        raise DisplayError("this result has no attention maps")
-    maps = recon.attention or {}
-    if choice.layer not in recon.attention_layers:
+    inside = _recorded_attention(recon)
+    maps = inside.attention or {}
+    if choice.layer not in inside.attention_layers:
         raise DisplayError(
-            f"layer {choice.layer} has no recorded attention (have {recon.attention_layers})"
+            f"layer {choice.layer} has no recorded attention (have {list(inside.attention_layers)})"
         )
-    if choice.query not in recon.attention_query_frames:
+    if choice.query not in inside.attention_query_frames:
         raise DisplayError(
             f"frame {choice.query} is not a recorded query frame "
-            f"(have {recon.attention_query_frames})"
+            f"(have {list(inside.attention_query_frames)})"
         )
     needed = ATTENTION_VARIANTS if choice.diverging else (choice.variant,)
     missing = [name for name in needed if name not in maps]
     if choice.variant not in ATTENTION_CHOICES or missing:
         raise DisplayError(f"this result has no {choice.variant!r} attention")
-    row = recon.attention_layers.index(choice.layer)
-    column = recon.attention_query_frames.index(choice.query)
+    row = inside.attention_layers.index(choice.layer)
+    column = inside.attention_query_frames.index(choice.query)
     if choice.diverging:
         return (maps["masked"][row, column] - maps["unmasked"][row, column]).astype(np.float32)
     return maps[choice.variant][row, column].astype(np.float32)
@@ -187,14 +196,15 @@ def attention_grid(
 
 def special_mass_text(recon: Reconstruction, choice: AttentionChoice) -> str:
     """One line: how much of the query's attention went to camera and register tokens."""
-    if not has_attention(recon) or recon.attention_special is None:
+    inside = recon.inside
+    if inside is None or inside.attention is None or inside.attention_special is None:
         return ""
-    row = recon.attention_layers.index(choice.layer)
-    column = recon.attention_query_frames.index(choice.query)
+    row = inside.attention_layers.index(choice.layer)
+    column = inside.attention_query_frames.index(choice.query)
     parts = []
     for name in ATTENTION_VARIANTS:
-        if name in recon.attention_special:
-            mass = float(recon.attention_special[name][row, column].sum())
+        if name in inside.attention_special:
+            mass = float(inside.attention_special[name][row, column].sum())
             parts.append(f"{name} {100 * mass:.1f} %")
     return (
         f"Attention of frame {choice.query}'s camera token in layer {choice.layer} on the "
@@ -217,10 +227,11 @@ def feature_image(recon: Reconstruction, layer: int, frame: int) -> np.ndarray:
     Raises:
         DisplayError: no feature PCA, or a layer without one.
     """
-    if recon.feature_pca is None or layer not in recon.feature_layers:
+    inside = recon.inside
+    if inside is None or inside.feature_pca is None or layer not in inside.feature_layers:
         raise DisplayError(f"this result has no feature PCA of layer {layer}")
     height, width = recon.image_hw
-    pca = recon.feature_pca[recon.feature_layers.index(layer), int(frame)]
+    pca = inside.feature_pca[inside.feature_layers.index(layer), int(frame)]
     return np.moveaxis(upsample_mask(np.moveaxis(pca, -1, 0), height, width), 0, -1)
 
 

@@ -88,9 +88,9 @@ class Inspector:
         """The selection for the widgets' values (defaults: first layer, the recorded query
         nearest the current frame, "masked"); None when the result has no attention."""
         recon = self.recon()
-        if recon is None or not inside_views.has_attention(recon):
+        if recon is None or recon.inside is None or recon.inside.attention is None:
             return None
-        layers, queries = recon.attention_layers, recon.attention_query_frames
+        layers, queries = recon.inside.attention_layers, recon.inside.attention_query_frames
         layer = layer if layer in layers else layers[0]
         if query is None or int(query) == CURRENT_FRAME or query not in queries:
             query = inside_views.nearest_query(recon, frame)
@@ -107,9 +107,10 @@ class Inspector:
             return InsideView(note="Run a clip or open a result first.")
         frame = int(np.clip(frame, 0, recon.num_frames - 1))
         feature = None
-        if recon.feature_pca is not None:
-            layer = feature_layer if feature_layer in recon.feature_layers else None
-            layer = recon.feature_layers[-1] if layer is None else layer
+        if recon.inside is not None and recon.inside.feature_pca is not None:
+            layers = recon.inside.feature_layers
+            layer = feature_layer if feature_layer in layers else None
+            layer = layers[-1] if layer is None else layer
             feature = inside_views.captioned_feature(recon, layer, frame, plots.PANEL_IMAGE_WIDTH)
         mask = inside_views.captioned_mask(recon, frame, plots.PANEL_IMAGE_WIDTH)
         if choice is None:

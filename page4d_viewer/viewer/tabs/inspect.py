@@ -139,9 +139,10 @@ class InspectCallbacks:
         except Page4DError:
             return {self.i.probe_seen: gr.skip()}
         i, recon = self.i, inspector.recon()
-        layers = [] if recon is None else list(recon.attention_layers)
-        queries = [] if recon is None else list(recon.attention_query_frames)
-        features = [] if recon is None else list(recon.feature_layers)
+        inside = None if recon is None else recon.inside
+        layers = [] if inside is None else list(inside.attention_layers)
+        queries = [] if inside is None else list(inside.attention_query_frames)
+        features = [] if inside is None else list(inside.feature_layers)
         query_choices = [("current frame", CURRENT_FRAME)]
         query_choices += [(f"frame {q}", q) for q in queries]
         updates = self.on_change(
