@@ -11,7 +11,8 @@ import pytest
 
 from page4d_viewer import geometry
 from page4d_viewer.evaluation.report import evaluate_reconstruction
-from page4d_viewer.evaluation.tracks import ground_truth_tracks, track_errors
+from page4d_viewer.evaluation.tracks import track_errors
+from page4d_viewer.inference.tracking import ground_truth_tracks, with_ground_truth_tracks
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.result.tracks import Tracks
 
@@ -138,7 +139,6 @@ def test_ground_truth_tracks_must_follow_the_same_queries(make_reconstruction) -
 def test_a_sample_outside_the_allowed_roots_gives_no_ground_truth(
     sample_result, tmp_path: Path
 ) -> None:
-    from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
     from page4d_viewer.sources.confine import confined
 
     recon, _ = sample_result

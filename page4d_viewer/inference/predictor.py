@@ -13,11 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from page4d_viewer.errors import CheckpointError, Page4DError
+from page4d_viewer.inference import device as devices
+from page4d_viewer.inference import geometric_poses, tracking
+from page4d_viewer.inference.preprocess import preprocess
+from page4d_viewer.inference.progress import network_fraction
+from page4d_viewer.model.attention import AttentionRequest
+from page4d_viewer.model.checkpoint import CheckpointInfo, load_checkpoint
+from page4d_viewer.model.match_head import MatchFeatures
+from page4d_viewer.model.network import ModelOutput, Page4D
 from page4d_viewer.result.inspection import Inside
 from page4d_viewer.result.reconstruction import (
     MASKED,
@@ -28,17 +36,16 @@ from page4d_viewer.result.reconstruction import (
     Reconstruction,
 )
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH, default_checkpoint_path
-
-if TYPE_CHECKING:
-    import torch
-
-    from page4d_viewer.model.attention import AttentionRequest
-    from page4d_viewer.model.checkpoint import CheckpointInfo
-    from page4d_viewer.model.match_head import MatchFeatures
-    from page4d_viewer.model.network import ModelOutput, Page4D
-    from page4d_viewer.sources.clip import Clip
-    from page4d_viewer.sources.framing import PreprocessMapping
-    from page4d_viewer.sources.sampling import FrameSampling
+from page4d_viewer.sources import clip as clips
+from page4d_viewer.sources.clip import Clip
+from page4d_viewer.sources.confine import check_tree, current_roots
+from page4d_viewer.sources.framing import PreprocessMapping
+from page4d_viewer.sources.groundtruth import (
+    GROUND_TRUTH_NAME,
+    TUM_TRAJECTORY,
+    load_ground_truth,
+)
+from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +71,6 @@ _BANDS_WITH_TRACKS = {
     "geometry": (0.54, 0.57),
     "tracking": (0.57, 1.0),
 }
-# Share of the network's time per stage it reports (rough CPU/GPU average; only the bar
-# uses it). Stages interleave in forward_pair, so the bar sums them instead of ordering them.
-MODEL_STAGE_WEIGHTS = {"encoding": 0.25, "aggregating": 0.6, "heads": 0.15}
 
 
 @dataclass
@@ -105,8 +109,6 @@ def load_model(checkpoint: str | os.PathLike[str] | None = None) -> tuple[Page4D
         )
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
-    from page4d_viewer.model import load_checkpoint
-
     model, info = load_checkpoint(path)
     model.eval()
     return model, model_info_from_checkpoint(info)
@@ -185,9 +187,6 @@ def predict(
         Page4DError: bad source, options or strength (one line).
     """
     # Over 60 lines only through its docstring: the body is the stages in order, ~30 lines.
-    from page4d_viewer.inference import tracking
-    from page4d_viewer.inference.preprocess import preprocess
-
     if tracking.check_track_count(tracks):
         tracking.require_track_head(model)
     report = _Reporter(progress, _BANDS_WITH_TRACKS if tracks else _BANDS)
@@ -236,10 +235,6 @@ def _with_geometric_poses(
 ) -> Reconstruction:
     """``recon`` with the "geometry_masked" / "geometry_unmasked" cameras, solved from its
     depth and matches of the best source the model has (``inference/geometric_poses.py``)."""
-    import torch
-
-    from page4d_viewer.inference import geometric_poses
-
     report.stage("geometry", 0.0, "solving poses from depth and matches")
     started = time.perf_counter()
     images_on_device = None
@@ -270,8 +265,6 @@ def _track_automatic_seeds(
 ) -> Reconstruction:
     """``recon`` with ``count`` automatically seeded tracks (and their ground truth, when the
     clip is a synthetic scene: ``add_tracks`` attaches it)."""
-    from page4d_viewer.inference import tracking
-
     return tracking.add_tracks(
         model,
         recon,
@@ -345,10 +338,6 @@ def _run_network(
     attention: bool | AttentionRequest = False,
 ) -> _NetworkRun:
     """Both mask variants of (S, 3, H, W) images on the chosen device and precision."""
-    import torch
-
-    from page4d_viewer.inference import device as devices
-
     torch_device = devices.choose_device(device)
     dtype = devices.choose_precision(torch_device, precision)
     model.eval()
@@ -383,9 +372,6 @@ def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D)
 
 
 def _as_clip(clip_or_source: object, sampling: FrameSampling | None, report: _Reporter) -> Clip:
-    from page4d_viewer.sources import clip as clips
-    from page4d_viewer.sources.sampling import ALL_FRAMES
-
     if isinstance(clip_or_source, clips.Clip):
         if sampling is not None:
             raise Page4DError("sampling applies to a source, not to an already loaded clip")
@@ -414,8 +400,6 @@ def find_ground_truth(source: object) -> Path | None:
     Returns:
         The folder to pass to ``load_ground_truth``, or None.
     """
-    from page4d_viewer.sources.groundtruth import GROUND_TRUTH_NAME, TUM_TRAJECTORY
-
     if not isinstance(source, (str, os.PathLike)):
         return None
     path = Path(source).expanduser()
@@ -430,9 +414,6 @@ def _attach_ground_truth(
     recon: Reconstruction, clip: Clip, ground_truth: str | os.PathLike[str] | None
 ) -> Reconstruction:
     """The Reconstruction with ground truth in model-input pixels, when asked and available."""
-    from page4d_viewer.sources.confine import check_tree, current_roots
-    from page4d_viewer.sources.groundtruth import load_ground_truth
-
     if ground_truth is None:
         return recon
     automatic = str(ground_truth) == AUTO_GROUND_TRUTH
@@ -540,8 +521,6 @@ def _inside(masked: ModelOutput, unmasked: ModelOutput) -> Inside | None:
 
 
 def _synchronize(torch_device: torch.device) -> None:
-    import torch
-
     if torch_device.type == "cuda":
         torch.cuda.synchronize(torch_device)
     elif torch_device.type == "mps":
@@ -583,10 +562,7 @@ class _Reporter:
                     timings[key] = timings.get(key, 0.0) + now - clock["since"]
                 clock["stage"], clock["since"] = stage, now
             finished[stage] = done / max(total, 1)
-            within = sum(
-                MODEL_STAGE_WEIGHTS.get(name, 0.0) * part for name, part in finished.items()
-            )
-            self.stage("model", within, f"{stage} ({done}/{total})")
+            self.stage("model", network_fraction(finished), f"{stage} ({done}/{total})")
             if done == total:
                 _synchronize(torch_device)
                 now = time.perf_counter()

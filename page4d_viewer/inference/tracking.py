@@ -2,28 +2,33 @@
 
 Used by `predict(..., tracks=N)` (automatic seeds where the mask most expects motion) and by the
 viewer's click seeding (`add_tracks` on a result already open). The track head runs only
-here, so a plain reconstruction never pays for it.
+here, so a plain reconstruction never pays for it. When the result's clip is a synthetic
+scene, its exact tracks come along (`with_ground_truth_tracks`, through
+`sources/synthetic/input_tracks.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation.tracks import with_ground_truth_tracks
+from page4d_viewer.inference import device as devices
+from page4d_viewer.inference.progress import network_fraction
+from page4d_viewer.model.network import Page4D
+from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.result.tracks import Seeds, Tracks, seed_queries
 from page4d_viewer.settings import MAX_TRACKS
+from page4d_viewer.sources.framing import PreprocessMapping
+from page4d_viewer.sources.synthetic.input_tracks import ground_truth_input_tracks, scene_folder
 
-if TYPE_CHECKING:
-    import torch
-
-    from page4d_viewer.model.network import Page4D
-    from page4d_viewer.result.reconstruction import Reconstruction
+logger = logging.getLogger(__name__)
 
 
 TrackProgress = Callable[[float, str], None]
@@ -59,21 +64,13 @@ def run_tracker(
 
     Runs under ``torch.inference_mode``; the caller chooses device and autocast.
     """
-    import torch
-
     require_track_head(model)
-
-    from page4d_viewer.inference.predictor import MODEL_STAGE_WEIGHTS
-
     finished: dict[str, float] = {}
 
     def on_step(stage: str, done: int, total: int) -> None:
         finished[stage] = done / max(total, 1)
         if progress is not None:
-            fraction = sum(
-                MODEL_STAGE_WEIGHTS.get(name, 0.0) * part for name, part in finished.items()
-            )
-            progress(fraction, f"tracking: {stage} ({done}/{total})")
+            progress(network_fraction(finished), f"tracking: {stage} ({done}/{total})")
 
     queries = torch.as_tensor(seeds.xy, dtype=torch.float32, device=images.device)
     with torch.inference_mode():
@@ -105,17 +102,13 @@ def add_tracks(
     """A copy of ``recon`` with the tracks of ``seeds`` added to the ones it has.
 
     Their ground truth comes along when the result's clip is a synthetic scene
-    (``evaluation/tracks.py``). The tracker reads the result's own model-input frames at its
+    (``with_ground_truth_tracks``). The tracker reads the result's own model-input frames at its
     mask strength, so the new tracks match its geometry pixel for pixel.
 
     Raises:
         Page4DError: no track head, a frame or pixel outside the result, or the model's input
             size differs from the result's.
     """
-    import torch
-
-    from page4d_viewer.inference import device as devices
-
     require_track_head(model)
     _check_seeds(seeds, recon)
     torch_device = devices.choose_device(device)
@@ -135,6 +128,56 @@ def add_tracks(
     updated = dataclasses.replace(recon, tracks=combined, gt_tracks=None, metadata=metadata)
     # The truth of every query, old and new, when the clip is a synthetic scene.
     return with_ground_truth_tracks(updated)
+
+
+def with_ground_truth_tracks(recon: Reconstruction) -> Reconstruction:
+    """The result with ``gt_tracks`` for its tracks, when its ground truth is a synthetic scene.
+
+    Unchanged (``gt_tracks`` None) without tracks, without a synthetic scene beside the
+    source, or when the scene cannot be read (logged). In a confined run (the app) the folder
+    is checked against the data roots before anything in it is read.
+    """
+    folder = scene_folder(recon.metadata.extra.get("ground_truth"))
+    if recon.tracks is None or folder is None:
+        return dataclasses.replace(recon, gt_tracks=None)
+    try:
+        truth = ground_truth_tracks(recon, folder)
+    except Page4DError as error:
+        logger.warning("no ground-truth tracks: %s", error)
+        return dataclasses.replace(recon, gt_tracks=None)
+    return dataclasses.replace(recon, gt_tracks=truth)
+
+
+def ground_truth_tracks(recon: Reconstruction, folder: Path) -> Tracks:
+    """The exact tracks of ``recon.tracks``' queries in the synthetic sample at ``folder``.
+
+    Returns:
+        Tracks with the same queries: xy (S, N, 2) model-input pixels (0 where the point is
+        undefined), visibility 1 where the point is seen inside the model input and not
+        occluded, else 0; confidence 1.
+
+    Raises:
+        Page4DError: the folder is not a synthetic sample with its scene, or does not match
+            the result (frame indices or sizes).
+    """
+    tracks = recon.tracks
+    if tracks is None:
+        raise Page4DError("this result has no point tracks")
+    frames = recon.metadata.frame_indices or list(range(recon.num_frames))
+    if len(frames) != recon.num_frames:
+        raise Page4DError(
+            f"the result's frames {frames[:5]}... do not fit its {recon.num_frames} frames"
+        )
+    truth = ground_truth_input_tracks(
+        folder,
+        tracks.query_xy,
+        tracks.query_frame,
+        frames,
+        PreprocessMapping.from_dict(recon.metadata.preprocessing.mapping),
+        recon.image_hw,
+    )
+    ones = np.ones(truth.visible.shape, dtype=np.float32)
+    return Tracks(truth.xy, truth.visible.astype(np.float32), ones, tracks.query_frame)
 
 
 def automatic_seeds(recon: Reconstruction, count: int) -> Seeds:

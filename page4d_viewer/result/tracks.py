@@ -11,7 +11,7 @@ its centre at (x, y) = (j, i), so (0, 0) is the centre of the first pixel.
 In the file (format version 3, all optional): ``track_xy`` (S, N, 2) float32,
 ``track_visibility`` and ``track_confidence`` (S, N) float16, ``track_query_frame`` (N,) int64;
 the ground truth of the same queries, when the clip has it (a synthetic scene), in the same
-four arrays named ``gt_track_*`` (``evaluation/tracks.py``).
+four arrays named ``gt_track_*`` (``inference/tracking.py`` builds them).
 """
 
 from __future__ import annotations
