@@ -22,7 +22,7 @@ DepthAlignment = Literal["median", "scale_shift"]
 
 
 @dataclass(frozen=True)
-class DepthErrors:
+class DepthMetrics:
     """Video-depth errors after one per-sequence alignment.
 
     Attributes:
@@ -108,7 +108,7 @@ def depth_errors(
     *,
     alignment: DepthAlignment = "median",
     max_depth: float | None = None,
-) -> DepthErrors:
+) -> DepthMetrics:
     """AbsRel and delta < 1.25 of a depth video after one per-sequence alignment.
 
     Valid pixels are ``gt > 0``, finite, ``gt < max_depth`` when given (MonST3R uses 70 for
@@ -124,7 +124,7 @@ def depth_errors(
         max_depth: optional upper bound on ground-truth depth, GT units.
 
     Returns:
-        DepthErrors.
+        DepthMetrics.
 
     Raises:
         MetricsError: shapes differ, no valid pixel, or the prediction is not finite there.
@@ -153,7 +153,7 @@ def depth_errors(
     relative_error = np.abs(aligned - gt) / gt
     clamped = np.maximum(aligned, _MIN_DEPTH_FOR_RATIO)
     within = (np.maximum(clamped / gt, gt / clamped) < 1.25).astype(np.float64)
-    return DepthErrors(
+    return DepthMetrics(
         abs_rel=float(relative_error.mean()),
         delta_1_25=float(within.mean()),
         abs_rel_per_frame=_per_frame_mean(relative_error, frame_of_pixel, len(mask)),

@@ -4,7 +4,7 @@ Each lives in its own module (`trajectory`, `depth`, `masks`, `report`); this mo
 re-exports them for callers that want one import.
 """
 
-from page4d_viewer.evaluation.depth import DepthAlignment, DepthErrors, depth_errors
+from page4d_viewer.evaluation.depth import DepthAlignment, DepthMetrics, depth_errors
 from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
 from page4d_viewer.evaluation.masks import average_precision, mask_average_precision, mask_iou
 from page4d_viewer.evaluation.report import (
@@ -12,16 +12,16 @@ from page4d_viewer.evaluation.report import (
     EvaluationReport,
     evaluate_reconstruction,
 )
-from page4d_viewer.evaluation.trajectory import TrajectoryErrors, trajectory_errors
+from page4d_viewer.evaluation.trajectory import TrajectoryMetrics, trajectory_errors
 
 __all__ = [
     "EVALUATED_VARIANTS",
     "DegenerateTrajectoryError",
     "DepthAlignment",
-    "DepthErrors",
+    "DepthMetrics",
     "EvaluationReport",
     "MetricsError",
-    "TrajectoryErrors",
+    "TrajectoryMetrics",
     "average_precision",
     "depth_errors",
     "evaluate_reconstruction",

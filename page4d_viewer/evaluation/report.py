@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from page4d_viewer.evaluation.depth import DepthErrors, depth_errors
+from page4d_viewer.evaluation.depth import DepthMetrics, depth_errors
 from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
 from page4d_viewer.evaluation.masks import mask_average_precision, mask_iou
 from page4d_viewer.evaluation.tracks import track_errors
-from page4d_viewer.evaluation.trajectory import TrajectoryErrors, trajectory_errors
+from page4d_viewer.evaluation.trajectory import TrajectoryMetrics, trajectory_errors
 from page4d_viewer.result.cameras import ESTIMATED_VARIANTS
 from page4d_viewer.result.mask import dynamic_probability
 from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
@@ -46,8 +46,8 @@ class EvaluationReport:
 
     Attributes:
         trajectory: camera variant ("masked", "unmasked", "geometry_masked",
-            "geometry_unmasked") -> its TrajectoryErrors.
-        depth: alignment ("median", "scale_shift") -> DepthErrors; empty without GT depth.
+            "geometry_unmasked") -> its TrajectoryMetrics.
+        depth: alignment ("median", "scale_shift") -> DepthMetrics; empty without GT depth.
         mask_iou: IoU of the thresholded dynamic probability vs the GT mask; None without either.
         mask_ap: average precision of the dynamic probability; None without either.
         notes: one line per metric that could not be computed, and why.
@@ -55,8 +55,8 @@ class EvaluationReport:
             or None without tracks or ground-truth tracks.
     """
 
-    trajectory: dict[str, TrajectoryErrors] = field(default_factory=dict)
-    depth: dict[str, DepthErrors] = field(default_factory=dict)
+    trajectory: dict[str, TrajectoryMetrics] = field(default_factory=dict)
+    depth: dict[str, DepthMetrics] = field(default_factory=dict)
     mask_iou: float | None = None
     mask_ap: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -191,7 +191,7 @@ def evaluate_reconstruction(
                 f"{recon.num_frames}"
             )
     trajectory = _trajectory_rows(recon, extrinsics, notes)
-    depth_rows: dict[str, DepthErrors] = {}
+    depth_rows: dict[str, DepthMetrics] = {}
     if depth is None:
         notes.append("no ground-truth depth: AbsRel and delta < 1.25 not computed")
     else:
@@ -231,7 +231,7 @@ def _mask_metrics(
 
 def _trajectory_rows(
     recon: Reconstruction, gt_extrinsics: np.ndarray | None, notes: list[str]
-) -> dict[str, TrajectoryErrors]:
+) -> dict[str, TrajectoryMetrics]:
     if gt_extrinsics is None:
         notes.append("no ground-truth cameras: ATE and RPE not computed")
         return {}

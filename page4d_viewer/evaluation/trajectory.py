@@ -33,7 +33,7 @@ _ROTATION_TOLERANCE = 1e-2
 
 
 @dataclass(frozen=True)
-class TrajectoryErrors:
+class TrajectoryMetrics:
     """Pose errors of a predicted trajectory against ground truth after Sim(3) alignment.
 
     Attributes:
@@ -140,7 +140,7 @@ def _rmse(errors: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(errors))))
 
 
-def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> TrajectoryErrors:
+def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) -> TrajectoryMetrics:
     """ATE and RPE of a predicted camera trajectory after Sim(3) alignment to ground truth.
 
     The predicted camera centres are aligned to the true ones with the least-squares Sim(3)
@@ -159,7 +159,7 @@ def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) ->
         gt_extrinsics: (S, 3, 4) true camera-from-world for the same S frames.
 
     Returns:
-        TrajectoryErrors with the RMSEs, per-frame/per-pair errors, aligned centres and Sim(3).
+        TrajectoryMetrics with the RMSEs, per-frame/per-pair errors, aligned centres and Sim(3).
 
     Raises:
         MetricsError: fewer than 2 frames, different lengths, NaN/inf, or non-rotation blocks.
@@ -187,7 +187,7 @@ def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) ->
     ate_per_frame = np.asarray(ape.error, dtype=np.float64)
     rpe_trans = _rpe(gt_path, pred_path, evo_metrics.PoseRelation.translation_part)
     rpe_rot = _rpe(gt_path, pred_path, evo_metrics.PoseRelation.rotation_angle_deg)
-    return TrajectoryErrors(
+    return TrajectoryMetrics(
         ate=ape.get_statistic(evo_metrics.StatisticsType.rmse),
         rpe_trans=_rmse(rpe_trans),
         rpe_rot=_rmse(rpe_rot),
