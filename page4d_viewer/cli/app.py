@@ -66,7 +66,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         f"and needs a password (--auth-file or {AUTH_ENV})",
     )
     parser.add_argument(
-        "--port", type=int, default=7860, help="the one port of the panel and its 3-D scenes"
+        "--port",
+        type=int,
+        default=7860,
+        help="the one port of the panel and its 3-D scenes (0: any free port; the address "
+        "it got is printed at start)",
     )
     parser.add_argument(
         "--allowed-hosts",

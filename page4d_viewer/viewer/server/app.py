@@ -114,12 +114,18 @@ def check_exposure(config: AppConfig) -> None:
             )
 
 
-def exposure_warning(config: AppConfig, url: str, runs_root: Path) -> str | None:
-    """What a login exposes, and to whom, or None for a password-less loopback app."""
+def exposure_warning(
+    config: AppConfig, url: str, runs_root: Path, port: int | None = None
+) -> str | None:
+    """What a login exposes, and to whom, or None for a password-less loopback app.
+
+    `port` is the one the app got (`config.port` when None; they differ for port 0).
+    """
     if not config.auth:
         return None
+    port = config.port if port is None else port
     where = (
-        f"on {config.host}:{config.port} (reachable from other machines)"
+        f"on {config.host}:{port} (reachable from other machines)"
         if not is_loopback(config.host)
         else f"at {url} (this machine only)"
     )
@@ -132,7 +138,8 @@ def exposure_warning(config: AppConfig, url: str, runs_root: Path) -> str | None
 class ViewerApp:
     """The running app: one web server with the panel, and a scene per browser session.
 
-    Tests drive it in-process: `start()`, then read `sessions` (each page's scene and
+    Tests drive it in-process: `start()` (with `config.port` 0 it binds any free port),
+    then read `port` and `url` (the port it got) and `sessions` (each page's scene and
     controller, by Gradio session hash).
 
     Args:
@@ -156,6 +163,7 @@ class ViewerApp:
         self.sessions: SessionRegistry | None = None
         self.demo: gr.Blocks | None = None
         self.http: HttpServer | None = None
+        self.port = 0  # the port it listens on (bound by start(), even when config.port is 0)
         self.url = ""
         self._model_lock = threading.Lock()
         self._store_root: Path | None = None
@@ -191,11 +199,12 @@ class ViewerApp:
         )
         store.root.mkdir(parents=True, exist_ok=True)
         self.http = HttpServer(self._web_app(store), config.host, config.port)
+        self.port = self.http.port
         self.http.start()
         registry.start_reaping()
-        self.url = f"http://{_display_host(config.host)}:{self.http.port}/"
+        self.url = f"http://{_display_host(config.host)}:{self.port}/"
         logger.info("panel and scenes: %s", self.url)
-        warning = exposure_warning(config, self.url, store.root)
+        warning = exposure_warning(config, self.url, store.root, self.port)
         if warning:
             logger.warning("%s", warning)
         if not is_loopback(config.host) and not config.allowed_hosts:
