@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from page4d_viewer import geometry
-from page4d_viewer.evaluation.default_model import path_length
-from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.evaluation.trajectory import path_length, trajectory_errors
 from page4d_viewer.inference import geometric_poses
 from page4d_viewer.inference.predictor import load_model
 from page4d_viewer.model.pose_solver import Matches, keyframe_pairs, solve_poses

@@ -14,7 +14,7 @@ from PIL import Image
 from page4d_viewer.cli import main
 from page4d_viewer.evaluation import index as run_index
 from page4d_viewer.evaluation.batch_report import write_report
-from page4d_viewer.inference.batch import BatchSummary, assign_clips, index_metrics
+from page4d_viewer.orchestration.batch import BatchSummary, assign_clips, index_metrics
 from page4d_viewer.sources.datasets import DatasetClip
 from page4d_viewer.sources.sampling import FrameSampling
 
@@ -37,7 +37,7 @@ def _row(clip: str, ate_masked: float | None, ate_unmasked: float | None, **extr
 def _write(path: Path, rows: list[dict]) -> None:
     with contextlib.closing(run_index.connect(path)) as connection:
         for row in rows:
-            run_index.write_row(connection, row)
+            run_index.write_row(connection, run_index.RunRow(**row))
 
 
 @pytest.fixture
@@ -395,7 +395,7 @@ def test_report_plots_count_whole_clips_and_keep_labels_inside() -> None:
         ate_scatter_figure,
     )
 
-    rows = [run_index.RunRow(**_full(values)) for values in _geometry_rows()]
+    rows = [run_index.RunRow(**values) for values in _geometry_rows()]
     limit = ate_axis_limit(rows, (HEAD_ATES, GEOMETRY_ATES))
     assert limit == pytest.approx(0.30 * 1.05)
     for pair in (HEAD_ATES, GEOMETRY_ATES):
@@ -414,16 +414,8 @@ def test_report_plots_count_whole_clips_and_keep_labels_inside() -> None:
     assert ticks and all(float(tick).is_integer() for tick in ticks)
     assert not _sticks_out(histogram)
     # Without geometric ATEs, only the head's outline is drawn.
-    head_only = [run_index.RunRow(**_full(_row("a", 0.1, 0.2)))]
+    head_only = [run_index.RunRow(**_row("a", 0.1, 0.2))]
     assert len(ate_difference_histogram(head_only).axes[0].patches) == 1
-
-
-def _full(values: dict) -> dict:
-    """Every RunRow field, from a row dict as written (unwritten columns None)."""
-    from dataclasses import fields
-
-    defaults = {"device": "", "rank": 0, "settings_json": "{}", "source": "", "layout": ""}
-    return {f.name: values.get(f.name, defaults.get(f.name)) for f in fields(run_index.RunRow)}
 
 
 def test_report_without_an_index_is_one_error_line(

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from page4d_viewer.cli import main
-from page4d_viewer.evaluation import default_model
 from page4d_viewer.model import load_checkpoint
+from page4d_viewer.orchestration import default_model
 from page4d_viewer.settings import default_checkpoint_path
 from page4d_viewer.sources.datasets import parse_seeds
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw

@@ -90,7 +90,7 @@ def batch(tmp_path: Path) -> Path:
             if status == "ok":
                 (folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 make_result(source=f"{clip}.mp4", checkpoint=checkpoint).save(folder / relative)
-            run_index.write_row(connection, {
+            run_index.write_row(connection, run_index.RunRow(**{
                 "clip": clip, "checkpoint": checkpoint, "settings_hash": "s",
                 "checkpoint_name": checkpoint, "status": status, "mask_strength": 64.0,
                 "frames": 5, "ate_masked": masked, "ate_unmasked": unmasked,
@@ -99,7 +99,7 @@ def batch(tmp_path: Path) -> Path:
                 "seconds": float(number), "error": "out of memory" if status != "ok" else None,
                 "result_path": relative.as_posix() if status == "ok" else None,
                 "created_at": "2026-01-01T00:00:00",
-            })  # fmt: skip
+            }))  # fmt: skip
     return folder
 
 
@@ -266,10 +266,10 @@ def test_opening_a_row_shows_its_result(batch: Path, controller: ViewerControlle
 def test_a_row_pointing_outside_its_folder_is_refused(batch: Path, tmp_path: Path) -> None:
     index = batch / run_index.INDEX_NAME
     with contextlib.closing(run_index.connect(index)) as connection:
-        run_index.write_row(connection, {
+        run_index.write_row(connection, run_index.RunRow(**{
             "clip": "evil", "checkpoint": "a", "settings_hash": "s", "status": "ok",
             "result_path": "../../elsewhere.npz", "created_at": "now",
-        })  # fmt: skip
+        }))  # fmt: skip
     row = run_index.get_run(index, ("evil", "a", "s"))
     with pytest.raises(Page4DError, match="no result file of evil inside"):
         dataset.row_result_file(index, row)

@@ -65,7 +65,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
             relative = Path("results") / f"{clip}.npz"
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             _result(checkpoint, 1.0 + number).save(folder / relative)
-            run_index.write_row(connection, {
+            run_index.write_row(connection, run_index.RunRow(**{
                 "clip": clip, "checkpoint": checkpoint, "settings_hash": "s",
                 "checkpoint_name": checkpoint, "status": "ok", "mask_strength": 64.0,
                 "frames": 3, "ate_masked": masked, "ate_unmasked": unmasked,
@@ -73,7 +73,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "ate_geometry_unmasked": GEOMETRY[clip][1],
                 "head_geometry_rot_deg": GEOMETRY[clip][2],
                 "result_path": relative.as_posix(), "created_at": "2026-01-01T00:00:00",
-            })  # fmt: skip
+            }))  # fmt: skip
     return folder
 
 

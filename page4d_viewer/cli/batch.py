@@ -52,7 +52,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the batch; prints a one-line summary on stdout (rank 0)."""
-    from page4d_viewer.inference.batch import BatchOptions, Launch, list_dataset, run_batch
+    from page4d_viewer.orchestration.batch import BatchOptions, Launch, list_dataset, run_batch
 
     if not args.verbose:
         # Per-clip info lines would tear the progress bar; failures still print one line.

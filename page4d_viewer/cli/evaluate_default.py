@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.evaluation.default_model import (
+from page4d_viewer.orchestration.default_model import (
     describe_real_clip,
     evaluate,
     format_markdown,

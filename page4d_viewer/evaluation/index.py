@@ -121,9 +121,12 @@ class RunIndexError(Page4DError):
     """The index file is missing, not an index, or a query names an unknown column."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRow:
     """One row of the index: a clip run with one checkpoint and one set of settings.
+
+    What :func:`write_row` writes and :func:`list_runs` reads; the defaults are the
+    schema's (a column left out is NULL, or its SQL default).
 
     Metrics are None where the clip has no ground truth (or the run failed), and the
     geometric ATEs and head-vs-geometry disagreement also where the result has no geometric
@@ -138,33 +141,33 @@ class RunRow:
     clip: str
     checkpoint: str
     settings_hash: str
-    checkpoint_name: str
-    settings_json: str
-    source: str
-    layout: str
     status: str
-    error: str | None
-    mask_strength: float | None
-    frames: int | None
-    ate_masked: float | None
-    ate_unmasked: float | None
-    ate_geometry_masked: float | None
-    ate_geometry_unmasked: float | None
-    rpe_t_masked: float | None
-    rpe_r_masked: float | None
-    rpe_t_unmasked: float | None
-    rpe_r_unmasked: float | None
-    abs_rel: float | None
-    delta_1_25: float | None
-    mask_ap: float | None
-    mask_iou: float | None
-    head_geometry_rot_deg: float | None
-    head_geometry_trans: float | None
-    seconds: float | None
-    result_path: str | None
-    device: str
-    rank: int
     created_at: str
+    checkpoint_name: str = ""
+    settings_json: str = "{}"
+    source: str = ""
+    layout: str = ""
+    error: str | None = None
+    mask_strength: float | None = None
+    frames: int | None = None
+    ate_masked: float | None = None
+    ate_unmasked: float | None = None
+    ate_geometry_masked: float | None = None
+    ate_geometry_unmasked: float | None = None
+    rpe_t_masked: float | None = None
+    rpe_r_masked: float | None = None
+    rpe_t_unmasked: float | None = None
+    rpe_r_unmasked: float | None = None
+    abs_rel: float | None = None
+    delta_1_25: float | None = None
+    mask_ap: float | None = None
+    mask_iou: float | None = None
+    head_geometry_rot_deg: float | None = None
+    head_geometry_trans: float | None = None
+    seconds: float | None = None
+    result_path: str | None = None
+    device: str = ""
+    rank: int = 0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -272,15 +275,12 @@ def _index_file(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def write_row(connection: sqlite3.Connection, values: Mapping[str, Any]) -> None:
+def write_row(connection: sqlite3.Connection, row: RunRow) -> None:
     """Insert a run row, replacing an earlier row of the same key, and commit."""
-    unknown = set(values) - set(_COLUMNS)
-    if unknown:
-        raise RunIndexError(f"unknown index columns: {', '.join(sorted(unknown))}")
-    row = {name: _sql_value(values.get(name)) for name in _COLUMNS}
+    values = {name: _sql_value(getattr(row, name)) for name in _COLUMNS}
     placeholders = ", ".join(f":{name}" for name in _COLUMNS)
     connection.execute(
-        f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", row
+        f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
     )
     connection.commit()
 
@@ -321,11 +321,11 @@ def merge_shards(folder: str | os.PathLike[str]) -> int:
         for shard in shards:
             with contextlib.closing(connect(shard)) as source:
                 rows = source.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs").fetchall()
-            for row in rows:
-                values = dict(zip(_COLUMNS, row, strict=True))
-                if values["status"] != STATUS_OK and _has_success(index, values):
+            for values in rows:
+                row = RunRow(**dict(zip(_COLUMNS, values, strict=True)))
+                if not row.ok and _has_success(index, row):
                     continue
-                write_row(index, values)
+                write_row(index, row)
                 merged += 1
     for shard in shards:
         for leftover in (shard, shard.with_name(shard.name + "-journal")):
@@ -334,10 +334,10 @@ def merge_shards(folder: str | os.PathLike[str]) -> int:
     return merged
 
 
-def _has_success(connection: sqlite3.Connection, values: Mapping[str, Any]) -> bool:
+def _has_success(connection: sqlite3.Connection, row: RunRow) -> bool:
     found = connection.execute(
         "SELECT 1 FROM runs WHERE clip = ? AND checkpoint = ? AND settings_hash = ? AND status = ?",
-        (values["clip"], values["checkpoint"], values["settings_hash"], STATUS_OK),
+        (*row.key, STATUS_OK),
     ).fetchone()
     return found is not None
 

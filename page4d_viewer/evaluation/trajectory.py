@@ -21,7 +21,12 @@ from evo.core import metrics as evo_metrics
 from evo.core.trajectory import PosePath3D
 
 from page4d_viewer.evaluation.errors import DegenerateTrajectoryError, MetricsError
-from page4d_viewer.geometry import invert_rigid, similarity_align, to_homogeneous
+from page4d_viewer.geometry import (
+    camera_centers,
+    invert_rigid,
+    similarity_align,
+    to_homogeneous,
+)
 
 # Below this RMS spread (relative to the trajectory's extent, floor 1 unit) a set of camera
 # centres counts as one point: Sim(3) alignment to it is undefined.
@@ -200,3 +205,9 @@ def trajectory_errors(pred_extrinsics: np.ndarray, gt_extrinsics: np.ndarray) ->
         rotation=rotation,
         translation=translation,
     )
+
+
+def path_length(extrinsics: np.ndarray) -> float:
+    """Length of a (S, 3, 4) camera path: the sum of distances between consecutive centres."""
+    centres = camera_centers(extrinsics)
+    return float(np.linalg.norm(np.diff(centres, axis=0), axis=-1).sum())

@@ -9,7 +9,7 @@ at the checkpoint's input size and scores three predictors on it:
 * "untrained": the same architecture freshly initialised (seed 0), same two variants;
 * "trivial": identity cameras and a constant depth (no mask: its AP is the prevalence).
 
-Metrics (evaluation.metrics): ATE (also as % of the true path length) and RPE after Sim(3)
+Metrics (``evaluation``): ATE (also as % of the true path length) and RPE after Sim(3)
 alignment, the predicted path's length over the true one (both in the normalised units the
 network predicts; near 0 means the cameras barely move), depth AbsRel and delta < 1.25 after
 per-clip median scaling, and the average precision of the dynamic score ``-m`` against the
@@ -33,7 +33,10 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation.depth import depth_errors
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.masks import mask_average_precision
-from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.evaluation.trajectory import path_length, trajectory_errors
+from page4d_viewer.inference import geometric_poses, predictor
+from page4d_viewer.inference.predictor import ModelInfo
+from page4d_viewer.model.checkpoint import CheckpointInfo
 from page4d_viewer.result.cameras import (
     ESTIMATED_VARIANTS,
     GEOMETRY_VARIANTS,
@@ -42,6 +45,7 @@ from page4d_viewer.result.cameras import (
 )
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+from page4d_viewer.sources.sampling import FrameSampling
 from page4d_viewer.training.data import (
     FIRST_EVAL_SEED,
     TrainingSample,
@@ -143,8 +147,6 @@ def _geometric_extrinsics(
     mask_score: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """The geometric variants' (S, 3, 4) extrinsics for one sample's masked model output."""
-    from page4d_viewer.inference import geometric_poses
-
     images_uint8 = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
     matches = geometric_poses.find_matches(
         images_uint8,
@@ -169,12 +171,6 @@ def trivial_predictor(sample: TrainingSample) -> Prediction:
         depth=np.ones(sample.depth.shape),
         dynamic_score=None,
     )
-
-
-def path_length(extrinsics: np.ndarray) -> float:
-    """Length of the camera path, the sum of distances between consecutive centres."""
-    centres = geometry.camera_centers(extrinsics)
-    return float(np.linalg.norm(np.diff(centres, axis=0), axis=-1).sum())
 
 
 def _variant_columns(variant: str) -> tuple[str, ...]:
@@ -330,7 +326,7 @@ def format_markdown(scores: Sequence[ClipScore], summary: dict[str, dict[str, fl
 
 def describe_real_clip(
     model: torch.nn.Module,
-    info: object,
+    info: CheckpointInfo | ModelInfo,
     source: Path,
     max_frames: int,
     figure: Path | None,
@@ -348,9 +344,6 @@ def describe_real_clip(
         Numbers for the docs: frames, input size, camera path lengths of both variants (in
         units of the median depth), their disagreement, and dynamic-probability statistics.
     """
-    from page4d_viewer.inference import predictor
-    from page4d_viewer.sources.sampling import FrameSampling
-
     result = predictor.predict(
         str(source),
         model,
@@ -385,6 +378,7 @@ def describe_real_clip(
 
 def _write_figure(images: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, path: Path) -> None:
     """Three frames: the input, the predicted depth, the dynamic probability over the input."""
+    # Only --figure draws: the table alone never pays for matplotlib's import.
     import matplotlib
 
     matplotlib.use("Agg")

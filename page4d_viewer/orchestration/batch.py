@@ -28,29 +28,35 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation import index as run_index
+from page4d_viewer.evaluation.disagreement import head_geometry_disagreement
+from page4d_viewer.evaluation.metrics import evaluate_reconstruction
+from page4d_viewer.inference import predictor
+from page4d_viewer.inference.predictor import ModelInfo
+from page4d_viewer.model.network import Page4D
+from page4d_viewer.result.cameras import GEOMETRY_VARIANTS, GROUND_TRUTH, HEAD_VARIANTS
+from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.sources.datasets import (
     SYNTHETIC_PREFIX,
     DatasetClip,
     discover_clips,
+    parse_seeds,
     synthetic_clips,
 )
 from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling
-
-if TYPE_CHECKING:
-    import sqlite3
-
-    from page4d_viewer.inference.predictor import ModelInfo
-    from page4d_viewer.model.network import Page4D
-    from page4d_viewer.result.reconstruction import Reconstruction
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +160,6 @@ def list_dataset(source: str, options: BatchOptions) -> list[DatasetClip]:
         Page4DError: unreadable seeds, a missing path, or no clip found.
     """
     if source.startswith(SYNTHETIC_PREFIX):
-        from page4d_viewer.sources.datasets import parse_seeds
-
         width, height = options.synthetic_size
         return synthetic_clips(
             parse_seeds(source.removeprefix(SYNTHETIC_PREFIX)),
@@ -317,8 +321,6 @@ class _ClipRunner:
         self, clips: Sequence[DatasetClip], connection: sqlite3.Connection
     ) -> tuple[int, int]:
         """Run each clip in turn; returns (succeeded, failed)."""
-        from tqdm import tqdm
-
         succeeded = failed = 0
         # tqdm draws nothing when stderr is not a terminal (a log file, a job scheduler):
         # then rank 0 writes one plain line per clip instead, so progress is never silent.
@@ -338,67 +340,69 @@ class _ClipRunner:
                 bar.set_postfix_str(clip.name, refresh=False)
                 row = self.run_one(clip)
                 run_index.write_row(connection, row)
-                if row["status"] == run_index.STATUS_OK:
+                if row.ok:
                     succeeded += 1
                 else:
                     failed += 1
-                    tqdm.write(f"failed: {clip.name}: {row['error']}", file=sys.stderr)
+                    tqdm.write(f"failed: {clip.name}: {row.error}", file=sys.stderr)
                 bar.update(1)
                 if lines:
                     done = succeeded + failed
                     tqdm.write(
-                        f"batch: {done}/{len(clips)} clips ({clip.name}: {row['status']})",
+                        f"batch: {done}/{len(clips)} clips ({clip.name}: {row.status})",
                         file=sys.stderr,
                     )
         return succeeded, failed
 
-    def run_one(self, clip: DatasetClip) -> dict[str, Any]:
+    def run_one(self, clip: DatasetClip) -> run_index.RunRow:
         """The index row of one clip: run (or recover) it, save, evaluate."""
         settings = settings_of(clip, self.options, self.strength)
         digest = run_index.settings_hash(settings)
         relative = result_path(self.checkpoint, digest, clip.name)
-        row: dict[str, Any] = {
-            "clip": clip.name,
-            "checkpoint": self.checkpoint,
-            "settings_hash": digest,
-            "checkpoint_name": self.info.name,
-            "settings_json": json.dumps(settings, sort_keys=True),
-            "source": str(clip.source),
-            "layout": clip.layout,
-            "mask_strength": self.strength,
-            "device": self.device,
-            "rank": self.launch.rank,
-        }
         started = time.perf_counter()
+
+        def row(status: str, **outcome: Any) -> run_index.RunRow:
+            return run_index.RunRow(
+                clip=clip.name,
+                checkpoint=self.checkpoint,
+                settings_hash=digest,
+                status=status,
+                created_at=_now(),
+                checkpoint_name=self.info.name,
+                settings_json=json.dumps(settings, sort_keys=True),
+                source=str(clip.source),
+                layout=clip.layout,
+                device=self.device,
+                rank=self.launch.rank,
+                **outcome,
+            )
+
         try:
             recon, seconds = self._result(clip, self.out / relative, started)
-            row |= index_metrics(recon, self.options.max_depth)
+            metrics = index_metrics(recon, self.options.max_depth)
         except Exception as error:  # one clip's failure of any kind must not stop the batch
             logger.debug("clip %s failed", clip.name, exc_info=True)
             message = " ".join(str(error).split()) or type(error).__name__
-            return row | {
-                "status": run_index.STATUS_FAILED,
-                "error": f"{type(error).__name__}: {message}",
-                "seconds": time.perf_counter() - started,
-                "created_at": _now(),
-            }
-        return row | {
-            "status": run_index.STATUS_OK,
-            "frames": recon.num_frames,
-            "mask_strength": recon.metadata.mask_strength,
-            "seconds": seconds,
-            "result_path": relative.as_posix(),
-            "created_at": _now(),
-        }
+            return row(
+                run_index.STATUS_FAILED,
+                error=f"{type(error).__name__}: {message}",
+                mask_strength=self.strength,
+                seconds=time.perf_counter() - started,
+            )
+        return row(
+            run_index.STATUS_OK,
+            frames=recon.num_frames,
+            mask_strength=recon.metadata.mask_strength,
+            seconds=seconds,
+            result_path=relative.as_posix(),
+            **metrics,
+        )
 
     def _result(
         self, clip: DatasetClip, path: Path, started: float
     ) -> tuple[Reconstruction, float]:
         """The clip's Reconstruction and the seconds it cost: from its file when a killed run
         saved it but wrote no row, else computed now and saved atomically."""
-        from page4d_viewer.inference import predictor
-        from page4d_viewer.result.reconstruction import Reconstruction
-
         if path.is_file():
             with contextlib.suppress(Page4DError):
                 recon = Reconstruction.load(path)
@@ -416,7 +420,7 @@ class _ClipRunner:
             sampling=self.options.sampling,
             ground_truth=clip.ground_truth,
         )
-        recon.metadata.extra["batch_clip"] = clip.name
+        recon.metadata.batch_clip = clip.name
         recon.save(path)
         return recon, time.perf_counter() - started
 
@@ -433,9 +437,6 @@ def index_metrics(recon: Reconstruction, max_depth: float | None = None) -> dict
 
 def _metrics(recon: Reconstruction, max_depth: float | None) -> dict[str, float | None]:
     """Index metric columns of a Reconstruction against the ground truth it holds."""
-    from page4d_viewer.evaluation.metrics import evaluate_reconstruction
-    from page4d_viewer.result.cameras import GEOMETRY_VARIANTS, GROUND_TRUTH, HEAD_VARIANTS
-
     if GROUND_TRUTH not in recon.cameras and recon.gt_depth is None:
         return {}
     report = evaluate_reconstruction(recon, max_depth=max_depth)
@@ -463,8 +464,6 @@ def _metrics(recon: Reconstruction, max_depth: float | None) -> dict[str, float 
 def _disagreement(recon: Reconstruction) -> dict[str, float | None]:
     """Index columns of how far the camera head's masked cameras are from the geometric
     masked ones; needs no ground truth, empty when the result lacks either variant."""
-    from page4d_viewer.evaluation.disagreement import head_geometry_disagreement
-
     found = head_geometry_disagreement(recon)
     if found is None:
         return {}
@@ -479,8 +478,6 @@ def _now() -> str:
 
 
 def _load_model(options: BatchOptions) -> tuple[Page4D, ModelInfo]:
-    from page4d_viewer.inference import predictor
-
     return predictor.load_model(options.checkpoint)
 
 
@@ -502,14 +499,10 @@ def _tidy(out: Path) -> None:
 
 def _init_distributed(launch: Launch, options: BatchOptions) -> str:
     """Join the process group under torchrun; returns the device this rank runs on."""
-    import torch
-
     if options.threads > 0:
         torch.set_num_threads(options.threads)
     if not launch.distributed:
         return options.device
-    import torch.distributed as dist
-
     cuda = torch.cuda.is_available()
     device = options.device
     if cuda:
@@ -522,17 +515,12 @@ def _init_distributed(launch: Launch, options: BatchOptions) -> str:
 
 def _barrier(launch: Launch) -> None:
     if launch.distributed:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
 def _sum_over_ranks(launch: Launch, succeeded: int, failed: int) -> tuple[int, int]:
     if not launch.distributed:
         return succeeded, failed
-    import torch
-    import torch.distributed as dist
-
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     counts = torch.tensor([succeeded, failed], dtype=torch.int64, device=device)
     dist.all_reduce(counts)
@@ -540,11 +528,8 @@ def _sum_over_ranks(launch: Launch, succeeded: int, failed: int) -> tuple[int, i
 
 
 def _finish_distributed(launch: Launch) -> None:
-    if launch.distributed:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    if launch.distributed and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 __all__ = [
