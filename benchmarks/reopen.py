@@ -47,7 +47,7 @@ def reopen(
     cpu = time.process_time()
     started = time.perf_counter()
     controller.open_result(path)
-    while not scene.state().visible_frames:
+    while not scene.state().points.visible_frames:
         time.sleep(0.001)
     first = time.perf_counter() - started
     scene.wait_until_sent()

@@ -192,7 +192,7 @@ def main() -> None:
     ]
     try:
         if args.downsample:
-            scene.set_downsample(args.downsample)
+            scene.points.set_downsample(args.downsample)
         log.reset()
         started = time.perf_counter()
         scene.show(recon)
@@ -209,8 +209,8 @@ def main() -> None:
         arrivals = [t for t, name in client.point_clouds if name.startswith("/frames/")]
         rows += [
             ("clip", f"{args.frames} frames of {args.width}x{args.height}"),
-            ("downsampling stride", f"{state.downsample}"),
-            ("points sent", f"{sum(state.point_counts):,}"),
+            ("downsampling stride", f"{state.points.downsample}"),
+            ("points sent", f"{sum(state.points.point_counts):,}"),
             ("show() -> first point cloud queued", f"{first * 1e3:.0f} ms"),
             ("show() returned (first frame + frusta)", f"{(returned - started) * 1e3:.0f} ms"),
             ("show() -> first points at a client socket", _ms(arrivals[0] - started)),
@@ -254,7 +254,7 @@ def main() -> None:
         rows.append(
             ("overlay opacity change, current frame", f"{overlay * 1e3:.1f} ms, colours only")
         )
-        scene.set_display("split")
+        scene.points.set_display("split")
         log.reset()
         threshold = _time(lambda i: scene.set_mask_overlay(0.0, 0.3 + 0.05 * (i % 2)), 4)
         rows.append(
@@ -263,7 +263,7 @@ def main() -> None:
                 f"{threshold * 1e3:.1f} ms, {log.count['PointCloudMessage']} point sends",
             )
         )
-        scene.set_display("all")
+        scene.points.set_display("all")
         log.reset()
         recolour = _time(lambda i: scene.set_mask_overlay(0.5 + 0.1 * (i % 2), 0.5), 2)
         rows.append(
@@ -307,14 +307,14 @@ def slider_changes(recon: Reconstruction) -> None:
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     log = MessageLog(server)
     scene = SceneView(server)
-    stride = scene.state().downsample
+    stride = scene.state().points.downsample
     changes: list[tuple[str, Any]] = [
-        ("confidence 25 -> 50 %", lambda: scene.set_confidence_percentile(50)),
-        ("confidence 50 -> 25 %", lambda: scene.set_confidence_percentile(25)),
-        ("source points -> depth_masked", lambda: scene.set_point_source("depth_masked")),
-        ("source depth_masked -> points", lambda: scene.set_point_source("points")),
-        ("downsampling stride +1", lambda: scene.set_downsample(stride + 1)),
-        ("downsampling stride back", lambda: scene.set_downsample(stride)),
+        ("confidence 25 -> 50 %", lambda: scene.points.set_confidence_percentile(50)),
+        ("confidence 50 -> 25 %", lambda: scene.points.set_confidence_percentile(25)),
+        ("source points -> depth_masked", lambda: scene.points.set_point_source("depth_masked")),
+        ("source depth_masked -> points", lambda: scene.points.set_point_source("points")),
+        ("downsampling stride +1", lambda: scene.points.set_downsample(stride + 1)),
+        ("downsampling stride back", lambda: scene.points.set_downsample(stride)),
         ("mask threshold 0.5 -> 0.3", lambda: scene.set_mask_overlay(0.5, 0.3)),
         ("mask opacity 0.5 -> 0.8", lambda: scene.set_mask_overlay(0.8, 0.3)),
     ]
@@ -322,8 +322,8 @@ def slider_changes(recon: Reconstruction) -> None:
     try:
         scene.show(recon)
         scene.wait_until_sent()
-        stride = scene.state().downsample
-        scene.set_display("all")
+        stride = scene.state().points.downsample
+        scene.points.set_display("all")
         for name, change in changes:
             log.reset()
             started = time.perf_counter()

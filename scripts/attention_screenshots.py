@@ -83,7 +83,7 @@ def take_screenshots(out_dir: Path, frames: int, layer: int, query: int) -> list
             written.append(path)
         page.locator("#attention-variant").get_by_label("masked", exact=True).check()
         page.locator("#colour-points-by").get_by_label("attention").check()
-        scene.set_display("all")  # every key frame, coloured by what it received
+        scene.points.set_display("all")  # every key frame, coloured by what it received
         close_scene_notices(page)
         time.sleep(20)  # the scene's WebGL canvas draws in software
         path = out_dir / "attention_page.png"

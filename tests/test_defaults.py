@@ -22,9 +22,9 @@ def default_of(function: object, name: str) -> object:
 
 def test_the_scene_starts_from_the_settings(scene: SceneView) -> None:
     state = scene.state()
-    assert state.confidence_percentile == settings.DEFAULT_CONF_PERCENTILE
-    assert state.mask_opacity == settings.DEFAULT_MASK_OPACITY
-    assert state.mask_threshold == settings.DEFAULT_MASK_THRESHOLD
+    assert state.points.confidence_percentile == settings.DEFAULT_CONF_PERCENTILE
+    assert state.mask.opacity == settings.DEFAULT_MASK_OPACITY
+    assert state.mask.threshold == settings.DEFAULT_MASK_THRESHOLD
     # The scene colours points with display.blend_colors' default colormap.
     assert default_of(display.blend_colors, "colormap") == settings.DEFAULT_COLORMAP
     assert display.DEFAULT_COLORMAP == settings.DEFAULT_COLORMAP
@@ -40,7 +40,7 @@ def test_the_tracks_start_from_the_settings(scene: SceneView) -> None:
         settings.DEFAULT_TRACK_TRAIL,
         settings.DEFAULT_TRACKS_SHOWN,
     )
-    folder = scene.controls.tracks
+    folder = scene.tracks.controls
     assert folder.trail.value == settings.DEFAULT_TRACK_TRAIL
     assert folder.max_count.value == settings.DEFAULT_TRACKS_SHOWN
     assert folder.max_count.max == settings.MAX_TRACKS

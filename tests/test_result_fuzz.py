@@ -111,7 +111,9 @@ class Scene:
 
     def state(self):
         return SimpleNamespace(
-            frame=0, mask_opacity=0.5, mask_threshold=0.5, confidence_percentile=25.0
+            frame=0,
+            mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous"),
+            points=SimpleNamespace(confidence_percentile=25.0),
         )
 
 

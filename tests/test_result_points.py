@@ -87,7 +87,7 @@ def scene() -> Iterator[tuple[SceneView, list]]:
 
 def scene_points(view: SceneView, frame: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions and colours of one frame's point cells on screen."""
-    cells = [b.handle for b in view.point_layer.frames[frame].bins.values() if b.handle.visible]
+    cells = [b.handle for b in view.points.frames[frame].bins.values() if b.handle.visible]
     positions = np.concatenate([np.asarray(h.points, dtype=np.float64) for h in cells])
     colors = np.concatenate([np.asarray(h.colors) for h in cells])
     return positions, colors
@@ -107,16 +107,16 @@ def test_glb_holds_the_points_the_scene_shows(
     view, sent = scene
     recon = make_reconstruction(frames=3, seed=7)
     recon.points[1, 2, :5] = np.nan  # dropped by both
-    view.set_confidence_percentile(PERCENTILE)
-    view.set_downsample(1)
+    view.points.set_confidence_percentile(PERCENTILE)
+    view.points.set_downsample(1)
     view.set_mask_overlay(0.0, 0.5)  # image colours, comparable with the export's
     view.show(recon)
     assert view.wait_until_sent(timeout=30)
-    assert view.state().confidence_percentile == points.snap_percentile(PERCENTILE) == 50.0
-    assert view.state().downsample == 1
+    assert view.state().points.confidence_percentile == points.snap_percentile(PERCENTILE) == 50.0
+    assert view.state().points.downsample == 1
     sent.clear()
     for percentile in (PERCENTILE, later):  # the second one only toggles bins
-        view.set_confidence_percentile(percentile)
+        view.points.set_confidence_percentile(percentile)
         for frame in range(3):
             view.set_frame(frame)
             exported = glb_points(recon, tmp_path / "scene.glb", frame, percentile)

@@ -103,6 +103,21 @@ def batch(tmp_path: Path) -> Path:
     return folder
 
 
+class _ComparisonLayer:
+    """Records the second run the comparer lays over the scene."""
+
+    def __init__(self) -> None:
+        self.shown: tuple[str, dict[str, Cameras]] | None = None
+
+    def compare(self, title, cameras) -> None:
+        self.shown = (title, dict(cameras))
+
+    def set_visible(self, visible) -> None: ...
+
+    def clear(self) -> None:
+        self.shown = None
+
+
 class _Scene:
     """Records what the controller and the comparer send to the scene."""
 
@@ -111,26 +126,20 @@ class _Scene:
 
     def __init__(self) -> None:
         self.shown: list[Reconstruction] = []
-        self.comparison: tuple[str, dict[str, Cameras]] | None = None
+        self.comparison = _ComparisonLayer()
 
     def show(self, recon, progress=None) -> None:
         self.shown.append(recon)
-        self.comparison = None  # a new result removes the comparison, as SceneView does
+        self.comparison.clear()  # a new result removes the comparison, as SceneView does
 
     def set_frame(self, index) -> None: ...
 
     def set_mask_overlay(self, opacity, threshold) -> None: ...
 
     def state(self):
-        return SimpleNamespace(frame=0, mask_opacity=0.5, mask_threshold=0.5)
-
-    def show_comparison(self, title, cameras) -> None:
-        self.comparison = (title, dict(cameras))
-
-    def set_comparison_visible(self, visible) -> None: ...
-
-    def clear_comparison(self) -> None:
-        self.comparison = None
+        return SimpleNamespace(
+            frame=0, mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous")
+        )
 
 
 @pytest.fixture()
@@ -348,12 +357,12 @@ def test_comparison_reaches_the_scene_and_goes_with_a_new_result(
 ) -> None:
     comparer, second = _comparer(controller, tmp_path)
     compared = comparer.compare_with_file(second)
-    title, cameras = controller.scene.comparison
+    title, cameras = controller.scene.comparison.shown
     assert title == compared.title and "b.safetensors · α 32 · 5 frames" in title
     assert set(cameras) == {"masked", "unmasked"}
     assert "b.safetensors" in comparer.describe()
     comparer.clear()
-    assert controller.scene.comparison is None and comparer.current is None
+    assert controller.scene.comparison.shown is None and comparer.current is None
     comparer.compare_with_file(second)
     controller.open_result(tmp_path / "first.npz")  # a new A: the comparison is gone
     assert comparer.current is None
@@ -368,7 +377,7 @@ def test_refused_comparison_keeps_the_earlier_one(
     make_result(frames=3).save(other)
     with pytest.raises(ComparisonError, match="3-frame"):
         comparer.compare_with_file(other)
-    assert comparer.current is compared and controller.scene.comparison[0] == compared.title
+    assert comparer.current is compared and controller.scene.comparison.shown[0] == compared.title
 
 
 def test_nothing_shown_means_nothing_to_compare_with(
@@ -435,34 +444,34 @@ def test_scene_state_shows_both_runs_cameras() -> None:
         scene.show(first)
         assert scene.wait_until_sent(timeout=30)
         _, cameras = align_second_run(first, make_result(frames=3, world=_turn(2.0)))
-        scene.show_comparison("B run", cameras)
+        scene.comparison.compare("B run", cameras)
         state = scene.state()
-        assert state.comparison == "B run" and state.comparison_visible
-        assert state.variants == ("masked", "unmasked")
-        assert state.comparison_variants == ("masked", "unmasked")
-        assert state.comparison_camera_nodes == tuple(
+        assert state.comparison.title == "B run" and state.comparison.visible
+        assert state.cameras.variants == ("masked", "unmasked")
+        assert state.comparison.variants == ("masked", "unmasked")
+        assert state.comparison.camera_nodes == tuple(
             f"/compare/{variant}/frusta/t{i:04d}" for variant in ("masked", "unmasked")
             for i in range(3)
         )  # fmt: skip
-        assert any(node.startswith("/cameras/masked/") for node in state.visible_camera_nodes)
+        assert any(node.startswith("/cameras/masked/") for node in state.cameras.visible_nodes)
         # One "B" label (one per variant overprinted: aligned first cameras coincide); the
         # legend names B's lighter shades instead.
-        assert [n.labelled for n in scene.comparison_layer.nodes.values()] == [True, False]
+        assert [n.labelled for n in scene.comparison.nodes.values()] == [True, False]
         assert "B: masked" in scene.legend.html and "B: unmasked" in scene.legend.html
-        scene.set_comparison_visible(False)
-        assert scene.state().comparison_camera_nodes == ()
-        scene.set_comparison_visible(True)
+        scene.comparison.set_visible(False)
+        assert scene.state().comparison.camera_nodes == ()
+        scene.comparison.set_visible(True)
         with pytest.raises(Page4DError, match="4 frames, the shown result 3"):
-            scene.show_comparison("bad", align_second_run(
+            scene.comparison.compare("bad", align_second_run(
                 make_result(frames=4), make_result(frames=4))[1])  # fmt: skip
-        assert scene.state().comparison == "B run"
-        scene.clear_comparison()
+        assert scene.state().comparison.title == "B run"
+        scene.comparison.clear()
         cleared = scene.state()
-        assert (cleared.comparison, cleared.comparison_variants) == (None, ())
+        assert (cleared.comparison.title, cleared.comparison.variants) == (None, ())
         assert "B: masked" not in scene.legend.html
-        scene.show_comparison("B run", cameras)
+        scene.comparison.compare("B run", cameras)
         scene.show(first)  # a new result removes the comparison with the rest
-        assert scene.state().comparison is None
+        assert scene.state().comparison.title is None
     finally:
         scene.close()
         server.stop()

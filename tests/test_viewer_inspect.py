@@ -155,7 +155,7 @@ def test_image_clicks_and_the_cross() -> None:
 def _shown(scene: SceneView, recon) -> SceneView:
     scene.show(recon)
     assert scene.wait_until_sent(timeout=30)
-    scene.set_display("all")
+    scene.points.set_display("all")
     return scene
 
 
@@ -164,14 +164,14 @@ def test_attention_colours_points_without_resending_geometry(scene, inspected_re
     _shown(scene, recon)
     before = scene.state()
     choice = AttentionChoice(4, 0)
-    scene.set_point_colouring("attention", inside_views.attention_heat(recon, choice), key=choice)
+    scene.points.set_colouring("attention", inside_views.attention_heat(recon, choice), key=choice)
     after = scene.state()
-    assert after.point_colouring == "attention"
+    assert after.points.point_colouring == "attention"
     assert after.geometry_sends == before.geometry_sends  # positions never re-sent
     assert all(a > b for a, b in zip(after.color_sends, before.color_sends, strict=True))
     # key frame 0: the points of patch (0, 0) got the most attention -> the hottest colour
     hot = heat_colors(1.0)
-    for point_bin in scene.point_layer.frames[0].bins.values():
+    for point_bin in scene.points.frames[0].bins.values():
         rows = point_bin.pixel_index // WIDTH
         cols = point_bin.pixel_index % WIDTH
         in_hot_patch = (rows < 14) & (cols < 14)
@@ -181,13 +181,13 @@ def test_attention_colours_points_without_resending_geometry(scene, inspected_re
     # key frame 1 got the same small share on every patch: one lukewarm colour
     lukewarm = heat_colors(inside_views.attention_heat(recon, choice)[1].max())
     assert not (lukewarm == hot).all()
-    for point_bin in scene.point_layer.frames[1].bins.values():
+    for point_bin in scene.points.frames[1].bins.values():
         assert (np.asarray(point_bin.handle.colors) == lukewarm).all()
     # another layer recolours (colours only); the same selection sends nothing
-    scene.set_point_colouring("attention", inside_views.attention_heat(recon, choice), key=choice)
+    scene.points.set_colouring("attention", inside_views.attention_heat(recon, choice), key=choice)
     assert scene.state().color_sends == after.color_sends
     other = AttentionChoice(9, 0)
-    scene.set_point_colouring("attention", inside_views.attention_heat(recon, other), key=other)
+    scene.points.set_colouring("attention", inside_views.attention_heat(recon, other), key=other)
     assert scene.state().geometry_sends == before.geometry_sends
     assert scene.state().color_sends != after.color_sends
 
@@ -195,14 +195,14 @@ def test_attention_colours_points_without_resending_geometry(scene, inspected_re
 def test_image_and_mask_colouring(scene, inspected_recon) -> None:
     recon = inspected_recon()
     _shown(scene, recon)
-    scene.set_point_colouring("image")
-    for nodes in scene.point_layer.frames.values():
+    scene.points.set_colouring("image")
+    for nodes in scene.points.frames.values():
         for point_bin in nodes.bins.values():
             np.testing.assert_array_equal(point_bin.handle.colors, point_bin.image_colors)
     with pytest.raises(Page4DError, match="colour points by"):
-        scene.set_point_colouring("rainbow")
+        scene.points.set_colouring("rainbow")
     scene.show(recon)  # a new result starts with the mask colouring again
-    assert scene.state().point_colouring == "mask"
+    assert scene.state().points.point_colouring == "mask"
 
 
 def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
@@ -227,12 +227,12 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
     assert factor > 1
     inspector.probe_image_click(2, x=30.4 * factor, y=9.9 * factor, enlarged=True)
     assert inspector.pixel == picking.Pixel(2, 9, 30)
-    np.testing.assert_allclose(scene.state().probe_point, recon.points[2, 9, 30], atol=1e-5)
+    np.testing.assert_allclose(scene.state().points.probe_point, recon.points[2, 9, 30], atol=1e-5)
     picture = inspector.probe_picture(frame=0)
     assert picture.shape == (HEIGHT, WIDTH, 3) and (picture[9, 30] == 255).all()
     # 3-D click -> pixel, through the scene's click callback (frame 1 alone on screen: the
     # frames overlap on one plane)
-    scene.set_display("current")
+    scene.points.set_display("current")
     scene.set_frame(1)
     version = inspector.probe_version
     inspector.scene_clicked(*_ray_through(recon, 1, 5, 7))
@@ -240,7 +240,7 @@ def test_probe_both_ways_through_the_inspector(scene, inspected_recon) -> None:
     text = inspector.probe_text()
     assert "Frame 1, pixel (x 7, y 5)" in text and "attention received from frame 0" in text
     scene.show(recon)
-    assert scene.state().probe_point is None
+    assert scene.state().points.probe_point is None
 
 
 def test_a_result_without_attention_gets_the_note(scene, inspected_recon) -> None:

@@ -20,6 +20,7 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.result import points
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer.scene import SceneView, display
+from page4d_viewer.viewer.scene.cameras import HeadCameraLayer
 
 FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880 points
 
@@ -144,7 +145,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 def bin_handle(scene: SceneView, frame: int, dynamic: bool) -> Any:
     """The shown cell of a frame with the highest (dynamic) or lowest (static) mask bin."""
-    bins = {key: b for key, b in scene.point_layer.frames[frame].bins.items() if b.handle.visible}
+    bins = {key: b for key, b in scene.points.frames[frame].bins.items() if b.handle.visible}
     bin_id = max(bins) if dynamic else min(bins)
     return bins[bin_id]
 
@@ -162,24 +163,24 @@ def test_show_sends_one_node_per_frame(make_recon, scene: SceneView, spy: Messag
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
     assert state.num_frames == FRAMES
-    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(FRAMES))
+    assert state.points.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(FRAMES))
     assert state.geometry_sends == (1,) * FRAMES
-    assert 0 < sum(state.point_counts) <= 20_000
+    assert 0 < sum(state.points.point_counts) <= 20_000
     # Every point cloud the server queued belongs to exactly one frame node, each sent once.
     names = [m.name for m in spy.point_clouds()]
     assert len(names) == len(set(names))
     frames_seen = {name.rsplit("/", 1)[0] for name in names}
-    assert frames_seen == set(state.frame_nodes)
+    assert frames_seen == set(state.points.frame_nodes)
     sent_points = sum(len(m.props.points) for m in spy.point_clouds())
-    assert sent_points == sum(state.point_counts)
+    assert sent_points == sum(state.points.point_counts)
 
 
 def test_show_returns_with_the_first_frame_visible(make_recon, scene: SceneView) -> None:
     reports: list[tuple[float, str]] = []
     scene.show(make_recon(), progress=lambda fraction, text: reports.append((fraction, text)))
     state = scene.state()
-    assert state.frames_sent >= 1
-    assert state.visible_frames == (0,)
+    assert state.points.frames_sent >= 1
+    assert state.points.visible_frames == (0,)
     assert scene.wait_until_sent(timeout=30)
     fractions = [fraction for fraction, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
@@ -201,34 +202,34 @@ def test_confidence_filter_toggles_bins_without_resending(
     recon = make_recon()
     scene.show(recon)
     assert scene.wait_until_sent(timeout=30)
-    scene.set_display("all")
+    scene.points.set_display("all")
     total = FRAMES * HEIGHT * WIDTH
-    assert sum(scene.state().point_counts) == total  # every point is sent once
-    default = scene.state().visible_points
+    assert sum(scene.state().points.point_counts) == total  # every point is sent once
+    default = scene.state().points.visible_points
     assert default == filtered_count(recon, settings.DEFAULT_CONF_PERCENTILE)
     assert default == pytest.approx(total * 0.75, rel=0.03)  # 25 % dropped by default
     bytes_before = scene.state().bytes_sent
     spy.clear()
-    scene.set_confidence_percentile(47)  # snaps to 50, as the exports apply it
+    scene.points.set_confidence_percentile(47)  # snaps to 50, as the exports apply it
     state = scene.state()
-    assert state.confidence_percentile == 50.0
-    assert scene.controls.percentile.value == 50.0
-    assert state.visible_points == filtered_count(recon, 50.0)
-    assert state.visible_points == pytest.approx(total * 0.5, rel=0.03)
+    assert state.points.confidence_percentile == 50.0
+    assert scene.points.controls.percentile.value == 50.0
+    assert state.points.visible_points == filtered_count(recon, 50.0)
+    assert state.points.visible_points == pytest.approx(total * 0.5, rel=0.03)
     assert spy.point_clouds() == [] and not scene.state().streaming
     assert state.geometry_sends == (1,) * FRAMES and state.bytes_sent == bytes_before
     assert {type(m).__name__ for m in spy.messages} == {"SetSceneNodeVisibilityMessage"}
-    scene.set_confidence_percentile(0)
-    assert scene.state().visible_points == total
+    scene.points.set_confidence_percentile(0)
+    assert scene.state().points.visible_points == total
 
 
 def test_point_source_switch_resends_depth_points_with_chosen_cameras(
     make_recon, shown: SceneView, spy: MessageSpy
 ) -> None:
-    shown.set_point_source("depth_unmasked")
+    shown.points.set_point_source("depth_unmasked")
     assert shown.wait_until_sent(timeout=30)
     state = shown.state()
-    assert state.point_source == "depth_unmasked"
+    assert state.points.point_source == "depth_unmasked"
     assert state.geometry_sends == (2,) * FRAMES
     # Frame 3 of the unmasked cameras sits 0.15 higher (its t_y = 0.15 -> y shifted by -0.15).
     clouds = [m for m in spy.point_clouds() if m.name.startswith("/frames/t0003/")]
@@ -240,21 +241,24 @@ def test_point_source_switch_resends_depth_points_with_chosen_cameras(
 
 
 def test_switching_back_reuses_the_points_already_sent(shown: SceneView, spy: MessageSpy) -> None:
-    shown.set_display("all")
+    shown.points.set_display("all")
     before = shown.state()
-    shown.set_point_source("depth_masked")
+    shown.points.set_point_source("depth_masked")
     assert shown.wait_until_sent(timeout=30)
-    shown.set_downsample(2)
+    shown.points.set_downsample(2)
     assert shown.wait_until_sent(timeout=30)
     assert shown.state().geometry_sends == (3,) * FRAMES  # each new set sent once
     spy.clear()
-    shown.set_downsample(1)
-    shown.set_point_source("points")
+    shown.points.set_downsample(1)
+    shown.points.set_point_source("points")
     assert shown.wait_until_sent(timeout=30)
     state = shown.state()
     assert spy.point_clouds() == [] and state.geometry_sends == (3,) * FRAMES
-    assert state.frame_nodes == before.frame_nodes and state.visible_nodes == before.visible_nodes
-    assert state.visible_points == before.visible_points
+    assert (
+        state.points.frame_nodes == before.points.frame_nodes
+        and state.points.visible_nodes == before.points.visible_nodes
+    )
+    assert state.points.visible_points == before.points.visible_points
     # The other sets stay in the browser, hidden.
     hidden = {
         m.name for m in spy.messages if isinstance(m, _messages.SetSceneNodeVisibilityMessage)
@@ -272,9 +276,9 @@ def test_kept_point_sets_stay_within_the_point_budget(
     try:
         view.show(make_recon())
         assert view.wait_until_sent(timeout=30)
-        view.set_point_source("depth_masked")
+        view.points.set_point_source("depth_masked")
         assert view.wait_until_sent(timeout=30)
-        view.set_point_source("points")  # the first set was dropped: sent again
+        view.points.set_point_source("points")  # the first set was dropped: sent again
         assert view.wait_until_sent(timeout=30)
         assert view.state().geometry_sends == (3,) * FRAMES
     finally:
@@ -311,22 +315,24 @@ def test_first_frame_is_visible_before_the_rest_are_sent(
 def test_depth_source_needs_its_cameras(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(variants=("masked",)))
     with pytest.raises(Page4DError, match="no unmasked cameras"):
-        scene.set_point_source("depth_unmasked")
-    scene.controls.source.value = "depth_unmasked"  # the same choice made in the viser sidebar
-    assert scene.controls.source.value == "points"  # refused and put back
-    assert scene.state().point_source == "points"
-    assert scene.state().variants == ("masked", "ground_truth")
+        scene.points.set_point_source("depth_unmasked")
+    scene.points.controls.source.value = (
+        "depth_unmasked"  # the same choice made in the viser sidebar
+    )
+    assert scene.points.controls.source.value == "points"  # refused and put back
+    assert scene.state().points.point_source == "points"
+    assert scene.state().cameras.variants == ("masked", "ground_truth")
 
 
 def test_depth_source_falls_back_when_the_next_result_lacks_its_cameras(
     make_recon,
     shown: SceneView,
 ) -> None:
-    shown.set_point_source("depth_unmasked")
+    shown.points.set_point_source("depth_unmasked")
     shown.show(make_recon(variants=("masked",)))
     assert shown.wait_until_sent(timeout=30)
-    assert shown.state().point_source == "points"
-    assert shown.controls.source.value == "points"
+    assert shown.state().points.point_source == "points"
+    assert shown.points.controls.source.value == "points"
 
 
 def test_broken_predictions_still_show(make_recon, scene: SceneView) -> None:
@@ -338,12 +344,14 @@ def test_broken_predictions_still_show(make_recon, scene: SceneView) -> None:
     scene.show(recon)
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
-    assert state.frames_sent == FRAMES
-    frusta = scene.camera_layer.frusta
+    assert state.points.frames_sent == FRAMES
+    frusta = scene.layer(HeadCameraLayer).frusta
     assert 2 not in frusta["unmasked"].plain and 2 in frusta["masked"].plain
     assert frusta["masked"].plain[3].fov == pytest.approx(display.FALLBACK_FOV)
-    assert state.point_counts[1] < state.point_counts[0]
-    assert all(re.fullmatch(r"m\d\dc\d", name.rsplit("/", 1)[1]) for name in state.visible_nodes)
+    assert state.points.point_counts[1] < state.points.point_counts[0]
+    assert all(
+        re.fullmatch(r"m\d\dc\d", name.rsplit("/", 1)[1]) for name in state.points.visible_nodes
+    )
     scene.set_frame(4)
     scene.set_mask_overlay(1.0, 0.0)  # tint everything, the NaN-scored patch included
     assert scene.state().color_sends[4] == 1
@@ -353,7 +361,9 @@ def test_single_frame_clip(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(frames=1))
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
-    assert state.frame_nodes == ("/frames/t0000/points",) and state.visible_frames == (0,)
+    assert state.points.frame_nodes == (
+        "/frames/t0000/points",
+    ) and state.points.visible_frames == (0,)
     scene.set_playing(True)
     scene.set_frame(3)
     assert scene.frame == 0
@@ -366,14 +376,18 @@ def test_second_show_replaces_the_first(make_recon, scene: SceneView) -> None:
     assert scene.wait_until_sent(timeout=30)
     state = scene.state()
     assert state.num_frames == 3
-    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(3))
+    assert state.points.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(3))
     assert state.geometry_sends == (1, 1, 1)
 
 
 def test_clear_removes_everything(shown: SceneView, spy: MessageSpy) -> None:
     shown.clear()
     state = shown.state()
-    assert state.num_frames == 0 and state.frame_nodes == () and state.visible_nodes == ()
+    assert (
+        state.num_frames == 0
+        and state.points.frame_nodes == ()
+        and state.points.visible_nodes == ()
+    )
     removed = {m.name for m in spy.messages if isinstance(m, _messages.RemoveSceneNodeMessage)}
     assert "/frames/t0000/points" in removed and "/cameras/masked" in removed
 
@@ -384,8 +398,8 @@ def test_clear_removes_everything(shown: SceneView, spy: MessageSpy) -> None:
 def test_set_frame_toggles_visibility_without_sending(shown: SceneView, spy: MessageSpy) -> None:
     shown.set_frame(3)
     state = shown.state()
-    assert state.frame == 3 and state.visible_frames == (3,)
-    assert all(name.startswith("/frames/t0003/") for name in state.visible_nodes)
+    assert state.frame == 3 and state.points.visible_frames == (3,)
+    assert all(name.startswith("/frames/t0003/") for name in state.points.visible_nodes)
     assert spy.point_clouds() == []
     assert not {"points", "colors"} & spy.updated_props()
     visibility = [m for m in spy.messages if isinstance(m, _messages.SetSceneNodeVisibilityMessage)]
@@ -405,7 +419,7 @@ def test_frame_callbacks_fire_for_viser_moves_only(shown: SceneView) -> None:
     shown.on_frame_change(seen.append)
     shown.set_frame(2)  # the panel's own move: not echoed back
     assert seen == []
-    shown.controls.frame.value = 4  # as if the viser slider were dragged
+    shown.timeline_controls.frame.value = 4  # as if the viser slider were dragged
     assert shown.frame == 4 and seen == [4]
 
 
@@ -456,45 +470,47 @@ def test_close_stops_the_playback_thread(server: viser.ViserServer) -> None:
 
 def test_trail_and_all_modes(shown: SceneView) -> None:
     shown.set_frame(3)
-    shown.set_display("trail", 2)
-    assert shown.state().visible_frames == (2, 3)
-    shown.set_display("all")
-    assert shown.state().visible_frames == tuple(range(FRAMES))
-    assert shown.state().trail == 2
+    shown.points.set_display("trail", 2)
+    assert shown.state().points.visible_frames == (2, 3)
+    shown.points.set_display("all")
+    assert shown.state().points.visible_frames == tuple(range(FRAMES))
+    assert shown.state().points.trail == 2
 
 
 def test_split_mode_static_background_dynamic_at_its_time(
     make_recon, shown: SceneView, spy: MessageSpy
 ) -> None:
     shown.set_frame(2)
-    shown.set_display("split")
+    shown.points.set_display("split")
     state = shown.state()
-    counts = np.array(state.point_counts)
-    assert state.visible_frames == tuple(range(FRAMES))
-    threshold_bin = display.threshold_bin(state.mask_threshold)
-    dynamic_names = [n for n in state.visible_nodes if mask_bin_of(n) >= threshold_bin]
+    counts = np.array(state.points.point_counts)
+    assert state.points.visible_frames == tuple(range(FRAMES))
+    threshold_bin = display.threshold_bin(state.mask.threshold)
+    dynamic_names = [n for n in state.points.visible_nodes if mask_bin_of(n) >= threshold_bin]
     assert dynamic_names and all(n.startswith("/frames/t0002/") for n in dynamic_names)
     # Roughly a third of each frame is dynamic (the right patch column), minus dropped points.
-    assert 0.2 * counts[2] < state.visible_dynamic_points < 0.4 * counts[2]
-    static_points = state.visible_points - state.visible_dynamic_points
+    assert 0.2 * counts[2] < state.points.visible_dynamic_points < 0.4 * counts[2]
+    static_points = state.points.visible_points - state.points.visible_dynamic_points
     assert static_points > 0.4 * counts.sum()
     # Moving the threshold above every score makes everything static: still no resend.
     shown.set_mask_overlay(0.5, 1.0)
     state = shown.state()
-    assert state.visible_dynamic_points == 0
-    assert state.visible_points == filtered_count(make_recon(), state.confidence_percentile)
+    assert state.points.visible_dynamic_points == 0
+    assert state.points.visible_points == filtered_count(
+        make_recon(), state.points.confidence_percentile
+    )
     assert spy.point_clouds() == [] and "points" not in spy.updated_props()
 
 
 def test_without_a_mask_everything_is_static(make_recon, scene: SceneView) -> None:
     scene.show(make_recon(with_mask=False))
     assert scene.wait_until_sent(timeout=30)
-    scene.set_display("split")
+    scene.points.set_display("split")
     state = scene.state()
-    assert not state.has_mask
-    assert state.visible_dynamic_points == 0
+    assert not state.mask.has_mask
+    assert state.points.visible_dynamic_points == 0
     recon = make_recon(with_mask=False)
-    assert state.visible_points == filtered_count(recon, state.confidence_percentile)
+    assert state.points.visible_points == filtered_count(recon, state.points.confidence_percentile)
 
 
 # ------------------------------------------------------------------------------ mask overlay
@@ -507,11 +523,11 @@ def test_mask_overlay_recolours_only_colours(shown: SceneView, spy: MessageSpy) 
     assert spy.updated_props() == {"colors"}
     assert spy.point_clouds() == []
     state = shown.state()
-    heat = display.heat_colors(dynamic.probability, top=state.mask_top)
+    heat = display.heat_colors(dynamic.probability, top=state.mask.top)
     np.testing.assert_array_equal(dynamic.handle.colors, heat)
     np.testing.assert_array_equal(static.handle.colors, static.image_colors)
-    assert (state.mask_opacity, state.mask_threshold) == (1.0, 0.5)
-    assert state.mask_overlay == "threshold"
+    assert (state.mask.opacity, state.mask.threshold) == (1.0, 0.5)
+    assert state.mask.overlay == "threshold"
     assert state.geometry_sends == (1,) * FRAMES
 
 
@@ -522,28 +538,28 @@ def test_the_default_overlay_tints_every_point_on_the_clips_scale(
     the heat colour of their own value on a scale that tops out at the clip's 99th
     percentile; the threshold still splits static from dynamic."""
     state = shown.state()
-    assert state.mask_overlay == "continuous"
+    assert state.mask.overlay == "continuous"
     probability = display.dynamic_probability(make_recon().mask_score)
-    assert state.mask_top == pytest.approx(np.percentile(probability, 99), rel=1e-5)
-    assert state.mask_top < 0.99  # this clip's scores stop short of 1
+    assert state.mask.top == pytest.approx(np.percentile(probability, 99), rel=1e-5)
+    assert state.mask.top < 0.99  # this clip's scores stop short of 1
     static = bin_handle(shown, 0, dynamic=False)
     expected = display.blend_colors(
-        static.image_colors, static.probability, state.mask_opacity, top=state.mask_top
+        static.image_colors, static.probability, state.mask.opacity, top=state.mask.top
     )
     np.testing.assert_array_equal(static.handle.colors, expected)
     assert not np.array_equal(static.handle.colors, static.image_colors)
-    assert 0 < state.visible_dynamic_points < state.visible_points
+    assert 0 < state.points.visible_dynamic_points < state.points.visible_points
 
 
 def test_the_legend_names_every_colour_on_screen(shown: SceneView) -> None:
-    from page4d_viewer.viewer.scene.legend import mask_gradient_css
+    from page4d_viewer.viewer.scene.mask_overlay import mask_gradient_css
 
     legend = shown.legend.html
-    for variant in shown.state().variants:
+    for variant in shown.state().cameras.variants:
         red, green, blue = display.VARIANT_COLORS[variant]
         assert f"#{red:02x}{green:02x}{blue:02x}" in legend
         assert display.VARIANT_LABELS[variant] in legend
-    top = shown.state().mask_top
+    top = shown.state().mask.top
     assert mask_gradient_css(top) in legend and f"&ge; {top:.2f}" in legend
     assert "99th percentile" in legend and "every point is tinted" in legend
     shown.set_mask_overlay(0.5, 0.6, "threshold")
@@ -561,7 +577,7 @@ def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None
     assert shown.state().color_sends == (1, 0, 0, 0, 0)  # only the frame on screen
     shown.set_frame(2)
     assert shown.state().color_sends == (1, 0, 1, 0, 0)
-    top = shown.state().mask_top
+    top = shown.state().mask.top
     expected = display.blend_colors(
         bin_handle(shown, 2, True).image_colors, bin_handle(shown, 2, True).probability, 0.9,
         top=top,
@@ -571,24 +587,24 @@ def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None
 
 def test_overlay_controls_follow_set_mask_overlay(shown: SceneView) -> None:
     shown.set_mask_overlay(0.3, 0.72)
-    assert shown.controls.opacity.value == pytest.approx(0.3)
-    assert shown.controls.threshold.value == pytest.approx(0.7)  # snapped to 1/20 steps
-    assert shown.state().mask_threshold == pytest.approx(0.7)
+    assert shown.mask.controls.opacity.value == pytest.approx(0.3)
+    assert shown.mask.controls.threshold.value == pytest.approx(0.7)  # snapped to 1/20 steps
+    assert shown.state().mask.threshold == pytest.approx(0.7)
 
 
 def test_overlay_sliders_in_viser_drive_the_scene(shown: SceneView) -> None:
-    shown.controls.opacity.value = 0.8  # as if moved in the viser sidebar
-    shown.controls.threshold.value = 0.95
+    shown.mask.controls.opacity.value = 0.8  # as if moved in the viser sidebar
+    shown.mask.controls.threshold.value = 0.95
     state = shown.state()
-    assert state.mask_opacity == pytest.approx(0.8)
-    assert state.mask_threshold == pytest.approx(0.95)
+    assert state.mask.opacity == pytest.approx(0.8)
+    assert state.mask.threshold == pytest.approx(0.95)
 
 
 def test_point_size_is_a_property_update(shown: SceneView, spy: MessageSpy) -> None:
-    shown.set_point_size(0.02)
+    shown.points.set_point_size(0.02)
     assert spy.updated_props() == {"point_size"}
-    assert shown.state().point_size == 0.02
-    assert all(b.handle.point_size == 0.02 for b in shown.point_layer.frames[3].bins.values())
+    assert shown.state().points.point_size == 0.02
+    assert all(b.handle.point_size == 0.02 for b in shown.points.frames[3].bins.values())
 
 
 # ------------------------------------------------------------------------------ cameras
@@ -596,29 +612,29 @@ def test_point_size_is_a_property_update(shown: SceneView, spy: MessageSpy) -> N
 
 def test_frusta_per_variant_with_the_current_one_imaged(shown: SceneView) -> None:
     shown.set_frame(1)
-    nodes = shown.state().visible_camera_nodes
+    nodes = shown.state().cameras.visible_nodes
     for variant in ("masked", "unmasked", "ground_truth"):
         assert f"/cameras/{variant}/images/t0001" in nodes
         assert f"/cameras/{variant}/frusta/t0001" not in nodes
         assert f"/cameras/{variant}/frusta/t0003" in nodes
-    imaged = shown.camera_layer.frusta["masked"].imaged[1]
+    imaged = shown.layer(HeadCameraLayer).frusta["masked"].imaged[1]
     assert imaged.image is not None
     # Field of view from the predicted intrinsics: fy = 40 for H = 28.
     assert imaged.fov == pytest.approx(2 * np.arctan(14 / 40))
-    frusta = shown.camera_layer.frusta
+    frusta = shown.layer(HeadCameraLayer).frusta
     colors = {frusta[v].plain[0].color for v in ("masked", "unmasked", "ground_truth")}
     assert len(colors) == 3
 
 
 def test_variant_can_be_hidden(shown: SceneView) -> None:
-    shown.set_variant_visible("unmasked", False)
+    shown.layer(HeadCameraLayer).set_variant_visible("unmasked", False)
     state = shown.state()
-    assert state.variant_visible["unmasked"] is False
-    assert not any(n.startswith("/cameras/unmasked/") for n in state.visible_camera_nodes)
-    assert any(n.startswith("/cameras/masked/") for n in state.visible_camera_nodes)
-    assert shown.controls.variants["unmasked"].value is False
-    shown.controls.variants["unmasked"].value = True
-    assert shown.state().variant_visible["unmasked"] is True
+    assert state.cameras.variant_visible["unmasked"] is False
+    assert not any(n.startswith("/cameras/unmasked/") for n in state.cameras.visible_nodes)
+    assert any(n.startswith("/cameras/masked/") for n in state.cameras.visible_nodes)
+    assert shown.layer(HeadCameraLayer).checkboxes["unmasked"].value is False
+    shown.layer(HeadCameraLayer).checkboxes["unmasked"].value = True
+    assert shown.state().cameras.variant_visible["unmasked"] is True
 
 
 def test_clicking_a_frustum_moves_the_view_to_that_camera(make_recon, shown: SceneView) -> None:
@@ -626,7 +642,7 @@ def test_clicking_a_frustum_moves_the_view_to_that_camera(make_recon, shown: Sce
     client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
     seen: list[int] = []
     shown.on_frame_change(seen.append)
-    shown.frustum_clicked(client, "unmasked", 3)
+    shown.layer(HeadCameraLayer).frustum_clicked(client, "unmasked", 3)
     wxyz, centres = display.camera_poses(make_recon().cameras["unmasked"].extrinsics)
     np.testing.assert_allclose(camera.position, centres[3])
     np.testing.assert_allclose(camera.wxyz, wxyz[3])
@@ -640,15 +656,15 @@ def test_clicking_a_frustum_moves_the_view_to_that_camera(make_recon, shown: Sce
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda s: s.set_display("sideways", 2), "display mode"),
-        (lambda s: s.set_display("trail", 0), "trail"),
-        (lambda s: s.set_point_source("lidar"), "point source"),
+        (lambda s: s.points.set_display("sideways", 2), "display mode"),
+        (lambda s: s.points.set_display("trail", 0), "trail"),
+        (lambda s: s.points.set_point_source("lidar"), "point source"),
         (lambda s: s.set_mask_overlay(1.5, 0.5), "opacity"),
         (lambda s: s.set_mask_overlay(0.5, -0.1), "threshold"),
-        (lambda s: s.set_confidence_percentile(100), "percentile"),
-        (lambda s: s.set_point_size(0), "point size"),
-        (lambda s: s.set_variant_visible("best", True), "variant"),
-        (lambda s: s.set_downsample(0), "downsampling"),
+        (lambda s: s.points.set_confidence_percentile(100), "percentile"),
+        (lambda s: s.points.set_point_size(0), "point size"),
+        (lambda s: s.layer(HeadCameraLayer).set_variant_visible("best", True), "variant"),
+        (lambda s: s.points.set_downsample(0), "downsampling"),
         (lambda s: s.set_fps(0), "fps"),
     ],
 )
@@ -721,14 +737,14 @@ def test_scene_controls_start_collapsed() -> None:
 
 def test_flying_to_a_camera_hides_its_image(shown: SceneView) -> None:
     client = SimpleNamespace(camera=SimpleNamespace(), atomic=contextlib.nullcontext)
-    shown.frustum_clicked(client, "unmasked", 3)
-    nodes = shown.state().visible_camera_nodes
+    shown.layer(HeadCameraLayer).frustum_clicked(client, "unmasked", 3)
+    nodes = shown.state().cameras.visible_nodes
     assert "/cameras/unmasked/images/t0003" not in nodes
     assert "/cameras/unmasked/frusta/t0003" not in nodes
     assert "/cameras/masked/images/t0003" in nodes
     assert "/cameras/ground_truth/images/t0003" in nodes
-    shown.frustum_clicked(client, "masked", 3)
-    nodes = shown.state().visible_camera_nodes
+    shown.layer(HeadCameraLayer).frustum_clicked(client, "masked", 3)
+    nodes = shown.state().cameras.visible_nodes
     assert "/cameras/unmasked/images/t0003" in nodes
     assert "/cameras/masked/images/t0003" not in nodes
 
@@ -744,10 +760,10 @@ def test_flying_to_ground_truth_uses_its_aligned_pose(make_recon, scene: SceneVi
     assert scene.wait_until_sent(timeout=30)
     camera = SimpleNamespace(wxyz=None, position=None, fov=None)
     client = SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
-    scene.frustum_clicked(client, "ground_truth", 2)
+    scene.layer(HeadCameraLayer).frustum_clicked(client, "ground_truth", 2)
     wxyz, centres = display.camera_poses(recon.aligned_cameras("ground_truth").extrinsics)
     np.testing.assert_allclose(camera.position, centres[2], atol=1e-6)
     np.testing.assert_allclose(np.abs(camera.wxyz @ wxyz[2]), 1.0, atol=1e-6)
     _, raw_centres = display.camera_poses(truth.extrinsics)
     assert np.linalg.norm(camera.position - raw_centres[2]) > 1.0
-    assert "/cameras/ground_truth/images/t0002" not in scene.state().visible_camera_nodes
+    assert "/cameras/ground_truth/images/t0002" not in scene.state().cameras.visible_nodes

@@ -182,14 +182,14 @@ def test_the_scene_draws_the_tracks_and_follows_the_timeline(
     sends, geometry = state.tracks.sends, state.geometry_sends
     scene.set_frame(5)
     state = scene.state()
-    expected = segments_of(tracked, 5, scene.track_layer.settings.trail)
-    drawn = scene.track_layer.segments
+    expected = segments_of(tracked, 5, scene.tracks.settings.trail)
+    drawn = scene.tracks.segments
     assert drawn is not None
     np.testing.assert_allclose(drawn.points, expected.points)
     assert state.tracks.segments == len(expected.points) and state.tracks.drawn == 4
     assert state.tracks.sends == sends + 1
     assert state.geometry_sends == geometry  # no point was sent again
-    lines = scene.track_layer._nodes
+    lines = scene.tracks._nodes
     total = sum(len(lines[name].points) for name in ("recent", "older") if lines[name].visible)
     assert total == len(expected.points)
     scene.set_mask_overlay(0.5, 0.5)  # nothing the tracks depend on changed
@@ -199,21 +199,21 @@ def test_the_scene_draws_the_tracks_and_follows_the_timeline(
 def test_track_settings_redraw_only_the_tracks(tracked: Reconstruction, scene: SceneView) -> None:
     scene.show(tracked)
     scene.set_frame(5)
-    scene.set_tracks(which="moving")
-    assert set(scene.track_layer.segments.track.tolist()) == {0}
-    scene.set_tracks(which="static", trail=1)
-    segments = scene.track_layer.segments
+    scene.tracks.set(which="moving")
+    assert set(scene.tracks.segments.track.tolist()) == {0}
+    scene.tracks.set(which="static", trail=1)
+    segments = scene.tracks.segments
     assert set(segments.track.tolist()) == {1, 2} and set(segments.age.tolist()) == {0}
-    assert scene.controls.tracks.which.value == "static"
-    scene.controls.tracks.which.value = "both"  # as if chosen in the Viser sidebar
+    assert scene.tracks.controls.which.value == "static"
+    scene.tracks.controls.which.value = "both"  # as if chosen in the Viser sidebar
     assert scene.state().tracks.settings.which == "both"
-    scene.set_tracks(visible=False)
+    scene.tracks.set(visible=False)
     state = scene.state()
-    assert state.tracks.segments == 0 and not scene.track_layer._root.visible
+    assert state.tracks.segments == 0 and not scene.tracks._root.visible
     with pytest.raises(DisplayError, match="one of both, moving, static"):
-        scene.set_tracks(which="fast")
+        scene.tracks.set(which="fast")
     with pytest.raises(DisplayError, match="trail"):
-        scene.set_tracks(trail=0)
+        scene.tracks.set(trail=0)
 
 
 def test_the_mask_threshold_moves_tracks_between_moving_and_static(
@@ -221,7 +221,7 @@ def test_the_mask_threshold_moves_tracks_between_moving_and_static(
 ) -> None:
     scene.show(tracked)
     scene.set_frame(5)
-    scene.set_tracks(which="moving")
+    scene.tracks.set(which="moving")
     assert scene.state().tracks.drawn == 1
     scene.set_mask_overlay(0.5, 0.95)  # the moving patches' 0.9 is now below the threshold
     assert scene.state().tracks.drawn == 0
@@ -230,10 +230,10 @@ def test_the_mask_threshold_moves_tracks_between_moving_and_static(
 def test_tracks_follow_the_point_source(tracked: Reconstruction, scene: SceneView) -> None:
     scene.show(tracked)
     scene.set_frame(5)
-    scene.set_point_source("depth_unmasked")
-    expected = segments_of(tracked, 5, scene.track_layer.settings.trail, "depth_unmasked")
-    np.testing.assert_allclose(scene.track_layer.segments.points, expected.points, atol=1e-5)
-    points_source = segments_of(tracked, 5, scene.track_layer.settings.trail)
+    scene.points.set_point_source("depth_unmasked")
+    expected = segments_of(tracked, 5, scene.tracks.settings.trail, "depth_unmasked")
+    np.testing.assert_allclose(scene.tracks.segments.points, expected.points, atol=1e-5)
+    points_source = segments_of(tracked, 5, scene.tracks.settings.trail)
     assert not np.allclose(expected.points, points_source.points)  # the unmasked poses differ
 
 
@@ -242,33 +242,33 @@ def test_added_tracks_are_drawn_without_resending_points(
 ) -> None:
     scene.show(dataclasses.replace(tracked, tracks=None))
     assert scene.wait_until_sent(timeout=30)
-    assert scene.state().tracks.count == 0 and scene.controls.tracks.visible.disabled
+    assert scene.state().tracks.count == 0 and scene.tracks.controls.visible.disabled
     geometry = scene.state().geometry_sends
     scene.set_frame(2)
     scene.update_tracks(tracked)
     state = scene.state()
     assert state.tracks.count == 4 and state.tracks.segments > 0
     assert state.geometry_sends == geometry and state.frame == 2
-    assert not scene.controls.tracks.visible.disabled
+    assert not scene.tracks.controls.visible.disabled
     other = make_reconstruction(3, HEIGHT, WIDTH)  # another result: 3 frames
     with pytest.raises(DisplayError, match="result on screen"):
         scene.update_tracks(other)
     scene.clear()
-    assert scene.state().tracks.count == 0 and scene.track_layer._root is None
+    assert scene.state().tracks.count == 0 and scene.tracks._root is None
 
 
 def test_clicks_go_to_the_callbacks_of_the_click_mode(scene: SceneView) -> None:
     probed, seeded = [], []
-    scene.on_scene_click(lambda origin, direction: probed.append(origin))
-    scene.on_scene_click(lambda origin, direction: seeded.append(origin), mode="track")
+    scene.clicks.add(lambda origin, direction: probed.append(origin))
+    scene.clicks.add(lambda origin, direction: seeded.append(origin), mode="track")
     scene.clicks.dispatch(np.zeros(3), np.ones(3))
-    scene.set_click_mode("track")
+    scene.clicks.set_mode("track")
     assert scene.state().click_mode == "track"
     scene.clicks.dispatch(np.ones(3), np.ones(3))
     assert len(probed) == 1 and len(seeded) == 1
     np.testing.assert_array_equal(seeded[0], np.ones(3))
     with pytest.raises(DisplayError, match="click mode"):
-        scene.set_click_mode("paint")
+        scene.clicks.set_mode("paint")
 
 
 def test_ground_truth_trails_are_drawn_beside_the_predicted_ones(
@@ -282,27 +282,27 @@ def test_ground_truth_trails_are_drawn_beside_the_predicted_ones(
     truth = Tracks(truth_xy, seen, np.ones((FRAMES, 4)), tracked.tracks.query_frame)
     with_truth = dataclasses.replace(tracked, gt_tracks=truth)
     scene.show(tracked)
-    assert scene.controls.tracks.truth.disabled  # no ground truth, no toggle
+    assert scene.tracks.controls.truth.disabled  # no ground truth, no toggle
     assert scene.state().tracks.truth_segments == 0
     scene.show(with_truth)
-    assert not scene.controls.tracks.truth.disabled
+    assert not scene.tracks.controls.truth.disabled
     scene.set_frame(5)
-    trail = scene.track_layer.settings.trail
+    trail = scene.tracks.settings.trail
     expected = track_segments(
         lift(with_truth, "points", truth), truth.visible(), np.zeros((4, 3), np.uint8),
         np.arange(4), 5, trail,
     )  # fmt: skip
-    drawn = scene.track_layer.truth_segments
+    drawn = scene.tracks.truth_segments
     np.testing.assert_allclose(drawn.points, expected.points)
     assert scene.state().tracks.truth_segments == len(expected.points) > 0
-    node = scene.track_layer._nodes["truth"]
+    node = scene.tracks._nodes["truth"]
     assert node.visible and len(node.points) == len(expected.points)
     # the truth's track 0 ends two pixels a frame further left than the prediction's
     end_truth = drawn.points[(drawn.track == 0) & (drawn.age == 0)][0, 1]
-    end_pred = scene.track_layer.segments.points[
-        (scene.track_layer.segments.track == 0) & (scene.track_layer.segments.age == 0)
+    end_pred = scene.tracks.segments.points[
+        (scene.tracks.segments.track == 0) & (scene.tracks.segments.age == 0)
     ][0, 1]
     assert end_truth[0] < end_pred[0]
-    scene.set_tracks(truth=False)
+    scene.tracks.set(truth=False)
     assert scene.state().tracks.truth_segments == 0 and not node.visible
-    assert not scene.controls.tracks.truth.value
+    assert not scene.tracks.controls.truth.value

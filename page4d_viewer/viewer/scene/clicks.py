@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CLICK_MODES: tuple[str, ...] = ("probe", "track")
+ClickMode = Literal["probe", "track"]
 """"probe": a click probes the point under it; "track": it seeds a point track there."""
+CLICK_MODES: tuple[ClickMode, ...] = get_args(ClickMode)
 
 ClickCallback = Callable[[np.ndarray, np.ndarray], None]
 """callback(ray_origin (3,), ray_direction (3,)), world coordinates."""
@@ -38,12 +39,12 @@ class ClickRouter:
     def __init__(self, server: viser.ViserServer) -> None:
         self._server = server
         self._lock = threading.Lock()
-        self._mode = CLICK_MODES[0]
+        self._mode: ClickMode = CLICK_MODES[0]
         self._callbacks: dict[str, list[ClickCallback]] = {mode: [] for mode in CLICK_MODES}
         self._registered = False
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> ClickMode:
         """The current click mode, one of CLICK_MODES."""
         return self._mode
 
@@ -52,7 +53,7 @@ class ClickRouter:
         if mode not in CLICK_MODES:
             raise DisplayError(f"click mode must be one of {', '.join(CLICK_MODES)}, got {mode!r}")
         with self._lock:
-            self._mode = mode
+            self._mode = mode  # type: ignore[assignment]  # checked just above
 
     def add(self, callback: ClickCallback, mode: str = CLICK_MODES[0]) -> None:
         """Call `callback(origin, direction)` for clicks made while `mode` is on."""

@@ -1,7 +1,6 @@
 """A second run's cameras ("B") laid over the shown run's, for comparison: node `/compare`.
 
-Like the other layers (`layers.py`) it holds no lock: `SceneView` calls it holding its own,
-inside a `server.atomic()` block.
+The panel lays it over the shown result (`viewer.comparison`); it has no sidebar controls.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import numpy as np
 
 from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.display import DisplayError
+from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
+from page4d_viewer.viewer.scene.legend import swatch
 
 COMPARISON_LABEL = display.COMPARISON_PREFIX.rstrip(": ")  # "B"
 
@@ -21,6 +22,23 @@ if TYPE_CHECKING:
     import viser
 
     from page4d_viewer.result.cameras import Cameras
+
+
+@dataclass(frozen=True)
+class ComparisonState:
+    """What the comparison shows (its slice of `SceneState`).
+
+    Attributes:
+        title: the second run's title, or None when nothing is compared.
+        variants: its camera variants in the scene (`/compare/...`).
+        visible: whether it is shown (False when there is none).
+        camera_nodes: its frustum nodes on screen.
+    """
+
+    title: str | None = None
+    variants: tuple[str, ...] = ()
+    visible: bool = False
+    camera_nodes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -32,7 +50,7 @@ class ComparisonNodes:
     labelled: bool = False  # whether the run's one "B" label hangs on this variant
 
 
-class ComparisonLayer:
+class ComparisonLayer(SceneLayer):
     """A second run's cameras ("B"), already in the shown run's world: node `/compare`.
 
     Per variant `/compare/{variant}` holds a thinner trajectory and wireframe frusta in a
@@ -42,36 +60,84 @@ class ComparisonLayer:
     frustum is sent at once (they are small) and stays as it is while the timeline moves.
 
     Args:
-        server: where the nodes go.
+        host: the scene.
     """
 
-    def __init__(self, server: viser.ViserServer) -> None:
-        self._server = server
+    name = "comparison"
+
+    def __init__(self, host: SceneHost) -> None:
+        super().__init__(host)
         self._group: viser.FrameHandle | None = None
         self.title: str | None = None
         self.nodes: dict[str, ComparisonNodes] = {}
 
-    def show(
+    def legend(self, view: FrameView) -> str:
+        if not self.nodes:
+            return ""
+        swatches = "".join(
+            swatch(
+                display.comparison_color(name),
+                display.COMPARISON_PREFIX + display.VARIANT_LABELS[name],
+            )
+            for name in self.nodes
+        )
+        return f"<div><b>B</b>, the run compared (lighter, thinner)<br>{swatches}</div>"
+
+    def state(self, view: FrameView) -> ComparisonState:
+        return ComparisonState(self.title, tuple(self.nodes), self.visible, self.visible_nodes())
+
+    def compare(self, title: str, cameras: Mapping[str, Cameras]) -> None:
+        """Lay a second run's cameras over the shown result's, replacing any earlier one
+        (takes the scene's lock).
+
+        Args:
+            title: names the second run (ComparisonState.title).
+            cameras: variant -> (S,) cameras already in the shown result's world (see
+                `viewer.comparison.align_second_run`), S = the shown result's frames.
+
+        Raises:
+            DisplayError: nothing is shown, or the frame counts differ.
+        """
+        with self.host.lock, self.host.server.atomic():
+            clip = self.host.view().clip
+            if clip is None:
+                raise DisplayError("show a result before comparing another one with it")
+            self._draw(title, cameras, clip.recon.image_hw, clip.frustum_length)
+            self.host.redraw()
+
+    def set_visible(self, visible: bool) -> None:
+        """Show or hide the second run's cameras (nothing is re-sent)."""
+        with self.host.lock, self.host.server.atomic():
+            if self._group is not None:
+                self._group.visible = bool(visible)
+
+    def clear(self) -> None:
+        """Remove the second run's cameras; the shown result stays."""
+        with self.host.lock, self.host.server.atomic():
+            self.remove()
+            self.host.redraw()
+
+    def _draw(
         self,
         title: str,
         cameras: Mapping[str, Cameras],
         image_hw: tuple[int, int],
         frustum_length: float,
-        num_frames: int,
     ) -> None:
         """Replace the comparison with these cameras (variant -> cameras in the scene's world).
 
         Raises:
-            DisplayError: a variant's frame count is not the shown result's `num_frames`.
+            DisplayError: a variant's frame count is not the shown result's.
         """
+        num_frames = self.host.view().num_frames
         for variant, variant_cameras in cameras.items():
             if len(variant_cameras.extrinsics) != num_frames:
                 raise DisplayError(
                     f"the second run's {variant} cameras have "
                     f"{len(variant_cameras.extrinsics)} frames, the shown result {num_frames}"
                 )
-        self.remove_all()
-        scene = self._server.scene
+        self.remove()
+        scene = self.host.server.scene
         self._group = scene.add_frame("/compare", show_axes=False)
         self.title = title
         height, width = image_hw
@@ -109,11 +175,6 @@ class ComparisonLayer:
                 nodes.labelled = True
             self.nodes[variant] = nodes
 
-    def set_visible(self, visible: bool) -> None:
-        """Show or hide the whole comparison (nothing is re-sent)."""
-        if self._group is not None:
-            self._group.visible = bool(visible)
-
     @property
     def visible(self) -> bool:
         """Whether a comparison is in the scene and shown."""
@@ -125,7 +186,7 @@ class ComparisonLayer:
             return ()
         return tuple(sorted(h.name for nodes in self.nodes.values() for h in nodes.frusta))
 
-    def remove_all(self) -> None:
+    def remove(self) -> None:
         """Remove the comparison's nodes."""
         if self._group is not None:
             self._group.remove()

@@ -10,7 +10,7 @@ m lies in (-0.5, 0.5); `result.mask` reads it as "how dynamic" and draws the ove
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from page4d_viewer.result.points import (  # noqa: F401
 from page4d_viewer.settings import DEFAULT_COLORMAP  # noqa: F401
 
 DisplayMode = Literal["current", "trail", "all", "split"]
-DISPLAY_MODES: tuple[str, ...] = ("current", "trail", "all", "split")
+DISPLAY_MODES: tuple[DisplayMode, ...] = get_args(DisplayMode)
 
 VARIANT_LABELS: dict[str, str] = {
     "masked": "masked",

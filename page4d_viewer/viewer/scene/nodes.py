@@ -22,12 +22,12 @@ from page4d_viewer import geometry
 from page4d_viewer.result import points
 from page4d_viewer.result.points import point_footprint
 from page4d_viewer.viewer.scene import display
+from page4d_viewer.viewer.scene.display import PointSource
 
 if TYPE_CHECKING:
     import viser
 
     from page4d_viewer.result.reconstruction import Cameras, Reconstruction
-    from page4d_viewer.viewer.scene.state import DisplaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ShownClip:
     """The Reconstruction being shown, plus what the point sends derive from it."""
 
     recon: Reconstruction
-    source: str  # one of display.POINT_SOURCES
+    source: PointSource
     cameras: dict[str, Cameras]  # ground truth already aligned onto "masked"
     rows: np.ndarray  # (H',) pixel rows kept
     cols: np.ndarray  # (W',) pixel columns kept
@@ -93,11 +93,11 @@ class ShownClip:
         return self.probability is not None
 
 
-def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
+def prepare_clip(recon: Reconstruction, source: PointSource, stride: int) -> ShownClip:
     """Everything the per-frame sends of one point source and stride share (computed once
     per show, and once per source or stride first shown)."""
     height, width = recon.image_hw
-    rows, cols = display.pixel_grid(height, width, settings.downsample)
+    rows, cols = display.pixel_grid(height, width, stride)
     probability = None
     patch_grid = (1, 1)
     if recon.mask_score is not None:
@@ -112,7 +112,7 @@ def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
     depth = depth[np.isfinite(depth) & (depth > 0)]
     return ShownClip(
         recon=recon,
-        source=settings.source,
+        source=source,
         cameras=cameras,
         rows=rows,
         cols=cols,
@@ -120,7 +120,7 @@ def prepare_clip(recon: Reconstruction, settings: DisplaySettings) -> ShownClip:
         mask_top=display.mask_scale(recon.mask_score),
         patch_rows=display.patch_index(rows, height, patch_grid[0]),
         patch_cols=display.patch_index(cols, width, patch_grid[1]),
-        confidence_edges=points.confidence_edges(points.source_confidence(recon, settings.source)),
+        confidence_edges=points.confidence_edges(points.source_confidence(recon, source)),
         frustum_length=display.frustum_length(centres, depth),
         scene_depth=float(np.median(depth)) if depth.size else 1.0,
     )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from page4d_viewer.viewer.scene.state import DEFAULT_FPS
+from page4d_viewer.viewer.scene.controls import DEFAULT_FPS
 
 logger = logging.getLogger(__name__)
 

@@ -12,27 +12,32 @@ track is on the current frame.
 Nodes: `/tracks` holds `/tracks/recent` and `/tracks/older` (line segments) and
 `/tracks/heads` (a point cloud). The paths are lifted once per point source and kept; a frame
 change only sends these three nodes' new points and colours (a few kB for hundreds of tracks).
-`TrackLayer` holds no lock: `SceneView` calls it holding its own, inside `server.atomic()`.
+The Tracks folder of the sidebar sets `TrackSettings`; the panel adds tracks to the shown
+result with `TrackLayer.update`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import lift, moving_tracks, track_colors
 from page4d_viewer.settings import DEFAULT_TRACK_TRAIL, DEFAULT_TRACKS_SHOWN, MAX_TRACKS
+from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
+from page4d_viewer.viewer.scene.legend import swatch
+from page4d_viewer.viewer.scene.nodes import ShownClip
 
 if TYPE_CHECKING:
     import viser
 
     from page4d_viewer.result.reconstruction import Reconstruction
 
-TRACK_CHOICES: tuple[str, ...] = ("both", "moving", "static")
+TrackChoice = Literal["both", "moving", "static"]
 """Which tracks are drawn: all, those seeded where the mask says moving, or the others."""
+TRACK_CHOICES: tuple[TrackChoice, ...] = get_args(TrackChoice)
 MAX_TRACKS_SHOWN = MAX_TRACKS  # as many as one request may track
 MAX_TRACK_TRAIL = 256
 BACKGROUND = np.array([255.0, 255.0, 255.0])  # Viser's default background, white
@@ -59,7 +64,7 @@ class TrackSettings:
     visible: bool = True
     max_count: int = DEFAULT_TRACKS_SHOWN
     trail: int = DEFAULT_TRACK_TRAIL
-    which: str = "both"
+    which: TrackChoice = "both"
     truth: bool = True
 
     def check(self) -> None:
@@ -209,15 +214,33 @@ def track_segments(
     )
 
 
-class TrackLayer:
+@dataclass
+class TrackControls:
+    """The Tracks folder: the point tracks' settings (`TrackSettings`)."""
+
+    visible: viser.GuiCheckboxHandle
+    max_count: viser.GuiSliderHandle[int]
+    trail: viser.GuiSliderHandle[int]
+    which: viser.GuiDropdownHandle[str]
+    truth: viser.GuiCheckboxHandle
+
+    def handles(self) -> tuple[viser.GuiInputHandle[Any], ...]:
+        """Every control of the folder."""
+        return (self.visible, self.max_count, self.trail, self.which, self.truth)
+
+
+class TrackLayer(SceneLayer):
     """The tracks of the shown result: nodes `/tracks/{recent,older,heads}`.
 
     Args:
-        server: where the nodes go.
+        host: the scene.
     """
 
-    def __init__(self, server: viser.ViserServer) -> None:
-        self._server = server
+    name = "tracks"
+
+    def __init__(self, host: SceneHost) -> None:
+        super().__init__(host)
+        self.controls: TrackControls | None = None
         self.settings = TrackSettings()
         self._recon: Reconstruction | None = None
         self._paths: dict[str, np.ndarray] = {}  # point source -> (S, N, 3), lifted once
@@ -240,7 +263,108 @@ class TrackLayer:
         """Whether the result shown has ground-truth tracks."""
         return self._recon is not None and self._recon.gt_tracks is not None
 
-    def show(self, recon: Reconstruction | None) -> None:
+    # ------------------------------------------------------------------ the layer contract
+
+    def add_controls(self) -> None:
+        """The Tracks folder (disabled until a result with tracks is shown)."""
+        gui, defaults = self.host.server.gui, TrackSettings()
+        with gui.add_folder("Tracks"):
+            visible = gui.add_checkbox("Show tracks", defaults.visible, disabled=True)
+            max_count = gui.add_slider(
+                "Tracks shown (at most)", min=1, max=MAX_TRACKS_SHOWN, step=1,
+                initial_value=defaults.max_count, disabled=True,
+            )  # fmt: skip
+            trail = gui.add_slider(
+                "Track trail (frames)", min=1, max=MAX_TRACK_TRAIL, step=1,
+                initial_value=defaults.trail, disabled=True,
+            )  # fmt: skip
+            which = gui.add_dropdown(
+                "Which tracks", TRACK_CHOICES, initial_value=defaults.which, disabled=True
+            )
+            truth = gui.add_checkbox("Ground-truth tracks", defaults.truth, disabled=True)
+        controls = TrackControls(visible, max_count, trail, which, truth)
+        self.controls = controls
+
+        def apply() -> None:
+            self.set(
+                bool(visible.value), int(max_count.value), int(trail.value),
+                str(which.value), bool(truth.value),
+            )  # fmt: skip
+
+        for handle in controls.handles():
+            self.host.writer.bind(handle, apply, self._refresh_controls)
+
+    def show(self, clip: ShownClip, view: FrameView) -> None:
+        """Draw the tracks of the result shown (when it has some)."""
+        self.load(clip.recon)
+
+    def apply(self, view: FrameView) -> None:
+        """Redraw the tracks for the frame, point source and mask threshold (sends nothing
+        when none of them changed)."""
+        self.draw(view.frame, view.points.source, view.threshold, view.points.point_size)
+
+    def sync_controls(self, view: FrameView) -> None:
+        """Write the settings into the Tracks folder; disabled without tracks (and the
+        ground-truth toggle without ground-truth tracks)."""
+        controls, settings = self.controls, self.settings
+        if controls is None:
+            return
+        with self.host.writer.writing():
+            controls.visible.value = settings.visible
+            controls.max_count.value = settings.max_count
+            controls.trail.value = settings.trail
+            controls.which.value = settings.which
+            controls.truth.value = settings.truth
+            for handle in controls.handles():
+                handle.disabled = self.count == 0
+            controls.truth.disabled = not self.has_truth
+
+    def legend(self, view: FrameView) -> str:
+        if self.count == 0:
+            return ""
+        moving, static = track_colors(np.array([True, False]))
+        swatches = swatch(moving, "moving track") + swatch(static, "static track")
+        if self.has_truth:
+            swatches += swatch(TRUTH_COLOR, "ground truth")
+        return f"<div><b>Tracks</b> (warm: moving, cool: static)<br>{swatches}</div>"
+
+    # ------------------------------------------------------------------ setters (take the lock)
+
+    def set(
+        self,
+        visible: bool | None = None,
+        max_count: int | None = None,
+        trail: int | None = None,
+        which: str | None = None,
+        truth: bool | None = None,
+    ) -> None:
+        """Point tracks: drawn or not, at most `max_count`, each a trail of `trail` frames
+        ending at the current one, "moving", "static" or "both" (moving: seeded where the
+        mask's dynamic probability is at least its threshold), with their ground truth or
+        not. None keeps a setting. Only the tracks are redrawn."""
+        with self.host.lock, self.host.server.atomic():
+            self.configure(visible, max_count, trail, which, truth)
+            self.sync_controls(self.host.view())
+            self.host.redraw()
+
+    def update(self, recon: Reconstruction) -> None:
+        """Draw the tracks of `recon`, the shown result with tracks added (`add_tracks`): same
+        frames and geometry, so nothing but the tracks is sent again."""
+        with self.host.lock, self.host.server.atomic():
+            view = self.host.view()
+            if view.clip is None or recon.points.shape != view.clip.recon.points.shape:
+                raise DisplayError("tracks can only be added to the result on screen")
+            self.load(recon)
+            self.sync_controls(view)
+            self.host.redraw()
+
+    def _refresh_controls(self) -> None:
+        with self.host.lock:
+            self.sync_controls(self.host.view())
+
+    # ------------------------------------------------------------------ drawing
+
+    def load(self, recon: Reconstruction | None) -> None:
         """Draw the tracks of `recon` from the next `draw` on (None: none). The lifted paths
         are recomputed: call this also when tracks were added to the shown result."""
         self._recon = recon
@@ -262,7 +386,7 @@ class TrackLayer:
             current.visible if visible is None else bool(visible),
             current.max_count if max_count is None else int(max_count),
             current.trail if trail is None else int(trail),
-            current.which if which is None else str(which),
+            current.which if which is None else str(which),  # type: ignore[arg-type]  # checked
             current.truth if truth is None else bool(truth),
         )
         chosen.check()
@@ -320,7 +444,7 @@ class TrackLayer:
         """Put the segments and dots into the nodes: a property update of a node already
         there, a new node otherwise; an empty one is hidden (Viser draws no empty lines)."""
         if self._root is None:
-            self._root = self._server.scene.add_frame("/tracks", show_axes=False)
+            self._root = self.host.server.scene.add_frame("/tracks", show_axes=False)
         self._root.visible = True
         recent = segments.age < max(1, (trail + 1) // 2)
         for name, keep in (("recent", recent), ("older", ~recent)):
@@ -335,7 +459,7 @@ class TrackLayer:
                 handle.visible = False
             return
         if handle is None:
-            self._nodes[name] = self._server.scene.add_line_segments(
+            self._nodes[name] = self.host.server.scene.add_line_segments(
                 f"/tracks/{name}", points=points, colors=colors,
                 thickness=THICKNESS.get(name, TRUTH_THICKNESS), thickness_units="screen",
             )  # fmt: skip
@@ -350,7 +474,7 @@ class TrackLayer:
                 handle.visible = False
             return
         if handle is None:
-            self._nodes["heads"] = self._server.scene.add_point_cloud(
+            self._nodes["heads"] = self.host.server.scene.add_point_cloud(
                 "/tracks/heads", points=heads, colors=colors, point_size=size,
                 point_shape="circle", point_shading="flat",
             )  # fmt: skip
@@ -370,9 +494,9 @@ class TrackLayer:
             self._root.remove()
         self._root, self._nodes, self.segments = None, {}, None
         self.truth_segments = None
-        self.show(None)
+        self.load(None)
 
-    def state(self) -> TrackState:
+    def state(self, view: FrameView | None = None) -> TrackState:
         """A snapshot for `SceneState`."""
         segments = self.segments
         drawn = 0 if segments is None else len(np.unique(np.concatenate(
