@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import viser
 from websockets.exceptions import InvalidStatus
@@ -201,13 +201,6 @@ def test_new_sessions_start_on_the_start_up_result(
 TAB_A, TAB_B, TAB_C = "tab-aaaa-1111", "tab-bbbb-2222", "tab-cccc-3333"
 
 
-def _wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_tab_ids_are_checked_and_bad_ones_fall_back_to_the_page() -> None:
     assert valid_tab_id("0b6f1f2e-7c1d-4c9a-9b1e-2f6a3c4d5e6f") is not None
     assert valid_tab_id("abcdefgh") == "abcdefgh" and valid_tab_id("a" * 64) is not None
@@ -234,25 +227,75 @@ def test_a_reload_re_attaches_to_its_tabs_session(registry: SessionRegistry) -> 
     assert other is not first and other.session_id == "hash-3" and len(registry) == 2
 
 
+class _Clock:
+    """Monotonic seconds the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_detached_session_closes_after_its_grace_period(tmp_path: Path) -> None:
-    registry = _registry(tmp_path, grace_seconds=0.5)
+    clock = _Clock()
+    registry = _registry(tmp_path, grace_seconds=60.0, clock=clock)
     try:
         session = registry.attach("hash-1", TAB_A, None)
         registry.scene_connected(TAB_A)  # its page's scene is open
         registry.detach("hash-1")
-        assert registry.get(TAB_A) is session  # not at once: a reload may come back
+        clock.now += 59.0
+        assert registry.reap() == [] and registry.get(TAB_A) is session  # a reload may come
         registry.attach("hash-2", TAB_A, None)  # it does, within the grace period
-        time.sleep(1.0)
-        assert registry.get(TAB_A) is session  # the pending close was cancelled
+        clock.now += 120.0
+        assert registry.reap() == [] and registry.get(TAB_A) is session  # close cancelled
         registry.detach("hash-2")
         registry.detach("hash-2")  # twice (or unknown): nothing more
-        _wait_for(lambda: registry.get(TAB_A) is None)
-        assert len(registry) == 0
+        clock.now += 59.0
+        assert registry.reap() == []
+        clock.now += 2.0  # past the grace period, though its scene socket is still open
+        assert registry.reap() == [TAB_A] and registry.get(TAB_A) is None
+        assert len(registry) == 0 and session.closed
         with pytest.raises(SessionClosedError):
             registry.controller_for("hash-2")
         assert registry.attach("hash-3", TAB_A, None) is not session  # a fresh one
     finally:
         registry.close_all()
+
+
+def test_a_session_owns_its_helpers_and_closes_them_with_it(registry: SessionRegistry) -> None:
+    session = registry.attach("hash-1", TAB_A, None)
+    helpers = (session.comparer, session.inspector, session.track_seeder)
+    assert helpers == (session.comparer, session.inspector, session.track_seeder)  # one each
+    assert all(helper.controller is session.controller for helper in helpers)
+    other = registry.attach("hash-2", TAB_B, None)
+    assert other.inspector is not session.inspector  # per session
+    registry.close(TAB_A)
+    assert session.closed
+    for helper in ("comparer", "inspector", "track_seeder"):
+        with pytest.raises(SessionClosedError, match="reload the page"):
+            getattr(session, helper)  # a late event of the closed page
+    # A closed probe ignores the scene's clicks (its scene is stopped too).
+    helpers[1].scene_clicked(np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    assert helpers[1].probe_version == 0
+    session.close()  # twice: nothing more
+
+
+def test_a_single_session_registry_serves_every_page(tmp_path: Path) -> None:
+    controller = ViewerController(_Scene(), RunStore(tmp_path), DataRoots([tmp_path]))
+    registry = SessionRegistry.single(controller)
+    assert not registry.embeds_scenes and registry.backend is None
+    assert (registry.mask_opacity, registry.mask_threshold) == (0.5, 0.5)  # its scene's
+    session = registry.attach("hash-1", None)
+    assert registry.attach("hash-2", TAB_A, "alice") is session  # whatever the page
+    assert registry.session_for("") is session and registry.controller_for("x") is controller
+    assert session.inspector is registry.session_for("hash-9").inspector
+    registry.detach("hash-1")
+    registry.close("hash-2")  # a page going never closes it
+    assert registry.reap() == [] and registry.session_for("hash-1") is session
+    registry.close_all()
+    assert session.closed and controller._temp_root.is_dir()  # the controller is the caller's
+    controller.close()
 
 
 def test_no_grace_closes_at_once_and_two_pages_of_a_tab_keep_it(tmp_path: Path) -> None:

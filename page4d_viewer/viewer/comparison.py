@@ -239,6 +239,12 @@ class Comparer:
             self._second = None
             self.scene.clear_comparison()
 
+    def close(self) -> None:
+        """Let go of B (a whole second result) when the session ends; its scene goes with
+        the session, so nothing is sent to it."""
+        with self._lock:
+            self._second = None
+
     def pose_views(self, shown: Shown) -> PoseViews:
         """The panel's pose plots and metrics rows for the shown result, with B if compared."""
         second = self.current

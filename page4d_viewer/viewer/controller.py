@@ -93,6 +93,14 @@ class SceneSettings:
     mask_threshold: float
     mask_overlay: str = DEFAULT_MASK_OVERLAY
 
+    @classmethod
+    def of(cls, state: SceneState) -> SceneSettings:
+        """The settings part of a scene's state snapshot."""
+        return cls(
+            int(state.frame), float(state.mask_opacity), float(state.mask_threshold),
+            str(getattr(state, "mask_overlay", DEFAULT_MASK_OVERLAY)),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -165,9 +173,6 @@ class ViewerController:
         # Reopening a file skips decoding it again (in any session, when the app shares it).
         self.results = results if results is not None else ResultCache()
         self._temp_root = Path(tempfile.mkdtemp(prefix="page4d-viewer-"))
-        settings = self.scene_settings()
-        self.mask_opacity = settings.mask_opacity
-        self.mask_threshold = settings.mask_threshold
 
     # ------------------------------------------------------------------------------ state
 
@@ -185,10 +190,6 @@ class ViewerController:
     def can_run(self) -> bool:
         """Whether a model is available (False in `view` mode)."""
         return self.backend is not None
-
-    def controller_for(self, session: str) -> ViewerController:
-        """This controller, whatever the session (the panel's lookup, when there is one)."""
-        return self
 
     def close(self) -> None:
         """Remove the temporary export folders."""
@@ -371,19 +372,29 @@ class ViewerController:
         return int(self.scene.frame) if self._current is not None else 0
 
     def scene_settings(self) -> SceneSettings:
-        """The scene's frame and overlay settings, which its own controls may have moved.
+        """The scene's frame and overlay settings, read from the scene, which holds them.
 
-        The panel polls this to follow the Viser sidebar; the overlay settings are adopted
-        here so the panel's overlay picture matches the points.
+        The scene is their one home: its own controls (the Viser sidebar) move them as well
+        as the panel, so every reader (the panel's poll, the frame pictures, the downloads,
+        the tabs) asks here instead of keeping a copy that could fall behind.
         """
-        state = self.scene.state()
-        settings = SceneSettings(
-            int(state.frame), float(state.mask_opacity), float(state.mask_threshold),
-            str(getattr(state, "mask_overlay", DEFAULT_MASK_OVERLAY)),
-        )  # fmt: skip
-        self.mask_opacity, self.mask_threshold = settings.mask_opacity, settings.mask_threshold
-        self.mask_overlay = settings.mask_overlay
-        return settings
+        return SceneSettings.of(self.scene.state())
+
+    @property
+    def mask_opacity(self) -> float:
+        """The scene's mask overlay opacity in [0, 1] (`scene_settings`)."""
+        return self.scene_settings().mask_opacity
+
+    @property
+    def mask_threshold(self) -> float:
+        """The scene's dynamic-probability threshold in [0, 1], as it applies it
+        (`scene_settings`)."""
+        return self.scene_settings().mask_threshold
+
+    @property
+    def mask_overlay(self) -> str:
+        """How the scene draws the mask: "continuous" or "threshold" (`scene_settings`)."""
+        return self.scene_settings().mask_overlay
 
     def set_mask_overlay(
         self, opacity: float, threshold: float, overlay: str | None = None
@@ -399,16 +410,16 @@ class ViewerController:
                 self.scene.set_mask_overlay(float(opacity), float(threshold))
             else:
                 self.scene.set_mask_overlay(float(opacity), float(threshold), str(overlay))
-        self.scene_settings()  # adopt the values as applied (the threshold snaps to steps)
 
     def frame_images(self, frame: int) -> plots.FrameImages | None:
         """The overlay, depth and confidence pictures of a frame of the shown result."""
         shown = self._current
         if shown is None:
             return None
+        settings = self.scene_settings()
         return plots.frame_images(
-            shown.recon, frame, self.mask_opacity, self.mask_threshold,
-            min_width=plots.PANEL_IMAGE_WIDTH, overlay=self.mask_overlay, captions=True,
+            shown.recon, frame, settings.mask_opacity, settings.mask_threshold,
+            min_width=plots.PANEL_IMAGE_WIDTH, overlay=settings.mask_overlay, captions=True,
         )  # fmt: skip
 
     # ---------------------------------------------------------------------------- exports
@@ -427,14 +438,16 @@ class ViewerController:
         if shown.record is None:
             # An opened file may live anywhere; the copy sits where downloads are served from.
             result = downloads.download_copy(shown.result_file, shown.exports_dir)
+        state = self.scene.state()
+        settings = SceneSettings.of(state)
         return downloads.write_downloads(
             shown.recon,
             result,
             shown.exports_dir,
-            float(self.scene.state().confidence_percentile),
-            self.mask_opacity,
-            self.mask_threshold,
-            self.mask_overlay,
+            float(state.confidence_percentile),
+            settings.mask_opacity,
+            settings.mask_threshold,
+            settings.mask_overlay,
         )
 
     # ---------------------------------------------------------------------------- private

@@ -66,9 +66,16 @@ class Inspector:
         self.pixel: Pixel | None = None
         self.probe_version = 0
         self._probed_recon: Reconstruction | None = None
+        self._closed = False  # set by `close`: scene clicks are ignored from then on
         register = getattr(controller.scene, "on_scene_click", None)
         if register is not None:
             register(self.scene_clicked)
+
+    def close(self) -> None:
+        """The session ended: ignore scene clicks and let go of the probed result."""
+        with self._lock:
+            self._closed = True
+            self.pixel, self._probed_recon = None, None
 
     @property
     def scene(self) -> SceneView:
@@ -144,6 +151,8 @@ class Inspector:
 
     def scene_clicked(self, origin: np.ndarray, direction: np.ndarray) -> None:
         """A click in the Viser scene: probe the point nearest to the click ray."""
+        if self._closed:
+            return
         try:
             pixel = self.scene.pick_pixel(origin, direction)
         except DisplayError as error:

@@ -55,6 +55,7 @@ class TrackSeeder:
         self.message = ""
         self.version = 0
         self._worker: threading.Thread | None = None
+        self._closed = False  # set by `close`: scene clicks are ignored from then on
         self._track_heads: dict[str, bool] = {}  # checkpoint -> whether it has a track head
         register = getattr(controller.scene, "on_scene_click", None)
         if register is not None:
@@ -144,6 +145,8 @@ class TrackSeeder:
     def scene_clicked(self, origin: np.ndarray, direction: np.ndarray) -> None:
         """A click in the scene while seeding: track the point under it. The tracker runs in
         its own thread (seconds), so Viser's stays free; one click at a time."""
+        if self._closed:
+            return
         try:
             pixel = self.controller.scene.pick_pixel(origin, direction)  # type: ignore[attr-defined]
         except DisplayError as error:
@@ -153,6 +156,8 @@ class TrackSeeder:
             self._say("No point under that click: click on the points to track one.")
             return
         with self._lock:
+            if self._closed:
+                return
             if self._worker is not None and self._worker.is_alive():
                 busy = True
             else:
@@ -163,6 +168,13 @@ class TrackSeeder:
                 self._worker.start()
         if busy:
             self._say("Still tracking the previous click; click again when it is done.")
+
+    def close(self) -> None:
+        """The session ended: ignore scene clicks from now on. A click's tracking already
+        running finishes in its own thread (it holds the model lock, so it cannot be cut
+        short) and its outcome goes nowhere."""
+        with self._lock:
+            self._closed = True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a scene click's tracking to finish; False on timeout."""

@@ -22,7 +22,17 @@ ends, which such a script never opens. So a session is live while its scene webs
 (the proxy reports each one opening and closing) or a page attached to it holds its heartbeat
 open (the request guard reports those); one that has not been live for `grace_seconds` (never,
 since it opened, or not since its page went) is closed by `reap`, whatever route opened it.
-`reap` runs before each new session is admitted and from a background thread.
+`reap` runs before each new session is admitted and from a background thread; it also
+closes the sessions whose grace period ran out, so every wait here reads the registry's clock
+(injected by tests) and none sleeps on a timer.
+
+A session owns its per-tab helpers (`Session.comparer`, `Session.inspector`,
+`Session.track_seeder`): each is made on first use and closed with the session, whichever way
+it ends (`close`, `detach` past its grace period, `reap`, `close_all`).
+
+There is one panel mode: the panel always talks to a `SessionRegistry`. Tests and embeddings
+that drive one controller wrap it with `SessionRegistry.single(controller)`: every page then
+attaches to that one session, whatever its session hash (see `single`).
 """
 
 from __future__ import annotations
@@ -35,12 +45,19 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.settings import DEFAULT_MASK_OPACITY, DEFAULT_MASK_THRESHOLD
+from page4d_viewer.settings import (
+    DEFAULT_MASK_OPACITY,
+    DEFAULT_MASK_OVERLAY,
+    DEFAULT_MASK_THRESHOLD,
+)
+from page4d_viewer.viewer.comparison import Comparer
+from page4d_viewer.viewer.inspector import Inspector
+from page4d_viewer.viewer.track_seeding import TrackSeeder
 
 if TYPE_CHECKING:
     import viser
@@ -58,6 +75,8 @@ DEFAULT_GRACE_SECONDS = 60.0  # how long a tab's session outlives its page (a re
 REAP_INTERVAL_SECONDS = 5.0  # how often sessions without a live scene are looked for
 
 _TAB_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+SINGLE_SESSION_ID = "single"
+"""The id of the one session of `SessionRegistry.single`."""
 
 ControllerFactory = Callable[["SceneView", str], "ViewerController"]
 """make(scene, owner) -> the controller of a new session, with the app's shared parts."""
@@ -107,45 +126,157 @@ class SessionClosedError(Page4DError):
     """A page whose session was closed (or never opened) sent an event."""
 
 
-@dataclass
-class Session:
-    """One browser session's scene and state.
+CLOSED_MESSAGE = (
+    "this page's session is closed (too many tabs, or the app restarted): reload the page"
+)
 
-    Attributes:
+
+class Session:
+    """One browser tab's scene, result and helpers; closing it closes all of them.
+
+    The panel reaches a page's session with `SessionRegistry.session_for(session_hash)` and
+    then uses its parts directly:
+
+    - `controller`: the result on screen, the runs, the timeline (`ViewerController`);
+    - `scene`: its Viser scene (`SceneView`), which holds every display setting;
+    - `comparer`: the second run laid over the first (`Comparer`, the Compare tab);
+    - `inspector`: attention pictures and the probe (`Inspector`, "Inside the model");
+    - `track_seeder`: tracks seeded by clicks (`TrackSeeder`, the Tracks tab).
+
+    The helpers are made on first use (a tab never opened costs nothing) and closed by
+    `close`, which the registry calls when the session ends; after that, asking for one
+    raises `SessionClosedError`, which the panel shows as "reload the page".
+
+    Args:
         session_id: Its tab's id (the page's session hash when the page sent none); the
             scene's address and the runs' owner are made from it.
         user: The logged-in user who opened it (None without a password).
-        server: Its Viser server, on 127.0.0.1 only.
-        scene: The scene on that server.
-        controller: Its result, timeline and overlay settings.
+        controller: Its result, timeline and runs.
+        scene: The scene the controller drives.
+        server: Its own Viser server, on 127.0.0.1 only; None for a session that wraps a
+            controller someone else made (`SessionRegistry.single`), whose scene, server and
+            controller stay that caller's to close.
+
+    Attributes:
         client: Who holds it, for the per-client cap: the login, or the address without one.
         sockets: How many scene websockets are open to it now.
-        idle_since: Since when (the registry's clock) no scene websocket has been open.
+        idle_since: Since when (the registry's clock) it has not been live.
+        detached_since: Since when (the registry's clock) no page has been attached to it;
+            None while one is.
     """
 
-    session_id: str
-    user: str | None
-    server: viser.ViserServer
-    scene: SceneView
-    controller: ViewerController
-    client: str = ""
-    sockets: int = 0
-    idle_since: float = field(default=0.0)
+    def __init__(
+        self,
+        session_id: str,
+        user: str | None,
+        controller: ViewerController,
+        scene: SceneView,
+        server: viser.ViserServer | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.user = user
+        self.controller = controller
+        self.scene = scene
+        self.server = server
+        self.client = ""
+        self.sockets = 0
+        self.idle_since = 0.0
+        self.detached_since: float | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._comparer: Comparer | None = None
+        self._inspector: Inspector | None = None
+        self._track_seeder: TrackSeeder | None = None
 
     @property
     def port(self) -> int:
-        """The internal port of its Viser server."""
-        return int(self.server.get_port())
+        """The internal port of its Viser server (0 without one)."""
+        return 0 if self.server is None else int(self.server.get_port())
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` ran: its helpers are gone and its scene is stopped."""
+        return self._closed
+
+    @property
+    def comparer(self) -> Comparer:
+        """The comparison laid over its result (made on first use).
+
+        Raises:
+            SessionClosedError: the session is closed.
+        """
+        with self._lock:
+            self._check_open()
+            if self._comparer is None:
+                self._comparer = Comparer(self.controller, self.scene)
+            return self._comparer
+
+    @property
+    def inspector(self) -> Inspector:
+        """The "Inside the model" selection and probe (made on first use; from then on
+        clicks in the scene probe points).
+
+        Raises:
+            SessionClosedError: the session is closed.
+        """
+        with self._lock:
+            self._check_open()
+            if self._inspector is None:
+                self._inspector = Inspector(self.controller)
+            return self._inspector
+
+    @property
+    def track_seeder(self) -> TrackSeeder:
+        """Tracks seeded by clicks (made on first use).
+
+        Raises:
+            SessionClosedError: the session is closed.
+        """
+        with self._lock:
+            self._check_open()
+            if self._track_seeder is None:
+                self._track_seeder = TrackSeeder(self.controller)
+            return self._track_seeder
 
     def close(self) -> None:
-        """Stop its scene threads and server; remove its temporary downloads."""
+        """Close its helpers, then (when it owns them) its scene threads, its server and its
+        controller's temporary downloads. A second call does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            helpers = (self._track_seeder, self._inspector, self._comparer)
+            self._track_seeder = self._inspector = self._comparer = None
+        for helper in helpers:
+            if helper is not None:
+                helper.close()
+        if self.server is None:
+            return  # a wrapped controller: its maker closes it
         self.scene.close()
         self.server.stop()
         self.controller.close()
 
+    def _check_open(self) -> None:
+        """With the lock held: refuse a closed session's helpers."""
+        if self._closed:
+            raise SessionClosedError(CLOSED_MESSAGE)
+
 
 class SessionRegistry:
     """The open sessions, one per browser tab, attached to by each load of its page.
+
+    The panel's side, in one place:
+
+    - `attach(session_hash, tab_id, user, client)` when a page loads, `detach(session_hash)`
+      when it goes;
+    - `session_for(session_hash)` in every other event: the page's `Session` (its
+      `controller`, `scene`, `comparer`, `inspector`, `track_seeder`), or
+      `SessionClosedError`;
+    - `key_of(session_hash)`: the page's tab id, e.g. to key its runs' Cancel;
+    - `adopt_initial(controller)`: show the start-up result in a session still empty;
+    - `backend`, `data_roots`, `samples`, `mask_opacity`, `mask_threshold`,
+      `mask_overlay`: what the panel's layout needs before any page loads;
+    - `embeds_scenes`: whether each page gets its own scene to embed (False for `single`).
 
     Args:
         make_controller: Builds a session's controller around its scene.
@@ -157,9 +288,9 @@ class SessionRegistry:
         max_points: Point budget of each session's scene.
         grace_seconds: How long a session no page is attached to stays open (0: it closes at
             once), so a reloaded page finds it again; also how long one whose scene is not
-            connected (never, or no more) stays open (`reap`).
+            connected (never, or no more) stays open. Both are closed by `reap`.
         max_per_client: How many sessions one client may hold (default: half the slots).
-        clock: Seconds, monotonic; injected by tests.
+        clock: Seconds, monotonic; every wait here reads it (tests inject one they move).
     """
 
     def __init__(
@@ -168,7 +299,7 @@ class SessionRegistry:
         *,
         backend: ModelBackend | None,
         data_roots: DataRoots,
-        samples: dict,
+        samples: Mapping[str, Path],
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_points: int | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
@@ -193,14 +324,52 @@ class SessionRegistry:
         # The panel's sliders start at the scene's defaults; each page then loads its own.
         self.mask_opacity = DEFAULT_MASK_OPACITY
         self.mask_threshold = DEFAULT_MASK_THRESHOLD
+        self.mask_overlay = DEFAULT_MASK_OVERLAY
         self._sessions: dict[str, Session] = {}  # tab id -> session
         self._aliases: dict[str, str] = {}  # session hash of a loaded page -> its tab id
-        self._timers: dict[str, threading.Timer] = {}  # tab id -> its pending close
         self._lock = threading.Lock()
         self._initial: InitialResult | None = None
         self._reaper: threading.Thread | None = None
         self._stopped = threading.Event()
         self._heartbeats: dict[str, int] = {}  # session hash -> its open heartbeat requests
+        self._single: Session | None = None  # set by `single` only
+
+    @classmethod
+    def single(cls, controller: ViewerController) -> SessionRegistry:
+        """A registry of one session around `controller`, for tests and embeddings.
+
+        Every page attaches to that session, whatever its session hash (an empty one too,
+        as a test's `request=None` gives), and `session_for` always finds it, so the panel
+        has one code path. The session is never reaped nor closed by a page going;
+        `close_all` closes its helpers, and the controller and its scene stay the caller's
+        to close. The panel's defaults are read from the controller's scene.
+
+        Example::
+
+            registry = SessionRegistry.single(controller)
+            demo = build_panel(registry)
+            registry.session_for("").inspector  # the helpers of the one session
+        """
+        registry = cls(
+            _no_new_sessions,
+            backend=controller.backend,
+            data_roots=controller.data_roots,
+            samples=controller.samples,
+        )
+        scene = cast("SceneView", controller.scene)  # a stand-in's in tests: only what it has
+        registry._single = Session(SINGLE_SESSION_ID, None, controller, scene)
+        registry._sessions[SINGLE_SESSION_ID] = registry._single
+        settings = controller.scene_settings()
+        registry.mask_opacity = settings.mask_opacity
+        registry.mask_threshold = settings.mask_threshold
+        registry.mask_overlay = settings.mask_overlay
+        return registry
+
+    @property
+    def embeds_scenes(self) -> bool:
+        """Whether each session has its own Viser server for the page to embed (False for a
+        `single` registry, whose controller's scene is the caller's)."""
+        return self._single is None
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -226,6 +395,8 @@ class SessionRegistry:
                 are this client's.
             SessionClosedError: the tab's session belongs to another user, or no id at all.
         """
+        if self._single is not None:
+            return self._single
         if not session_hash:
             raise SessionClosedError("this page has no session: reload it")
         key = valid_tab_id(tab_id) or session_hash
@@ -244,9 +415,7 @@ class SessionRegistry:
                 raise SessionClosedError(
                     "this tab's session belongs to another user: open the app in a new tab"
                 )
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
+            session.detached_since = None
             previous = self._aliases.get(session_hash)
             self._aliases[session_hash] = key
             if previous is not None and previous != key:
@@ -297,9 +466,13 @@ class SessionRegistry:
                 session.idle_since = self.clock()
 
     def reap(self) -> list[str]:
-        """Close every session that has not been live for `grace_seconds`: no scene
-        websocket and no attached page's heartbeat open, never since it opened or not since
-        the last one closed.
+        """Close every session whose time is up, by the registry's clock:
+
+        - one no page has been attached to for `grace_seconds` (`detach`), even if a scene
+          websocket is still open to it;
+        - one that has not been live for `grace_seconds`: no scene websocket and no
+          attached page's heartbeat open, never since it opened or not since the last one
+          closed.
 
         Returns:
             The ids of the sessions closed.
@@ -309,7 +482,12 @@ class SessionRegistry:
             live = {tab for alias, tab in self._aliases.items() if alias in self._heartbeats}
             stale = []
             for key, session in self._sessions.items():
-                if session.sockets > 0 or key in live:
+                if session is self._single:
+                    continue
+                detached = session.detached_since
+                if detached is not None and now - detached > self.grace_seconds:
+                    stale.append(key)
+                elif session.sockets > 0 or key in live:
                     session.idle_since = now
                 elif now - session.idle_since > self.grace_seconds:
                     stale.append(key)
@@ -336,17 +514,22 @@ class SessionRegistry:
 
     def detach(self, session_hash: str) -> None:
         """A page went: forget its hash; its tab's session closes after the grace period
-        unless another page of the tab is attached, or attaches before then."""
+        (at the next `reap`) unless another page of the tab is attached, or attaches before
+        then."""
         with self._lock:
             key = self._aliases.pop(session_hash, None)
             closing = self._release(key) if key is not None else []
         self._dispose(closing)
 
     def close(self, session_id: str) -> None:
-        """Close a session at once (by tab id or session hash); unknown ids are ignored."""
+        """Close a session at once (by tab id or session hash); unknown ids are ignored, and
+        so is the one session of a `single` registry (`close_all` closes it)."""
         with self._lock:
             key = session_id if session_id in self._sessions else self._aliases.get(session_id)
-            closing = [self._sessions.pop(key)] if key in self._sessions else []
+            session = self._sessions.get(key) if key is not None else None
+            if session is None or session is self._single:
+                return
+            closing = [self._sessions.pop(session.session_id)]
             self._forget(key)
         self._dispose(closing)
 
@@ -357,9 +540,6 @@ class SessionRegistry:
             sessions = list(self._sessions.values())
             self._sessions.clear()
             self._aliases.clear()
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
         self._dispose(sessions)
 
     def __len__(self) -> int:
@@ -372,27 +552,37 @@ class SessionRegistry:
         return self._sessions.get(session_id)
 
     def key_of(self, session_hash: str) -> str:
-        """The tab id a page's session hash is attached to ("" if none)."""
+        """The tab id a page's session hash is attached to ("" if none, and for every page
+        of a `single` registry)."""
         return self._aliases.get(session_hash, "")
 
-    def controller_for(self, session_hash: str) -> ViewerController:
-        """The controller of the session a page is attached to (the panel's callbacks).
+    def session_for(self, session_hash: str) -> Session:
+        """The session a page is attached to (the panel's callbacks): the one session of a
+        `single` registry, whatever the hash.
 
         Raises:
             SessionClosedError: the page is attached to no open session.
         """
+        if self._single is not None:
+            return self._single
         session = self._sessions.get(self._aliases.get(session_hash, ""))
         if session is None:
-            raise SessionClosedError(
-                "this page's session is closed (too many tabs, or the app restarted): "
-                "reload the page"
-            )
-        return session.controller
+            raise SessionClosedError(CLOSED_MESSAGE)
+        return session
+
+    def controller_for(self, session_hash: str) -> ViewerController:
+        """The controller of the session a page is attached to: `session_for(...).controller`.
+
+        Raises:
+            SessionClosedError: the page is attached to no open session.
+        """
+        return self.session_for(session_hash).controller
 
     def upstream(self, session_id: str, user: str | None) -> int | None:
-        """The internal Viser port of a session, if it is open and `user` opened it."""
+        """The internal Viser port of a session, if it is open, has a server and `user`
+        opened it."""
         session = self._sessions.get(session_id)
-        if session is None or session.user != user:
+        if session is None or session.server is None or session.user != user:
             return None
         return session.port
 
@@ -445,29 +635,14 @@ class SessionRegistry:
 
     def _release(self, key: str) -> list[Session]:
         """With the lock held: a tab lost a page. The sessions to close now (none when a page
-        is still attached, or the grace period starts instead)."""
-        if key in self._aliases.values() or key not in self._sessions:
+        is still attached, or when its grace period starts instead)."""
+        session = self._sessions.get(key)
+        if session is None or key in self._aliases.values():
             return []
         if self.grace_seconds <= 0:
             return [self._sessions.pop(key)]
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        timer = threading.Timer(self.grace_seconds, self._expire, (key,))
-        timer.daemon = True
-        timer.args = (key, timer)
-        self._timers[key] = timer
-        timer.start()
+        session.detached_since = self.clock()
         return []
-
-    def _expire(self, key: str, timer: threading.Timer) -> None:
-        """The grace period of a detached session ran out: close it, unless re-attached."""
-        with self._lock:
-            if self._timers.get(key) is not timer or key in self._aliases.values():
-                return
-            del self._timers[key]
-            closing = [self._sessions.pop(key)] if key in self._sessions else []
-        self._dispose(closing, " after its grace period")
 
     def _dispose(self, closing: list[Session], why: str = "") -> None:
         """Close these sessions (emptying the list, so nothing holds them) and give their
@@ -482,17 +657,14 @@ class SessionRegistry:
         return_memory()
 
     def _forget(self, key: str | None) -> None:
-        """With the lock held: drop a closed session's aliases and pending close."""
+        """With the lock held: drop a closed session's aliases."""
         if key is None:
             return
         for alias in [alias for alias, tab in self._aliases.items() if tab == key]:
             del self._aliases[alias]
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
 
     def _new_session(self, session_id: str, user: str | None) -> Session:
-        import viser
+        import viser  # the Viser server starts threads: only when a session opens
 
         from page4d_viewer.viewer.scene import SceneView
 
@@ -505,4 +677,9 @@ class SessionRegistry:
             server.stop()
             raise
         logger.info("opened session %.8s (%d open)", session_id, len(self._sessions) + 1)
-        return Session(session_id, user, server, scene, controller)
+        return Session(session_id, user, controller, scene, server)
+
+
+def _no_new_sessions(scene: SceneView, owner: str) -> ViewerController:
+    """The controller factory of a `single` registry: it never opens another session."""
+    raise SessionLimitError("this panel has one session")
