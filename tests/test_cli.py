@@ -206,7 +206,8 @@ def test_infer_with_a_checkpoint(
     assert recon.metadata.checkpoint_hash.startswith("sha256:")
     assert recon.metadata.timings["read"] > 0
     assert recon.variants == ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
-    assert recon.metadata.extra["geometric_poses"]["source"] == "track_head"  # tiny has one
+    poses = recon.metadata.geometric_poses
+    assert poses is not None and poses.source == "track_head"  # tiny has one
 
 
 @pytest.mark.slow

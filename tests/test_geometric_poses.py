@@ -16,7 +16,7 @@ from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.inference import geometric_poses, matching
 from page4d_viewer.model.pose_solver import Matches, keyframe_pairs
 from page4d_viewer.result.cameras import GEOMETRY_MASKED, GEOMETRY_UNMASKED
-from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.result.reconstruction import GeometricPosesRecord, Reconstruction
 from page4d_viewer.sources.synthetic import ground_truth_matches, make_clip, track_ground_truth
 from page4d_viewer.training.losses import static_fraction_per_patch
 
@@ -105,10 +105,9 @@ def test_frames_that_do_not_move_give_still_cameras():
     poses = geometric_poses.solve_geometric_poses(
         np.full((3, 28, 42), 2.0), np.full((3, 28, 42), 2.0), intrinsics, None, matches
     )
-    assert poses.record() == {
-        "source": "optical_flow",
-        "unsolved": {GEOMETRY_UNMASKED: [], GEOMETRY_MASKED: []},
-    }
+    assert poses.record() == GeometricPosesRecord(
+        "optical_flow", {GEOMETRY_UNMASKED: [], GEOMETRY_MASKED: []}
+    )
     still = np.tile(np.eye(3, 4), (3, 1, 1))
     np.testing.assert_allclose(poses.cameras[GEOMETRY_MASKED].extrinsics, still, atol=1e-6)
 
@@ -155,7 +154,8 @@ def test_a_run_on_the_bundled_sample_has_geometric_cameras_that_follow_the_truth
 
     model, info = load_default_model()
     recon = predict(str(SAMPLES / "orbit_movers"), model, checkpoint_info=info)
-    assert recon.metadata.extra["geometric_poses"]["source"] == "optical_flow"
+    assert recon.metadata.geometric_poses is not None
+    assert recon.metadata.geometric_poses.source == "optical_flow"
     assert "geometry" in recon.metadata.timings
     truth = recon.cameras["ground_truth"].extrinsics
     length = path_length(truth)
@@ -173,7 +173,7 @@ def test_a_run_on_the_bundled_sample_has_geometric_cameras_that_follow_the_truth
         np.testing.assert_allclose(
             loaded.cameras[name].extrinsics, recon.cameras[name].extrinsics, atol=1e-12
         )
-    assert loaded.metadata.extra["geometric_poses"] == recon.metadata.extra["geometric_poses"]
+    assert loaded.metadata.geometric_poses == recon.metadata.geometric_poses
 
 
 def test_a_result_without_geometric_cameras_still_loads(make_reconstruction, tmp_path):

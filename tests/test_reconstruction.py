@@ -14,6 +14,7 @@ from page4d_viewer.errors import Page4DError, ResultFileError
 from page4d_viewer.result.reconstruction import (
     FORMAT_VERSION,
     Cameras,
+    GeometricPosesRecord,
     Metadata,
     Reconstruction,
 )
@@ -233,6 +234,40 @@ def test_metadata_keeps_unknown_keys() -> None:
     metadata = Metadata.from_dict(data)
     assert metadata.source == "x"
     assert metadata.extra == {"from_the_future": 1}
+
+
+def test_metadata_records_keep_their_place_in_the_file_and_their_type() -> None:
+    poses = GeometricPosesRecord("optical_flow", {"geometry_masked": [2]})
+    metadata = Metadata(
+        clip_notes=["1 unreadable image skipped"],
+        ground_truth="/data/scene",
+        geometric_poses=poses,
+        extra={"from_the_future": 1},
+    )
+    data = json.loads(json.dumps(metadata.to_dict()))
+    assert data["extra"] == {
+        "from_the_future": 1,
+        "clip_notes": ["1 unreadable image skipped"],
+        "ground_truth": "/data/scene",
+        "geometric_poses": {"source": "optical_flow", "unsolved": {"geometry_masked": [2]}},
+    }
+    assert Metadata.from_dict(data) == metadata
+    assert Metadata.from_dict(Metadata().to_dict()).geometric_poses is None
+
+
+def test_a_bad_geometric_poses_record_is_one_error(make_reconstruction, tmp_path: Path) -> None:
+    recon = make_reconstruction()
+    recon.metadata.geometric_poses = GeometricPosesRecord("track_head", {"geometry_masked": [1]})
+    path = recon.save(tmp_path / "r.npz")
+    assert Reconstruction.load(path).metadata.geometric_poses == recon.metadata.geometric_poses
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    metadata = json.loads(str(arrays["metadata_json"]))
+    metadata["extra"]["geometric_poses"]["unsolved"] = {"geometry_masked": ["one"]}
+    arrays["metadata_json"] = np.asarray(json.dumps(metadata))
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(ResultFileError, match="extra.geometric_poses"):
+        Reconstruction.load(path)
 
 
 def test_with_ground_truth_moves_world_to_first_camera(make_reconstruction) -> None:

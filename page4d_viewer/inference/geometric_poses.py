@@ -25,6 +25,7 @@ from page4d_viewer.inference import matching
 from page4d_viewer.model.pose_solver import Matches, keyframe_pairs, solve_poses
 from page4d_viewer.result.cameras import GEOMETRY_MASKED, GEOMETRY_UNMASKED, Cameras
 from page4d_viewer.result.mask import dynamic_probability, upsample_mask
+from page4d_viewer.result.reconstruction import GeometricPosesRecord
 
 if TYPE_CHECKING:
     from page4d_viewer.model.match_head import MatchFeatures
@@ -48,9 +49,9 @@ class GeometricPoses:
     source: str
     unsolved: dict[str, list[int]] = field(default_factory=dict)
 
-    def record(self) -> dict[str, object]:
-        """What a Reconstruction's metadata keeps about them (JSON values)."""
-        return {"source": self.source, "unsolved": self.unsolved}
+    def record(self) -> GeometricPosesRecord:
+        """What a Reconstruction's metadata keeps about them."""
+        return GeometricPosesRecord(self.source, {k: list(v) for k, v in self.unsolved.items()})
 
 
 def confidence_weight(depth_conf: np.ndarray) -> np.ndarray:

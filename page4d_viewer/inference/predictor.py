@@ -152,7 +152,7 @@ def predict(
     the model has no mask head, or the strength is 0, a single pass fills both variants.
     The "geometry_masked" and "geometry_unmasked" cameras are solved from the masked run's
     depth and pixel matches, with and without the mask's keep probability as weights
-    (``inference/geometric_poses.py``; the match source is in ``metadata.extra``).
+    (``inference/geometric_poses.py``; the match source is in ``metadata.geometric_poses``).
 
     Args:
         clip_or_source: a loaded Clip, or a source for ``load_clip`` (video, images, ...).
@@ -249,7 +249,7 @@ def _with_geometric_poses(
         recon.depth, recon.depth_conf, recon.cameras[MASKED].intrinsics, recon.mask_score, matches
     )
     recon = dataclasses.replace(recon, cameras={**recon.cameras, **poses.cameras})
-    recon.metadata.extra["geometric_poses"] = poses.record()
+    recon.metadata.geometric_poses = poses.record()
     timings["geometry"] = time.perf_counter() - started
     report.stage("geometry", 1.0, f"poses solved from {matches.source.replace('_', ' ')}")
     return recon
@@ -301,7 +301,7 @@ def _metadata(
         timings=timings,
         device=run.device,
         precision=run.precision,
-        extra={"clip_notes": list(getattr(clip, "notes", []))},
+        clip_notes=[str(note) for note in getattr(clip, "notes", [])],
     )
 
 
@@ -452,7 +452,7 @@ def _attach_ground_truth(
     recon = recon.with_ground_truth(
         truth.extrinsics, truth.intrinsics, truth.depth, truth.dynamic_mask
     )
-    recon.metadata.extra["ground_truth"] = str(path)
+    recon.metadata.ground_truth = str(path)
     return recon
 
 

@@ -137,7 +137,7 @@ def with_ground_truth_tracks(recon: Reconstruction) -> Reconstruction:
     source, or when the scene cannot be read (logged). In a confined run (the app) the folder
     is checked against the data roots before anything in it is read.
     """
-    folder = scene_folder(recon.metadata.extra.get("ground_truth"))
+    folder = scene_folder(recon.metadata.ground_truth)
     if recon.tracks is None or folder is None:
         return dataclasses.replace(recon, gt_tracks=None)
     try:

@@ -10,6 +10,7 @@ final name.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as _dt
 import functools
@@ -68,6 +69,35 @@ class Preprocessing:
     mapping: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GeometricPosesRecord:
+    """How a run's geometric camera variants were solved (``inference/geometric_poses.py``).
+
+    Attributes:
+        source: the match source: "match_head", "track_head" or "optical_flow".
+        unsolved: variant ("geometry_masked", "geometry_unmasked") -> frame positions that had
+            too few matches and kept the pose of the frame before them.
+    """
+
+    source: str
+    unsolved: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (the file's ``extra.geometric_poses``)."""
+        return {"source": self.source, "unsolved": {k: list(v) for k, v in self.unsolved.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GeometricPosesRecord:
+        """Inverse of :meth:`to_dict` (checked by ``result/validate.py`` when read)."""
+        unsolved = data.get("unsolved", {}) or {}
+        return cls(str(data["source"]), {str(k): [int(i) for i in v] for k, v in unsolved.items()})
+
+
+_EXTRA_RECORDS = ("clip_notes", "ground_truth", "batch_clip", "geometric_poses")
+"""The Metadata fields a result file keeps in its metadata's ``extra`` object (where the
+first writers put them, so older readers still find them)."""
+
+
 @dataclass
 class Metadata:
     """Where a Reconstruction came from and what it cost.
@@ -87,7 +117,15 @@ class Metadata:
         precision: "float32", "bfloat16" or "float16".
         created_at: ISO 8601 UTC time of the run.
         package_version: page4d_viewer version that produced it.
-        extra: anything else worth keeping (JSON values); unknown keys of newer writers land here.
+        clip_notes: one-line notes of the clip loader (e.g. skipped unreadable frames).
+        ground_truth: path of the ground truth attached to the run, or "" for none.
+        batch_clip: name of the batch clip the run was made for, or "" outside a batch run.
+        geometric_poses: how the geometric camera variants were solved, or None without them.
+        extra: keys this version does not know (JSON values, e.g. from a newer writer), kept so
+            that saving writes them back.
+
+    In the file, ``clip_notes``, ``ground_truth``, ``batch_clip`` and ``geometric_poses`` live
+    in the metadata's ``extra`` object next to the unknown keys (their place since version 1).
     """
 
     checkpoint_name: str = ""
@@ -106,17 +144,33 @@ class Metadata:
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     )
     package_version: str = __version__
+    clip_notes: list[str] = field(default_factory=list)
+    ground_truth: str = ""
+    batch_clip: str = ""
+    geometric_poses: GeometricPosesRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """Plain JSON-ready dict, in the file's layout (see the class docstring)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["preprocessing"] = dataclasses.asdict(self.preprocessing)
+        records = {name: data.pop(name) for name in _EXTRA_RECORDS}
+        records["clip_notes"] = list(self.clip_notes)
+        if self.geometric_poses is None:
+            del records["geometric_poses"]
+        else:
+            records["geometric_poses"] = self.geometric_poses.to_dict()
+        for name in ("ground_truth", "batch_clip"):
+            if not records[name]:
+                del records[name]
+        data["extra"] = {**self.extra, **records}
+        return copy.deepcopy(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Metadata:
         """Inverse of :meth:`to_dict`; unknown keys are kept in ``extra``."""
         data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - set(_EXTRA_RECORDS)
         extra = dict(data.pop("extra", {}) or {})
         extra.update({key: data.pop(key) for key in list(data) if key not in known})
         preprocessing = data.pop("preprocessing", None) or {}
@@ -124,7 +178,16 @@ class Metadata:
         preprocessing = Preprocessing(
             **{key: value for key, value in preprocessing.items() if key in preprocessing_known}
         )
-        return cls(**data, preprocessing=preprocessing, extra=extra)
+        poses = extra.pop("geometric_poses", None)
+        return cls(
+            **data,
+            preprocessing=preprocessing,
+            clip_notes=[str(note) for note in extra.pop("clip_notes", []) or []],
+            ground_truth=str(extra.pop("ground_truth", "") or ""),
+            batch_clip=str(extra.pop("batch_clip", "") or ""),
+            geometric_poses=None if poses is None else GeometricPosesRecord.from_dict(poses),
+            extra=extra,
+        )
 
 
 @dataclass

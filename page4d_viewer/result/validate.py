@@ -244,10 +244,36 @@ def check_metadata(data: Any, frames: int, path: Path) -> dict[str, Any]:
     extra = data.get("extra", {})
     if not isinstance(extra, dict):
         raise bad("extra", "an object")
+    _check_extra_records(extra, path)
+    return data
+
+
+def _check_extra_records(extra: dict[str, Any], path: Path) -> None:
+    """The typed records a file keeps in its metadata's ``extra`` (see ``Metadata``)."""
+
+    def bad(name: str, expected: str) -> ResultFileError:
+        return ResultFileError(f"{path}: metadata extra.{name} must be {expected}")
+
     notes = extra.get("clip_notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
-        raise ResultFileError(f"{path}: metadata extra.clip_notes must be a list of text")
-    return data
+        raise bad("clip_notes", "a list of text")
+    for name in ("ground_truth", "batch_clip"):
+        if not isinstance(extra.get(name, ""), str):
+            raise bad(name, "text")
+    poses = extra.get("geometric_poses")
+    if poses is None:
+        return
+    unsolved = poses.get("unsolved", {}) if isinstance(poses, dict) else None
+    if (
+        not isinstance(poses, dict)
+        or not isinstance(poses.get("source"), str)
+        or not isinstance(unsolved, dict)
+        or not all(
+            isinstance(frames, list) and _list_of(frames, int, len(frames))
+            for frames in unsolved.values()
+        )
+    ):
+        raise bad("geometric_poses", "an object with a text source and lists of frames")
 
 
 def _check_preprocessing(value: Any, bad: Any) -> None:

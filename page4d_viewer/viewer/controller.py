@@ -469,7 +469,7 @@ class ViewerController:
             self.scene.show(recon)
         with self._state_lock:
             self._version += 1
-            notes = tuple(str(note) for note in recon.metadata.extra.get("clip_notes", []))
+            notes = tuple(recon.metadata.clip_notes)
             shown = Shown(recon, title, self._version, record, result_file, exports_dir, notes)
             self._current = shown
         if progress is not None:
