@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import running_app
+
+from page4d_viewer.viewer.scene.cameras import HeadCameraLayer
+from page4d_viewer.viewer.scene.geometric_cameras import GeometricCameraLayer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,27 +26,22 @@ TIMEOUT_MS = 180_000
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
-    config = AppConfig(
-        port=free_port(),
+    with running_app(
+        PredictorBackend(),
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[SAMPLE.parent],
         clip=str(SAMPLE),
         max_points=60_000,
-    )
-    running = ViewerApp(config, PredictorBackend())
-    running.start()
-    yield running
-    running.close()
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def page(app, panel_page) -> Iterator:
-    with panel_page(app.url, height=1200, timeout_ms=TIMEOUT_MS) as opened:
-        opened.locator("#status").wait_for()
+    with panel_page(app.url, 1200, TIMEOUT_MS, ready="#status") as opened:
         opened.wait_for_function(
             "() => document.querySelector('#status').innerText.includes('orbit_movers')"
         )
@@ -53,12 +52,14 @@ def test_geometric_frusta_of_distant_frames_are_apart(page_session, app, page) -
     session = page_session(app, page)
     assert session.scene.wait_until_sent(timeout=120)
     state = session.scene.state()
-    assert {"geometry_masked", "geometry_unmasked"} <= set(state.variants)
-    assert state.variant_visible["geometry_masked"]
-    cameras = session.scene.camera_layer
+    assert {"geometry_masked", "geometry_unmasked"} <= set(state.cameras.variants)
+    assert state.cameras.variant_visible["geometry_masked"]
+    head = session.scene.layer(HeadCameraLayer)
+    geometric = session.scene.layer(GeometricCameraLayer)
     last = state.num_frames - 1
 
     def travel(variant: str) -> float:
+        cameras = geometric if variant.startswith("geometry") else head
         first_pose, last_pose = cameras.camera_pose(variant, 0), cameras.camera_pose(variant, last)
         assert first_pose is not None and last_pose is not None
         return float(np.linalg.norm(last_pose[1] - first_pose[1]))

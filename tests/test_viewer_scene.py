@@ -67,6 +67,8 @@ def _scene_recon(make_reconstruction, with_mask: bool, frames: int, variants: tu
             for name, cameras in {
                 "masked": Cameras(extrinsics, intrinsics),
                 "unmasked": Cameras(unmasked, intrinsics),
+                "geometry_masked": Cameras(extrinsics * 1.5, intrinsics),
+                "geometry_unmasked": Cameras(unmasked * 1.5, intrinsics),
                 "ground_truth": Cameras(extrinsics, intrinsics * [[1.1], [1.1], [1]]),
             }.items()
             if name in (*variants, "ground_truth")
@@ -767,3 +769,31 @@ def test_flying_to_ground_truth_uses_its_aligned_pose(make_recon, scene: SceneVi
     _, raw_centres = display.camera_poses(truth.extrinsics)
     assert np.linalg.norm(camera.position - raw_centres[2]) > 1.0
     assert "/cameras/ground_truth/images/t0002" not in scene.state().cameras.visible_nodes
+
+
+def test_the_geometric_poses_are_a_layer_of_their_own(make_recon, scene: SceneView) -> None:
+    """Issue 19: the geometric variants are one module (`scene/geometric_cameras.py`) plus one
+    entry in `scene.layers.LAYERS`: their own frusta, sidebar folder, legend line and state
+    slice; hiding them leaves the head's cameras alone."""
+    from page4d_viewer.viewer.scene.geometric_cameras import GeometricCameraLayer
+
+    variants = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
+    scene.show(make_recon(variants=variants))
+    assert scene.wait_until_sent(timeout=30)
+    geometric = scene.layer(GeometricCameraLayer)
+    state = scene.state()
+    assert state.layers["geometry"].variants == ("geometry_masked", "geometry_unmasked")
+    assert state.layers["cameras"].variants == ("masked", "unmasked", "ground_truth")
+    assert set(state.cameras.variants) == {*variants, "ground_truth"}
+    assert "Geometric poses</b> (solved from the network" in scene.legend.html
+    assert set(geometric.checkboxes) == {"geometry_masked", "geometry_unmasked"}
+    geometric.checkboxes["geometry_unmasked"].value = False  # as if unticked in the sidebar
+    nodes = scene.state().cameras.visible_nodes
+    assert not any(n.startswith("/cameras/geometry_unmasked/") for n in nodes)
+    assert any(n.startswith("/cameras/geometry_masked/") for n in nodes)
+    assert any(n.startswith("/cameras/unmasked/") for n in nodes)
+    # A result without geometric poses (an older file): the layer draws nothing and says so.
+    scene.show(make_recon())
+    assert scene.state().layers["geometry"].variants == ()
+    assert "Geometric poses" not in scene.legend.html
+    assert geometric.checkboxes["geometry_masked"].disabled
