@@ -13,8 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import rich
+
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import DEFAULT_SAMPLE, PRECISION_CHOICES
+from page4d_viewer.viewer.controller import find_samples
+from page4d_viewer.viewer.runs import RunStore
 from page4d_viewer.viewer.server.app import AppConfig, ViewerApp, check_exposure
 from page4d_viewer.viewer.server.sessions import DEFAULT_MAX_SESSIONS
 
@@ -202,8 +206,6 @@ def _clip_at_start(args: argparse.Namespace) -> str | None:
     """The clip `app` runs once it is up: --clip, else the bundled sample (none with --result)."""
     if args.clip or args.no_clip or args.result:
         return args.clip
-    from page4d_viewer.viewer.controller import find_samples
-
     # find_samples lists the default sample first.
     default = next(iter(find_samples().values()), None)
     return None if default is None else str(default)
@@ -225,8 +227,6 @@ def prepare_runs_folder(runs_dir: str | os.PathLike[str]) -> None:
     Raises:
         Page4DError: the runs folder is not writable (one line).
     """
-    from page4d_viewer.viewer.runs import RunStore
-
     store = RunStore(runs_dir)
     store.prepare()
     store.uploads_dir.mkdir(exist_ok=True)
@@ -243,8 +243,6 @@ def silence_scene_banners() -> None:
     port (logged at start), so a second address would only mislead. Nothing else in the app
     prints through rich's console.
     """
-    import rich
-
     rich.get_console().quiet = True
 
 

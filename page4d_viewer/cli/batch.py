@@ -15,6 +15,7 @@ from pathlib import Path
 
 from page4d_viewer.cli.common import add_sampling_options, check_writable_folder, sampling_from_args
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.orchestration.batch import BatchOptions, Launch, list_dataset, run_batch
 from page4d_viewer.settings import PRECISION_CHOICES
 
 
@@ -52,8 +53,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the batch; prints a one-line summary on stdout (rank 0)."""
-    from page4d_viewer.orchestration.batch import BatchOptions, Launch, list_dataset, run_batch
-
     if not args.verbose:
         # Per-clip info lines would tear the progress bar; failures still print one line.
         logging.getLogger("page4d_viewer").setLevel(logging.WARNING)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tqdm import tqdm
+
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.sampling import FrameSampling
 
@@ -17,8 +19,6 @@ from page4d_viewer.sources.sampling import FrameSampling
 @contextmanager
 def progress_bar() -> Iterator[Callable[[float, str], None]]:
     """A tqdm bar on stderr (hidden when stderr is not a terminal), fed by fractions."""
-    from tqdm import tqdm
-
     bar = tqdm(
         total=100,
         file=sys.stderr,

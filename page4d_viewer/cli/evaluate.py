@@ -10,6 +10,9 @@ from pathlib import Path
 
 from page4d_viewer.cli.common import check_input, check_number, check_output_file
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.evaluation.report import evaluate_reconstruction
+from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
+from page4d_viewer.sources.groundtruth import load_ground_truth
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +28,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from page4d_viewer.evaluation.report import evaluate_reconstruction
-    from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
-
     if args.gt is not None:
         check_input(args.gt, "--gt")
     if args.json is not None:
@@ -41,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
         )
     truth = None
     if args.gt is not None:
-        from page4d_viewer.sources.groundtruth import load_ground_truth
-
         metadata = recon.metadata
         truth = load_ground_truth(
             args.gt,

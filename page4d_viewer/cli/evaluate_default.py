@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.model import build_model, load_checkpoint
 from page4d_viewer.orchestration.default_model import (
     describe_real_clip,
     evaluate,
@@ -27,6 +28,7 @@ from page4d_viewer.orchestration.default_model import (
 )
 from page4d_viewer.settings import default_checkpoint_path
 from page4d_viewer.sources.datasets import parse_seeds
+from page4d_viewer.training.tracks import held_out_track_errors
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
 
 
@@ -55,8 +57,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the checkpoint on held-out synthetic clips (or describe a real clip)."""
-    from page4d_viewer.model import build_model, load_checkpoint
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or default_checkpoint_path()
@@ -99,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _track_scores(model: torch.nn.Module, args: argparse.Namespace) -> dict[str, float]:
     """Score the checkpoint's tracker on the same held-out seeds and print one table."""
-    from page4d_viewer.training.tracks import held_out_track_errors
-
     scores = held_out_track_errors(model, parse_seeds(args.seeds), args.frames, args.stride)
     rows = [
         ("median 2-D error (px)", scores["median_epe"], scores["still_median_epe"]),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from page4d_viewer import settings
 from page4d_viewer.cli.common import (
@@ -15,10 +14,11 @@ from page4d_viewer.cli.common import (
     check_output_folder,
 )
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result import export
+from page4d_viewer.result.export import export_glb
+from page4d_viewer.result.export.share import SHARE_MAX_POINTS, export_share
 from page4d_viewer.result.points import POINT_SOURCES
-
-if TYPE_CHECKING:
-    from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.result.reconstruction import Reconstruction
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -103,9 +103,6 @@ def _add_track_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from page4d_viewer.result import export
-    from page4d_viewer.result.reconstruction import Reconstruction
-
     if not any((args.glb, args.ply, args.tum, args.mp4, args.tracks_csv, args.share)):
         raise Page4DError(
             "nothing to export: give at least one of --glb, --ply, --tum, --mp4, --tracks-csv, "
@@ -183,8 +180,6 @@ def _good_frames(recon: Reconstruction, frames: list[int]) -> list[int]:
 
 
 def _export_glb(recon: Reconstruction, args: argparse.Namespace, frames: list[int]) -> Path:
-    from page4d_viewer.result.export import export_glb
-
     return export_glb(
         recon,
         args.glb,
@@ -196,8 +191,6 @@ def _export_glb(recon: Reconstruction, args: argparse.Namespace, frames: list[in
 
 
 def _export_share(recon: Reconstruction, args: argparse.Namespace) -> Path:
-    from page4d_viewer.result.export.share import SHARE_MAX_POINTS, export_share
-
     return export_share(
         recon,
         args.share,

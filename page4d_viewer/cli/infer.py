@@ -16,7 +16,10 @@ from page4d_viewer.cli.common import (
     sampling_from_args,
 )
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.inference import predictor
+from page4d_viewer.inference.tracking import check_track_count
 from page4d_viewer.settings import PRECISION_CHOICES
+from page4d_viewer.sources.clip import load_clip
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +77,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from page4d_viewer.inference import predictor
-    from page4d_viewer.inference.tracking import check_track_count
-    from page4d_viewer.sources.clip import load_clip
-
     out = Path(args.out)
     if out.suffix != ".npz":
         raise Page4DError(f"--out must end in .npz, got {out.name!r}")

@@ -6,6 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from page4d_viewer.cli.common import check_writable_folder
+from page4d_viewer.evaluation.batch_report import write_report
+from page4d_viewer.evaluation.index import INDEX_NAME, open_index
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the `report` options to ``parser``."""
@@ -17,10 +21,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write report.md, ate_scatter.png, geometry_ate_scatter.png and ate_difference.png;
     prints what it wrote."""
-    from page4d_viewer.cli.common import check_writable_folder
-    from page4d_viewer.evaluation.batch_report import write_report
-    from page4d_viewer.evaluation.index import INDEX_NAME, open_index
-
     index = args.folder / INDEX_NAME if args.folder.is_dir() else args.folder
     open_index(index).close()  # a missing or foreign file: one error line, before any output
     out = args.out or index.parent / "report"

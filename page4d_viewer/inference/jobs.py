@@ -12,20 +12,17 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.result.reconstruction import Reconstruction
-
-if TYPE_CHECKING:
-    from page4d_viewer.inference.predictor import ModelInfo
-    from page4d_viewer.model.network import Page4D
-    from page4d_viewer.result.reconstruction import Metadata
-    from page4d_viewer.result.tracks import Seeds
-
-    # Type-only: the panel's run request is the viewer's side of the ModelBackend contract.
-    from page4d_viewer.run_contract import Progress, RunOptions
-    from page4d_viewer.sources.clip import SourceLike
+from page4d_viewer.inference.predictor import ModelInfo, load_model, predict
+from page4d_viewer.inference.tracking import add_tracks, require_track_head
+from page4d_viewer.model.network import Page4D
+from page4d_viewer.result.reconstruction import Metadata, Reconstruction
+from page4d_viewer.result.tracks import Seeds
+from page4d_viewer.run_contract import Progress, RunOptions
+from page4d_viewer.sources.clip import SourceLike
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +75,6 @@ class PredictorBackend:
             OutOfMemoryError: the device ran out of memory (suggests fewer frames).
             Page4DError: bad source or options.
         """
-        from page4d_viewer.inference.predictor import predict
-
         model, info = self._load(options.checkpoint or DEFAULT_MODEL)
         frames = options.max_frames or "all"
         with _advice_on_out_of_memory(f"running {frames} frames"):
@@ -110,8 +105,6 @@ class PredictorBackend:
                 checkpoint, or a seed lies outside the result (one line each).
             OutOfMemoryError: the device ran out of memory.
         """
-        from page4d_viewer.inference.tracking import add_tracks, require_track_head
-
         model, info = self._load(options.checkpoint or DEFAULT_MODEL)
         require_track_head(model)
         if not made_by(recon.metadata, info):
@@ -128,8 +121,6 @@ class PredictorBackend:
             )  # fmt: skip
 
     def _load(self, name: str) -> tuple[Page4D, ModelInfo]:
-        from page4d_viewer.inference.predictor import load_model
-
         if name not in self._paths:
             raise Page4DError(f"unknown checkpoint {name!r}; choose one of the list")
         with self._lock:
@@ -182,7 +173,5 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 
 def _release_accelerator_memory() -> None:
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

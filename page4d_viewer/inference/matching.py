@@ -85,6 +85,7 @@ def _opencv() -> ModuleType:
     still alive can abort on exit (seen once under torchrun: "terminate called without an
     active exception").
     """
+    # Optional: only the optical-flow match source needs OpenCV.
     import cv2
 
     cv2.setNumThreads(0)
