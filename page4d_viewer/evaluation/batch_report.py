@@ -25,6 +25,14 @@ from page4d_viewer.evaluation.index import (
     RunRow,
     list_runs,
 )
+from page4d_viewer.evaluation.report_plots import (
+    GEOMETRY_ATES,
+    HEAD_ATES,
+    ate_axis_limit,
+    ate_difference_histogram,
+    ate_scatter_figure,
+    save_figure,
+)
 
 REPORT_NAME = "report.md"
 SCATTER_NAME = "ate_scatter.png"
@@ -158,15 +166,6 @@ def write_report(
         folder: where ``report.md`` and the PNGs go (created).
         filter_text: keep only rows whose clip, checkpoint or layout contains it.
     """
-    from page4d_viewer.evaluation.report_plots import (
-        GEOMETRY_ATES,
-        HEAD_ATES,
-        ate_axis_limit,
-        ate_difference_histogram,
-        ate_scatter_figure,
-        save_figure,
-    )
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = list_runs(index, sort_by=ATE_DIFFERENCE, filter_text=filter_text, status=STATUS_OK)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,11 +15,9 @@ from page4d_viewer.evaluation.tracks import track_errors
 from page4d_viewer.evaluation.trajectory import TrajectoryMetrics, trajectory_errors
 from page4d_viewer.result.cameras import ESTIMATED_VARIANTS
 from page4d_viewer.result.mask import dynamic_probability
+from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
-
-if TYPE_CHECKING:
-    from page4d_viewer.result.reconstruction import Reconstruction
-    from page4d_viewer.sources.groundtruth import GroundTruth
+from page4d_viewer.sources.groundtruth import GroundTruth, GroundTruthError
 
 EVALUATED_VARIANTS = ESTIMATED_VARIANTS
 """Camera variants of a Reconstruction that the report scores, in the order it lists them:
@@ -251,8 +249,6 @@ def _ground_truth_in_model_pixels(
     recon: Reconstruction, gt: GroundTruth | None, notes: list[str]
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """(extrinsics, depth, mask, valid region) of the GT, maps at the result's resolution."""
-    from page4d_viewer.sources.groundtruth import GroundTruthError
-
     stored_cameras = recon.cameras.get("ground_truth")
     extrinsics = None if stored_cameras is None else stored_cameras.extrinsics
     depth, mask, region = recon.gt_depth, recon.gt_dynamic_mask, None

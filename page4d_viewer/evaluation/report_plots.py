@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from page4d_viewer.evaluation.index import RunRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-    from page4d_viewer.evaluation.index import RunRow
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,6 @@ def ate_scatter_figure(
         label_worst: how many clips to name.
         limit: both axes' upper limit; None fits these rows (see :func:`ate_axis_limit`).
     """
-    from matplotlib.figure import Figure
-
     kept, masked, unmasked = pair.values(rows)
     top = ate_axis_limit(rows, (pair,)) if limit is None else limit
     figure = Figure(figsize=(4.5, 4.5), dpi=150, layout="constrained")
@@ -132,9 +132,6 @@ def ate_difference_histogram(
     One outline per pair with any clip (the camera head's, the geometric cameras'), on shared
     bins so their spreads compare; the y axis counts clips in whole numbers.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     differences: dict[AtePair, np.ndarray] = {}
     for pair in pairs:
         _, masked, unmasked = pair.values(rows)
@@ -161,8 +158,6 @@ def ate_difference_histogram(
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write a figure as PNG (Agg, no display needed); returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
