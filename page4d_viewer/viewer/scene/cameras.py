@@ -21,7 +21,7 @@ from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import swatch
-from page4d_viewer.viewer.scene.nodes import Frusta, ShownClip, thumbnail
+from page4d_viewer.viewer.scene.nodes import Frusta, PreparedResult, thumbnail
 
 if TYPE_CHECKING:
     import viser
@@ -82,7 +82,7 @@ class CameraLayer(SceneLayer):
                     checkbox, self._checkbox_setter(name, checkbox), self._refresh_controls
                 )
 
-    def show(self, clip: ShownClip, view: FrameView) -> None:
+    def show(self, clip: PreparedResult, view: FrameView) -> None:
         """Per variant of this layer in the result: a root node, the trajectory line and the
         camera poses (the frusta stream in with the frames)."""
         height, width = clip.recon.image_hw
@@ -107,14 +107,14 @@ class CameraLayer(SceneLayer):
                     thickness_units="screen",
                 )  # fmt: skip
 
-    def prepare_frame(self, clip: ShownClip, index: int) -> np.ndarray | None:
+    def prepare_frame(self, clip: PreparedResult, index: int) -> np.ndarray | None:
         """The frame's thumbnail for the imaged frustum (None once this frame was sent)."""
         if not self.frusta or self.has_frame(index):
             return None
         return thumbnail(clip.recon.images[index])
 
     def add_frame(
-        self, clip: ShownClip, index: int, prepared: np.ndarray | None, view: FrameView
+        self, clip: PreparedResult, index: int, prepared: np.ndarray | None, view: FrameView
     ) -> None:
         """Each variant's frustum of one frame: a wireframe, and one with the image that is
         shown instead while `index` is the current frame."""
@@ -221,7 +221,7 @@ class CameraLayer(SceneLayer):
 
     def _add_frustum(
         self,
-        clip: ShownClip,
+        clip: PreparedResult,
         variant: str,
         frusta: Frusta,
         index: int,

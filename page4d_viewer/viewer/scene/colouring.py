@@ -66,14 +66,15 @@ class PointColouring:
             raise DisplayError(f"colour points by one of {', '.join(COLOUR_MODES)}, got {mode!r}")
         if heat is not None and np.ndim(heat) != 3:
             raise DisplayError(f"attention heat must be (S, h, w), got {np.shape(heat)}")
-        self.mode, self.heat, self.image_hw = mode, heat, tuple(image_hw)
+        self.mode, self.heat = mode, heat
+        self.image_hw = (int(image_hw[0]), int(image_hw[1]))
         self.colormap, self.key = colormap, key
 
     def reset(self) -> None:
         """Back to the default mode, no attention (a new result is shown)."""
         self.set(DEFAULT_COLOUR_MODE)
 
-    def stamp(self, weight: float) -> Hashable:
+    def stamp(self, weight: float) -> tuple[Hashable, ...]:
         """What a bin's colours depend on: equal stamps, equal colours."""
         if self.mode == "mask":
             return ("mask", weight, self.mask_top)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import viser
 
     from page4d_viewer.viewer.scene.controls import ControlWriter
-    from page4d_viewer.viewer.scene.nodes import ShownClip
+    from page4d_viewer.viewer.scene.nodes import PreparedResult
     from page4d_viewer.viewer.scene.settings import MaskSettings, PointSettings
     from page4d_viewer.viewer.scene.state import SendCounters
 
@@ -53,7 +53,7 @@ class FrameView:
         mask: the Mask overlay settings (opacity, threshold, how it is drawn).
     """
 
-    clip: ShownClip | None
+    clip: PreparedResult | None
     frame: int
     num_frames: int
     shown_frames: frozenset[int]
@@ -111,11 +111,13 @@ class Layer(Protocol):
 
     def add_controls(self) -> None: ...
 
-    def show(self, clip: ShownClip, view: FrameView) -> None: ...
+    def show(self, clip: PreparedResult, view: FrameView) -> None: ...
 
-    def prepare_frame(self, clip: ShownClip, index: int) -> Any: ...
+    def prepare_frame(self, clip: PreparedResult, index: int) -> Any: ...
 
-    def add_frame(self, clip: ShownClip, index: int, prepared: Any, view: FrameView) -> None: ...
+    def add_frame(
+        self, clip: PreparedResult, index: int, prepared: Any, view: FrameView
+    ) -> None: ...
 
     def apply(self, view: FrameView) -> None: ...
 
@@ -143,14 +145,14 @@ class SceneLayer:
     def add_controls(self) -> None:
         """No controls of its own."""
 
-    def show(self, clip: ShownClip, view: FrameView) -> None:
+    def show(self, clip: PreparedResult, view: FrameView) -> None:
         """Nothing to send up front."""
 
-    def prepare_frame(self, clip: ShownClip, index: int) -> Any:
+    def prepare_frame(self, clip: PreparedResult, index: int) -> Any:
         """Nothing to compute per frame."""
         return None
 
-    def add_frame(self, clip: ShownClip, index: int, prepared: Any, view: FrameView) -> None:
+    def add_frame(self, clip: PreparedResult, index: int, prepared: Any, view: FrameView) -> None:
         """Nothing to send per frame."""
 
     def apply(self, view: FrameView) -> None:

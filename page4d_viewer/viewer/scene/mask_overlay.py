@@ -10,7 +10,7 @@ with, so it cannot drift from them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_THRESHOLD,
     MASK_OVERLAYS,
     MASK_SCALE_PERCENTILE,
+    MaskOverlay,
 )
 from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
@@ -48,7 +49,7 @@ class MaskState:
     has_mask: bool = False
     opacity: float = DEFAULT_MASK_OPACITY
     threshold: float = DEFAULT_MASK_THRESHOLD
-    overlay: str = DEFAULT_MASK_OVERLAY
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY
     top: float = 1.0
 
 
@@ -56,7 +57,7 @@ class MaskState:
 class MaskControls:
     """The Mask overlay folder."""
 
-    overlay: viser.GuiDropdownHandle[str]
+    overlay: viser.GuiDropdownHandle[MaskOverlay]
     opacity: viser.GuiSliderHandle[float]
     threshold: viser.GuiSliderHandle[float]
 
@@ -160,7 +161,8 @@ class MaskOverlayLayer(SceneLayer):
         with self.host.lock, self.host.server.atomic():
             settings.opacity = float(opacity)
             settings.threshold_bin = display.threshold_bin(threshold)
-            settings.overlay = settings.overlay if overlay is None else str(overlay)
+            if overlay is not None:
+                settings.overlay = cast("MaskOverlay", overlay)  # checked just above
             self.sync_controls(self.host.view())
             self.host.redraw()
 

@@ -71,8 +71,10 @@ class Frusta:
 
 
 @dataclass
-class ShownClip:
-    """The Reconstruction being shown, plus what the point sends derive from it."""
+class PreparedResult:
+    """The result shown, prepared for the scene: the Reconstruction plus what every layer
+    derives from it for one point source and stride (pixel grid, dynamic probability,
+    confidence bins, aligned cameras, frustum size)."""
 
     recon: Reconstruction
     source: PointSource
@@ -93,7 +95,7 @@ class ShownClip:
         return self.probability is not None
 
 
-def prepare_clip(recon: Reconstruction, source: PointSource, stride: int) -> ShownClip:
+def prepare_clip(recon: Reconstruction, source: PointSource, stride: int) -> PreparedResult:
     """Everything the per-frame sends of one point source and stride share (computed once
     per show, and once per source or stride first shown)."""
     height, width = recon.image_hw
@@ -110,7 +112,7 @@ def prepare_clip(recon: Reconstruction, source: PointSource, stride: int) -> Sho
     centres = geometry.camera_centers(cameras["masked"].extrinsics)
     depth = recon.depth[:, ::8, ::8]
     depth = depth[np.isfinite(depth) & (depth > 0)]
-    return ShownClip(
+    return PreparedResult(
         recon=recon,
         source=source,
         cameras=cameras,
@@ -131,7 +133,7 @@ def source_variant(source: str) -> str | None:
     return {"depth_masked": "masked", "depth_unmasked": "unmasked"}.get(source)
 
 
-def auto_point_size(clip: ShownClip) -> float:
+def auto_point_size(clip: PreparedResult) -> float:
     """About the footprint of one kept pixel at the clip's median depth (scene units)."""
     focal = float(np.median(clip.cameras["masked"].intrinsics[:, 1, 1]))
     stride = int(clip.rows[1] - clip.rows[0]) if len(clip.rows) > 1 else 1
@@ -183,7 +185,9 @@ class FrameStream:
         closed: set when the scene closes; the stream then stops.
     """
 
-    def __init__(self, send: Callable[[ShownClip, int], None], closed: threading.Event) -> None:
+    def __init__(
+        self, send: Callable[[PreparedResult, int], None], closed: threading.Event
+    ) -> None:
         self._send = send
         self._closed = closed
         self._thread: threading.Thread | None = None
@@ -208,7 +212,7 @@ class FrameStream:
 
     def run(
         self,
-        clip: ShownClip,
+        clip: PreparedResult,
         order: list[int],
         cancel: threading.Event,
         progress: ProgressCallback | None,
@@ -240,7 +244,7 @@ class FrameStream:
 
     def _send_rest(
         self,
-        clip: ShownClip,
+        clip: PreparedResult,
         order: list[int],
         cancel: threading.Event,
         progress: ProgressCallback | None,

@@ -36,7 +36,7 @@ from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.nodes import (
     FrameNodes,
     PointBin,
-    ShownClip,
+    PreparedResult,
     auto_point_size,
     prepare_clip,
     source_variant,
@@ -124,7 +124,7 @@ class PointSet:
     """Every frame's points for one (point source, stride): kept, hidden, when another is
     shown, so that switching back costs visibility messages instead of a resend."""
 
-    clip: ShownClip
+    clip: PreparedResult
     node: str  # child name under /frames/t{i:04d}/
     frames: dict[int, FrameNodes] = field(default_factory=dict)
 
@@ -138,7 +138,7 @@ class PointSet:
 class PointControls:
     """The Points folder."""
 
-    mode: viser.GuiDropdownHandle[str]
+    mode: viser.GuiDropdownHandle[DisplayMode]
     trail: viser.GuiSliderHandle[int]
     source: viser.GuiDropdownHandle[str]
     percentile: viser.GuiSliderHandle[float]
@@ -175,9 +175,7 @@ class PointLayer(SceneLayer):
         with gui.add_folder("Points"):
             mode = gui.add_dropdown("Display", display.DISPLAY_MODES, initial_value="current")
             trail = gui.add_slider("Trail (frames)", min=1, max=2, step=1, initial_value=1)
-            source = gui.add_dropdown(
-                "Point source", display.POINT_SOURCES, initial_value="points"
-            )
+            source = gui.add_dropdown("Point source", display.POINT_SOURCES, initial_value="points")
             step = points.CONFIDENCE_STEP
             percentile = gui.add_slider(
                 f"Confidence drop % (steps of {step:g})", min=0, max=100 - step, step=step,
@@ -206,7 +204,7 @@ class PointLayer(SceneLayer):
         for handle, apply in bindings:
             writer.bind(handle, apply, self._refresh_controls)
 
-    def prepare_frame(self, clip: ShownClip, index: int) -> BinnedPoints:
+    def prepare_frame(self, clip: PreparedResult, index: int) -> BinnedPoints:
         """One frame's points split by (mask bin, confidence bin); pure, so it runs outside
         the scene's lock. Every point `result.points.frame_points` can keep is sent; the
         percentile then picks confidence bins (`result.points.confidence_bins`)."""
@@ -235,7 +233,7 @@ class PointLayer(SceneLayer):
         )  # fmt: skip
 
     def add_frame(
-        self, clip: ShownClip, index: int, prepared: BinnedPoints, view: FrameView
+        self, clip: PreparedResult, index: int, prepared: BinnedPoints, view: FrameView
     ) -> None:
         """Send one frame's points into the shown set: a root node and one point cloud per
         (mask bin, confidence bin) cell."""
@@ -329,7 +327,7 @@ class PointLayer(SceneLayer):
 
     # ------------------------------------------------------------------ loading a result
 
-    def load(self, recon: Reconstruction) -> ShownClip:
+    def load(self, recon: Reconstruction) -> PreparedResult:
         """Choose the stride (unless the user fixed one) and the point source for a new
         result, and start its point set; returns the clip every layer draws. Holds the lock."""
         settings = self.settings

@@ -16,6 +16,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_OPACITY,
     DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
+    MaskOverlay,
 )
 from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.display import DisplayMode, PointSource
@@ -69,7 +70,7 @@ class MaskSettings:
     threshold_bin: int = field(
         default_factory=lambda: display.threshold_bin(DEFAULT_MASK_THRESHOLD)
     )
-    overlay: str = DEFAULT_MASK_OVERLAY
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY
 
     @property
     def threshold(self) -> float:

@@ -28,7 +28,7 @@ from page4d_viewer.result.tracks import lift, moving_tracks, track_colors
 from page4d_viewer.settings import DEFAULT_TRACK_TRAIL, DEFAULT_TRACKS_SHOWN, MAX_TRACKS
 from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import swatch
-from page4d_viewer.viewer.scene.nodes import ShownClip
+from page4d_viewer.viewer.scene.nodes import PreparedResult
 
 if TYPE_CHECKING:
     import viser
@@ -221,7 +221,7 @@ class TrackControls:
     visible: viser.GuiCheckboxHandle
     max_count: viser.GuiSliderHandle[int]
     trail: viser.GuiSliderHandle[int]
-    which: viser.GuiDropdownHandle[str]
+    which: viser.GuiDropdownHandle[TrackChoice]
     truth: viser.GuiCheckboxHandle
 
     def handles(self) -> tuple[viser.GuiInputHandle[Any], ...]:
@@ -294,7 +294,7 @@ class TrackLayer(SceneLayer):
         for handle in controls.handles():
             self.host.writer.bind(handle, apply, self._refresh_controls)
 
-    def show(self, clip: ShownClip, view: FrameView) -> None:
+    def show(self, clip: PreparedResult, view: FrameView) -> None:
         """Draw the tracks of the result shown (when it has some)."""
         self.load(clip.recon)
 

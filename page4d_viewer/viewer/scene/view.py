@@ -42,8 +42,8 @@ from page4d_viewer.viewer.scene.legend import SceneLegend
 from page4d_viewer.viewer.scene.mask_overlay import MaskOverlayLayer
 from page4d_viewer.viewer.scene.nodes import (
     FrameStream,
+    PreparedResult,
     ProgressCallback,
-    ShownClip,
     send_order,
     warm_up_encoders,
 )
@@ -93,7 +93,7 @@ class SceneView:
     ) -> None:
         self._server = server
         self._lock = threading.RLock()
-        self._clip: ShownClip | None = None
+        self._clip: PreparedResult | None = None
         self._writer = ControlWriter()
         self._counters = SendCounters()
         self.timeline = Timeline()
@@ -348,7 +348,7 @@ class SceneView:
             cancel = self._stream.begin()
         self._stream.run(clip, order, cancel, progress)
 
-    def _send_frame(self, clip: ShownClip, index: int) -> None:
+    def _send_frame(self, clip: PreparedResult, index: int) -> None:
         """Send one frame of every layer: the pure work first, outside the lock."""
         prepared = [layer.prepare_frame(clip, index) for layer in self.layers]
         with self._lock, self._server.atomic():
@@ -384,7 +384,7 @@ class SceneView:
         for layer in self.layers:
             layer.sync_controls(view)
 
-    def _set_initial_view(self, clip: ShownClip) -> None:
+    def _set_initial_view(self, clip: PreparedResult) -> None:
         """Start every viewer (new and connected) behind the first camera."""
         position, look_at, up = display.initial_view(
             clip.cameras["masked"].extrinsics[0], clip.scene_depth
