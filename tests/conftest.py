@@ -1,15 +1,20 @@
 """Shared test fixtures: where the reference data lives, skips when it is absent, the one
-builder of test Reconstructions, and the browser tests' Chromium, ports and page sessions."""
+builder of test Reconstructions, `wait_for`, and the browser tests' running app, Chromium,
+pages and page sessions.
+
+`wait_for`, `running_app` and `open_panel` are plain functions (`from conftest import
+wait_for`): module-level helpers and fixtures call them too, not only tests.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,25 @@ FULL_MANIFEST = SHARED_DIR / "reference" / "page4d_full_state_dict_manifest.json
 REAL_CLIP = SHARED_DIR / "realclips" / "lady-running.mp4"
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def wait_for(
+    condition: Callable[[], object], timeout: float = 120.0, what: str = "", *, page=None
+) -> None:
+    """Poll `condition` until it is true; AssertionError naming `what` after `timeout` seconds.
+
+    For state that another thread changes (a server-side session, a scene, a run). With a
+    Playwright `page`, the wait is `page.wait_for_timeout`, so the page's events (its routes,
+    its requests) are served meanwhile: a sync Playwright page does nothing while Python sleeps.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}")
+        if page is None:
+            time.sleep(0.05)
+        else:
+            page.wait_for_timeout(100)
 
 
 def _require(path: Path) -> Path:
@@ -263,21 +287,72 @@ def _launch_chromium(webgl: bool = False) -> Iterator:
             browser.close()
 
 
+BROWSER_TIMEOUT_MS = 120_000  # two shared CPU cores: a page's answer can take a while
+
+
 @contextlib.contextmanager
-def _panel_page(url: str, height: int = 1400, timeout_ms: int = 120_000) -> Iterator:
-    """A Chromium page on the app's panel at `url` (1400 px wide), with the 3-D scene's
-    requests refused (no WebGL needed): for tests of the panel alone."""
-    with _launch_chromium() as browser:
-        page = browser.new_page(viewport={"width": 1400, "height": height})
-        page.set_default_timeout(timeout_ms)
+def running_app(backend=None, *, clock: Callable[[], float] = time.monotonic, **config):
+    """A started ViewerApp with `AppConfig(**config)` on port 0, closed on exit.
+
+    The app binds a free port itself and reports it (`app.port`, `app.url`): no port is
+    picked here and bound later, which another process could take in between.
+    """
+    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
+
+    app = ViewerApp(AppConfig(port=0, **config), backend, clock=clock)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def open_panel(
+    where,
+    url: str,
+    *,
+    height: int = 1000,
+    timeout_ms: int = BROWSER_TIMEOUT_MS,
+    load_scene: bool = False,
+    ready: str | None = "#scene-frame iframe",
+):
+    """A new page on the app's panel at `url`, loaded.
+
+    `where` is a Playwright Browser (the page gets its own context, 1400 x `height` px) or a
+    BrowserContext (a tab beside its others, the context's viewport). Without `load_scene`
+    the embedded 3-D scene's requests are refused (no software WebGL on the shared CPU cores;
+    the tests read the scene's state on the server). `ready`: a selector the panel shows once
+    loaded (default: the scene's iframe, added when the page's session has opened).
+    """
+    from playwright.sync_api import Browser
+
+    if isinstance(where, Browser):
+        page = where.new_page(viewport={"width": 1400, "height": height})
+    else:
+        page = where.new_page()
+    page.set_default_timeout(timeout_ms)
+    if not load_scene:
         page.route(f"{url}scene/**", lambda route: route.abort())
-        page.goto(url)
-        yield page
+    page.goto(url)
+    if ready is not None:
+        page.locator(ready).wait_for(state="attached")
+    return page
+
+
+@contextlib.contextmanager
+def _panel_page(
+    url: str, height: int = 1400, timeout_ms: int = BROWSER_TIMEOUT_MS, ready: str | None = None
+) -> Iterator:
+    """A page of its own Chromium on the app's panel at `url` (1400 px wide), with the 3-D
+    scene's requests refused (no WebGL needed): for tests of the panel alone."""
+    with _launch_chromium() as browser:
+        yield open_panel(browser, url, height=height, timeout_ms=timeout_ms, ready=ready)
 
 
 @pytest.fixture(scope="session")
 def panel_page():
-    """`with panel_page(url, height=1400, timeout_ms=120_000) as page:` see `_panel_page`."""
+    """`with panel_page(url, height=1400, timeout_ms=120_000, ready=None) as page:` see
+    `_panel_page`."""
     return _panel_page
 
 
@@ -287,16 +362,11 @@ def launch_chromium():
     return _launch_chromium
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def free_port():
-    """`free_port()`: a TCP port free on 127.0.0.1 right now."""
-    return _free_port
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """One Chromium (no WebGL) for the tests of a module."""
+    with _launch_chromium() as launched:
+        yield launched
 
 
 def _page_session(app, page):

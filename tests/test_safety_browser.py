@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,25 +39,14 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
+def app(make_reconstruction, tmp_path_factory) -> Iterator:
     folder = tmp_path_factory.mktemp("shared")
-    config = AppConfig(
-        port=free_port(), runs_dir=folder / "runs", auth=list(PASSWORDS.items()),
+    with running_app(
+        clock=Clock(), runs_dir=folder / "runs", auth=list(PASSWORDS.items()),
         result=str(make_reconstruction(2).save(folder / "two.npz")),
         max_sessions=8, max_sessions_per_client=8, session_grace=60.0,
-    )  # fmt: skip
-    running = ViewerApp(config, clock=Clock())
-    running.start()
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def browser(launch_chromium) -> Iterator:
-    with launch_chromium() as launched:
-        yield launched
+    ) as running:  # fmt: skip
+        yield running
 
 
 def _logged_in(browser, app, user: str):

@@ -40,23 +40,21 @@ class Clock:
         return self.now
 
 
-def _start(free_port, folder: Path, clock: Clock, **config):
+def _start(folder: Path, clock: Clock, **config):
     from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
-    app = ViewerApp(AppConfig(port=free_port(), runs_dir=folder / "runs", **config), clock=clock)
+    app = ViewerApp(AppConfig(port=0, runs_dir=folder / "runs", **config), clock=clock)
     app.start()
     return app
 
 
 @pytest.fixture(scope="module")
-def locked(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
+def locked(make_reconstruction, tmp_path_factory) -> Iterator:
     """An app with two logins (alice, bob), showing a result; alice has a saved run."""
     folder = tmp_path_factory.mktemp("locked")
     clock = Clock()
     result = make_reconstruction().save(folder / "start.npz")
-    app = _start(
-        free_port, folder, clock, auth=list(PASSWORDS.items()), result=str(result), login_hours=1
-    )
+    app = _start(folder, clock, auth=list(PASSWORDS.items()), result=str(result), login_hours=1)
     app.clock_ = clock
     app.folder = folder
     app.alice_run = RunStore(folder / "runs").save(make_reconstruction().save, "alice's run")
@@ -65,13 +63,13 @@ def locked(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def open_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
+def open_app(make_reconstruction, tmp_path_factory) -> Iterator:
     """An app without logins on loopback, 8 sessions, one client may hold all of them."""
     folder = tmp_path_factory.mktemp("open")
     clock = Clock()
     result = make_reconstruction().save(folder / "start.npz")
     app = _start(
-        free_port, folder, clock, result=str(result), max_sessions=8,
+        folder, clock, result=str(result), max_sessions=8,
         max_sessions_per_client=8, session_grace=60.0,
     )  # fmt: skip
     app.clock_ = clock
@@ -438,20 +436,16 @@ def test_tokens_expire_and_logout_ends_them(locked) -> None:
     assert _request(locked.url + "config", headers={"Cookie": cookie})[0] == 401
 
 
-def test_short_passwords_are_refused_at_start(
-    free_port, make_reconstruction, tmp_path: Path, capsys
-) -> None:
+def test_short_passwords_are_refused_at_start(make_reconstruction, tmp_path: Path, capsys) -> None:
     from page4d_viewer.cli import main
     from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
     with pytest.raises(Page4DError, match="shorter than 10 characters") as refused:
-        ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("al", "hunter2")])).start()
+        ViewerApp(AppConfig(port=0, runs_dir=tmp_path, auth=[("al", "hunter2")])).start()
     assert "hunter2" not in str(refused.value)
     (tmp_path / "logins").write_text("alice:hunter2\n")
     result = make_reconstruction().save(tmp_path / "r.npz")
-    code = main(
-        ["view", str(result), "--auth-file", str(tmp_path / "logins"), "--port", str(free_port())]
-    )
+    code = main(["view", str(result), "--auth-file", str(tmp_path / "logins"), "--port", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "shorter than" in err[0] and "hunter2" not in err[0]
 

@@ -12,26 +12,18 @@ The README screenshot is written by `scripts/screenshot.py`, not by these tests.
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_panel, running_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 MAX_POINTS = 20_000
 TIMEOUT_MS = 120_000  # two shared CPU cores: a tiny run can still take a while
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.1)
 
 
 def _write_clip(path: Path, frames: int = 8) -> Path:
@@ -66,39 +58,23 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(
-    free_port, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path
-) -> Iterator:
+def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Path) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
-    config = AppConfig(
-        port=free_port(),
+    with running_app(
+        PredictorBackend([str(checkpoint)]),
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[data_dir],
         max_points=MAX_POINTS,
-    )
-    running = ViewerApp(config, PredictorBackend([str(checkpoint)]))
-    running.start()
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def browser(launch_chromium) -> Iterator:
-    with launch_chromium() as launched:
-        yield launched
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def page(app, browser) -> Iterator:
-    opened = browser.new_page(viewport={"width": 1400, "height": 1000})
-    opened.set_default_timeout(TIMEOUT_MS)
-    # The embedded scene would render WebGL in software on the shared CPU cores; the tests
-    # read the scene's state on the server, so its page is not loaded in the browser.
-    opened.route(f"{app.url}scene/**", lambda route: route.abort())
-    opened.goto(app.url)
-    opened.locator("#run").wait_for()
+    # The embedded scene is not loaded (it would render WebGL in software on the shared CPU
+    # cores): the tests read the scene's state on the server.
+    opened = open_panel(browser, app.url, ready="#run")
     yield opened
     opened.close()
 
@@ -203,7 +179,7 @@ def test_panel_frame_slider_moves_the_scene_and_back(
     scene = page_session(app, page).scene
     page.get_by_role("tab", name="Mask and depth").click()
     _set_number(page, "frame", 2)
-    _wait_for(lambda: scene.state().frame == 2, what="the scene to reach frame 2")
+    wait_for(lambda: scene.state().frame == 2, what="the scene to reach frame 2")
     assert scene.state().visible_frames == (2,)
     # The Viser timeline moves (as when played or scrubbed there): the panel follows.
     scene.set_frame(3)
@@ -216,9 +192,9 @@ def test_mask_sliders_change_the_scene(page_session, app, page, first_run: str) 
     scene = page_session(app, page).scene
     before = scene.state()
     _set_number(page, "mask-threshold", 0.8)
-    _wait_for(lambda: scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
+    wait_for(lambda: scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
     _set_number(page, "mask-opacity", 0.2)
-    _wait_for(lambda: scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
+    wait_for(lambda: scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
     after = scene.state()
     assert sum(after.color_sends) > sum(before.color_sends)
     assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
@@ -339,22 +315,19 @@ def test_second_user_waits_in_the_queue(
     runs_before = len(mine.recent_runs())
     _run_path(page, "walk.mp4")
     assert held.started.wait(60)
-    other = browser.new_page()
-    other.set_default_timeout(TIMEOUT_MS)
-    other.route(f"{app.url}scene/**", lambda route: route.abort())
-    other.goto(app.url)
+    other = open_panel(browser, app.url, ready=None)
     _run_path(other, "walk.mp4")
     _wait_status(other, "queue")
     assert held.runs == 1  # the second run has not started
     held.release.set()
     theirs = page_session(app, other).controller
-    _wait_for(lambda: theirs.current is not None, what="the second run")
-    _wait_for(lambda: len(mine.recent_runs()) == runs_before + 1, what="the first run")
+    wait_for(lambda: theirs.current is not None, what="the second run")
+    wait_for(lambda: len(mine.recent_runs()) == runs_before + 1, what="the first run")
     assert held.runs == 2
     # Each page shows its own run (this page kept the default frame limit: all 8 frames),
     # and lists only its own runs.
     _wait_status(other, "walk.mp4 · 8 frames")
-    _wait_for(lambda: "queue" not in _status(other), what="the queue notice to go")
+    wait_for(lambda: "queue" not in _status(other), what="the queue notice to go")
     assert theirs.current.record.run_id != mine.current.record.run_id
     assert [r.run_id for r in theirs.recent_runs()] == [theirs.current.record.run_id]
     assert theirs.current.record.run_id not in {r.run_id for r in mine.recent_runs()}
@@ -364,11 +337,7 @@ def test_second_user_waits_in_the_queue(
 def test_a_refreshed_page_shows_the_shown_runs_settings(
     page_session, app, browser, data_dir: Path, first_run: str
 ) -> None:
-    other = browser.new_page(viewport={"width": 1400, "height": 1000})
-    other.set_default_timeout(TIMEOUT_MS)
-    other.route(f"{app.url}scene/**", lambda route: route.abort())
-    other.goto(app.url)
-    other.locator("#run").wait_for()
+    other = open_panel(browser, app.url, ready="#run")
     other.wait_for_timeout(1000)  # let the page's load event fill the widgets first
     other.get_by_role("button", name="Sampling").click()
     _set_number(other, "max-frames", 4)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import running_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,14 +25,6 @@ RUNS = [("alley", "a.safetensors", 0.1, 0.3), ("bamboo", "b.safetensors", 0.5, 0
         ("cave", "c.safetensors", 0.25, 0.25)]  # fmt: skip
 # clip -> geometric ATE masked, unmasked, head vs geometry rotation (deg)
 GEOMETRY = {"alley": (0.05, 0.1, 30.0), "bamboo": (0.2, 0.1, 2.0), "cave": (0.1, 0.3, 9.0)}
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.1)
 
 
 def _result(checkpoint: str, scale: float):
@@ -78,27 +71,19 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
-    config = AppConfig(
-        port=free_port(), runs_dir=tmp_path_factory.mktemp("runs"),
+def app(tmp_path_factory: pytest.TempPathFactory, batch: Path) -> Iterator:
+    with running_app(
+        runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[batch.parent], index=str(batch), max_points=20_000,
-    )  # fmt: skip
-    running = ViewerApp(config, backend=None)
-    running.start()
-    yield running
-    running.close()
+    ) as running:  # fmt: skip
+        yield running
 
 
 @pytest.fixture(scope="module")
 def page(app, panel_page) -> Iterator:
-    with panel_page(app.url, height=1200, timeout_ms=TIMEOUT_MS) as opened:
-        # The page's session exists once its load event has named its scene; a sort clicked
-        # before that (a busy machine) has no session to answer it.
-        opened.wait_for_function(
-            "() => document.querySelector('#scene-frame')?.getAttribute('data-src')"
-        )
+    # The page's session exists once its load event has named its scene (the iframe); a sort
+    # clicked before that (a busy machine) has no session to answer it.
+    with panel_page(app.url, 1200, TIMEOUT_MS, ready="#scene-frame iframe") as opened:
         opened.get_by_role("tab", name="Dataset").click()
         _wait_order(opened, ["bamboo", "cave", "alley"])  # listed at build, worst first
         yield opened
@@ -143,7 +128,7 @@ def test_clicking_a_row_opens_its_run(page_session, app, page) -> None:
     session = page_session(app, page)
     before = session.controller.version
     page.locator("#dataset-table").get_by_text("cave", exact=True).first.click()
-    _wait_for(lambda: session.controller.version > before, what="the row's run to open")
+    wait_for(lambda: session.controller.version > before, what="the row's run to open")
     assert session.controller.current.result_file.name == "cave.npz"
     assert session.scene.wait_until_sent(timeout=60)
     assert session.scene.state().num_frames == 3
@@ -162,7 +147,7 @@ def test_compare_overlays_the_second_runs_cameras(page_session, app, page) -> No
     page.locator("#compare-choice input").click()
     page.get_by_role("option", name=re.compile(r"index · alley")).click()
     page.locator("#compare").click()
-    _wait_for(lambda: session.scene.state().comparison is not None, what="the comparison")
+    wait_for(lambda: session.scene.state().comparison is not None, what="the comparison")
     state = session.scene.state()
     assert "alley.npz" in state.comparison and state.comparison_visible
     assert state.variants == ("masked", "unmasked")
@@ -173,4 +158,4 @@ def test_compare_overlays_the_second_runs_cameras(page_session, app, page) -> No
         timeout=TIMEOUT_MS,
     )
     page.locator("#clear-compare").click()
-    _wait_for(lambda: session.scene.state().comparison is None, what="the comparison to clear")
+    wait_for(lambda: session.scene.state().comparison is None, what="the comparison to clear")

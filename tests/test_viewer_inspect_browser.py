@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,19 +20,13 @@ TIMEOUT_MS = 120_000  # two shared CPU cores
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
+def app(tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
     folder = tmp_path_factory.mktemp("inspect")
     result = inspected_recon().save(folder / "inspected.npz")
-    config = AppConfig(
-        port=free_port(), runs_dir=folder / "runs",
-        data_roots=[folder], result=str(result), max_points=20_000,
-    )  # fmt: skip
-    running = ViewerApp(config, backend=None)
-    running.start()
-    yield running
-    running.close()
+    with running_app(
+        runs_dir=folder / "runs", data_roots=[folder], result=str(result), max_points=20_000
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+from conftest import open_panel, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,29 +19,19 @@ TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
-def app(free_port, make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
+def app(make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     folder = tmp_path_factory.mktemp("record")
     result = make_reconstruction(frames=3, height=56, width=84).save(folder / "small.npz")
-    config = AppConfig(
-        port=free_port(), runs_dir=folder / "runs",
-        data_roots=[folder], result=str(result), max_points=20_000,
-    )  # fmt: skip
-    running = ViewerApp(config)
-    running.start()
-    yield running
-    running.close()
+    with running_app(
+        runs_dir=folder / "runs", data_roots=[folder], result=str(result), max_points=20_000
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def page(app, launch_chromium) -> Iterator:
     with launch_chromium(webgl=True) as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1000})
-        opened.set_default_timeout(TIMEOUT_MS)
-        opened.goto(app.url)
-        opened.locator("#status").wait_for()
-        yield opened
+        yield open_panel(browser, app.url, timeout_ms=TIMEOUT_MS, load_scene=True, ready="#status")
 
 
 def _wait_for_status(page, text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import viser
+from conftest import wait_for
 from viser import _messages
 
 from page4d_viewer import geometry, settings
@@ -134,15 +134,6 @@ def shown(make_recon, scene: SceneView, spy: MessageSpy) -> SceneView:
     assert scene.wait_until_sent(timeout=30)
     spy.clear()
     return scene
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def bin_handle(scene: SceneView, frame: int, dynamic: bool) -> Any:
@@ -431,7 +422,7 @@ def test_playback_plays_to_the_end_without_resending(shown: SceneView, spy: Mess
     shown.set_loop(False)
     shown.set_fps(60)
     shown.set_playing(True)
-    assert wait_for(lambda: not shown.state().playing)
+    wait_for(lambda: not shown.state().playing, 10, "the playback to stop")
     state = shown.state()
     assert state.frame == FRAMES - 1
     assert seen == list(range(1, FRAMES))
@@ -446,7 +437,7 @@ def test_play_at_the_end_without_loop_restarts_from_the_first_frame(shown: Scene
     shown.on_frame_change(seen.append)
     shown.set_fps(60)
     shown.set_playing(True)
-    assert wait_for(lambda: not shown.state().playing)
+    wait_for(lambda: not shown.state().playing, 10, "the playback to stop")
     assert seen == list(range(FRAMES))
 
 
@@ -455,7 +446,7 @@ def test_playback_loops(shown: SceneView) -> None:
     shown.on_frame_change(seen.append)
     shown.set_fps(60)
     shown.set_playing(True)
-    assert wait_for(lambda: len(seen) > FRAMES + 1)
+    wait_for(lambda: len(seen) > FRAMES + 1, 10, "the playback to loop")
     shown.set_playing(False)
     assert seen[: FRAMES + 1] == [1, 2, 3, 4, 0, 1]
 

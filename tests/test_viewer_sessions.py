@@ -7,6 +7,7 @@ giving credentials explicitly, which a non-loopback host requires. No torch: vie
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -341,17 +342,35 @@ def test_only_its_user_re_attaches_to_a_tabs_session(registry: SessionRegistry) 
 
 
 def test_exposed_host_without_credentials_refuses_to_start(
-    free_port, make_reconstruction, tmp_path, capsys, monkeypatch
+    make_reconstruction, tmp_path, capsys, monkeypatch
 ) -> None:
     from page4d_viewer.cli import main
 
     monkeypatch.delenv("PAGE4D_AUTH", raising=False)
     result = make_reconstruction().save(tmp_path / "r.npz")
-    code = main(["view", str(result), "--host", "0.0.0.0", "--port", str(free_port())])
+    code = main(["view", str(result), "--host", "0.0.0.0", "--port", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: --host 0.0.0.0 exposes the app")
     assert "--auth-file" in err[0] and "PAGE4D_AUTH" in err[0]
+
+
+def test_port_0_serves_on_a_free_port_and_says_which(
+    make_reconstruction, tmp_path, caplog, monkeypatch
+) -> None:
+    from page4d_viewer.cli import main
+    from page4d_viewer.viewer.server.app import ViewerApp
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # the command sets it
+    served: list[int] = []
+    # Instead of serving until Ctrl-C: is the port it reported the one that answers?
+    monkeypatch.setattr(ViewerApp, "wait", lambda app: served.append(_get(app.url + "config")))
+    result = make_reconstruction().save(tmp_path / "r.npz")
+    with caplog.at_level(logging.INFO, logger="page4d_viewer.cli.app"):
+        code = main(["view", str(result), "--port", "0", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0 and served == [200]
+    (port,) = re.findall(r"open http://127\.0\.0\.1:(\d+)/ in a browser", caplog.text)
+    assert int(port) > 0
 
 
 def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
@@ -374,7 +393,7 @@ def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def locked_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
+def locked_app(make_reconstruction, tmp_path_factory) -> Iterator:
     """`view` with PAGE4D_AUTH on 127.0.0.1, through the command line's own config."""
     import argparse
 
@@ -387,7 +406,7 @@ def locked_app(free_port, make_reconstruction, tmp_path_factory) -> Iterator:
     parser = argparse.ArgumentParser()
     view.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))
     args = parser.parse_args(
-        ["view", str(result), "--port", str(free_port()), "--runs-dir", str(folder / "runs")]
+        ["view", str(result), "--port", "0", "--runs-dir", str(folder / "runs")]
     )
     config = config_from_args(args, environ={"PAGE4D_AUTH": "alice:open sesame"})
     app = ViewerApp(config)
@@ -448,7 +467,7 @@ def test_with_a_password_nothing_answers_without_the_login(locked_app, caplog) -
     assert _get(f"{url}scene/tab-b/", cookie) == 404
 
 
-def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path, caplog) -> None:
+def test_starting_with_a_password_says_what_is_exposed(tmp_path: Path, caplog) -> None:
     from page4d_viewer.viewer.server.app import AppConfig, ViewerApp, exposure_warning
 
     config = AppConfig(host="0.0.0.0", port=7860, auth=[("alice", "pw")])
@@ -457,19 +476,20 @@ def test_starting_with_a_password_says_what_is_exposed(free_port, tmp_path: Path
     for exposed in ("the panel", "3-D scene", "runs folder", "downloads"):
         assert exposed in warning
     assert exposure_warning(AppConfig(), "http://127.0.0.1:7860/", tmp_path) is None
-    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path, auth=[("a", "a long password")]))
+    app = ViewerApp(AppConfig(port=0, runs_dir=tmp_path, auth=[("a", "a long password")]))
     with caplog.at_level(logging.WARNING, logger="page4d_viewer.viewer.server.app"):
         app.start()
     app.close()
     assert "to anyone with a login: the panel" in caplog.text
 
 
-def test_a_foreign_origin_gets_no_scene(free_port, tmp_path: Path) -> None:
+def test_a_foreign_origin_gets_no_scene(tmp_path: Path) -> None:
     from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
-    app = ViewerApp(AppConfig(port=free_port(), runs_dir=tmp_path))
+    app = ViewerApp(AppConfig(port=0, runs_dir=tmp_path))
     app.start()
     try:
+        assert app.port > 0 and app.url == f"http://127.0.0.1:{app.port}/"  # the port it got
         app.sessions.open("tab", None)
         socket_url = f"{app.url.replace('http://', 'ws://')}scene/tab"
         with pytest.raises(InvalidStatus, match="403"):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import open_panel, running_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,46 +58,20 @@ def results(make_reconstruction, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory, results) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
-    config = AppConfig(
-        port=free_port(),
+def app(tmp_path_factory, results) -> Iterator:
+    with running_app(
         runs_dir=tmp_path_factory.mktemp("runs"),
         result=str(results["two.npz"]),
         # A closed page's session goes soon; a reload, even on two loaded cores, comes sooner.
         session_grace=10.0,
-    )
-    running = ViewerApp(config)
-    running.start()
-    yield running
-    running.close()
+    ) as running:
+        yield running
 
 
-@pytest.fixture(scope="module")
-def browser(launch_chromium) -> Iterator:
-    with launch_chromium() as launched:
-        yield launched
-
-
-def _open_panel(browser, app, *, load_scene: bool):
+def _open_context(browser, app, *, load_scene: bool):
+    """A new browser context (its own cookies and storage) with a page on the panel."""
     context = browser.new_context(viewport={"width": 1300, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    if not load_scene:  # spare the shared CPU cores the software-rendered WebGL
-        page.route(f"{app.url}scene/**", lambda route: route.abort())
-    page.goto(app.url)
-    page.locator("#scene-frame iframe").wait_for(state="attached")
-    return context, page
-
-
-def _wait_until(page, condition, what: str, seconds: float = 120.0) -> None:
-    """Poll a server-side condition, letting the page run meanwhile."""
-    for _ in range(int(seconds * 2)):
-        if condition():
-            return
-        page.wait_for_timeout(500)
-    raise AssertionError(f"timed out waiting for {what}")
+    return context, open_panel(context, app.url, load_scene=load_scene)
 
 
 def _wait_status(page, text: str) -> str:
@@ -125,10 +100,12 @@ def test_own_scene_connects_and_another_site_gets_nothing(
     import viser
 
     protocol = f"viser-v{viser.__version__}"
-    context, page = _open_panel(browser, app, load_scene=True)
+    context, page = _open_context(browser, app, load_scene=True)
     session = page_session(app, page)
     # The embedded Viser client connects through the panel's port.
-    _wait_until(page, lambda: bool(session.server.get_clients()), "the embedded scene to connect")
+    wait_for(
+        lambda: bool(session.server.get_clients()), what="the embedded scene to connect", page=page
+    )
     # A websocket from the page's own origin receives the scene (the start-up result).
     own = page.evaluate(OWN_SOCKET_JS, [f"scene/{session.session_id}", protocol])
     assert own["bytes"] > 10_000, own
@@ -146,8 +123,8 @@ def test_own_scene_connects_and_another_site_gets_nothing(
 
 
 def test_two_contexts_see_their_own_results(page_session, app, browser, results) -> None:
-    first_context, first = _open_panel(browser, app, load_scene=False)
-    second_context, second = _open_panel(browser, app, load_scene=False)
+    first_context, first = _open_context(browser, app, load_scene=False)
+    second_context, second = _open_context(browser, app, load_scene=False)
     mine, theirs = page_session(app, first), page_session(app, second)
     assert mine is not theirs and mine.scene is not theirs.scene
     _wait_status(first, "two.npz")  # both start on the app's start-up result
@@ -167,7 +144,9 @@ def test_two_contexts_see_their_own_results(page_session, app, browser, results)
     assert theirs.controller.current.result_file.name == "three.npz"
     # Closing a page closes its session and frees its scene.
     second_context.close()
-    _wait_until(first, lambda: app.sessions.get(theirs.session_id) is None, "the session to close")
+    wait_for(
+        lambda: app.sessions.get(theirs.session_id) is None, what="the session to close", page=first
+    )
     assert app.sessions.get(mine.session_id) is mine
     first_context.close()
 
@@ -176,12 +155,7 @@ def test_two_tabs_have_their_own_sessions_and_a_reload_keeps_its_own(
     page_session, app, browser
 ) -> None:
     context = browser.new_context(viewport={"width": 1300, "height": 900})
-    first, second = context.new_page(), context.new_page()  # two tabs of one browser
-    for page in (first, second):
-        page.set_default_timeout(TIMEOUT_MS)
-        page.route(f"{app.url}scene/**", lambda route: route.abort())
-        page.goto(app.url)
-        page.locator("#scene-frame iframe").wait_for(state="attached")
+    first, second = open_panel(context, app.url), open_panel(context, app.url)  # two tabs
     mine, theirs = page_session(app, first), page_session(app, second)
     assert mine is not theirs and mine.scene is not theirs.scene
     stored = [

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import open_panel, running_app
 
 from page4d_viewer.viewer.scene.display import VARIANT_LABELS
 
@@ -33,32 +34,21 @@ def data_root(tmp_path_factory: pytest.TempPathFactory, make_reconstruction) -> 
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator:
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
-
-    config = AppConfig(
-        port=free_port(),
+def app(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator:
+    with running_app(
         runs_dir=tmp_path_factory.mktemp("runs"),
         data_roots=[data_root, data_root / "assets"],
         result=str(data_root / "result.npz"),
         max_points=20_000,
-    )
-    running = ViewerApp(config, None)
-    running.start()
-    yield running
-    running.close()
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def page(app, launch_chromium) -> Iterator:
-    with launch_chromium() as browser:
-        opened = browser.new_page(viewport={"width": 1400, "height": 1000})
-        opened.set_default_timeout(TIMEOUT_MS)
-        opened.route(f"{app.url}scene/**", lambda route: route.abort())
-        opened.goto(app.url)
-        opened.locator("#run").wait_for()
-        yield opened
-        opened.close()
+def page(app, browser) -> Iterator:
+    opened = open_panel(browser, app.url, ready="#run")
+    yield opened
+    opened.close()
 
 
 def _tab_labels(page) -> list[str]:

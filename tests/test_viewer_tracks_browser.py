@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,24 +45,19 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, sure_tracker) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(free_port, tmp_path_factory, data_dir: Path, checkpoint: Path) -> Iterator:
+def app(tmp_path_factory, data_dir: Path, checkpoint: Path) -> Iterator:
     from page4d_viewer.inference.jobs import PredictorBackend
-    from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
-    config = AppConfig(
-        port=free_port(), runs_dir=tmp_path_factory.mktemp("runs"), data_roots=[data_dir],
-        max_points=20_000,
-    )  # fmt: skip
-    running = ViewerApp(config, PredictorBackend([str(checkpoint)]))
-    running.start()
-    yield running
-    running.close()
+    with running_app(
+        PredictorBackend([str(checkpoint)]),
+        runs_dir=tmp_path_factory.mktemp("runs"), data_roots=[data_dir], max_points=20_000,
+    ) as running:  # fmt: skip
+        yield running
 
 
 @pytest.fixture(scope="module")
 def page(app, panel_page) -> Iterator:
-    with panel_page(app.url, timeout_ms=TIMEOUT_MS) as opened:
-        opened.locator("#run").wait_for()
+    with panel_page(app.url, timeout_ms=TIMEOUT_MS, ready="#run") as opened:
         yield opened
 
 
