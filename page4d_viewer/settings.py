@@ -10,24 +10,35 @@ import math
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Final, Literal, TypeAlias
 
 RELEASED_MASK_STRENGTH = 64.0
 """Mask strength alpha that PAGE-4D's mask checkpoint was trained with (MODEL.md)."""
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+Precision: TypeAlias = Literal["auto", "fp32", "bf16", "fp16"]
+"""A model precision a user can ask for; "auto" picks one per device (inference/device.py)."""
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 """Model precisions a user can force; "auto" (below) picks one per device."""
-AUTO = "auto"
-PRECISION_CHOICES: tuple[str, ...] = (AUTO, *PRECISIONS)
+AUTO: Final = "auto"
+PRECISION_CHOICES: tuple[Precision, ...] = (AUTO, *PRECISIONS)
+
+Device: TypeAlias = str
+"""A torch device a user can ask for: "auto" (the best available), "cpu", "cuda", "mps", or
+"cuda:N" for GPU N. A plain str, not a Literal: "cuda:N" takes any GPU index, which a Literal
+cannot list; inference/device.py checks the value."""
+DEVICE_CHOICES: tuple[Device, ...] = (AUTO, "cpu", "cuda", "mps")
+"""The devices a menu offers (any "cuda:N" is accepted where a device is typed)."""
 
 DEFAULT_CONF_PERCENTILE = 25.0
 """Least confident percent of points dropped, by the scene and by the point exports alike."""
 DEFAULT_MASK_OPACITY = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
 """Dynamic probability at or above which a pixel counts as moving (overlay and split)."""
-MASK_OVERLAYS: tuple[str, ...] = ("continuous", "threshold")
+MaskOverlay: TypeAlias = Literal["continuous", "threshold"]
 """How the overlay draws the mask: every patch in the heat colour of its dynamic probability
 ("continuous"), or only patches at or above the threshold ("threshold")."""
-DEFAULT_MASK_OVERLAY = "continuous"
+MASK_OVERLAYS: tuple[MaskOverlay, ...] = ("continuous", "threshold")
+DEFAULT_MASK_OVERLAY: MaskOverlay = "continuous"
 MASK_SCALE_PERCENTILE = 99.0
 """The overlay's colour scale tops out at this percentile of the clip's dynamic probability,
 so a weak mask still spans the colours; the colour bar states the value."""

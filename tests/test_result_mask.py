@@ -10,7 +10,8 @@ import pytest
 
 from page4d_viewer import settings
 from page4d_viewer.result import export, mask
-from page4d_viewer.viewer import display, plots
+from page4d_viewer.viewer import plots
+from page4d_viewer.viewer.scene import display
 
 # Non-default settings, so a hidden default in either path would show.
 OPACITY, THRESHOLD, COLORMAP = 0.8, 0.3, "viridis"

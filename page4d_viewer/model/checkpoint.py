@@ -38,7 +38,7 @@ from torch import Tensor
 from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.model.config import ModelConfig, check_budget
 from page4d_viewer.model.network import Page4D
-from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+from page4d_viewer.settings import RELEASED_MASK_STRENGTH, Device
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def load_checkpoint(
     path: str | Path,
     *,
     preset: str = "official",
-    device: torch.device | str | None = None,
+    device: torch.device | Device | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[Page4D, CheckpointInfo]:
     """Read a checkpoint into an eval-mode model.
@@ -420,7 +420,7 @@ def _variant(path: Path, config: ModelConfig, metadata: dict[str, str]) -> tuple
 def _adopt(
     model: Page4D,
     state: dict[str, Tensor],
-    device: torch.device | str | None,
+    device: torch.device | Device | None,
     dtype: torch.dtype | None,
 ) -> None:
     """Give a meta-device model the checkpoint's tensors (no second copy) and eval mode."""

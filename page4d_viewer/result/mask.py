@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.settings import DEFAULT_COLORMAP, MASK_OVERLAYS, MASK_SCALE_PERCENTILE
+from page4d_viewer.settings import (
+    DEFAULT_COLORMAP,
+    MASK_OVERLAYS,
+    MASK_SCALE_PERCENTILE,
+    MaskOverlay,
+)
 
 
 class DisplayError(Page4DError):
@@ -156,7 +161,7 @@ def blend_colors(
 
 
 def overlay_weight(
-    probability: np.ndarray, opacity: float, threshold: float, overlay: str = "threshold"
+    probability: np.ndarray, opacity: float, threshold: float, overlay: MaskOverlay = "threshold"
 ) -> np.ndarray:
     """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0
     ("threshold"), or `opacity` everywhere ("continuous": the colour carries the value).
@@ -184,7 +189,7 @@ def overlay_image(
     threshold: float,
     colormap: str = DEFAULT_COLORMAP,
     *,
-    overlay: str = "threshold",
+    overlay: MaskOverlay = "threshold",
     top: float = 1.0,
 ) -> np.ndarray:
     """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
@@ -219,9 +224,10 @@ def check_overlay(opacity: float, threshold: float) -> None:
             raise DisplayError(f"{name} must be in [0, 1], got {value}")
 
 
-def check_overlay_mode(overlay: str) -> None:
-    """Raise DisplayError unless `overlay` is one of settings.MASK_OVERLAYS."""
+def check_overlay_mode(overlay: str) -> MaskOverlay:
+    """`overlay` as a MaskOverlay; DisplayError unless it is one of settings.MASK_OVERLAYS."""
     if overlay not in MASK_OVERLAYS:
         raise DisplayError(
             f"mask overlay must be one of {', '.join(MASK_OVERLAYS)}, got {overlay!r}"
         )
+    return overlay

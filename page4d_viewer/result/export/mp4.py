@@ -19,6 +19,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_OPACITY,
     DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
+    MaskOverlay,
 )
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def mp4_frame(
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
     colormap: str = DEFAULT_COLORMAP,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> np.ndarray:
     """The picture `export_mp4` encodes for one frame: the viewer's mask overlay.
 
@@ -62,7 +63,7 @@ def export_mp4(
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
     colormap: str = DEFAULT_COLORMAP,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> Path:
     """An H.264 mp4 of the model-input frames with the dynamic mask overlaid as a heat map.
 

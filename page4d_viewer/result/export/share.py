@@ -49,6 +49,7 @@ from page4d_viewer.settings import (
     DEFAULT_MASK_OPACITY,
     DEFAULT_MASK_OVERLAY,
     DEFAULT_MASK_THRESHOLD,
+    MaskOverlay,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def export_share(
     fps: float | None = None,
     opacity: float = DEFAULT_MASK_OPACITY,
     threshold: float = DEFAULT_MASK_THRESHOLD,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> Path:
     """Write a folder that plays the scene in a browser as static files (see the module doc).
 
@@ -145,7 +146,7 @@ def record_scene(
     fps: float,
     opacity: float,
     threshold: float,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> bytes:
     """The `.viser` recording of the clip: all nodes at time 0, then one frame per 1/fps s.
 
@@ -174,7 +175,7 @@ def _record(
     fps: float,
     opacity: float,
     threshold: float,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> bytes:
     """Add the nodes, then record one visibility toggle per frame."""
     server.scene.set_up_direction("-y")  # OpenCV world: y points down
@@ -200,7 +201,7 @@ def share_point_colors(
     pixel_index: np.ndarray,
     opacity: float,
     threshold: float,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> np.ndarray:
     """Point colours with the dynamic mask blended in, as the scene's overlay draws them
     (the heat map on the clip's scale, `mask_scale`).
@@ -236,7 +237,7 @@ def _add_points(
     max_points: int,
     opacity: float,
     threshold: float,
-    overlay: str = DEFAULT_MASK_OVERLAY,
+    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> tuple[list[viser.PointCloudHandle], float]:
     """One point cloud per frame (only the first visible); returns them and the scene extent."""
     height, width = recon.image_hw
