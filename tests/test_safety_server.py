@@ -559,11 +559,11 @@ def test_the_budget_counts_everything_and_never_prunes_a_shown_run(
 
 
 def test_the_app_keeps_the_runs_its_sessions_show(locked, make_reconstruction) -> None:
-    from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY
+    from page4d_viewer.viewer.runs import RunDetails
     from page4d_viewer.viewer.server.sessions import run_owner
 
     tab = "shows-run-0001"
-    owned = {RUN_OWNER_KEY: run_owner(tab)}
+    owned = RunDetails(owner=run_owner(tab))
     record = RunStore(locked.folder / "runs").save(make_reconstruction().save, "mine", owned)
     session = locked.sessions.open(tab, "alice")
     session.controller.open_run(record.run_id)

@@ -285,9 +285,10 @@ class FakeScene:
     def state(self):
         return SimpleNamespace(
             frame=self._frame,
-            mask_opacity=self.opacity,
-            mask_threshold=self.threshold,
-            confidence_percentile=self.percentile,
+            mask=SimpleNamespace(
+                opacity=self.opacity, threshold=self.threshold, overlay="continuous"
+            ),
+            points=SimpleNamespace(confidence_percentile=self.percentile),
         )
 
 

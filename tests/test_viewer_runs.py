@@ -11,7 +11,7 @@ import pytest
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.paths import DataRoots, PathNotAllowedError
-from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
+from page4d_viewer.viewer.runs import RunDetails, RunNotFoundError, RunStore
 from page4d_viewer.viewer.titles import source_name
 
 
@@ -24,12 +24,12 @@ def _writer(payload: bytes = b"result"):
 
 def test_saved_run_is_listed_and_found(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs")
-    record = store.save(_writer(b"abc"), "clip.mp4 · 4 frames", {"mask_strength": 64.0})
+    record = store.save(_writer(b"abc"), "clip.mp4 · 4 frames", RunDetails(mask_strength=64.0))
     assert record.result_path.read_bytes() == b"abc"
     assert [r.run_id for r in store.list()] == [record.run_id]
     found = store.get(record.run_id)
     assert found.title == "clip.mp4 · 4 frames"
-    assert found.details == {"mask_strength": 64.0}
+    assert found.details == RunDetails(mask_strength=64.0)
     assert "clip.mp4 · 4 frames" in found.label()
 
 
@@ -83,6 +83,27 @@ def test_record_without_timezone_is_read_as_utc(tmp_path: Path) -> None:
     (folder / "run.json").write_text(json.dumps({"created": "2026-01-01T00:00:00", "title": "t"}))
     (record,) = RunStore(tmp_path).list()
     assert record.created.tzinfo is not None
+    assert record.details == RunDetails()  # no details at all: every field unset
+
+
+def test_details_saved_by_older_versions_still_load(tmp_path: Path) -> None:
+    folder = tmp_path / "20260101-000000-old-abcd"
+    folder.mkdir()
+    (folder / "result.npz").write_bytes(b"x")
+    details = {
+        "checkpoint": "page4d.pt", "variant": "page4d", "mask_strength": 64, "device": "cpu",
+        "precision": "float32", "seconds": 1.5, "session": "0123abcd", "retired": [1, 2],
+    }  # fmt: skip
+    record = {"version": 1, "created": "2026-01-01T00:00:00", "title": "t", "details": details}
+    (folder / "run.json").write_text(json.dumps(record))
+    (loaded,) = RunStore(tmp_path).list()
+    assert loaded.details == RunDetails(
+        "page4d.pt", "page4d", 64.0, "cpu", "float32", 1.5, owner="0123abcd"
+    )  # the unknown key is dropped
+    assert loaded.details.to_json() == {key: details[key] for key in list(details)[:-1]}
+    wrong = {"mask_strength": "64", "checkpoint": 7, "session": None, "seconds": True}
+    assert RunDetails.from_json(wrong) == RunDetails()  # wrong types read as unset
+    assert RunDetails.from_json(["not", "a", "mapping"]) == RunDetails()
 
 
 @pytest.mark.parametrize("run_id", ["../etc", "", "20260101-000000-nope-abcd", "a/b"])
@@ -158,7 +179,7 @@ def test_root_itself_is_allowed(roots: DataRoots, tmp_path: Path) -> None:
 
 def test_run_label_shows_mask_strength_and_checkpoint(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
-    details = {"mask_strength": 128.0, "checkpoint": "/models/page4d_v2.pt"}
+    details = RunDetails(mask_strength=128.0, checkpoint="/models/page4d_v2.pt")
     record = store.save(_writer(), "walk.mp4 · 4 frames", details)
     assert record.label().endswith("walk.mp4 · 4 frames · α 128 · page4d_v2.pt")
     assert store.save(_writer(), "old run").label().endswith(" · old run")

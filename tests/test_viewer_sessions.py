@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.controller import ViewerController
-from page4d_viewer.viewer.model_runs import RUN_OWNER_KEY, STARTUP_OWNER, run_and_save
+from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
 from page4d_viewer.viewer.server.proxy import ScenePolicy, is_loopback, origin_matches_host
@@ -88,7 +88,9 @@ class _Scene:
     def state(self):
         from types import SimpleNamespace
 
-        return SimpleNamespace(frame=0, mask_opacity=0.5, mask_threshold=0.5)
+        return SimpleNamespace(
+            frame=0, mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous")
+        )
 
 
 class _Backend:
@@ -123,7 +125,7 @@ def test_each_session_lists_and_opens_only_its_own_runs(
 
     alice, bob, everyone = controller("alice-tab"), controller("bob-tab"), controller("x", True)
     mine = alice.run("a.mp4", RunOptions(checkpoint="stand-in"), lambda f, m: None).record
-    assert mine.details[RUN_OWNER_KEY] == "alice-tab"
+    assert mine.details.owner == "alice-tab"
     _recon, startup = run_and_save(
         _Backend(make_reconstruction), alice._model_lock, store, "start.mp4",
         RunOptions(checkpoint="stand-in"), lambda f, m: None, owner=STARTUP_OWNER,

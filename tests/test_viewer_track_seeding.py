@@ -76,7 +76,7 @@ def test_a_run_with_track_points_draws_its_tracks(controller, data: Path) -> Non
     controller.set_frame(3)
     state = scene.state()
     assert 0 < state.tracks.segments <= 8 * 3  # a trail of 3 frames at most so far
-    assert (scene.track_layer.segments.age <= 2).all()
+    assert (scene.tracks.segments.age <= 2).all()
 
 
 def test_a_click_on_the_picture_tracks_that_pixel(controller, data: Path) -> None:
@@ -116,10 +116,10 @@ def test_scene_clicks_seed_tracks_only_in_seeding_mode(controller, data: Path) -
     assert scene.wait_until_sent(timeout=30)
     inspector = Inspector(controller)  # the probe keeps the clicks of the default mode
     seeder = _seeder(controller)
-    scene.set_display("current")
+    scene.points.set_display("current")
     controller.set_frame(1)
     ray = _ray_to(shown.recon, 1, 10, 12)
-    picked = scene.pick_pixel(*ray)
+    picked = scene.points.pick_pixel(*ray)
     assert picked is not None and picked.frame == 1
     assert "Click a point" in seeder.set_seeding(True)
     scene.clicks.dispatch(*ray)
@@ -127,7 +127,7 @@ def test_scene_clicks_seed_tracks_only_in_seeding_mode(controller, data: Path) -
     tracks = controller.current.recon.tracks
     assert tracks.num_tracks == 3 and tracks.query_frame[-1] == 1
     np.testing.assert_allclose(tracks.xy[1, -1], (picked.col, picked.row))
-    assert inspector.pixel is None and scene.state().probe_point is None
+    assert inspector.pixel is None and scene.state().points.probe_point is None
     assert seeder.message.startswith("Added a track")
     seeder.set_seeding(False)
     assert scene.state().click_mode == "probe"

@@ -44,14 +44,22 @@ class ComparisonError(Page4DError):
     """Two results that cannot be compared (other clip, other frames), or nothing to compare."""
 
 
+class ComparisonTarget(Protocol):
+    """What `Comparer` needs of the scene's comparison layer
+    (`page4d_viewer.viewer.scene.comparison.ComparisonLayer`)."""
+
+    def compare(self, title: str, cameras: Mapping[str, Cameras]) -> None: ...
+
+    def set_visible(self, visible: bool) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class ComparisonScene(Protocol):
-    """What `Comparer` needs of `page4d_viewer.viewer.scene.SceneView`."""
+    """What `Comparer` needs of `page4d_viewer.viewer.scene.SceneView`: its comparison layer."""
 
-    def show_comparison(self, title: str, cameras: Mapping[str, Cameras]) -> None: ...
-
-    def set_comparison_visible(self, visible: bool) -> None: ...
-
-    def clear_comparison(self) -> None: ...
+    @property
+    def comparison(self) -> ComparisonTarget: ...
 
 
 @dataclass(frozen=True)
@@ -225,19 +233,19 @@ class Comparer:
             if shown is None:
                 raise ComparisonError("open or run a result first, then compare another with it")
             similarity, cameras = align_second_run(shown.recon, recon)
-            self.scene.show_comparison(title, cameras)
+            self.scene.comparison.compare(title, cameras)
             self._second = SecondRun(recon, title, similarity, cameras, shown.version)
             return self._second
 
     def set_visible(self, visible: bool) -> None:
         """Show or hide B's cameras in the scene (the plots keep B)."""
-        self.scene.set_comparison_visible(visible)
+        self.scene.comparison.set_visible(visible)
 
     def clear(self) -> None:
         """Remove B from the scene, the plots and the table."""
         with self._lock:
             self._second = None
-            self.scene.clear_comparison()
+            self.scene.comparison.clear()
 
     def close(self) -> None:
         """Let go of B (a whole second result) when the session ends; its scene goes with

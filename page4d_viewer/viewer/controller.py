@@ -31,7 +31,6 @@ from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.viewer import downloads, intake, plots
 from page4d_viewer.viewer.model_runs import (
     MODEL_SHARE,
-    RUN_OWNER_KEY,
     STARTUP_OWNER,
     CancelFlags,
     run_and_save,
@@ -97,8 +96,8 @@ class SceneSettings:
     def of(cls, state: SceneState) -> SceneSettings:
         """The settings part of a scene's state snapshot."""
         return cls(
-            int(state.frame), float(state.mask_opacity), float(state.mask_threshold),
-            str(getattr(state, "mask_overlay", DEFAULT_MASK_OVERLAY)),
+            int(state.frame), float(state.mask.opacity), float(state.mask.threshold),
+            str(state.mask.overlay),
         )  # fmt: skip
 
 
@@ -352,8 +351,7 @@ class ViewerController:
 
     def _may_see(self, record: RunRecord) -> bool:
         # Runs saved before sessions were recorded have no owner: shown with shared runs only.
-        owner = record.details.get(RUN_OWNER_KEY)
-        return self.shared_runs or owner in (self.owner, STARTUP_OWNER)
+        return self.shared_runs or record.details.owner in (self.owner, STARTUP_OWNER)
 
     # ---------------------------------------------------------------------------- scene
 
@@ -444,7 +442,7 @@ class ViewerController:
             shown.recon,
             result,
             shown.exports_dir,
-            float(state.confidence_percentile),
+            float(state.points.confidence_percentile),
             settings.mask_opacity,
             settings.mask_threshold,
             settings.mask_overlay,

@@ -67,9 +67,9 @@ class Inspector:
         self.probe_version = 0
         self._probed_recon: Reconstruction | None = None
         self._closed = False  # set by `close`: scene clicks are ignored from then on
-        register = getattr(controller.scene, "on_scene_click", None)
-        if register is not None:
-            register(self.scene_clicked)
+        clicks = getattr(controller.scene, "clicks", None)  # a scene without one: no clicks
+        if clicks is not None:
+            clicks.add(self.scene_clicked)
 
     def close(self) -> None:
         """The session ended: ignore scene clicks and let go of the probed result."""
@@ -143,9 +143,9 @@ class Inspector:
         if mode == "attention" and recon is not None and choice is not None:
             heat = inside_views.attention_heat(recon, choice)
             colormap = inside_views.colormap_of(choice)
-            self.scene.set_point_colouring(mode, heat, colormap, key=choice)
+            self.scene.points.set_colouring(mode, heat, colormap, key=choice)
         else:
-            self.scene.set_point_colouring(mode)
+            self.scene.points.set_colouring(mode)
 
     # ------------------------------------------------------------------ the probe
 
@@ -154,7 +154,7 @@ class Inspector:
         if self._closed:
             return
         try:
-            pixel = self.scene.pick_pixel(origin, direction)
+            pixel = self.scene.points.pick_pixel(origin, direction)
         except DisplayError as error:
             logger.debug("ignored a scene click: %s", error)
             return
@@ -170,8 +170,8 @@ class Inspector:
         recon = self.recon()
         if recon is None:
             raise DisplayError("run a clip or open a result first")
-        probed = probe.probe(recon, pixel, self.scene.state().point_source, self.choice)
-        self.scene.show_probe(probed.position)
+        probed = probe.probe(recon, pixel, self.scene.state().points.point_source, self.choice)
+        self.scene.points.show_probe(probed.position)
         with self._lock:
             self.pixel, self._probed_recon = pixel, recon
             self.probe_version += 1
@@ -199,7 +199,7 @@ class Inspector:
             pixel, choice, probed_recon = self.pixel, self.choice, self._probed_recon
         if recon is None or pixel is None or probed_recon is not recon:
             return "Click a point in the scene, or a pixel of the frame, to probe it."
-        source = self.scene.state().point_source
+        source = self.scene.state().points.point_source
         return probe.describe(probe.probe(recon, pixel, source, choice), choice)
 
     def probe_picture(self, frame: int) -> np.ndarray | None:

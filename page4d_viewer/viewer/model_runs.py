@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.run_contract import Progress, RunCancelled
 from page4d_viewer.sources.confine import confined
-from page4d_viewer.viewer.runs import check_free_space
+from page4d_viewer.viewer.runs import RunDetails, check_free_space
 from page4d_viewer.viewer.titles import source_name
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 MODEL_SHARE = 0.85
 # The owner recorded with the run the app makes at start: every session may see it.
 STARTUP_OWNER = "app"
-# The key of a run's details naming the session that made it.
-RUN_OWNER_KEY = "session"
 
 
 @dataclass
@@ -99,9 +97,7 @@ def run_and_save(
         raise RunCancelled("run cancelled")
     # From here on the run is committed: Cancel no longer applies.
     progress(MODEL_SHARE, "saving the run")
-    details = run_details(recon, model_seconds)
-    if owner:
-        details[RUN_OWNER_KEY] = owner
+    details = run_details(recon, model_seconds, owner or None)
     return recon, store.save(recon.save, run_title(recon, source), details)
 
 
@@ -123,13 +119,17 @@ def run_title(recon: Reconstruction, source: SourceLike | None = None) -> str:
     return f"{name} · {recon.num_frames} frames · {width}x{height}"
 
 
-def run_details(recon: Reconstruction, model_seconds: float) -> dict[str, str | float]:
+def run_details(
+    recon: Reconstruction, model_seconds: float, owner: str | None = None
+) -> RunDetails:
+    """What a run's record keeps beside its title: the model it ran, how long, and whose."""
     metadata = recon.metadata
-    return {
-        "checkpoint": metadata.checkpoint_name,
-        "variant": metadata.model_variant,
-        "mask_strength": metadata.mask_strength,
-        "device": metadata.device,
-        "precision": metadata.precision,
-        "seconds": round(model_seconds, 3),
-    }
+    return RunDetails(
+        checkpoint=metadata.checkpoint_name,
+        variant=metadata.model_variant,
+        mask_strength=float(metadata.mask_strength),
+        device=metadata.device,
+        precision=metadata.precision,
+        seconds=round(model_seconds, 3),
+        owner=owner,
+    )

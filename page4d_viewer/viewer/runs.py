@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
@@ -86,6 +85,80 @@ def disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+OWNER_KEY = "session"
+"""The key of run.json's details naming the session that made the run (as saved so far)."""
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What a saved run records beside its title (run.json's "details").
+
+    Every field may be missing from a run saved by an older version, so each has a default;
+    a field of the wrong type reads as missing, and keys this version does not know are
+    ignored.
+
+    Attributes:
+        checkpoint: The weights' file (or preset) name.
+        variant: The model variant, e.g. "page4d".
+        mask_strength: The alpha of the masked variant (None: not recorded).
+        device: The torch device the model ran on.
+        precision: "float32", "bfloat16" or "float16".
+        seconds: How long the model ran (None: not recorded).
+        owner: The session that made it (`sessions.run_owner`; the app's start-up run:
+            `model_runs.STARTUP_OWNER`); None for a run saved before sessions were recorded.
+    """
+
+    checkpoint: str = ""
+    variant: str = ""
+    mask_strength: float | None = None
+    device: str = ""
+    precision: str = ""
+    seconds: float | None = None
+    owner: str | None = None
+
+    def to_json(self) -> dict[str, str | float]:
+        """The JSON object run.json keeps (the owner under "session"; unset fields left out)."""
+        texts = {
+            "checkpoint": self.checkpoint,
+            "variant": self.variant,
+            "device": self.device,
+            "precision": self.precision,
+        }
+        numbers = {"mask_strength": self.mask_strength, "seconds": self.seconds}
+        raw: dict[str, str | float] = {key: value for key, value in texts.items() if value}
+        raw.update({key: value for key, value in numbers.items() if value is not None})
+        if self.owner is not None:
+            raw[OWNER_KEY] = self.owner
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: object) -> RunDetails:
+        """The details of a run.json, as written by any version (see the class docstring)."""
+        if not isinstance(raw, Mapping):
+            return cls()
+
+        def text(key: str) -> str:
+            value = raw.get(key)
+            return value if isinstance(value, str) else ""
+
+        def number(key: str) -> float | None:
+            value = raw.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            return float(value)
+
+        owner = raw.get(OWNER_KEY)
+        return cls(
+            checkpoint=text("checkpoint"),
+            variant=text("variant"),
+            mask_strength=number("mask_strength"),
+            device=text("device"),
+            precision=text("precision"),
+            seconds=number("seconds"),
+            owner=owner if isinstance(owner, str) else None,
+        )
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One saved run.
@@ -95,14 +168,14 @@ class RunRecord:
         folder: The run's folder.
         created: When the run was saved (UTC).
         title: One line saying what was run, e.g. "clip.mp4 · 24 frames · 518x294".
-        details: Free JSON-able facts shown with the run (checkpoint, mask strength, timings).
+        details: What else it recorded (checkpoint, mask strength, timing, owner).
     """
 
     run_id: str
     folder: Path
     created: datetime
     title: str
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: RunDetails = field(default_factory=RunDetails)
 
     @property
     def result_path(self) -> Path:
@@ -119,12 +192,10 @@ class RunRecord:
         recorded), e.g. "2026-11-21 13:40:12 · walk.mp4 · 24 frames · α 64 · page4d.pt"."""
         local = self.created.astimezone()
         parts = [f"{local:%Y-%m-%d %H:%M:%S}", self.title]
-        strength = self.details.get("mask_strength")
-        if isinstance(strength, (int, float)) and not isinstance(strength, bool):
-            parts.append(f"α {strength:g}")
-        checkpoint = self.details.get("checkpoint")
-        if checkpoint:
-            parts.append(Path(str(checkpoint)).name)
+        if self.details.mask_strength is not None:
+            parts.append(f"α {self.details.mask_strength:g}")
+        if self.details.checkpoint:
+            parts.append(Path(self.details.checkpoint).name)
         return " · ".join(parts)
 
 
@@ -193,7 +264,7 @@ class RunStore:
         self,
         write_result: Callable[[Path], None],
         title: str,
-        details: Mapping[str, Any] | None = None,
+        details: RunDetails | None = None,
         *,
         now: datetime | None = None,
     ) -> RunRecord:
@@ -203,7 +274,7 @@ class RunStore:
             write_result: Writes the result file to the path it is given (ending in `.npz`),
                 e.g. `reconstruction.save`.
             title: One line saying what was run.
-            details: JSON-able facts to keep with the run.
+            details: What else to record (default: nothing).
             now: The time to record (UTC); the current time when omitted.
 
         Returns:
@@ -214,6 +285,7 @@ class RunStore:
                 (nothing is left behind either way).
         """
         created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        details = details if details is not None else RunDetails()
         run_id = _new_run_id(created, title)
         self.root.mkdir(parents=True, exist_ok=True)
         check_free_space(self.root)
@@ -227,7 +299,7 @@ class RunStore:
                 "version": _RECORD_VERSION,
                 "created": created.isoformat(),
                 "title": title,
-                "details": dict(details or {}),
+                "details": details.to_json(),
             }
             (staging / RECORD_NAME).write_text(json.dumps(record, indent=1, default=str))
             final = self.root / run_id
@@ -241,7 +313,7 @@ class RunStore:
                 ) from None
             raise
         logger.info("saved run %s", final)
-        record = RunRecord(run_id, final, created, title, dict(details or {}))
+        record = RunRecord(run_id, final, created, title, details)
         self.prune(keep=run_id)
         return record
 
@@ -330,9 +402,7 @@ class RunStore:
 
 
 def _haystack(record: RunRecord) -> str:
-    return " ".join(
-        [record.run_id, record.title, json.dumps(dict(record.details), default=str)]
-    ).lower()
+    return " ".join([record.run_id, record.title, json.dumps(record.details.to_json())]).lower()
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -364,7 +434,7 @@ def _read_record(folder: Path) -> RunRecord | None:
         raw = json.loads(record_path.read_text())
         created = datetime.fromisoformat(raw["created"])
         title = str(raw["title"])
-        details = raw.get("details", {})
+        details = RunDetails.from_json(raw.get("details"))
     except (OSError, ValueError, KeyError, TypeError) as error:
         logger.warning("skipping run folder %s: %s", folder, error)
         return None

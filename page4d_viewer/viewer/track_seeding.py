@@ -57,9 +57,9 @@ class TrackSeeder:
         self._worker: threading.Thread | None = None
         self._closed = False  # set by `close`: scene clicks are ignored from then on
         self._track_heads: dict[str, bool] = {}  # checkpoint -> whether it has a track head
-        register = getattr(controller.scene, "on_scene_click", None)
-        if register is not None:
-            register(self.scene_clicked, mode="track")
+        clicks = getattr(controller.scene, "clicks", None)  # a scene without one: no clicks
+        if clicks is not None:
+            clicks.add(self.scene_clicked, mode="track")
 
     def recon(self) -> Reconstruction | None:
         """The result on screen, or None."""
@@ -76,7 +76,7 @@ class TrackSeeder:
 
     def set_seeding(self, on: bool) -> str:
         """Make clicks in the scene seed tracks (on) or probe points (off); the status line."""
-        self.controller.scene.set_click_mode("track" if on else "probe")  # type: ignore[attr-defined]
+        self.controller.scene.clicks.set_mode("track" if on else "probe")  # type: ignore[attr-defined]
         if not on:
             return self._say("Clicks in the 3-D scene probe points again.")
         problem = self.cannot_seed()
@@ -148,7 +148,7 @@ class TrackSeeder:
         if self._closed:
             return
         try:
-            pixel = self.controller.scene.pick_pixel(origin, direction)  # type: ignore[attr-defined]
+            pixel = self.controller.scene.points.pick_pixel(origin, direction)  # type: ignore[attr-defined]
         except DisplayError as error:
             logger.debug("ignored a scene click: %s", error)
             return
