@@ -1,77 +1,39 @@
-"""The panel's event handlers: one method per widget event, each one controller action.
+"""The panel's own event handlers: load and unload, run, cancel, open, the frame slider and
+the poll that follows the scene.
 
-`PanelCallbacks` finds the page's session (its own scene and result, `sessions.py`), calls one
-action of that session's `ViewerController` and turns its outcome, or its Page4DError, into
-widget updates. Callbacks return dicts keyed by component, so a failure
-updates the status line only: the result on screen stays. `panel.py` lays out the page and
-wires the events to these methods.
+`PanelCallbacks` finds the page's `Session` (its own scene, result and helpers; `sessions.py`),
+calls one action of it and turns the outcome, or its Page4DError, into widget updates. The
+tabs under the scene (`viewer/tabs/`) handle their own events; the result on screen is filled
+here from every tab's `show`, so a new result reaches every tab at once. Callbacks return
+dicts keyed by component, so a failure updates the status line only: the result on screen
+stays. `panel.py` lays out the page and wires the events to these methods.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.components import Component
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.run_contract import ModelBackend, RunCancelled, RunOptions
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.comparison import Comparer
-from page4d_viewer.viewer.controller import SceneSettings, Shown, ViewerController
-from page4d_viewer.viewer.plots import FrameImages
+from page4d_viewer.viewer.controller import SceneSettings, Shown
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 
 if TYPE_CHECKING:
-    from page4d_viewer.viewer.server.sessions import SessionRegistry
+    from page4d_viewer.viewer.server.sessions import Session, SessionRegistry
+    from page4d_viewer.viewer.tabs.base import PanelTab
 
 logger = logging.getLogger(__name__)
 
 
-Helper = TypeVar("Helper")
-
-
-class PerSession(Generic[Helper]):
-    """One helper per session (an Inspector, a TrackSeeder), made on first use from its
-    controller and gone with it (weakly keyed), for the tabs whose state is per session.
-
-    Args:
-        controller_of: the page's session's controller.
-        make: builds the helper of a controller.
-    """
-
-    def __init__(
-        self,
-        controller_of: Callable[[gr.Request | None], ViewerController],
-        make: Callable[[ViewerController], Helper],
-    ) -> None:
-        self._controller_of = controller_of
-        self._make = make
-        self._helpers: weakref.WeakKeyDictionary[ViewerController, Helper] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def of(self, request: gr.Request | None) -> Helper:
-        """The helper of the page's session.
-
-        Raises:
-            Page4DError: the page's session is not open.
-        """
-        return self.of_controller(self._controller_of(request))
-
-    def of_controller(self, controller: ViewerController) -> Helper:
-        """The helper of a session's controller."""
-        if controller not in self._helpers:
-            self._helpers[controller] = self._make(controller)
-        return self._helpers[controller]
-
-
-Updates = dict[gr.components.Component, Any]
+Updates = dict[Component, Any]
 """Widget updates keyed by component; each value is whatever that component takes."""
 
 
@@ -115,8 +77,35 @@ def options_from_widgets(values: dict[str, Any]) -> RunOptions:
 
 
 @dataclass
+class ModelInputs:
+    """The Model section's inputs (their values reach `RunOptions` by these names)."""
+
+    checkpoint: gr.Dropdown
+    device: gr.Dropdown
+    precision: gr.Dropdown
+    mask_strength: gr.Slider
+    attention: gr.Checkbox
+    tracks: gr.Number  # how many points to track (0: none)
+
+    def by_name(self) -> dict[str, Component]:
+        """The inputs keyed by `RunOptions` field name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass
 class PanelWidgets:
-    """The components the callbacks read and write."""
+    """The page's own components, around the tabs: the clip source, Run and Cancel, the
+    status line, "Open a result", the scene and its frame slider, and the page's state.
+
+    Attributes:
+        source_kind: Which source tab is open ("example", "upload" or "path").
+        version: The version of the result this page shows (-1: none yet).
+        synced: What this page last saw of the scene (`SceneSettings`, or None).
+        run_inputs: The Source, Sampling and Model inputs by `RunOptions` field name.
+        model: The Model section's inputs (also in `run_inputs`), for the tabs that follow
+            the chosen checkpoint.
+        tab_views: Every tab's widgets that show the result on screen (`PanelTab.view`).
+    """
 
     source_kind: gr.State
     version: gr.State
@@ -124,7 +113,8 @@ class PanelWidgets:
     example_tab: gr.Tab
     upload_tab: gr.Tab
     path_tab: gr.Tab
-    run_inputs: dict[str, gr.components.Component]
+    run_inputs: dict[str, Component]
+    model: ModelInputs
     run_button: gr.Button
     cancel_button: gr.Button
     status: gr.Markdown
@@ -135,199 +125,131 @@ class PanelWidgets:
     refresh_runs_button: gr.Button
     open_run_button: gr.Button
     frame: gr.Slider
-    opacity: gr.Slider
-    threshold: gr.Slider
-    overlay_image: gr.Image
-    depth_image: gr.Image
-    confidence_image: gr.Image
-    ground_truth_depth_image: gr.Image
-    ground_truth_mask_image: gr.Image
-    trajectory_plot: gr.Plot
-    differences_plot: gr.Plot
-    disagreement_image: gr.Image
-    disagreement_axis: gr.State
-    metrics_table: gr.Dataframe
-    prepare_button: gr.Button
-    downloads: gr.File
+    scene: gr.HTML
     timer: gr.Timer
-    scene: gr.HTML | None = None
-    mask_overlay: gr.Radio | None = None  # "continuous" or "threshold"
+    tab_views: list[Component] = field(default_factory=list)
 
     @property
-    def images(self) -> list[gr.components.Component]:
-        """The frame pictures, in `plots.FrameImages` field order."""
-        return [
-            self.overlay_image,
-            self.depth_image,
-            self.confidence_image,
-            self.ground_truth_depth_image,
-            self.ground_truth_mask_image,
-        ]
-
-    @property
-    def view(self) -> list[gr.components.Component]:
+    def view(self) -> list[Component]:
         """Everything that shows the current result."""
-        return [
-            self.status,
-            self.frame,
-            self.opacity,
-            self.threshold,
-            *self.images,
-            self.trajectory_plot,
-            self.differences_plot,
-            self.disagreement_image,
-            self.disagreement_axis,
-            self.metrics_table,
-            self.downloads,
-            self.version,
-            self.synced,
-            *([] if self.mask_overlay is None else [self.mask_overlay]),
-        ]
+        return [self.status, self.frame, *self.tab_views, self.version, self.synced]
 
 
 class PanelCallbacks:
-    """One method per widget event; each calls one action of the page's session's controller.
+    """One method per event of the page's own widgets; each calls one action of the page's
+    session.
 
     Args:
-        controller: The controller of every page when there is no registry (tests, embedding).
-        widgets: The panel's components.
-        registry: The open sessions: each page gets its own controller and scene.
-        scene_html: The scene box for a page's scene address (registry only).
+        sessions: The open sessions (each page gets its own controller and scene), or
+            `SessionRegistry.single(controller)` for one controller (tests, embedding).
+        widgets: The page's own components.
+        tabs: The tabs under the scene; each fills its part of the result view.
+        scene_html: The scene box for a page's session id (used when the registry gives each
+            session a scene of its own to embed).
     """
 
     def __init__(
         self,
-        controller: ViewerController | None,
+        sessions: SessionRegistry,
         widgets: PanelWidgets,
-        registry: SessionRegistry | None = None,
+        tabs: Sequence[PanelTab] = (),
         scene_html: Callable[[str], str] | None = None,
     ) -> None:
-        self.controller = controller
-        self.w = widgets
-        self.registry = registry
+        self.sessions = sessions
+        self.widgets = widgets
+        self.tabs = tabs
         self.scene_html = scene_html
-        # One comparison ("run B") per session, made on first use, gone with its controller.
-        self._comparers = PerSession(
-            self.controller_of, lambda session: Comparer(session, session.scene)
-        )
 
-    def comparer_of(self, controller: ViewerController) -> Comparer:
-        """The side-by-side comparison of a session's scene."""
-        return self._comparers.of_controller(controller)
-
-    def controller_of(self, request: gr.Request | None) -> ViewerController:
-        """The controller of the page's session.
+    def session_of(self, request: gr.Request | None) -> Session:
+        """The session of the page that sent `request`.
 
         Raises:
             SessionClosedError: the page's session is not open.
         """
-        if self.registry is not None:
-            return self.registry.controller_for(session_of(request))
-        if self.controller is None:
-            raise Page4DError("the panel has no controller")
-        return self.controller
+        return self.sessions.session_for(session_hash_of(request))
 
-    def _guarded(self, event: Callable[[ViewerController], Updates]) -> Callable[..., Updates]:
-        """An event handler that gets the page's controller, or says why there is none."""
+    def _guarded(self, event: Callable[[Session], Updates]) -> Callable[..., Updates]:
+        """An event handler that gets the page's session, or says why there is none."""
 
-        def handler(*args: Any, request: gr.Request | None = None) -> Updates:
+        def handler(request: gr.Request | None = None) -> Updates:
             try:
-                controller = self.controller_of(request)
+                session = self.session_of(request)
             except Page4DError as error:
-                return {self.w.status: error_markdown(str(error), None)}
-            return event(controller, *args)
+                return self.status_error(error)
+            return event(session)
 
         return handler
 
     # ------------------------------------------------------------------ result on screen
 
-    def full_view(self, controller: ViewerController, shown: Shown | None) -> Updates:
+    def full_view(self, session: Session, shown: Shown | None) -> Updates:
         """Every view widget, filled from the result on screen."""
-        w = self.w
+        widgets, controller = self.widgets, session.controller
         settings = controller.scene_settings()
-        if shown is None:
-            return {
-                w.status: status_markdown(None),
-                w.version: controller.version,
-                w.synced: settings,
-                w.opacity: settings.mask_opacity,
-                w.threshold: settings.mask_threshold,
+        updates: Updates = {
+            widgets.status: status_markdown(None),
+            widgets.version: controller.version,
+            widgets.synced: settings,
+        }
+        if shown is not None:
+            notes = "".join(f"\n\n{note}" for note in shown.notes)
+            comparer = session.comparer
+            if comparer.current is not None:
+                notes += f"\n\n{comparer.describe()}"
+            frames = shown.recon.num_frames
+            updates |= {
+                widgets.status: status_markdown(shown) + notes,
+                widgets.frame: gr.update(maximum=max(1, frames - 1), value=settings.frame),
+                widgets.version: shown.version,
             }
-        images = controller.frame_images(settings.frame)
-        notes = "".join(f"\n\n{note}" for note in shown.notes)
-        comparer = self.comparer_of(controller)
-        if comparer.current is not None:
-            notes += f"\n\n{comparer.describe()}"
-        poses = comparer.pose_views(shown)
-        record = shown.record
-        curve = plots.figure_picture(
-            plots.disagreement_figure(shown.recon, settings.frame), shown.recon.num_frames
-        )
-        return {
-            w.disagreement_image: curve.image,
-            w.disagreement_axis: curve.axis,
-            w.status: status_markdown(shown) + notes,
-            w.frame: gr.update(maximum=max(1, shown.recon.num_frames - 1), value=settings.frame),
-            w.opacity: settings.mask_opacity,
-            w.threshold: settings.mask_threshold,
-            **self._overlay_choice(settings),
-            **self.image_updates(images),
-            w.trajectory_plot: poses.trajectory,
-            w.differences_plot: poses.differences,
-            w.metrics_table: poses.metrics,
-            w.downloads: [str(record.result_path)] if record is not None else None,
-            w.version: shown.version,
-            w.synced: settings,
-        }
+        for tab in self.tabs:
+            updates |= tab.show(session, shown, settings)
+        return updates
 
-    def _overlay_choice(self, settings: SceneSettings) -> Updates:
-        """The "Draw the mask" choice as the scene has it (none on a panel without one)."""
-        return {} if self.w.mask_overlay is None else {self.w.mask_overlay: settings.mask_overlay}
+    def followed(
+        self, session: Session, settings: SceneSettings, synced: SceneSettings | None
+    ) -> Updates:
+        """What every tab changes when the page's view of the scene moves from `synced` to
+        `settings`, with `synced` itself."""
+        updates: Updates = {self.widgets.synced: settings}
+        for tab in self.tabs:
+            updates |= tab.follow(session, settings, synced)
+        return updates
 
-    def image_updates(self, images: FrameImages | None) -> Updates:
-        """The frame pictures; the ground truth's are shown only when the result has them."""
-        if images is None:
-            return {}
-        pictures = dict(zip(self.w.images, images.pictures(), strict=True))
-        truth = (self.w.ground_truth_depth_image, self.w.ground_truth_mask_image)
-        return {
-            widget: gr.update(value=picture, visible=picture is not None)
-            if widget in truth
-            else picture
-            for widget, picture in pictures.items()
-        }
+    def status_error(self, error: Page4DError) -> Updates:
+        """The status line says why an event could not reach the page's session."""
+        return {self.widgets.status: error_markdown(str(error), None)}
 
-    def failed(self, controller: ViewerController, message: str) -> Updates:
+    def failed(self, session: Session, message: str) -> Updates:
         """Only the status line changes: the previous result stays on screen."""
-        return {self.w.status: error_markdown(message, controller.current)}
+        return {self.widgets.status: error_markdown(message, session.controller.current)}
 
-    def cancelled(self, controller: ViewerController, message: str) -> Updates:
+    def cancelled(self, session: Session, message: str) -> Updates:
         """The status line after Cancel; the result on screen stays."""
-        return {self.w.status: error_markdown(message, controller.current, "Cancelled")}
+        current = session.controller.current
+        return {self.widgets.status: error_markdown(message, current, "Cancelled")}
 
-    def show_or_fail(self, controller: ViewerController, action: Callable[[], Shown]) -> Updates:
+    def show_or_fail(self, session: Session, action: Callable[[], Shown]) -> Updates:
         """Run an action that shows a result; any failure becomes a status message."""
         try:
-            return self.full_view(controller, action())
+            return self.full_view(session, action())
         except RunCancelled:
-            return self.cancelled(controller, "the run was cancelled")
+            return self.cancelled(session, "the run was cancelled")
         except Page4DError as error:
-            return self.failed(controller, str(error))
+            return self.failed(session, str(error))
         except Exception as error:  # the app stays up whatever goes wrong
             logger.exception("unexpected error in the panel")
-            return self.failed(controller, f"unexpected {type(error).__name__}: {error}")
+            return self.failed(session, f"unexpected {type(error).__name__}: {error}")
 
     def unchanged(self) -> Updates:
         """No update at all (Gradio reads an empty dict as a missing value, so skip one)."""
-        return {self.w.version: gr.skip()}
+        return {self.widgets.version: gr.skip()}
 
-    def runs_update(
-        self, query: str | None = None, request: gr.Request | None = None
-    ) -> dict[str, Any]:
+    def runs_update(self, query: str | None = None, request: gr.Request | None = None) -> Any:
         """The recent-runs drop-down of the page's session (the runs matching every word of
         `query`, when given), newest selected."""
         try:
-            records = self.controller_of(request).recent_runs(query or None)
+            records = self.session_of(request).controller.recent_runs(query or None)
         except Page4DError:
             records = []
         choices = run_choices(records)
@@ -342,99 +264,101 @@ class PanelCallbacks:
             tab_id: The id the browser tab keeps across reloads (`panel.TAB_ID_JS`); a reload
                 finds the same result, sliders and runs. Invalid or missing: a new session.
         """
-        w = self.w
-        scene: Updates = {}
-        if self.registry is not None:
-            try:
-                session = self.registry.attach(
-                    session_of(request),
-                    tab_id,
-                    getattr(request, "username", None),
-                    client=client_of(request),
-                )
-            except Page4DError as error:
-                message = " ".join(str(error).split())
-                scene = {w.scene: f'<div id="scene-frame"><p>{message}</p></div>'}
-                return {w.status: error_markdown(message, None), **scene}
-            if w.scene is not None and self.scene_html is not None:
-                scene = {w.scene: self.scene_html(session.session_id)}
-        controller = self.controller_of(request)
-        shown = controller.current
+        widgets = self.widgets
+        try:
+            session = self.sessions.attach(
+                session_hash_of(request),
+                tab_id,
+                getattr(request, "username", None),
+                client=client_of(request),
+            )
+        except Page4DError as error:
+            message = " ".join(str(error).split())
+            return {
+                widgets.status: error_markdown(message, None),
+                widgets.scene: f'<div id="scene-frame"><p>{message}</p></div>',
+            }
+        shown = session.controller.current
         updates = {
-            **self.full_view(controller, shown),
-            w.runs: self.runs_update(request=request),
-            **scene,
+            **self.full_view(session, shown),
+            widgets.runs: self.runs_update(request=request),
         }
+        if self.sessions.embeds_scenes and self.scene_html is not None:
+            updates[widgets.scene] = self.scene_html(session.session_id)
         # A refreshed page shows the shown run's strength, not the slider's build default.
         if shown is not None and shown.recon.has_mask:
-            updates[w.run_inputs["mask_strength"]] = shown.recon.metadata.mask_strength
+            updates[widgets.model.mask_strength] = shown.recon.metadata.mask_strength
         return updates
 
     def on_unload(self, request: gr.Request) -> None:
         """The page went: detach it; its tab's session closes unless the tab comes back."""
-        if self.registry is not None:
-            self.registry.detach(session_of(request))
+        self.sessions.detach(session_hash_of(request))
 
     def job_key(self, request: gr.Request | None) -> str:
         """Whose run Cancel stops: the page's tab, so Cancel works after a reload too."""
-        session = session_of(request)
-        if self.registry is not None:
-            return self.registry.key_of(session) or session
-        return session
+        session_hash = session_hash_of(request)
+        return self.sessions.key_of(session_hash) or session_hash
 
     def on_run(
         self,
-        values: Updates,
+        values: dict[Component, Any],
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio reads this default)
     ) -> Updates:
-        w = self.w
+        widgets = self.widgets
         try:
-            controller = self.controller_of(request)
+            session = self.session_of(request)
         except Page4DError as error:
-            return {w.status: error_markdown(str(error), None)}
-        named = {name: values[widget] for name, widget in w.run_inputs.items()}
+            return self.status_error(error)
+        controller = session.controller
+        named = {name: values[widget] for name, widget in widgets.run_inputs.items()}
 
         def report(fraction: float, message: str) -> None:
             progress(fraction, desc=message)
 
         def action() -> Shown:
             source = controller.resolve_source(
-                values[w.source_kind], named["example"], named["uploads"], named["server_path"]
-            )
+                values[widgets.source_kind], named["example"], named["uploads"],
+                named["server_path"],
+            )  # fmt: skip
             options = options_from_widgets(named)
             return controller.run(source, options, report, self.job_key(request))
 
-        return {**self.show_or_fail(controller, action), w.runs: self.runs_update(request=request)}
+        shown = self.show_or_fail(session, action)
+        return {**shown, widgets.runs: self.runs_update(request=request)}
 
     def on_cancel(self, request: gr.Request) -> Updates:
-        def cancel(controller: ViewerController) -> Updates:
+        def cancel(session: Session) -> Updates:
             # The run's own update may land before or after this one: both say "Cancelled".
-            running = controller.cancel(self.job_key(request))
-            return self.cancelled(
-                controller, "stopping the run" if running else "nothing was running"
-            )
+            running = session.controller.cancel(self.job_key(request))
+            return self.cancelled(session, "stopping the run" if running else "nothing was running")
 
-        return self._guarded(cancel)(request=request)
+        return self._guarded(cancel)(request)
 
     def on_open_file(self, path: str | None, request: gr.Request) -> Updates:
-        def open_file(controller: ViewerController) -> Updates:
+        def open_file(session: Session) -> Updates:
             if not path:
-                return self.failed(controller, "choose a result file (.npz) first")
-            return self.show_or_fail(controller, lambda: controller.open_result(path))
+                return self.failed(session, "choose a result file (.npz) first")
+            chosen = path
+            return self.show_or_fail(session, lambda: session.controller.open_result(chosen))
 
-        return self._guarded(open_file)(request=request)
+        return self._guarded(open_file)(request)
 
     def on_open_run(self, run_id: str | None, request: gr.Request) -> Updates:
-        def open_run(controller: ViewerController) -> Updates:
+        def open_run(session: Session) -> Updates:
             if not run_id:
-                return self.failed(controller, "pick a recent run first")
-            return self.show_or_fail(controller, lambda: controller.open_run(run_id))
+                return self.failed(session, "pick a recent run first")
+            chosen = run_id
+            return self.show_or_fail(session, lambda: session.controller.open_run(chosen))
 
-        return self._guarded(open_run)(request=request)
+        return self._guarded(open_run)(request)
+
+    def on_poll(self, values: dict[Component, Any], request: gr.Request | None) -> Updates:
+        """The page's part of the poll (`Panel.poll`): `on_tick` with its inputs."""
+        return self.on_tick(values[self.widgets.version], values[self.widgets.synced], request)
 
     def on_tick(
-        self, known_version: int, synced: SceneSettings | None, request: gr.Request = None
+        self, known_version: int, synced: SceneSettings | None, request: gr.Request | None = None
     ) -> Updates:
         """Follow the scene: a new result, or its timeline or overlay moved in Viser.
 
@@ -442,130 +366,60 @@ class PanelCallbacks:
         panel's sliders: a slider the user just moved must not be pulled back before its
         own event reaches the scene.
         """
-        w = self.w
         try:
-            controller = self.controller_of(request)
+            session = self.session_of(request)
         except Page4DError:
             return self.unchanged()
-        if controller.current is None and self.registry is not None:
-            self.registry.adopt_initial(controller)  # the start-up run may have finished
+        controller = session.controller
+        if controller.current is None:
+            self.sessions.adopt_initial(controller)  # the start-up run may have finished
         shown = controller.current
         if shown is None:
             return self.unchanged()
         if shown.version != known_version or synced is None:
-            return self.full_view(controller, shown)
+            return self.full_view(session, shown)
         settings = controller.scene_settings()
         if settings == synced:
             return self.unchanged()
-        updates: Updates = {w.synced: settings}
-        if settings.mask_opacity != synced.mask_opacity:
-            updates[w.opacity] = settings.mask_opacity
-        if settings.mask_threshold != synced.mask_threshold:
-            updates[w.threshold] = settings.mask_threshold
-        if settings.mask_overlay != synced.mask_overlay and w.mask_overlay is not None:
-            updates[w.mask_overlay] = settings.mask_overlay
+        updates = self.followed(session, settings, synced)
         if settings.frame != synced.frame:
-            updates[w.frame] = settings.frame
-        updates.update(self.image_updates(controller.frame_images(settings.frame)))
+            updates[self.widgets.frame] = settings.frame
         return updates
 
     def on_frame(
-        self, frame: float, synced: SceneSettings | None, request: gr.Request = None
+        self, frame: float, synced: SceneSettings | None, request: gr.Request | None = None
     ) -> Updates:
-        def move(controller: ViewerController) -> Updates:
-            applied = controller.set_frame(int(frame or 0))
-            images = controller.frame_images(applied)
-            if images is None:
-                return self.unchanged()
-            w = self.w
-            return {
-                **self.image_updates(images),
-                w.synced: self._synced_after(controller, synced, frame=applied),
-            }
+        """The frame slider moved: the scene's timeline and the tabs follow."""
 
-        return self._guarded(move)(request=request)
+        def move(session: Session) -> Updates:
+            applied = session.controller.set_frame(int(frame or 0))
+            return self.followed(session, synced_after(session, synced, frame=applied), synced)
 
-    def on_disagreement_click(
-        self,
-        axis: plots.FrameAxis | None,
-        synced: SceneSettings | None,
-        event: gr.SelectData,
-        request: gr.Request = None,
-    ) -> Updates:
-        """A click on the disagreement curve moves the timeline to the clicked frame."""
+        return self._guarded(move)(request)
 
-        def jump(controller: ViewerController) -> Updates:
-            shown = controller.current
-            if axis is None or shown is None or not isinstance(event.index, (list, tuple)):
-                return self.unchanged()
-            applied = controller.set_frame(axis.frame_at(float(event.index[0])))
-            images = controller.frame_images(applied)
-            curve = plots.figure_picture(
-                plots.disagreement_figure(shown.recon, applied), shown.recon.num_frames
-            )
-            return {
-                self.w.frame: applied,
-                **self.image_updates(images),
-                self.w.synced: self._synced_after(controller, synced, frame=applied),
-                self.w.disagreement_image: curve.image,
-            }
-
-        return self._guarded(jump)(request=request)
-
-    def on_mask(
-        self,
-        opacity: float,
-        threshold: float,
-        mask_overlay: str | None,
-        frame: float,
-        synced: SceneSettings | None,
-        request: gr.Request = None,
-    ) -> Updates:
-        def overlay(controller: ViewerController) -> Updates:
-            try:
-                controller.set_mask_overlay(opacity, threshold, mask_overlay or None)
-            except Page4DError as error:
-                return self.failed(controller, str(error))
-            images = controller.frame_images(int(frame or 0))
-            if images is None:
-                return self.unchanged()
-            applied = controller.scene_settings()
-            synced_now = self._synced_after(
-                controller, synced,
-                mask_opacity=applied.mask_opacity, mask_threshold=applied.mask_threshold,
-                mask_overlay=applied.mask_overlay,
-            )  # fmt: skip
-            return {self.w.overlay_image: images.overlay, self.w.synced: synced_now}
-
-        return self._guarded(overlay)(request=request)
-
-    def _synced_after(
-        self, controller: ViewerController, synced: SceneSettings | None, **set_by_page: float
-    ) -> SceneSettings:
-        """What the page shows of the scene after it set some values itself.
-
-        The rest comes from the page's previous view, not from the scene: the Viser timeline
-        may have moved meanwhile, and recording that move as seen would stop `on_tick` from
-        ever bringing it to the panel.
-        """
-        base = synced if synced is not None else controller.scene_settings()
-        return dataclasses.replace(base, **set_by_page)
-
-    def on_checkpoint(self, name: str | None) -> float | dict[str, Any]:
-        backend = self.registry.backend if self.registry is not None else None
-        backend = backend or (self.controller.backend if self.controller is not None else None)
+    def on_checkpoint(self, name: str | None) -> Any:
+        """The mask strength slider, set to a newly chosen checkpoint's default."""
+        backend = self.sessions.backend
         if backend is None or not name:
             return gr.skip()
         return default_strength(backend, name)
 
-    def on_prepare(self, request: gr.Request) -> list[str]:
-        try:
-            return [str(path) for path in self.controller_of(request).exports()]
-        except Page4DError as error:
-            raise gr.Error(" ".join(str(error).split())) from error
+
+def synced_after(
+    session: Session, synced: SceneSettings | None, **set_by_page: Any
+) -> SceneSettings:
+    """What the page shows of the scene after it set some values itself.
+
+    The rest comes from the page's previous view, not from the scene: the Viser timeline
+    may have moved meanwhile, and recording that move as seen would stop `on_tick` from
+    ever bringing it to the panel.
+    """
+    base = synced if synced is not None else session.controller.scene_settings()
+    return dataclasses.replace(base, **set_by_page)
 
 
 def default_strength(backend: ModelBackend | None, checkpoint: str) -> float:
+    """The mask strength a checkpoint was trained with (0 without a model)."""
     if backend is None:
         return 0.0
     try:
@@ -575,7 +429,8 @@ def default_strength(backend: ModelBackend | None, checkpoint: str) -> float:
         return RELEASED_MASK_STRENGTH
 
 
-def session_of(request: gr.Request | None) -> str:
+def session_hash_of(request: gr.Request | None) -> str:
+    """Gradio's session hash of the page that sent `request` ("" without one)."""
     return str(getattr(request, "session_hash", "") or "")
 
 

@@ -1,53 +1,78 @@
 """The Gradio panel: pick a clip, run PAGE-4D, inspect the mask, compare poses, download.
 
-`build_panel` lays out the page (`_layout`, one builder per section) and wires each widget
-event to one method of `callbacks.PanelCallbacks`, which calls one `ViewerController` action
-and turns its outcome, or its Page4DError, into widget updates.
+`build_panel` lays out the page: the clip source, Run and "Open a result" on the left, the
+session's 3-D scene and its frame slider on the right, and under them the result tabs of
+`RESULT_TABS` (`viewer/tabs/`), each built inside its own `gr.Tab` and wired by itself. The
+page's own events go to `callbacks.PanelCallbacks`; one poll timer asks every tab that follows
+the scene in one request.
 
-Queueing: model runs go through Gradio's queue one at a time (a second user sees a queue
-position); cheap events (slider moves, the timeline poll) skip the concurrency limit.
+Queueing (`tabs.base`): model runs go through Gradio's queue one at a time (a second user sees
+a queue position); cheap events (slider moves, the poll) skip the concurrency limit.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Final, Literal, get_args
 
 import gradio as gr
+from gradio.components import Component
 
 from page4d_viewer.run_contract import DEFAULT_MAX_FRAMES, ModelBackend
-from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, PRECISION_CHOICES
-from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, default_strength
-from page4d_viewer.viewer.controller import (
-    SOURCE_EXAMPLE,
-    SOURCE_PATH,
-    SOURCE_UPLOAD,
-    ViewerController,
+from page4d_viewer.settings import PRECISION_CHOICES
+from page4d_viewer.sources.framing import PreprocessMode
+from page4d_viewer.viewer.callbacks import (
+    ModelInputs,
+    PanelCallbacks,
+    PanelWidgets,
+    default_strength,
 )
+from page4d_viewer.viewer.controller import SOURCE_EXAMPLE, SOURCE_PATH, SOURCE_UPLOAD
 from page4d_viewer.viewer.server.sessions import SessionRegistry
 from page4d_viewer.viewer.status import run_choices, status_markdown
-from page4d_viewer.viewer.tabs import dataset as dataset_tab
-from page4d_viewer.viewer.tabs import inspect as inspect_tab
-from page4d_viewer.viewer.tabs import record as record_tab
 from page4d_viewer.viewer.tabs import tracks as tracks_tab
+from page4d_viewer.viewer.tabs.base import (
+    OPENS_RESULT,
+    QUICK,
+    RUNS_MODEL,
+    Panel,
+    PanelSetup,
+    PanelTab,
+)
+from page4d_viewer.viewer.tabs.compare import CompareTab
+from page4d_viewer.viewer.tabs.dataset import DatasetTab
+from page4d_viewer.viewer.tabs.downloads import DownloadsTab
+from page4d_viewer.viewer.tabs.inspect import InsideTab
+from page4d_viewer.viewer.tabs.mask import MaskTab
+from page4d_viewer.viewer.tabs.poses import PoseComparisonTab
+from page4d_viewer.viewer.tabs.record import RecordTab
+from page4d_viewer.viewer.tabs.tracks import TracksTab
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-# The names page4d_viewer.inference.device understands (kept here: the panel does not import torch).
-CROP_MODES = ("crop", "pad")
-MAX_MASK_STRENGTH = 128
-# How often each open page asks the scene where its timeline is (seconds).
-POLL_SECONDS = 0.5
-IMAGE_HEIGHT = "auto"  # the box takes the picture's own shape: no empty bands around it
-# The panel's words for settings.MASK_OVERLAYS.
-MASK_OVERLAY_CHOICES = (
-    ("continuous probability", "continuous"),
-    ("above the threshold only", "threshold"),
+RESULT_TABS: Final[tuple[type[PanelTab], ...]] = (
+    MaskTab,
+    PoseComparisonTab,
+    DownloadsTab,
+    RecordTab,
+    DatasetTab,
+    CompareTab,
+    InsideTab,
+    TracksTab,
 )
+"""The tabs under the scene, in their order on the page: adding a tab is one module in
+`viewer/tabs/` with a `PanelTab` class, and one entry here."""
+
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+"""The devices the Model section offers (page4d_viewer.inference.device's names; kept here:
+the panel does not import torch). The CLI may add one, e.g. "cuda:1"."""
+DEVICES: tuple[DeviceChoice, ...] = get_args(DeviceChoice)
+CROP_MODES: tuple[PreprocessMode, ...] = get_args(PreprocessMode)
+MAX_MASK_STRENGTH = 128
+POLL_SECONDS = 0.5
+"""How often each open page asks its session what changed outside it (the scene's timeline,
+a probe or a track clicked in the scene, a run that finished)."""
 
 PANEL_CSS = """
 #status { min-height: 3.5em; }
@@ -61,23 +86,53 @@ SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the
 # Runs in the page before `on_load`: the tab's id, kept in sessionStorage (per tab, across
 # reloads; localStorage would be shared by every tab). Plain-HTTP remote origins have no
 # crypto.randomUUID, so it falls back to getRandomValues, then to Math.random and the clock.
-TAB_ID_JS = """(ignored) => {
+# A tab the browser duplicates ("Duplicate tab", or window.open of this page) starts with a
+# copy of its opener's sessionStorage, so with its id and session: one tab would then see and
+# record the other's scene. So each page holds its id on a BroadcastChannel for as long as it
+# lives, and a page that starts with a stored id first asks whether a live page holds it (and
+# takes a fresh one if so). A reload asks too, but its old page is gone: no one answers and
+# the tab keeps its session. Two copies asking at once: the lower random ticket keeps the id.
+TAB_ID_JS = """async (ignored) => {
   const key = "page4d-tab";
+  if (window.page4dTab) { return window.page4dTab.id; }  // this page has its id already
+  const fresh = () => {
+    const c = window.crypto;
+    if (c && typeof c.randomUUID === "function") { return c.randomUUID(); }
+    if (c && typeof c.getRandomValues === "function") {
+      return Array.from(c.getRandomValues(new Uint8Array(16)),
+        (b) => b.toString(16).padStart(2, "0")).join("");
+    }
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + "-"
+      + Math.random().toString(36).slice(2);
+  };
+  const channels = typeof BroadcastChannel === "function";
   let id = null;
   try { id = window.sessionStorage.getItem(key); } catch (error) { id = null; }
   if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
-    const c = window.crypto;
-    if (c && typeof c.randomUUID === "function") {
-      id = c.randomUUID();
-    } else if (c && typeof c.getRandomValues === "function") {
-      id = Array.from(c.getRandomValues(new Uint8Array(16)),
-        (b) => b.toString(16).padStart(2, "0")).join("");
-    } else {
-      id = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + "-"
-        + Math.random().toString(36).slice(2);
-    }
-    try { window.sessionStorage.setItem(key, id); } catch (error) { /* a new id per load */ }
+    id = fresh();
+  } else if (channels) {
+    const ticket = Math.random();
+    let taken = false;
+    const asking = new BroadcastChannel(key);
+    asking.onmessage = (event) => {
+      const said = event.data || {};
+      if (said.id === id && (said.held || said.ticket < ticket)) { taken = true; }
+    };
+    asking.postMessage({id: id, ticket: ticket, held: false});
+    await new Promise((resolve) => setTimeout(resolve, 300));  // a live holder answers in ms
+    asking.close();
+    if (taken) { id = fresh(); }
   }
+  try { window.sessionStorage.setItem(key, id); } catch (error) { /* a new id per load */ }
+  const held = {id: id, channel: null};
+  if (channels) {
+    held.channel = new BroadcastChannel(key);
+    held.channel.onmessage = (event) => {
+      const said = event.data || {};
+      if (said.id === id && !said.held) { held.channel.postMessage({id: id, held: true}); }
+    };
+  }
+  window.page4dTab = held;
   return id;
 }"""
 
@@ -104,19 +159,19 @@ def scene_iframe_html(url: str | None) -> str:
 
 
 def build_panel(
-    controller: ViewerController | SessionRegistry,
+    sessions: SessionRegistry,
     *,
     device: str = "auto",
     precision: str = "auto",
     title: str = "PAGE-4D viewer",
     index: str | None = None,
 ) -> gr.Blocks:
-    """Lay out the Gradio page and wire its callbacks to `controller`.
+    """Lay out the Gradio page and wire its callbacks to the sessions.
 
     Args:
-        controller: The open sessions (each page gets its own controller and scene, opened
-            when the page loads and closed when it goes), or one controller for every page
-            (tests; no embedded scene).
+        sessions: The open sessions: each page gets its own controller and scene, opened
+            when the page loads and closed when it goes; `SessionRegistry.single(controller)`
+            gives every page one controller (tests; no embedded scene).
         device: Device preselected in the Model section ("auto", "cpu", "cuda", ...).
         precision: Precision preselected ("auto", "fp32", "bf16", "fp16").
         title: Browser tab title.
@@ -126,41 +181,26 @@ def build_panel(
         The `gradio.Blocks`, queued (model runs one at a time; a second user sees a queue
         position), not launched. Launch it with `css=PANEL_CSS`.
     """
+    setup = PanelSetup(sessions, index)
+    tabs: list[PanelTab] = [kind() for kind in RESULT_TABS]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets, tabs, record, inside_tab, tracks = _layout(controller, device, precision, index)
-        if isinstance(controller, SessionRegistry):
-            callbacks = PanelCallbacks(
-                None, widgets, controller, lambda session: scene_iframe_html(scene_url(session))
-            )
-        else:
-            callbacks = PanelCallbacks(controller, widgets)
-        _wire(demo, callbacks, widgets)
-        record_tab.wire(record_tab.RecordCallbacks(callbacks.controller_of), record)
-        tab_callbacks = dataset_tab.DatasetCallbacks(callbacks, tabs)
-        dataset_tab.wire(tab_callbacks, tabs, widgets)
-        inside = inspect_tab.InspectCallbacks(callbacks.controller_of, inside_tab, widgets)
-        inspect_tab.wire(inside, inside_tab, widgets)
-        tracked = tracks_tab.TrackCallbacks(
-            callbacks.controller_of, tracks, widgets, controller.backend
+        widgets = _layout(setup, tabs, device, precision)
+        callbacks = PanelCallbacks(
+            sessions, widgets, tabs, lambda session_id: scene_iframe_html(scene_url(session_id))
         )
-        tracks_tab.wire(tracked, tracks, widgets)
-        query = [tabs.index_state, tabs.sort_by, tabs.descending, tabs.filter_text]
-        demo.load(tab_callbacks.on_query, query, tabs.listing, show_progress="hidden")
+        panel = Panel(demo, widgets, callbacks, tabs)
+        _wire(panel)
+        for tab in tabs:
+            tab.wire(panel)
+        panel.start_polling(widgets.timer)
     demo.queue(default_concurrency_limit=1)
     return demo
 
 
-def _layout(
-    controller: ViewerController | SessionRegistry, device: str, precision: str, index: str | None
-) -> tuple[
-    PanelWidgets,
-    dataset_tab.DatasetWidgets,
-    record_tab.RecordWidgets,
-    inspect_tab.InspectWidgets,
-    tracks_tab.TrackWidgets,
-]:
-    backend = controller.backend
-    samples = list(controller.samples)
+def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str) -> PanelWidgets:
+    """The page: the clip and run controls beside the scene, the result tabs under them."""
+    sessions = setup.sessions
+    samples = list(sessions.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
     gr.Markdown(
         "## PAGE-4D viewer\nRun PAGE-4D on a clip, play it back in 4-D, inspect the learned "
@@ -168,36 +208,44 @@ def _layout(
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=340):
-            sources = _source_inputs(controller, samples, first_kind)
+            sources = _source_inputs(sessions, samples, first_kind)
             sampling = _sampling_inputs()
-            model = _model_inputs(backend, device, precision)
-            actions = _run_and_open(controller)
+            model = _model_inputs(sessions.backend, device, precision)
+            actions = _run_and_open(sessions)
         with gr.Column(scale=2, min_width=480):
             scene = gr.HTML(scene_iframe_html(None), elem_id="scene")
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
             )
-    views, tabs, record, inside, tracks = _result_tabs(controller, index)
-    widgets = PanelWidgets(
+    # Each tab's widgets inside its own gr.Tab: anything placed directly in a gr.Tabs shifts
+    # the order Gradio gives the tabs after it, and each of those gains a second button.
+    with gr.Tabs():
+        for tab in tabs:
+            with gr.Tab(tab.label, id=tab.tab_id, elem_id=tab.elem_id):
+                tab.build(setup)
+    return PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
         synced=gr.State(None),
         example_tab=sources.example_tab,
         upload_tab=sources.upload_tab,
         path_tab=sources.path_tab,
-        run_inputs={**sources.inputs, **sampling, **model},
+        run_inputs={**sources.inputs, **sampling, **model.by_name()},
+        model=model,
+        run_button=actions.run_button,
+        cancel_button=actions.cancel_button,
+        status=actions.status,
+        result_upload=actions.result_upload,
+        open_file_button=actions.open_file_button,
+        runs=actions.runs,
+        runs_search=actions.runs_search,
+        refresh_runs_button=actions.refresh_runs_button,
+        open_run_button=actions.open_run_button,
         frame=frame,
-        timer=gr.Timer(POLL_SECONDS),
         scene=scene,
-        **_fields_of(actions),
-        **_fields_of(views),
+        timer=gr.Timer(POLL_SECONDS),
+        tab_views=[widget for tab in tabs for widget in tab.view()],
     )
-    return widgets, tabs, record, inside, tracks
-
-
-def _fields_of(section: _RunAndOpen | _ResultTabs) -> dict[str, object]:
-    """A section dataclass's components by field name (shallow, unlike dataclasses.asdict)."""
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
 @dataclass
@@ -205,12 +253,10 @@ class _SourceTabs:
     example_tab: gr.Tab
     upload_tab: gr.Tab
     path_tab: gr.Tab
-    inputs: dict[str, gr.components.Component]
+    inputs: dict[str, Component]
 
 
-def _source_inputs(
-    controller: ViewerController | SessionRegistry, samples: list[str], first: str
-) -> _SourceTabs:
+def _source_inputs(sessions: SessionRegistry, samples: list[str], first: str) -> _SourceTabs:
     with gr.Tabs(selected=first):
         with gr.Tab("Example", id=SOURCE_EXAMPLE) as example_tab:
             example = gr.Dropdown(
@@ -230,10 +276,12 @@ def _source_inputs(
             server_path = gr.Textbox(
                 label="Path on the server",
                 placeholder="clips/walk.mp4",
-                info=f"Only under: {controller.data_roots.describe()}",
+                info=f"Only under: {sessions.data_roots.describe()}",
                 elem_id="server-path",
             )
-    inputs = {"example": example, "uploads": uploads, "server_path": server_path}
+    inputs: dict[str, Component] = {
+        "example": example, "uploads": uploads, "server_path": server_path
+    }  # fmt: skip
     return _SourceTabs(example_tab, upload_tab, path_tab, inputs)
 
 
@@ -250,9 +298,9 @@ class _RunAndOpen:
     open_run_button: gr.Button
 
 
-def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen:
+def _run_and_open(sessions: SessionRegistry) -> _RunAndOpen:
     """Run and Cancel, the status line, and the "Open a result" section."""
-    backend = controller.backend
+    backend = sessions.backend
     with gr.Row():
         run_button = gr.Button(
             "Run", variant="primary", interactive=backend is not None, elem_id="run"
@@ -268,7 +316,7 @@ def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen
         )
         open_file_button = gr.Button("Open result file", elem_id="open-result")
         runs = gr.Dropdown(
-            choices=run_choices(controller.recent_runs()),
+            choices=run_choices(sessions.recent_runs()),
             label="Recent runs (saved as each run finishes; the 50 newest that match)",
             elem_id="recent-runs",
         )
@@ -285,103 +333,7 @@ def _run_and_open(controller: ViewerController | SessionRegistry) -> _RunAndOpen
     )  # fmt: skip
 
 
-@dataclass
-class _ResultTabs:
-    opacity: gr.Slider
-    threshold: gr.Slider
-    mask_overlay: gr.Radio
-    overlay_image: gr.Image
-    depth_image: gr.Image
-    confidence_image: gr.Image
-    ground_truth_depth_image: gr.Image
-    ground_truth_mask_image: gr.Image
-    trajectory_plot: gr.Plot
-    differences_plot: gr.Plot
-    disagreement_image: gr.Image
-    disagreement_axis: gr.State
-    metrics_table: gr.Dataframe
-    prepare_button: gr.Button
-    downloads: gr.File
-
-
-def _result_tabs(
-    controller: ViewerController | SessionRegistry, index: str | None
-) -> tuple[
-    _ResultTabs,
-    dataset_tab.DatasetWidgets,
-    record_tab.RecordWidgets,
-    inspect_tab.InspectWidgets,
-    tracks_tab.TrackWidgets,
-]:
-    """The tabs under the scene: mask and depth, pose comparison, downloads, record, dataset,
-    compare, inside the model, tracks."""
-    with gr.Tabs():
-        with gr.Tab("Mask and depth"):
-            with gr.Row():
-                opacity = gr.Slider(
-                    0, 1, value=controller.mask_opacity, step=0.05, label="Mask opacity",
-                    elem_id="mask-opacity",
-                )  # fmt: skip
-                threshold = gr.Slider(
-                    0, 1, value=controller.mask_threshold, step=0.05,
-                    label="Mask threshold (dynamic probability)", elem_id="mask-threshold",
-                )  # fmt: skip
-                mask_overlay = gr.Radio(
-                    list(MASK_OVERLAY_CHOICES),
-                    value=getattr(controller, "mask_overlay", DEFAULT_MASK_OVERLAY),
-                    label="Draw the mask", elem_id="mask-overlay",
-                    info="continuous: every patch in the colour of its probability",
-                )  # fmt: skip
-            with gr.Row():
-                overlay, depth, confidence = (
-                    _frame_image(label, True)
-                    for label in ("Frame + dynamic mask", "Depth", "Depth confidence (log)")
-                )
-            with gr.Row():
-                truth_depth, truth_mask = (
-                    _frame_image(label, False)
-                    for label in ("Ground-truth depth", "Ground-truth moving pixels")
-                )
-        with gr.Tab("Pose comparison"):
-            with gr.Row():
-                trajectory_plot = gr.Plot(label="Trajectories from above", show_label=False)
-                differences_plot = gr.Plot(label="Per-frame differences", show_label=False)
-            # A picture, not a gr.Plot: a click on it reports a pixel, which reads as a frame.
-            disagreement_image = gr.Image(
-                label="Camera head vs geometry per frame: click a frame to go there",
-                interactive=False, elem_id="disagreement", format="png",
-            )  # fmt: skip
-            metrics_table = gr.Dataframe(
-                headers=plots.METRICS_HEADERS, label="ATE / RPE, depth AbsRel / δ<1.25",
-                interactive=False,
-                elem_id="metrics",
-            )  # fmt: skip
-        with gr.Tab("Downloads"):
-            prepare_button = gr.Button("Prepare downloads (result, GLB, PLY, TUM, mp4)")
-            downloads = gr.File(
-                label="Files", file_count="multiple", interactive=False, elem_id="downloads"
-            )
-        record = record_tab.build_tab()
-        tabs = dataset_tab.build_tabs(controller.data_roots.describe(), index)
-        inside = inspect_tab.build_tab()
-        tracks = tracks_tab.build_tab()
-    return _ResultTabs(
-        opacity, threshold, mask_overlay, overlay, depth, confidence, truth_depth, truth_mask,
-        trajectory_plot, differences_plot, disagreement_image, gr.State(None), metrics_table,
-        prepare_button, downloads,
-    ), tabs, record, inside, tracks  # fmt: skip
-
-
-def _frame_image(label: str, visible: bool) -> gr.Image:
-    """A frame picture: drawn large (plots.PANEL_IMAGE_WIDTH) with sharp pixels, and a
-    fullscreen button to look closer."""
-    return gr.Image(
-        label=label, interactive=False, height=IMAGE_HEIGHT, visible=visible,
-        buttons=["download", "fullscreen"], elem_classes=["frame-image"],
-    )  # fmt: skip
-
-
-def _sampling_inputs() -> dict[str, gr.components.Component]:
+def _sampling_inputs() -> dict[str, Component]:
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             stride = gr.Number(1, label="Stride", precision=0, minimum=1)
@@ -400,9 +352,7 @@ def _sampling_inputs() -> dict[str, gr.components.Component]:
     }  # fmt: skip
 
 
-def _model_inputs(
-    backend: ModelBackend | None, device: str, precision: str
-) -> dict[str, gr.components.Component]:
+def _model_inputs(backend: ModelBackend | None, device: str, precision: str) -> ModelInputs:
     checkpoints = backend.checkpoint_names() if backend is not None else []
     strength = default_strength(backend, checkpoints[0]) if checkpoints else 0.0
     with gr.Accordion("Model", open=backend is not None):
@@ -426,59 +376,40 @@ def _model_inputs(
             elem_id="record-attention",
         )  # fmt: skip
         tracks = tracks_tab.track_points_box(backend, checkpoints[0] if checkpoints else None)
-    return {
-        "checkpoint": checkpoint, "device": device_box, "precision": precision_box,
-        "mask_strength": mask_strength, "attention": attention, "tracks": tracks,
-    }  # fmt: skip
+    return ModelInputs(checkpoint, device_box, precision_box, mask_strength, attention, tracks)
 
 
-def _wire(demo: gr.Blocks, callbacks: PanelCallbacks, w: PanelWidgets) -> None:
-    light: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden"}
-    w.example_tab.select(lambda: SOURCE_EXAMPLE, None, w.source_kind, **light)
-    w.upload_tab.select(lambda: SOURCE_UPLOAD, None, w.source_kind, **light)
-    w.path_tab.select(lambda: SOURCE_PATH, None, w.source_kind, **light)
-    run_event = w.run_button.click(
-        callbacks.on_run,
-        {w.source_kind, *w.run_inputs.values()},
-        [*w.view, w.runs],
-        concurrency_limit=1,
-        concurrency_id="model",
-        show_progress_on=[w.status],
-        trigger_mode="once",
-    )
+def _wire(panel: Panel) -> None:
+    """The page's own events: the source tabs, Run, Cancel, "Open a result", the frame
+    slider, the page's load and unload, and its part of the poll."""
+    callbacks, widgets = panel.callbacks, panel.widgets
+    widgets.example_tab.select(lambda: SOURCE_EXAMPLE, None, widgets.source_kind, **QUICK)
+    widgets.upload_tab.select(lambda: SOURCE_UPLOAD, None, widgets.source_kind, **QUICK)
+    widgets.path_tab.select(lambda: SOURCE_PATH, None, widgets.source_kind, **QUICK)
+    run_event = widgets.run_button.click(
+        callbacks.on_run, {widgets.source_kind, *widgets.run_inputs.values()},
+        [*widgets.view, widgets.runs], show_progress_on=[widgets.status], trigger_mode="once",
+        **RUNS_MODEL,
+    )  # fmt: skip
     # cancels= drops a queued run at once; a running one stops at its next progress report.
-    w.cancel_button.click(callbacks.on_cancel, None, w.status, cancels=[run_event], **light)
-    opening = {"concurrency_id": "open", "concurrency_limit": 1, "show_progress_on": [w.status]}
-    w.open_file_button.click(callbacks.on_open_file, w.result_upload, w.view, **opening)
-    w.open_run_button.click(callbacks.on_open_run, w.runs, w.view, **opening)
-    w.refresh_runs_button.click(callbacks.runs_update, w.runs_search, w.runs, **light)
-    w.runs_search.submit(callbacks.runs_update, w.runs_search, w.runs, **light)
-    w.run_inputs["checkpoint"].change(
-        callbacks.on_checkpoint, w.run_inputs["checkpoint"], w.run_inputs["mask_strength"]
+    widgets.cancel_button.click(
+        callbacks.on_cancel, None, widgets.status, cancels=[run_event], **QUICK
     )
-    images = w.images
-    w.frame.input(
-        callbacks.on_frame, [w.frame, w.synced], [*images, w.synced],
-        trigger_mode="always_last", **light,
-    )  # fmt: skip
-    mask_inputs = [w.opacity, w.threshold, w.mask_overlay, w.frame, w.synced]
-    for slider in (w.opacity, w.threshold, w.mask_overlay):
-        slider.input(
-            callbacks.on_mask, mask_inputs, [w.overlay_image, w.status, w.synced],
-            trigger_mode="always_last", **light,
-        )  # fmt: skip
-    w.disagreement_image.select(
-        callbacks.on_disagreement_click, [w.disagreement_axis, w.synced],
-        [w.frame, *images, w.synced, w.disagreement_image], **light,
-    )  # fmt: skip
-    w.prepare_button.click(
-        callbacks.on_prepare, None, w.downloads, concurrency_id="export", concurrency_limit=1
+    opening = {"show_progress_on": [widgets.status], **OPENS_RESULT}
+    widgets.open_file_button.click(
+        callbacks.on_open_file, widgets.result_upload, widgets.view, **opening
     )
-    w.timer.tick(
-        callbacks.on_tick, [w.version, w.synced], w.view,
-        trigger_mode="always_last", **light,
+    widgets.open_run_button.click(callbacks.on_open_run, widgets.runs, widgets.view, **opening)
+    for runs_event in (widgets.refresh_runs_button.click, widgets.runs_search.submit):
+        runs_event(callbacks.runs_update, widgets.runs_search, widgets.runs, **QUICK)
+    checkpoint = widgets.model.checkpoint
+    checkpoint.change(callbacks.on_checkpoint, checkpoint, widgets.model.mask_strength)
+    widgets.frame.input(
+        callbacks.on_frame, [widgets.frame, widgets.synced], [widgets.synced, *widgets.tab_views],
+        trigger_mode="always_last", **QUICK,
     )  # fmt: skip
-    loaded = [*w.view, w.runs, w.scene, w.run_inputs["mask_strength"]]
+    panel.poll([widgets.version, widgets.synced], widgets.view, callbacks.on_poll)
+    loaded = [*widgets.view, widgets.runs, widgets.scene, widgets.model.mask_strength]
     tab_id = gr.Textbox(visible=False, elem_id="tab-id")  # filled by TAB_ID_JS at each load
-    demo.load(callbacks.on_load, tab_id, loaded, js=TAB_ID_JS, **light)
-    demo.unload(callbacks.on_unload)
+    panel.demo.load(callbacks.on_load, tab_id, loaded, js=TAB_ID_JS, **QUICK)
+    panel.demo.unload(callbacks.on_unload)

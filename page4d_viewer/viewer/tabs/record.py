@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, get_args
 
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer import recording
+from page4d_viewer.viewer.tabs.base import RECORDS, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import Shown, ViewerController
-    from page4d_viewer.viewer.scene import SceneView
+    from page4d_viewer.viewer.server.sessions import Session
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,11 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 }
 """Video sizes offered, label -> (height, width); all even, as yuv420p needs."""
 DEFAULT_RESOLUTION = "1280x720 (720p)"
-CURRENT_VIEW, ORBIT = "Current view", "Orbit around the scene"
-VIEWS = (CURRENT_VIEW, ORBIT)
+RecordCamera = Literal["Current view", "Orbit around the scene"]
+"""Where the video's camera is: the browser's current view, or circling the scene."""
+CURRENT_VIEW: Final[RecordCamera] = "Current view"
+ORBIT: Final[RecordCamera] = "Orbit around the scene"
+CAMERAS: tuple[RecordCamera, ...] = get_args(RecordCamera)
 
 
 @dataclass
@@ -43,22 +46,30 @@ class RecordWidgets:
     """The Record tab's components."""
 
     resolution: gr.Dropdown
-    view: gr.Radio
+    camera: gr.Radio
     record_button: gr.Button
     share_button: gr.Button
     record_status: gr.Markdown
     files: gr.File
 
 
-def build_tab() -> RecordWidgets:
-    """The Record tab's components (call inside a `gr.Tabs()`; then `wire` them)."""
-    with gr.Tab("Record", id="record"):
+class RecordTab(PanelTab):
+    """An mp4 of the 3-D playback, and the scene as a folder to share."""
+
+    label: ClassVar[str] = "Record"
+    tab_id: ClassVar[str] = "record"
+    widgets: RecordWidgets
+    panel: Panel
+
+    def build(self, setup: PanelSetup) -> None:
         with gr.Row():
             resolution = gr.Dropdown(
                 list(RESOLUTIONS), value=DEFAULT_RESOLUTION, label="Video size",
                 elem_id="record-resolution",
             )  # fmt: skip
-            view = gr.Radio(list(VIEWS), value=CURRENT_VIEW, label="Camera", elem_id="record-view")
+            camera = gr.Radio(
+                list(CAMERAS), value=CURRENT_VIEW, label="Camera", elem_id="record-view"
+            )
         with gr.Row():
             record_button = gr.Button("Record video (mp4)", elem_id="record-video")
             share_button = gr.Button("Share as a folder (zip)", elem_id="record-share")
@@ -69,41 +80,33 @@ def build_tab() -> RecordWidgets:
         files = gr.File(
             label="Files", file_count="multiple", interactive=False, elem_id="record-files"
         )
-    return RecordWidgets(resolution, view, record_button, share_button, record_status, files)
+        self.widgets = RecordWidgets(
+            resolution, camera, record_button, share_button, record_status, files
+        )
 
-
-def wire(callbacks: RecordCallbacks, widgets: RecordWidgets) -> None:
-    """Connect the tab's buttons; one recording at a time."""
-    outputs = [widgets.files, widgets.record_status]
-    exclusive = {"concurrency_id": "record", "concurrency_limit": 1}
-    widgets.record_button.click(
-        callbacks.on_record, [widgets.resolution, widgets.view], outputs, **exclusive
-    )
-    widgets.share_button.click(callbacks.on_share, None, outputs, **exclusive)
-
-
-class RecordCallbacks:
-    """Thin handlers: read the widgets, call one function, return (files, status line).
-
-    Args:
-        controller_of: The page's session controller for a request (PanelCallbacks').
-    """
-
-    def __init__(self, controller_of: Callable[[gr.Request | None], ViewerController]) -> None:
-        self.controller_of = controller_of
+    def wire(self, panel: Panel) -> None:
+        """Connect the tab's buttons; one recording at a time."""
+        self.panel = panel
+        widgets = self.widgets
+        outputs = [widgets.files, widgets.record_status]
+        widgets.record_button.click(
+            self.on_record, [widgets.resolution, widgets.camera], outputs, **RECORDS
+        )
+        widgets.share_button.click(self.on_share, None, outputs, **RECORDS)
 
     def on_record(
-        self, resolution: str, view: str, request: gr.Request | None = None
+        self, resolution: str, camera: RecordCamera, request: gr.Request | None = None
     ) -> tuple[list[str] | None, str]:
         try:
-            path = record_video(self.controller_of(request), resolution, view == ORBIT)
+            session = self.panel.callbacks.session_of(request)
+            path = record_video(session, resolution, camera == ORBIT)
         except Page4DError as error:
             return None, _error(error)
         return [str(path)], f"Recorded `{path.name}`."
 
     def on_share(self, request: gr.Request | None = None) -> tuple[list[str] | None, str]:
         try:
-            path = share_zip(self.controller_of(request))
+            path = share_zip(self.panel.callbacks.session_of(request))
         except Page4DError as error:
             return None, _error(error)
         return [str(path)], (
@@ -112,15 +115,15 @@ class RecordCallbacks:
         )
 
 
-def record_video(controller: ViewerController, resolution: str, orbit: bool) -> Path:
+def record_video(session: Session, resolution: str, orbit: bool) -> Path:
     """Record the shown result from the newest browser's view (or an orbit) as an mp4."""
     if resolution not in RESOLUTIONS:
         raise Page4DError(
             f"unknown video size {resolution!r}; pick one of {', '.join(RESOLUTIONS)}"
         )
-    shown = _shown(controller)
+    shown = _shown(session.controller)
     height, width = RESOLUTIONS[resolution]
-    scene: SceneView = controller.scene  # type: ignore[assignment]
+    scene = session.scene
     client = recording.newest_client(scene.server)
     shown.exports_dir.mkdir(parents=True, exist_ok=True)
     name = f"playback_{'orbit' if orbit else 'view'}_{width}x{height}.mp4"
@@ -130,15 +133,15 @@ def record_video(controller: ViewerController, resolution: str, orbit: bool) -> 
     )  # fmt: skip
 
 
-def share_zip(controller: ViewerController) -> Path:
+def share_zip(session: Session) -> Path:
     """The shown result's offline share, zipped, with the scene's point filter and mask
     overlay (the settings are in the name, so a changed setting writes a new zip)."""
     from page4d_viewer.result.export.share import export_share
 
-    shown = _shown(controller)
-    percentile = float(controller.scene.state().confidence_percentile)
-    opacity, threshold = controller.mask_opacity, controller.mask_threshold
-    overlay = controller.mask_overlay
+    shown = _shown(session.controller)
+    state = session.scene.state()
+    percentile = float(state.points.confidence_percentile)
+    opacity, threshold, overlay = state.mask.opacity, state.mask.threshold, state.mask.overlay
     stem = f"share_conf{percentile:g}_{overlay}_opacity{opacity:g}_threshold{threshold:g}"
     archive = shown.exports_dir / f"{stem}.zip"
     if archive.exists():
