@@ -18,7 +18,13 @@ from page4d_viewer.evaluation.disagreement import relative_rotation_angles_deg
 from page4d_viewer.evaluation.errors import MetricsError
 from page4d_viewer.evaluation.trajectory import trajectory_errors
 from page4d_viewer.result.cameras import ESTIMATED_VARIANTS, GEOMETRY_MASKED, GEOMETRY_UNMASKED
-from page4d_viewer.result.mask import blend_colors, heat_colors, mask_scale, overlay_image
+from page4d_viewer.result.mask import (
+    blend_colors,
+    check_overlay_mode,
+    heat_colors,
+    mask_scale,
+    overlay_image,
+)
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, MASKED, UNMASKED, Reconstruction
 from page4d_viewer.settings import DEFAULT_COLORMAP, DEFAULT_MASK_OVERLAY, MASK_SCALE_PERCENTILE
 from page4d_viewer.viewer.captions import ColourBar, captioned
@@ -115,8 +121,9 @@ def frame_images(
     if mask is None:
         pictures["overlay"] = (image, "frame (this result has no mask)", None)
     else:
-        tinted = overlay_image(image, mask, opacity, threshold, colormap, overlay=overlay, top=top)
-        pictures["overlay"] = (tinted, "dynamic probability", mask_bar(top, overlay, threshold))
+        mode = check_overlay_mode(overlay)
+        tinted = overlay_image(image, mask, opacity, threshold, colormap, overlay=mode, top=top)
+        pictures["overlay"] = (tinted, "dynamic probability", mask_bar(top, mode, threshold))
     for name, values, title, scale in (
         ("depth", recon.depth[frame], "depth", "turbo"),
         ("confidence", recon.depth_conf[frame], "depth confidence", "viridis"),
@@ -443,6 +450,8 @@ def depth_metrics_row(label: str, recon: Reconstruction) -> list[str]:
     """One row of `METRICS_HEADERS`: AbsRel and delta < 1.25 of the predicted depth against the
     result's ground-truth depth, median-scaled once per clip (as `evaluate` reports it)."""
     try:
+        if recon.gt_depth is None:
+            raise MetricsError("this result has no ground-truth depth")
         errors = depth_errors(recon.depth, recon.gt_depth, alignment="median")
     except MetricsError as error:
         return [label, "", "", "", "", "", " ".join(str(error).split())]

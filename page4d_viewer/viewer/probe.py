@@ -66,14 +66,14 @@ def probe(
     frame, row, col = pixel.frame, pixel.row, pixel.col
     if not (0 <= frame < recon.num_frames and 0 <= row < height and 0 <= col < width):
         raise DisplayError(f"pixel {pixel} lies outside the result's {recon.num_frames} frames")
-    position = frame_points(
-        recon, frame, threshold=float("-inf"), source=source, rows=[row], cols=[col]
-    ).points
+    rows, cols = np.array([row]), np.array([col])
+    cloud = frame_points(recon, frame, threshold=float("-inf"), source=source, rows=rows, cols=cols)
+    position = cloud.points
     probability = None
     if recon.mask_score is not None:
         grid_h, grid_w = recon.mask_score.shape[1:]
-        score = recon.mask_score[frame, patch_index(row, height, grid_h)]
-        probability = float(dynamic_probability(score[patch_index(col, width, grid_w)]))
+        score = recon.mask_score[frame, patch_index(np.array(row), height, grid_h)]
+        probability = float(dynamic_probability(score[patch_index(np.array(col), width, grid_w)]))
     attention = None
     if choice is not None and inside_views.has_attention(recon):
         attention = inside_views.attention_at_pixel(recon, choice, frame, row, col)
