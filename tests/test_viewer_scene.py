@@ -742,6 +742,37 @@ def test_flying_to_a_camera_hides_its_image(shown: SceneView) -> None:
     assert "/cameras/masked/images/t0003" not in nodes
 
 
+def _viewer() -> SimpleNamespace:
+    """A stand-in for a connected browser: its camera's pose, look-at and field of view."""
+    camera = SimpleNamespace(wxyz=None, position=None, fov=None, look_at=None, up_direction=None)
+    return SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
+
+
+def test_fly_into_the_current_frames_camera_then_reset_the_view(
+    make_recon, shown: SceneView, server: viser.ViserServer
+) -> None:
+    """Issue 20, the stage: each camera folder flies a viewer into the chosen variant's camera
+    of the current frame; "Reset view" brings it back behind the first camera and shows the
+    image that was hidden while looking through it."""
+    cameras = shown.layer(HeadCameraLayer)
+    assert cameras.fly_choice is not None and "unmasked" in cameras.fly_choice.options
+    viewer = _viewer()
+    shown.set_frame(4)
+    cameras.fly_to_current(viewer, "unmasked")  # what the folder's button does
+    wxyz, centres = display.camera_poses(make_recon().cameras["unmasked"].extrinsics)
+    np.testing.assert_allclose(viewer.camera.position, centres[4])
+    np.testing.assert_allclose(viewer.camera.wxyz, wxyz[4])
+    assert shown.frame == 4  # flying does not move the timeline
+    assert "/cameras/unmasked/images/t0004" not in shown.state().cameras.visible_nodes
+    shown.reset_view(viewer)
+    np.testing.assert_allclose(viewer.camera.position, server.initial_camera.position)
+    np.testing.assert_allclose(viewer.camera.look_at, server.initial_camera.look_at)
+    assert "/cameras/unmasked/images/t0004" in shown.state().cameras.visible_nodes
+    before = viewer.camera.position
+    cameras.fly_to_current(viewer, "ground_truth_missing_variant")  # no such camera: stays
+    assert viewer.camera.position is before
+
+
 def test_flying_to_ground_truth_uses_its_aligned_pose(make_recon, scene: SceneView) -> None:
     recon = make_recon()
     # Ground truth in its own world: rotated a quarter turn, twice the scale, shifted.

@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import viser
 
 from page4d_viewer.result.cameras import GROUND_TRUTH, HEAD_VARIANTS
 from page4d_viewer.viewer.scene import display
 from page4d_viewer.viewer.scene.display import DisplayError
-from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
+from page4d_viewer.viewer.scene.layer import CameraPose, FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import swatch
 from page4d_viewer.viewer.scene.nodes import Frusta, PreparedResult, thumbnail
-
-if TYPE_CHECKING:
-    import viser
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +63,14 @@ class CameraLayer(SceneLayer):
         self.visible = dict.fromkeys(variants, True)
         self.frusta: dict[str, Frusta] = {}
         self.checkboxes: dict[str, viser.GuiCheckboxHandle] = {}
-        # The camera a viewer flew to: its image would sit right in front of the view and
-        # hide the points, so that one frustum is drawn without it (variant, frame).
-        self.looked_through: tuple[str, int] | None = None
+        self.fly_choice: viser.GuiDropdownHandle[str] | None = None
 
     # ------------------------------------------------------------------ the layer contract
 
     def add_controls(self) -> None:
+        """A checkbox per variant, and "Fly into" a variant's camera of the current frame."""
         gui = self.host.server.gui
+        labels = {display.VARIANT_LABELS[name]: name for name in self.variants}
         with gui.add_folder(self.folder):
             for name in self.variants:
                 checkbox = gui.add_checkbox(display.VARIANT_LABELS[name], True)
@@ -81,6 +78,15 @@ class CameraLayer(SceneLayer):
                 self.host.writer.bind(
                     checkbox, self._checkbox_setter(name, checkbox), self._refresh_controls
                 )
+            choice = gui.add_dropdown("Camera", tuple(labels))
+            fly = gui.add_button("Fly into this frame's camera", icon=viser.Icon.CAMERA)
+        self.fly_choice = choice
+
+        def fly_into(event: viser.GuiEvent[viser.GuiButtonHandle]) -> None:
+            if event.client is not None:
+                self.fly_to_current(event.client, labels[str(choice.value)])
+
+        fly.on_click(fly_into)
 
     def show(self, clip: PreparedResult, view: FrameView) -> None:
         """Per variant of this layer in the result: a root node, the trajectory line and the
@@ -125,7 +131,7 @@ class CameraLayer(SceneLayer):
                 np.isfinite(frusta.wxyz[index]).all() and np.isfinite(frusta.centres[index]).all()
             ):
                 continue  # an unusable predicted pose: nothing sensible to draw
-            self._add_frustum(clip, variant, frusta, index, prepared, view.frame)
+            self._add_frustum(clip, variant, frusta, index, prepared, view)
 
     def apply(self, view: FrameView) -> None:
         """The current frame's frusta show their image; the others are wireframes. The
@@ -134,7 +140,7 @@ class CameraLayer(SceneLayer):
             for index, handle in frusta.plain.items():
                 handle.visible = index != view.frame
             for index, handle in frusta.imaged.items():
-                handle.visible = index == view.frame and self.looked_through != (variant, index)
+                handle.visible = index == view.frame and view.looked_through != (variant, index)
 
     def sync_controls(self, view: FrameView) -> None:
         shown = () if view.clip is None else tuple(view.clip.cameras)
@@ -164,7 +170,6 @@ class CameraLayer(SceneLayer):
         for frusta in self.frusta.values():
             frusta.root.remove()
         self.frusta = {}
-        self.looked_through = None
 
     # ------------------------------------------------------------------ setters and reading
 
@@ -185,7 +190,7 @@ class CameraLayer(SceneLayer):
         """Whether any variant's frusta of this frame were sent."""
         return any(index in frusta.plain for frusta in self.frusta.values())
 
-    def camera_pose(self, variant: str, index: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def camera_pose(self, variant: str, index: int) -> CameraPose | None:
         """(wxyz, position, vertical fov) of one camera, or None if it is not in the scene."""
         frusta = self.frusta.get(variant)
         if frusta is None or index >= len(frusta.wxyz):
@@ -209,13 +214,21 @@ class CameraLayer(SceneLayer):
         hide that frustum's image. Ground truth is flown to at its pose aligned onto the
         prediction (`prepare_clip`), where the points are."""
         self.host.user_moved_frame(index)
-        with self.host.lock, self.host.server.atomic():
+        with self.host.lock:
             pose = self.camera_pose(variant, index)
-            if pose is not None:
-                self.looked_through = (variant, index)
-                self.apply(self.host.view())
         if pose is not None:
-            look_through(client, *pose)
+            self.host.fly_into(client, (variant, index), pose)
+
+    def fly_to_current(self, client: viser.ClientHandle, variant: str) -> None:
+        """Put a client's viewpoint at a variant's camera of the current frame (nothing when
+        the result has no such camera, or its pose is unusable)."""
+        with self.host.lock:
+            frame = self.host.view().frame
+            pose = self.camera_pose(variant, frame)
+        if pose is None or not all(np.isfinite(part).all() for part in pose[:2]):
+            logger.info("no usable %s camera on frame %d to fly into", variant, frame)
+            return
+        self.host.fly_into(client, (variant, frame), pose)
 
     # ------------------------------------------------------------------ internals
 
@@ -226,7 +239,7 @@ class CameraLayer(SceneLayer):
         frusta: Frusta,
         index: int,
         image: np.ndarray,
-        frame: int,
+        view: FrameView,
     ) -> None:
         common = {
             "fov": float(frusta.fov[index]),
@@ -240,13 +253,13 @@ class CameraLayer(SceneLayer):
             "thickness": 1.5,
             "thickness_units": "screen",
         }
-        scene, name, current = self.host.server.scene, f"/cameras/{variant}", index == frame
+        scene, name, current = self.host.server.scene, f"/cameras/{variant}", index == view.frame
         plain = scene.add_camera_frustum(
             f"{name}/frusta/t{index:04d}", visible=not current, **common
         )
         imaged = scene.add_camera_frustum(
             f"{name}/images/t{index:04d}", image=image, format="jpeg", jpeg_quality=80,
-            visible=current and self.looked_through != (variant, index), **common,
+            visible=current and view.looked_through != (variant, index), **common,
         )  # fmt: skip
         self.host.counters.bytes += image.nbytes  # what we handed over, before JPEG
         for handle in (plain, imaged):

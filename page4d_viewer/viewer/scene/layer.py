@@ -31,6 +31,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 if TYPE_CHECKING:
     import viser
 
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from page4d_viewer.viewer.scene.nodes import PreparedResult
     from page4d_viewer.viewer.scene.settings import MaskSettings, PointSettings
     from page4d_viewer.viewer.scene.state import SendCounters
+
+
+CameraPose = tuple[np.ndarray, np.ndarray, float]
+"""(wxyz (4,) world-from-camera rotation, scalar first; position (3,); vertical fov, radians)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class FrameView:
         shown_frames: frames whose points are on screen (the display mode and trail).
         points: the Points settings (display mode, point source, point size, ...).
         mask: the Mask overlay settings (opacity, threshold, how it is drawn).
+        looked_through: the camera (variant, frame) a viewer flew into, whose image would
+            cover the view, or None (`SceneHost.fly_into`, cleared by a view reset).
     """
 
     clip: PreparedResult | None
@@ -59,6 +67,7 @@ class FrameView:
     shown_frames: frozenset[int]
     points: PointSettings
     mask: MaskSettings
+    looked_through: tuple[str, int] | None = None
 
     @property
     def has_mask(self) -> bool:
@@ -101,6 +110,13 @@ class SceneHost(Protocol):
 
     def user_moved_frame(self, frame: int) -> None:
         """Move the timeline as a user would, firing the frame-change callbacks."""
+        ...
+
+    def fly_into(
+        self, client: viser.ClientHandle, camera: tuple[str, int], pose: CameraPose
+    ) -> None:
+        """Put a client's viewpoint at a camera (variant, frame) of pose `pose`, and remember
+        it as `FrameView.looked_through` (call without `lock`)."""
         ...
 
 

@@ -24,9 +24,10 @@ import threading
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+import viser
 
 from page4d_viewer.viewer.scene import display
-from page4d_viewer.viewer.scene.cameras import move_view
+from page4d_viewer.viewer.scene.cameras import look_through, move_view
 from page4d_viewer.viewer.scene.clicks import ClickRouter
 from page4d_viewer.viewer.scene.comparison import ComparisonLayer
 from page4d_viewer.viewer.scene.controls import (
@@ -36,7 +37,7 @@ from page4d_viewer.viewer.scene.controls import (
     fps_control_value,
 )
 from page4d_viewer.viewer.scene.display import DisplayError
-from page4d_viewer.viewer.scene.layer import FrameView, Layer
+from page4d_viewer.viewer.scene.layer import CameraPose, FrameView, Layer
 from page4d_viewer.viewer.scene.layers import LAYERS, LayerFactory
 from page4d_viewer.viewer.scene.legend import SceneLegend
 from page4d_viewer.viewer.scene.mask_overlay import MaskOverlayLayer
@@ -53,8 +54,6 @@ from page4d_viewer.viewer.scene.timeline import FrameCallback, Timeline, notify_
 from page4d_viewer.viewer.scene.tracks import TrackLayer
 
 if TYPE_CHECKING:
-    import viser
-
     from page4d_viewer.result.reconstruction import Reconstruction
 
 logger = logging.getLogger(__name__)
@@ -94,6 +93,9 @@ class SceneView:
         self._server = server
         self._lock = threading.RLock()
         self._clip: PreparedResult | None = None
+        # The camera a viewer flew into (variant, frame): its image would sit right in front
+        # of the view and hide the points, so that one frustum is drawn without it.
+        self._looked_through: tuple[str, int] | None = None
         self._writer = ControlWriter()
         self._counters = SendCounters()
         self.timeline = Timeline()
@@ -108,6 +110,7 @@ class SceneView:
         server.gui.main_panel.minimize()
         self.timeline_controls: TimelineControls = add_timeline_controls(server)
         self._wire_timeline()
+        self._add_view_controls()
         self.points = PointLayer(self, max_points)
         self.layers: list[Layer] = [self.points, *(make(self) for make in layers)]
         for layer in self.layers:
@@ -160,6 +163,7 @@ class SceneView:
             shown_frames=frozenset(frames.tolist()),
             points=settings,
             mask=self.mask.settings,
+            looked_through=self._looked_through,
         )
 
     def redraw(self) -> None:
@@ -181,6 +185,32 @@ class SceneView:
             self.redraw()
             self._sync_controls()
         self._start_stream(progress=None)
+
+    def fly_into(
+        self, client: viser.ClientHandle, camera: tuple[str, int], pose: CameraPose
+    ) -> None:
+        """Put a client's viewpoint at a camera (variant, frame) and hide that camera's image,
+        which would cover the view."""
+        with self._lock, self._server.atomic():
+            self._looked_through = camera
+            self.redraw()
+        look_through(client, *pose)
+
+    def reset_view(self, client: viser.ClientHandle | None = None) -> None:
+        """Put a client's viewpoint (every client's when None) back behind the first camera,
+        as a new result starts, and show the image of a camera flown into again."""
+        with self._lock, self._server.atomic():
+            self._looked_through = None
+            self.redraw()
+            clip = self._clip
+        if clip is None:
+            return
+        position, look_at, up = display.initial_view(
+            clip.cameras["masked"].extrinsics[0], clip.scene_depth
+        )
+        clients = self._server.get_clients().values() if client is None else (client,)
+        for each in clients:
+            move_view(each, position, look_at, up)
 
     # ------------------------------------------------------------------ showing a result
 
@@ -360,6 +390,7 @@ class SceneView:
 
     def _remove_nodes(self) -> None:
         """Remove every layer's nodes. Holds the lock."""
+        self._looked_through = None
         for layer in self.layers:
             layer.remove()
 
@@ -403,6 +434,16 @@ class SceneView:
              self.refresh_controls)  # fmt: skip
         bind(controls.fps, lambda: self.set_fps(float(controls.fps.value)), self.refresh_controls)
         bind(controls.loop, lambda: self.set_loop(bool(controls.loop.value)), self.refresh_controls)
+
+    def _add_view_controls(self) -> None:
+        """The View folder: one button back to the starting viewpoint."""
+        with self._server.gui.add_folder("View"):
+            reset = self._server.gui.add_button("Reset view", icon=viser.Icon.HOME)
+
+        def reset_view(event: viser.GuiEvent[viser.GuiButtonHandle]) -> None:
+            self.reset_view(event.client)
+
+        reset.on_click(reset_view)
 
     def _advance(self) -> None:
         """One playback step: the next frame, or stop at the end when not looping."""
