@@ -261,7 +261,7 @@ def test_init_weights_from_the_shipped_model_into_the_small_preset(tmp_path) -> 
 
 def test_held_out_track_errors_score_a_model_against_a_still_guess(tmp_path) -> None:
     from page4d_viewer.errors import Page4DError
-    from page4d_viewer.training.tracks import held_out_track_errors
+    from page4d_viewer.orchestration.held_out import held_out_track_errors
     from page4d_viewer.training.train import build_training_model
 
     model = build_training_model(_micro_config(tmp_path)).eval()

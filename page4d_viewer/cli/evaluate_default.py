@@ -26,9 +26,9 @@ from page4d_viewer.orchestration.default_model import (
     trivial_predictor,
     write_synthetic_figures,
 )
+from page4d_viewer.orchestration.held_out import held_out_track_errors
 from page4d_viewer.settings import default_checkpoint_path
 from page4d_viewer.sources.datasets import parse_seeds
-from page4d_viewer.training.tracks import held_out_track_errors
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
 
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 
 # name -> field values; `ModelConfig.from_name` fills in the rest from the field defaults.
@@ -400,8 +401,6 @@ def check_budget(config: ModelConfig) -> None:
     Raises:
         Page4DError: one line naming the limit and its environment variable.
     """
-    from page4d_viewer import settings
-
     parameters, blocks = estimate_size(config)
     if blocks > settings.MAX_MODEL_BLOCKS.value():
         raise Page4DError(settings.MAX_MODEL_BLOCKS.message("model config", blocks))

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from page4d_viewer import geometry
+from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.mask import dynamic_probability, patch_index
+from page4d_viewer.result.points import source_variant
 from page4d_viewer.settings import DEFAULT_MASK_THRESHOLD
 
 if TYPE_CHECKING:
@@ -197,8 +199,6 @@ def lift(recon: Reconstruction, source: str = "points", tracks: Tracks | None = 
         (S, N, 3) float32 world points; NaN where the track leaves the image, where the
         source has no point (depth <= 0) or where the geometry is not finite.
     """
-    from page4d_viewer.result.points import source_variant
-
     tracks = require_tracks(recon) if tracks is None else tracks
     variant = source_variant(source)
     rows, cols, inside = pixel_of(tracks.xy, recon.image_hw)
@@ -284,8 +284,6 @@ def track_colors(moving: np.ndarray) -> np.ndarray:
 def require_tracks(recon: Reconstruction) -> Tracks:
     """The result's tracks; a one-line Page4DError when it has none."""
     if recon.tracks is None:
-        from page4d_viewer.errors import Page4DError
-
         raise Page4DError("this result has no point tracks (run with tracks to add them)")
     return recon.tracks
 

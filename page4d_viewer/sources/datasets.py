@@ -36,6 +36,7 @@ from page4d_viewer.errors import ClipError, Page4DError
 from page4d_viewer.sources.groundtruth import GROUND_TRUTH_NAME, TUM_TRAJECTORY
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.sources.naming import natural_key
+from page4d_viewer.sources.synthetic import make_clip, save_ground_truth
 from page4d_viewer.sources.video import VIDEO_EXTENSIONS, probe_video
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ class DatasetClip:
         """
         if not self.render or _is_synthetic_sample(self.source.parent):
             return
-        from page4d_viewer.sources.synthetic import make_clip, save_ground_truth
 
         folder = self.source.parent
         folder.parent.mkdir(parents=True, exist_ok=True)

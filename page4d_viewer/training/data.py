@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from page4d_viewer import geometry
+from page4d_viewer.sources import synthetic
+from page4d_viewer.sources.synthetic import track_ground_truth
 from page4d_viewer.training.losses import Targets, static_fraction_per_patch
-from page4d_viewer.training.matching import clip_match_truth, training_pairs
+from page4d_viewer.training.matching import clip_match_truth, match_queries, training_pairs
 from page4d_viewer.training.tracks import clip_tracks, query_rng
 
 if TYPE_CHECKING:
@@ -117,8 +119,6 @@ def render_clip(
     seed: int, num_frames: int, image_hw: tuple[int, int], texture_detail: float = 0.0
 ) -> object:
     """Render one synthetic clip at the network's input size (``make_clip``'s detail)."""
-    from page4d_viewer.sources import synthetic
-
     height, width = image_hw
     return synthetic.make_clip(
         seed, num_frames=num_frames, width=width, height=height, texture_detail=texture_detail
@@ -152,9 +152,6 @@ class ClipPool:
     def match_tracks(self, seed: int, frame: int) -> object:
         """Exact tracks of the match queries (patch centres) of source frame ``frame`` of the
         clip of ``seed`` through all its frames, computed on first use."""
-        from page4d_viewer.sources.synthetic import track_ground_truth
-        from page4d_viewer.training.matching import match_queries
-
         key = (seed, frame)
         if key not in self._match_tracks:
             queries = match_queries(self.config.image_hw, PATCH_SIZE)

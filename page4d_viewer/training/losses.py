@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+from page4d_viewer.training import matching
+from page4d_viewer.training.tracks import track_loss
 
 # The released code scales the mask bias by this constant times the schedule value.
 # Scenes whose points all sit at the camera centre have no scale; never divide by less.
@@ -348,8 +350,6 @@ def page4d_loss(
         losses["mask"] = targets.pose_enc.new_zeros(())
     losses["track"] = targets.pose_enc.new_zeros(())
     if weights.track > 0 and tracks is not None and targets.tracks is not None:
-        from page4d_viewer.training.tracks import track_loss
-
         losses["track"] = weights.track * track_loss(
             tracks.steps, tracks.visibility, targets, weights
         )
@@ -363,8 +363,6 @@ def _correspondence_terms(
     output: object, targets: Targets, weights: LossWeights, match_head: object, masked: bool
 ) -> dict[str, torch.Tensor]:
     """The weighted match and pose terms (0 when off or without a match head)."""
-    from page4d_viewer.training import matching
-
     zero = targets.pose_enc.new_zeros(())
     terms = {"match": zero, "pose": zero}
     features = getattr(output, "match_features", None)

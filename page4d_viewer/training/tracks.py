@@ -26,7 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from page4d_viewer.settings import RELEASED_MASK_STRENGTH
+from page4d_viewer.sources.synthetic.correspondence import (
+    sample_query_pixels,
+    track_ground_truth,
+)
 
 if TYPE_CHECKING:
     from page4d_viewer.training.losses import LossWeights, Targets
@@ -58,11 +61,6 @@ def clip_tracks(
         tracks (S, N, 2) float32 pixel positions in every input frame (0 where undefined);
         visible (S, N) bool (False where undefined).
     """
-    from page4d_viewer.sources.synthetic.correspondence import (
-        sample_query_pixels,
-        track_ground_truth,
-    )
-
     frames = np.asarray(frames)
     query_frame = int(frames[0])
     queries = sample_query_pixels(clip, query_frame, count, rng, moving_fraction)
@@ -155,65 +153,3 @@ def track_errors(prediction: torch.Tensor, targets: Targets) -> tuple[float, flo
         if predicted.numel() == 0:
             return 0.0, 0.0
         return float(predicted.mean()), float(stationary.mean())
-
-
-def held_out_track_errors(
-    model: torch.nn.Module,
-    seeds: Sequence[int],
-    num_frames: int = 8,
-    stride: int = 2,
-    count: int = 256,
-    mask_strength: float = RELEASED_MASK_STRENGTH,
-    texture_detail: float = 0.0,
-) -> dict[str, float]:
-    """Track accuracy of ``model`` on held-out clips, next to a no-motion guess.
-
-    Each seed's clip is the one ``page4d-viewer evaluate-default`` scores (``num_frames``
-    frames, every ``stride``-th rendered one, the model's input size); ``count`` queries on
-    frame 0, half of them on movers when there are enough, drawn with the seed.
-
-    Returns:
-        Over visible points of frames 1..: ``epe`` and ``median_epe`` (pixels), the same for
-        predicting no motion (``still_epe``, ``still_median_epe``), ``within_2px`` and
-        ``still_within_2px`` (shares). Over all points of frames 1..: ``visibility_accuracy``
-        (share where "visibility >= 0.5" agrees with the truth) and ``visible_share`` (the
-        truth's share of visible points: the accuracy of always answering "visible").
-    """
-    from page4d_viewer.errors import Page4DError
-    from page4d_viewer.training.data import FIRST_EVAL_SEED, PATCH_SIZE, render_clip
-
-    width = model.config.img_size
-    image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
-    errors, still, agree, truth_visible = [], [], [], []
-    for seed in seeds:
-        if seed < FIRST_EVAL_SEED:
-            raise Page4DError(f"seed {seed} may have been used in training")
-        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw, texture_detail)
-        frames = list(range(0, clip.images.shape[0], stride))
-        queries, tracks, visible = clip_tracks(
-            clip, frames, count, 0.5, np.random.default_rng(seed)
-        )
-        images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
-        with torch.no_grad():
-            output = model(
-                torch.from_numpy(images).float()[None],
-                mask_strength=mask_strength,
-                query_points=torch.from_numpy(queries)[None],
-            )
-        seen = visible[1:]
-        predicted = output.track[0, 1:].numpy()
-        errors.append(np.linalg.norm(predicted - tracks[1:], axis=-1)[seen])
-        still.append(np.linalg.norm(queries[None] - tracks[1:], axis=-1)[seen])
-        agree.append((output.track_vis[0, 1:].numpy() >= 0.5) == seen)
-        truth_visible.append(seen)
-    error, still_error = np.concatenate(errors), np.concatenate(still)
-    return {
-        "epe": float(error.mean()),
-        "median_epe": float(np.median(error)),
-        "still_epe": float(still_error.mean()),
-        "still_median_epe": float(np.median(still_error)),
-        "within_2px": float((error < 2).mean()),
-        "still_within_2px": float((still_error < 2).mean()),
-        "visibility_accuracy": float(np.concatenate([a.ravel() for a in agree]).mean()),
-        "visible_share": float(np.concatenate([v.ravel() for v in truth_visible]).mean()),
-    }

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.model import ModelConfig, Page4D, build_model, load_checkpoint, save_checkpoint
 from page4d_viewer.training.data import (  # noqa: F401  (FIRST_EVAL_SEED: cli/evaluate_default)
     FIRST_EVAL_SEED,
     MAX_TRAIN_SEED,
@@ -180,8 +181,6 @@ class TrainConfig:
 
 def default_image_hw(preset: str, overrides: dict) -> tuple[int, int]:
     """(H, W) of a 16:9 video after the clip preprocessing at the preset's input width."""
-    from page4d_viewer.model import ModelConfig
-
     width = ModelConfig.from_name(preset, **overrides).img_size
     return max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width
 
@@ -222,8 +221,6 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
 
 def build_training_model(config: TrainConfig) -> torch.nn.Module:
     """The network of ``config``, initialised from the run seed."""
-    from page4d_viewer.model import build_model
-
     torch.manual_seed(config.seed)
     model = build_model(config.preset, **config.model_overrides)
     initialise_camera_head(model)
@@ -257,8 +254,6 @@ def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
     Raises:
         TrainingError: the file is missing, not a checkpoint, or its architecture differs.
     """
-    from page4d_viewer.model import load_checkpoint
-
     try:
         source, _ = load_checkpoint(path)
     except Page4DError as error:
@@ -546,8 +541,6 @@ def export_weights(
     Raises:
         TrainingError: a name in ``without`` is not an optional head.
     """
-    from page4d_viewer.model import Page4D, save_checkpoint
-
     unknown = sorted(set(without) - set(_OPTIONAL_HEADS.values()))
     if unknown:
         raise TrainingError(

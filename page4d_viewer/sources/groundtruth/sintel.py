@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from page4d_viewer.sources.groundtruth.base import GroundTruth, GroundTruthError
 from page4d_viewer.sources.naming import natural_key
@@ -145,8 +146,6 @@ def load_sintel(folder: Path, indices: np.ndarray | None) -> GroundTruth:
 
 def _read_masks(files: list[Path]) -> np.ndarray:
     """(S, H, W) bool: non-zero pixels of single-channel PNGs are dynamic."""
-    from PIL import Image  # only needed when a scene has mask images
-
     frames = []
     for file in files:
         try:

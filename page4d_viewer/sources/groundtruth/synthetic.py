@@ -7,17 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from page4d_viewer.sources.groundtruth.base import GroundTruth
+from page4d_viewer.sources.synthetic.files import GROUND_TRUTH_NAME, load_synthetic_clip
 
-GROUND_TRUTH_NAME = "groundtruth.npz"
-"""The file that marks a synthetic sample folder; the scene generator writes it (files.py)."""
+__all__ = ["GROUND_TRUTH_NAME", "load_synthetic"]
 
 
 def load_synthetic(folder: Path, indices: np.ndarray | None) -> GroundTruth:
     """The ground truth of a synthetic sample folder, for the frames ``indices`` (all if None)."""
-    # Imported here: only synthetic folders need the scene generator.
-    from page4d_viewer.sources import synthetic
-
-    scene = synthetic.load_synthetic_clip(folder)
+    scene = load_synthetic_clip(folder)
 
     def optional(name: str, dtype: type) -> np.ndarray | None:
         value = getattr(scene, name, None)

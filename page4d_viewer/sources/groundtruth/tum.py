@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from page4d_viewer.geometry import invert_rigid, quaternion_to_rotation
 from page4d_viewer.sources.groundtruth.base import GroundTruth, GroundTruthError
@@ -219,7 +220,6 @@ def _tum_depth(folder: Path, frame_times: np.ndarray, max_difference: float) -> 
     except GroundTruthError as error:
         logger.warning("depth images not used: %s", error)
         return None
-    from PIL import Image  # only needed when a sequence has depth images
 
     frames = []
     for index in order[matched]:

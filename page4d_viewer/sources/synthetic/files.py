@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from page4d_viewer import geometry
-from page4d_viewer.sources.groundtruth.synthetic import GROUND_TRUTH_NAME
 from page4d_viewer.sources.synthetic.clip import SyntheticClip
 from page4d_viewer.sources.synthetic.scene import SyntheticScene, SyntheticSceneError
 
 FORMAT_VERSION = 1
 VIDEO_NAME = "clip.mp4"
+GROUND_TRUTH_NAME = "groundtruth.npz"
+"""The file that marks a synthetic sample folder (``sources.groundtruth`` reads it)."""
 SCENE_NAME = "scene.json"
 
 # BT.601 limited-range RGB -> YCbCr (what decoders assume for untagged SD video), for
