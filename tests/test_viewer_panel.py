@@ -449,21 +449,22 @@ def test_a_typed_sample_folder_is_run_as_its_clip(
     assert shown.title.startswith("orbit_movers · ")
 
 
+def _mask_tab(images: list[str]):
+    """The Mask and depth tab with its widgets named by these strings (no Gradio page)."""
+    from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
+
+    tab = MaskTab()
+    tab.widgets = MaskWidgets("opacity", "threshold", "mask_overlay", *images)  # type: ignore[arg-type]
+    return tab
+
+
 def test_ground_truth_pictures_show_only_for_results_that_have_them(make_recon) -> None:
-    from types import SimpleNamespace
-
-    from page4d_viewer.viewer.callbacks import PanelCallbacks
-
-    names = ["overlay", "depth", "confidence", "gt_depth", "gt_mask"]
-    widgets = SimpleNamespace(
-        images=names, ground_truth_depth_image="gt_depth", ground_truth_mask_image="gt_mask"
-    )
-    callbacks = PanelCallbacks(None, widgets)  # type: ignore[arg-type]
+    tab = _mask_tab(["overlay", "depth", "confidence", "gt_depth", "gt_mask"])
     recon = make_recon(frames=2)
-    without = callbacks.image_updates(plots.frame_images(recon, 0, 0.5, 0.5))
+    without = tab.image_updates(plots.frame_images(recon, 0, 0.5, 0.5))
     assert without["gt_depth"]["visible"] is False and without["gt_mask"]["visible"] is False
     truth = dataclasses.replace(recon, gt_depth=recon.depth, gt_dynamic_mask=recon.depth > 2)
-    shown = callbacks.image_updates(plots.frame_images(truth, 0, 0.5, 0.5))
+    shown = tab.image_updates(plots.frame_images(truth, 0, 0.5, 0.5))
     assert shown["gt_depth"]["visible"] is True and shown["gt_mask"]["visible"] is True
     assert shown["gt_depth"]["value"].shape == (HEIGHT, WIDTH, 3)
     assert shown["overlay"].shape == (HEIGHT, WIDTH, 3)
@@ -682,8 +683,6 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(make_recon, tmp_path:
     samples = find_samples()
     assert len(samples) >= 2 and DEFAULT_SAMPLE == "orbit_movers"  # the clip the docs name
     # The panel's example list opens on the clip the app runs at start.
-    from page4d_viewer.viewer.panel import build_panel
-
     controller = ViewerController(
         FakeScene(),
         RunStore(tmp_path),
@@ -691,7 +690,7 @@ def test_app_runs_the_bundled_sample_unless_told_otherwise(make_recon, tmp_path:
         FakeBackend(make_recon),
         samples=samples,
     )
-    assert _block(build_panel(controller), "example").value == DEFAULT_SAMPLE
+    assert _block(_panel(controller), "example").value == DEFAULT_SAMPLE
     controller.close()
     assert config_from_args(_parse(["app"])).clip == str(sample)
     assert config_from_args(_parse(["app", "--no-clip"])).clip is None
@@ -791,13 +790,19 @@ def _block(demo, elem_id: str):
     return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
 
 
+def _panel(controller: ViewerController, **options):
+    """The panel of one controller (every page attaches to its one session)."""
+    from page4d_viewer.viewer.panel import build_panel
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
+
+    return build_panel(SessionRegistry.single(controller), **options)
+
+
 def test_tabs_hold_only_tabs(tmp_path: Path) -> None:
     """Anything else placed directly in a gr.Tabs shifts the order Gradio gives the tabs after
     it, and each of those gains a second button when it is first visited."""
-    from page4d_viewer.viewer.panel import build_panel
-
     made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
-    config = build_panel(made).get_config_file()
+    config = _panel(made).get_config_file()
     types = {component["id"]: component["type"] for component in config["components"]}
     found: list[list[str]] = []
 
@@ -815,25 +820,23 @@ def test_tabs_hold_only_tabs(tmp_path: Path) -> None:
 
 
 def test_view_only_panel_disables_run(make_recon, tmp_path: Path) -> None:
-    from page4d_viewer.viewer.panel import build_panel
-
     made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
-    demo = build_panel(made)
+    demo = _panel(made)
     assert _block(demo, "run").interactive is False
     assert _block(demo, "cancel").interactive is False  # nothing to cancel without a model
     assert "<iframe" not in _block(demo, "scene").value  # each page's scene comes on load
     with_model = ViewerController(
         FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), FakeBackend(make_recon)
     )
-    demo = build_panel(with_model, device="cuda:1")
+    demo = _panel(with_model, device="cuda:1")
     assert _block(demo, "run").interactive is not False
     assert _block(demo, "mask-strength").value == 64.0
     # No track head (the shipped default model, or no model): "Track points" says so.
-    for panel in (build_panel(made), demo):
+    for panel in (_panel(made), demo):
         box = _block(panel, "track-points")
         assert box.value == 0 and box.interactive is False and "no track head" in box.info
     with_model.backend.track_available = lambda checkpoint: True
-    box = _block(build_panel(with_model), "track-points")
+    box = _block(_panel(with_model), "track-points")
     assert box.value == 64 and box.interactive is not False
     made.close()
     with_model.close()
@@ -872,6 +875,8 @@ class _RacingController:
     def __init__(self) -> None:
         from types import SimpleNamespace
 
+        self.backend, self.samples, self.scene = None, {}, None
+        self.data_roots = DataRoots([Path(__file__).parent])
         self.frame = 0
         self.current = SimpleNamespace(version=1)
         self._images = plots.FrameImages(overlay="overlay", depth="depth", confidence="conf")
@@ -888,25 +893,24 @@ class _RacingController:
     def frame_images(self, frame: int):
         return self._images
 
-    def controller_for(self, session: str):
-        return self
-
 
 def test_panel_follows_a_timeline_move_made_while_it_set_the_frame() -> None:
     from types import SimpleNamespace
 
     from page4d_viewer.viewer.callbacks import PanelCallbacks
     from page4d_viewer.viewer.controller import SceneSettings
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
 
-    names = "overlay_image depth_image confidence_image synced frame opacity threshold version"
-    widgets = SimpleNamespace(**{name: name for name in names.split()})
-    widgets.images = ["overlay_image", "depth_image", "confidence_image", "gt_depth", "gt_mask"]
-    widgets.ground_truth_depth_image, widgets.ground_truth_mask_image = widgets.images[3:]
-    callbacks = PanelCallbacks(_RacingController(), widgets)
+    widgets = SimpleNamespace(synced="synced", frame="frame", version="version")
+    mask = _mask_tab(["overlay_image", "depth_image", "confidence_image", "gt_depth", "gt_mask"])
+    sessions = SessionRegistry.single(_RacingController())  # type: ignore[arg-type]
+    callbacks = PanelCallbacks(sessions, widgets, [mask])  # type: ignore[arg-type]
     after_input = callbacks.on_frame(2, SceneSettings(0, 0.5, 0.5))
     assert after_input["synced"].frame == 2  # what the page shows, not the scene's new frame
+    assert after_input["overlay_image"] == "overlay"  # the Mask and depth tab follows
     after_tick = callbacks.on_tick(1, after_input["synced"])
     assert after_tick["frame"] == 3  # so the next poll brings the panel to the scene
+    assert after_tick["overlay_image"] == "overlay" and "opacity" not in after_tick
 
 
 def test_multi_image_upload_is_titled_by_its_files(controller: ViewerController) -> None:
@@ -921,10 +925,12 @@ def test_multi_image_upload_is_titled_by_its_files(controller: ViewerController)
 
 def test_the_runs_list_can_be_searched(controller: ViewerController) -> None:
     from page4d_viewer.viewer.callbacks import PanelCallbacks
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
 
     controller.run("walk.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
     controller.run("orbit.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
-    callbacks = PanelCallbacks(controller, None)  # type: ignore[arg-type]  # no widgets needed
+    sessions = SessionRegistry.single(controller)
+    callbacks = PanelCallbacks(sessions, None)  # type: ignore[arg-type]  # no widgets needed
     everything = callbacks.runs_update()["choices"]
     found = callbacks.runs_update("WALK")["choices"]
     assert len(everything) == 2 and len(found) == 1
@@ -1009,3 +1015,23 @@ def test_the_app_prints_no_scene_port(capsys: pytest.CaptureFixture[str]) -> Non
         assert str(port) not in out and "viser" not in out
     finally:
         console.quiet = False
+
+
+def test_every_handler_lets_gradio_see_its_request(tmp_path: Path) -> None:
+    """Gradio finds a handler's gr.Request parameter through typing.get_type_hints; one
+    annotation it cannot resolve (a name imported only for the type checker) hides it, and
+    the handler then never finds its page's session."""
+    import typing
+
+    made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    demo = _panel(made)
+    handlers = [block_fn.fn for block_fn in demo.fns.values() if block_fn.fn is not None]
+    assert len(handlers) > 30
+    unresolved = []
+    for handler in handlers:
+        try:
+            typing.get_type_hints(handler)
+        except NameError as error:
+            unresolved.append(f"{getattr(handler, '__qualname__', handler)}: {error}")
+    assert unresolved == []
+    made.close()

@@ -22,7 +22,7 @@ from page4d_viewer.viewer.inspector import Inspector
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunStore
 from page4d_viewer.viewer.scene import SceneView
-from page4d_viewer.viewer.tabs.tracks import TrackCallbacks, TrackWidgets, track_points_state
+from page4d_viewer.viewer.tabs.tracks import TracksTab, TrackWidgets, track_points_state
 from page4d_viewer.viewer.track_seeding import TrackSeeder
 
 TRACKER, OTHER, PLAIN = "tracker.safetensors", "other.safetensors", "plain.safetensors"
@@ -154,9 +154,7 @@ def test_without_a_track_head_clicks_say_so_in_one_line(controller, data: Path) 
     # Said up front, before any click: the note leads with it and the toggle is disabled.
     assert seeder.note().startswith(f"**Clicks cannot add tracks:** {PLAIN} has no track head")
     assert "has no point tracks" in seeder.note() and "click a pixel" not in seeder.note()
-    names = "note seeding picture status seen timer"
-    widgets = TrackWidgets(**{name: name for name in names.split()})  # type: ignore[arg-type]
-    callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
+    callbacks = _tracks_tab(controller)
     updates = callbacks.on_model(PLAIN, "cpu", "auto")
     assert updates["seeding"]["interactive"] is False
     assert "cannot add tracks" in updates["picture"]["label"]
@@ -174,9 +172,7 @@ def test_tracks_are_only_added_by_the_checkpoint_that_made_the_result(
 
 def test_the_tab_callbacks_seed_and_report(controller, data: Path) -> None:
     _run(controller, data, tracks=2)
-    names = "note seeding picture status seen timer"
-    widgets = TrackWidgets(**{name: name for name in names.split()})  # type: ignore[arg-type]
-    callbacks = TrackCallbacks(lambda request: controller, widgets, None, controller.backend)  # type: ignore[arg-type]
+    callbacks = _tracks_tab(controller)
     updates = callbacks.on_seeding(True, TRACKER, "cpu", "auto")
     assert "Click a point" in updates["status"] and controller.scene.state().click_mode == "track"
     seeding = callbacks.on_view(0)["seeding"]
@@ -189,6 +185,19 @@ def test_the_tab_callbacks_seed_and_report(controller, data: Path) -> None:
     unchanged = callbacks.on_tick(updates["seen"], 0)
     assert set(unchanged) == {"seen"}  # nothing new to bring
     assert callbacks.on_checkpoint(PLAIN)["interactive"] is False
+
+
+def _tracks_tab(controller) -> TracksTab:
+    """The Tracks tab of a panel of one controller, its widgets named by strings (no page)."""
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
+    from page4d_viewer.viewer.tabs.base import Panel
+
+    tab = TracksTab()
+    tab.widgets = TrackWidgets("note", "seeding", "picture", "status", "seen")  # type: ignore[arg-type]
+    callbacks = PanelCallbacks(SessionRegistry.single(controller), None)  # type: ignore[arg-type]
+    tab.panel = Panel(None, None, callbacks, [tab])  # type: ignore[arg-type]
+    return tab
 
 
 def test_track_points_reach_the_run_options() -> None:
