@@ -1,6 +1,6 @@
 """Safe to share, round two, in Chromium (issue 21): another user's uploaded page runs no
-script on the app's origin, and a browser locked out by squatted sessions gets in once their
-grace period has passed.
+script on the app's origin, a browser locked out by squatted sessions gets in once their
+grace period has passed, and a tab the browser duplicates gets a session of its own.
 
 A view-only app with two logins on 127.0.0.1 and an injected clock (the grace period passes
 without waiting for it), driven by Playwright with Debian's Chromium.
@@ -164,6 +164,35 @@ def test_a_browser_gets_in_once_squatters_grace_period_has_passed(browser, app) 
     page.wait_for_function("() => document.querySelector('#status')?.innerText?.includes('two')")
     assert len(app.sessions) == 1  # the squatters' sessions are gone, bob's is open
     bob.close()
+
+
+def test_a_duplicated_tab_gets_its_own_session_and_a_reload_keeps_it(
+    page_session, browser, app
+) -> None:
+    """The finding: a tab the browser duplicates starts with a copy of its opener's
+    sessionStorage (Chromium's "Duplicate tab", and window.open of the page), so it took the
+    opener's tab id and session, and each tab saw and recorded the other's scene."""
+    alice = _logged_in(browser, app, "alice")
+    alice.route(f"{app.url}scene/**", lambda route: route.abort())  # the copy's too
+    # What each page's storage held when it started, before the page's own scripts ran.
+    alice.add_init_script("window.startedWith = sessionStorage.getItem('page4d-tab')")
+    first = _open(alice, app, app.url)
+    original = page_session(app, first)
+    with alice.expect_page() as opened:
+        first.evaluate("() => { window.open(window.location.href); }")
+    copy = opened.value
+    copy.set_default_timeout(TIMEOUT_MS)
+    duplicate = page_session(app, copy)
+    assert copy.evaluate("() => window.startedWith") == original.session_id  # a true copy
+    assert duplicate is not original and duplicate.scene is not original.scene
+    stored = [page.evaluate("() => sessionStorage.getItem('page4d-tab')") for page in (first, copy)]
+    assert stored == [original.session_id, duplicate.session_id]
+    # A reload is not a copy: each tab keeps its own id and session.
+    for page, session in ((copy, duplicate), (first, original)):
+        page.reload()
+        assert page.evaluate("() => window.startedWith") == session.session_id
+        assert page_session(app, page) is session
+    alice.close()
 
 
 def _cookies(browser, app, user: str) -> list[dict]:
