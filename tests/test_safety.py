@@ -315,7 +315,7 @@ def test_a_read_only_runs_folder_is_refused_at_start(tmp_path: Path) -> None:
 
 def test_a_read_only_runs_folder_in_the_cli(tmp_path: Path, capsys, monkeypatch) -> None:
     (tmp_path / "file").write_text("not a folder")
-    from page4d_viewer.cli.app import prepare_runs_folder
+    from page4d_viewer.cli.serving import prepare_runs_folder
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", "placeholder")
     monkeypatch.delenv("GRADIO_TEMP_DIR")  # recorded, so restored after the test

@@ -484,7 +484,7 @@ def test_index_option_reaches_the_config_and_view_needs_a_result_or_an_index(
 
     from page4d_viewer.cli import main
     from page4d_viewer.cli import view as view_command
-    from page4d_viewer.cli.app import config_from_args
+    from page4d_viewer.cli.serving import config_from_args
 
     parser = argparse.ArgumentParser()
     view_command.configure_parser(parser.add_subparsers(dest="command").add_parser("view"))

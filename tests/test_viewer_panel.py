@@ -13,7 +13,8 @@ import pytest
 from page4d_viewer import geometry
 from page4d_viewer.cli import app as app_command
 from page4d_viewer.cli import view as view_command
-from page4d_viewer.cli.app import backend_from_args, config_from_args
+from page4d_viewer.cli.app import backend_from_args
+from page4d_viewer.cli.serving import config_from_args, silence_scene_banners
 from page4d_viewer.errors import CheckpointError, Page4DError
 from page4d_viewer.inference.jobs import OutOfMemoryError, PredictorBackend
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
@@ -718,18 +719,6 @@ def test_panel_precisions_are_the_devices_names() -> None:
     assert set(PRECISIONS) == {device.AUTO, *device.DTYPES}
 
 
-def test_viewer_does_not_import_the_network(imports_among) -> None:
-    modules = ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.server.app")
-    assert imports_among(modules, ("page4d_viewer.model",)) == []
-    view_path = (
-        "page4d_viewer.cli.view",
-        "page4d_viewer.viewer.server.app",
-        "page4d_viewer.viewer.scene",
-        "page4d_viewer.result.reconstruction",
-    )
-    assert imports_among(view_path, ("torch", "page4d_viewer.inference")) == []
-
-
 # What `page4d-viewer view RESULT` runs up to serving (cli/view.py's `run`, then `serve`
 # without `app.wait()`), in an interpreter where `import torch` fails.
 _VIEW_WITHOUT_TORCH = """
@@ -741,7 +730,7 @@ sys.modules["torch"] = None  # `import torch` now raises ImportError
 import argparse
 
 from page4d_viewer.cli import view
-from page4d_viewer.cli.app import config_from_args
+from page4d_viewer.cli.serving import config_from_args
 from page4d_viewer.viewer.server.app import ViewerApp
 
 
@@ -1007,7 +996,7 @@ def test_the_app_prints_no_scene_port(capsys: pytest.CaptureFixture[str]) -> Non
 
     console = rich.get_console()
     try:
-        app_command.silence_scene_banners()
+        silence_scene_banners()
         server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
         port = server.get_port()
         server.stop()

@@ -368,7 +368,7 @@ def test_port_0_serves_on_a_free_port_and_says_which(
     # Instead of serving until Ctrl-C: is the port it reported the one that answers?
     monkeypatch.setattr(ViewerApp, "wait", lambda app: served.append(_get(app.url + "config")))
     result = make_reconstruction().save(tmp_path / "r.npz")
-    with caplog.at_level(logging.INFO, logger="page4d_viewer.cli.app"):
+    with caplog.at_level(logging.INFO, logger="page4d_viewer.cli.serving"):
         code = main(["view", str(result), "--port", "0", "--runs-dir", str(tmp_path / "runs")])
     assert code == 0 and served == [200]
     (port,) = re.findall(r"open http://127\.0\.0\.1:(\d+)/ in a browser", caplog.text)
@@ -376,7 +376,7 @@ def test_port_0_serves_on_a_free_port_and_says_which(
 
 
 def test_credentials_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
-    from page4d_viewer.cli.app import read_credentials
+    from page4d_viewer.cli.serving import read_credentials
 
     logins = tmp_path / "logins"
     logins.write_text("# who may log in\nalice:s3cret:with:colons\n\n bob : pw \n")
@@ -400,7 +400,7 @@ def locked_app(make_reconstruction, tmp_path_factory) -> Iterator:
     import argparse
 
     from page4d_viewer.cli import view
-    from page4d_viewer.cli.app import config_from_args
+    from page4d_viewer.cli.serving import config_from_args
     from page4d_viewer.viewer.server.app import ViewerApp
 
     folder = tmp_path_factory.mktemp("locked")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from page4d_viewer.cli.app import add_server_options, config_from_args, serve
+from page4d_viewer.cli.serving import add_server_options, config_from_args, serve
 from page4d_viewer.errors import Page4DError
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.inference.predictor import ModelInfo, load_model, predict
-from page4d_viewer.inference.tracking import add_tracks, require_track_head
+from page4d_viewer.inference import predictor, tracking
+from page4d_viewer.inference.predictor import ModelInfo
 from page4d_viewer.model.network import Page4D
 from page4d_viewer.result.reconstruction import Metadata, Reconstruction
 from page4d_viewer.result.tracks import Seeds
@@ -78,7 +78,7 @@ class PredictorBackend:
         model, info = self._load(options.checkpoint or DEFAULT_MODEL)
         frames = options.max_frames or "all"
         with _advice_on_out_of_memory(f"running {frames} frames"):
-            return predict(
+            return predictor.predict(
                 source,
                 model,
                 mask_strength=options.mask_strength,
@@ -106,7 +106,7 @@ class PredictorBackend:
             OutOfMemoryError: the device ran out of memory.
         """
         model, info = self._load(options.checkpoint or DEFAULT_MODEL)
-        require_track_head(model)
+        tracking.require_track_head(model)
         if not made_by(recon.metadata, info):
             made = recon.metadata.checkpoint_name or "an unnamed model"
             raise Page4DError(
@@ -114,7 +114,7 @@ class PredictorBackend:
                 "made it under Model to add tracks"
             )
         with _advice_on_out_of_memory(f"tracking on {recon.num_frames} frames"):
-            return add_tracks(
+            return tracking.add_tracks(
                 model, recon, seeds,
                 device=None if options.device == "auto" else options.device,
                 precision=None if options.precision == "auto" else options.precision,
@@ -129,7 +129,7 @@ class PredictorBackend:
             # Drop the previous model first: two full-size models may not fit at once.
             self._loaded = None
             _release_accelerator_memory()
-            model, info = load_model(self._paths[name])
+            model, info = predictor.load_model(self._paths[name])
             self._loaded = (name, model, info)
             logger.info("loaded checkpoint %s (%s)", name, info.variant)
             return model, info
