@@ -381,8 +381,8 @@ def _write_figure(images: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, pa
     # Only --figure draws: the table alone never pays for matplotlib's import.
     import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot  # after use(): pyplot picks its backend on import
 
     frames = np.linspace(0, len(images) - 1, 3).round().astype(int)
     height = 3 * 3 * images.shape[1] / images.shape[2] + 0.6

@@ -124,6 +124,7 @@ _COLORMAP_TABLES: dict[str, np.ndarray] = {}
 def _colormap_table(colormap: str) -> np.ndarray:
     """A (256, 3) uint8 lookup table for a matplotlib colormap (cached)."""
     if colormap not in _COLORMAP_TABLES:
+        # Optional: only colouring needs matplotlib, which is slow to import.
         import matplotlib
 
         try:

@@ -98,6 +98,7 @@ def scene_extent(points: np.ndarray) -> float:
 def frusta_path(
     vertices: np.ndarray, edges: np.ndarray, color: tuple[int, int, int]
 ) -> trimesh.path.Path3D:
+    # Optional: only exports need trimesh, which is slow to import.
     import trimesh
     from trimesh.path.entities import Line
 

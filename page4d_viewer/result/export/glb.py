@@ -102,6 +102,7 @@ def _add_point_clouds(
     max_points_per_frame: int | None,
 ) -> list[np.ndarray]:
     """Add one ``points_frame_NNNN`` cloud per non-empty frame; returns their (N, 3) points."""
+    # Optional: only exports need trimesh, which is slow to import.
     import trimesh
 
     rng = np.random.default_rng(0)
@@ -140,6 +141,7 @@ def tracks_path(
     Returns:
         The lines, or None when no track has a segment.
     """
+    # Optional: only exports need trimesh, which is slow to import.
     import trimesh
     from trimesh.path.entities import Line
 

@@ -117,6 +117,7 @@ def write_mp4(
     Raises:
         Page4DError: no picture, or pictures of different sizes or shapes.
     """
+    # Optional: only the mp4 export needs PyAV.
     import av
 
     path = prepare_output(path, ".mp4")

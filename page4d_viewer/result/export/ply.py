@@ -38,6 +38,7 @@ def export_ply(
     Returns:
         The paths written, in frame order.
     """
+    # Optional: only exports need trimesh, which is slow to import.
     import trimesh
 
     directory = Path(directory)

@@ -125,6 +125,7 @@ def export_share(
 
 def share_index_html() -> str:
     """Viser's prebuilt client page, made to play `recording.viser` from its own folder."""
+    # Optional: only the shared web folder needs Viser; the result stage loads no UI library.
     import viser
 
     client = Path(viser.__file__).parent / "client" / "build" / "index.html"
@@ -153,6 +154,7 @@ def record_scene(
     Built in a Viser server of its own on an ephemeral 127.0.0.1 port that no client joins;
     the server is stopped before this returns.
     """
+    # Optional: only the shared web folder needs Viser; the result stage loads no UI library.
     import viser
 
     # Viser prints its address and "Server stopped" to stdout whatever `verbose` says; an
