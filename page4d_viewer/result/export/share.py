@@ -27,6 +27,7 @@ import numpy as np
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.cameras import MASKED, VARIANT_COLORS, initial_view
 from page4d_viewer.result.export.common import atomic_write, frustum_segments, scene_extent
+from page4d_viewer.result.export.mp4 import clip_frame_rate
 from page4d_viewer.result.mask import (
     blend_colors,
     check_overlay,
@@ -98,8 +99,6 @@ def export_share(
     Returns:
         The folder written.
     """
-    from page4d_viewer.result.export.mp4 import clip_frame_rate
-
     check_overlay(opacity, threshold)
     check_overlay_mode(overlay)
     if max_points < 1:
