@@ -425,14 +425,3 @@ def test_report_without_an_index_is_one_error_line(
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: no batch index at {tmp_path / 'index.sqlite'}"
     ]
-
-
-def test_index_report_and_datasets_import_no_torch(imports_among) -> None:
-    modules = (
-        "page4d_viewer.evaluation.index",
-        "page4d_viewer.evaluation.disagreement",
-        "page4d_viewer.evaluation.batch_report",
-        "page4d_viewer.evaluation.report_plots",
-        "page4d_viewer.sources.datasets",
-    )
-    assert imports_among(modules, ("torch", "gradio", "viser")) == []

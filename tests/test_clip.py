@@ -624,21 +624,6 @@ def test_extensions_are_matched_case_insensitively(tmp_path: Path) -> None:
     assert load_clip(tmp_path / "frames").frame_names == ["A.JPG"]
 
 
-def test_clip_loading_imports_no_ui_and_no_network(imports_among) -> None:
-    among = ("torch", "gradio", "viser", "page4d_viewer.model")
-    assert imports_among(("page4d_viewer.sources.clip",), among) == []
-
-
-def test_no_sources_module_imports_torch_or_ui(imports_among) -> None:
-    names = ("clip", "framing", "images", "naming", "sampling", "video", "groundtruth")
-    modules = tuple(f"page4d_viewer.sources.{name}" for name in names)
-    modules += tuple(
-        f"page4d_viewer.sources.groundtruth.{name}"
-        for name in ("base", "sintel", "synthetic", "tum")
-    )
-    assert imports_among(modules, ("torch", "gradio", "viser", "page4d_viewer.model")) == []
-
-
 def test_sampling_must_be_a_frame_sampling(tmp_path: Path) -> None:
     with pytest.raises(ClipError, match="sampling must be a FrameSampling, got dict"):
         load_clip(write_video(tmp_path / "v.mp4", 3), {"stride": 2})  # type: ignore[arg-type]

@@ -459,15 +459,3 @@ def test_evaluate_reconstruction_rejects_a_frame_count_mismatch(small_reconstruc
     recon = small_reconstruction(circle_trajectory(frames=3))
     with pytest.raises(MetricsError, match="frames"):
         evaluate_reconstruction(recon, GroundTruth(circle_trajectory(4), None, None, None, "tum"))
-
-
-def test_metrics_module_needs_no_torch_or_ui(imports_among):
-    modules = (
-        "page4d_viewer.evaluation.metrics",
-        "page4d_viewer.evaluation.trajectory",
-        "page4d_viewer.evaluation.depth",
-        "page4d_viewer.evaluation.masks",
-        "page4d_viewer.evaluation.report",
-        "page4d_viewer.sources.groundtruth",
-    )
-    assert imports_among(modules, ("torch", "gradio", "viser")) == []

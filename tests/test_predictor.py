@@ -240,17 +240,6 @@ def test_default_checkpoint_path_and_missing_default(
         predictor.load_model(tmp_path / "other.pt")
 
 
-def test_predictor_never_imports_ui_libraries(imports_among) -> None:
-    modules = (
-        "page4d_viewer.inference.predictor",
-        "page4d_viewer.result.export",
-        "page4d_viewer.cli.infer",
-        "page4d_viewer.cli.export",
-        "page4d_viewer.cli.evaluate",
-    )
-    assert imports_among(modules, ("gradio", "viser")) == []
-
-
 def test_device_and_precision_are_recorded_and_checked() -> None:
     recon = predictor.predict(make_clip(), StandInNetwork(), device="cpu", precision="fp32")
     assert recon.metadata.device == "cpu" and recon.metadata.precision == "float32"

@@ -668,16 +668,6 @@ def test_bad_settings_are_refused(
         call(shown)
 
 
-def test_scene_never_imports_the_model(imports_among) -> None:
-    modules = ("page4d_viewer.viewer.scene", "page4d_viewer.viewer.scene.display")
-    among = ("page4d_viewer.model", "gradio", "gradio_client")
-    assert imports_among(modules, among) == []
-
-
-def test_display_module_does_not_import_viser(imports_among) -> None:
-    assert imports_among(("page4d_viewer.viewer.scene.display",), ("viser",)) == []
-
-
 def test_new_viewers_start_behind_the_first_camera(
     shown: SceneView, server: viser.ViserServer
 ) -> None:
