@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from page4d_viewer import geometry
-from page4d_viewer.evaluation.default_model import path_length
-from page4d_viewer.evaluation.trajectory import trajectory_errors
+from page4d_viewer.evaluation.trajectory import path_length, trajectory_errors
 from page4d_viewer.inference import geometric_poses, matching
 from page4d_viewer.model.pose_solver import Matches, keyframe_pairs
 from page4d_viewer.result.cameras import GEOMETRY_MASKED, GEOMETRY_UNMASKED
