@@ -26,7 +26,7 @@ from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.run_contract import ModelBackend, Progress, RunCancelled, RunOptions
-from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, DEFAULT_SAMPLE
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, DEFAULT_SAMPLE, MaskOverlay
 from page4d_viewer.sources.images import IMAGE_EXTENSIONS
 from page4d_viewer.viewer import downloads, intake, plots
 from page4d_viewer.viewer.model_runs import (
@@ -90,14 +90,14 @@ class SceneSettings:
     frame: int
     mask_opacity: float
     mask_threshold: float
-    mask_overlay: str = DEFAULT_MASK_OVERLAY
+    mask_overlay: MaskOverlay = DEFAULT_MASK_OVERLAY
 
     @classmethod
     def of(cls, state: SceneState) -> SceneSettings:
         """The settings part of a scene's state snapshot."""
         return cls(
             int(state.frame), float(state.mask.opacity), float(state.mask.threshold),
-            str(state.mask.overlay),
+            state.mask.overlay,
         )  # fmt: skip
 
 
@@ -390,7 +390,7 @@ class ViewerController:
         return self.scene_settings().mask_threshold
 
     @property
-    def mask_overlay(self) -> str:
+    def mask_overlay(self) -> MaskOverlay:
         """How the scene draws the mask: "continuous" or "threshold" (`scene_settings`)."""
         return self.scene_settings().mask_overlay
 

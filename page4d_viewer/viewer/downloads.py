@@ -18,7 +18,7 @@ from pathlib import Path
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Reconstruction
-from page4d_viewer.settings import DEFAULT_MASK_OVERLAY
+from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, MaskOverlay
 from page4d_viewer.viewer.runs import DiskFullError, check_free_space, disk_full
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def write_downloads(
     percentile: float,
     mask_opacity: float,
     mask_threshold: float,
-    mask_overlay: str = DEFAULT_MASK_OVERLAY,
+    mask_overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> list[Path]:
     """Write (once) and list the downloads of ``recon``.
 
@@ -90,7 +90,7 @@ def _write_downloads(
     percentile: float,
     mask_opacity: float,
     mask_threshold: float,
-    mask_overlay: str = DEFAULT_MASK_OVERLAY,
+    mask_overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> list[Path]:
     from page4d_viewer.result import export  # imported here: trimesh and av load slowly
 

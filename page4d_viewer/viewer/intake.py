@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.confine import check_path
 from page4d_viewer.sources.images import folder_items
 from page4d_viewer.viewer.paths import DataRoots
+
+if TYPE_CHECKING:  # the clip loader imports PyAV, which the panel needs only when it runs
+    from page4d_viewer.sources.clip import SourceLike
 
 
 def check_upload_sizes(paths: Sequence[str | os.PathLike[str]]) -> None:
@@ -31,14 +35,14 @@ def check_upload_sizes(paths: Sequence[str | os.PathLike[str]]) -> None:
         raise Page4DError(settings.MAX_UPLOAD_BYTES.message("the upload", total))
 
 
-def run_roots(source: str | os.PathLike[str] | Sequence[str], roots: DataRoots) -> list[Path]:
+def run_roots(source: SourceLike, roots: DataRoots) -> list[Path]:
     """The roots a run of `source` is confined to.
 
     A source inside the data roots (a typed path, a bundled sample) may read within them; an
     upload (Gradio's cache) only itself: a single file, whose members (a zip's) are read in
     memory and never from disk.
     """
-    if isinstance(source, (list, tuple)):
+    if not isinstance(source, (str, os.PathLike)):  # several uploaded images
         return [Path(path).resolve() for path in source]
     if roots.allows(source):
         return list(roots.roots)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeGuard
 
 from page4d_viewer import settings
 from page4d_viewer.errors import Page4DError
@@ -80,7 +81,7 @@ def check_free_space(folder: str | os.PathLike[str], needed: int = 0) -> None:
         )
 
 
-def disk_full(error: BaseException) -> bool:
+def disk_full(error: BaseException) -> TypeGuard[OSError]:
     """Whether an error is the disk (or the user's quota) running out."""
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -262,7 +263,7 @@ class RunStore:
 
     def save(
         self,
-        write_result: Callable[[Path], None],
+        write_result: Callable[[Path], object],
         title: str,
         details: RunDetails | None = None,
         *,

@@ -670,8 +670,10 @@ class SessionRegistry:
 
         server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
         try:
-            kwargs = {} if self.max_points is None else {"max_points": self.max_points}
-            scene = SceneView(server, **kwargs)
+            if self.max_points is None:
+                scene = SceneView(server)
+            else:
+                scene = SceneView(server, max_points=self.max_points)
             controller = self.make_controller(scene, run_owner(session_id))
         except BaseException:
             server.stop()
