@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -192,6 +193,42 @@ def make_reconstruction():
     return _make_reconstruction
 
 
+class SlidingPlane(NamedTuple):
+    """A plane 2 units in front of a camera sliding along x (-0.1 a frame), its right patch
+    column dynamic. S frames of H x W pixels, 14-pixel patches."""
+
+    intrinsics: np.ndarray  # (S, 3, 3): focal 40, principal point at the centre
+    extrinsics: np.ndarray  # (S, 3, 4) world-to-camera: the sliding camera
+    drifting: np.ndarray  # (S, 3, 4): the same, drifting along y (0.05 a frame): a worse path
+    depth: np.ndarray  # (S, H, W) float32, all 2.0
+    points: np.ndarray  # (S, H, W, 3) the depth's world points
+    mask_score: np.ndarray  # (S, H/14, W/14) float32: 0.4 static, the right column -0.4 (0.9)
+
+
+def _sliding_plane(frames: int, height: int, width: int) -> SlidingPlane:
+    from page4d_viewer import geometry
+
+    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
+    intrinsics = np.repeat(K[None], frames, axis=0)
+    extrinsics = np.zeros((frames, 3, 4))
+    extrinsics[:, :, :3] = np.eye(3)
+    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
+    drifting = extrinsics.copy()
+    drifting[:, 1, 3] = 0.05 * np.arange(frames)
+    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
+    mask = np.full((frames, height // 14, width // 14), 0.4, dtype=np.float32)
+    mask[:, :, -1] = -0.4  # dynamic probability 0.9
+    points = geometry.depth_to_world_points(depth, extrinsics, intrinsics)
+    return SlidingPlane(intrinsics, extrinsics, drifting, depth, points, mask)
+
+
+@pytest.fixture(scope="session")
+def sliding_plane():
+    """`sliding_plane(frames, height, width) -> SlidingPlane`: the arrays of the hand-made
+    scenes (cameras, depth, points, mask scores); see `SlidingPlane`."""
+    return _sliding_plane
+
+
 INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH = 3, 28, 42  # 2 x 3 patches of 14 pixels
 
 
@@ -200,21 +237,13 @@ def _make_inspected(same_variants: bool = False):
     feature PCA: a plane at depth 2 seen by a camera sliding along x; the right patch column
     is dynamic. Query q's masked camera token in layer row l attends most to patch
     (l, q // 2) of key frame q; `same_variants` makes "unmasked" equal to "masked"."""
-    from page4d_viewer import geometry
     from page4d_viewer.result.inspection import Inside
     from page4d_viewer.result.reconstruction import Cameras, Metadata
 
     frames, height, width = INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH
     grid = (height // 14, width // 14)
     rng = np.random.default_rng(0)
-    K = np.array([[40.0, 0, width / 2], [0, 40.0, height / 2], [0, 0, 1]])
-    intrinsics = np.repeat(K[None], frames, axis=0)
-    extrinsics = np.zeros((frames, 3, 4))
-    extrinsics[:, :, :3] = np.eye(3)
-    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
-    depth = np.full((frames, height, width), 2.0, dtype=np.float32)
-    mask = np.full((frames, *grid), 0.4, dtype=np.float32)
-    mask[:, :, -1] = -0.4  # dynamic probability 0.9
+    plane = _sliding_plane(frames, height, width)
     queries = [0, 2]
     weights = np.full((2, len(queries), frames, grid[0] * grid[1] + 1), 1.0)
     for layer in range(2):
@@ -229,15 +258,15 @@ def _make_inspected(same_variants: bool = False):
         height,
         width,
         images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
-        depth=depth,
+        depth=plane.depth,
         depth_conf=np.full((frames, height, width), 3.0, np.float32),
-        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        points=plane.points,
         points_conf=np.full((frames, height, width), 5.0, np.float32),
         cameras={
-            "masked": Cameras(extrinsics, intrinsics),
-            "unmasked": Cameras(extrinsics, intrinsics),
+            "masked": Cameras(plane.extrinsics, plane.intrinsics),
+            "unmasked": Cameras(plane.extrinsics, plane.intrinsics),
         },
-        mask_score=mask,
+        mask_score=plane.mask_score,
         metadata=Metadata(),
         inside=Inside(
             attention={"masked": masked, "unmasked": unmasked},

@@ -26,7 +26,7 @@ FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880
 
 
 @pytest.fixture
-def make_recon(make_reconstruction):
+def make_recon(make_reconstruction, sliding_plane):
     """`make_recon(with_mask=True, frames=FRAMES, variants=("masked", "unmasked"))`, built by
     the conftest factory: a plane 2 units in front of a camera sliding along x; the right
     patch column moves."""
@@ -36,31 +36,26 @@ def make_recon(make_reconstruction):
         frames: int = FRAMES,
         variants: tuple[str, ...] = ("masked", "unmasked"),
     ) -> Reconstruction:
-        return _scene_recon(make_reconstruction, with_mask, frames, variants)
+        plane = sliding_plane(frames, HEIGHT, WIDTH)
+        return _scene_recon(make_reconstruction, plane, with_mask, variants)
 
     return build
 
 
-def _scene_recon(make_reconstruction, with_mask: bool, frames: int, variants: tuple[str, ...]):
+def _scene_recon(make_reconstruction, plane, with_mask: bool, variants: tuple[str, ...]):
+    """The scene's Reconstruction on `plane` (a conftest SlidingPlane): "unmasked" takes the
+    drifting path, the geometric variants both scaled 1.5, ground truth the masked one."""
     rng = np.random.default_rng(0)
-    K = np.array([[40.0, 0, WIDTH / 2], [0, 40.0, HEIGHT / 2], [0, 0, 1]])
-    intrinsics = np.repeat(K[None], frames, axis=0)
-    extrinsics = np.zeros((frames, 3, 4))
-    extrinsics[:, :, :3] = np.eye(3)
-    extrinsics[:, 0, 3] = -0.1 * np.arange(frames)
-    unmasked = extrinsics.copy()
-    unmasked[:, 1, 3] = 0.05 * np.arange(frames)  # a different (worse) trajectory
-    depth = np.full((frames, HEIGHT, WIDTH), 2.0, dtype=np.float32)
-    mask = np.full((frames, HEIGHT // 14, WIDTH // 14), 0.4, dtype=np.float32)  # static
-    mask[:, :, -1] = -0.4  # dynamic probability 0.9
+    frames = plane.depth.shape[0]
+    extrinsics, unmasked, intrinsics = plane.extrinsics, plane.drifting, plane.intrinsics
     return make_reconstruction(
         frames,
         HEIGHT,
         WIDTH,
         images=rng.integers(0, 255, (frames, HEIGHT, WIDTH, 3), dtype=np.uint8),
-        depth=depth,
+        depth=plane.depth,
         depth_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
-        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        points=plane.points,
         points_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
         cameras={
             name: cameras
@@ -73,7 +68,7 @@ def _scene_recon(make_reconstruction, with_mask: bool, frames: int, variants: tu
             }.items()
             if name in (*variants, "ground_truth")
         },
-        mask_score=mask if with_mask else None,
+        mask_score=plane.mask_score if with_mask else None,
         metadata=Metadata(),
     )
 

@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from page4d_viewer import geometry
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.result.tracks import Tracks, lift, moving_tracks, track_colors
@@ -44,30 +43,21 @@ def hand_tracks() -> Tracks:
 
 
 @pytest.fixture
-def tracked(make_reconstruction) -> Reconstruction:
-    """A plane 2 in front of a camera sliding along x (every pixel has a point), with
-    `hand_tracks`."""
-    K = np.array([[40.0, 0, WIDTH / 2], [0, 40.0, HEIGHT / 2], [0, 0, 1]])
-    intrinsics = np.repeat(K[None], FRAMES, axis=0)
-    extrinsics = np.zeros((FRAMES, 3, 4))
-    extrinsics[:, :, :3] = np.eye(3)
-    extrinsics[:, 0, 3] = -0.1 * np.arange(FRAMES)
-    unmasked = extrinsics.copy()
-    unmasked[:, 1, 3] = 0.05 * np.arange(FRAMES)
-    depth = np.full((FRAMES, HEIGHT, WIDTH), 2.0, dtype=np.float32)
-    mask = np.full((FRAMES, 2, 3), 0.4, dtype=np.float32)
-    mask[:, :, -1] = -0.4  # dynamic probability 0.9
+def tracked(make_reconstruction, sliding_plane) -> Reconstruction:
+    """A plane 2 in front of a camera sliding along x (every pixel has a point; conftest's
+    SlidingPlane), with `hand_tracks`."""
+    plane = sliding_plane(FRAMES, HEIGHT, WIDTH)
     return make_reconstruction(
         FRAMES, HEIGHT, WIDTH,
-        depth=depth,
-        points=geometry.depth_to_world_points(depth, extrinsics, intrinsics),
+        depth=plane.depth,
+        points=plane.points,
         depth_conf=np.full((FRAMES, HEIGHT, WIDTH), 3.0, np.float32),
         points_conf=np.full((FRAMES, HEIGHT, WIDTH), 3.0, np.float32),
         cameras={
-            "masked": Cameras(extrinsics, intrinsics),
-            "unmasked": Cameras(unmasked, intrinsics),
+            "masked": Cameras(plane.extrinsics, plane.intrinsics),
+            "unmasked": Cameras(plane.drifting, plane.intrinsics),
         },
-        mask_score=mask,
+        mask_score=plane.mask_score,
         metadata=Metadata(),
         tracks=hand_tracks(),
     )  # fmt: skip
