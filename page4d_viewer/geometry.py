@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import ArrayLike
 
 # Below this, a quaternion or a point set is degenerate and we refuse to divide by it.
@@ -318,7 +319,7 @@ def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
     return invert_rigid(extrinsics)[..., :3, 3]
 
 
-def pixel_grid(image_hw: tuple[int, int], dtype: np.dtype = np.float64) -> np.ndarray:
+def pixel_grid(image_hw: tuple[int, int], dtype: npt.DTypeLike = np.float64) -> np.ndarray:
     """Pixel coordinates ``(u, v) = (column, row)`` of every pixel.
 
     Args:

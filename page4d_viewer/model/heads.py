@@ -68,7 +68,7 @@ class CameraHead(nn.Module):
                 condition = self.embed_pose(raw.detach())
             shift, scale, gate = self.poseLN_modulation(condition).chunk(3, dim=-1)
             modulated = gate * (self.adaln_norm(tokens) * (1 + scale) + shift) + tokens
-            delta = self.pose_branch(self.trunk_norm(self.trunk(modulated)))
+            delta: Tensor = self.pose_branch(self.trunk_norm(self.trunk(modulated)))
             raw = delta if raw is None else raw + delta
             steps.append(activate_pose(raw))
         return steps

@@ -224,7 +224,7 @@ class MatchHead(nn.Module):
         """
         fine = features.fine[0]  # (S, F, H, W)
         patch = self.config.patch_size
-        grid = tuple(features.coarse.shape[2:4])
+        grid = (int(features.coarse.shape[2]), int(features.coarse.shape[3]))
         windows, inside, queries = self._fine_windows(fine, grid)
         # Each query's window in its target frame, (P, N, K, F): index_select on the flattened
         # windows is the fastest gather, and matmul the fastest dot product, on a CPU.
@@ -307,7 +307,7 @@ class MatchHead(nn.Module):
         """
         if features.coarse.shape[0] != 1:
             raise ValueError("match() takes one clip's features: use MatchFeatures.clip(b)")
-        grid = tuple(features.coarse.shape[2:4])
+        grid = (int(features.coarse.shape[2]), int(features.coarse.shape[3]))
         dtype, device = features.coarse.dtype, features.coarse.device
         patch = self.config.patch_size
         if (grid[0] * patch, grid[1] * patch) != tuple(image_hw):

@@ -483,7 +483,8 @@ class Reconstruction:
         )
         try:
             with os.fdopen(handle, "wb") as file:
-                np.savez_compressed(file, **arrays)
+                # numpy's stub types **kwds as if a key could be allow_pickle; ours never is.
+                np.savez_compressed(file, **arrays)  # pyright: ignore[reportArgumentType]
             os.replace(temporary, path)
         except BaseException:
             with contextlib.suppress(OSError):

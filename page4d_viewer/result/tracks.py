@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
@@ -165,7 +166,9 @@ def _probabilities(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.
 # ------------------------------------------------------------------------------- 3-D paths
 
 
-def pixel_of(xy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def pixel_of(
+    xy: npt.NDArray[np.floating], image_hw: tuple[int, int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Nearest pixel (rows, cols) of pixel positions (x, y), and whether each is inside.
 
     Args:

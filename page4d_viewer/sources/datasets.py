@@ -151,8 +151,8 @@ def discover_clips(path: str | os.PathLike[str]) -> list[DatasetClip]:
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             raise DatasetError(f"{path} is neither a dataset folder nor a video")
         clips = [_video_clip(path)]
-    elif _sintel_root(path) is not None:
-        clips = _sintel_clips(_sintel_root(path))
+    elif (sintel := _sintel_root(path)) is not None:
+        clips = _sintel_clips(sintel)
     elif (path / "JPEGImages").is_dir():
         clips = _davis_clips(path / "JPEGImages")
     elif _is_tum_sequence(path):

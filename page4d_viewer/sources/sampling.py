@@ -97,8 +97,9 @@ def _whole(value: object, name: str, minimum: int) -> int:
 
 
 def _seconds(value: object, name: str, allow_zero: bool = True) -> float:
-    valid = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    number = float(value) if valid else math.nan
+    number = math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        number = float(value)
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ClipError(f"{name} must be a finite number {bound}, got {value!r}")

@@ -13,10 +13,13 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from av.container import InputContainer
+from av.error import FFmpegError
 
 from page4d_viewer.errors import ClipError
 from page4d_viewer.sources.confine import open_file
@@ -59,14 +62,14 @@ class VideoInfo:
 
 
 @contextlib.contextmanager
-def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+def _open_video(path: Path) -> Iterator[tuple[InputContainer, av.VideoStream]]:
     file = open_file(path)  # the resolved, checked regular file: the decoder reads only it
     if os.fstat(file.fileno()).st_size == 0:
         file.close()
         raise ClipError(f"{path.name} is empty (0 bytes), not a video")
     try:
         container = av.open(file, mode="r")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+    except (FFmpegError, OSError, UnicodeDecodeError) as error:
         file.close()
         raise ClipError(
             f"{path.name} is not a readable video ({_reason(error)}); is it damaged or truncated?"
@@ -106,7 +109,7 @@ def probe_video(path: Path) -> VideoInfo:
                 stamps.append(stamp)
                 if packet.is_keyframe:
                     keyframe_stamps.append(stamp)
-        except (av.FFmpegError, EOFError) as error:
+        except (FFmpegError, EOFError) as error:
             notes.append(f"the video is damaged after {len(stamps)} frames ({_reason(error)})")
         declared = stream.frames
         duration = _declared_seconds(container, stream)
@@ -129,7 +132,7 @@ def probe_video(path: Path) -> VideoInfo:
     return info
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+def _declared_seconds(container: InputContainer, stream: av.VideoStream) -> float:
     """Duration the header claims (stream, else container), seconds; 0 when unknown."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -140,7 +143,7 @@ def _video_info(
     stamps: list[int | None],
     keyframe_stamps: list[int | None],
     time_base: float | None,
-    rate: object,
+    rate: Fraction | None,
     width: int,
     height: int,
     notes: list[str],
@@ -154,7 +157,8 @@ def _video_info(
     if exact:
         timestamps = (pts - pts[0]).astype(np.float64) * time_base
         position = {int(stamp): index for index, stamp in enumerate(pts)}
-        keyframes = np.asarray(sorted(position[int(s)] for s in keyframe_stamps), dtype=np.int64)
+        keyframes = sorted(position[s] for s in keyframe_stamps if s is not None)
+        keyframes = np.asarray(keyframes, dtype=np.int64)
         if fps is None and count > 1:
             fps = float(1.0 / np.median(np.diff(timestamps)))
     else:
@@ -206,7 +210,7 @@ def _keyframe_before(info: VideoInfo, target: int) -> int | None:
 
 
 def _indexed_frames(
-    container: av.container.InputContainer,
+    container: InputContainer,
     stream: av.VideoStream,
     info: VideoInfo,
     seek_to: int | None,
@@ -223,9 +227,10 @@ def _indexed_frames(
     counter = -1 if seek_to is None else seek_to - 1
     try:
         for frame in container.decode(stream):
-            counter = index_of.get(frame.pts, counter + 1) if info.exact_pts else counter + 1
+            stamp = frame.pts if info.exact_pts else None
+            counter = counter + 1 if stamp is None else index_of.get(stamp, counter + 1)
             yield counter, frame
-    except (av.FFmpegError, EOFError) as error:
+    except (FFmpegError, EOFError) as error:
         notes.append(f"decoding stopped after frame {counter} ({_reason(error)})")
 
 

@@ -14,7 +14,8 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.reconstruction import Cameras
 
 if TYPE_CHECKING:
-    import trimesh
+    # trimesh's package binds `path` in a try/except, so a checker sees a variable there.
+    from trimesh.path.path import Path3D
 
 
 def parse_frame_selection(text: str | None, num_frames: int) -> list[int]:
@@ -95,9 +96,7 @@ def scene_extent(points: np.ndarray) -> float:
     return extent if extent > 0 and np.isfinite(extent) else 1.0
 
 
-def frusta_path(
-    vertices: np.ndarray, edges: np.ndarray, color: tuple[int, int, int]
-) -> trimesh.path.Path3D:
+def frusta_path(vertices: np.ndarray, edges: np.ndarray, color: tuple[int, int, int]) -> Path3D:
     # Optional: only exports need trimesh, which is slow to import.
     import trimesh
     from trimesh.path.entities import Line
@@ -134,6 +133,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def binary_export(data: object) -> bytes:
+    """trimesh's ``export`` result for a binary format (its annotation is the union over all
+    formats: text, dicts, bytes); a Page4DError if trimesh gave anything else."""
+    if not isinstance(data, bytes):
+        raise Page4DError(f"trimesh exported {type(data).__name__}, expected bytes")
+    return data
 
 
 def selected_frames(frames: Sequence[int] | None, num_frames: int) -> list[int]:

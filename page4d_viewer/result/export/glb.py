@@ -13,6 +13,7 @@ import numpy as np
 from page4d_viewer.result.cameras import VARIANT_COLORS
 from page4d_viewer.result.export.common import (
     atomic_write,
+    binary_export,
     frusta_path,
     frustum_segments,
     prepare_output,
@@ -27,6 +28,7 @@ from page4d_viewer.settings import DEFAULT_CONF_PERCENTILE, DEFAULT_MASK_THRESHO
 
 if TYPE_CHECKING:
     import trimesh
+    from trimesh.path.path import Path3D
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def export_glb(
         if lines is not None:
             scene.add_geometry(lines, node_name="tracks", geom_name="tracks")
     path = prepare_output(path, ".glb")
-    atomic_write(path, scene.export(file_type="glb"))
+    atomic_write(path, binary_export(scene.export(file_type="glb")))
     logger.info("wrote %s (%d frames, variants %s)", path, len(frames), ", ".join(variants))
     return path
 
@@ -125,7 +127,7 @@ def _add_point_clouds(
 
 def tracks_path(
     recon: Reconstruction, frames: Sequence[int], threshold: float = DEFAULT_MASK_THRESHOLD
-) -> trimesh.path.Path3D | None:
+) -> Path3D | None:
     """The tracks' 3-D paths over ``frames`` as one polyline per unbroken stretch of a track.
 
     A segment joins a track's lifted points (`lift`, "points" source, as the clouds) on two

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.result.export.common import atomic_write, rgba, selected_frames
+from page4d_viewer.result.export.common import (
+    atomic_write,
+    binary_export,
+    rgba,
+    selected_frames,
+)
 from page4d_viewer.result.points import confidence_threshold, frame_points
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_CONF_PERCENTILE
@@ -52,7 +57,7 @@ def export_ply(
         cloud = frame_points(recon, frame, threshold=threshold)
         data = trimesh.PointCloud(cloud.points, colors=rgba(cloud.colors)).export(file_type="ply")
         path = directory / f"frame_{frame:04d}.ply"
-        atomic_write(path, data)
+        atomic_write(path, binary_export(data))
         written.append(path)
     logger.info("wrote %d PLY files to %s", len(written), directory)
     return written

@@ -145,22 +145,23 @@ def make_scene(
         a one-line description.
     """
     _check_settings(num_frames, width, height, fps, camera, movers, num_movers, fov_deg)
-    settings = dict(
-        num_frames=num_frames,
-        width=width,
-        height=height,
-        fps=fps,
-        camera=camera,
-        movers=movers,
-        num_movers=num_movers,
-        person=person,
-        fov_deg=fov_deg,
-    )
     # The layout rules keep cameras clear of objects almost always; a rare crowded draw
     # (many large movers) is redrawn from a derived seed, so a seed always gives a scene.
     for attempt in range(20):
         entropy = seed if attempt == 0 else [seed, attempt]
-        drawn = _draw_scene(seed, np.random.SeedSequence(entropy), **settings)
+        drawn = _draw_scene(
+            seed,
+            np.random.SeedSequence(entropy),
+            num_frames=num_frames,
+            width=width,
+            height=height,
+            fps=fps,
+            camera=camera,
+            movers=movers,
+            num_movers=num_movers,
+            person=person,
+            fov_deg=fov_deg,
+        )
         if drawn is not None:
             return drawn
     raise RuntimeError(f"no synthetic layout for seed {seed} keeps the cameras clear of objects")
@@ -290,7 +291,7 @@ def make_clip(
     Raises:
         SyntheticSceneError: an argument is out of range.
     """
-    settings = dict(
+    settings: dict[str, Any] = dict(
         seed=int(seed),
         num_frames=num_frames,
         width=width,

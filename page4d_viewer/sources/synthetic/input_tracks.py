@@ -82,7 +82,7 @@ def ground_truth_input_tracks(
         queries = _to_clip_pixels(np.asarray(query_xy)[columns], mapping, clip)
         truth = track_ground_truth(clip, int(frames[frame]), queries)
         model_xy = _to_model_pixels(truth.tracks[frames], mapping, clip)
-        defined = np.isfinite(model_xy).all(axis=-1)
+        defined = np.asarray(np.isfinite(model_xy).all(axis=-1))
         xy[:, columns] = np.where(defined[..., None], model_xy, 0.0)
         visible[:, columns] = truth.visible[frames] & defined & _inside(model_xy, image_hw)
     return InputTracks(xy, visible)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from page4d_viewer.sources.synthetic.scene import Lighting, Motion, Person, SceneObject
-from page4d_viewer.sources.synthetic.textures import Texture, Vec3, random_texture
+from page4d_viewer.sources.synthetic.textures import Texture, Vec3, random_texture, vec3
 
 
 def random_lighting(rng: np.random.Generator, stage: np.ndarray, room_height: float) -> Lighting:
@@ -31,17 +31,17 @@ def random_lighting(rng: np.random.Generator, stage: np.ndarray, room_height: fl
                 math.sin(elevation),
             ]
         )
-        return tuple(float(v) for v in -source)
+        return vec3(-source)
 
     key = rng.uniform(0.45, 0.75) * np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.8, 0.95)])
     fill = rng.uniform(0.12, 0.28) * np.array([rng.uniform(0.8, 0.95), rng.uniform(0.9, 1.0), 1.0])
     lamp_xy = stage[:2] + rng.uniform(-1.5, 1.5, size=2)
     return Lighting(
-        ambient=tuple(float(v) for v in rng.uniform(0.25, 0.4) * tint),
+        ambient=vec3(rng.uniform(0.25, 0.4) * tint),
         directions=(travel(key_azimuth, key_elevation), travel(fill_azimuth, fill_elevation)),
-        colours=(tuple(float(v) for v in key), tuple(float(v) for v in fill)),
+        colours=(vec3(key), vec3(fill)),
         lamp_position=(float(lamp_xy[0]), float(lamp_xy[1]), room_height - 0.3),
-        lamp_colour=tuple(float(v) for v in rng.uniform(0.3, 0.6) * np.array([1.0, 0.95, 0.85])),
+        lamp_colour=vec3(rng.uniform(0.3, 0.6) * np.array([1.0, 0.95, 0.85])),
         lamp_range=float(rng.uniform(2.0, 3.5)),
     )
 
@@ -67,7 +67,7 @@ def _random_motion(rng: np.random.Generator, large: bool) -> Motion:
         bounce_height=float(rng.uniform(0.2, 0.6)) if bounce else 0.0,
         bounce_hz=float(rng.uniform(0.5, 1.0)) if bounce else 0.0,
         bounce_phase=float(rng.uniform(0, math.pi)),
-        spin_axis=tuple(float(v) for v in axis / np.linalg.norm(axis)),
+        spin_axis=vec3(axis / np.linalg.norm(axis)),
         spin_rate=float(rng.uniform(0.8, 3.0) * rng.choice([-1, 1])),
         pulse=float(rng.uniform(0.1, 0.25)) if pulse else 0.0,
         pulse_hz=float(rng.uniform(0.3, 0.8)) if pulse else 0.0,
@@ -102,9 +102,9 @@ def random_mover(
     return SceneObject(
         name=f"{label} {kind} {index}",
         kind="box" if kind == "box" else "ellipsoid",
-        half_size=tuple(float(v) for v in half_size),
-        centre=tuple(float(v) for v in centre),
-        rotation=tuple(float(v) for v in rng.normal(size=3)),
+        half_size=vec3(half_size),
+        centre=vec3(centre),
+        rotation=vec3(rng.normal(size=3)),
         texture=texture,
         motion=motion,
     )
@@ -193,7 +193,7 @@ def _random_furniture(
             return SceneObject(
                 name=f"{kind} {index}",
                 kind="ellipsoid" if kind == "ball" else "box",
-                half_size=tuple(float(v) for v in size),
+                half_size=vec3(size),
                 centre=(float(xy[0]), float(xy[1]), float(size[2])),
                 rotation=(0.0, 0.0, float(rng.uniform(0, 2 * math.pi))),
                 texture=random_texture(rng, ["checker", "stripes", "noise", "tiles"], (0.1, 0.5)),
@@ -208,7 +208,7 @@ def _random_rug(rng: np.random.Generator, index: int, half_size: np.ndarray) -> 
     return SceneObject(
         name=f"rug {index}",
         kind="box",
-        half_size=tuple(float(v) for v in size),
+        half_size=vec3(size),
         centre=(float(xy[0]), float(xy[1]), 0.005),
         rotation=(0.0, 0.0, float(rng.uniform(0, 2 * math.pi))),
         texture=random_texture(rng, ["stripes", "checker", "noise"], (0.08, 0.4)),
@@ -234,8 +234,8 @@ def _random_wall_panel(
     return SceneObject(
         name=f"panel {index}",
         kind="box",
-        half_size=tuple(float(v) for v in size),
-        centre=tuple(float(v) for v in centre),
+        half_size=vec3(size),
+        centre=vec3(centre),
         rotation=(0.0, 0.0, 0.0),
         texture=random_texture(rng, ["noise", "stripes", "checker", "tiles"], (0.05, 0.3)),
     )

@@ -155,9 +155,8 @@ def _room_exit(
     """Where rays from inside the room leave it: (H, W) ray parameter and face index."""
     upper = np.array([*scene.room_half_size, scene.room_height])
     lower = np.array([-scene.room_half_size[0], -scene.room_half_size[1], 0.0])
-    depth, face = None, None
-    # Per axis rather than reductions over a length-3 axis, which numpy does slowly.
-    for axis in range(3):
+
+    def exit_along(axis: int) -> tuple[np.ndarray, np.ndarray]:
         direction = directions[..., axis]
         positive = direction > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -167,12 +166,15 @@ def _room_exit(
                 np.where(direction < 0, (lower[axis] - origin[axis]) / direction, np.inf),
             )
         exit_face = np.where(positive, _EXIT_FACE[axis, 1], _EXIT_FACE[axis, 0])
-        if depth is None:
-            depth, face = exit_t, exit_face.astype(np.int32)
-        else:
-            earlier = exit_t < depth
-            depth = np.where(earlier, exit_t, depth)
-            face = np.where(earlier, exit_face, face).astype(np.int32)
+        return exit_t, np.asarray(exit_face, dtype=np.int32)
+
+    # Per axis rather than reductions over a length-3 axis, which numpy does slowly.
+    depth, face = exit_along(0)
+    for axis in (1, 2):
+        exit_t, exit_face = exit_along(axis)
+        earlier = exit_t < depth
+        depth = np.where(earlier, exit_t, depth)
+        face = np.where(earlier, exit_face, face).astype(np.int32)
     return depth, face
 
 

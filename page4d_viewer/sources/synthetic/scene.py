@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, RenderedView, render_view
-from page4d_viewer.sources.synthetic.textures import Texture, Vec3
+from page4d_viewer.sources.synthetic.textures import Texture, Vec3, vec2, vec3
 
 
 class SyntheticSceneError(Page4DError):
@@ -364,18 +363,18 @@ class SyntheticScene:
         """
         try:
             return cls(
-                room_half_size=_tuple(data["room_half_size"]),
+                room_half_size=vec2(data["room_half_size"]),
                 room_height=float(data["room_height"]),
                 room_textures=tuple(_texture(t) for t in data["room_textures"]),
                 static_objects=tuple(_scene_object(o) for o in data["static_objects"]),
                 moving_objects=tuple(_scene_object(o) for o in data["moving_objects"]),
                 people=tuple(_person(p) for p in data["people"]),
                 lighting=Lighting(
-                    ambient=_tuple(data["lighting"]["ambient"]),
-                    directions=tuple(_tuple(d) for d in data["lighting"]["directions"]),
-                    colours=tuple(_tuple(c) for c in data["lighting"]["colours"]),
-                    lamp_position=_tuple(data["lighting"]["lamp_position"]),
-                    lamp_colour=_tuple(data["lighting"]["lamp_colour"]),
+                    ambient=vec3(data["lighting"]["ambient"]),
+                    directions=tuple(vec3(d) for d in data["lighting"]["directions"]),
+                    colours=tuple(vec3(c) for c in data["lighting"]["colours"]),
+                    lamp_position=vec3(data["lighting"]["lamp_position"]),
+                    lamp_colour=vec3(data["lighting"]["lamp_colour"]),
                     lamp_range=float(data["lighting"]["lamp_range"]),
                 ),
                 texture_detail=float(data.get("texture_detail", 0.0)),
@@ -384,33 +383,38 @@ class SyntheticScene:
             raise SyntheticSceneError(f"not a synthetic scene description: {error!r}") from None
 
 
-def _tuple(values: Sequence[float]) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
-
-
 def _texture(data: dict[str, Any]) -> Texture:
-    vectors = {key: _tuple(data[key]) for key in ("colour_a", "colour_b", "offset", "axis")}
     return Texture(
         kind=str(data["kind"]),
         cell=float(data["cell"]),
         seed=int(data["seed"]),
         grain=float(data["grain"]),
-        **vectors,
+        colour_a=vec3(data["colour_a"]),
+        colour_b=vec3(data["colour_b"]),
+        offset=vec3(data["offset"]),
+        axis=vec3(data["axis"]),
     )
 
 
+_MOTION_VECTORS = ("sweep", "spin_axis")
+"""The fields of a Motion that are 3-vectors; the others are numbers."""
+
+
+def _motion(data: dict[str, Any]) -> Motion:
+    vectors = {key: vec3(data[key]) for key in _MOTION_VECTORS if key in data}
+    numbers = {key: float(value) for key, value in data.items() if key not in _MOTION_VECTORS}
+    # replace() refuses unknown names like the constructor (a TypeError from_dict reports).
+    return dataclasses.replace(Motion(), **vectors, **numbers)
+
+
 def _scene_object(data: dict[str, Any]) -> SceneObject:
-    motion = data.get("motion")
-    if motion is not None:
-        motion = Motion(
-            **{k: _tuple(v) if isinstance(v, list) else float(v) for k, v in motion.items()}
-        )
+    motion = None if data.get("motion") is None else _motion(data["motion"])
     return SceneObject(
         name=str(data["name"]),
         kind=str(data["kind"]),
-        half_size=_tuple(data["half_size"]),
-        centre=_tuple(data["centre"]),
-        rotation=_tuple(data["rotation"]),
+        half_size=vec3(data["half_size"]),
+        centre=vec3(data["centre"]),
+        rotation=vec3(data["rotation"]),
         texture=_texture(data["texture"]),
         motion=motion,
     )
@@ -419,7 +423,7 @@ def _scene_object(data: dict[str, Any]) -> SceneObject:
 def _person(data: dict[str, Any]) -> Person:
     return Person(
         name=str(data["name"]),
-        circle_centre=_tuple(data["circle_centre"]),
+        circle_centre=vec2(data["circle_centre"]),
         circle_radius=float(data["circle_radius"]),
         speed=float(data["speed"]),
         phase=float(data["phase"]),

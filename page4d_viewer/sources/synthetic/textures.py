@@ -15,6 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 
 Vec3 = tuple[float, float, float]
+Vec2 = tuple[float, float]
+
+
+def vec3(values: Sequence[float] | np.ndarray) -> Vec3:
+    """Three floats from any sequence of three numbers (a JSON list, a numpy vector).
+
+    Raises:
+        ValueError: not three values, or one is not a number.
+    """
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
+def vec2(values: Sequence[float] | np.ndarray) -> Vec2:
+    """Two floats from any sequence of two numbers (see `vec3`)."""
+    x, y = (float(v) for v in values)
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,7 @@ def albedo(texture: Texture, points: np.ndarray, detail: float = 0.0) -> np.ndar
 def _random_colour(rng: np.random.Generator, value: tuple[float, float]) -> Vec3:
     hue = rng.uniform(0, 1)
     saturation = rng.uniform(0.15, 0.8)
-    return tuple(float(c) for c in colorsys.hsv_to_rgb(hue, saturation, rng.uniform(*value)))
+    return vec3(colorsys.hsv_to_rgb(hue, saturation, rng.uniform(*value)))
 
 
 def random_texture(
@@ -160,7 +177,7 @@ def random_texture(
             saturation,
             float(np.clip(brightness * rng.uniform(0.45, 0.75), 0.05, 1.0)),
         )
-        colour_b = tuple(float(c) for c in colour_b)
+        colour_b = vec3(colour_b)
     else:
         colour_b = _random_colour(rng, value)
     period = float(rng.uniform(*cell))
@@ -170,8 +187,8 @@ def random_texture(
         colour_a=colour_a,
         colour_b=colour_b,
         cell=period,
-        offset=tuple(float(v) for v in period * rng.uniform(0.1, 0.9, size=3)),
-        axis=tuple(float(v) for v in axis / np.linalg.norm(axis)),
+        offset=vec3(period * rng.uniform(0.1, 0.9, size=3)),
+        axis=vec3(axis / np.linalg.norm(axis)),
         seed=int(rng.integers(0, 2**20)),
         grain=float(rng.uniform(0.06, 0.2)),
     )
