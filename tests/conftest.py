@@ -204,6 +204,27 @@ class SlidingPlane(NamedTuple):
     points: np.ndarray  # (S, H, W, 3) the depth's world points
     mask_score: np.ndarray  # (S, H/14, W/14) float32: 0.4 static, the right column -0.4 (0.9)
 
+    def reconstruction(self, *, same_paths: bool = False, **fields):
+        """`make_reconstruction` on this plane: its depth, points and mask scores, "masked"
+        cameras on the sliding path and "unmasked" on the drifting one (`same_paths`: the
+        sliding one too), confidences of 3, empty Metadata; `fields` replace any field."""
+        from page4d_viewer.result.reconstruction import Cameras, Metadata
+
+        unmasked = self.extrinsics if same_paths else self.drifting
+        defaults = dict(
+            depth=self.depth,
+            depth_conf=np.full(self.depth.shape, 3.0, np.float32),
+            points=self.points,
+            points_conf=np.full(self.depth.shape, 3.0, np.float32),
+            cameras={
+                "masked": Cameras(self.extrinsics, self.intrinsics),
+                "unmasked": Cameras(unmasked, self.intrinsics),
+            },
+            mask_score=self.mask_score,
+            metadata=Metadata(),
+        )
+        return _make_reconstruction(*self.depth.shape, **(defaults | fields))
+
 
 def _sliding_plane(frames: int, height: int, width: int) -> SlidingPlane:
     from page4d_viewer import geometry
@@ -224,8 +245,8 @@ def _sliding_plane(frames: int, height: int, width: int) -> SlidingPlane:
 
 @pytest.fixture(scope="session")
 def sliding_plane():
-    """`sliding_plane(frames, height, width) -> SlidingPlane`: the arrays of the hand-made
-    scenes (cameras, depth, points, mask scores); see `SlidingPlane`."""
+    """`sliding_plane(frames, height, width) -> SlidingPlane`: the hand-made scene's arrays
+    (cameras, depth, points, mask scores) and its `.reconstruction(**fields)`."""
     return _sliding_plane
 
 
@@ -238,7 +259,6 @@ def _make_inspected(same_variants: bool = False):
     is dynamic. Query q's masked camera token in layer row l attends most to patch
     (l, q // 2) of key frame q; `same_variants` makes "unmasked" equal to "masked"."""
     from page4d_viewer.result.inspection import Inside
-    from page4d_viewer.result.reconstruction import Cameras, Metadata
 
     frames, height, width = INSPECTED_FRAMES, INSPECTED_HEIGHT, INSPECTED_WIDTH
     grid = (height // 14, width // 14)
@@ -253,21 +273,10 @@ def _make_inspected(same_variants: bool = False):
     masked = weights[..., 1:].reshape(2, len(queries), frames, *grid)
     unmasked = masked.copy() if same_variants else np.roll(masked, 1, axis=-1)
     special = weights[..., 0]
-    return _make_reconstruction(
-        frames,
-        height,
-        width,
+    return plane.reconstruction(
+        same_paths=True,
         images=rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8),
-        depth=plane.depth,
-        depth_conf=np.full((frames, height, width), 3.0, np.float32),
-        points=plane.points,
         points_conf=np.full((frames, height, width), 5.0, np.float32),
-        cameras={
-            "masked": Cameras(plane.extrinsics, plane.intrinsics),
-            "unmasked": Cameras(plane.extrinsics, plane.intrinsics),
-        },
-        mask_score=plane.mask_score,
-        metadata=Metadata(),
         inside=Inside(
             attention={"masked": masked, "unmasked": unmasked},
             attention_special={"masked": special, "unmasked": special},

@@ -18,7 +18,7 @@ from viser import _messages
 from page4d_viewer import geometry, settings
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result import points
-from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
+from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.viewer.scene import SceneView, display
 from page4d_viewer.viewer.scene.cameras import HeadCameraLayer
 
@@ -26,7 +26,7 @@ FRAMES, HEIGHT, WIDTH = 5, 28, 42  # 2 x 3 patches of 14 pixels; 5 * 1176 = 5880
 
 
 @pytest.fixture
-def make_recon(make_reconstruction, sliding_plane):
+def make_recon(sliding_plane):
     """`make_recon(with_mask=True, frames=FRAMES, variants=("masked", "unmasked"))`, built by
     the conftest factory: a plane 2 units in front of a camera sliding along x; the right
     patch column moves."""
@@ -36,26 +36,20 @@ def make_recon(make_reconstruction, sliding_plane):
         frames: int = FRAMES,
         variants: tuple[str, ...] = ("masked", "unmasked"),
     ) -> Reconstruction:
-        plane = sliding_plane(frames, HEIGHT, WIDTH)
-        return _scene_recon(make_reconstruction, plane, with_mask, variants)
+        return _scene_recon(sliding_plane(frames, HEIGHT, WIDTH), with_mask, variants)
 
     return build
 
 
-def _scene_recon(make_reconstruction, plane, with_mask: bool, variants: tuple[str, ...]):
+def _scene_recon(plane, with_mask: bool, variants: tuple[str, ...]) -> Reconstruction:
     """The scene's Reconstruction on `plane` (a conftest SlidingPlane): "unmasked" takes the
     drifting path, the geometric variants both scaled 1.5, ground truth the masked one."""
     rng = np.random.default_rng(0)
     frames = plane.depth.shape[0]
     extrinsics, unmasked, intrinsics = plane.extrinsics, plane.drifting, plane.intrinsics
-    return make_reconstruction(
-        frames,
-        HEIGHT,
-        WIDTH,
+    return plane.reconstruction(
         images=rng.integers(0, 255, (frames, HEIGHT, WIDTH, 3), dtype=np.uint8),
-        depth=plane.depth,
         depth_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
-        points=plane.points,
         points_conf=1.0 + rng.random((frames, HEIGHT, WIDTH)),
         cameras={
             name: cameras
@@ -69,7 +63,6 @@ def _scene_recon(make_reconstruction, plane, with_mask: bool, variants: tuple[st
             if name in (*variants, "ground_truth")
         },
         mask_score=plane.mask_score if with_mask else None,
-        metadata=Metadata(),
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from page4d_viewer.result.mask import DisplayError
-from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
+from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.result.tracks import Tracks, lift, moving_tracks, track_colors
 from page4d_viewer.viewer.scene import SceneView
 from page4d_viewer.viewer.scene.tracks import (
@@ -43,24 +43,10 @@ def hand_tracks() -> Tracks:
 
 
 @pytest.fixture
-def tracked(make_reconstruction, sliding_plane) -> Reconstruction:
+def tracked(sliding_plane) -> Reconstruction:
     """A plane 2 in front of a camera sliding along x (every pixel has a point; conftest's
     SlidingPlane), with `hand_tracks`."""
-    plane = sliding_plane(FRAMES, HEIGHT, WIDTH)
-    return make_reconstruction(
-        FRAMES, HEIGHT, WIDTH,
-        depth=plane.depth,
-        points=plane.points,
-        depth_conf=np.full((FRAMES, HEIGHT, WIDTH), 3.0, np.float32),
-        points_conf=np.full((FRAMES, HEIGHT, WIDTH), 3.0, np.float32),
-        cameras={
-            "masked": Cameras(plane.extrinsics, plane.intrinsics),
-            "unmasked": Cameras(plane.drifting, plane.intrinsics),
-        },
-        mask_score=plane.mask_score,
-        metadata=Metadata(),
-        tracks=hand_tracks(),
-    )  # fmt: skip
+    return sliding_plane(FRAMES, HEIGHT, WIDTH).reconstruction(tracks=hand_tracks())
 
 
 def segments_of(recon: Reconstruction, frame: int, trail: int, source: str = "points"):
