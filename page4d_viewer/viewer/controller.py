@@ -365,10 +365,6 @@ class ViewerController:
             self.scene.set_frame(frame)
         return frame
 
-    def scene_frame(self) -> int:
-        """The frame the scene's timeline is on (it may be played or scrubbed in Viser)."""
-        return int(self.scene.frame) if self._current is not None else 0
-
     def scene_settings(self) -> SceneSettings:
         """The scene's frame and overlay settings, read from the scene, which holds them.
 

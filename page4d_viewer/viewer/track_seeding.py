@@ -201,11 +201,12 @@ class TrackSeeder:
                 "This result has no point tracks: run with *Track points* above 0, or click a "
                 "pixel below to track it."
             )
-        moving = int(moving_tracks(recon, self.controller.mask_threshold).sum())
+        threshold = self.controller.mask_threshold  # the scene's, read once
+        moving = int(moving_tracks(recon, threshold).sum())
         count = recon.tracks.num_tracks
         note = refusal + (
             f"**{count} tracks** in this result: {moving} moving, {count - moving} static "
-            f"(mask threshold {self.controller.mask_threshold:g})."
+            f"(mask threshold {threshold:g})."
         )
         scores = track_errors(recon)
         if scores is not None:
