@@ -8,8 +8,8 @@ other event finds the session through that hash. When a page goes (`demo.unload`
 attaches again first. A page that sends no valid tab id is keyed by its session hash.
 
 Each session owns an internal `viser.ViserServer` on 127.0.0.1 (reached only through the
-proxy in `server.py`), the `SceneView` driving it, and a `ViewerController` for its result,
-timeline and overlay settings. What every session shares is passed in by the app: the model
+proxy in `proxy.py`), the `SceneView` driving it (which holds every display setting), and a
+`ViewerController` for its result, runs and timeline. What every session shares is passed in by the app: the model
 backend with its lock, the runs folder, the path policy, the samples.
 
 At most `max_sessions` are open at once: each holds a server thread and a copy of its scene,
@@ -22,9 +22,9 @@ ends, which such a script never opens. So a session is live while its scene webs
 (the proxy reports each one opening and closing) or a page attached to it holds its heartbeat
 open (the request guard reports those); one that has not been live for `grace_seconds` (never,
 since it opened, or not since its page went) is closed by `reap`, whatever route opened it.
-`reap` runs before each new session is admitted and from a background thread; it also
-closes the sessions whose grace period ran out, so every wait here reads the registry's clock
-(injected by tests) and none sleeps on a timer.
+`reap` runs before each new session is admitted and from a background thread (every
+`REAP_INTERVAL_SECONDS`); it also closes the sessions whose grace period ran out, so every
+wait here reads the registry's clock (injected by tests) and none sleeps on a timer.
 
 A session owns its per-tab helpers (`Session.comparer`, `Session.inspector`,
 `Session.track_seeder`): each is made on first use and closed with the session, whichever way
