@@ -172,8 +172,8 @@ def test_attention_colours_points_without_resending_geometry(scene, inspected_re
     # key frame 0: the points of patch (0, 0) got the most attention -> the hottest colour
     hot = heat_colors(1.0)
     for point_bin in scene.points.frames[0].bins.values():
-        rows = point_bin.pixel_index // WIDTH
-        cols = point_bin.pixel_index % WIDTH
+        rows = point_bin.cell.pixel_index // WIDTH
+        cols = point_bin.cell.pixel_index % WIDTH
         in_hot_patch = (rows < 14) & (cols < 14)
         colours = np.asarray(point_bin.handle.colors)
         assert (colours[in_hot_patch] == hot).all()
@@ -198,7 +198,7 @@ def test_image_and_mask_colouring(scene, inspected_recon) -> None:
     scene.points.set_colouring("image")
     for nodes in scene.points.frames.values():
         for point_bin in nodes.bins.values():
-            np.testing.assert_array_equal(point_bin.handle.colors, point_bin.image_colors)
+            np.testing.assert_array_equal(point_bin.handle.colors, point_bin.cell.colors)
     with pytest.raises(Page4DError, match="colour points by"):
         scene.points.set_colouring("rainbow")
     scene.show(recon)  # a new result starts with the mask colouring again

@@ -504,9 +504,9 @@ def test_mask_overlay_recolours_only_colours(shown: SceneView, spy: MessageSpy) 
     assert spy.updated_props() == {"colors"}
     assert spy.point_clouds() == []
     state = shown.state()
-    heat = display.heat_colors(dynamic.probability, top=state.mask.top)
+    heat = display.heat_colors(dynamic.cell.probability, top=state.mask.top)
     np.testing.assert_array_equal(dynamic.handle.colors, heat)
-    np.testing.assert_array_equal(static.handle.colors, static.image_colors)
+    np.testing.assert_array_equal(static.handle.colors, static.cell.colors)
     assert (state.mask.opacity, state.mask.threshold) == (1.0, 0.5)
     assert state.mask.overlay == "threshold"
     assert state.geometry_sends == (1,) * FRAMES
@@ -525,10 +525,10 @@ def test_the_default_overlay_tints_every_point_on_the_clips_scale(
     assert state.mask.top < 0.99  # this clip's scores stop short of 1
     static = bin_handle(shown, 0, dynamic=False)
     expected = display.blend_colors(
-        static.image_colors, static.probability, state.mask.opacity, top=state.mask.top
+        static.cell.colors, static.cell.probability, state.mask.opacity, top=state.mask.top
     )
     np.testing.assert_array_equal(static.handle.colors, expected)
-    assert not np.array_equal(static.handle.colors, static.image_colors)
+    assert not np.array_equal(static.handle.colors, static.cell.colors)
     assert 0 < state.points.visible_dynamic_points < state.points.visible_points
 
 
@@ -550,7 +550,7 @@ def test_the_legend_names_every_colour_on_screen(shown: SceneView) -> None:
 def test_mask_overlay_opacity_zero_restores_image_colours(shown: SceneView) -> None:
     shown.set_mask_overlay(0.0, 0.5)
     dynamic = bin_handle(shown, 0, dynamic=True)
-    np.testing.assert_array_equal(dynamic.handle.colors, dynamic.image_colors)
+    np.testing.assert_array_equal(dynamic.handle.colors, dynamic.cell.colors)
 
 
 def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None:
@@ -560,7 +560,7 @@ def test_hidden_frames_are_recoloured_when_they_appear(shown: SceneView) -> None
     assert shown.state().color_sends == (1, 0, 1, 0, 0)
     top = shown.state().mask.top
     expected = display.blend_colors(
-        bin_handle(shown, 2, True).image_colors, bin_handle(shown, 2, True).probability, 0.9,
+        bin_handle(shown, 2, True).cell.colors, bin_handle(shown, 2, True).cell.probability, 0.9,
         top=top,
     )  # fmt: skip
     np.testing.assert_array_equal(bin_handle(shown, 2, True).handle.colors, expected)
@@ -797,3 +797,34 @@ def test_the_geometric_poses_are_a_layer_of_their_own(make_recon, scene: SceneVi
     assert scene.state().layers["geometry"].variants == ()
     assert "Geometric poses" not in scene.legend.html
     assert geometric.checkboxes["geometry_masked"].disabled
+
+
+def test_scenes_showing_one_result_bin_its_points_once(make_recon) -> None:
+    """Issue 21, load: sessions showing the same result share its prepared frames (points
+    binned, thumbnails) instead of computing them again; a result's entries go with it."""
+    import gc
+
+    from page4d_viewer.viewer.scene.shared import SHARED_WORK
+
+    recon = make_recon()
+    servers = [viser.ViserServer(host="127.0.0.1", port=0, verbose=False) for _ in range(2)]
+    views = [SceneView(server) for server in servers]
+    try:
+        views[0].show(recon)
+        assert views[0].wait_until_sent(timeout=30)
+        misses, hits = SHARED_WORK.misses, SHARED_WORK.hits
+        views[1].show(recon)
+        assert views[1].wait_until_sent(timeout=30)
+        assert SHARED_WORK.misses == misses  # nothing computed again
+        assert SHARED_WORK.hits - hits >= 2 * FRAMES  # binned points and a thumbnail per frame
+        first = [v.points.frames[0].bins for v in views]
+        assert first[0].keys() == first[1].keys()
+        held = SHARED_WORK.nbytes
+        assert held > 0
+    finally:
+        for view, server in zip(views, servers, strict=True):
+            view.close()
+            server.stop()
+    del views, servers, view, server, first, recon
+    gc.collect()
+    assert SHARED_WORK.nbytes < held  # the result is gone, and its shared work with it

@@ -22,6 +22,7 @@ from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.layer import CameraPose, FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import swatch
 from page4d_viewer.viewer.scene.nodes import Frusta, PreparedResult, thumbnail
+from page4d_viewer.viewer.scene.shared import SHARED_WORK
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ class CameraLayer(SceneLayer):
         """The frame's thumbnail for the imaged frustum (None once this frame was sent)."""
         if not self.frusta or self.has_frame(index):
             return None
-        return thumbnail(clip.recon.images[index])
+        images = clip.recon.images
+        return SHARED_WORK.get(clip.recon, ("thumbnail", index), lambda: thumbnail(images[index]))
 
     def add_frame(
         self, clip: PreparedResult, index: int, prepared: np.ndarray | None, view: FrameView

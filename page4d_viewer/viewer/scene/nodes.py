@@ -9,6 +9,7 @@ layers can toggle and recolour instead of sending again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import viser
 
     from page4d_viewer.result.reconstruction import Cameras, Reconstruction
+    from page4d_viewer.viewer.scene.points import PointCell
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +39,12 @@ THUMBNAIL_WIDTH = 160  # pixels of the image shown on the current frame's frustu
 
 @dataclass
 class PointBin:
-    """Points of one frame whose dynamic probability falls in one bin."""
+    """One cell's point cloud in the scene: its handle, the cell it was sent from (shared
+    with every scene showing the result), and what its colours on screen were made with."""
 
     handle: viser.PointCloudHandle
-    image_colors: np.ndarray  # (N, 3) uint8
-    probability: np.ndarray  # (N,) float32
+    cell: PointCell
     weight: float  # overlay blend weight the colours on screen were made with
-    pixel_index: np.ndarray | None = None  # (N,) flat pixel index of each point
     stamp: Hashable = None  # what the colours on screen were made from (colouring.py)
 
 
@@ -78,6 +79,7 @@ class PreparedResult:
 
     recon: Reconstruction
     source: PointSource
+    stride: int  # pixel stride of the points
     cameras: dict[str, Cameras]  # ground truth already aligned onto "masked"
     rows: np.ndarray  # (H',) pixel rows kept
     cols: np.ndarray  # (W',) pixel columns kept
@@ -115,6 +117,7 @@ def prepare_clip(recon: Reconstruction, source: PointSource, stride: int) -> Pre
     return PreparedResult(
         recon=recon,
         source=source,
+        stride=int(stride),
         cameras=cameras,
         rows=rows,
         cols=cols,
@@ -175,6 +178,38 @@ def warm_up_encoders() -> None:
 
     display.heat_colors(np.zeros(1))
     iio.imwrite("<bytes>", np.zeros((2, 2, 3), dtype=np.uint8), extension=".jpeg")
+
+
+def share_prop_hints() -> None:
+    """Make Viser read each node class's property types once, not once per node.
+
+    Viser resolves `typing.get_type_hints` of a node's props class for every handle it makes
+    (a cached property per instance); that was about a third of the ~1.6 ms each of the
+    ~1,600 point clouds of a default result costs per scene. The hints depend on the class
+    alone, so they are kept per class. Does nothing if this Viser no longer works that way.
+    """
+    from viser import _assignable_props_api as props_api
+
+    base: type | None = getattr(props_api, "AssignablePropsBase", None)
+    current = getattr(base, "_prop_hints", None)
+    if (
+        base is None
+        or not isinstance(current, functools.cached_property)
+        or getattr(current.func, "shared_per_class", False)
+    ):
+        return
+    per_class: dict[type, dict[str, Any]] = {}
+
+    def prop_hints(handle: Any) -> dict[str, Any]:
+        props_class = type(handle._impl.props)
+        if props_class not in per_class:
+            per_class[props_class] = current.func(handle)
+        return per_class[props_class]
+
+    prop_hints.shared_per_class = True  # type: ignore[attr-defined]
+    shared = functools.cached_property(prop_hints)
+    shared.__set_name__(base, "_prop_hints")
+    base._prop_hints = shared  # type: ignore[attr-defined]
 
 
 class FrameStream:

@@ -43,6 +43,7 @@ from page4d_viewer.viewer.scene.nodes import (
 )
 from page4d_viewer.viewer.scene.picking import Pixel, pick_pixel
 from page4d_viewer.viewer.scene.settings import DEFAULT_POINT_SIZE, MAX_DOWNSAMPLE, PointSettings
+from page4d_viewer.viewer.scene.shared import SHARED_WORK
 
 if TYPE_CHECKING:
     import viser
@@ -55,19 +56,38 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_POINTS = 4_000_000
 
 
-@dataclass
-class BinnedPoints:
-    """One frame's points, ordered by (mask bin, confidence bin) cell (computed outside the
-    scene's lock)."""
+@dataclass(frozen=True)
+class PointCell:
+    """The points of one frame in one cell of (mask bin, confidence bin): one point cloud.
 
-    positions: npt.NDArray[np.float32]  # (N, 3)
-    colors: npt.NDArray[np.uint8]  # (N, 3) image colours
-    probability: npt.NDArray[np.float32]  # (N,) dynamic probability
-    order: npt.NDArray[np.int64]  # (N,) indices sorting the points by cell
-    cells: list[tuple[int, int]]  # (mask bin, confidence bin) of the cells present, ascending
-    starts: list[int]  # start of each cell in `order`
-    ends: list[int]  # end of each cell in `order`
-    pixel_index: npt.NDArray[np.int32] | None = None  # (N,) flat pixel index, for the colouring
+    Attributes:
+        bin_id: bin of dynamic probability (display.MASK_BINS bins).
+        conf_bin: confidence bin (result.points.CONFIDENCE_BINS quantile bins).
+        positions: (n, 3) float32 world points.
+        colors: (n, 3) uint8 image colours.
+        probability: (n,) float32 dynamic probability.
+        pixel_index: (n,) int32 flat pixel index `row * W + col` (for the colouring).
+    """
+
+    bin_id: int
+    conf_bin: int
+    positions: npt.NDArray[np.float32]
+    colors: npt.NDArray[np.uint8]
+    probability: npt.NDArray[np.float32]
+    pixel_index: npt.NDArray[np.int32]
+
+
+@dataclass(frozen=True)
+class BinnedPoints:
+    """One frame's points split into cells, in ascending (mask bin, confidence bin) order
+    (computed outside the scene's lock, once for every scene showing the result)."""
+
+    cells: tuple[PointCell, ...]
+
+    @property
+    def count(self) -> int:
+        """Points of the frame over all cells."""
+        return sum(len(cell.positions) for cell in self.cells)
 
 
 @dataclass(frozen=True)
@@ -205,32 +225,10 @@ class PointLayer(SceneLayer):
             writer.bind(handle, apply, self._refresh_controls)
 
     def prepare_frame(self, clip: PreparedResult, index: int) -> BinnedPoints:
-        """One frame's points split by (mask bin, confidence bin); pure, so it runs outside
-        the scene's lock. Every point `result.points.frame_points` can keep is sent; the
-        percentile then picks confidence bins (`result.points.confidence_bins`)."""
-        cloud = frame_points(
-            clip.recon, index, threshold=float("-inf"), source=clip.source,
-            rows=clip.rows, cols=clip.cols,
-        )  # fmt: skip
-        confidence = source_confidence(clip.recon, clip.source)[index].reshape(-1)
-        conf_bins = confidence_bins(confidence[cloud.pixel_index], clip.confidence_edges)
-        if clip.probability is None:
-            probability = np.zeros(len(cloud.points), dtype=np.float32)
-        else:
-            height, width = clip.recon.image_hw
-            grid_h, grid_w = clip.probability.shape[1:]
-            patch_rows = display.patch_index(cloud.pixel_index // width, height, grid_h)
-            patch_cols = display.patch_index(cloud.pixel_index % width, width, grid_w)
-            probability = clip.probability[index][patch_rows, patch_cols]
-        cells = display.mask_bins(probability) * CONFIDENCE_BINS + conf_bins
-        order = np.argsort(cells, kind="stable")
-        cell_ids, starts = np.unique(cells[order], return_index=True)
-        ends = [*starts[1:].tolist(), len(order)]
-        pairs = [divmod(int(cell), CONFIDENCE_BINS) for cell in cell_ids]
-        return BinnedPoints(
-            cloud.points, cloud.colors, probability, order, pairs, starts.tolist(), ends,
-            cloud.pixel_index.astype(np.int32),
-        )  # fmt: skip
+        """One frame's points split by (mask bin, confidence bin), outside the scene's lock;
+        computed once for every scene showing the same result (`scene.shared`)."""
+        key = ("binned points", clip.source, clip.stride, index)
+        return SHARED_WORK.get(clip.recon, key, lambda: bin_frame(clip, index))
 
     def add_frame(
         self, clip: PreparedResult, index: int, prepared: BinnedPoints, view: FrameView
@@ -243,27 +241,24 @@ class PointLayer(SceneLayer):
         counters, scene = self.host.counters, self.host.server.scene
         name = f"/frames/t{index:04d}/{point_set.node}"
         root = scene.add_frame(name, show_axes=False, visible=index in view.shown_frames)
-        nodes = FrameNodes(root=root, bins={}, point_count=len(prepared.positions))
-        cells = zip(prepared.cells, prepared.starts, prepared.ends, strict=True)
-        for (bin_id, conf_bin), start, end in cells:
-            chosen = prepared.order[start:end]
-            colors, probability = prepared.colors[chosen], prepared.probability[chosen]
-            pixels = None if prepared.pixel_index is None else prepared.pixel_index[chosen]
+        nodes = FrameNodes(root=root, bins={}, point_count=prepared.count)
+        for cell in prepared.cells:
+            bin_id, conf_bin = cell.bin_id, cell.conf_bin
             weight = view.mask.bin_weight(bin_id, view.has_mask)
             handle = scene.add_point_cloud(
                 f"{name}/m{bin_id:02d}c{conf_bin}",
-                points=prepared.positions[chosen],
-                colors=self.colouring.colors(colors, probability, pixels, index, weight),
+                points=cell.positions,
+                colors=self._colours(clip, index, cell, weight),
                 point_size=self.settings.point_size,
                 point_shape="rounded",
                 point_shading="flat",
                 visible=self._cell_visible(bin_id, conf_bin, index, view),
             )
             nodes.bins[(bin_id, conf_bin)] = PointBin(
-                handle, colors, probability, weight, pixels, self.colouring.stamp(weight)
+                handle, cell, weight, self.colouring.stamp(weight)
             )
             # float16 positions (viser's default precision) + uint8 colours.
-            counters.bytes += len(chosen) * (3 * 2 + 3)
+            counters.bytes += len(cell.positions) * (3 * 2 + 3)
         point_set.frames[index] = nodes
         counters.geometry[index] += 1
 
@@ -496,9 +491,9 @@ class PointLayer(SceneLayer):
                 frames.append(index)
             for (bin_id, _), point_bin in shown:
                 nodes.append(point_bin.handle.name)
-                count += len(point_bin.probability)
+                count += len(point_bin.cell.probability)
                 if view.mask.is_dynamic(bin_id, view.has_mask):
-                    dynamic += len(point_bin.probability)
+                    dynamic += len(point_bin.cell.probability)
         return PointsOnScreen(tuple(frames), tuple(nodes), count, dynamic)
 
     def point_counts(self, num_frames: int) -> tuple[int, ...]:
@@ -510,6 +505,21 @@ class PointLayer(SceneLayer):
         return tuple(counts)
 
     # ------------------------------------------------------------------ internals
+
+    def _colours(
+        self, clip: PreparedResult, index: int, cell: PointCell, weight: float
+    ) -> npt.NDArray[np.uint8]:
+        """A cell's colours under the current colouring: computed once for every scene that
+        shows the same result with the same colouring (`scene.shared`)."""
+        stamp = self.colouring.stamp(weight)
+        key = ("colours", clip.source, clip.stride, index, cell.bin_id, cell.conf_bin, stamp)
+        return SHARED_WORK.get(
+            clip.recon,
+            key,
+            lambda: self.colouring.colors(
+                cell.colors, cell.probability, cell.pixel_index, index, weight
+            ),
+        )
 
     def _cell_visible(self, bin_id: int, conf_bin: int, index: int, view: FrameView) -> bool:
         """Whether a cell of a visible frame is drawn: confident enough, and its dynamic
@@ -529,11 +539,11 @@ class PointLayer(SceneLayer):
             stamp = self.colouring.stamp(weight)
             if point_bin.handle.visible and stamp != point_bin.stamp:
                 point_bin.weight, point_bin.stamp = weight, stamp
-                point_bin.handle.colors = self.colouring.colors(
-                    point_bin.image_colors, point_bin.probability, point_bin.pixel_index,
-                    index, weight,
-                )  # fmt: skip
-                self.host.counters.bytes += point_bin.image_colors.nbytes
+                clip = self._active.clip if self._active is not None else None
+                if clip is None:
+                    continue
+                point_bin.handle.colors = self._colours(clip, index, point_bin.cell, weight)
+                self.host.counters.bytes += point_bin.cell.colors.nbytes
                 recoloured = True
         return recoloured
 
@@ -550,3 +560,37 @@ class PointLayer(SceneLayer):
     def _refresh_controls(self) -> None:
         with self.host.lock:
             self.sync_controls(self.host.view())
+
+
+def bin_frame(clip: PreparedResult, index: int) -> BinnedPoints:
+    """One frame's points split by (mask bin, confidence bin); pure. Every point
+    `result.points.frame_points` can keep is sent; the percentile then picks confidence bins
+    (`result.points.confidence_bins`)."""
+    cloud = frame_points(
+        clip.recon, index, threshold=float("-inf"), source=clip.source,
+        rows=clip.rows, cols=clip.cols,
+    )  # fmt: skip
+    confidence = source_confidence(clip.recon, clip.source)[index].reshape(-1)
+    conf_bins = confidence_bins(confidence[cloud.pixel_index], clip.confidence_edges)
+    if clip.probability is None:
+        probability = np.zeros(len(cloud.points), dtype=np.float32)
+    else:
+        height, width = clip.recon.image_hw
+        grid_h, grid_w = clip.probability.shape[1:]
+        patch_rows = display.patch_index(cloud.pixel_index // width, height, grid_h)
+        patch_cols = display.patch_index(cloud.pixel_index % width, width, grid_w)
+        probability = clip.probability[index][patch_rows, patch_cols]
+    cells = display.mask_bins(probability) * CONFIDENCE_BINS + conf_bins
+    order = np.argsort(cells, kind="stable")
+    cell_ids, starts = np.unique(cells[order], return_index=True)
+    ends = [*starts[1:].tolist(), len(order)]
+    pixel_index = cloud.pixel_index.astype(np.int32)
+    split = []
+    for cell, start, end in zip(cell_ids.tolist(), starts.tolist(), ends, strict=True):
+        chosen = order[start:end]
+        bin_id, conf_bin = divmod(int(cell), CONFIDENCE_BINS)
+        split.append(PointCell(
+            bin_id, conf_bin, cloud.points[chosen], cloud.colors[chosen], probability[chosen],
+            pixel_index[chosen],
+        ))  # fmt: skip
+    return BinnedPoints(tuple(split))

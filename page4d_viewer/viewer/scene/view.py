@@ -46,6 +46,7 @@ from page4d_viewer.viewer.scene.nodes import (
     PreparedResult,
     ProgressCallback,
     send_order,
+    share_prop_hints,
     warm_up_encoders,
 )
 from page4d_viewer.viewer.scene.points import DEFAULT_MAX_POINTS, PointLayer
@@ -103,6 +104,7 @@ class SceneView:
         self.clicks = ClickRouter(server)
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
+        share_prop_hints()
         # The legend first: the first thing a newcomer to the scene needs is what its colours mean.
         self.legend = SceneLegend(server)
         # Embedded beside the panel the sidebar would cover the points: start it minimized (one
