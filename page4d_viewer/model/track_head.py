@@ -41,8 +41,9 @@ _FLOW_HEAD_INIT_STD = 0.001
 
 
 @dataclass
-class Tracks:
-    """Tracks of N query points through S frames of B clips (pixel coordinates).
+class TrackPredictions:
+    """The track head's predictions for N query points through S frames of B clips (pixel
+    coordinates); a result keeps one clip's last step as ``result.tracks.Tracks``.
 
     Attributes:
         steps: every refinement step's positions, each (B, S, N, 2) (x, y); the last is the
@@ -83,7 +84,7 @@ class TrackHead(nn.Module):
         patch_start_idx: int,
         chunk_frames: int,
         iterations: int,
-    ) -> Tracks:
+    ) -> TrackPredictions:
         """Track query points of the first frame.
 
         Args:
@@ -138,7 +139,9 @@ class Tracker(nn.Module):
         nn.init.normal_(self.query_ref_token, std=_TOKEN_INIT_STD)
         nn.init.normal_(self.updateformer.virual_tracks, std=_TOKEN_INIT_STD)
 
-    def forward(self, query_points: Tensor, feature_maps: Tensor, iterations: int) -> Tracks:
+    def forward(
+        self, query_points: Tensor, feature_maps: Tensor, iterations: int
+    ) -> TrackPredictions:
         """Args: query_points (B, N, 2) pixels in frame 0; feature_maps (B, S, C, h, w)."""
         batch, points, _ = query_points.shape
         frames = feature_maps.shape[1]
@@ -168,7 +171,7 @@ class Tracker(nn.Module):
         flat = track_features.reshape(batch * frames * points, self.features)
         visibility = torch.sigmoid(self.vis_predictor(flat)).reshape(batch, frames, points)
         confidence = torch.sigmoid(self.conf_predictor(flat)).reshape(batch, frames, points)
-        return Tracks(steps=steps, visibility=visibility, confidence=confidence)
+        return TrackPredictions(steps=steps, visibility=visibility, confidence=confidence)
 
     def _refine(
         self,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from page4d_viewer import geometry
@@ -23,6 +24,7 @@ from page4d_viewer.training.matching import clip_match_truth, match_queries, tra
 from page4d_viewer.training.tracks import clip_tracks, query_rng
 
 if TYPE_CHECKING:
+    from page4d_viewer.sources.synthetic import GroundTruthTracks, SyntheticClip
     from page4d_viewer.training.train import TrainConfig
 
 MAX_TRAIN_SEED = 1_000_000
@@ -67,16 +69,18 @@ class TrainingSample:
     match_visible: np.ndarray | None = None
 
 
-def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample:
+def clip_to_sample(
+    clip: SyntheticClip, frame_indices: Sequence[int] | npt.NDArray[np.integer]
+) -> TrainingSample:
     """Pick frames from a synthetic clip and express its ground truth as the network predicts it.
 
     The world becomes the first picked camera's frame and everything is divided by the mean
     distance of the valid points to that camera (VGGT's normalisation).
 
     Args:
-        clip: a page4d_viewer.sources.synthetic.SyntheticClip (images (N, H, W, 3) uint8, depth
-            (N, H, W), extrinsics (N, 3, 4) camera-from-world, intrinsics (N, 3, 3),
-            world_points (N, H, W, 3) world frame, dynamic_mask (N, H, W)).
+        clip: a synthetic clip (images (N, H, W, 3) uint8, depth (N, H, W), extrinsics
+            (N, 3, 4) camera-from-world, intrinsics (N, 3, 3), world_points (N, H, W, 3) world
+            frame, dynamic_mask (N, H, W)).
         frame_indices: the S frames to use, first one defines the world.
 
     Returns:
@@ -117,7 +121,7 @@ def clip_to_sample(clip: object, frame_indices: Sequence[int]) -> TrainingSample
 
 def render_clip(
     seed: int, num_frames: int, image_hw: tuple[int, int], texture_detail: float = 0.0
-) -> object:
+) -> SyntheticClip:
     """Render one synthetic clip at the network's input size (``make_clip``'s detail)."""
     height, width = image_hw
     return synthetic.make_clip(
@@ -130,16 +134,16 @@ class ClipPool:
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        self._clips: OrderedDict[int, object] = OrderedDict()
-        self._match_tracks: dict[tuple[int, int], object] = {}
+        self._clips: OrderedDict[int, SyntheticClip] = OrderedDict()
+        self._match_tracks: dict[tuple[int, int], GroundTruthTracks] = {}
 
-    def get(self, seed: int) -> object:
+    def get(self, seed: int) -> SyntheticClip:
         """The clip of ``seed``, rendered on first use."""
         if seed in self._clips:
             self._clips.move_to_end(seed)
             return self._clips[seed]
         clip = render_clip(
-            seed, self.config.source_frames, self.config.image_hw, self.config.texture_detail
+            seed, self.config.source_frames, self.config.input_hw, self.config.texture_detail
         )
         self._clips[seed] = clip
         while len(self._clips) > self.config.pool_size:
@@ -149,12 +153,12 @@ class ClipPool:
             }
         return clip
 
-    def match_tracks(self, seed: int, frame: int) -> object:
+    def match_tracks(self, seed: int, frame: int) -> GroundTruthTracks:
         """Exact tracks of the match queries (patch centres) of source frame ``frame`` of the
         clip of ``seed`` through all its frames, computed on first use."""
         key = (seed, frame)
         if key not in self._match_tracks:
-            queries = match_queries(self.config.image_hw, PATCH_SIZE)
+            queries = match_queries(self.config.input_hw, PATCH_SIZE)
             self._match_tracks[key] = track_ground_truth(self.get(seed), frame, queries)
         return self._match_tracks[key]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,11 @@ import torch.nn.functional as F
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.training import matching
 from page4d_viewer.training.tracks import track_loss
+
+if TYPE_CHECKING:
+    from page4d_viewer.model.match_head import MatchHead
+    from page4d_viewer.model.network import ModelOutput
+    from page4d_viewer.model.track_head import TrackPredictions
 
 # The released code scales the mask bias by this constant times the schedule value.
 # Scenes whose points all sit at the camera centre have no scale; never divide by less.
@@ -299,11 +305,11 @@ def static_fraction_per_patch(dynamic_mask: torch.Tensor, patch_size: int = 14) 
 
 
 def page4d_loss(
-    output: object,
+    output: ModelOutput,
     targets: Targets,
     weights: LossWeights,
-    tracks: object = None,
-    match_head: object = None,
+    tracks: TrackPredictions | None = None,
+    match_head: MatchHead | None = None,
     masked: bool = True,
 ) -> dict[str, torch.Tensor]:
     """All loss terms for one batch.
@@ -313,7 +319,7 @@ def page4d_loss(
             world_points_conf, mask_score).
         targets: ground truth, normalised.
         weights: term weights.
-        tracks: the track head's output (``Tracks``: every step and the visibility) when the
+        tracks: the track head's output (every step and the visibility) when the
             tracker ran on ``targets.query_points``; None leaves the track term at 0.
         match_head: the model's match head, for the match and pose terms (None: both 0).
         masked: whether this step ran with the mask on (the pose solve then weights the
@@ -328,16 +334,16 @@ def page4d_loss(
         * camera_loss(list(output.pose_enc_list), targets.pose_enc, weights),
         "depth": weights.depth
         * confidence_regression_loss(
-            output.depth,
-            output.depth_conf,
+            matching.predicted(output.depth, "depth"),
+            matching.predicted(output.depth_conf, "depth_conf"),
             targets.depth.unsqueeze(-1),
             targets.valid,
             weights,
         ),
         "points": weights.points
         * confidence_regression_loss(
-            output.world_points,
-            output.world_points_conf,
+            matching.predicted(output.world_points, "world_points"),
+            matching.predicted(output.world_points_conf, "world_points_conf"),
             targets.world_points,
             targets.valid,
             weights,
@@ -354,13 +360,19 @@ def page4d_loss(
             tracks.steps, tracks.visibility, targets, weights
         )
     losses.update(_correspondence_terms(output, targets, weights, match_head, masked))
-    terms = ("camera", "depth", "points", "mask", "track", "match", "pose")
-    losses["total"] = sum(losses[name] for name in terms)
+    total = losses["camera"]
+    for name in ("depth", "points", "mask", "track", "match", "pose"):
+        total = total + losses[name]
+    losses["total"] = total
     return losses
 
 
 def _correspondence_terms(
-    output: object, targets: Targets, weights: LossWeights, match_head: object, masked: bool
+    output: ModelOutput,
+    targets: Targets,
+    weights: LossWeights,
+    match_head: MatchHead | None,
+    masked: bool,
 ) -> dict[str, torch.Tensor]:
     """The weighted match and pose terms (0 when off or without a match head)."""
     zero = targets.pose_enc.new_zeros(())

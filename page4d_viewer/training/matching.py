@@ -26,10 +26,11 @@ pairs inference solves with.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,13 +40,24 @@ from page4d_viewer.model.pose_solver import Matches, keyframe_pairs, solve_poses
 
 if TYPE_CHECKING:
     from page4d_viewer.model.match_head import MatchFeatures, MatchHead
+    from page4d_viewer.model.network import ModelOutput
+    from page4d_viewer.sources.synthetic import GroundTruthTracks
     from page4d_viewer.training.losses import LossWeights, Targets
+
+_Value = TypeVar("_Value")
 
 MATCH_HUBER_DELTA_PX = 1.0
 """Pixels where the refinement loss turns from quadratic to linear."""
 
 _MIN_FIELD_OF_VIEW = 0.05  # radians; a dead field of view (ReLU at 0) would be an infinite focal
 _ROTATION_EPS = 1e-12  # keeps the rotation error's square root differentiable at 0
+
+
+def predicted(value: _Value | None, name: str) -> _Value:
+    """A ModelOutput (or Targets) field a loss needs; ValueError when it is missing."""
+    if value is None:
+        raise ValueError(f"the training step has no {name}, which the loss needs")
+    return value
 
 
 def match_queries(image_hw: tuple[int, int], patch_size: int) -> np.ndarray:
@@ -55,8 +67,10 @@ def match_queries(image_hw: tuple[int, int], patch_size: int) -> np.ndarray:
 
 
 def clip_match_truth(
-    tracks_of: object, frames: Sequence[int], pairs: Sequence[tuple[int, int]]
-) -> tuple[np.ndarray, np.ndarray]:
+    tracks_of: Callable[[int], GroundTruthTracks],
+    frames: Sequence[int] | npt.NDArray[np.integer],
+    pairs: Sequence[tuple[int, int]],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Exact positions of each pair's reference queries in its target frame.
 
     Args:
@@ -73,7 +87,7 @@ def clip_match_truth(
     for reference, target in pairs:
         truth = tracks_of(int(frames[reference]))
         xy = truth.tracks[int(frames[target])]
-        seen = truth.visible[int(frames[target])] & np.isfinite(xy).all(axis=-1)
+        seen = truth.visible[int(frames[target])] & np.asarray(np.isfinite(xy).all(axis=-1))
         queries = truth.tracks[truth.query_frame]
         target_xy.append(np.where(seen[:, None], xy, queries))
         visible.append(seen)
@@ -114,13 +128,15 @@ def match_loss(
     """Coarse cross-entropy plus ``weights.match_refine`` times the refinement loss (unweighted
     by ``weights.match``), averaged over the batch."""
     pairs = _pair_tensor(targets.match_pairs, features.coarse.device)
-    grid = tuple(features.coarse.shape[2:4])
+    grid = (int(features.coarse.shape[2]), int(features.coarse.shape[3]))
     patch = head.config.patch_size
+    target_xy = predicted(targets.match_target_xy, "match_target_xy")
+    target_visible = predicted(targets.match_visible, "match_visible")
     total = features.coarse.new_zeros(())
     for item in range(features.coarse.shape[0]):
         clip = features.clip(item)
-        truth_xy = targets.match_target_xy[item].to(features.coarse.dtype)
-        visible = targets.match_visible[item]
+        truth_xy = target_xy[item].to(features.coarse.dtype)
+        visible = target_visible[item]
         true_patch = patch_index(truth_xy, grid, patch)
         true_patch = torch.where(visible, true_patch, torch.full_like(true_patch, -1))
         coarse = coarse_match_loss(head.assignment(clip, pairs), true_patch)
@@ -190,7 +206,7 @@ def relative_pose_loss(pred: Tensor, truth: Tensor, weights: LossWeights) -> Ten
 
 
 def solve_clip_poses(
-    head: MatchHead, output: object, item: int, pairs: list[tuple[int, int]], masked: bool
+    head: MatchHead, output: ModelOutput, item: int, pairs: list[tuple[int, int]], masked: bool
 ) -> Tensor:
     """(S, 3, 4) float64 poses of batch item ``item`` solved from its own depth and matches.
 
@@ -201,9 +217,10 @@ def solve_clip_poses(
         pairs: keyframe pairs of the clip.
         masked: weight the matches by the mask's keep probability.
     """
-    depth = output.depth[item, ..., 0].double()
+    depth = predicted(output.depth, "depth")[item, ..., 0].double()
     image_hw = (int(depth.shape[-2]), int(depth.shape[-1]))
-    matches = head.match(output.match_features.clip(item), pairs, image_hw)
+    features = predicted(output.match_features, "match_features")
+    matches = head.match(features.clip(item), pairs, image_hw)
     matches = Matches(
         matches.reference,
         matches.target,
@@ -222,15 +239,17 @@ def solve_clip_poses(
 
 
 def pose_loss(
-    head: MatchHead, output: object, targets: Targets, weights: LossWeights, masked: bool
+    head: MatchHead, output: ModelOutput, targets: Targets, weights: LossWeights, masked: bool
 ) -> Tensor:
     """The relative pose loss of the solved poses, averaged over the batch (unweighted by
     ``weights.pose``); float32."""
-    total = output.depth.new_zeros((), dtype=torch.float64)
-    batch = output.depth.shape[0]
+    depth = predicted(output.depth, "depth")
+    extrinsics = predicted(targets.extrinsics, "extrinsics")
+    total = depth.new_zeros((), dtype=torch.float64)
+    batch = depth.shape[0]
     for item in range(batch):
         solved = solve_clip_poses(head, output, item, list(targets.match_pairs), masked)
-        total = total + relative_pose_loss(solved, targets.extrinsics[item].double(), weights)
+        total = total + relative_pose_loss(solved, extrinsics[item].double(), weights)
     return (total / batch).float()
 
 
@@ -246,7 +265,7 @@ def quaternion_to_matrix(quaternion_xyzw: Tensor) -> Tensor:
 
 
 def correspondence_statistics(
-    head: MatchHead, output: object, targets: Targets, masked: bool, pose: bool
+    head: MatchHead, output: ModelOutput, targets: Targets, masked: bool, pose: bool
 ) -> dict[str, float]:
     """Logged numbers (no gradient): how good the matches and the solved poses are.
 
@@ -257,19 +276,23 @@ def correspondence_statistics(
         ``pose_deg`` and ``camera_deg``: mean relative rotation error (degrees) over all frame
         pairs of the solved poses and of the camera head (else 0).
     """
-    values = dict.fromkeys(("match_px", "still_match_px", "match_2px", "pose_deg", "camera_deg"))
+    names = ("match_px", "still_match_px", "match_2px", "pose_deg", "camera_deg")
+    values: dict[str, float | None] = dict.fromkeys(names)
+    features = predicted(output.match_features, "match_features")
+    depth = predicted(output.depth, "depth")
+    target_xy = predicted(targets.match_target_xy, "match_target_xy")
+    target_visible = predicted(targets.match_visible, "match_visible")
     with torch.no_grad():
-        features = output.match_features
-        image_hw = tuple(output.depth.shape[2:4])
+        image_hw = (int(depth.shape[2]), int(depth.shape[3]))
         errors, still, pose_errors, camera_errors = [], [], [], []
         for item in range(features.coarse.shape[0]):
             matches = head.match(features.clip(item), list(targets.match_pairs), image_hw)
-            visible = targets.match_visible[item]
-            truth = targets.match_target_xy[item].to(matches.target_xy.dtype)
+            visible = target_visible[item]
+            truth = target_xy[item].to(matches.target_xy.dtype)
             errors.append((matches.target_xy - truth).norm(dim=-1)[visible])
             still.append((matches.reference_xy - truth).norm(dim=-1)[visible])
             if pose:
-                truth_extrinsics = targets.extrinsics[item].double()
+                truth_extrinsics = predicted(targets.extrinsics, "extrinsics")[item].double()
                 solved = solve_clip_poses(head, output, item, list(targets.match_pairs), masked)
                 pose_errors.append(relative_rotation_errors(solved, truth_extrinsics)[0])
                 camera = _camera_head_extrinsics(output.pose_enc[item]).double()

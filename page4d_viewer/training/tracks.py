@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,9 @@ from page4d_viewer.sources.synthetic.correspondence import (
 )
 
 if TYPE_CHECKING:
+    from page4d_viewer.model.network import Page4D
+    from page4d_viewer.model.track_head import TrackPredictions
+    from page4d_viewer.sources.synthetic import SyntheticClip
     from page4d_viewer.training.losses import LossWeights, Targets
 
 # Keeps the visibility BCE finite when the head saturates.
@@ -41,8 +45,8 @@ _QUERY_STREAM = 104_729
 
 
 def clip_tracks(
-    clip: object,
-    frames: Sequence[int],
+    clip: SyntheticClip,
+    frames: Sequence[int] | npt.NDArray[np.integer],
     count: int,
     moving_fraction: float,
     rng: np.random.Generator,
@@ -61,12 +65,12 @@ def clip_tracks(
         tracks (S, N, 2) float32 pixel positions in every input frame (0 where undefined);
         visible (S, N) bool (False where undefined).
     """
-    frames = np.asarray(frames)
+    frames = np.asarray(frames, dtype=np.int64)
     query_frame = int(frames[0])
     queries = sample_query_pixels(clip, query_frame, count, rng, moving_fraction)
     truth = track_ground_truth(clip, query_frame, queries)
     tracks = truth.tracks[frames]
-    defined = np.isfinite(tracks).all(axis=-1)
+    defined = np.asarray(np.isfinite(tracks).all(axis=-1))
     visible = truth.visible[frames] & defined
     tracks = np.where(defined[..., None], tracks, 0.0)
     return queries.astype(np.float32), tracks.astype(np.float32), visible
@@ -81,13 +85,14 @@ class TrackCapture:
     """Context manager that records the track head's full output (every refinement step).
 
     ``Page4D.forward`` keeps only the last step in ``ModelOutput.track``; the loss needs all of
-    them, so a forward hook on ``model.track_head`` stores its :class:`Tracks` in ``.tracks``.
+    them, so a forward hook on ``model.track_head`` stores its :class:`TrackPredictions` in
+    ``.tracks``.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.head = getattr(model, "track_head", None)
-        self.tracks = None
-        self._handle = None
+    def __init__(self, model: Page4D) -> None:
+        self.head = model.track_head
+        self.tracks: TrackPredictions | None = None
+        self._handle: torch.utils.hooks.RemovableHandle | None = None
 
     def __enter__(self) -> TrackCapture:
         if self.head is not None:
@@ -98,7 +103,7 @@ class TrackCapture:
         if self._handle is not None:
             self._handle.remove()
 
-    def _store(self, module: torch.nn.Module, inputs: object, output: object) -> None:
+    def _store(self, module: torch.nn.Module, inputs: object, output: TrackPredictions) -> None:
         self.tracks = output
 
 
@@ -119,6 +124,8 @@ def track_loss(
     Returns:
         Scalar: position term + ``track_visibility`` * BCE.
     """
+    if targets.track_visible is None or targets.tracks is None:
+        raise ValueError("track_loss needs targets with tracks and track_visible")
     visible = targets.track_visible[:, 1:].to(visibility.dtype)
     target = targets.tracks[:, 1:]
     count = visible.sum().clamp(min=1)
@@ -144,6 +151,8 @@ def track_errors(prediction: torch.Tensor, targets: Targets) -> tuple[float, flo
     Returns:
         (predicted tracks' error, error of predicting that nothing moves), in pixels.
     """
+    if targets.track_visible is None or targets.tracks is None or targets.query_points is None:
+        raise ValueError("track_errors needs targets with queries, tracks and track_visible")
     with torch.no_grad():
         visible = targets.track_visible[:, 1:]
         target = targets.tracks[:, 1:]

@@ -32,6 +32,7 @@ from page4d_viewer.training.data import (  # noqa: F401  (FIRST_EVAL_SEED: cli/e
     MAX_TRAIN_SEED,
     PATCH_SIZE,
     ClipPool,
+    TrainingSample,
     batch_for_step,
     samples_to_tensors,
 )
@@ -178,6 +179,13 @@ class TrainConfig:
         values["init_weights"] = None if self.init_weights is None else str(self.init_weights)
         return json.dumps(values, sort_keys=True)
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(H, W) of the rendered training clips: ``image_hw`` as ``__post_init__`` set it."""
+        if self.image_hw is None:
+            raise TrainingError("TrainConfig.image_hw is unset (__post_init__ sets it)")
+        return self.image_hw
+
 
 def default_image_hw(preset: str, overrides: dict) -> tuple[int, int]:
     """(H, W) of a 16:9 video after the clip preprocessing at the preset's input width."""
@@ -219,7 +227,7 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
 # ----------------------------------------------------------------------------------------
 
 
-def build_training_model(config: TrainConfig) -> torch.nn.Module:
+def build_training_model(config: TrainConfig) -> Page4D:
     """The network of ``config``, initialised from the run seed."""
     torch.manual_seed(config.seed)
     model = build_model(config.preset, **config.model_overrides)
@@ -227,7 +235,7 @@ def build_training_model(config: TrainConfig) -> torch.nn.Module:
     return model
 
 
-def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -> None:
+def initialise_camera_head(model: Page4D, field_of_view: float = 1.0) -> None:
     """Start the camera head's field of view near ``field_of_view`` radians.
 
     The head sums one delta per refinement step and passes the field of view through a ReLU;
@@ -240,7 +248,7 @@ def initialise_camera_head(model: torch.nn.Module, field_of_view: float = 1.0) -
         head.pose_branch.fc2.bias[7:] = field_of_view / model.config.camera_iterations
 
 
-def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
+def load_initial_weights(model: Page4D, path: Path) -> list[str]:
     """Copy the weights of a safetensors checkpoint into the freshly built ``model``.
 
     A file without a track or match head (such as the shipped default model, written before
@@ -280,7 +288,7 @@ def load_initial_weights(model: torch.nn.Module, path: Path) -> list[str]:
 _OPTIONAL_HEADS = {"has_track_head": "track_head", "has_match_head": "match_head"}
 
 
-def _same_architecture_but_new_heads(source: object, target: object) -> bool:
+def _same_architecture_but_new_heads(source: ModelConfig, target: ModelConfig) -> bool:
     """Configs equal, except that ``source`` may lack a track or match head ``target`` has."""
     # Constructor fields only: derived ones (the kept layers) follow from them.
     mine, theirs = source.to_dict(), target.to_dict()
@@ -343,7 +351,7 @@ def _open_loss_csv(path: Path, resume_step: int) -> None:
         writer.writerows(rows)
 
 
-def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
+def train(config: TrainConfig) -> tuple[Page4D, int]:
     """Run (or resume) training until ``max_steps`` or ``max_minutes``.
 
     Args:
@@ -406,7 +414,7 @@ def train(config: TrainConfig) -> tuple[torch.nn.Module, int]:
 
 def _start_or_resume(
     config: TrainConfig, device: torch.device, checkpoint_path: Path
-) -> tuple[torch.nn.Module, torch.optim.Optimizer, int]:
+) -> tuple[Page4D, torch.optim.Optimizer, int]:
     """The model and optimiser, resumed from ``checkpoint_path`` when it exists; the step."""
     model = build_training_model(config).to(device)
     trainable = freeze_all_but(model, config.train_only)
@@ -447,7 +455,7 @@ def freeze_all_but(model: torch.nn.Module, modules: tuple[str, ...]) -> list[tor
 
 
 def _train_step(
-    model: torch.nn.Module,
+    model: Page4D,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     step: int,
@@ -484,8 +492,8 @@ def _train_step(
 
 
 def _accumulate_batch(
-    model: torch.nn.Module,
-    batch: list,
+    model: Page4D,
+    batch: list[TrainingSample],
     weights: LossWeights,
     alpha: float,
     device: torch.device,
@@ -522,7 +530,7 @@ def _append_losses(
 
 
 def export_weights(
-    model: torch.nn.Module,
+    model: Page4D,
     path: Path,
     config: TrainConfig,
     step: int,
