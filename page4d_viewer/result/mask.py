@@ -1,10 +1,27 @@
 """The one reading of the dynamic mask: probability, upsampling to pixels, heat-map overlay.
 
 The scene, the panel, the mp4 export and the evaluation all call these, so what is exported
-and measured is what the viewer shows.
+and measured is what the viewer shows. Colours are uint8 RGB.
 
-The network's mask score m lies in (-0.5, 0.5) per patch (it is ``sigmoid - 0.5``, not a
-logit); see `dynamic_probability` for how it is read as "how dynamic". Colours are uint8 RGB.
+Glossary. The mask is one quantity, the mask head's per-patch score; each name below is one
+meaning of it, and the code uses no other:
+
+- **mask score** ``m`` (``mask_score``): the raw head output per patch, in (-0.5, 0.5); it is
+  ``sigmoid - 0.5``, not a logit. High m means static ("attend to this patch"). Stored in
+  result files as (S, h, w) on the patch grid.
+- **dynamic probability** ``p = 0.5 - m`` clipped to [0, 1] (`dynamic_probability`): how
+  likely a patch moves; what the viewer, the exports, the probe and the metrics show.
+- **keep probability** ``1 - p = m + 0.5``: how likely a patch is static; the weight of a
+  point or match in the geometric pose solve (``inference/geometric_poses.py``,
+  ``training/matching.py``) and what the mask loss trains.
+- **static fraction** (``static_fraction``): the ground truth of the keep probability in
+  training, the share of a patch's pixels the synthetic scene marks static.
+- **moving**: a yes/no per pixel, patch or track: dynamic probability at or above the
+  threshold (``settings.DEFAULT_MASK_THRESHOLD``; `moving_tracks` in ``result/tracks.py``),
+  or, for ground truth, in ``gt_dynamic_mask``.
+- **heat**: a value in [0, 1] on its way to a colour (`heat_colors`); for the mask it is the
+  dynamic probability over the clip's `mask_scale`, for attention a scaled attention map
+  (``viewer/inside_views.py``). Heat is for drawing only, never for measuring.
 """
 
 from __future__ import annotations
