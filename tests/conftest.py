@@ -2,8 +2,8 @@
 builder of test Reconstructions, `wait_for`, and the browser tests' running app, Chromium,
 pages and page sessions.
 
-`wait_for`, `running_app` and `open_panel` are plain functions (`from conftest import
-wait_for`): module-level helpers and fixtures call them too, not only tests.
+`wait_for`, `running_app`, `viewing_app`, `open_panel` and `png_header` are plain functions
+(`from conftest import wait_for`): module-level helpers and fixtures call them too.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -47,6 +49,19 @@ def wait_for(
             time.sleep(0.05)
         else:
             page.wait_for_timeout(100)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height; its pixel data is a few bytes (a
+    decompression bomb's shape, for the image-size guards)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 16))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
 def _require(path: Path) -> Path:
@@ -343,6 +358,20 @@ def running_app(backend=None, *, clock: Callable[[], float] = time.monotonic, **
         yield app
     finally:
         app.close()
+
+
+def viewing_app(recon, folder: Path, name: str = "result.npz", **config):
+    """`with viewing_app(recon, folder, name, **config) as app:` a view-only `running_app`
+    (no model) showing `recon` at start.
+
+    The result is saved as folder/name; `folder` is the data root, runs go to folder/runs,
+    and a scene holds at most 20,000 points; `config` adds AppConfig fields or replaces these.
+    """
+    result = recon.save(folder / name)
+    defaults = dict(
+        runs_dir=folder / "runs", data_roots=[folder], result=str(result), max_points=20_000
+    )
+    return running_app(**(defaults | config))
 
 
 def open_panel(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from conftest import png_header
 from PIL import Image
 
 import page4d_viewer.sources.clip as clip_module
@@ -66,22 +65,6 @@ def truncate(path: Path, fraction: float) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * fraction)])
     return path
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height; its pixel data is a few bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
 
 
 def mean_levels(clip: Clip) -> list[float]:

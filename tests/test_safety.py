@@ -6,14 +6,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import png_header
 from PIL import Image
 
 from page4d_viewer.cli import main
@@ -58,18 +57,6 @@ def rewrite(path: Path, **arrays: np.ndarray) -> None:
 def png(path: Path, size: int = 32) -> Path:
     Image.new("RGB", (size, size), (10, 200, 30)).save(path)
     return path
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height; its pixel data is a few bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = chunk(b"IDAT", zlib.compress(b"\0" * 16))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

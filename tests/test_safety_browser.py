@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import running_app
+from conftest import viewing_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,10 +40,9 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def app(make_reconstruction, tmp_path_factory) -> Iterator:
-    folder = tmp_path_factory.mktemp("shared")
-    with running_app(
-        clock=Clock(), runs_dir=folder / "runs", auth=list(PASSWORDS.items()),
-        result=str(make_reconstruction(2).save(folder / "two.npz")),
+    with viewing_app(
+        make_reconstruction(2), tmp_path_factory.mktemp("shared"), "two.npz",
+        clock=Clock(), auth=list(PASSWORDS.items()),
         max_sessions=8, max_sessions_per_client=8, session_grace=60.0,
     ) as running:  # fmt: skip
         yield running

@@ -71,12 +71,10 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, checkpoint: Pa
 
 
 @pytest.fixture(scope="module")
-def page(app, browser) -> Iterator:
+def page(app, browser):
     # The embedded scene is not loaded (it would render WebGL in software on the shared CPU
     # cores): the tests read the scene's state on the server.
-    opened = open_panel(browser, app.url, ready="#run")
-    yield opened
-    opened.close()
+    return open_panel(browser, app.url, ready="#run")  # closed with the module's browser
 
 
 def _status(page) -> str:

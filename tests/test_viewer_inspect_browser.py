@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import running_app
+from conftest import viewing_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,11 +21,7 @@ TIMEOUT_MS = 120_000  # two shared CPU cores
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, inspected_recon) -> Iterator:
-    folder = tmp_path_factory.mktemp("inspect")
-    result = inspected_recon().save(folder / "inspected.npz")
-    with running_app(
-        runs_dir=folder / "runs", data_roots=[folder], result=str(result), max_points=20_000
-    ) as running:
+    with viewing_app(inspected_recon(), tmp_path_factory.mktemp("inspect")) as running:
         yield running
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
-from conftest import open_panel, running_app
+from conftest import open_panel, viewing_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,11 +20,8 @@ TIMEOUT_MS = 120_000
 
 @pytest.fixture(scope="module")
 def app(make_reconstruction, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    folder = tmp_path_factory.mktemp("record")
-    result = make_reconstruction(frames=3, height=56, width=84).save(folder / "small.npz")
-    with running_app(
-        runs_dir=folder / "runs", data_roots=[folder], result=str(result), max_points=20_000
-    ) as running:
+    small = make_reconstruction(frames=3, height=56, width=84)
+    with viewing_app(small, tmp_path_factory.mktemp("record")) as running:
         yield running
 
 

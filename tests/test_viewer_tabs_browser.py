@@ -45,10 +45,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def page(app, browser) -> Iterator:
-    opened = open_panel(browser, app.url, ready="#run")
-    yield opened
-    opened.close()
+def page(app, browser):
+    return open_panel(browser, app.url, ready="#run")  # closed with the module's browser
 
 
 def _tab_labels(page) -> list[str]:
