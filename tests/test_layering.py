@@ -148,24 +148,12 @@ LOCAL_IMPORTS_OWNED_BY_THE_VIEWER_REFACTOR: frozenset[tuple[str, str]] = frozens
         ("page4d_viewer.viewer.server.app", "page4d_viewer.viewer.server.sessions"),
         ("page4d_viewer.viewer.server.app", "page4d_viewer.viewer.server.uploads"),
         ("page4d_viewer.viewer.server.sessions", "page4d_viewer.viewer.scene"),
-        ("page4d_viewer.viewer.tabs.record", "page4d_viewer.result.export.share"),
     }
 )
 
 # Edges inside the viewer against its order, left while it is reshaped (owned by the viewer
 # refactor): (module, imported module). An entry that no longer exists fails the test.
-VIEWER_EDGES_OWNED_BY_THE_VIEWER_REFACTOR: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("page4d_viewer.viewer.callbacks", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.panel", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.base", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.compare", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.downloads", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.mask", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.poses", "page4d_viewer.viewer.server.sessions"),
-        ("page4d_viewer.viewer.tabs.record", "page4d_viewer.viewer.server.sessions"),
-    }
-)
+VIEWER_EDGES_OWNED_BY_THE_VIEWER_REFACTOR: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

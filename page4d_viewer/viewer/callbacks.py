@@ -1,21 +1,23 @@
 """The panel's own event handlers: load and unload, run, cancel, open, the frame slider and
 the poll that follows the scene.
 
-`PanelCallbacks` finds the page's `Session` (its own scene, result and helpers; `sessions.py`),
-calls one action of it and turns the outcome, or its Page4DError, into widget updates. The
-tabs under the scene (`viewer/tabs/`) handle their own events; the result on screen is filled
-here from every tab's `show`, so a new result reaches every tab at once. Callbacks return
-dicts keyed by component, so a failure updates the status line only: the result on screen
-stays. `panel.py` lays out the page and wires the events to these methods.
+`PanelCallbacks` finds the page's session (`PanelSession`: its own scene, result and tab
+helpers, kept by `server/sessions.py`), calls one action of it and turns the outcome, or its
+Page4DError, into widget updates. The tabs under the scene (`viewer/tabs/`) handle their own
+events; the result on screen is filled here from every tab's `show`, so a new result reaches
+every tab at once. Callbacks return dicts keyed by component, so a failure updates the status
+line only: the result on screen stays. `panel.py` lays out the page and wires the events to
+these methods.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 from gradio.components import Component
@@ -23,18 +25,106 @@ from gradio.components import Component
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.run_contract import ModelBackend, RunCancelled, RunOptions
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
-from page4d_viewer.viewer.controller import SceneSettings, Shown
+from page4d_viewer.viewer.controller import SceneSettings, Shown, ViewerController
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 
 if TYPE_CHECKING:
-    from page4d_viewer.viewer.server.sessions import Session, SessionRegistry
+    from page4d_viewer.viewer.comparison import Comparer
+    from page4d_viewer.viewer.inspector import Inspector
+    from page4d_viewer.viewer.paths import DataRoots
+    from page4d_viewer.viewer.runs import RunRecord
+    from page4d_viewer.viewer.scene import SceneView
     from page4d_viewer.viewer.tabs.base import PanelTab
+    from page4d_viewer.viewer.track_seeding import TrackSeeder
 
 logger = logging.getLogger(__name__)
 
 
 Updates = dict[Component, Any]
 """Widget updates keyed by component; each value is whatever that component takes."""
+
+
+class PanelSession(Protocol):
+    """What the panel uses of a page's session (`server.sessions.Session` is one): its result
+    and scene, and the helpers of the tabs, each made on first use and closed with it."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def controller(self) -> ViewerController: ...
+
+    @property
+    def scene(self) -> SceneView: ...
+
+    @property
+    def comparer(self) -> Comparer: ...
+
+    @property
+    def inspector(self) -> Inspector: ...
+
+    @property
+    def track_seeder(self) -> TrackSeeder: ...
+
+
+class PanelSessions(Protocol):
+    """What the panel uses of the open sessions (`server.sessions.SessionRegistry` is one,
+    `SessionRegistry.single(controller)` the one-controller form tests use).
+
+    The panel sits below the server (`tests/test_layering.py`), so it names this contract
+    rather than the server's class.
+    """
+
+    @property
+    def backend(self) -> ModelBackend | None: ...
+
+    @property
+    def data_roots(self) -> DataRoots: ...
+
+    @property
+    def samples(self) -> Mapping[str, Path]: ...
+
+    @property
+    def mask_opacity(self) -> float: ...
+
+    @property
+    def mask_threshold(self) -> float: ...
+
+    @property
+    def mask_overlay(self) -> str: ...
+
+    @property
+    def embeds_scenes(self) -> bool: ...
+
+    def attach(
+        self,
+        session_hash: str,
+        tab_id: str | None,
+        user: str | None = None,
+        client: str | None = None,
+    ) -> PanelSession:
+        """The session of a page's tab, opened or re-attached (Page4DError when refused)."""
+        ...
+
+    def detach(self, session_hash: str) -> None:
+        """A page went."""
+        ...
+
+    def session_for(self, session_hash: str) -> PanelSession:
+        """The session a page is attached to (Page4DError when it has none)."""
+        ...
+
+    def key_of(self, session_hash: str) -> str:
+        """The tab id a page is attached to ("" if none)."""
+        ...
+
+    def adopt_initial(self, controller: ViewerController) -> None:
+        """Show the start-up result in a session with nothing on screen yet."""
+        ...
+
+    def recent_runs(self) -> list[RunRecord]:
+        """The runs listed before a page loads."""
+        ...
 
 
 def options_from_widgets(values: dict[str, Any]) -> RunOptions:
@@ -150,7 +240,7 @@ class PanelCallbacks:
 
     def __init__(
         self,
-        sessions: SessionRegistry,
+        sessions: PanelSessions,
         widgets: PanelWidgets,
         tabs: Sequence[PanelTab] = (),
         scene_html: Callable[[str], str] | None = None,
@@ -160,7 +250,7 @@ class PanelCallbacks:
         self.tabs = tabs
         self.scene_html = scene_html
 
-    def session_of(self, request: gr.Request | None) -> Session:
+    def session_of(self, request: gr.Request | None) -> PanelSession:
         """The session of the page that sent `request`.
 
         Raises:
@@ -168,7 +258,7 @@ class PanelCallbacks:
         """
         return self.sessions.session_for(session_hash_of(request))
 
-    def _guarded(self, event: Callable[[Session], Updates]) -> Callable[..., Updates]:
+    def _guarded(self, event: Callable[[PanelSession], Updates]) -> Callable[..., Updates]:
         """An event handler that gets the page's session, or says why there is none."""
 
         def handler(request: gr.Request | None = None) -> Updates:
@@ -182,7 +272,7 @@ class PanelCallbacks:
 
     # ------------------------------------------------------------------ result on screen
 
-    def full_view(self, session: Session, shown: Shown | None) -> Updates:
+    def full_view(self, session: PanelSession, shown: Shown | None) -> Updates:
         """Every view widget, filled from the result on screen."""
         widgets, controller = self.widgets, session.controller
         settings = controller.scene_settings()
@@ -207,7 +297,7 @@ class PanelCallbacks:
         return updates
 
     def followed(
-        self, session: Session, settings: SceneSettings, synced: SceneSettings | None
+        self, session: PanelSession, settings: SceneSettings, synced: SceneSettings | None
     ) -> Updates:
         """What every tab changes when the page's view of the scene moves from `synced` to
         `settings`, with `synced` itself."""
@@ -220,16 +310,16 @@ class PanelCallbacks:
         """The status line says why an event could not reach the page's session."""
         return {self.widgets.status: error_markdown(str(error), None)}
 
-    def failed(self, session: Session, message: str) -> Updates:
+    def failed(self, session: PanelSession, message: str) -> Updates:
         """Only the status line changes: the previous result stays on screen."""
         return {self.widgets.status: error_markdown(message, session.controller.current)}
 
-    def cancelled(self, session: Session, message: str) -> Updates:
+    def cancelled(self, session: PanelSession, message: str) -> Updates:
         """The status line after Cancel; the result on screen stays."""
         current = session.controller.current
         return {self.widgets.status: error_markdown(message, current, "Cancelled")}
 
-    def show_or_fail(self, session: Session, action: Callable[[], Shown]) -> Updates:
+    def show_or_fail(self, session: PanelSession, action: Callable[[], Shown]) -> Updates:
         """Run an action that shows a result; any failure becomes a status message."""
         try:
             return self.full_view(session, action())
@@ -328,7 +418,7 @@ class PanelCallbacks:
         return {**shown, widgets.runs: self.runs_update(request=request)}
 
     def on_cancel(self, request: gr.Request) -> Updates:
-        def cancel(session: Session) -> Updates:
+        def cancel(session: PanelSession) -> Updates:
             # The run's own update may land before or after this one: both say "Cancelled".
             running = session.controller.cancel(self.job_key(request))
             return self.cancelled(session, "stopping the run" if running else "nothing was running")
@@ -336,7 +426,7 @@ class PanelCallbacks:
         return self._guarded(cancel)(request)
 
     def on_open_file(self, path: str | None, request: gr.Request) -> Updates:
-        def open_file(session: Session) -> Updates:
+        def open_file(session: PanelSession) -> Updates:
             if not path:
                 return self.failed(session, "choose a result file (.npz) first")
             chosen = path
@@ -345,7 +435,7 @@ class PanelCallbacks:
         return self._guarded(open_file)(request)
 
     def on_open_run(self, run_id: str | None, request: gr.Request) -> Updates:
-        def open_run(session: Session) -> Updates:
+        def open_run(session: PanelSession) -> Updates:
             if not run_id:
                 return self.failed(session, "pick a recent run first")
             chosen = run_id
@@ -391,7 +481,7 @@ class PanelCallbacks:
     ) -> Updates:
         """The frame slider moved: the scene's timeline and the tabs follow."""
 
-        def move(session: Session) -> Updates:
+        def move(session: PanelSession) -> Updates:
             applied = session.controller.set_frame(int(frame or 0))
             return self.followed(session, synced_after(session, synced, frame=applied), synced)
 
@@ -406,7 +496,7 @@ class PanelCallbacks:
 
 
 def synced_after(
-    session: Session, synced: SceneSettings | None, **set_by_page: Any
+    session: PanelSession, synced: SceneSettings | None, **set_by_page: Any
 ) -> SceneSettings:
     """What the page shows of the scene after it set some values itself.
 

@@ -25,11 +25,11 @@ from page4d_viewer.sources.framing import PreprocessMode
 from page4d_viewer.viewer.callbacks import (
     ModelInputs,
     PanelCallbacks,
+    PanelSessions,
     PanelWidgets,
     default_strength,
 )
 from page4d_viewer.viewer.controller import SOURCE_EXAMPLE, SOURCE_PATH, SOURCE_UPLOAD
-from page4d_viewer.viewer.server.sessions import SessionRegistry
 from page4d_viewer.viewer.status import run_choices, status_markdown
 from page4d_viewer.viewer.tabs import tracks as tracks_tab
 from page4d_viewer.viewer.tabs.base import (
@@ -159,7 +159,7 @@ def scene_iframe_html(url: str | None) -> str:
 
 
 def build_panel(
-    sessions: SessionRegistry,
+    sessions: PanelSessions,
     *,
     device: str = "auto",
     precision: str = "auto",
@@ -256,7 +256,7 @@ class _SourceTabs:
     inputs: dict[str, Component]
 
 
-def _source_inputs(sessions: SessionRegistry, samples: list[str], first: str) -> _SourceTabs:
+def _source_inputs(sessions: PanelSessions, samples: list[str], first: str) -> _SourceTabs:
     with gr.Tabs(selected=first):
         with gr.Tab("Example", id=SOURCE_EXAMPLE) as example_tab:
             example = gr.Dropdown(
@@ -298,7 +298,7 @@ class _RunAndOpen:
     open_run_button: gr.Button
 
 
-def _run_and_open(sessions: SessionRegistry) -> _RunAndOpen:
+def _run_and_open(sessions: PanelSessions) -> _RunAndOpen:
     """Run and Cancel, the status line, and the "Open a result" section."""
     backend = sessions.backend
     with gr.Row():

@@ -23,11 +23,16 @@ from gradio.components import Component
 
 # Imported at run time, not only for the checker: Gradio reads each handler's annotations
 # (typing.get_type_hints) to find its gr.Request parameter, and one unresolved name hides it.
-from page4d_viewer.viewer.callbacks import PanelCallbacks, PanelWidgets, Updates
+from page4d_viewer.viewer.callbacks import (
+    PanelCallbacks,
+    PanelSession,
+    PanelSessions,
+    PanelWidgets,
+    Updates,
+)
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import SceneSettings, Shown
-    from page4d_viewer.viewer.server.sessions import Session, SessionRegistry
 
 
 class EventOptions(TypedDict, total=False):
@@ -66,7 +71,7 @@ class PanelSetup:
         index: A batch index to list in the Dataset tab at load (None: none).
     """
 
-    sessions: SessionRegistry
+    sessions: PanelSessions
     index: str | None = None
 
 
@@ -110,12 +115,12 @@ class PanelTab(Protocol):
         """The widgets that show the result on screen (filled by `show` and `follow`)."""
         return []
 
-    def show(self, session: Session, shown: Shown | None, settings: SceneSettings) -> Updates:
+    def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
         """Fill `view` for the result on screen (None: nothing shown yet)."""
         return {}
 
     def follow(
-        self, session: Session, settings: SceneSettings, synced: SceneSettings | None
+        self, session: PanelSession, settings: SceneSettings, synced: SceneSettings | None
     ) -> Updates:
         """The page's view of the scene moved from `synced` (None: unknown) to `settings`
         (a new frame, or new mask settings): the `view` widgets that change with it."""

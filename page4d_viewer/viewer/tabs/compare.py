@@ -12,19 +12,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer import dataset
-from page4d_viewer.viewer.callbacks import Updates
+from page4d_viewer.viewer.callbacks import PanelSession, Updates
 from page4d_viewer.viewer.status import run_choices
 from page4d_viewer.viewer.tabs.base import OPENS_RESULT, QUICK, Panel, PanelSetup, PanelTab
 from page4d_viewer.viewer.tabs.dataset import DatasetTab
-
-if TYPE_CHECKING:
-    from page4d_viewer.viewer.server.sessions import Session
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +157,7 @@ class CompareTab(PanelTab):
             return  # a page without a session has no B to show
         session.comparer.set_visible(bool(visible))
 
-    def _compared(self, session: Session, action: Callable[[], object]) -> Updates:
+    def _compared(self, session: PanelSession, action: Callable[[], object]) -> Updates:
         try:
             action()
         except Page4DError as error:
@@ -170,7 +167,7 @@ class CompareTab(PanelTab):
         described = session.comparer.describe()
         return {**view, widgets.show_second: True, widgets.compare_status: described}
 
-    def _refused(self, session: Session, message: str) -> Updates:
+    def _refused(self, session: PanelSession, message: str) -> Updates:
         """A comparison that cannot be made: said in the Compare tab, where it was asked for,
         as well as in the status line; what is on screen stays."""
         line = f"**Cannot compare:** {' '.join(message.split())}"

@@ -130,9 +130,7 @@ class DatasetTab(PanelTab):
             self.on_open_row, [widgets.index_state, widgets.row_choice], page.view, **opening
         )
         # The index given at start is listed as the page loads.
-        panel.demo.load(
-            self.on_query, [widgets.index_state, *query], listing, show_progress="hidden"
-        )
+        panel.demo.load(self.on_query, [widgets.index_state, *query], listing, **QUICK)
 
     # ------------------------------------------------------------------ the index
 

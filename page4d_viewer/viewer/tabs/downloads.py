@@ -8,12 +8,11 @@ import gradio as gr
 from gradio.components import Component
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.viewer.callbacks import Updates
+from page4d_viewer.viewer.callbacks import PanelSession, Updates
 from page4d_viewer.viewer.tabs.base import EXPORTS, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import SceneSettings, Shown
-    from page4d_viewer.viewer.server.sessions import Session
 
 
 class DownloadsTab(PanelTab):
@@ -38,7 +37,7 @@ class DownloadsTab(PanelTab):
     def view(self) -> list[Component]:
         return [self.downloads]
 
-    def show(self, session: Session, shown: Shown | None, settings: SceneSettings) -> Updates:
+    def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
         if shown is None:
             return {}
         record = shown.record

@@ -13,14 +13,13 @@ import gradio as gr
 from gradio.components import Component
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.viewer.callbacks import Updates, synced_after
+from page4d_viewer.viewer.callbacks import PanelSession, Updates, synced_after
 from page4d_viewer.viewer.controller import SceneSettings
 from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import Shown
     from page4d_viewer.viewer.plots import FrameImages
-    from page4d_viewer.viewer.server.sessions import Session
 
 IMAGE_HEIGHT = "auto"  # the box takes the picture's own shape: no empty bands around it
 MASK_OVERLAY_CHOICES = (
@@ -117,7 +116,7 @@ class MaskTab(PanelTab):
     def view(self) -> list[Component]:
         return [*self.widgets.settings, *self.widgets.images]
 
-    def show(self, session: Session, shown: Shown | None, settings: SceneSettings) -> Updates:
+    def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
         updates: Updates = {
             self.widgets.opacity: settings.mask_opacity,
             self.widgets.threshold: settings.mask_threshold,
@@ -128,7 +127,7 @@ class MaskTab(PanelTab):
         return updates | self.image_updates(session.controller.frame_images(settings.frame))
 
     def follow(
-        self, session: Session, settings: SceneSettings, synced: SceneSettings | None
+        self, session: PanelSession, settings: SceneSettings, synced: SceneSettings | None
     ) -> Updates:
         widgets, updates = self.widgets, Updates()
         changed = synced is None or settings != synced

@@ -13,13 +13,12 @@ from gradio.components import Component
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.callbacks import Updates, synced_after
+from page4d_viewer.viewer.callbacks import PanelSession, Updates, synced_after
 from page4d_viewer.viewer.controller import SceneSettings
 from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import Shown
-    from page4d_viewer.viewer.server.sessions import Session
 
 
 @dataclass
@@ -73,7 +72,7 @@ class PoseComparisonTab(PanelTab):
             widgets.disagreement_axis, widgets.metrics_table,
         ]  # fmt: skip
 
-    def show(self, session: Session, shown: Shown | None, settings: SceneSettings) -> Updates:
+    def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
         if shown is None:
             return {}
         widgets = self.widgets

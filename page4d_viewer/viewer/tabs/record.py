@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal, get_args
 import gradio as gr
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.export.share import export_share
 from page4d_viewer.viewer import recording
+from page4d_viewer.viewer.callbacks import PanelSession
 from page4d_viewer.viewer.tabs.base import RECORDS, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import Shown, ViewerController
-    from page4d_viewer.viewer.server.sessions import Session
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class RecordTab(PanelTab):
         )
 
 
-def record_video(session: Session, resolution: str, orbit: bool) -> Path:
+def record_video(session: PanelSession, resolution: str, orbit: bool) -> Path:
     """Record the shown result from the newest browser's view (or an orbit) as an mp4."""
     if resolution not in RESOLUTIONS:
         raise Page4DError(
@@ -133,11 +134,9 @@ def record_video(session: Session, resolution: str, orbit: bool) -> Path:
     )  # fmt: skip
 
 
-def share_zip(session: Session) -> Path:
+def share_zip(session: PanelSession) -> Path:
     """The shown result's offline share, zipped, with the scene's point filter and mask
     overlay (the settings are in the name, so a changed setting writes a new zip)."""
-    from page4d_viewer.result.export.share import export_share
-
     shown = _shown(session.controller)
     state = session.scene.state()
     percentile = float(state.points.confidence_percentile)
