@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 from page4d_viewer.errors import Page4DError
 
+DESCRIPTION = (
+    "`page4d-viewer` command line: one subcommand per job, bad input ends in one line and exit 2."
+)
+
 # subcommand -> (module under page4d_viewer.cli, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "app": ("app", "start the viewer (Gradio panel + Viser scene) with a model"),
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit code (0 ok, 2 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = _chosen_subcommand(argv)
-    parser = argparse.ArgumentParser(prog="page4d-viewer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="page4d-viewer", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}

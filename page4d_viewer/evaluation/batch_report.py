@@ -176,12 +176,12 @@ def write_report(
     title = f"Batch report: {_batch_name(index)}"
     markdown.write_text(format_markdown(rows, failed, title))
     limit = ate_axis_limit(rows, (HEAD_ATES, GEOMETRY_ATES))
-    scatters = [
+    scatter, geometry_scatter = (
         save_figure(ate_scatter_figure(rows, pair=pair, limit=limit), folder / name)
         for pair, name in ((HEAD_ATES, SCATTER_NAME), (GEOMETRY_ATES, GEOMETRY_SCATTER_NAME))
-    ]
+    )
     histogram = save_figure(ate_difference_histogram(rows), folder / HISTOGRAM_NAME)
-    return ReportFiles(markdown, *scatters, histogram, len(rows))
+    return ReportFiles(markdown, scatter, geometry_scatter, histogram, len(rows))
 
 
 def _batch_name(index: str | os.PathLike[str]) -> str:

@@ -422,7 +422,8 @@ def _read_rows(
             f"SELECT {', '.join(selected)} FROM runs{where}", parameters
         ).fetchall()
     for row in rows:
-        yield RunRow(**{name: row[name] if name in present else None for name in _COLUMNS})
+        # An older file's missing columns keep RunRow's defaults (None).
+        yield RunRow(**{name: row[name] for name in selected})
 
 
 __all__ = [

@@ -96,7 +96,7 @@ def ate_scatter_figure(
     axes.scatter(unmasked[~worse], masked[~worse], s=14, color="tab:blue", label="mask helps")
     axes.scatter(unmasked[worse], masked[worse], s=14, color="tab:red", label="mask hurts")
     for i in np.argsort(-np.abs(masked - unmasked))[:label_worst]:
-        _label_point(axes, kept[i].clip, unmasked[i], masked[i], top)
+        _label_point(axes, kept[i].clip, float(unmasked[i]), float(masked[i]), top)
     axes.set(xlim=(0, top), ylim=(0, top), aspect="equal")
     axes.set_xlabel(f"ATE, {pair.name}, unmasked")
     axes.set_ylabel(f"ATE, {pair.name}, masked")
@@ -144,7 +144,14 @@ def ate_difference_histogram(
         edges = np.histogram_bin_edges(everything, bins=min(bins, everything.size))
         for (pair, values), colour in zip(differences.items(), _PAIR_COLOURS, strict=False):
             label = f"{pair.name}: {values.size} clips, mean {values.mean():+.4f}"
-            axes.hist(values, bins=edges, histtype="step", linewidth=1.5, color=colour, label=label)
+            axes.hist(
+                values,
+                bins=edges.tolist(),
+                histtype="step",
+                linewidth=1.5,
+                color=colour,
+                label=label,
+            )
             axes.axvline(float(values.mean()), color=colour, linewidth=1, linestyle="--")
         axes.axvline(0.0, color="black", linewidth=1)
         # Above the plot: inside, it would hide the tallest bars, which sit near 0.

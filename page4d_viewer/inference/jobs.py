@@ -18,6 +18,7 @@ import torch
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.inference import predictor, tracking
 from page4d_viewer.inference.predictor import ModelInfo
+from page4d_viewer.inference.preprocess import preprocess_mode
 from page4d_viewer.model.network import Page4D
 from page4d_viewer.result.reconstruction import Metadata, Reconstruction
 from page4d_viewer.result.tracks import Seeds
@@ -82,7 +83,7 @@ class PredictorBackend:
                 source,
                 model,
                 mask_strength=options.mask_strength,
-                mode=options.mode,
+                mode=preprocess_mode(options.mode),
                 device=None if options.device == "auto" else options.device,
                 precision=None if options.precision == "auto" else options.precision,
                 progress=progress,

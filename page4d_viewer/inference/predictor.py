@@ -10,9 +10,10 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +38,9 @@ from page4d_viewer.result.reconstruction import (
 )
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH, default_checkpoint_path
 from page4d_viewer.sources import clip as clips
-from page4d_viewer.sources.clip import Clip
+from page4d_viewer.sources.clip import Clip, SourceLike
 from page4d_viewer.sources.confine import check_tree, current_roots
-from page4d_viewer.sources.framing import PreprocessMapping
+from page4d_viewer.sources.framing import PreprocessMapping, PreprocessMode
 from page4d_viewer.sources.groundtruth import (
     GROUND_TRUTH_NAME,
     TUM_TRAJECTORY,
@@ -131,11 +132,11 @@ def model_info_from_checkpoint(info: CheckpointInfo) -> ModelInfo:
 
 
 def predict(
-    clip_or_source: Clip | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    clip_or_source: Clip | SourceLike,
     model: Page4D,
     *,
     mask_strength: float | None = None,
-    mode: str = "crop",
+    mode: PreprocessMode = "crop",
     device: str | None = None,
     precision: str | None = None,
     progress: ProgressFn | None = None,
@@ -344,7 +345,7 @@ def _run_network(
     model.to(torch_device)
     on_model_step = report.model_callback(torch_device, timings)
     # Asked for only when wanted, so any network with the plain forward_pair contract works.
-    inspect = {"return_attention": attention} if attention else {}
+    inspect: dict[str, Any] = {"return_attention": attention} if attention else {}
     started = time.perf_counter()
     with torch.inference_mode(), devices.autocast_for(torch_device, dtype):
         # A Reconstruction keeps only the unmasked run's cameras: skip its dense heads.
@@ -371,7 +372,9 @@ def _effective_strength(requested: float | None, info: ModelInfo, model: Page4D)
     return strength
 
 
-def _as_clip(clip_or_source: object, sampling: FrameSampling | None, report: _Reporter) -> Clip:
+def _as_clip(
+    clip_or_source: Clip | SourceLike, sampling: FrameSampling | None, report: _Reporter
+) -> Clip:
     if isinstance(clip_or_source, clips.Clip):
         if sampling is not None:
             raise Page4DError("sampling applies to a source, not to an already loaded clip")
@@ -431,7 +434,7 @@ def _attach_ground_truth(
             timestamps=metadata.timestamps or None,
         )
         mapping = metadata.preprocessing.mapping
-        original_hw = tuple(int(v) for v in mapping["original_size"])
+        original_hw = (int(mapping["original_size"][0]), int(mapping["original_size"][1]))
         if truth.image_hw is not None and truth.image_hw != original_hw:
             truth = truth.resized(original_hw)
         truth = truth.to_model_input(mapping)
@@ -462,7 +465,9 @@ def _to_reconstruction(
     """Batch item 0 of the model outputs as float32 numpy, cameras from the pose encodings."""
     image_hw = (int(frames.shape[1]), int(frames.shape[2]))
 
-    def numpy(tensor: torch.Tensor) -> np.ndarray:
+    def numpy(tensor: torch.Tensor | None) -> np.ndarray:
+        if tensor is None:  # the masked run always carries its dense heads
+            raise Page4DError("the network returned no depth or points for the masked run")
         return tensor[0].detach().float().cpu().numpy()
 
     cameras = {MASKED: Cameras.from_pose_encoding(numpy(masked.pose_enc), image_hw)}

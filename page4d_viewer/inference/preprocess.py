@@ -12,12 +12,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from page4d_viewer.errors import ClipError
 from page4d_viewer.sources.framing import (
     DEFAULT_TARGET_SIZE,
     PreprocessMapping,
     PreprocessMode,
     fit_frames,
 )
+
+
+def preprocess_mode(name: str) -> PreprocessMode:
+    """``name`` as a preprocessing mode ("crop" or "pad").
+
+    Raises:
+        ClipError: any other name.
+    """
+    if name == "crop" or name == "pad":
+        return name
+    raise ClipError(f"preprocessing mode must be 'crop' or 'pad', got {name!r}")
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from page4d_viewer.sources.datasets import (
     parse_seeds,
     synthetic_clips,
 )
+from page4d_viewer.sources.framing import PreprocessMode
 from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class BatchOptions:
     checkpoint: Path | None = None
     mask_strength: float | None = None
     sampling: FrameSampling = ALL_FRAMES
-    mode: str = "crop"
+    mode: PreprocessMode = "crop"
     precision: str = "auto"
     device: str = "auto"
     max_depth: float | None = None

@@ -37,6 +37,8 @@ from page4d_viewer.evaluation.trajectory import path_length, trajectory_errors
 from page4d_viewer.inference import geometric_poses, predictor
 from page4d_viewer.inference.predictor import ModelInfo
 from page4d_viewer.model.checkpoint import CheckpointInfo
+from page4d_viewer.model.config import ModelConfig
+from page4d_viewer.model.network import ModelOutput, Page4D
 from page4d_viewer.result.cameras import (
     ESTIMATED_VARIANTS,
     GEOMETRY_VARIANTS,
@@ -106,7 +108,7 @@ COLUMNS = (
 )
 
 
-def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Prediction]:
+def model_predictor(model: Page4D) -> Callable[[TrainingSample], Prediction]:
     """A predictor running ``model`` with the mask on and off, plus the geometric poses solved
     from its depth and matches with and without the mask's weights (as every run gets them,
     ``inference/geometric_poses.py``)."""
@@ -114,34 +116,37 @@ def model_predictor(model: torch.nn.Module) -> Callable[[TrainingSample], Predic
     @torch.no_grad()
     def predict(sample: TrainingSample) -> Prediction:
         images = torch.from_numpy(sample.images)[None]
-        height, width = sample.images.shape[-2:]
-        extrinsics = {}
-        depth = dynamic = None
-        for variant, strength in ((MASKED, RELEASED_MASK_STRENGTH), (UNMASKED, 0.0)):
-            output = model(images, mask_strength=strength)
-            pose_enc = output.pose_enc[0].double().numpy()
-            extrinsics[variant], intrinsics = geometry.pose_encoding_to_cameras(
-                pose_enc, (height, width)
+        image_hw = (int(sample.images.shape[-2]), int(sample.images.shape[-1]))
+        masked = model(images, mask_strength=RELEASED_MASK_STRENGTH)
+        unmasked = model(images, mask_strength=0.0)
+        cameras = {
+            variant: geometry.pose_encoding_to_cameras(
+                output.pose_enc[0].double().numpy(), image_hw
             )
-            if variant == MASKED:
-                depth = output.depth[0, ..., 0].double().numpy()
-                mask_score = getattr(output, "mask_score", None)
-                mask_score = None if mask_score is None else mask_score[0].float().numpy()
-                if mask_score is not None:
-                    dynamic = dynamic_probability(mask_score)
-                geometric = _geometric_extrinsics(
-                    model, sample, output, depth, intrinsics, mask_score
-                )
-        extrinsics.update(geometric)
+            for variant, output in ((MASKED, masked), (UNMASKED, unmasked))
+        }
+        extrinsics = {variant: pair[0] for variant, pair in cameras.items()}
+        depth = _first(masked.depth, "depth")[..., 0].double().numpy()
+        mask_score = None if masked.mask_score is None else masked.mask_score[0].float().numpy()
+        dynamic = None if mask_score is None else dynamic_probability(mask_score)
+        intrinsics = cameras[MASKED][1]
+        extrinsics |= _geometric_extrinsics(model, sample, masked, depth, intrinsics, mask_score)
         return Prediction(extrinsics=extrinsics, depth=depth, dynamic_score=dynamic)
 
     return predict
 
 
+def _first(tensor: torch.Tensor | None, name: str) -> torch.Tensor:
+    """Batch item 0 of a dense output the masked run always has."""
+    if tensor is None:
+        raise Page4DError(f"the network returned no {name}")
+    return tensor[0]
+
+
 def _geometric_extrinsics(
-    model: torch.nn.Module,
+    model: Page4D,
     sample: TrainingSample,
-    output: object,
+    output: ModelOutput,
     depth: np.ndarray,
     intrinsics: np.ndarray,
     mask_score: np.ndarray | None,
@@ -150,12 +155,12 @@ def _geometric_extrinsics(
     images_uint8 = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
     matches = geometric_poses.find_matches(
         images_uint8,
-        model,  # type: ignore[arg-type]
+        model,
         torch.from_numpy(sample.images),
         RELEASED_MASK_STRENGTH,
-        getattr(output, "match_features", None),
+        output.match_features,
     )
-    depth_conf = output.depth_conf[0].double().numpy()  # type: ignore[attr-defined]
+    depth_conf = _first(output.depth_conf, "depth confidence").double().numpy()
     poses = geometric_poses.solve_geometric_poses(
         depth, depth_conf, intrinsics, mask_score, matches
     )
@@ -325,7 +330,7 @@ def format_markdown(scores: Sequence[ClipScore], summary: dict[str, dict[str, fl
 
 
 def describe_real_clip(
-    model: torch.nn.Module,
+    model: Page4D,
     info: CheckpointInfo | ModelInfo,
     source: Path,
     max_frames: int,
@@ -355,6 +360,8 @@ def describe_real_clip(
     masked = result.cameras["masked"].extrinsics
     unmasked = result.cameras["unmasked"].extrinsics
     centres_gap = geometry.camera_centers(masked) - geometry.camera_centers(unmasked)
+    if result.mask_score is None:
+        raise Page4DError("this checkpoint has no dynamic mask head to describe")
     dynamic = upsample_mask(dynamic_probability(result.mask_score), *result.image_hw)
     summary = {
         "frames": float(len(result.images)),
@@ -405,20 +412,22 @@ def _write_figure(images: np.ndarray, depth: np.ndarray, dynamic: np.ndarray, pa
 
 
 def write_synthetic_figures(
-    model: torch.nn.Module, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
+    model: Page4D, seed: int, args: argparse.Namespace, image_hw: tuple[int, int]
 ) -> None:
     """Prediction (``--figure``) and ground truth (``*-truth.png``) on the clip of ``seed``."""
     sample = held_out_sample(seed, args.frames, image_hw, args.stride)
     with torch.no_grad():
         output = model(torch.from_numpy(sample.images)[None], mask_strength=RELEASED_MASK_STRENGTH)
     images = (sample.images.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-    dynamic = upsample_mask(dynamic_probability(output.mask_score[0].numpy()), *image_hw)
-    _write_figure(images, output.depth[0, ..., 0].double().numpy(), dynamic, args.figure)
+    mask_score = _first(output.mask_score, "mask score").numpy()
+    dynamic = upsample_mask(dynamic_probability(mask_score), *image_hw)
+    depth = _first(output.depth, "depth")[..., 0].double().numpy()
+    _write_figure(images, depth, dynamic, args.figure)
     truth_path = args.figure.with_name(args.figure.stem + "-truth.png")
     _write_figure(images, sample.depth, sample.dynamic_mask.astype(np.float64), truth_path)
 
 
-def overrides_of(config: object) -> dict:
+def overrides_of(config: ModelConfig) -> dict:
     """The checkpoint's config as keyword overrides (so the untrained twin is identical)."""
     values = config.to_dict()
     values.pop("name", None)

@@ -14,6 +14,7 @@ import torch
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.model.match_head import patch_index
+from page4d_viewer.model.network import Page4D
 from page4d_viewer.model.pose_solver import keyframe_pairs
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.sources.synthetic import track_ground_truth
@@ -23,7 +24,7 @@ from page4d_viewer.training.tracks import clip_tracks
 
 
 def held_out_track_errors(
-    model: torch.nn.Module,
+    model: Page4D,
     seeds: Sequence[int],
     num_frames: int = 8,
     stride: int = 2,
@@ -82,7 +83,7 @@ def held_out_track_errors(
 
 
 def held_out_match_errors(
-    model: torch.nn.Module,
+    model: Page4D,
     seeds: Sequence[int],
     num_frames: int = 8,
     stride: int = 2,
@@ -105,7 +106,8 @@ def held_out_match_errors(
     Raises:
         Page4DError: a seed that training may have used, or a model without match head.
     """
-    if getattr(model, "match_head", None) is None:
+    match_head = model.match_head
+    if match_head is None:
         raise Page4DError("this model has no match head")
     width = model.config.img_size
     image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
@@ -123,7 +125,10 @@ def held_out_match_errors(
         images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
         with torch.no_grad():
             output = model(torch.from_numpy(images).float()[None], mask_strength=mask_strength)
-            found = model.match_head.match(output.match_features.clip(0), pairs, image_hw)
+            features = output.match_features
+            if features is None:
+                raise Page4DError("this model's run gave no match features")
+            found = match_head.match(features.clip(0), pairs, image_hw)
         predicted = found.target_xy.numpy()
         error = np.linalg.norm(predicted - target_xy, axis=-1)
         errors.append(error[visible])
