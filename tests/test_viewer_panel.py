@@ -1024,3 +1024,22 @@ def test_every_handler_lets_gradio_see_its_request(tmp_path: Path) -> None:
             unresolved.append(f"{getattr(handler, '__qualname__', handler)}: {error}")
     assert unresolved == []
     made.close()
+
+
+def test_one_poll_timer_asks_every_tab_in_one_request(tmp_path: Path) -> None:
+    """The page polls its session once per tick: the panel's result view, the probe made in
+    the scene (Inside the model) and the tracks clicked in it (Tracks) come in one answer."""
+    made = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    config = _panel(made).get_config_file()
+    by_id = {component["id"]: component for component in config["components"]}
+    timers = [key for key, component in by_id.items() if component["type"] == "timer"]
+    assert len(timers) == 1
+    ticks = [
+        event for event in config["dependencies"]
+        if any(target[0] == timers[0] for target in event["targets"])
+    ]  # fmt: skip
+    assert len(ticks) == 1
+    outputs = {by_id[key]["props"].get("elem_id") for key in ticks[0]["outputs"]}
+    polled = {"status", "frame", "probe-text", "probe-image", "tracks-note", "tracks-status"}
+    assert polled <= outputs
+    made.close()
