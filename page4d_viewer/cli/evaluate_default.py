@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from page4d_viewer.errors import Page4DError
-from page4d_viewer.model import build_model, load_checkpoint
+from page4d_viewer.model import Page4D, build_model, load_checkpoint
 from page4d_viewer.orchestration.default_model import (
     describe_real_clip,
     evaluate,
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _track_scores(model: torch.nn.Module, args: argparse.Namespace) -> dict[str, float]:
+def _track_scores(model: Page4D, args: argparse.Namespace) -> dict[str, float]:
     """Score the checkpoint's tracker on the same held-out seeds and print one table."""
     scores = held_out_track_errors(model, parse_seeds(args.seeds), args.frames, args.stride)
     rows = [
