@@ -214,7 +214,7 @@ class Reconstruction:
             (``result/inspection.py`` gives their shapes), or None when it recorded neither.
         tracks: point tracks through the S frames (``result/tracks.py``), or None.
         gt_tracks: the exact tracks of the same queries (visibility 0 or 1), or None; only
-            with ``tracks`` (``evaluation/tracks.py`` computes them for synthetic scenes).
+            with ``tracks`` (``inference/tracking.py`` adds them for synthetic scenes).
     """
 
     images: np.ndarray
