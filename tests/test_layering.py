@@ -51,12 +51,14 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "evaluation",
             "training",
         ),
-    ),  # fmt: skip
+    ),
     # The viewer receives a backend: never inference, the model, training or orchestration.
     "viewer.scene": (
         ("page4d_viewer.viewer.scene",),
         ("base", "geometry", "sources", "result", "run_contract", "evaluation"),
     ),
+    # The panel, tabs/ and their helpers: above the scene (the viewer's lowest part), below
+    # the server (app, proxy, sessions: the viewer's top).
     "viewer": (
         ("page4d_viewer.viewer",),
         ("base", "geometry", "sources", "result", "run_contract", "evaluation", "viewer.scene"),
@@ -73,7 +75,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "viewer.scene",
             "viewer",
         ),
-    ),  # fmt: skip
+    ),
     # The composition root, and the two entry points that only call it.
     "cli": (
         ("page4d_viewer.cli", "page4d_viewer.__main__", "page4d_viewer.evaluate_default"),
@@ -92,7 +94,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "viewer",
             "viewer.server",
         ),
-    ),  # fmt: skip
+    ),
 }
 
 # Modules (by prefix) that must not load these libraries (or modules of the package) when
