@@ -20,11 +20,15 @@ and raises ``ValueError`` naming the argument, rather than broadcasting a wrong 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
+
+FloatArray: TypeAlias = npt.NDArray[np.floating]
+"""What the functions here return: floating arrays in the input's precision (float32 in,
+float32 out; integer input becomes float64). Inputs are anything ``np.asarray`` reads."""
 
 # Below this, a quaternion or a point set is degenerate and we refuse to divide by it.
 _EPS = 1e-12
@@ -70,14 +74,14 @@ def check_shape(array: ArrayLike, name: str, trailing: Sequence[Dim]) -> None:
         raise ValueError(f"{name} must be ({expected}), got {shape}")
 
 
-def _float(array: np.ndarray) -> np.ndarray:
+def _float(array: ArrayLike) -> FloatArray:
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float64)
     return array
 
 
-def quaternion_to_rotation(quaternion_xyzw: np.ndarray) -> np.ndarray:
+def quaternion_to_rotation(quaternion_xyzw: ArrayLike) -> FloatArray:
     """Rotation matrices from unit quaternions (normalised here, so any non-zero length works).
 
     Args:
@@ -98,7 +102,7 @@ def quaternion_to_rotation(quaternion_xyzw: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
+def rotation_to_quaternion(rotation: ArrayLike) -> FloatArray:
     """Unit quaternions from rotation matrices, with ``qw >= 0`` (one of the two signs).
 
     Uses the numerically stable branch per matrix (largest diagonal term), so rotations
@@ -135,7 +139,7 @@ def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
     return q.reshape(*batch_shape, 4)
 
 
-def _quaternion_candidates(r: np.ndarray, root: np.ndarray) -> np.ndarray:
+def _quaternion_candidates(r: FloatArray, root: FloatArray) -> FloatArray:
     """(N, 4, 4): row k is 2 q computed from the branch where q_k is the largest component.
 
     Args:
@@ -153,7 +157,7 @@ def _quaternion_candidates(r: np.ndarray, root: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=1)
 
 
-def focal_from_fov(fov: np.ndarray, size: float) -> np.ndarray:
+def focal_from_fov(fov: ArrayLike, size: float) -> FloatArray:
     """Focal length in pixels for a field of view across ``size`` pixels.
 
     Args:
@@ -168,7 +172,7 @@ def focal_from_fov(fov: np.ndarray, size: float) -> np.ndarray:
         return (size / 2.0) / np.tan(_float(fov) / 2.0)
 
 
-def fov_from_focal(focal: np.ndarray, size: float) -> np.ndarray:
+def fov_from_focal(focal: ArrayLike, size: float) -> FloatArray:
     """Full field of view in radians of a focal length ``focal`` (pixels) across ``size`` pixels.
 
     Args:
@@ -182,8 +186,8 @@ def fov_from_focal(focal: np.ndarray, size: float) -> np.ndarray:
 
 
 def pose_encoding_to_cameras(
-    pose_enc: np.ndarray, image_hw: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+    pose_enc: ArrayLike, image_hw: tuple[int, int]
+) -> tuple[FloatArray, FloatArray]:
     """Extrinsics and intrinsics from the network's 9-number pose encoding.
 
     Args:
@@ -210,8 +214,8 @@ def pose_encoding_to_cameras(
 
 
 def cameras_to_pose_encoding(
-    extrinsics: np.ndarray, intrinsics: np.ndarray, image_hw: tuple[int, int]
-) -> np.ndarray:
+    extrinsics: ArrayLike, intrinsics: ArrayLike, image_hw: tuple[int, int]
+) -> FloatArray:
     """The inverse of :func:`pose_encoding_to_cameras` (the principal point is not encoded).
 
     Args:
@@ -235,7 +239,7 @@ def cameras_to_pose_encoding(
     )
 
 
-def to_homogeneous(transform: np.ndarray) -> np.ndarray:
+def to_homogeneous(transform: ArrayLike) -> FloatArray:
     """4x4 matrices from 3x4 rigid (or similarity) transforms.
 
     Args:
@@ -251,7 +255,7 @@ def to_homogeneous(transform: np.ndarray) -> np.ndarray:
     return np.concatenate([transform[..., :3, :4], bottom], axis=-2)
 
 
-def invert_rigid(T_a_b: np.ndarray) -> np.ndarray:
+def invert_rigid(T_a_b: ArrayLike) -> FloatArray:
     """Inverse of rigid transforms, e.g. ``T_world_cam`` (pose) from ``T_cam_world`` (extrinsic).
 
     Args:
@@ -267,7 +271,7 @@ def invert_rigid(T_a_b: np.ndarray) -> np.ndarray:
     return np.concatenate([rotation_t, translation], axis=-1)
 
 
-def compose_rigid(T_a_b: np.ndarray, T_b_c: np.ndarray) -> np.ndarray:
+def compose_rigid(T_a_b: ArrayLike, T_b_c: ArrayLike) -> FloatArray:
     """Chain transforms: ``T_a_c = T_a_b @ T_b_c``.
 
     Args:
@@ -286,7 +290,7 @@ def compose_rigid(T_a_b: np.ndarray, T_b_c: np.ndarray) -> np.ndarray:
     return np.concatenate([rotation, translation], axis=-1)
 
 
-def transform_points(T_a_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+def transform_points(T_a_b: ArrayLike, points_b: ArrayLike) -> FloatArray:
     """Map points from frame b to frame a.
 
     Args:
@@ -306,7 +310,7 @@ def transform_points(T_a_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
     return (rotation @ points_b[..., :, None])[..., 0] + translation
 
 
-def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
+def camera_centers(extrinsics: ArrayLike) -> FloatArray:
     """Camera positions in the world: ``-R^T t``.
 
     Args:
@@ -319,7 +323,7 @@ def camera_centers(extrinsics: np.ndarray) -> np.ndarray:
     return invert_rigid(extrinsics)[..., :3, 3]
 
 
-def pixel_grid(image_hw: tuple[int, int], dtype: npt.DTypeLike = np.float64) -> np.ndarray:
+def pixel_grid(image_hw: tuple[int, int], dtype: npt.DTypeLike = np.float64) -> FloatArray:
     """Pixel coordinates ``(u, v) = (column, row)`` of every pixel.
 
     Args:
@@ -334,7 +338,7 @@ def pixel_grid(image_hw: tuple[int, int], dtype: npt.DTypeLike = np.float64) -> 
     return np.stack([u, v], axis=-1)
 
 
-def sparse_pixel_grid(image_hw: tuple[int, int], step: int) -> np.ndarray:
+def sparse_pixel_grid(image_hw: tuple[int, int], step: int) -> npt.NDArray[np.float64]:
     """Pixel centres ``(u, v)`` every ``step`` pixels, starting half a step from the corner.
 
     Args:
@@ -351,7 +355,7 @@ def sparse_pixel_grid(image_hw: tuple[int, int], step: int) -> np.ndarray:
     return np.stack([columns.ravel(), rows.ravel()], axis=-1).astype(np.float64)
 
 
-def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(points_cam: ArrayLike, intrinsics: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Pinhole projection of camera-frame points to pixels.
 
     Args:
@@ -375,7 +379,7 @@ def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> tuple[np.ndarray,
     return np.stack([u, v], axis=-1), depth
 
 
-def unproject_pixels(uv: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+def unproject_pixels(uv: ArrayLike, depth: ArrayLike, intrinsics: ArrayLike) -> FloatArray:
     """Lift pixels with known depth into the camera frame (inverse of :func:`project`).
 
     Args:
@@ -401,7 +405,7 @@ def unproject_pixels(uv: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray) 
     return np.stack([x * depth, y * depth, depth], axis=-1)
 
 
-def depth_to_camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+def depth_to_camera_points(depth: ArrayLike, intrinsics: ArrayLike) -> FloatArray:
     """Camera-frame point map from a depth map.
 
     Args:
@@ -422,8 +426,8 @@ def depth_to_camera_points(depth: np.ndarray, intrinsics: np.ndarray) -> np.ndar
 
 
 def depth_to_world_points(
-    depth: np.ndarray, extrinsics: np.ndarray, intrinsics: np.ndarray
-) -> np.ndarray:
+    depth: ArrayLike, extrinsics: ArrayLike, intrinsics: ArrayLike
+) -> FloatArray:
     """World-frame point map from depth and cameras.
 
     Args:
@@ -451,7 +455,7 @@ class Similarity(NamedTuple):
     rotation: np.ndarray  # (3, 3)
     translation: np.ndarray  # (3,)
 
-    def apply(self, points: np.ndarray) -> np.ndarray:
+    def apply(self, points: ArrayLike) -> FloatArray:
         """Transform points.
 
         Args:
@@ -463,7 +467,7 @@ class Similarity(NamedTuple):
         check_shape(points, "points", (3,))
         return self.scale * (_float(points) @ self.rotation.T) + self.translation
 
-    def apply_to_extrinsics(self, extrinsics: np.ndarray) -> np.ndarray:
+    def apply_to_extrinsics(self, extrinsics: ArrayLike) -> FloatArray:
         """Re-express cameras in the transformed world, scaling their frames by ``scale``.
 
         With ``X' = s R X + t``, a camera ``X_cam = R_c X + t_c`` becomes
@@ -483,9 +487,9 @@ class Similarity(NamedTuple):
 
 
 def similarity_align(
-    source: np.ndarray,
-    target: np.ndarray,
-    weights: np.ndarray | None = None,
+    source: ArrayLike,
+    target: ArrayLike,
+    weights: ArrayLike | None = None,
     *,
     with_scale: bool = True,
 ) -> Similarity:
