@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from panel_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, close_scene_notices, free_port
+from panel_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, close_scene_notices
 
 VIEWPORT = {"width": 1500, "height": 1400}
 
@@ -30,7 +30,7 @@ def take_screenshot(result: Path, out: Path, frame: int, chromium: Path = CHROMI
 
     with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
         config = AppConfig(
-            port=free_port(), runs_dir=Path(runs_dir), result=str(result),
+            port=0, runs_dir=Path(runs_dir), result=str(result),
             data_roots=[result.parent],
         )  # fmt: skip
         app = ViewerApp(config, None)

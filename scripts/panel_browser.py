@@ -8,7 +8,6 @@ Debian's Chromium (`apt-get install chromium`), driven by Playwright; never
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +23,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 360_000
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_status(page, text: str) -> None:
@@ -71,7 +63,7 @@ def app_in_chromium(
     if not chromium.exists():
         raise SystemExit(f"error: {chromium} not found (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="page4d-screenshot-") as runs_dir:
-        app = ViewerApp(AppConfig(port=free_port(), runs_dir=Path(runs_dir)), backend)
+        app = ViewerApp(AppConfig(port=0, runs_dir=Path(runs_dir)), backend)  # any free port
         app.start()
         try:
             with sync_playwright() as playwright:
