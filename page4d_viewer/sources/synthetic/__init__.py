@@ -10,8 +10,9 @@ The flow, one module each: ``scene`` (what is in the room; world-frame conventio
 ``textures`` (procedural albedo), ``renderer`` (ray casting and shading), ``layout`` (random
 scene contents), ``camera_paths`` (orbit, walk, handheld), ``clip`` (:func:`make_clip`;
 camera and depth conventions), ``correspondence`` (exact point tracks and visibility, and
-query pixels for training them), ``files`` (the ground-truth folder on disk), ``samples`` (the
-bundled clips).
+query pixels for training them), ``input_tracks`` (the exact tracks of a result's
+model-input queries), ``files`` (the ground-truth folder on disk), ``samples`` (the bundled
+clips).
 """
 
 from page4d_viewer.sources.synthetic.camera_paths import CAMERA_MOTIONS
