@@ -828,3 +828,18 @@ def test_scenes_showing_one_result_bin_its_points_once(make_recon) -> None:
     del views, servers, view, server, first, recon
     gc.collect()
     assert SHARED_WORK.nbytes < held  # the result is gone, and its shared work with it
+
+
+def test_a_chosen_result_takes_the_old_one_down_and_says_it_is_loading(
+    make_recon, shown: SceneView
+) -> None:
+    """Issue 20, a scene that keeps up: from the moment a result is chosen the old one is
+    gone and the viewers see what is loading, until the new one's first frame is sent."""
+    shown.set_loading("walk.mp4 · 24 frames")
+    state = shown.state()
+    assert state.loading == "walk.mp4 · 24 frames"
+    assert state.num_frames == 0 and state.points.visible_nodes == ()
+    assert state.cameras.visible_nodes == ()
+    shown.show(make_recon())
+    state = shown.state()
+    assert state.loading is None and state.points.visible_frames == (0,)

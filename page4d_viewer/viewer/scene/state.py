@@ -60,6 +60,7 @@ class SceneState:
         color_sends: per frame, how many times its colours alone were re-sent.
         bytes_sent: bytes handed to Viser since `show()` (`SendCounters.bytes`).
         layers: layer name -> that layer's slice (`Layer.state`), in layer order.
+        loading: what the viewers are told is loading (`SceneView.set_loading`), or None.
     """
 
     num_frames: int
@@ -73,6 +74,7 @@ class SceneState:
     color_sends: tuple[int, ...]
     bytes_sent: int
     layers: Mapping[str, Any]
+    loading: str | None = None
 
     @property
     def points(self) -> PointsState:

@@ -40,6 +40,7 @@ from page4d_viewer.viewer.scene.display import DisplayError
 from page4d_viewer.viewer.scene.layer import CameraPose, FrameView, Layer
 from page4d_viewer.viewer.scene.layers import LAYERS, LayerFactory
 from page4d_viewer.viewer.scene.legend import SceneLegend
+from page4d_viewer.viewer.scene.loading import LoadingNotice
 from page4d_viewer.viewer.scene.mask_overlay import MaskOverlayLayer
 from page4d_viewer.viewer.scene.nodes import (
     FrameStream,
@@ -107,6 +108,7 @@ class SceneView:
         share_prop_hints()
         # The legend first: the first thing a newcomer to the scene needs is what its colours mean.
         self.legend = SceneLegend(server)
+        self.loading = LoadingNotice(server)
         # Embedded beside the panel the sidebar would cover the points: start it minimized (one
         # click on its bar opens it), for every client that connects later too.
         server.gui.main_panel.minimize()
@@ -241,6 +243,13 @@ class SceneView:
             self.redraw()
             self._sync_controls()
         self._start_stream(progress)
+        self.loading.clear()  # the first frame is sent: what loads is now on screen
+
+    def set_loading(self, message: str) -> None:
+        """A new result was chosen: take the old one down now and show every viewer a spinner
+        naming `message` until `show()` has sent the new result's first frame."""
+        self.clear()
+        self.loading.show(message)
 
     def clear(self) -> None:
         """Remove everything shown; the scene's controls stay."""
@@ -361,6 +370,7 @@ class SceneView:
                 color_sends=tuple(counters.colors),
                 bytes_sent=counters.bytes,
                 layers={layer.name: layer.state(view) for layer in self.layers},
+                loading=self.loading.message,
             )
 
     # ------------------------------------------------------------------ internals

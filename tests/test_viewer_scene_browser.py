@@ -1,4 +1,4 @@
-"""The split view in Chromium (issue 20): dragging one side's view moves the other side's."""
+"""The scene in Chromium (issue 20): the split view follows a dragged view; a loading notice."""
 
 from __future__ import annotations
 
@@ -65,3 +65,25 @@ def test_dragging_one_side_moves_the_other(make_reconstruction, launch_chromium)
         for scene, server in zip(scenes, servers, strict=True):
             scene.close()
             server.stop()
+
+
+def test_a_browser_sees_what_is_loading_until_it_arrives(
+    make_reconstruction, launch_chromium
+) -> None:
+    """Issue 20: from the moment a result is chosen, the scene's page says what is loading
+    (a viewer that connects meanwhile too), and the notice goes once its first frame is sent."""
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    scene = SceneView(server)
+    try:
+        scene.show(make_reconstruction(4, 28, 42))
+        scene.set_loading("next.mp4 · 4 frames")
+        with launch_chromium(webgl=True) as browser:
+            page = browser.new_page(viewport={"width": 700, "height": 500})
+            page.goto(f"http://127.0.0.1:{server.get_port()}/")
+            notice = page.get_by_text("next.mp4 · 4 frames")
+            notice.wait_for(timeout=60_000)
+            scene.show(make_reconstruction(4, 28, 42, seed=1))
+            notice.wait_for(state="detached", timeout=60_000)
+    finally:
+        scene.close()
+        server.stop()
