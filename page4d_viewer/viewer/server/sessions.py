@@ -9,8 +9,8 @@ attaches again first. A page that sends no valid tab id is keyed by its session 
 
 Each session owns an internal `viser.ViserServer` on 127.0.0.1 (reached only through the
 proxy in `proxy.py`), the `SceneView` driving it (which holds every display setting), and a
-`ViewerController` for its result, runs and timeline. What every session shares is passed in by the app: the model
-backend with its lock, the runs folder, the path policy, the samples.
+`ViewerController` for its result, runs and timeline. What every session shares is passed in
+by the app: the model backend with its lock, the runs folder, the path policy, the samples.
 
 At most `max_sessions` are open at once: each holds a server thread and a copy of its scene,
 so the next page is told to close another tab instead of slowing everyone down; one client (a
