@@ -144,8 +144,8 @@ def first_run(page_session, app, page, data_dir: Path):
 def test_run_shows_one_node_per_frame(page_session, app, page, first_run: str) -> None:
     state = page_session(app, page).scene.state()
     assert state.num_frames == 4, first_run
-    assert state.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(4))
-    assert sum(state.point_counts) <= MAX_POINTS
+    assert state.points.frame_nodes == tuple(f"/frames/t{i:04d}/points" for i in range(4))
+    assert sum(state.points.point_counts) <= MAX_POINTS
     assert "walk.mp4 · 4 frames · 112x84" in first_run
     assert "stand-in.safetensors" in first_run
     assert [record.title for record in page_session(app, page).controller.recent_runs()] == [
@@ -178,7 +178,7 @@ def test_panel_frame_slider_moves_the_scene_and_back(
     page.get_by_role("tab", name="Mask and depth").click()
     _set_number(page, "frame", 2)
     wait_for(lambda: scene.state().frame == 2, what="the scene to reach frame 2")
-    assert scene.state().visible_frames == (2,)
+    assert scene.state().points.visible_frames == (2,)
     # The Viser timeline moves (as when played or scrubbed there): the panel follows.
     scene.set_frame(3)
     page.wait_for_function(
@@ -190,9 +190,9 @@ def test_mask_sliders_change_the_scene(page_session, app, page, first_run: str) 
     scene = page_session(app, page).scene
     before = scene.state()
     _set_number(page, "mask-threshold", 0.8)
-    wait_for(lambda: scene.state().mask_threshold == pytest.approx(0.8), what="threshold")
+    wait_for(lambda: scene.state().mask.threshold == pytest.approx(0.8), what="threshold")
     _set_number(page, "mask-opacity", 0.2)
-    wait_for(lambda: scene.state().mask_opacity == pytest.approx(0.2), what="opacity")
+    wait_for(lambda: scene.state().mask.opacity == pytest.approx(0.2), what="opacity")
     after = scene.state()
     assert sum(after.color_sends) > sum(before.color_sends)
     assert after.geometry_sends == before.geometry_sends  # recoloured, never resent
@@ -205,9 +205,9 @@ def test_downloads_are_prepared(page_session, app, page, first_run: str) -> None
     # The files carry the scene's settings in their names (earlier tests moved the sliders).
     state = page_session(app, page).scene.state()
     overlay = (
-        f"{state.mask_overlay}_opacity{state.mask_opacity:g}_threshold{state.mask_threshold:g}"
+        f"{state.mask.overlay}_opacity{state.mask.opacity:g}_threshold{state.mask.threshold:g}"
     )
-    conf = f"conf{state.confidence_percentile:g}"
+    conf = f"conf{state.points.confidence_percentile:g}"
     names = ["result.npz", f"scene_{conf}.glb", f"points_ply_{conf}.zip"]
     for name in [*names, f"mask_overlay_{overlay}.mp4"]:
         files.locator(f'a[download="{name}"]').wait_for()

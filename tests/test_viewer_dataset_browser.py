@@ -147,15 +147,15 @@ def test_compare_overlays_the_second_runs_cameras(page_session, app, page) -> No
     page.locator("#compare-choice input").click()
     page.get_by_role("option", name=re.compile(r"index · alley")).click()
     page.locator("#compare").click()
-    wait_for(lambda: session.scene.state().comparison is not None, what="the comparison")
+    wait_for(lambda: session.scene.state().comparison.title is not None, what="the comparison")
     state = session.scene.state()
-    assert "alley.npz" in state.comparison and state.comparison_visible
-    assert state.variants == ("masked", "unmasked")
-    assert state.comparison_variants == ("masked", "unmasked")
-    assert len(state.comparison_camera_nodes) == 6  # 3 frames x 2 variants
+    assert "alley.npz" in state.comparison.title and state.comparison.visible
+    assert state.cameras.variants == ("masked", "unmasked")
+    assert state.comparison.variants == ("masked", "unmasked")
+    assert len(state.comparison.camera_nodes) == 6  # 3 frames x 2 variants
     page.wait_for_function(
         "() => document.querySelector('#status').innerText.includes('alley.npz')",
         timeout=TIMEOUT_MS,
     )
     page.locator("#clear-compare").click()
-    wait_for(lambda: session.scene.state().comparison is None, what="the comparison to clear")
+    wait_for(lambda: session.scene.state().comparison.title is None, what="the comparison to clear")

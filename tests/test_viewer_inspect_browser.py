@@ -58,7 +58,7 @@ def test_picking_a_layer_changes_the_heat_map(page) -> None:
 
 def test_clicking_a_pixel_marks_its_point_in_the_scene(page_session, app, page) -> None:
     session = page_session(app, page)
-    assert session.scene.state().probe_point is None
+    assert session.scene.state().points.probe_point is None
     page.get_by_role("tab", name="Mask and depth").first.click()
     overlay = page.locator(".block", has_text="Frame + dynamic mask").last.locator("img")
     overlay.wait_for()
@@ -74,11 +74,11 @@ def test_clicking_a_pixel_marks_its_point_in_the_scene(page_session, app, page) 
     centre_y = box["height"] * (frame_height / 2) / natural_height
     overlay.click(position={"x": box["width"] / 2, "y": centre_y})
     for _ in range(TIMEOUT_MS // 200):
-        if session.scene.state().probe_point is not None:
+        if session.scene.state().points.probe_point is not None:
             break
         page.wait_for_timeout(200)
     recon = session.controller.current.recon
-    probed = session.scene.state().probe_point
+    probed = session.scene.state().points.probe_point
     assert probed is not None
     np.testing.assert_allclose(probed, recon.points[0, 14, 21], atol=0.06)
     page.get_by_role("tab", name="Inside the model").first.click()

@@ -748,7 +748,7 @@ try:
     assert session.scene.wait_until_sent(timeout=60)
     state = session.scene.state()
     loaded = [m for m in sys.modules if m.startswith(("torch.", "page4d_viewer.inference"))]
-    print("REPORT", json.dumps({"frames": state.num_frames, "sent": state.frames_sent,
+    print("REPORT", json.dumps({"frames": state.num_frames, "sent": state.points.frames_sent,
                       "can_run": session.controller.can_run, "loaded": loaded}))
 finally:
     app.close()

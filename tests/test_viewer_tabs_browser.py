@@ -115,16 +115,16 @@ def test_the_mask_is_continuous_by_default_and_the_threshold_an_option(
     scene = page_session(app, page).scene
     assert page.locator("#mask-overlay input[value=continuous]").is_checked()
     state = scene.state()
-    assert state.mask_overlay == "continuous" and 0 < state.mask_top <= 1
+    assert state.mask.overlay == "continuous" and 0 < state.mask.top <= 1
     # The scene's legend states the scale the colours top out at, as the model's value.
-    assert f"&ge; {state.mask_top:.2f}" in scene.legend.html
+    assert f"&ge; {state.mask.top:.2f}" in scene.legend.html
     assert "99th percentile" in scene.legend.html
     page.locator("#mask-overlay").get_by_text("above the threshold only").click()
     for _ in range(100):
-        if scene.state().mask_overlay == "threshold":
+        if scene.state().mask.overlay == "threshold":
             break
         page.wait_for_timeout(100)
-    assert scene.state().mask_overlay == "threshold"
+    assert scene.state().mask.overlay == "threshold"
     assert "only points at or above" in scene.legend.html
 
 

@@ -83,7 +83,7 @@ def _set_number(page, elem_id: str, value: float) -> None:
 
 def _segments(session) -> np.ndarray:
     """The track segments the scene sent: the points of its visible line-segment nodes."""
-    nodes = session.scene.track_layer._nodes
+    nodes = session.scene.tracks._nodes
     lines = [nodes[name] for name in ("recent", "older") if name in nodes]
     visible = [handle.points for handle in lines if handle.visible]
     return np.concatenate(visible) if visible else np.zeros((0, 2, 3), np.float32)
@@ -110,14 +110,14 @@ def test_tracks_are_drawn_follow_the_timeline_and_can_be_seeded(
     scene.user_moved_frame(1)
     at_one = _segments(session)
     assert len(at_one) == scene.state().tracks.segments > 0
-    assert set(scene.track_layer.segments.age.tolist()) == {0}  # one frame of history
+    assert set(scene.tracks.segments.age.tolist()) == {0}  # one frame of history
     sends = scene.state().tracks.sends
     scene.user_moved_frame(3)
     at_three = _segments(session)
     assert len(at_three) == scene.state().tracks.segments > len(at_one)
     assert scene.state().tracks.sends > sends
     np.testing.assert_allclose(np.sort(at_three.reshape(-1)), np.sort(
-        scene.track_layer.segments.points.reshape(-1)
+        scene.tracks.segments.points.reshape(-1)
     ))  # fmt: skip
 
     # A click on the Tracks tab's picture adds a track from the frame the panel shows (it
