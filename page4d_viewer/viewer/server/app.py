@@ -24,9 +24,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.reconstruction import Reconstruction
+from page4d_viewer.run_contract import RunOptions
 from page4d_viewer.settings import assets_dir
-from page4d_viewer.viewer.server.proxy import is_loopback
-from page4d_viewer.viewer.server.sessions import DEFAULT_GRACE_SECONDS, DEFAULT_MAX_SESSIONS
+from page4d_viewer.viewer.controller import ViewerController, find_samples
+from page4d_viewer.viewer.dataset import index_file
+from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
+from page4d_viewer.viewer.panel import PANEL_CSS, build_panel
+from page4d_viewer.viewer.paths import DataRoots
+from page4d_viewer.viewer.result_cache import ResultCache
+from page4d_viewer.viewer.runs import RunStore
+from page4d_viewer.viewer.server.guard import (
+    GuardRules,
+    LoginLimiter,
+    LoginTokens,
+    RequestGuard,
+    allowed_host_names,
+)
+from page4d_viewer.viewer.server.proxy import (
+    HttpServer,
+    LoginLookup,
+    ScenePolicy,
+    SceneProxy,
+    is_loopback,
+)
+from page4d_viewer.viewer.server.sessions import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_MAX_SESSIONS,
+    SessionRegistry,
+)
+from page4d_viewer.viewer.server.uploads import UPLOAD_ROUTE, InputFolders, receive_upload
 
 MIN_PASSWORD_LENGTH = 10
 SHARED_RESULTS_KEPT = 2  # decoded results the sessions share (each of 65 frames: ~270 MB)
@@ -179,10 +206,6 @@ class ViewerApp:
         """
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         check_exposure(self.config)
-        from page4d_viewer.viewer.dataset import index_file
-        from page4d_viewer.viewer.panel import build_panel
-        from page4d_viewer.viewer.runs import RunStore
-        from page4d_viewer.viewer.server.proxy import HttpServer
 
         config = self.config
         # Checked before anything starts: a bad index is one error line, nothing left running.
@@ -208,8 +231,6 @@ class ViewerApp:
         if warning:
             logger.warning("%s", warning)
         if not is_loopback(config.host) and not config.allowed_hosts:
-            from page4d_viewer.viewer.server.guard import allowed_host_names
-
             names = ", ".join(sorted(allowed_host_names(config.host)))
             logger.warning(
                 "only requests naming %s are answered: give the names clients use with "
@@ -239,10 +260,6 @@ class ViewerApp:
             self.sessions.close_all()
 
     def _registry(self, store) -> SessionRegistry:
-        from page4d_viewer.viewer.controller import ViewerController, find_samples
-        from page4d_viewer.viewer.paths import DataRoots
-        from page4d_viewer.viewer.result_cache import ResultCache
-        from page4d_viewer.viewer.server.sessions import SessionRegistry
 
         config = self.config
         roots = DataRoots(config.data_roots or [Path.cwd(), assets_dir()])
@@ -280,17 +297,6 @@ class ViewerApp:
         import fastapi
         import gradio as gr
         from gradio.utils import get_upload_folder
-
-        from page4d_viewer.viewer.panel import PANEL_CSS
-        from page4d_viewer.viewer.server.guard import (
-            GuardRules,
-            LoginLimiter,
-            LoginTokens,
-            RequestGuard,
-            allowed_host_names,
-        )
-        from page4d_viewer.viewer.server.proxy import LoginLookup, ScenePolicy, SceneProxy
-        from page4d_viewer.viewer.server.uploads import UPLOAD_ROUTE, InputFolders, receive_upload
 
         assert self.sessions is not None and self.demo is not None and self.http is None
         config = self.config
@@ -330,16 +336,12 @@ class ViewerApp:
         return shown | ({self._startup_run} if self._startup_run else set())
 
     def _show_result_at_start(self, result: str) -> None:
-        from page4d_viewer.result.reconstruction import Reconstruction
 
         assert self.sessions is not None
         Reconstruction.load(result)  # one clear error now rather than in every session
         self.sessions.set_initial(lambda controller: controller.open_result(result))
 
     def _run_clip_at_start(self, clip: str) -> None:
-        from page4d_viewer.run_contract import RunOptions
-        from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
-        from page4d_viewer.viewer.runs import RunStore
 
         def log_progress(fraction: float, message: str) -> None:
             logger.debug("start clip: %3.0f%% %s", 100 * fraction, message)
