@@ -133,9 +133,6 @@ NO_LIBRARIES: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = (
 # package from inside a function; an entry that no longer exists fails the test.
 LOCAL_IMPORTS_OWNED_BY_THE_VIEWER_REFACTOR: frozenset[tuple[str, str]] = frozenset(
     {
-        ("page4d_viewer.viewer.dataset", "page4d_viewer.evaluation.report_plots"),
-        ("page4d_viewer.viewer.downloads", "page4d_viewer.result"),
-        ("page4d_viewer.viewer.downloads", "page4d_viewer.result.export"),
         ("page4d_viewer.viewer.server.sessions", "page4d_viewer.viewer.scene"),
     }
 )

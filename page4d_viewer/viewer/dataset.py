@@ -25,6 +25,12 @@ from page4d_viewer.evaluation.index import (
     get_run,
     list_runs,
 )
+from page4d_viewer.evaluation.report_plots import (
+    GEOMETRY_ATES,
+    HEAD_ATES,
+    ate_axis_limit,
+    ate_scatter_figure,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -122,12 +128,6 @@ class DatasetTable:
 def ate_scatters(rows: Sequence[RunRow]) -> tuple[Figure, Figure]:
     """The camera head's and the geometric cameras' masked-vs-unmasked ATE scatters of the
     listed rows, on one scale so the two compare at a glance."""
-    from page4d_viewer.evaluation.report_plots import (
-        GEOMETRY_ATES,
-        HEAD_ATES,
-        ate_axis_limit,
-        ate_scatter_figure,
-    )
 
     limit = ate_axis_limit(rows, (HEAD_ATES, GEOMETRY_ATES))
     return (

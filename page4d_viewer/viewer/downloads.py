@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result import export  # the exporters load trimesh and PyAV when used
 from page4d_viewer.result.reconstruction import Reconstruction
 from page4d_viewer.settings import DEFAULT_MASK_OVERLAY, MaskOverlay
 from page4d_viewer.viewer.runs import DiskFullError, check_free_space, disk_full
@@ -92,8 +93,6 @@ def _write_downloads(
     mask_threshold: float,
     mask_overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
 ) -> list[Path]:
-    from page4d_viewer.result import export  # imported here: trimesh and av load slowly
-
     glb = folder / f"scene_conf{percentile:g}.glb"
     if not glb.exists():
         export.export_glb(recon, glb, conf_percentile=percentile)
