@@ -9,7 +9,10 @@ An attention map is the camera token of a query frame attending to every key fra
 patches in one masked global layer: (S, h, w) probabilities per variant. Shown as heat, each
 selection is scaled by its own largest value (the probabilities themselves are tiny: the row
 sums to 1 over S * h * w patches); the difference "masked − unmasked" uses a diverging
-colormap centred at 0 with a symmetric range.
+colormap centred at 0 with a symmetric range. The attention grid instead tops its scale at the
+selection's 99th percentile (`attention_scale`, said on its colour bar), since a few patches
+take most of the attention and a max scale leaves the rest at the colormap's black end; and
+it lets the key frame show through where the attention is low (`grid_weight`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ ATTENTION_CHOICES: tuple[str, ...] = (*ATTENTION_VARIANTS, DIFFERENCE)
 DIVERGING_COLORMAP = "RdBu_r"  # blue: the mask took attention away; red: it added some
 HEAT_OPACITY = 0.65  # heat over the key frames' images in the attention grid
 TILE_WIDTH = 160  # pixels per key frame in the attention grid, at most
+GRID_SCALE_PERCENTILE = 99.0
+"""The attention grid's colour scale tops out at this percentile of the selection's values."""
 NO_ATTENTION_NOTE = (
     "This result has no attention maps: run with `--attention` "
     "(`page4d-viewer infer clip --out r.npz --attention`) or tick **Record attention** in the "
@@ -130,27 +135,69 @@ def attention_values(recon: Reconstruction, choice: AttentionChoice) -> np.ndarr
     return maps[choice.variant][row, column].astype(np.float32)
 
 
-def heat_values(values: np.ndarray, diverging: bool) -> np.ndarray:
+def heat_values(values: np.ndarray, diverging: bool, top: float | None = None) -> np.ndarray:
     """Attention as heat in [0, 1], one scale for the whole selection.
 
     Args:
         values: (...) attention (signed when `diverging`).
-        diverging: False: divide by the largest value (0 stays 0). True: 0 maps to 0.5 and
-            the range is symmetric, +-max|values| -> 1 / 0.
+        diverging: False: divide by `top` (0 stays 0). True: 0 maps to 0.5 and the range is
+            symmetric, +-top -> 1 / 0.
+        top: the value drawn in the last colour (values beyond it are clipped); None: the
+            largest value (the largest magnitude when diverging).
 
     Returns:
         (...) float32 in [0, 1] (all 0, or all 0.5 when diverging, for an all-zero input).
     """
     values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    if top is None:
+        top = float((np.abs(values) if diverging else values).max(initial=0.0))
     if diverging:
-        largest = float(np.abs(values).max(initial=0.0))
-        if largest == 0.0:
+        if top <= 0.0:
             return np.full(values.shape, 0.5, dtype=np.float32)
-        return (0.5 + 0.5 * values / largest).astype(np.float32)
-    largest = float(values.max(initial=0.0))
-    if largest <= 0.0:
+        return np.clip(0.5 + 0.5 * values / top, 0.0, 1.0).astype(np.float32)
+    if top <= 0.0:
         return np.zeros(values.shape, dtype=np.float32)
-    return np.clip(values / largest, 0.0, 1.0).astype(np.float32)
+    return np.clip(values / top, 0.0, 1.0).astype(np.float32)
+
+
+def attention_scale(values: np.ndarray, diverging: bool) -> float:
+    """The top of the attention grid's colour scale: a robust high value of the selection.
+
+    Args:
+        values: (S, h, w) attention of one selection (signed when `diverging`).
+        diverging: scale the magnitudes |values| (the range is then +-top).
+
+    Returns:
+        The GRID_SCALE_PERCENTILE-th percentile of the values (of |values| when diverging);
+        the largest one when that percentile is 0 (a few non-zero values); 1.0 when every
+        value is 0 or none is finite.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    magnitudes = np.abs(values) if diverging else np.maximum(values, 0.0)
+    finite = magnitudes[np.isfinite(magnitudes)]
+    if not finite.size:
+        return 1.0
+    top = float(np.percentile(finite, GRID_SCALE_PERCENTILE))
+    if top <= 0.0:
+        top = float(finite.max())
+    return top if top > 0.0 else 1.0
+
+
+def grid_weight(heat: np.ndarray, diverging: bool) -> np.ndarray:
+    """How strongly the heat colour covers each key-frame pixel in the attention grid.
+
+    Low attention shows the key frame itself rather than the colormap's dark end, so the
+    grid reads as "where did the token look" on top of the frames.
+
+    Args:
+        heat: (...) heat in [0, 1] (see `heat_values`).
+        diverging: the heat is centred at 0.5 (no difference), which then shows the frame.
+
+    Returns:
+        (...) float32 blend weights in [0, HEAT_OPACITY].
+    """
+    strength = np.abs(2.0 * heat - 1.0) if diverging else heat
+    return (HEAT_OPACITY * np.clip(strength, 0.0, 1.0)).astype(np.float32)
 
 
 def attention_heat(recon: Reconstruction, choice: AttentionChoice) -> np.ndarray:
@@ -175,16 +222,19 @@ def attention_grid(
 
     Returns:
         (rows * h_t, columns * w_t, 3) uint8, tiles of at most TILE_WIDTH pixels wide in
-        frame order, unused tiles black.
+        frame order, unused tiles black. The colours span 0 (or -top) to `attention_scale`
+        (`attention_bar` labels them); the frame shows through where the heat is low.
     """
-    heat = attention_heat(recon, choice)
+    values = attention_values(recon, choice)
+    heat = heat_values(values, choice.diverging, attention_scale(values, choice.diverging))
     frames = recon.num_frames
     height, width = recon.image_hw
     step = max(1, -(-width // TILE_WIDTH))
     tiles = recon.images[:, ::step, ::step]
     tile_h, tile_w = tiles.shape[1:3]
     upsampled = upsample_mask(heat, tile_h, tile_w)
-    blended = blend_colors(tiles, upsampled, HEAT_OPACITY, colormap_of(choice))
+    weight = grid_weight(upsampled, choice.diverging)
+    blended = blend_colors(tiles, upsampled, weight, colormap_of(choice))
     columns = columns or int(np.ceil(np.sqrt(frames)))
     rows = -(-frames // columns)
     grid = np.zeros((rows * tile_h, columns * tile_w, 3), dtype=np.uint8)
@@ -246,13 +296,18 @@ def mask_score_image(recon: Reconstruction, frame: int) -> np.ndarray | None:
 
 
 def attention_bar(recon: Reconstruction, choice: AttentionChoice) -> ColourBar:
-    """How the grid's colours read: the selection's raw attention, 0 (or -max) to its max."""
+    """How the grid's colours read: the selection's raw attention, 0 (or -top) to its
+    `attention_scale` top; values beyond take the end colours."""
     values = np.nan_to_num(attention_values(recon, choice))
+    top = attention_scale(values, choice.diverging)
+    percentile = f"{GRID_SCALE_PERCENTILE:g}th pct"
     if choice.diverging:
-        largest = float(np.abs(values).max(initial=0.0))
-        return ColourBar(DIVERGING_COLORMAP, -largest, largest, note="red: the mask added")
-    largest = float(values.max(initial=0.0))
-    return ColourBar(DEFAULT_COLORMAP, 0.0, largest, note="share of the token's attention")
+        beyond = bool(np.abs(values).max(initial=0.0) > top)
+        note = f"red: the mask added; ends: +-{percentile} of |difference|; faint: near 0"
+        return ColourBar(DIVERGING_COLORMAP, -top, top, above=beyond, note=note)
+    beyond = bool(values.max(initial=0.0) > top)
+    note = f"share of the token's attention; top: {percentile}; faint: low"
+    return ColourBar(DEFAULT_COLORMAP, 0.0, top, above=beyond, note=note)
 
 
 def captioned_grid(recon: Reconstruction, choice: AttentionChoice) -> np.ndarray:
