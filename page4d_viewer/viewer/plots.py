@@ -21,6 +21,7 @@ from page4d_viewer.result.cameras import ESTIMATED_VARIANTS, GEOMETRY_MASKED, GE
 from page4d_viewer.result.mask import (
     blend_colors,
     check_overlay_mode,
+    dynamic_probability,
     heat_colors,
     mask_scale,
     overlay_image,
@@ -495,6 +496,8 @@ class FrameAxis:
         left, right: pixel columns of the axis' two ends in the picture.
         first, last: the frame values at those ends.
         num_frames: frames of the result (clicks are clamped to 0..num_frames-1).
+        top, bottom: pixel rows of the plot area's top and bottom (every axes of the
+            figure), where the page draws its current-frame mark.
     """
 
     left: float
@@ -502,12 +505,20 @@ class FrameAxis:
     first: float
     last: float
     num_frames: int
+    top: float = 0.0
+    bottom: float = 0.0
 
     def frame_at(self, column: float) -> int:
         """The frame nearest to a picture column."""
         share = (column - self.left) / max(self.right - self.left, 1e-9)
         frame = round(self.first + share * (self.last - self.first))
         return int(min(max(frame, 0), self.num_frames - 1))
+
+    def column_at(self, frame: float) -> float:
+        """The picture column of a frame: the inverse of `frame_at` (the page's mark and
+        `frame_plots.MARK_JS` compute the same)."""
+        share = (frame - self.first) / ((self.last - self.first) or 1.0)
+        return self.left + share * (self.right - self.left)
 
 
 @dataclass(frozen=True)
@@ -584,6 +595,54 @@ def disagreement_figure(recon: Reconstruction, frame: int | None = None) -> Figu
     return figure
 
 
+def mask_share(recon: Reconstruction, threshold: float) -> dict[str, np.ndarray]:
+    """Per frame, how much of the picture the mask calls dynamic.
+
+    Args:
+        recon: the result.
+        threshold: dynamic probability from which a patch counts as dynamic.
+
+    Returns:
+        label -> (S,) values in [0, 1]: the share of patches at or above the threshold and
+        the mean dynamic probability (when the result has a mask), and the share of pixels
+        the ground truth marks as moving (when it has them); empty with neither.
+    """
+    curves: dict[str, np.ndarray] = {}
+    if recon.mask_score is not None:
+        probability = dynamic_probability(recon.mask_score)
+        frames = probability.reshape(recon.num_frames, -1)
+        curves[f"patches >= {threshold:.2f}"] = (frames >= threshold).mean(axis=1)
+        curves["mean probability"] = frames.mean(axis=1)
+    if recon.gt_dynamic_mask is not None:
+        moving = np.asarray(recon.gt_dynamic_mask, dtype=np.float64)
+        curves["ground truth moving pixels"] = moving.reshape(recon.num_frames, -1).mean(axis=1)
+    return curves
+
+
+MASK_SHARE_STYLES = {"mean probability": "--", "ground truth moving pixels": ":"}
+
+
+def mask_share_figure(recon: Reconstruction, threshold: float) -> Figure:
+    """The mask's share of each frame (`mask_share`), frames along x."""
+    figure = Figure(figsize=(6.4, 2.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    curves = mask_share(recon, threshold)
+    frames = np.arange(recon.num_frames)
+    for label, values in curves.items():
+        axes.plot(frames, values, MASK_SHARE_STYLES.get(label, "-"), lw=1.6, label=label)
+    axes.set_xlim(0, max(recon.num_frames - 1, 1))
+    axes.set_ylim(0.0, max(1e-3, *(float(np.max(v)) for v in curves.values())) * 1.1)
+    axes.set_xlabel("frame (click to go there)")
+    axes.set_ylabel("share of the frame")
+    axes.set_title("Dynamic mask per frame", fontsize="medium")
+    axes.grid(alpha=0.3)
+    if curves:
+        figure.legend(loc="outside right upper", fontsize="small")
+    else:
+        axes.text(0.5, 0.5, "no mask in this result", ha="center", transform=axes.transAxes)
+    return figure
+
+
 def figure_picture(figure: Figure, num_frames: int) -> PlotPicture:
     """Draw a figure whose last axes' x axis counts frames; remember where that axis lies.
 
@@ -599,4 +658,11 @@ def figure_picture(figure: Figure, num_frames: int) -> PlotPicture:
     axes = figure.axes[-1]
     box = axes.get_window_extent()
     first, last = axes.get_xlim()
-    return PlotPicture(image, FrameAxis(box.x0, box.x1, first, last, num_frames))
+    # Matplotlib counts rows from the bottom, the picture from the top.
+    boxes = [each.get_window_extent() for each in figure.axes]
+    top = float(image.shape[0] - max(each.y1 for each in boxes))
+    bottom = float(image.shape[0] - min(each.y0 for each in boxes))
+    axis = FrameAxis(
+        float(box.x0), float(box.x1), float(first), float(last), num_frames, top, bottom
+    )
+    return PlotPicture(image, axis)

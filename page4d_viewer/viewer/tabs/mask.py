@@ -15,6 +15,8 @@ from gradio.components import Component
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.callbacks import PanelSession, Updates, synced_after
 from page4d_viewer.viewer.controller import SceneSettings
+from page4d_viewer.viewer.frame_plots import FramePlot, frame_plot
+from page4d_viewer.viewer.plots import figure_picture, mask_share_figure
 from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ class MaskWidgets:
     confidence_image: gr.Image
     ground_truth_depth_image: gr.Image
     ground_truth_mask_image: gr.Image
+    share: FramePlot  # the mask's share of each frame: marks the frame, a click goes there
 
     @property
     def images(self) -> list[gr.Image]:
@@ -99,9 +102,11 @@ class MaskTab(PanelTab):
                 frame_image(label, False)
                 for label in ("Ground-truth depth", "Ground-truth moving pixels")
             )
+        share = frame_plot("mask-share", "Dynamic mask per frame: click a frame to go there")
         self.widgets = MaskWidgets(
-            opacity, threshold, mask_overlay, overlay, depth, confidence, truth_depth, truth_mask
-        )
+            opacity, threshold, mask_overlay, overlay, depth, confidence, truth_depth, truth_mask,
+            share,
+        )  # fmt: skip
 
     def wire(self, panel: Panel) -> None:
         self.panel = panel
@@ -109,12 +114,18 @@ class MaskTab(PanelTab):
         for setting in self.widgets.settings:
             setting.input(
                 self.on_mask, [*self.widgets.settings, page.frame, page.synced],
-                [self.widgets.overlay_image, page.status, page.synced],
+                [self.widgets.overlay_image, page.status, page.synced, *self.share_widgets],
                 trigger_mode="always_last", **QUICK,
             )  # fmt: skip
+        self.widgets.share.wire(panel.callbacks, page)
+
+    @property
+    def share_widgets(self) -> list[Component]:
+        """The mask share plot's picture and axis."""
+        return [self.widgets.share.picture, self.widgets.share.axis]
 
     def view(self) -> list[Component]:
-        return [*self.widgets.settings, *self.widgets.images]
+        return [*self.widgets.settings, *self.widgets.images, *self.share_widgets]
 
     def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
         updates: Updates = {
@@ -124,6 +135,7 @@ class MaskTab(PanelTab):
         if shown is None:
             return updates
         updates[self.widgets.mask_overlay] = settings.mask_overlay
+        updates |= self.share_update(shown, settings.mask_threshold)
         return updates | self.image_updates(session.controller.frame_images(settings.frame))
 
     def follow(
@@ -135,11 +147,22 @@ class MaskTab(PanelTab):
             updates[widgets.opacity] = settings.mask_opacity
         if synced is None or settings.mask_threshold != synced.mask_threshold:
             updates[widgets.threshold] = settings.mask_threshold
+            updates |= self.share_update(session.controller.current, settings.mask_threshold)
         if synced is None or settings.mask_overlay != synced.mask_overlay:
             updates[widgets.mask_overlay] = settings.mask_overlay
         if changed:
             updates |= self.image_updates(session.controller.frame_images(settings.frame))
         return updates
+
+    def share_update(self, shown: Shown | None, threshold: float) -> Updates:
+        """The mask share plot, drawn for a threshold (only when it or the result changes:
+        the page moves its frame mark during playback)."""
+        if shown is None:
+            return {}
+        recon = shown.recon
+        return self.widgets.share.update(
+            figure_picture(mask_share_figure(recon, threshold), recon.num_frames)
+        )
 
     def image_updates(self, images: FrameImages | None) -> Updates:
         """The frame pictures; the ground truth's are shown only when the result has them."""
@@ -183,4 +206,7 @@ class MaskTab(PanelTab):
             mask_threshold=applied.mask_threshold, mask_overlay=applied.mask_overlay,
         )  # fmt: skip
         page = self.panel.widgets
-        return {self.widgets.overlay_image: images.overlay, page.synced: synced_now}
+        updates: Updates = {self.widgets.overlay_image: images.overlay, page.synced: synced_now}
+        if synced is None or applied.mask_threshold != synced.mask_threshold:
+            updates |= self.share_update(controller.current, applied.mask_threshold)
+        return updates

@@ -1,6 +1,7 @@
 """The "Pose comparison" tab: the camera paths from above, their per-frame differences, the
-camera head against the geometry per frame (click a frame to go there), and the ATE / RPE
-and depth metrics; a compared run (Compare tab) is drawn with them.
+camera head against the geometry per frame, and the ATE / RPE and depth metrics; a compared
+run (Compare tab) is drawn with them. The per-frame plots mark the current frame and a click
+on one goes to its frame (`frame_plots`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import TYPE_CHECKING, ClassVar
 import gradio as gr
 from gradio.components import Component
 
-from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.callbacks import PanelSession, Updates, synced_after
+from page4d_viewer.viewer.callbacks import PanelSession, Updates
 from page4d_viewer.viewer.controller import SceneSettings
-from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab
+from page4d_viewer.viewer.frame_plots import FramePlot, frame_plot
+from page4d_viewer.viewer.tabs.base import Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import Shown
@@ -26,9 +27,8 @@ class PoseWidgets:
     """The tab's components."""
 
     trajectory_plot: gr.Plot
-    differences_plot: gr.Plot
-    disagreement_image: gr.Image
-    disagreement_axis: gr.State  # plots.FrameAxis of the picture: a click's x to a frame
+    differences: FramePlot
+    disagreement: FramePlot
     metrics_table: gr.Dataframe
 
 
@@ -43,74 +43,42 @@ class PoseComparisonTab(PanelTab):
     def build(self, setup: PanelSetup) -> None:
         with gr.Row():
             trajectory_plot = gr.Plot(label="Trajectories from above", show_label=False)
-            differences_plot = gr.Plot(label="Per-frame differences", show_label=False)
-        # A picture, not a gr.Plot: a click on it reports a pixel, which reads as a frame.
-        disagreement_image = gr.Image(
-            label="Camera head vs geometry per frame: click a frame to go there",
-            interactive=False, elem_id="disagreement", format="png",
-        )  # fmt: skip
+            # Per-frame plots are pictures that mark the current frame; a click goes there.
+            differences = frame_plot(
+                "pose-differences", "Per-frame differences: click a frame to go there"
+            )
+        disagreement = frame_plot(
+            "disagreement", "Camera head vs geometry per frame: click a frame to go there"
+        )
         metrics_table = gr.Dataframe(
             headers=plots.METRICS_HEADERS, label="ATE / RPE, depth AbsRel / δ<1.25",
             interactive=False, elem_id="metrics",
         )  # fmt: skip
-        self.widgets = PoseWidgets(
-            trajectory_plot, differences_plot, disagreement_image, gr.State(None), metrics_table
-        )
+        self.widgets = PoseWidgets(trajectory_plot, differences, disagreement, metrics_table)
 
     def wire(self, panel: Panel) -> None:
         self.panel = panel
-        page, widgets = panel.widgets, self.widgets
-        widgets.disagreement_image.select(
-            self.on_disagreement_click, [widgets.disagreement_axis, page.synced],
-            [page.frame, page.synced, *page.tab_views], **QUICK,
-        )  # fmt: skip
+        for plot in (self.widgets.differences, self.widgets.disagreement):
+            plot.wire(panel.callbacks, panel.widgets)
 
     def view(self) -> list[Component]:
         widgets = self.widgets
         return [
-            widgets.trajectory_plot, widgets.differences_plot, widgets.disagreement_image,
-            widgets.disagreement_axis, widgets.metrics_table,
+            widgets.trajectory_plot, widgets.differences.picture, widgets.differences.axis,
+            widgets.disagreement.picture, widgets.disagreement.axis, widgets.metrics_table,
         ]  # fmt: skip
 
     def show(self, session: PanelSession, shown: Shown | None, settings: SceneSettings) -> Updates:
+        """Draw the plots once per result: the page moves their frame marks itself."""
         if shown is None:
             return {}
-        widgets = self.widgets
+        widgets, frames = self.widgets, shown.recon.num_frames
         poses = session.comparer.pose_views(shown)
-        curve = plots.figure_picture(
-            plots.disagreement_figure(shown.recon, settings.frame), shown.recon.num_frames
-        )
+        curve = plots.figure_picture(plots.disagreement_figure(shown.recon), frames)
+        differences = plots.figure_picture(poses.differences, frames)
         return {
-            widgets.disagreement_image: curve.image,
-            widgets.disagreement_axis: curve.axis,
+            **widgets.disagreement.update(curve),
+            **widgets.differences.update(differences),
             widgets.trajectory_plot: poses.trajectory,
-            widgets.differences_plot: poses.differences,
             widgets.metrics_table: poses.metrics,
-        }
-
-    def on_disagreement_click(
-        self,
-        axis: plots.FrameAxis | None,
-        synced: SceneSettings | None,
-        event: gr.SelectData,
-        request: gr.Request | None = None,
-    ) -> Updates:
-        """A click on the disagreement curve moves the timeline to the clicked frame."""
-        callbacks = self.panel.callbacks
-        try:
-            session = callbacks.session_of(request)
-        except Page4DError as error:
-            return callbacks.status_error(error)
-        shown = session.controller.current
-        if axis is None or shown is None or not isinstance(event.index, (list, tuple)):
-            return callbacks.unchanged()
-        applied = session.controller.set_frame(axis.frame_at(float(event.index[0])))
-        updates = callbacks.followed(session, synced_after(session, synced, frame=applied), synced)
-        curve = plots.figure_picture(
-            plots.disagreement_figure(shown.recon, applied), shown.recon.num_frames
-        )
-        return {
-            **updates,
-            self.panel.widgets.frame: applied,
-            self.widgets.disagreement_image: curve.image,
         }
