@@ -20,15 +20,17 @@ and raises ``ValueError`` naming the argument, rather than broadcasting a wrong 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
-FloatArray: TypeAlias = npt.NDArray[np.floating]
+FloatArray: TypeAlias = npt.NDArray[Any]
 """What the functions here return: floating arrays in the input's precision (float32 in,
-float32 out; integer input becomes float64). Inputs are anything ``np.asarray`` reads."""
+float32 out; integer input becomes float64). The dtype parameter is Any because it follows the
+input, which the annotations cannot carry through; callers that need one precision say so
+with ``astype``. Inputs are anything ``np.asarray`` reads."""
 
 # Below this, a quaternion or a point set is degenerate and we refuse to divide by it.
 _EPS = 1e-12

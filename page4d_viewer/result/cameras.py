@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 
@@ -50,8 +51,8 @@ class Cameras:
         intrinsics: (S, 3, 3) pinhole matrices in pixels.
     """
 
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
+    extrinsics: npt.NDArray[np.float64]
+    intrinsics: npt.NDArray[np.float64]
 
     def __post_init__(self) -> None:
         self.extrinsics = np.asarray(self.extrinsics, dtype=np.float64)
@@ -66,7 +67,7 @@ class Cameras:
             )
 
     @classmethod
-    def from_pose_encoding(cls, pose_enc: np.ndarray, image_hw: tuple[int, int]) -> Cameras:
+    def from_pose_encoding(cls, pose_enc: npt.ArrayLike, image_hw: tuple[int, int]) -> Cameras:
         """Cameras from the network's (S, 9) pose encoding for images of size ``image_hw``."""
         extrinsics, intrinsics = geometry.pose_encoding_to_cameras(
             np.asarray(pose_enc, dtype=np.float64), image_hw
@@ -79,16 +80,16 @@ class Cameras:
         return int(self.extrinsics.shape[0])
 
     @property
-    def T_world_cam(self) -> np.ndarray:
+    def T_world_cam(self) -> npt.NDArray[np.float64]:
         """(S, 3, 4) camera-to-world poses."""
         return geometry.invert_rigid(self.extrinsics)
 
     @property
-    def centers(self) -> np.ndarray:
+    def centers(self) -> npt.NDArray[np.float64]:
         """(S, 3) optical centres in world coordinates."""
         return geometry.camera_centers(self.extrinsics)
 
-    def select(self, frames: np.ndarray | list[int]) -> Cameras:
+    def select(self, frames: npt.ArrayLike) -> Cameras:
         """The cameras of the given frame positions (0-based, in this object's order)."""
         frames = np.asarray(frames, dtype=np.int64)
         return Cameras(self.extrinsics[frames], self.intrinsics[frames])
@@ -99,8 +100,8 @@ class Cameras:
 
 
 def initial_view(
-    extrinsic: np.ndarray, scene_depth: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    extrinsic: npt.ArrayLike, scene_depth: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """A viewpoint a little behind and above a camera, looking at what it sees.
 
     Args:

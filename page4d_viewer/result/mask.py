@@ -26,7 +26,10 @@ meaning of it, and the code uses no other:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.settings import (
@@ -36,12 +39,14 @@ from page4d_viewer.settings import (
     MaskOverlay,
 )
 
+_Value = TypeVar("_Value", bound=np.generic)
+
 
 class DisplayError(Page4DError):
     """A display setting outside what the viewer and the exports support (mode, source, range)."""
 
 
-def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
+def dynamic_probability(mask_score: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Read the network's mask score as a probability that a patch moves.
 
     The released model adds `alpha * m` to the attention logits of camera tokens, so camera
@@ -58,7 +63,9 @@ def dynamic_probability(mask_score: np.ndarray) -> np.ndarray:
     return np.clip(0.5 - np.asarray(mask_score, dtype=np.float32), 0.0, 1.0)
 
 
-def mask_scale(mask_score: np.ndarray | None, percentile: float = MASK_SCALE_PERCENTILE) -> float:
+def mask_scale(
+    mask_score: npt.ArrayLike | None, percentile: float = MASK_SCALE_PERCENTILE
+) -> float:
     """The top of the overlay's colour scale: a percentile of the clip's dynamic probability.
 
     The colours span [0, top], so a mask whose values stay low still shows its contrast; a
@@ -81,7 +88,7 @@ def mask_scale(mask_score: np.ndarray | None, percentile: float = MASK_SCALE_PER
     return top if top > 0.0 else 1.0
 
 
-def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+def upsample_mask(mask: npt.NDArray[_Value], height: int, width: int) -> npt.NDArray[_Value]:
     """Nearest-neighbour upsampling of a patch-grid mask to pixels.
 
     Each pixel takes the value of the patch that covers it (a 14x14 patch of a 518-pixel
@@ -102,7 +109,7 @@ def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask[..., rows[:, None], cols[None, :]]
 
 
-def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
+def patch_index(pixel: npt.ArrayLike, size: int, num_patches: int) -> npt.NDArray[np.int64]:
     """Index of the patch that covers each pixel coordinate along one axis.
 
     Args:
@@ -117,8 +124,8 @@ def patch_index(pixel: np.ndarray, size: int, num_patches: int) -> np.ndarray:
 
 
 def heat_colors(
-    values: np.ndarray, colormap: str = DEFAULT_COLORMAP, top: float = 1.0
-) -> np.ndarray:
+    values: npt.ArrayLike, colormap: str = DEFAULT_COLORMAP, top: float = 1.0
+) -> npt.NDArray[np.uint8]:
     """Map values in [0, top] to colours through a matplotlib colormap.
 
     Args:
@@ -135,10 +142,10 @@ def heat_colors(
     return table[index.astype(np.int64)]
 
 
-_COLORMAP_TABLES: dict[str, np.ndarray] = {}
+_COLORMAP_TABLES: dict[str, npt.NDArray[np.uint8]] = {}
 
 
-def _colormap_table(colormap: str) -> np.ndarray:
+def _colormap_table(colormap: str) -> npt.NDArray[np.uint8]:
     """A (256, 3) uint8 lookup table for a matplotlib colormap (cached)."""
     if colormap not in _COLORMAP_TABLES:
         # Optional: only colouring needs matplotlib, which is slow to import.
@@ -154,12 +161,12 @@ def _colormap_table(colormap: str) -> np.ndarray:
 
 
 def blend_colors(
-    image_rgb: np.ndarray,
-    probability: np.ndarray,
-    weight: np.ndarray | float,
+    image_rgb: npt.ArrayLike,
+    probability: npt.ArrayLike,
+    weight: npt.ArrayLike,
     colormap: str = DEFAULT_COLORMAP,
     top: float = 1.0,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """Blend image colours with a heat map of the mask: `(1 - w) * image + w * heat(p)`.
 
     Args:
@@ -179,8 +186,11 @@ def blend_colors(
 
 
 def overlay_weight(
-    probability: np.ndarray, opacity: float, threshold: float, overlay: MaskOverlay = "threshold"
-) -> np.ndarray:
+    probability: npt.ArrayLike,
+    opacity: float,
+    threshold: float,
+    overlay: MaskOverlay = "threshold",
+) -> npt.NDArray[np.float32]:
     """Per-point blend weight of the mask overlay: `opacity` where p >= threshold, else 0
     ("threshold"), or `opacity` everywhere ("continuous": the colour carries the value).
 
@@ -201,15 +211,15 @@ def overlay_weight(
 
 
 def overlay_image(
-    image_rgb: np.ndarray,
-    mask_score: np.ndarray | None,
+    image_rgb: npt.ArrayLike,
+    mask_score: npt.ArrayLike | None,
     opacity: float,
     threshold: float,
     colormap: str = DEFAULT_COLORMAP,
     *,
     overlay: MaskOverlay = "threshold",
     top: float = 1.0,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """A frame with its mask drawn on top as a heat map (the 2-D counterpart of the scene).
 
     Args:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.result.mask import DisplayError
@@ -32,9 +33,9 @@ class FrameCloud:
         pixel_index: (N,) int64 flat index ``row * W + column`` of each point's pixel.
     """
 
-    points: np.ndarray
-    colors: np.ndarray
-    pixel_index: np.ndarray
+    points: npt.NDArray[np.float32]
+    colors: npt.NDArray[np.uint8]
+    pixel_index: npt.NDArray[np.int64]
 
 
 CONFIDENCE_STEP = 25.0
@@ -60,7 +61,9 @@ def percentile_bin(percentile: float) -> int:
     return round(snap_percentile(percentile) / CONFIDENCE_STEP)
 
 
-def confidence_edges(confidence: np.ndarray, max_samples: int = 250_000) -> np.ndarray:
+def confidence_edges(
+    confidence: npt.ArrayLike, max_samples: int = 250_000
+) -> npt.NDArray[np.float32]:
     """The clip's confidence at each step's percentile: the edges of the confidence bins.
 
     One set of edges for the clip (not per frame), so a frame with poor confidence everywhere
@@ -86,7 +89,7 @@ def confidence_edges(confidence: np.ndarray, max_samples: int = 250_000) -> np.n
     return np.percentile(sample, steps).astype(np.float32)
 
 
-def confidence_bins(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def confidence_bins(confidence: npt.ArrayLike, edges: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """Confidence bin of each value: the number of edges at or below it.
 
     A point passes `frame_points(threshold=confidence_threshold(..., p))` exactly when its
@@ -104,7 +107,7 @@ def confidence_bins(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def confidence_threshold(
-    confidence: np.ndarray, percentile: float, max_samples: int = 250_000
+    confidence: npt.ArrayLike, percentile: float, max_samples: int = 250_000
 ) -> float:
     """The confidence below which points are dropped, at the snapped percentile over the clip.
 
@@ -126,7 +129,7 @@ def confidence_threshold(
     return edge_threshold(confidence_edges(confidence, max_samples), first_bin)
 
 
-def edge_threshold(edges: np.ndarray, first_bin: int) -> float:
+def edge_threshold(edges: npt.NDArray[np.float32], first_bin: int) -> float:
     """The confidence cut that keeps bins `first_bin` and above (-inf keeps every bin).
 
     Args:
@@ -142,7 +145,7 @@ def check_percentile(percentile: float) -> None:
         raise DisplayError(f"confidence percentile must be in [0, 100), got {percentile}")
 
 
-def source_confidence(recon: Reconstruction, source: str) -> np.ndarray:
+def source_confidence(recon: Reconstruction, source: str) -> npt.NDArray[np.float32]:
     """(S, H, W) confidence the filter reads: the point head's or the depth head's."""
     check_source(source)
     return recon.points_conf if source == "points" else recon.depth_conf
@@ -168,8 +171,8 @@ def frame_points(
     *,
     threshold: float,
     source: str = "points",
-    rows: np.ndarray | None = None,
-    cols: np.ndarray | None = None,
+    rows: npt.ArrayLike | None = None,
+    cols: npt.ArrayLike | None = None,
 ) -> FrameCloud:
     """The points of one frame that pass the filter, with their colours and pixels.
 
@@ -214,7 +217,9 @@ def frame_points(
     )
 
 
-def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(
+    height: int, width: int, stride: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Pixel rows and columns kept when downsampling by an integer stride.
 
     Args:
@@ -227,7 +232,7 @@ def pixel_grid(height: int, width: int, stride: int) -> tuple[np.ndarray, np.nda
     """
     if int(stride) < 1:
         raise DisplayError(f"downsampling stride must be at least 1, got {stride}")
-    return np.arange(0, height, stride), np.arange(0, width, stride)
+    return np.arange(0, height, stride, dtype=np.int64), np.arange(0, width, stride, dtype=np.int64)
 
 
 def auto_stride(num_frames: int, height: int, width: int, max_points: int) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import __version__, geometry
 from page4d_viewer.errors import Page4DError, ResultFileError
@@ -217,16 +218,16 @@ class Reconstruction:
             with ``tracks`` (``inference/tracking.py`` adds them for synthetic scenes).
     """
 
-    images: np.ndarray
-    depth: np.ndarray
-    depth_conf: np.ndarray
-    points: np.ndarray
-    points_conf: np.ndarray
+    images: npt.NDArray[np.uint8]
+    depth: npt.NDArray[np.float32]
+    depth_conf: npt.NDArray[np.float32]
+    points: npt.NDArray[np.float32]
+    points_conf: npt.NDArray[np.float32]
     cameras: dict[str, Cameras]
-    mask_score: np.ndarray | None = None
+    mask_score: npt.NDArray[np.float32] | None = None
     metadata: Metadata = field(default_factory=Metadata)
-    gt_depth: np.ndarray | None = None
-    gt_dynamic_mask: np.ndarray | None = None
+    gt_depth: npt.NDArray[np.float32] | None = None
+    gt_dynamic_mask: npt.NDArray[np.bool_] | None = None
     inside: Inside | None = None
     tracks: Tracks | None = None
     gt_tracks: Tracks | None = None
@@ -357,10 +358,10 @@ class Reconstruction:
 
     def with_ground_truth(
         self,
-        extrinsics: np.ndarray | None,
-        intrinsics: np.ndarray | None = None,
-        depth: np.ndarray | None = None,
-        dynamic_mask: np.ndarray | None = None,
+        extrinsics: npt.ArrayLike | None,
+        intrinsics: npt.ArrayLike | None = None,
+        depth: npt.ArrayLike | None = None,
+        dynamic_mask: npt.ArrayLike | None = None,
     ) -> Reconstruction:
         """A copy holding ground truth already in model-input pixels (whatever is known).
 
@@ -378,9 +379,10 @@ class Reconstruction:
             extrinsics = np.asarray(extrinsics, dtype=np.float64)
             first_to_world = geometry.invert_rigid(extrinsics[0])
             if intrinsics is None:
-                intrinsics = self.cameras[MASKED].intrinsics.copy()
+                intrinsics = self.cameras[MASKED].intrinsics
             cameras[GROUND_TRUTH] = Cameras(
-                geometry.compose_rigid(extrinsics, first_to_world), intrinsics
+                geometry.compose_rigid(extrinsics, first_to_world),
+                np.array(intrinsics, dtype=np.float64),
             )
         return dataclasses.replace(
             self,
@@ -389,7 +391,7 @@ class Reconstruction:
             gt_dynamic_mask=self.gt_dynamic_mask if dynamic_mask is None else dynamic_mask,
         )
 
-    def select_frames(self, frames: list[int] | np.ndarray) -> Reconstruction:
+    def select_frames(self, frames: npt.ArrayLike) -> Reconstruction:
         """A Reconstruction of a subset of frames (0-based positions), metadata trimmed to match.
 
         The world frame is kept (still the original first camera), so subsets stay comparable.
@@ -425,7 +427,7 @@ class Reconstruction:
             gt_tracks=None if self.gt_tracks is None else self.gt_tracks.select_frames(frames),
         )
 
-    def timestamps(self) -> np.ndarray:
+    def timestamps(self) -> npt.NDArray[np.float64]:
         """(S,) float64 frame times in seconds; frame positions when none were recorded."""
         if len(self.metadata.timestamps) == self.num_frames:
             return np.asarray(self.metadata.timestamps, dtype=np.float64)

@@ -55,10 +55,10 @@ class Tracks:
         query_frame: (N,) int64 frame position (0..S-1) each track was seeded on.
     """
 
-    xy: np.ndarray
-    visibility: np.ndarray
-    confidence: np.ndarray
-    query_frame: np.ndarray
+    xy: npt.NDArray[np.float32]
+    visibility: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
+    query_frame: npt.NDArray[np.int64]
 
     def __post_init__(self) -> None:
         self.xy = np.asarray(self.xy, dtype=np.float32)
@@ -86,11 +86,11 @@ class Tracks:
         return int(self.xy.shape[1])
 
     @property
-    def query_xy(self) -> np.ndarray:
+    def query_xy(self) -> npt.NDArray[np.float32]:
         """(N, 2) pixel of each track on its query frame."""
         return self.xy[self.query_frame, np.arange(self.num_tracks)]
 
-    def visible(self, threshold: float = VISIBLE_THRESHOLD) -> np.ndarray:
+    def visible(self, threshold: float = VISIBLE_THRESHOLD) -> npt.NDArray[np.bool_]:
         """(S, N) bool: visible with at least ``threshold`` probability."""
         return self.visibility >= threshold
 
@@ -105,7 +105,7 @@ class Tracks:
             np.concatenate([self.query_frame, other.query_frame]),
         )
 
-    def select_frames(self, frames: np.ndarray) -> Tracks | None:
+    def select_frames(self, frames: npt.ArrayLike) -> Tracks | None:
         """The tracks seeded on one of ``frames`` (0-based positions), on those frames only.
 
         Returns None when no track was seeded on a kept frame.
@@ -152,7 +152,9 @@ class Tracks:
         )
 
 
-def _probabilities(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _probabilities(
+    name: str, values: npt.ArrayLike, shape: tuple[int, int]
+) -> npt.NDArray[np.float32]:
     values = np.asarray(values, dtype=np.float32)
     if values.shape != shape:
         raise ValueError(f"{name} must be {shape}, got {values.shape}")
@@ -185,7 +187,9 @@ def pixel_of(
     return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside
 
 
-def lift(recon: Reconstruction, source: str = "points", tracks: Tracks | None = None) -> np.ndarray:
+def lift(
+    recon: Reconstruction, source: str = "points", tracks: Tracks | None = None
+) -> npt.NDArray[np.float32]:
     """3-D path of every track: the source's world point at the track's pixel in each frame.
 
     Nearest pixel, not bilinear: at an object's edge a blend of foreground and background
@@ -229,7 +233,7 @@ def lift(recon: Reconstruction, source: str = "points", tracks: Tracks | None = 
     return positions.astype(np.float32)
 
 
-def query_dynamic_probability(recon: Reconstruction) -> np.ndarray:
+def query_dynamic_probability(recon: Reconstruction) -> npt.NDArray[np.float32]:
     """(N,) dynamic probability of the mask patch under each track's query pixel.
 
     Zeros when the result has no mask (every track then counts as static).
@@ -246,7 +250,9 @@ def query_dynamic_probability(recon: Reconstruction) -> np.ndarray:
     ]
 
 
-def moving_tracks(recon: Reconstruction, threshold: float = DEFAULT_MASK_THRESHOLD) -> np.ndarray:
+def moving_tracks(
+    recon: Reconstruction, threshold: float = DEFAULT_MASK_THRESHOLD
+) -> npt.NDArray[np.bool_]:
     """(N,) bool: the track was seeded on a patch whose dynamic probability is >= threshold."""
     return query_dynamic_probability(recon) >= threshold
 
@@ -259,7 +265,7 @@ _STATIC_HUES = (0.47, 0.68)
 _GOLDEN = (5**0.5 - 1) / 2
 
 
-def track_colors(moving: np.ndarray) -> np.ndarray:
+def track_colors(moving: npt.ArrayLike) -> npt.NDArray[np.uint8]:
     """One colour per track, shared by the viewer and the exports: warm if moving, cool if not.
 
     The k-th moving (static) track takes hue ``band start + band width * frac(k * 0.618...)``
@@ -304,11 +310,11 @@ class Seeds:
     """
 
     frame: int
-    xy: np.ndarray
+    xy: npt.NDArray[np.float32]
 
 
 def seed_queries(
-    mask_score: np.ndarray | None,
+    mask_score: npt.NDArray[np.float32] | None,
     image_hw: tuple[int, int],
     count: int,
     moving_share: float = 0.75,
@@ -351,7 +357,7 @@ def seed_queries(
     return Seeds(frame, np.stack([centre_x, centre_y], axis=-1).astype(np.float32))
 
 
-def _static_grid(height: int, width: int, count: int) -> np.ndarray:
+def _static_grid(height: int, width: int, count: int) -> npt.NDArray[np.float32]:
     """About ``count`` pixels on an even grid with the image's aspect ratio."""
     across = max(1, int(round(np.sqrt(count * width / height))))
     down = max(1, int(np.ceil(count / across)))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
@@ -58,7 +59,7 @@ def parse_frame_selection(text: str | None, num_frames: int) -> list[int]:
 
 def frustum_segments(
     cameras: Cameras, image_hw: tuple[int, int], size: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """World-space wireframe of each camera: its centre and image-corner rays at depth ``size``.
 
     Args:
@@ -76,11 +77,11 @@ def frustum_segments(
     corners_cam = geometry.unproject_pixels(corners_uv, depth, cameras.intrinsics)
     local = np.concatenate([np.zeros((cameras.num_frames, 1, 3)), corners_cam], axis=1)
     vertices = geometry.transform_points(cameras.T_world_cam, local)
-    edges = np.array([[0, 1], [0, 2], [0, 3], [0, 4], [1, 2], [2, 3], [3, 4], [4, 1]])
-    return vertices, edges
+    edges = np.array([[0, 1], [0, 2], [0, 3], [0, 4], [1, 2], [2, 3], [3, 4], [4, 1]], np.int64)
+    return vertices.astype(np.float64, copy=False), edges
 
 
-def scene_extent(points: np.ndarray) -> float:
+def scene_extent(points: npt.NDArray[np.floating]) -> float:
     """Robust size of a point set: the 2nd-98th percentile bounding-box diagonal.
 
     Args:
@@ -111,9 +112,11 @@ def frusta_path(vertices: np.ndarray, edges: np.ndarray, color: tuple[int, int, 
     )
 
 
-def rgba(colors: np.ndarray) -> np.ndarray:
+def rgba(colors: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """(N, 4) uint8 RGBA, opaque, of (N, 3) RGB colours."""
+    colors = np.asarray(colors, dtype=np.uint8)
     alpha = np.full((len(colors), 1), 255, dtype=np.uint8)
-    return np.concatenate([colors.astype(np.uint8), alpha], axis=1)
+    return np.concatenate([colors, alpha], axis=1)
 
 
 def prepare_output(path: str | os.PathLike[str], suffix: str) -> Path:

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.export.common import prepare_output, selected_frames
@@ -32,7 +33,7 @@ def mp4_frame(
     threshold: float = DEFAULT_MASK_THRESHOLD,
     colormap: str = DEFAULT_COLORMAP,
     overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """The picture `export_mp4` encodes for one frame: the viewer's mask overlay.
 
     Args:
@@ -163,7 +164,7 @@ def _checked_picture(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def clip_frame_rate(timestamps: np.ndarray) -> float:
+def clip_frame_rate(timestamps: npt.ArrayLike) -> float:
     """Frames per second of a clip from its (S,) timestamps in seconds: 1 / median step,
     clipped to [1, 120]; 10 when the steps are unknown."""
     steps = np.diff(timestamps)

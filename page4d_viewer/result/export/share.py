@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.cameras import MASKED, VARIANT_COLORS, initial_view
@@ -198,12 +199,12 @@ def _record(
 def share_point_colors(
     recon: Reconstruction,
     frame: int,
-    colors: np.ndarray,
-    pixel_index: np.ndarray,
+    colors: npt.NDArray[np.uint8],
+    pixel_index: npt.NDArray[np.int64],
     opacity: float,
     threshold: float,
     overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint8]:
     """Point colours with the dynamic mask blended in, as the scene's overlay draws them
     (the heat map on the clip's scale, `mask_scale`).
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
@@ -17,7 +18,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 logger = logging.getLogger(__name__)
 
 
-def tum_lines(cameras: Cameras, timestamps: np.ndarray) -> list[str]:
+def tum_lines(cameras: Cameras, timestamps: npt.NDArray[np.floating]) -> list[str]:
     """TUM trajectory lines ``timestamp tx ty tz qx qy qz qw`` (camera-to-world poses).
 
     Args:
@@ -74,7 +75,9 @@ def export_tum(
     return written
 
 
-def read_tum(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+def read_tum(
+    path: str | os.PathLike[str],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Read a TUM trajectory file (``#`` comments and blank lines skipped).
 
     Args:
