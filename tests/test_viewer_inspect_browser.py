@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import viewing_app
+from conftest import viewing_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,10 +73,7 @@ def test_clicking_a_pixel_marks_its_point_in_the_scene(page_session, app, page) 
     frame_height = recon.image_hw[0] * plots.enlargement(recon.image_hw[1], plots.PANEL_IMAGE_WIDTH)
     centre_y = box["height"] * (frame_height / 2) / natural_height
     overlay.click(position={"x": box["width"] / 2, "y": centre_y})
-    for _ in range(TIMEOUT_MS // 200):
-        if session.scene.state().points.probe_point is not None:
-            break
-        page.wait_for_timeout(200)
+    wait_for(lambda: session.scene.state().points.probe_point is not None, page=page)
     recon = session.controller.current.recon
     probed = session.scene.state().points.probe_point
     assert probed is not None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
-from conftest import open_panel, viewing_app
+from conftest import open_panel, viewing_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,11 +44,7 @@ def _wait_for_status(page, text: str) -> str:
 def test_record_three_frames_at_320x240(page_session, app, page) -> None:
     session = page_session(app, page)
     # The panel embeds the scene: wait for that browser to join the session's Viser server.
-    for _ in range(600):
-        if session.server.get_clients():
-            break
-        page.wait_for_timeout(100)
-    assert session.server.get_clients(), "the embedded scene never connected"
+    wait_for(lambda: bool(session.server.get_clients()), 60, "the embedded scene", page=page)
     page.get_by_role("tab", name="Record").click()
     page.locator("#record-resolution input").click()
     page.get_by_role("option", name="320x240").click()

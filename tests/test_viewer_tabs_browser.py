@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import open_panel, running_app
+from conftest import open_panel, running_app, wait_for
 
 from page4d_viewer.viewer.scene.display import VARIANT_LABELS
 
@@ -120,11 +120,7 @@ def test_the_mask_is_continuous_by_default_and_the_threshold_an_option(
     assert f"&ge; {state.mask.top:.2f}" in scene.legend.html
     assert "99th percentile" in scene.legend.html
     page.locator("#mask-overlay").get_by_text("above the threshold only").click()
-    for _ in range(100):
-        if scene.state().mask.overlay == "threshold":
-            break
-        page.wait_for_timeout(100)
-    assert scene.state().mask.overlay == "threshold"
+    wait_for(lambda: scene.state().mask.overlay == "threshold", 10, "the threshold", page=page)
     assert "only points at or above" in scene.legend.html
 
 
