@@ -262,6 +262,8 @@ class FakeScene:
         self._frame = 0
         self.opacity, self.threshold = 0.5, 0.5
         self.percentile = 25.0
+        # (message, results shown until then) per set_loading; None for stop_loading
+        self.loading: list[tuple[str | None, int]] = []
 
     @property
     def num_frames(self) -> int:
@@ -277,6 +279,12 @@ class FakeScene:
 
     def set_frame(self, index: int) -> None:
         self._frame = index
+
+    def set_loading(self, message: str) -> None:
+        self.loading.append((message, len(self.shown)))
+
+    def stop_loading(self) -> None:
+        self.loading.append((None, len(self.shown)))
 
     def set_mask_overlay(self, opacity: float, threshold: float) -> None:
         if not (0 <= opacity <= 1 and 0 <= threshold <= 1):
@@ -420,6 +428,28 @@ def test_open_result_file_and_damaged_file(
     with pytest.raises(Page4DError, match="bad.npz"):
         controller.open_result(bad)
     assert controller.current is shown
+
+
+def test_the_scene_says_what_loads_before_it_shows_it(
+    make_recon, controller: ViewerController, tmp_path: Path
+) -> None:
+    scene = controller.scene
+    first = controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
+    assert scene.loading == [(f"loading {first.title}", 0)]  # said before it was shown
+    reopened = controller.open_run(first.record.run_id)
+    assert scene.loading[-1] == (f"loading {first.title}", 1) and len(scene.shown) == 2
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(Page4DError):
+        controller.open_result(bad)
+    # The old result was taken down for the new one, which failed: the old one is back.
+    assert scene.loading[-1] == ("loading bad.npz", 2)
+    assert scene.shown[-1] is reopened.recon and controller.current is reopened
+    empty = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    with pytest.raises(Page4DError):
+        empty.open_result(bad)
+    assert empty.scene.loading == [("loading bad.npz", 0), (None, 0)]  # nothing to put back
+    empty.close()
 
 
 def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -> None:

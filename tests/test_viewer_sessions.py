@@ -83,6 +83,10 @@ class _Scene:
 
     def set_frame(self, index: int) -> None: ...
 
+    def set_loading(self, message: str) -> None: ...
+
+    def stop_loading(self) -> None: ...
+
     def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
 
     def state(self):
@@ -299,6 +303,113 @@ def test_a_single_session_registry_serves_every_page(tmp_path: Path) -> None:
     registry.close_all()
     assert session.closed and controller._temp_root.is_dir()  # the controller is the caller's
     controller.close()
+
+
+# --- the split view: a second scene, masked | unmasked ---------------------------------------
+
+SPLIT_VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
+
+
+def _variants_shown(scene) -> set[str]:
+    state = scene.state().cameras
+    return {name for name in state.variants if (state.variant_visible or {})[name]}
+
+
+def test_the_split_view_shows_every_result_on_both_sides_until_it_is_off(
+    make_reconstruction, registry: SessionRegistry, tmp_path: Path
+) -> None:
+    session = registry.open(TAB_A, "alice")
+    left, controller = session.scene, session.controller
+    first = make_reconstruction(4, variants=SPLIT_VARIANTS, ground_truth=True)
+    controller.open_result(first.save(tmp_path / "first.npz"))
+    controller.set_frame(2)
+    assert registry.upstream(TAB_A, "alice", "right") is None and session.right_port is None
+    session.set_split(True)
+    assert session.split_on and session.right_port not in (None, session.port)
+    assert registry.upstream(TAB_A, "alice", "right") == session.right_port
+    assert registry.upstream(TAB_A, "bob", "right") is None  # another user's: none
+    assert registry.upstream(TAB_A, "alice", "left") is None  # no such view
+    right = session._split.right
+    # The result on screen went to both sides, at its frame, each side with its own poses.
+    assert (left.frame, right.frame, right.num_frames) == (2, 2, 4)
+    assert _variants_shown(left) == {"masked", "geometry_masked", "ground_truth"}
+    assert _variants_shown(right) == {"unmasked", "geometry_unmasked", "ground_truth"}
+    # The next result goes to both too, and so do the panel's frame moves.
+    second = make_reconstruction(5, variants=SPLIT_VARIANTS, ground_truth=True, seed=1)
+    controller.open_result(second.save(tmp_path / "second.npz"))
+    assert (left.num_frames, right.num_frames) == (5, 5)
+    assert right.state().points.point_source == "depth_unmasked"
+    assert controller.set_frame(3) == 3 and right.frame == 3
+    # Off: the overlaid view as it was, every variant and the point map, on the left only.
+    session.set_split(False)
+    assert not session.split_on and right.num_frames == 0
+    assert _variants_shown(left) == {*SPLIT_VARIANTS, "ground_truth"}
+    assert left.state().points.point_source == "points"
+    assert (left.num_frames, left.frame) == (5, 3)
+    controller.open_result(tmp_path / "first.npz")
+    assert (left.num_frames, right.num_frames) == (4, 0)
+    session.set_split(True)  # on again: the same right scene
+    assert right.num_frames == 4 and registry.upstream(TAB_A, "alice", "right") is not None
+    registry.close(TAB_A)
+    assert registry.upstream(TAB_A, "alice", "right") is None
+    with pytest.raises(SessionClosedError):
+        session.set_split(False)
+
+
+def test_a_single_session_has_no_split_view(tmp_path: Path) -> None:
+    controller = ViewerController(_Scene(), RunStore(tmp_path), DataRoots([tmp_path]))
+    registry = SessionRegistry.single(controller)
+    session = registry.attach("hash-1", None)
+    with pytest.raises(Page4DError, match="split view"):
+        session.set_split(True)
+    assert not session.split_on and session.right_port is None
+    registry.close_all()
+    controller.close()
+
+
+def test_the_proxy_reaches_the_right_scene_with_the_same_checks() -> None:
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from page4d_viewer.viewer.server.proxy import SceneProxy
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    asked: list[tuple[str, str | None, str]] = []
+
+    def upstream(session: str, user: str | None, view: str) -> int | None:
+        asked.append((session, user, view))
+        return server.get_port() if (session, view) == (TAB_A, "right") else None
+
+    def app(policy: ScenePolicy) -> FastAPI:
+        made = FastAPI()
+        SceneProxy(upstream, policy).mount(made)
+        return made
+
+    try:
+        with TestClient(app(ScenePolicy(loopback=True, login_required=False))) as client:
+            page = client.get(f"/scene/{TAB_A}/right/")
+            assert page.status_code == 200 and "<html" in page.text.lower()
+            assert asked[-1] == (TAB_A, None, "right")
+            assert client.get(f"/scene/{TAB_A}/").status_code == 404  # the main scene's lookup
+            assert asked[-1] == (TAB_A, None, "main")
+            assert client.get(f"/scene/{TAB_B}/right/").status_code == 404  # no such session
+            moved = client.get(f"/scene/{TAB_A}/right", follow_redirects=False)
+            assert moved.headers["location"] == f"/scene/{TAB_A}/right/"
+            assert client.get(f"/scene/{TAB_A}/right/?view=main").status_code == 200
+            assert asked[-1][2] == "right"  # the view is the route's, never a query's
+            evil = {"origin": "http://evil.example"}
+            right_socket = f"/scene/{TAB_A}/right/"
+            with (
+                pytest.raises(WebSocketDisconnect) as refused,
+                client.websocket_connect(right_socket, headers=evil),
+            ):
+                pass
+            assert refused.value.code == 1008
+        with TestClient(app(ScenePolicy(loopback=False, login_required=True))) as client:
+            assert client.get(f"/scene/{TAB_A}/right/").status_code == 401  # no login cookie
+    finally:
+        server.stop()
 
 
 def test_no_grace_closes_at_once_and_two_pages_of_a_tab_keep_it(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.run_contract import ModelBackend, RunCancelled, RunOptions
 from page4d_viewer.settings import RELEASED_MASK_STRENGTH
 from page4d_viewer.viewer.controller import SceneSettings, Shown, ViewerController
+from page4d_viewer.viewer.split_panel import split_labels_html
 from page4d_viewer.viewer.status import error_markdown, run_choices, status_markdown
 
 if TYPE_CHECKING:
@@ -65,6 +66,15 @@ class PanelSession(Protocol):
 
     @property
     def track_seeder(self) -> TrackSeeder: ...
+
+    @property
+    def split_on(self) -> bool:
+        """Whether the split view (masked | unmasked) is on."""
+        ...
+
+    def set_split(self, on: bool) -> None:
+        """Turn the split view on or off (Page4DError when the session cannot)."""
+        ...
 
 
 class PanelSessions(Protocol):
@@ -216,6 +226,8 @@ class PanelWidgets:
     open_run_button: gr.Button
     frame: gr.Slider
     scene: gr.HTML
+    split_toggle: gr.Checkbox
+    split_labels: gr.HTML
     timer: gr.Timer
     tab_views: list[Component] = field(default_factory=list)
 
@@ -234,8 +246,8 @@ class PanelCallbacks:
             `SessionRegistry.single(controller)` for one controller (tests, embedding).
         widgets: The page's own components.
         tabs: The tabs under the scene; each fills its part of the result view.
-        scene_html: The scene box for a page's session id (used when the registry gives each
-            session a scene of its own to embed).
+        scene_html: The scene box for a page's session id and whether the split view is on
+            (used when the registry gives each session a scene of its own to embed).
     """
 
     def __init__(
@@ -243,7 +255,7 @@ class PanelCallbacks:
         sessions: PanelSessions,
         widgets: PanelWidgets,
         tabs: Sequence[PanelTab] = (),
-        scene_html: Callable[[str], str] | None = None,
+        scene_html: Callable[[str, bool], str] | None = None,
     ) -> None:
         self.sessions = sessions
         self.widgets = widgets
@@ -294,6 +306,10 @@ class PanelCallbacks:
             }
         for tab in self.tabs:
             updates |= tab.show(session, shown, settings)
+        if session.split_on:
+            updates[widgets.split_labels] = split_labels_html(
+                None if shown is None else shown.recon
+            )
         return updates
 
     def followed(
@@ -374,7 +390,8 @@ class PanelCallbacks:
             widgets.runs: self.runs_update(request=request),
         }
         if self.sessions.embeds_scenes and self.scene_html is not None:
-            updates[widgets.scene] = self.scene_html(session.session_id)
+            updates[widgets.scene] = self.scene_html(session.session_id, session.split_on)
+            updates[widgets.split_toggle] = session.split_on
         # A refreshed page shows the shown run's strength, not the slider's build default.
         if shown is not None and shown.recon.has_mask:
             updates[widgets.model.mask_strength] = shown.recon.metadata.mask_strength
@@ -486,6 +503,27 @@ class PanelCallbacks:
             return self.followed(session, synced_after(session, synced, frame=applied), synced)
 
         return self._guarded(move)(request)
+
+    def on_split(self, on: bool, request: gr.Request | None = None) -> Updates:
+        """The split view toggled: the scene box shows one scene or two, with their labels."""
+
+        def split(session: PanelSession) -> Updates:
+            widgets = self.widgets
+            try:
+                session.set_split(bool(on))
+            except Page4DError as error:
+                return {**self.failed(session, str(error)), widgets.split_toggle: False}
+            updates: Updates = {widgets.split_labels: ""}
+            if self.sessions.embeds_scenes and self.scene_html is not None:
+                updates[widgets.scene] = self.scene_html(session.session_id, session.split_on)
+            if session.split_on:
+                shown = session.controller.current
+                updates[widgets.split_labels] = split_labels_html(
+                    None if shown is None else shown.recon
+                )
+            return updates
+
+        return self._guarded(split)(request)
 
     def on_checkpoint(self, name: str | None) -> Any:
         """The mask strength slider, set to a newly chosen checkpoint's default."""

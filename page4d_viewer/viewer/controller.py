@@ -17,7 +17,8 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -54,7 +55,27 @@ class NoModelError(Page4DError):
     """The app was started without a model (`page4d-viewer view`)."""
 
 
-class SceneLike(Protocol):
+class SceneOutput(Protocol):
+    """Where the controller sends what it shows: its own scene, or both sides of the split
+    view (`server.split_view.SplitView`) while that is on."""
+
+    def show(self, recon: Reconstruction) -> None: ...
+
+    def set_loading(self, message: str) -> None:
+        """A new result was chosen: take the shown one down and say `message` is loading
+        until `show` has drawn the new one's first frame."""
+        ...
+
+    def stop_loading(self) -> None:
+        """What was loading failed to come (the scene stays as it is, the notice goes)."""
+        ...
+
+    def set_frame(self, frame: int) -> None: ...
+
+    def update_tracks(self, recon: Reconstruction) -> None: ...
+
+
+class SceneLike(SceneOutput, Protocol):
     """The part of `page4d_viewer.viewer.scene.SceneView` the panel drives."""
 
     @property
@@ -65,13 +86,9 @@ class SceneLike(Protocol):
 
     def show(self, recon: Reconstruction, progress: Progress | None = None) -> None: ...
 
-    def set_frame(self, frame: int) -> None: ...
-
     def set_mask_overlay(
         self, opacity: float, threshold: float, overlay: str | None = None
     ) -> None: ...
-
-    def update_tracks(self, recon: Reconstruction) -> None: ...
 
     def state(self) -> SceneState: ...
 
@@ -168,6 +185,9 @@ class ViewerController:
         self.owner = owner
         self.shared_runs = shared_runs
         self._scene_lock = threading.Lock()
+        # Where results go: the scene, or the split view's two sides (`show_on`). Reads and
+        # settings always use `scene`: the split view copies its settings to the other side.
+        self._output: SceneOutput = scene
         self._sessions = CancelFlags()
         # Reopening a file skips decoding it again (in any session, when the app shares it).
         self.results = results if results is not None else ResultCache()
@@ -275,9 +295,10 @@ class ViewerController:
             raise
         finally:
             self._sessions.finish(session, cancel)
-        return self._show(
-            recon, record.title, record, record.result_path, record.exports_dir, progress
-        )
+        with self._loading(record.title):
+            return self._show(
+                recon, record.title, record, record.result_path, record.exports_dir, progress
+            )
 
     def add_tracks(self, seeds: Seeds, options: RunOptions) -> Shown:
         """Track `seeds` on the result on screen with the session's model (`options`: the
@@ -308,7 +329,7 @@ class ViewerController:
                 saved = downloads.keep_tracks(recon, run_file, shown.exports_dir)
                 shown = dataclasses.replace(shown, recon=recon, result_file=saved)
                 self._current = shown
-            self.scene.update_tracks(recon)
+            self._output.update_tracks(recon)
         return shown
 
     def cancel(self, session: str = "") -> bool:
@@ -326,10 +347,11 @@ class ViewerController:
         path = Path(path)
         if path.is_file():
             intake.check_upload_sizes([path])
-        recon = self.results.load(path)
-        exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
-        title = f"{path.name}: {run_title(recon)}"
-        return self._show(recon, title, None, path, exports_dir, None)
+        with self._loading(path.name):
+            recon = self.results.load(path)
+            exports_dir = Path(tempfile.mkdtemp(prefix="result-", dir=self._temp_root))
+            title = f"{path.name}: {run_title(recon)}"
+            return self._show(recon, title, None, path, exports_dir, None)
 
     def open_run(self, run_id: str) -> Shown:
         """Show a saved run from the runs folder.
@@ -341,8 +363,9 @@ class ViewerController:
         record = self.store.get(run_id)
         if not self._may_see(record):
             raise RunNotFoundError(f"no saved run {run_id!r} in this session")
-        recon = self.results.load(record.result_path)
-        return self._show(recon, record.title, record, record.result_path, record.exports_dir)
+        with self._loading(record.title):
+            recon = self.results.load(record.result_path)
+            return self._show(recon, record.title, record, record.result_path, record.exports_dir)
 
     def recent_runs(self, query: str | None = None) -> list[RunRecord]:
         """Saved runs this session may see, newest first (all of them with shared runs); with
@@ -362,8 +385,19 @@ class ViewerController:
             return 0
         frame = max(0, min(int(frame), shown.recon.num_frames - 1))
         with self._scene_lock:
-            self.scene.set_frame(frame)
+            self._output.set_frame(frame)
         return frame
+
+    def show_on(self, output: SceneOutput | None) -> None:
+        """Send every result from now on to `output` (None: back to the controller's own
+        scene), and show the result on screen there at once, at its frame."""
+        with self._scene_lock:
+            self._output = self.scene if output is None else output
+            shown = self._current
+            if shown is not None:
+                frame = self.scene.frame
+                self._output.show(shown.recon)
+                self._output.set_frame(frame)
 
     def scene_settings(self) -> SceneSettings:
         """The scene's frame and overlay settings, read from the scene, which holds them.
@@ -446,6 +480,28 @@ class ViewerController:
 
     # ---------------------------------------------------------------------------- private
 
+    @contextmanager
+    def _loading(self, title: str) -> Iterator[None]:
+        """The scene says `title` is loading from now until the new result's first frame is
+        drawn, so the old result never sits under the new status; when loading fails, the
+        result on screen before is shown again (the status line says it stays)."""
+        with self._scene_lock:
+            self._output.set_loading(f"loading {title}")
+        try:
+            yield
+        except BaseException:
+            self._show_again()
+            raise
+
+    def _show_again(self) -> None:
+        """Put the result on screen back after a load that failed (none: the notice goes)."""
+        with self._scene_lock:
+            shown = self._current
+            if shown is None:
+                self._output.stop_loading()
+            else:
+                self._output.show(shown.recon)
+
     def _show(
         self,
         recon: Reconstruction,
@@ -460,7 +516,7 @@ class ViewerController:
         # The scene sends the first frame before returning and streams the rest from its own
         # thread; that thread outlives this call, so it gets no progress callback.
         with self._scene_lock:
-            self.scene.show(recon)
+            self._output.show(recon)
         with self._state_lock:
             self._version += 1
             notes = tuple(recon.metadata.clip_notes)

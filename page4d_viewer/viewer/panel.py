@@ -30,6 +30,7 @@ from page4d_viewer.viewer.callbacks import (
     default_strength,
 )
 from page4d_viewer.viewer.controller import SOURCE_EXAMPLE, SOURCE_PATH, SOURCE_UPLOAD
+from page4d_viewer.viewer.split_panel import SPLIT_CSS, split_scene_html
 from page4d_viewer.viewer.status import run_choices, status_markdown
 from page4d_viewer.viewer.tabs import tracks as tracks_tab
 from page4d_viewer.viewer.tabs.base import (
@@ -74,11 +75,14 @@ POLL_SECONDS = 0.5
 """How often each open page asks its session what changed outside it (the scene's timeline,
 a probe or a track clicked in the scene, a run that finished)."""
 
-PANEL_CSS = """
+PANEL_CSS = (
+    """
 #status { min-height: 3.5em; }
 .frame-image img { image-rendering: pixelated; width: 100%; height: auto; object-fit: contain; }
 #scene-frame iframe { width: 100%; height: 620px; border: 1px solid #8884; border-radius: 6px; }
 """
+    + SPLIT_CSS
+)
 
 SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the page
 
@@ -142,6 +146,12 @@ def scene_url(session: str) -> str:
     return f"{SCENE_PATH}/{session}/"
 
 
+def scene_box_html(session: str, split: bool) -> str:
+    """The scene box of a session: its scene, or with the split view on its two scenes."""
+    url = scene_url(session)
+    return split_scene_html(url) if split else scene_iframe_html(url)
+
+
 def scene_iframe_html(url: str | None) -> str:
     """The session's Viser scene embedded in the page, plus a link to open it alone.
 
@@ -185,9 +195,7 @@ def build_panel(
     tabs: list[PanelTab] = [kind() for kind in RESULT_TABS]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         widgets = _layout(setup, tabs, device, precision)
-        callbacks = PanelCallbacks(
-            sessions, widgets, tabs, lambda session_id: scene_iframe_html(scene_url(session_id))
-        )
+        callbacks = PanelCallbacks(sessions, widgets, tabs, scene_box_html)
         panel = Panel(demo, widgets, callbacks, tabs)
         _wire(panel)
         for tab in tabs:
@@ -213,6 +221,11 @@ def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
             model = _model_inputs(sessions.backend, device, precision)
             actions = _run_and_open(sessions)
         with gr.Column(scale=2, min_width=480):
+            split_toggle = gr.Checkbox(
+                False, label="Split view: masked | unmasked", elem_id="split-toggle",
+                interactive=sessions.embeds_scenes,
+            )  # fmt: skip
+            split_labels = gr.HTML("", elem_id="split-labels-box")
             scene = gr.HTML(scene_iframe_html(None), elem_id="scene")
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
@@ -243,6 +256,8 @@ def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
         open_run_button=actions.open_run_button,
         frame=frame,
         scene=scene,
+        split_toggle=split_toggle,
+        split_labels=split_labels,
         timer=gr.Timer(POLL_SECONDS),
         tab_views=[widget for tab in tabs for widget in tab.view()],
     )
@@ -404,12 +419,15 @@ def _wire(panel: Panel) -> None:
         runs_event(callbacks.runs_update, widgets.runs_search, widgets.runs, **QUICK)
     checkpoint = widgets.model.checkpoint
     checkpoint.change(callbacks.on_checkpoint, checkpoint, widgets.model.mask_strength)
+    split_outputs = [widgets.scene, widgets.split_labels, widgets.split_toggle, widgets.status]
+    widgets.split_toggle.input(callbacks.on_split, widgets.split_toggle, split_outputs, **QUICK)
     widgets.frame.input(
         callbacks.on_frame, [widgets.frame, widgets.synced], [widgets.synced, *widgets.tab_views],
         trigger_mode="always_last", **QUICK,
     )  # fmt: skip
     panel.poll([widgets.version, widgets.synced], widgets.view, callbacks.on_poll)
     loaded = [*widgets.view, widgets.runs, widgets.scene, widgets.model.mask_strength]
+    loaded += [widgets.split_toggle, widgets.split_labels]
     tab_id = gr.Textbox(visible=False, elem_id="tab-id")  # filled by TAB_ID_JS at each load
     panel.demo.load(callbacks.on_load, tab_id, loaded, js=TAB_ID_JS, **QUICK)
     panel.demo.unload(callbacks.on_unload)

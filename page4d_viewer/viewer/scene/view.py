@@ -251,6 +251,10 @@ class SceneView:
         self.clear()
         self.loading.show(message)
 
+    def stop_loading(self) -> None:
+        """What was loading failed to come: take the notice down (the scene stays as it is)."""
+        self.loading.clear()
+
     def clear(self) -> None:
         """Remove everything shown; the scene's controls stay."""
         self._stream.cancel()

@@ -4,9 +4,10 @@ Viser's server has no origin check and no authentication, so it never faces the 
 session's `viser.ViserServer` binds to 127.0.0.1 on an internal port, and this module's routes
 forward to it from the panel's own server, which is the only one listening on `--host/--port`:
 
-    /scene/<session>/...   HTTP: the Viser client page, fetched from the session's server
-    /scene/<session>       websocket: relayed both ways, frame by frame
-    /                      the Gradio panel (mounted last)
+    /scene/<session>/...         HTTP: the Viser client page, fetched from the session's server
+    /scene/<session>             websocket: relayed both ways, frame by frame
+    /scene/<session>/right/...   the same for the split view's right scene (its own server)
+    /                            the Gradio panel (mounted last)
 
 What the proxy checks before relaying (`ScenePolicy.refusal`):
 
@@ -18,7 +19,8 @@ What the proxy checks before relaying (`ScenePolicy.refusal`):
 * **Login.** When the app has a password, the request must carry the panel's login cookie:
   the proxy asks Gradio's own `/gradio_api/user` route (in-process, no network) who the
   cookie belongs to, and the session must belong to that user.
-* **Session.** `<session>` must be a session the panel opened (its Gradio session hash).
+* **Session.** `<session>` must be a session the panel opened (its tab's id); for
+  `right/`, one whose split view has been turned on.
 
 The HTTP route serves only the static client, no scene data; it checks login and session too.
 """
@@ -39,6 +41,7 @@ from urllib.parse import urlsplit
 
 # Real imports, not TYPE_CHECKING ones: FastAPI reads the route handlers' annotations.
 from starlette.requests import HTTPConnection, Request
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from page4d_viewer.errors import Page4DError
@@ -57,8 +60,13 @@ MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 _FORWARDED_HEADERS = ("content-type", "content-encoding", "cache-control")
 POLICY_VIOLATION = 1008  # websocket close code: refused by policy
 
-UpstreamLookup = Callable[[str, "str | None"], "int | None"]
-"""upstream(session, user) -> the internal Viser port of that user's session, or None."""
+MAIN_VIEW, RIGHT_VIEW = "main", "right"
+"""A session's scenes: its own (`/scene/<session>/`) and the split view's right side
+(`/scene/<session>/right/`); `server.sessions` names them the same."""
+
+UpstreamLookup = Callable[[str, "str | None", str], "int | None"]
+"""upstream(session, user, view) -> the internal Viser port of that scene (`MAIN_VIEW` or
+`RIGHT_VIEW`) of that user's session, or None."""
 
 
 def is_loopback(host: str) -> bool:
@@ -161,6 +169,15 @@ class SceneProxy:
         async def scene_root(session: str) -> RedirectResponse:
             return RedirectResponse(f"{SCENE_PREFIX}/{session}/")
 
+        async def right_root(session: str) -> RedirectResponse:
+            return RedirectResponse(f"{SCENE_PREFIX}/{session}/{RIGHT_VIEW}/")
+
+        # The right scene's routes first: the main scene's page route would take its paths.
+        right = f"{SCENE_PREFIX}/{{session}}/{RIGHT_VIEW}"
+        app.add_api_route(right, right_root, methods=["GET"])
+        app.add_api_route(f"{right}/{{path:path}}", self._right_page, methods=["GET", "HEAD"])
+        app.add_api_websocket_route(right, self._right_socket)
+        app.add_api_websocket_route(f"{right}/", self._right_socket)
         app.add_api_route(f"{SCENE_PREFIX}/{{session}}", scene_root, methods=["GET"])
         app.add_api_route(
             f"{SCENE_PREFIX}/{{session}}/{{path:path}}", self._page, methods=["GET", "HEAD"]
@@ -187,24 +204,38 @@ class SceneProxy:
             return None
         return await self._logins.user_of_cookie(connection.headers.get("cookie", ""))
 
-    async def _port_for(self, connection: HTTPConnection, session: str) -> int | str:
-        """The session's internal port, or the reason the request is refused."""
+    async def _port_for(
+        self, connection: HTTPConnection, session: str, view: str = MAIN_VIEW
+    ) -> int | str:
+        """The internal port of the session's scene `view`, or the reason the request is
+        refused."""
         user = None
         if self.policy.login_required:
             user = await self._user_of(connection)
             if user is None:
                 return "not logged in"
-        port = self.upstream(session, user)
+        port = self.upstream(session, user, view)
         return "no such session" if port is None else port
 
     # -------------------------------------------------------------------------- HTTP
 
+    # FastAPI reads each route's parameters from its handler's signature, so each scene has
+    # a handler of its own, and the view is never a query parameter.
+
     async def _page(self, request: Request, session: str, path: str = ""):
         """The Viser client's files, from the session's own server (no scene data here)."""
+        return await self._serve_page(request, session, path, MAIN_VIEW)
+
+    async def _right_page(self, request: Request, session: str, path: str = ""):
+        """The split view's right scene's client files."""
+        return await self._serve_page(request, session, path, RIGHT_VIEW)
+
+    async def _serve_page(self, request: Request, session: str, path: str, view: str):
+        """The client files of one of the session's scenes, after the checks."""
         import httpx
         from starlette.responses import PlainTextResponse, Response
 
-        port = await self._port_for(request, session)
+        port = await self._port_for(request, session, view)
         if isinstance(port, str):
             status = 401 if port == "not logged in" else 404
             return PlainTextResponse(f"scene refused: {port}", status_code=status)
@@ -230,10 +261,18 @@ class SceneProxy:
 
     async def _socket(self, websocket: WebSocket, session: str) -> None:
         """Relay one scene websocket to the session's Viser server, after the checks."""
+        await self._relay_scene(websocket, session, MAIN_VIEW)
+
+    async def _right_socket(self, websocket: WebSocket, session: str) -> None:
+        """Relay one websocket of the split view's right scene, after the checks."""
+        await self._relay_scene(websocket, session, RIGHT_VIEW)
+
+    async def _relay_scene(self, websocket: WebSocket, session: str, view: str) -> None:
+        """Relay a websocket to the Viser server of one of the session's scenes."""
         from websockets.asyncio.client import connect
 
         refusal = self.policy.origin_refusal(websocket)
-        port = await self._port_for(websocket, session) if refusal is None else refusal
+        port = await self._port_for(websocket, session, view) if refusal is None else refusal
         if isinstance(port, str):
             logger.warning("scene websocket refused (%s) for session %.8s", port, session)
             # Closing before accepting answers the handshake with HTTP 403.
@@ -296,12 +335,12 @@ class HttpServer:
     """Uvicorn serving one ASGI app from a thread, on a socket bound before it starts.
 
     Args:
-        app: The FastAPI app (scene routes + the mounted panel).
+        app: The ASGI app (the request guard around the scene routes and the mounted panel).
         host: Interface to listen on.
         port: Port (0: any free one).
     """
 
-    def __init__(self, app: fastapi.FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self.app = app
         self.host = host
         self._socket = _bind(host, port)

@@ -27,8 +27,10 @@ since it opened, or not since its page went) is closed by `reap`, whatever route
 wait here reads the registry's clock (injected by tests) and none sleeps on a timer.
 
 A session owns its per-tab helpers (`Session.comparer`, `Session.inspector`,
-`Session.track_seeder`): each is made on first use and closed with the session, whichever way
-it ends (`close`, `detach` past its grace period, `reap`, `close_all`).
+`Session.track_seeder`) and its split view (`Session.set_split`: a second scene on a second
+internal server, masked | unmasked, see `split_view.py`): each is made on first use and closed
+with the session, whichever way it ends (`close`, `detach` past its grace period, `reap`,
+`close_all`).
 
 There is one panel mode: the panel always talks to a `SessionRegistry`. Tests and embeddings
 that drive one controller wrap it with `SessionRegistry.single(controller)`: every page then
@@ -57,6 +59,8 @@ from page4d_viewer.settings import (
 )
 from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.inspector import Inspector
+from page4d_viewer.viewer.server.proxy import MAIN_VIEW, RIGHT_VIEW
+from page4d_viewer.viewer.server.split_view import SplitView
 from page4d_viewer.viewer.track_seeding import TrackSeeder
 
 if TYPE_CHECKING:
@@ -141,7 +145,8 @@ class Session:
     - `scene`: its Viser scene (`SceneView`), which holds every display setting;
     - `comparer`: the second run laid over the first (`Comparer`, the Compare tab);
     - `inspector`: attention pictures and the probe (`Inspector`, "Inside the model");
-    - `track_seeder`: tracks seeded by clicks (`TrackSeeder`, the Tracks tab).
+    - `track_seeder`: tracks seeded by clicks (`TrackSeeder`, the Tracks tab);
+    - `set_split(on)`, `split_on`: the split view, masked | unmasked (`SplitView`).
 
     The helpers are made on first use (a tab never opened costs nothing) and closed by
     `close`, which the registry calls when the session ends; after that, asking for one
@@ -187,11 +192,52 @@ class Session:
         self._comparer: Comparer | None = None
         self._inspector: Inspector | None = None
         self._track_seeder: TrackSeeder | None = None
+        self._split: SplitView | None = None
 
     @property
     def port(self) -> int:
         """The internal port of its Viser server (0 without one)."""
         return 0 if self.server is None else int(self.server.get_port())
+
+    @property
+    def right_port(self) -> int | None:
+        """The internal port of the split view's right scene (None until it is first on)."""
+        split = self._split
+        return None if split is None else split.port
+
+    @property
+    def split_on(self) -> bool:
+        """Whether the split view is on: every result goes to both sides."""
+        split = self._split
+        return split is not None and split.on
+
+    def set_split(self, on: bool) -> None:
+        """Turn the split view on or off.
+
+        On: the session's scene becomes the left (masked) side and a second scene, made on
+        first use, the right (unmasked) one; the result on screen, and every result after
+        it, is shown on both. Off: the scene is overlaid again as before, the right side
+        is cleared (its server stays until the session closes, for the next time).
+
+        Raises:
+            SessionClosedError: the session is closed.
+            Page4DError: the session has no scene of its own (`SessionRegistry.single`).
+        """
+        with self._lock:
+            self._check_open()
+            if self.server is None:
+                raise Page4DError("the split view needs the app's own scenes (one per page)")
+            if on and self._split is None:
+                self._split = SplitView.open(self.scene)
+            split = self._split
+        if split is None or split.on == on:
+            return
+        if on:
+            split.start()
+            self.controller.show_on(split)
+        else:
+            split.stop()
+            self.controller.show_on(None)
 
     @property
     def closed(self) -> bool:
@@ -247,9 +293,12 @@ class Session:
             self._closed = True
             helpers = (self._track_seeder, self._inspector, self._comparer)
             self._track_seeder = self._inspector = self._comparer = None
+            split, self._split = self._split, None
         for helper in helpers:
             if helper is not None:
                 helper.close()
+        if split is not None:
+            split.close()
         if self.server is None:
             return  # a wrapped controller: its maker closes it
         self.scene.close()
@@ -578,13 +627,20 @@ class SessionRegistry:
         """
         return self.session_for(session_hash).controller
 
-    def upstream(self, session_id: str, user: str | None) -> int | None:
-        """The internal Viser port of a session, if it is open, has a server and `user`
-        opened it."""
+    def upstream(self, session_id: str, user: str | None, view: str = MAIN_VIEW) -> int | None:
+        """The internal Viser port of a session's scene, if the session is open, has a server
+        and `user` opened it.
+
+        Args:
+            view: `MAIN_VIEW` (its own scene) or `RIGHT_VIEW` (the split view's right side,
+                None until the split view is first turned on).
+        """
         session = self._sessions.get(session_id)
         if session is None or session.server is None or session.user != user:
             return None
-        return session.port
+        if view == MAIN_VIEW:
+            return session.port
+        return session.right_port if view == RIGHT_VIEW else None
 
     def shown_runs(self) -> set[str]:
         """The ids of the saved runs the open sessions show (pruning keeps them)."""
