@@ -482,10 +482,12 @@ def test_a_typed_sample_folder_is_run_as_its_clip(
 
 def _mask_tab(images: list[str]):
     """The Mask and depth tab with its widgets named by these strings (no Gradio page)."""
+    from page4d_viewer.viewer.frame_plots import FramePlot
     from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
 
     tab = MaskTab()
-    tab.widgets = MaskWidgets("opacity", "threshold", "mask_overlay", *images)  # type: ignore[arg-type]
+    share = FramePlot("share", "share_axis", "share")  # type: ignore[arg-type]
+    tab.widgets = MaskWidgets("opacity", "threshold", "mask_overlay", *images, share)  # type: ignore[arg-type]
     return tab
 
 
