@@ -452,6 +452,20 @@ def test_the_scene_says_what_loads_before_it_shows_it(
     empty.close()
 
 
+def test_the_split_toggle_says_why_a_single_session_cannot_split(
+    controller: ViewerController,
+) -> None:
+    from page4d_viewer.viewer.callbacks import PanelCallbacks
+    from page4d_viewer.viewer.server.sessions import SessionRegistry
+
+    names = ("status", "split_toggle", "split_labels", "scene")
+    widgets = SimpleNamespace(**{name: name for name in names})
+    callbacks = PanelCallbacks(SessionRegistry.single(controller), widgets)  # type: ignore[arg-type]
+    updates = callbacks.on_split(True)
+    assert updates["split_toggle"] is False and "split view" in updates["status"]
+    assert "scene" not in updates  # the scene box stays as it is
+
+
 def test_sources_resolve_per_tab(controller: ViewerController, tmp_path: Path) -> None:
     walk = str(tmp_path / "data" / "walk.mp4")
     assert controller.resolve_source("example", "room", None, None) == walk

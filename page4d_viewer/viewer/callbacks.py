@@ -307,9 +307,7 @@ class PanelCallbacks:
         for tab in self.tabs:
             updates |= tab.show(session, shown, settings)
         if session.split_on:
-            updates[widgets.split_labels] = split_labels_html(
-                None if shown is None else shown.recon
-            )
+            updates[widgets.split_labels] = split_labels_update(session)
         return updates
 
     def followed(
@@ -513,14 +511,9 @@ class PanelCallbacks:
                 session.set_split(bool(on))
             except Page4DError as error:
                 return {**self.failed(session, str(error)), widgets.split_toggle: False}
-            updates: Updates = {widgets.split_labels: ""}
+            updates: Updates = {widgets.split_labels: split_labels_update(session)}
             if self.sessions.embeds_scenes and self.scene_html is not None:
                 updates[widgets.scene] = self.scene_html(session.session_id, session.split_on)
-            if session.split_on:
-                shown = session.controller.current
-                updates[widgets.split_labels] = split_labels_html(
-                    None if shown is None else shown.recon
-                )
             return updates
 
         return self._guarded(split)(request)
@@ -544,6 +537,14 @@ def synced_after(
     """
     base = synced if synced is not None else session.controller.scene_settings()
     return dataclasses.replace(base, **set_by_page)
+
+
+def split_labels_update(session: PanelSession) -> Any:
+    """The split view's labels for the result on screen, shown while the split view is on."""
+    if not session.split_on:
+        return gr.update(value="", visible=False)
+    shown = session.controller.current
+    return gr.update(value=split_labels_html(None if shown is None else shown.recon), visible=True)
 
 
 def default_strength(backend: ModelBackend | None, checkpoint: str) -> float:

@@ -225,7 +225,7 @@ def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
                 False, label="Split view: masked | unmasked", elem_id="split-toggle",
                 interactive=sessions.embeds_scenes,
             )  # fmt: skip
-            split_labels = gr.HTML("", elem_id="split-labels-box")
+            split_labels = gr.HTML("", elem_id="split-labels-box", visible=False)
             scene = gr.HTML(scene_iframe_html(None), elem_id="scene")
             frame = gr.Slider(
                 0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
