@@ -4,8 +4,10 @@ Viser renders on the browser side: `ClientHandle.get_render(height, width)` asks
 page to draw its scene at that size (from its current view, or from a given pose) and sends
 the picture back. `record_playback` steps the timeline one frame at a time, renders each
 frame through a `Render` function and encodes the pictures with `result.export.mp4.write_mp4`
-(libx264, yuv420p). The orbit path is a pure function of the first camera and the scene's
-size (`orbit_path`), so it is tested without a browser.
+(libx264, yuv420p). The camera either stays at the browser's current view, circles the scene
+(`orbit_path`, a pure function of the first camera and the scene's size) or flies along
+keyframes taken from the browser's view (`current_view`, `keyframe_path`: a Catmull-Rom spline
+through the positions, slerp between the orientations); the paths are tested without a browser.
 
 Poses are Viser's: `wxyz` is the world-from-camera rotation (scalar first) of an OpenCV
 camera (x right, y down, z forward), `position` the camera centre, `fov` the vertical field
@@ -19,7 +21,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -59,6 +61,9 @@ class ViewPose:
 
 Render = Callable[[ViewPose | None], np.ndarray]
 """render(pose) -> (H, W, 3) uint8 picture of the scene; None renders the current view."""
+CameraPath = Literal["view", "orbit", "keyframes"]
+"""Where a recording's camera goes: the current view, an orbit, or along keyframes."""
+CAMERA_PATHS: tuple[CameraPath, ...] = get_args(CameraPath)
 
 
 def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray, fov: float) -> ViewPose:
@@ -153,6 +158,141 @@ def scene_orbit(recon: Reconstruction, num_frames: int, fov: float) -> list[View
     return orbit_path(extrinsic, centre, scene_extent(points), num_frames, fov)
 
 
+def current_view(client: viser.ClientHandle) -> ViewPose:
+    """The pose a browser shows its scene from now (what the user has orbited to).
+
+    Raises:
+        Page4DError: the browser has not reported its camera yet.
+    """
+    camera = client.camera
+    if camera.update_timestamp == 0.0:
+        raise Page4DError("the 3-D view has not reported its camera yet: wait for it to show")
+    return ViewPose(
+        wxyz=np.array(camera.wxyz, dtype=np.float64),
+        position=np.array(camera.position, dtype=np.float64),
+        fov=float(camera.fov),
+    )
+
+
+def keyframe_path(keyframes: Sequence[ViewPose], count: int) -> list[ViewPose]:
+    """A smooth camera path through keyframes, one pose per recorded frame.
+
+    Pose i sits at spline parameter ``u = i (K - 1) / (count - 1)`` for K keyframes, so the
+    first and last poses are the first and last keyframes and the camera spends as many frames
+    between each pair of neighbours; keyframe k is passed exactly when ``k (count - 1) /
+    (K - 1)`` is a whole number (and between two frames otherwise). Positions follow a uniform
+    Catmull-Rom spline (through every keyframe, smooth velocity), orientations slerp between
+    neighbouring keyframes (`slerp`, shortest arc), the field of view is linear. One keyframe
+    gives a still camera.
+
+    Args:
+        keyframes: K >= 1 poses, in the order to visit them.
+        count: poses wanted (>= 1), the recording's frame count.
+
+    Returns:
+        `count` poses.
+
+    Raises:
+        Page4DError: no keyframe, count < 1, or a keyframe that is not a camera (non-finite,
+            a zero quaternion, a field of view outside (0, pi)).
+    """
+    if int(count) != count or count < 1:
+        raise Page4DError(f"a camera path needs at least one frame, got {count}")
+    if len(keyframes) == 0:
+        raise Page4DError("no keyframes: add the current view as a keyframe first")
+    positions, quaternions, fovs = _checked_keyframes(keyframes)
+    if len(keyframes) == 1:
+        return [ViewPose(quaternions[0], positions[0], float(fovs[0])) for _ in range(count)]
+    for k in range(1, len(quaternions)):  # q and -q: keep neighbours on one side, no flips
+        if quaternions[k] @ quaternions[k - 1] < 0.0:
+            quaternions[k] = -quaternions[k]
+    last = len(keyframes) - 1
+    u = np.linspace(0.0, last, int(count)) if count > 1 else np.zeros(1)
+    segment = np.clip(np.floor(u).astype(np.int64), 0, last - 1)
+    wxyz = slerp(quaternions[segment], quaternions[segment + 1], u - segment)
+    path_positions = catmull_rom(positions, u)
+    path_fovs = np.interp(u, np.arange(last + 1), fovs)
+    return [ViewPose(wxyz[i], path_positions[i], float(path_fovs[i])) for i in range(int(count))]
+
+
+def slerp(start: np.ndarray, end: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions along the shortest arc.
+
+    Args:
+        start: (N, 4) unit quaternions at s = 0.
+        end: (N, 4) unit quaternions at s = 1 (q and -q are the same rotation: the one
+            nearer `start` is used).
+        s: (N,) fractions in [0, 1].
+
+    Returns:
+        (N, 4) unit quaternions, in the components' order of the inputs.
+    """
+    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)[:, None]
+    dot = np.sum(start * end, axis=1, keepdims=True)
+    end = np.where(dot < 0.0, -end, end)
+    angle = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    sine = np.sin(angle)
+    nearly_equal = sine < 1e-6  # sin(angle) ~ angle: the linear blend is exact enough
+    safe = np.where(nearly_equal, 1.0, sine)
+    start_weight = np.where(nearly_equal, 1.0 - s, np.sin((1.0 - s) * angle) / safe)
+    end_weight = np.where(nearly_equal, s, np.sin(s * angle) / safe)
+    blended = start_weight * start + end_weight * end
+    return blended / np.linalg.norm(blended, axis=1, keepdims=True)
+
+
+def catmull_rom(points: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A uniform Catmull-Rom spline through points, evaluated at parameters u.
+
+    The curve passes through point k at u = k; its tangent there is half the chord between
+    the neighbours, so the velocity is continuous. The ends get mirrored phantom neighbours
+    (``2 P0 - P1``), so two points give the straight segment at constant speed.
+
+    Args:
+        points: (K, D) control points, K >= 2.
+        u: (N,) parameters in [0, K - 1].
+
+    Returns:
+        (N, D) points on the curve.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    padded = np.concatenate([2 * points[:1] - points[1:2], points, 2 * points[-1:] - points[-2:-1]])
+    segment = np.clip(np.floor(u).astype(np.int64), 0, len(points) - 2)
+    s = (np.asarray(u, dtype=np.float64) - segment)[:, None]
+    p0, p1, p2, p3 = (padded[segment + offset] for offset in range(4))
+    return 0.5 * (
+        2 * p1
+        + (p2 - p0) * s
+        + (2 * p0 - 5 * p1 + 4 * p2 - p3) * s**2
+        + (3 * p1 - p0 - 3 * p2 + p3) * s**3
+    )
+
+
+def _checked_keyframes(
+    keyframes: Sequence[ViewPose],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, 3) positions, (K, 4) unit wxyz and (K,) fovs of keyframes, or one clear error."""
+    positions, quaternions, fovs = [], [], []
+    for number, pose in enumerate(keyframes, start=1):
+        position = np.asarray(pose.position, dtype=np.float64)
+        wxyz = np.asarray(pose.wxyz, dtype=np.float64)
+        fov = float(pose.fov)
+        norm = float(np.linalg.norm(wxyz)) if wxyz.shape == (4,) else 0.0
+        if position.shape != (3,) or not np.isfinite(position).all():
+            problem = f"position must be 3 finite numbers, got {position.tolist()}"
+        elif not (np.isfinite(norm) and norm > 1e-9):
+            problem = f"orientation must be a non-zero quaternion (w, x, y, z), got {wxyz.tolist()}"
+        elif not 0.0 < fov < np.pi:
+            problem = f"field of view must be in (0, pi) radians, got {fov}"
+        else:
+            positions.append(position)
+            quaternions.append(wxyz / norm)
+            fovs.append(fov)
+            continue
+        raise Page4DError(f"keyframe {number} is not a camera: {problem}")
+    return np.stack(positions), np.stack(quaternions), np.asarray(fovs)
+
+
 def record_playback(
     path: str | os.PathLike[str],
     *,
@@ -239,10 +379,11 @@ def record_scene_mp4(
     *,
     height: int,
     width: int,
-    orbit: bool,
+    camera: CameraPath = "view",
+    keyframes: Sequence[ViewPose] = (),
     fps: float | None = None,
 ) -> Path:
-    """Record the scene's clip from `client`'s current view or an orbit, as an mp4.
+    """Record the scene's clip from `client`'s current view, an orbit or keyframes, as an mp4.
 
     Playback is paused while recording; the frame and the playing state are restored after.
 
@@ -253,18 +394,26 @@ def record_scene_mp4(
         path: output ``.mp4``.
         height: video height in pixels (even).
         width: video width in pixels (even).
-        orbit: circle the scene (`scene_orbit`) instead of keeping the current view.
+        camera: "view" keeps the current view, "orbit" circles the scene (`scene_orbit`),
+            "keyframes" flies along `keyframes` (`keyframe_path`).
+        keyframes: the poses to fly through, for "keyframes".
         fps: mp4 frame rate; default the clip's (`clip_frame_rate`).
 
     Returns:
         The path written.
     """
+    if camera not in CAMERA_PATHS:
+        raise Page4DError(f"unknown camera path {camera!r}; pick one of {', '.join(CAMERA_PATHS)}")
     if scene.num_frames != recon.num_frames:
         raise Page4DError("the scene does not show this result (yet); try again")
     rate = clip_frame_rate(recon.timestamps()) if fps is None else float(fps)
     render = client_render(client, height, width)
+    poses: list[ViewPose] | None = None
+    if camera == "keyframes":  # before the wait: a bad keyframe fails at once
+        poses = keyframe_path(keyframes, recon.num_frames)
     scene.wait_until_sent(timeout=60.0)
-    poses = scene_orbit(recon, recon.num_frames, client.camera.fov) if orbit else None
+    if camera == "orbit":
+        poses = scene_orbit(recon, recon.num_frames, client.camera.fov)
     state = scene.state()
     scene.set_playing(False)
     try:

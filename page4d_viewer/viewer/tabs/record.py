@@ -1,21 +1,27 @@
 """The panel's Record tab: an mp4 of the 3-D playback, and the scene as an offline share.
 
 "Record video" renders every frame of the clip in the browser that shows the 3-D scene (from
-its current view, or circling the scene) and encodes an mp4 (`viewer.recording`). "Share as a
-folder (zip)" writes the folder of `page4d-viewer export --share` (`result.export.share`) and
-zips it. Both are written next to the result's other downloads and offered as files.
+its current view, circling the scene, or flying along keyframes) and encodes an mp4
+(`viewer.recording`). "Add keyframe" takes that browser's current view as the next keyframe of
+the path (kept per page in a `gr.State`, listed in the tab); "Clear keyframes" empties it.
+"Share as a folder (zip)" writes the folder of `page4d-viewer export --share`
+(`result.export.share`) and zips it. Both are written next to the result's other downloads and
+offered as files.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final, Literal, get_args
 
 import gradio as gr
+import numpy as np
 
+from page4d_viewer import geometry
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.result.export.share import export_share
 from page4d_viewer.viewer import recording
@@ -35,11 +41,19 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 }
 """Video sizes offered, label -> (height, width); all even, as yuv420p needs."""
 DEFAULT_RESOLUTION = "1280x720 (720p)"
-RecordCamera = Literal["Current view", "Orbit around the scene"]
-"""Where the video's camera is: the browser's current view, or circling the scene."""
+RecordCamera = Literal["Current view", "Orbit around the scene", "Along the keyframes"]
+"""Where the video's camera is: the browser's current view, circling the scene, or flying
+along the keyframes added in the tab."""
 CURRENT_VIEW: Final[RecordCamera] = "Current view"
 ORBIT: Final[RecordCamera] = "Orbit around the scene"
+KEYFRAMES: Final[RecordCamera] = "Along the keyframes"
 CAMERAS: tuple[RecordCamera, ...] = get_args(RecordCamera)
+CAMERA_PATHS: dict[RecordCamera, recording.CameraPath] = {
+    CURRENT_VIEW: "view",
+    ORBIT: "orbit",
+    KEYFRAMES: "keyframes",
+}
+NO_KEYFRAMES = "No keyframes yet: orbit the 3-D view, then **Add keyframe** for each stop."
 
 
 @dataclass
@@ -48,6 +62,11 @@ class RecordWidgets:
 
     resolution: gr.Dropdown
     camera: gr.Radio
+    add_keyframe: gr.Button
+    clear_keyframes: gr.Button
+    keyframe_list: gr.Markdown
+    keyframes: gr.State
+    """This page's keyframes: a list of `recording.ViewPose`."""
     record_button: gr.Button
     share_button: gr.Button
     record_status: gr.Markdown
@@ -72,6 +91,11 @@ class RecordTab(PanelTab):
                 list(CAMERAS), value=CURRENT_VIEW, label="Camera", elem_id="record-view"
             )
         with gr.Row():
+            add_keyframe = gr.Button("Add keyframe (current view)", elem_id="record-add-keyframe")
+            clear_keyframes = gr.Button("Clear keyframes", elem_id="record-clear-keyframes")
+        keyframe_list = gr.Markdown(NO_KEYFRAMES, elem_id="record-keyframes")
+        keyframes = gr.State([])
+        with gr.Row():
             record_button = gr.Button("Record video (mp4)", elem_id="record-video")
             share_button = gr.Button("Share as a folder (zip)", elem_id="record-share")
         record_status = gr.Markdown(
@@ -82,8 +106,9 @@ class RecordTab(PanelTab):
             label="Files", file_count="multiple", interactive=False, elem_id="record-files"
         )
         self.widgets = RecordWidgets(
-            resolution, camera, record_button, share_button, record_status, files
-        )
+            resolution, camera, add_keyframe, clear_keyframes, keyframe_list, keyframes,
+            record_button, share_button, record_status, files,
+        )  # fmt: skip
 
     def wire(self, panel: Panel) -> None:
         """Connect the tab's buttons; one recording at a time."""
@@ -91,19 +116,45 @@ class RecordTab(PanelTab):
         widgets = self.widgets
         outputs = [widgets.files, widgets.record_status]
         widgets.record_button.click(
-            self.on_record, [widgets.resolution, widgets.camera], outputs, **RECORDS
+            self.on_record,
+            [widgets.resolution, widgets.camera, widgets.keyframes],
+            outputs,
+            **RECORDS,
         )
+        keyframe_outputs = [widgets.keyframes, widgets.keyframe_list]
+        widgets.add_keyframe.click(self.on_add_keyframe, widgets.keyframes, keyframe_outputs)
+        widgets.clear_keyframes.click(self.on_clear_keyframes, None, keyframe_outputs)
         widgets.share_button.click(self.on_share, None, outputs, **RECORDS)
 
     def on_record(
-        self, resolution: str, camera: RecordCamera, request: gr.Request | None = None
+        self,
+        resolution: str,
+        camera: RecordCamera,
+        keyframes: list[recording.ViewPose] | None = None,
+        request: gr.Request | None = None,
     ) -> tuple[list[str] | None, str]:
         try:
             session = self.panel.callbacks.session_of(request)
-            path = record_video(session, resolution, camera == ORBIT)
+            path = record_video(session, resolution, camera, keyframes or [])
         except Page4DError as error:
             return None, _error(error)
         return [str(path)], f"Recorded `{path.name}`."
+
+    def on_add_keyframe(
+        self, keyframes: list[recording.ViewPose] | None, request: gr.Request | None = None
+    ) -> tuple[list[recording.ViewPose], str]:
+        """Append the scene's browser's current view to this page's keyframes."""
+        keyframes = list(keyframes or [])
+        try:
+            session = self.panel.callbacks.session_of(request)
+            client = recording.newest_client(session.scene.server)
+            keyframes.append(recording.current_view(client))
+        except Page4DError as error:
+            return keyframes, keyframe_table(keyframes) + "\n\n" + _error(error)
+        return keyframes, keyframe_table(keyframes)
+
+    def on_clear_keyframes(self) -> tuple[list[recording.ViewPose], str]:
+        return [], keyframe_table([])
 
     def on_share(self, request: gr.Request | None = None) -> tuple[list[str] | None, str]:
         try:
@@ -116,22 +167,58 @@ class RecordTab(PanelTab):
         )
 
 
-def record_video(session: PanelSession, resolution: str, orbit: bool) -> Path:
-    """Record the shown result from the newest browser's view (or an orbit) as an mp4."""
+def record_video(
+    session: PanelSession,
+    resolution: str,
+    camera: RecordCamera,
+    keyframes: Sequence[recording.ViewPose] = (),
+) -> Path:
+    """Record the shown result from the newest browser's view, an orbit or along keyframes,
+    as an mp4."""
     if resolution not in RESOLUTIONS:
         raise Page4DError(
             f"unknown video size {resolution!r}; pick one of {', '.join(RESOLUTIONS)}"
         )
+    if camera not in CAMERA_PATHS:
+        raise Page4DError(f"unknown camera {camera!r}; pick one of {', '.join(CAMERAS)}")
+    path = CAMERA_PATHS[camera]
+    if path == "keyframes" and not keyframes:
+        raise Page4DError("no keyframes: orbit the 3-D view and press **Add keyframe** first")
     shown = _shown(session.controller)
     height, width = RESOLUTIONS[resolution]
     scene = session.scene
     client = recording.newest_client(scene.server)
     shown.exports_dir.mkdir(parents=True, exist_ok=True)
-    name = f"playback_{'orbit' if orbit else 'view'}_{width}x{height}.mp4"
+    name = f"playback_{path}_{width}x{height}.mp4"
     return recording.record_scene_mp4(
         scene, shown.recon, client, shown.exports_dir / name, height=height, width=width,
-        orbit=orbit,
+        camera=path, keyframes=keyframes,
     )  # fmt: skip
+
+
+def keyframe_table(keyframes: Sequence[recording.ViewPose]) -> str:
+    """The keyframes as a Markdown table: where each camera is, where it looks, its fov."""
+    if not keyframes:
+        return NO_KEYFRAMES
+    rows = [
+        f"{len(keyframes)} keyframe{'s' if len(keyframes) != 1 else ''}; "
+        f"**{KEYFRAMES}** flies through them in order over the clip.",
+        "",
+        "| # | camera at (x, y, z) | looking along | fov |",
+        "|---|---|---|---|",
+    ]
+    for number, pose in enumerate(keyframes, start=1):
+        xyzw = np.asarray(pose.wxyz, dtype=np.float64)[[1, 2, 3, 0]]
+        forward = geometry.quaternion_to_rotation(xyzw[None])[0][:, 2]
+        rows.append(
+            f"| {number} | {_triple(pose.position)} | {_triple(forward)} "
+            f"| {np.degrees(pose.fov):.0f}° |"
+        )
+    return "\n".join(rows)
+
+
+def _triple(vector: np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(value):.2f}" for value in vector) + ")"
 
 
 def share_zip(session: PanelSession) -> Path:
