@@ -18,12 +18,20 @@ FRAMES = 9
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
 
 
+def _attention(frames: int) -> dict[str, np.ndarray]:
+    """(S, 2, 3) attention of one camera token per variant: frame f gets f+1 shares."""
+    shares = np.arange(1, frames + 1, dtype=np.float64)
+    masked = np.repeat(shares[:, None, None] / 6.0, 6, axis=1).reshape(frames, 2, 3)
+    return {"masked": masked / shares.sum(), "unmasked": masked[::-1] / shares.sum()}
+
+
 def _figures(recon) -> dict:
     """Every per-frame plot the panel draws, by name."""
     return {
         "pose differences": plots.differences_figure(plots.compare_poses(recon)),
         "disagreement": plots.disagreement_figure(recon),
         "mask share": plots.mask_share_figure(recon, 0.5),
+        "attention share": plots.attention_share_figure(_attention(FRAMES), 4, 2),
     }
 
 
@@ -32,7 +40,9 @@ def recon(make_reconstruction):
     return make_reconstruction(frames=FRAMES, variants=VARIANTS, ground_truth=True)
 
 
-@pytest.mark.parametrize("name", ["pose differences", "disagreement", "mask share"])
+@pytest.mark.parametrize(
+    "name", ["pose differences", "disagreement", "mask share", "attention share"]
+)
 def test_each_plot_reads_a_column_as_its_frame(recon, name: str) -> None:
     figure = _figures(recon)[name]
     drawn = plots.figure_picture(figure, FRAMES)
@@ -68,10 +78,25 @@ def test_mask_share_counts_patches_and_moving_pixels(make_reconstruction) -> Non
     moving[2, :, :21] = True  # frame 2: half the pixels move
     recon = make_reconstruction(frames=4, mask_score=score, gt_dynamic_mask=moving)
     curves = plots.mask_share(recon, threshold=0.5)
-    np.testing.assert_allclose(curves["patches >= 0.50"], [0, 1 / 3, 0, 0])
+    np.testing.assert_allclose(curves["patches ≥ 0.50"], [0, 1 / 3, 0, 0])
     np.testing.assert_allclose(curves["mean probability"], [0.1, (4 * 0.1 + 2 * 0.9) / 6, 0.1, 0.1])
     np.testing.assert_allclose(curves["ground truth moving pixels"], [0, 0, 0.5, 0])
     assert plots.mask_share(make_reconstruction(frames=4, with_mask=False), 0.5) == {}
+
+
+def test_the_attention_plot_sums_each_key_frame() -> None:
+    attention = _attention(4)
+    figure = plots.attention_share_figure(attention, layer=4, query=2)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    expected = np.arange(1, 5) / 10.0
+
+    def values(label: str, axis: str = "y") -> np.ndarray:
+        line = lines[label]
+        return np.asarray(line.get_ydata() if axis == "y" else line.get_xdata(), dtype=float)
+
+    np.testing.assert_allclose(values("masked"), expected)
+    np.testing.assert_allclose(values("unmasked"), expected[::-1])
+    assert values("query frame 2", "x").tolist() == [2.0]
 
 
 def test_the_page_gets_the_picture_and_its_axis(recon) -> None:

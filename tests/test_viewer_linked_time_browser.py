@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from conftest import open_panel, viewing_app, wait_for
 
@@ -18,7 +19,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FRAMES = 12
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
-PLOTS = {"Pose comparison": ("disagreement", "pose-differences"), "Mask and depth": ("mask-share",)}
+PLOTS = {
+    "Pose comparison": ("disagreement", "pose-differences"),
+    "Mask and depth": ("mask-share",),
+    "Inside the model": ("attention-share",),
+}
 """The page's per-frame plots (element ids), by the tab that holds them."""
 
 # Where the plot's marker is and which frame it marks; null while it is not drawn.
@@ -41,11 +46,29 @@ FRAME_X_JS = """([id, frame]) => {
 }"""
 
 
+def _attention(frames: int, grid: tuple[int, int]):
+    """Random camera-token attention: one layer, query frames 0 and 6, both variants."""
+    from page4d_viewer.result.inspection import Inside
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.5, 1.5, (1, 2, frames, grid[0] * grid[1] + 1))
+    weights /= weights.sum(axis=(2, 3), keepdims=True)
+    maps = weights[..., 1:].reshape(1, 2, frames, *grid).astype(np.float32)
+    special = weights[..., 0].astype(np.float32)
+    return Inside(
+        attention={"masked": maps, "unmasked": maps[..., ::-1].copy()},
+        attention_special={"masked": special, "unmasked": special},
+        attention_layers=(4,),
+        attention_query_frames=(0, 6),
+    )
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, make_reconstruction) -> Iterator:
     recon = make_reconstruction(
-        frames=FRAMES, height=56, width=84, variants=VARIANTS, ground_truth=True
-    )
+        frames=FRAMES, height=56, width=84, variants=VARIANTS, ground_truth=True,
+        inside=_attention(FRAMES, (4, 6)),
+    )  # fmt: skip
     with viewing_app(recon, tmp_path_factory.mktemp("data")) as running:
         yield running
 

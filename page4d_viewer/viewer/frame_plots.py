@@ -67,7 +67,7 @@ picture), and sends a click's picture column to the server (the plot's `click` e
 
 PLOT_CSS = """
 .frame-plot-box { position: relative; display: block; cursor: crosshair; }
-.frame-plot-box img { display: block; width: 100%; height: auto; }
+.frame-plot-box img { display: block; width: 100%; max-width: 800px; height: auto; }
 .frame-plot-box .frame-mark {
   position: absolute; display: none; width: 2px; pointer-events: none;
   background: rgba(220, 40, 40, 0.85);

@@ -611,7 +611,7 @@ def mask_share(recon: Reconstruction, threshold: float) -> dict[str, np.ndarray]
     if recon.mask_score is not None:
         probability = dynamic_probability(recon.mask_score)
         frames = probability.reshape(recon.num_frames, -1)
-        curves[f"patches >= {threshold:.2f}"] = (frames >= threshold).mean(axis=1)
+        curves[f"patches ≥ {threshold:.2f}"] = (frames >= threshold).mean(axis=1)
         curves["mean probability"] = frames.mean(axis=1)
     if recon.gt_dynamic_mask is not None:
         moving = np.asarray(recon.gt_dynamic_mask, dtype=np.float64)
@@ -640,6 +640,34 @@ def mask_share_figure(recon: Reconstruction, threshold: float) -> Figure:
         figure.legend(loc="outside right upper", fontsize="small")
     else:
         axes.text(0.5, 0.5, "no mask in this result", ha="center", transform=axes.transAxes)
+    return figure
+
+
+def attention_share_figure(attention: Mapping[str, np.ndarray], layer: int, query: int) -> Figure:
+    """How much of one camera token's attention each key frame receives, frames along x.
+
+    Args:
+        attention: variant ("masked", "unmasked") -> (S, h, w) attention of frame `query`'s
+            camera token on every key frame's patches, in one layer.
+        layer: the layer (for the title).
+        query: the query frame, marked with a triangle.
+    """
+    figure = Figure(figsize=(6.4, 2.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    frames = 0
+    for name, values in attention.items():
+        per_frame = np.asarray(values, dtype=np.float64).reshape(len(values), -1).sum(axis=1)
+        frames = len(per_frame)
+        colour = variant_colour(name)
+        axes.plot(np.arange(frames), per_frame, "-o", ms=3, lw=1.6, color=colour, label=name)
+    axes.plot([query], [0.0], "^", ms=9, color="0.2", label=f"query frame {query}")
+    axes.set_xlim(0, max(frames - 1, 1))
+    axes.set_ylim(bottom=0.0)
+    axes.set_xlabel("key frame (click to go there)")
+    axes.set_ylabel("share of attention")
+    axes.set_title(f"Frame {query}'s camera token, layer {layer}", fontsize="medium")
+    axes.grid(alpha=0.3)
+    figure.legend(loc="outside right upper", fontsize="small")
     return figure
 
 

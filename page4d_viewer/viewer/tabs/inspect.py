@@ -15,9 +15,11 @@ import gradio as gr
 from gradio.components import Component
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.result.inspection import ATTENTION_VARIANTS
 from page4d_viewer.viewer import plots
 from page4d_viewer.viewer.callbacks import Updates
-from page4d_viewer.viewer.inside_views import ATTENTION_CHOICES
+from page4d_viewer.viewer.frame_plots import FramePlot, frame_plot
+from page4d_viewer.viewer.inside_views import ATTENTION_CHOICES, AttentionChoice, attention_values
 from page4d_viewer.viewer.inspector import CURRENT_FRAME, Inspector
 from page4d_viewer.viewer.scene.colouring import COLOUR_MODES, DEFAULT_COLOUR_MODE
 from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab, error_line
@@ -46,6 +48,8 @@ class InspectWidgets:
     probe_text: gr.Markdown
     probe_image: gr.Image
     probe_seen: gr.State  # the probe version the page shows
+    attention_plot: FramePlot  # attention per key frame: marks the frame, a click goes there
+    attention_drawn: gr.State  # (result version, layer, query) the plot shows, or None
 
     @property
     def selectors(self) -> list[gr.Dropdown | gr.Radio]:
@@ -90,6 +94,9 @@ class InsideTab(PanelTab):
             elem_id="attention-grid", format="png",
         )  # fmt: skip
         special = gr.Markdown("", elem_id="attention-special")
+        attention_plot = frame_plot(
+            "attention-share", "Attention per key frame: click a frame to go there"
+        )
         with gr.Row():
             feature_layer = gr.Dropdown([], label="Feature layer", elem_id="feature-layer")
         with gr.Row():
@@ -113,7 +120,7 @@ class InsideTab(PanelTab):
         probe_seen = gr.State(0)
         self.widgets = InspectWidgets(
             note, layer, query, variant, colour_by, grid, special, feature_layer, feature, mask,
-            probe_text, probe_image, probe_seen,
+            probe_text, probe_image, probe_seen, attention_plot, gr.State(None),
         )  # fmt: skip
 
     def wire(self, panel: Panel) -> None:
@@ -140,6 +147,55 @@ class InsideTab(PanelTab):
         )
         widgets.probe_image.select(self.on_probe_click, page.frame, probed, **QUICK)
         panel.poll([widgets.probe_seen, page.frame], probed, self.on_poll)
+        self.wire_attention_plot(panel)
+
+    def wire_attention_plot(self, panel: Panel) -> None:
+        """The attention plot is drawn when the result, the layer or the query frame change
+        (the page moves its frame mark); a click on it moves the timeline."""
+        widgets, page = self.widgets, panel.widgets
+        plot = widgets.attention_plot
+        inputs = [widgets.layer, widgets.query, page.frame, widgets.attention_drawn]
+        outputs = [plot.picture, plot.axis, widgets.attention_drawn]
+        for trigger in (page.version.change, widgets.layer.input, widgets.query.input):
+            trigger(self.on_attention_plot, inputs, outputs, **QUICK)
+        # With "current frame" as the query, the query follows the frame (nearest recorded).
+        page.frame.change(
+            self.on_attention_plot, inputs, outputs, trigger_mode="always_last", **QUICK
+        )
+        plot.wire(panel.callbacks, page)
+
+    def on_attention_plot(
+        self,
+        layer: int | None,
+        query: int | None,
+        frame: float,
+        drawn: tuple[int, int, int] | None,
+        request: gr.Request | None = None,
+    ) -> Updates:
+        """Draw the attention per key frame of the selected layer and query frame, unless
+        the page shows it already (`drawn`)."""
+        widgets = self.widgets
+        plot = widgets.attention_plot
+        try:
+            inspector = self._inspector(request)
+            choice = inspector.resolve(layer, query, None, int(frame or 0))
+        except Page4DError:
+            return {widgets.attention_drawn: gr.skip()}
+        shown, recon = inspector.controller.current, inspector.recon()
+        if choice is None or shown is None or recon is None:
+            return {**plot.update(None), widgets.attention_drawn: None}
+        key = (shown.version, choice.layer, choice.query)
+        if drawn is not None and tuple(drawn) == key:
+            return {widgets.attention_drawn: gr.skip()}
+        maps = recon.inside.attention if recon.inside is not None else None
+        attention = {
+            name: attention_values(recon, AttentionChoice(choice.layer, choice.query, name))
+            for name in ATTENTION_VARIANTS
+            if maps is not None and name in maps
+        }
+        figure = plots.attention_share_figure(attention, choice.layer, choice.query)
+        drawn_now = plots.figure_picture(figure, recon.num_frames)
+        return {**plot.update(drawn_now), widgets.attention_drawn: key}
 
     def _inspector(self, request: gr.Request | None) -> Inspector:
         """The inspector of the page's session (Page4DError when it is not open)."""
