@@ -1,7 +1,8 @@
 """The Inside the model tab's attention grid reads: its colour scale tops at the selection's
 99th percentile (said on its colour bar), and the key frames show through where attention is
 low, so the picture is not mostly black (issue 20). On `inspected_recon` (one hot patch per
-selection over a flat rest) and on a heavy-tailed attention like a real model's."""
+selection over a flat rest), on a heavy-tailed attention like a real model's, and on the
+attention the tiny network records in a real (CPU) run."""
 
 from __future__ import annotations
 
@@ -84,3 +85,26 @@ def test_the_colour_bar_says_the_scale(inspected_recon) -> None:
         assert "99th pct" in bar.note
         assert bar.above == bool(np.abs(raw).max() > top)
         assert bar.above  # heavy tails: some values lie beyond the top colour
+
+
+@pytest.mark.slow
+def test_a_real_run_with_attention_reads() -> None:
+    torch = pytest.importorskip("torch")
+    from test_predictor import make_clip
+
+    from page4d_viewer.inference import predictor
+    from page4d_viewer.model import AttentionRequest, build_model
+
+    torch.manual_seed(0)
+    network = build_model("tiny", img_size=56)
+    request = AttentionRequest(layers=(19,), query_frames=(0,), feature_layers=())
+    recon = predictor.predict(
+        make_clip(frames=3), network, device="cpu", precision="fp32", attention=request
+    )
+    images = _median_brightness(recon.images)
+    for choice in (AttentionChoice(19, 0), AttentionChoice(19, 0, DIFFERENCE)):
+        grid = inside_views.attention_grid(recon, choice, columns=recon.num_frames)
+        assert _median_brightness(grid) > 0.8 * images, choice
+        bar = inside_views.attention_bar(recon, choice)
+        raw = inside_views.attention_values(recon, choice)
+        assert bar.high == pytest.approx(inside_views.attention_scale(raw, choice.diverging))
