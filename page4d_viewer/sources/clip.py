@@ -35,6 +35,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import settings
 from page4d_viewer.errors import ClipError
@@ -103,12 +104,12 @@ class Clip:
         notes: One-line messages for the user (skipped files, truncation, letterboxing).
     """
 
-    frames: np.ndarray
-    frame_indices: np.ndarray
-    timestamps: np.ndarray
+    frames: npt.NDArray[np.uint8]
+    frame_indices: npt.NDArray[np.int64]
+    timestamps: npt.NDArray[np.float64]
     source: str
     source_fps: float | None
-    original_sizes: np.ndarray
+    original_sizes: npt.NDArray[np.int64]
     frame_names: list[str]
     kind: str
     source_frame_count: int

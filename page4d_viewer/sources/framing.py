@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from page4d_viewer.errors import ClipError
@@ -61,7 +62,7 @@ class PreprocessMapping:
     offset_x: int
     offset_y: int
 
-    def from_original(self, xy: np.ndarray) -> np.ndarray:
+    def from_original(self, xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Clip pixel coordinates -> model-input pixel coordinates.
 
         Args:
@@ -73,7 +74,7 @@ class PreprocessMapping:
         xy = np.asarray(xy, dtype=np.float64)
         return xy * self._scale + self._offset
 
-    def to_original(self, xy: np.ndarray) -> np.ndarray:
+    def to_original(self, xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Model-input pixel coordinates -> clip pixel coordinates (inverse of from_original).
 
         Args:
@@ -97,11 +98,11 @@ class PreprocessMapping:
         return x0, y0, x1, y1
 
     @property
-    def _scale(self) -> np.ndarray:
+    def _scale(self) -> npt.NDArray[np.float64]:
         return np.array([self.scale_x, self.scale_y], dtype=np.float64)
 
     @property
-    def _offset(self) -> np.ndarray:
+    def _offset(self) -> npt.NDArray[np.float64]:
         return np.array([self.offset_x, self.offset_y], dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,8 +235,8 @@ def _as_frames(frames: Any) -> np.ndarray:
 
 
 def fit_frames(
-    frames: np.ndarray, mode: PreprocessMode = "crop", target_size: int = DEFAULT_TARGET_SIZE
-) -> tuple[np.ndarray, PreprocessMapping]:
+    frames: npt.ArrayLike, mode: PreprocessMode = "crop", target_size: int = DEFAULT_TARGET_SIZE
+) -> tuple[npt.NDArray[np.uint8], PreprocessMapping]:
     """Resize and crop/pad uint8 frames to the model-input size, exactly as the authors do.
 
     Args:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 
@@ -38,14 +39,14 @@ class GroundTruth:
             padding or cropped-away areas), or None when every pixel does.
     """
 
-    extrinsics: np.ndarray | None
-    intrinsics: np.ndarray | None
-    depth: np.ndarray | None
-    dynamic_mask: np.ndarray | None
+    extrinsics: npt.NDArray[np.float64] | None
+    intrinsics: npt.NDArray[np.float64] | None
+    depth: npt.NDArray[np.float32] | None
+    dynamic_mask: npt.NDArray[np.bool_] | None
     source_format: str
-    timestamps: np.ndarray | None = None
+    timestamps: npt.NDArray[np.float64] | None = None
     path: str = ""
-    valid_region: np.ndarray | None = None
+    valid_region: npt.NDArray[np.bool_] | None = None
 
     @property
     def num_frames(self) -> int:

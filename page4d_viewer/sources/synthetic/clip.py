@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.sources.synthetic.camera_paths import (
@@ -55,15 +56,15 @@ class SyntheticClip:
         scene: the scene, to render more views (None if unknown).
     """
 
-    images: np.ndarray
-    depth: np.ndarray
-    extrinsics: np.ndarray
-    intrinsics: np.ndarray
-    world_points: np.ndarray
-    dynamic_mask: np.ndarray
-    valid: np.ndarray
+    images: npt.NDArray[np.uint8]
+    depth: npt.NDArray[np.float32]
+    extrinsics: npt.NDArray[np.float64]
+    intrinsics: npt.NDArray[np.float64]
+    world_points: npt.NDArray[np.float32]
+    dynamic_mask: npt.NDArray[np.bool_]
+    valid: npt.NDArray[np.bool_]
     fps: float
-    timestamps: np.ndarray
+    timestamps: npt.NDArray[np.float64]
     description: str
     settings: dict[str, Any] = field(default_factory=dict)
     scene: SyntheticScene | None = None

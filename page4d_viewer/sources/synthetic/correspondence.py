@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, cast_rays
@@ -57,15 +58,15 @@ class GroundTruthTracks:
     """
 
     query_frame: int
-    tracks: np.ndarray
-    visible: np.ndarray
-    world_points: np.ndarray
-    surface: np.ndarray
-    dynamic: np.ndarray
+    tracks: npt.NDArray[np.float64]
+    visible: npt.NDArray[np.bool_]
+    world_points: npt.NDArray[np.float64]
+    surface: npt.NDArray[np.int32]
+    dynamic: npt.NDArray[np.bool_]
 
 
 def track_ground_truth(
-    clip: SyntheticClip, query_frame: int, query_pixels: np.ndarray
+    clip: SyntheticClip, query_frame: int, query_pixels: npt.ArrayLike
 ) -> GroundTruthTracks:
     """Exact tracks and visibility of query pixels of one frame through the whole clip.
 
@@ -121,7 +122,7 @@ def sample_query_pixels(
     count: int,
     rng: np.random.Generator,
     moving_fraction: float = 0.5,
-) -> np.ndarray:
+) -> npt.NDArray[np.float64]:
     """Distinct random pixel centres of one frame, a share of them on moving surfaces.
 
     Args:
@@ -171,11 +172,11 @@ class PixelMatches(NamedTuple):
         weight: (P, M) float64 in [0, 1].
     """
 
-    reference: np.ndarray
-    target: np.ndarray
-    reference_xy: np.ndarray
-    target_xy: np.ndarray
-    weight: np.ndarray
+    reference: npt.NDArray[np.int64]
+    target: npt.NDArray[np.int64]
+    reference_xy: npt.NDArray[np.float64]
+    target_xy: npt.NDArray[np.float64]
+    weight: npt.NDArray[np.float64]
 
 
 def ground_truth_matches(
@@ -228,7 +229,9 @@ def _check_frame(clip: SyntheticClip, query_frame: int) -> None:
         )
 
 
-def _checked_queries(clip: SyntheticClip, query_frame: int, query_pixels: np.ndarray) -> np.ndarray:
+def _checked_queries(
+    clip: SyntheticClip, query_frame: int, query_pixels: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
     """(N, 2) float64 query pixels, or an error naming what is wrong with them."""
     _check_frame(clip, query_frame)
     query_pixels = np.asarray(query_pixels, dtype=np.float64)
