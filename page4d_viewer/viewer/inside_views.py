@@ -303,10 +303,10 @@ def attention_bar(recon: Reconstruction, choice: AttentionChoice) -> ColourBar:
     percentile = f"{GRID_SCALE_PERCENTILE:g}th pct"
     if choice.diverging:
         beyond = bool(np.abs(values).max(initial=0.0) > top)
-        note = f"red: the mask added; ends: +-{percentile} of |difference|; faint: near 0"
+        note = f"red: mask added; ends: {percentile} of |diff|"  # short: fits 3 tiles
         return ColourBar(DIVERGING_COLORMAP, -top, top, above=beyond, note=note)
     beyond = bool(values.max(initial=0.0) > top)
-    note = f"share of the token's attention; top: {percentile}; faint: low"
+    note = f"attention share; top: {percentile}; faint = low"
     return ColourBar(DEFAULT_COLORMAP, 0.0, top, above=beyond, note=note)
 
 
