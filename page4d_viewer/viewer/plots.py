@@ -659,7 +659,8 @@ def attention_share_figure(attention: Mapping[str, np.ndarray], layer: int, quer
         per_frame = np.asarray(values, dtype=np.float64).reshape(len(values), -1).sum(axis=1)
         frames = len(per_frame)
         colour = variant_colour(name)
-        axes.plot(np.arange(frames), per_frame, "-o", ms=3, lw=1.6, color=colour, label=name)
+        style = "--o" if name == UNMASKED else "-o"  # dashed: a curve on top never hides one
+        axes.plot(np.arange(frames), per_frame, style, ms=3, lw=1.6, color=colour, label=name)
     axes.plot([query], [0.0], "^", ms=9, color="0.2", label=f"query frame {query}")
     axes.set_xlim(0, max(frames - 1, 1))
     axes.set_ylim(bottom=0.0)
