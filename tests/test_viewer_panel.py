@@ -430,12 +430,17 @@ def test_open_result_file_and_damaged_file(
     assert controller.current is shown
 
 
-def test_the_scene_says_what_loads_before_it_shows_it(
-    make_recon, controller: ViewerController, tmp_path: Path
-) -> None:
-    scene = controller.scene
+def test_the_scene_says_what_loads_before_it_shows_it(make_recon, tmp_path: Path) -> None:
+    scene = FakeScene()
+    store, roots, backend = (
+        RunStore(tmp_path / "runs"),
+        DataRoots([tmp_path]),
+        FakeBackend(make_recon),
+    )
+    controller = ViewerController(scene, store, roots, backend)  # type: ignore[arg-type]
     first = controller.run("a.mp4", RunOptions(checkpoint="x"), lambda f, m: None)
     assert scene.loading == [(f"loading {first.title}", 0)]  # said before it was shown
+    assert first.record is not None
     reopened = controller.open_run(first.record.run_id)
     assert scene.loading[-1] == (f"loading {first.title}", 1) and len(scene.shown) == 2
     bad = tmp_path / "bad.npz"
@@ -445,10 +450,12 @@ def test_the_scene_says_what_loads_before_it_shows_it(
     # The old result was taken down for the new one, which failed: the old one is back.
     assert scene.loading[-1] == ("loading bad.npz", 2)
     assert scene.shown[-1] is reopened.recon and controller.current is reopened
-    empty = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]), None)
+    controller.close()
+    empty_scene = FakeScene()
+    empty = ViewerController(empty_scene, RunStore(tmp_path), DataRoots([tmp_path]), None)  # type: ignore[arg-type]
     with pytest.raises(Page4DError):
         empty.open_result(bad)
-    assert empty.scene.loading == [("loading bad.npz", 0), (None, 0)]  # nothing to put back
+    assert empty_scene.loading == [("loading bad.npz", 0), (None, 0)]  # nothing to put back
     empty.close()
 
 
@@ -461,7 +468,7 @@ def test_the_split_toggle_says_why_a_single_session_cannot_split(
     names = ("status", "split_toggle", "split_labels", "scene")
     widgets = SimpleNamespace(**{name: name for name in names})
     callbacks = PanelCallbacks(SessionRegistry.single(controller), widgets)  # type: ignore[arg-type]
-    updates = callbacks.on_split(True)
+    updates: dict = callbacks.on_split(True)
     assert updates["split_toggle"] is False and "split view" in updates["status"]
     assert "scene" not in updates  # the scene box stays as it is
 

@@ -329,6 +329,7 @@ def test_the_split_view_shows_every_result_on_both_sides_until_it_is_off(
     assert registry.upstream(TAB_A, "alice", "right") == session.right_port
     assert registry.upstream(TAB_A, "bob", "right") is None  # another user's: none
     assert registry.upstream(TAB_A, "alice", "left") is None  # no such view
+    assert session._split is not None
     right = session._split.right
     # The result on screen went to both sides, at its frame, each side with its own poses.
     assert (left.frame, right.frame, right.num_frames) == (2, 2, 4)
@@ -357,7 +358,8 @@ def test_the_split_view_shows_every_result_on_both_sides_until_it_is_off(
 
 
 def test_a_single_session_has_no_split_view(tmp_path: Path) -> None:
-    controller = ViewerController(_Scene(), RunStore(tmp_path), DataRoots([tmp_path]))
+    store, roots = RunStore(tmp_path), DataRoots([tmp_path])
+    controller = ViewerController(_Scene(), store, roots)  # type: ignore[arg-type]
     registry = SessionRegistry.single(controller)
     session = registry.attach("hash-1", None)
     with pytest.raises(Page4DError, match="split view"):
