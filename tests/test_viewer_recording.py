@@ -320,5 +320,6 @@ def test_the_record_tab_lists_keyframes_and_needs_them() -> None:
     assert "2 keyframes" in table
     assert "| 1 | (1.00, 2.00, 3.00) | (0.00, 0.00, 1.00) | 50° |" in table
     assert "| 2 | (0.00, 0.00, 0.00) | (1.00, 0.00, 0.00) |" in table
+    assert "-0.00" not in record.keyframe_table([_keyframe([-1e-4, 0, 0], -90)])
     with pytest.raises(Page4DError, match="no keyframes"):
         record.record_video(cast("PanelSession", None), "320x240", record.KEYFRAMES, [])

@@ -91,8 +91,12 @@ class RecordTab(PanelTab):
                 list(CAMERAS), value=CURRENT_VIEW, label="Camera", elem_id="record-view"
             )
         with gr.Row():
-            add_keyframe = gr.Button("Add keyframe (current view)", elem_id="record-add-keyframe")
-            clear_keyframes = gr.Button("Clear keyframes", elem_id="record-clear-keyframes")
+            add_keyframe = gr.Button(
+                "Add keyframe (current view)", size="sm", elem_id="record-add-keyframe"
+            )
+            clear_keyframes = gr.Button(
+                "Clear keyframes", size="sm", elem_id="record-clear-keyframes"
+            )
         keyframe_list = gr.Markdown(NO_KEYFRAMES, elem_id="record-keyframes")
         keyframes = gr.State([])
         with gr.Row():
@@ -218,7 +222,8 @@ def keyframe_table(keyframes: Sequence[recording.ViewPose]) -> str:
 
 
 def _triple(vector: np.ndarray) -> str:
-    return "(" + ", ".join(f"{float(value):.2f}" for value in vector) + ")"
+    # round, then + 0.0: a tiny negative reads 0.00, not -0.00
+    return "(" + ", ".join(f"{round(float(value), 2) + 0.0:.2f}" for value in vector) + ")"
 
 
 def share_zip(session: PanelSession) -> Path:
