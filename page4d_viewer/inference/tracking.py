@@ -177,7 +177,8 @@ def ground_truth_tracks(recon: Reconstruction, folder: Path) -> Tracks:
         recon.image_hw,
     )
     ones = np.ones(truth.visible.shape, dtype=np.float32)
-    return Tracks(truth.xy, truth.visible.astype(np.float32), ones, tracks.query_frame)
+    xy = truth.xy.astype(np.float32)
+    return Tracks(xy, truth.visible.astype(np.float32), ones, tracks.query_frame)
 
 
 def automatic_seeds(recon: Reconstruction, count: int) -> Seeds:

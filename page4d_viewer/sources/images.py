@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from page4d_viewer import settings
@@ -77,7 +78,7 @@ def open_image(file: BinaryIO | Path, name: str) -> Image.Image:
     return image
 
 
-def to_rgb8(image: Image.Image) -> np.ndarray:
+def to_rgb8(image: Image.Image) -> npt.NDArray[np.uint8]:
     """Any PIL image -> (H, W, 3) uint8 RGB.
 
     EXIF orientation is applied; alpha (RGBA, LA, palette transparency) is composited on
@@ -254,7 +255,7 @@ def probe_items(items: list[ImageItem], notes: list[str]) -> list[tuple[ImageIte
     return readable
 
 
-def decode_item(item: ImageItem) -> np.ndarray:
+def decode_item(item: ImageItem) -> npt.NDArray[np.uint8]:
     """Fully decode one image to (H, W, 3) uint8; raises one of DECODE_ERRORS when broken."""
     with item.open() as file, open_image(file, item.name) as image:
         image.load()
@@ -266,7 +267,7 @@ class AnimationInfo:
     """Header facts of an animated image: frame count, per-frame start times, frame size."""
 
     count: int
-    timestamps: np.ndarray  # (N,) float64 seconds from the first frame
+    timestamps: npt.NDArray[np.float64]  # (N,) seconds from the first frame
     width: int
     height: int
     notes: list[str]
@@ -294,7 +295,9 @@ def probe_animation(path: Path) -> AnimationInfo:
     return AnimationInfo(count, starts, width, height, notes)
 
 
-def decode_animation(path: Path, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+def decode_animation(
+    path: Path, indices: npt.ArrayLike
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """Yield (index, (H, W, 3) uint8) for the wanted frames, seeking forward only."""
     with open_file(path) as file, open_image(file, path.name) as image:
         for index in np.sort(indices):

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import settings
 from page4d_viewer.errors import ClipError
@@ -111,9 +112,9 @@ ALL_FRAMES = FrameSampling()  # no option set: every frame, in order
 
 def select_frame_indices(
     count: int,
-    timestamps: np.ndarray | None = None,
+    timestamps: npt.ArrayLike | None = None,
     sampling: FrameSampling = ALL_FRAMES,
-) -> np.ndarray:
+) -> npt.NDArray[np.int64]:
     """Which source frames a clip keeps, in this order: range, target fps, stride, max_frames.
 
     Args:

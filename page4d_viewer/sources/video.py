@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 from av.container import InputContainer
 from av.error import FFmpegError
 
@@ -51,13 +52,13 @@ class VideoInfo:
     """
 
     count: int
-    timestamps: np.ndarray
+    timestamps: npt.NDArray[np.float64]
     fps: float | None
     width: int
     height: int
-    pts: np.ndarray
+    pts: npt.NDArray[np.int64]
     exact_pts: bool
-    keyframes: np.ndarray
+    keyframes: npt.NDArray[np.int64]
     notes: list[str] = field(default_factory=list)
 
 
@@ -170,8 +171,8 @@ def _video_info(
 
 
 def decode_video(
-    path: Path, info: VideoInfo, indices: np.ndarray, notes: list[str]
-) -> Iterator[tuple[int, np.ndarray]]:
+    path: Path, info: VideoInfo, indices: npt.ArrayLike, notes: list[str]
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """Yield (index, (H, W, 3) uint8 RGB) for each wanted frame, in increasing index order.
 
     Frames that cannot be decoded (a truncated or damaged file) are not yielded; a note says

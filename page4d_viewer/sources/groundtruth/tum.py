@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from page4d_viewer.geometry import invert_rigid, quaternion_to_rotation
@@ -42,7 +43,9 @@ def _data_lines(path: Path) -> list[tuple[int, list[str]]]:
     return lines
 
 
-def read_tum_trajectory(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_tum_trajectory(
+    path: str | Path,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Read a TUM trajectory file (``timestamp tx ty tz qx qy qz qw``, camera-to-world).
 
     Args:

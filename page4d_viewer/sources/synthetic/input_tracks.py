@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.confine import check_tree, current_roots
@@ -34,8 +35,8 @@ class InputTracks(NamedTuple):
             occluded.
     """
 
-    xy: np.ndarray
-    visible: np.ndarray
+    xy: npt.NDArray[np.float64]
+    visible: npt.NDArray[np.bool_]
 
 
 def scene_folder(recorded: object) -> Path | None:
@@ -48,8 +49,8 @@ def scene_folder(recorded: object) -> Path | None:
 
 def ground_truth_input_tracks(
     folder: Path,
-    query_xy: np.ndarray,
-    query_frame: np.ndarray,
+    query_xy: npt.ArrayLike,
+    query_frame: npt.ArrayLike,
     frame_indices: Sequence[int],
     mapping: PreprocessMapping,
     image_hw: tuple[int, int],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.sources.synthetic.textures import albedo
@@ -43,17 +44,17 @@ class RenderedView:
         dynamic: (H, W) bool, True where the surface belongs to a moving object.
     """
 
-    image: np.ndarray
-    depth: np.ndarray
-    world_points: np.ndarray
-    surface: np.ndarray
-    dynamic: np.ndarray
+    image: npt.NDArray[np.uint8]
+    depth: npt.NDArray[np.float64]
+    world_points: npt.NDArray[np.float64]
+    surface: npt.NDArray[np.int32]
+    dynamic: npt.NDArray[np.bool_]
 
 
 def render_view(
     scene: SyntheticScene,
-    extrinsic: np.ndarray,
-    intrinsic: np.ndarray,
+    extrinsic: npt.ArrayLike,
+    intrinsic: npt.ArrayLike,
     width: int,
     height: int,
     t: float,
