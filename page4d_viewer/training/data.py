@@ -39,9 +39,9 @@ class TrainingSample:
 
     Attributes:
         images: (S, 3, H, W) float32 in [0, 1].
-        pose_enc: (S, 9) ground-truth pose encoding, translation in normalised units.
-        depth: (S, H, W) depth in normalised units.
-        world_points: (S, H, W, 3) points in the first camera's frame, normalised units.
+        pose_enc: (S, 9) float32 ground-truth pose encoding, translation in normalised units.
+        depth: (S, H, W) float32 depth in normalised units.
+        world_points: (S, H, W, 3) float32 points in the first camera's frame, normalised units.
         valid: (S, H, W) bool.
         dynamic_mask: (S, H, W) bool, True on moving objects.
         scene_scale: the normalisation divisor (scene units per normalised unit).
@@ -54,19 +54,19 @@ class TrainingSample:
         match_visible: (P, N) bool, where those are seen, or None.
     """
 
-    images: np.ndarray
-    pose_enc: np.ndarray
-    depth: np.ndarray
-    world_points: np.ndarray
-    valid: np.ndarray
-    dynamic_mask: np.ndarray
+    images: npt.NDArray[np.float32]
+    pose_enc: npt.NDArray[np.float32]
+    depth: npt.NDArray[np.float32]
+    world_points: npt.NDArray[np.float32]
+    valid: npt.NDArray[np.bool_]
+    dynamic_mask: npt.NDArray[np.bool_]
     scene_scale: float
-    query_points: np.ndarray | None = None
-    tracks: np.ndarray | None = None
-    track_visible: np.ndarray | None = None
-    extrinsics: np.ndarray | None = None
-    match_target_xy: np.ndarray | None = None
-    match_visible: np.ndarray | None = None
+    query_points: npt.NDArray[np.float32] | None = None
+    tracks: npt.NDArray[np.float32] | None = None
+    track_visible: npt.NDArray[np.bool_] | None = None
+    extrinsics: npt.NDArray[np.float32] | None = None
+    match_target_xy: npt.NDArray[np.float32] | None = None
+    match_visible: npt.NDArray[np.bool_] | None = None
 
 
 def clip_to_sample(

@@ -60,7 +60,7 @@ def predicted(value: _Value | None, name: str) -> _Value:
     return value
 
 
-def match_queries(image_hw: tuple[int, int], patch_size: int) -> np.ndarray:
+def match_queries(image_hw: tuple[int, int], patch_size: int) -> npt.NDArray[np.float64]:
     """(N, 2) float64 query pixels (x, y): the patch centres, as the match head uses them."""
     grid = (image_hw[0] // patch_size, image_hw[1] // patch_size)
     return patch_centres(grid, patch_size, dtype=torch.float64).numpy()

@@ -50,7 +50,7 @@ def clip_tracks(
     count: int,
     moving_fraction: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Queries on ``frames[0]`` and their ground-truth tracks through ``frames``.
 
     Args:
