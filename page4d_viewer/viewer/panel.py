@@ -30,6 +30,14 @@ from page4d_viewer.viewer.callbacks import (
     default_strength,
 )
 from page4d_viewer.viewer.controller import SOURCE_EXAMPLE, SOURCE_PATH, SOURCE_UPLOAD
+from page4d_viewer.viewer.presenter import (
+    PRESENTER_CSS,
+    PresenterControls,
+    bar_after_slider,
+    bar_before_slider,
+    enter_button,
+    wire_presenter,
+)
 from page4d_viewer.viewer.split_panel import SPLIT_CSS, split_scene_html
 from page4d_viewer.viewer.status import run_choices, status_markdown
 from page4d_viewer.viewer.tabs import tracks as tracks_tab
@@ -82,6 +90,7 @@ PANEL_CSS = (
 #scene-frame iframe { width: 100%; height: 620px; border: 1px solid #8884; border-radius: 6px; }
 """
     + SPLIT_CSS
+    + PRESENTER_CSS
 )
 
 SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the page
@@ -194,10 +203,11 @@ def build_panel(
     setup = PanelSetup(sessions, index)
     tabs: list[PanelTab] = [kind() for kind in RESULT_TABS]
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        widgets = _layout(setup, tabs, device, precision)
+        widgets, presenter = _layout(setup, tabs, device, precision)
         callbacks = PanelCallbacks(sessions, widgets, tabs, scene_box_html)
         panel = Panel(demo, widgets, callbacks, tabs)
         _wire(panel)
+        wire_presenter(panel, presenter)
         for tab in tabs:
             tab.wire(panel)
         panel.start_polling(widgets.timer)
@@ -205,8 +215,12 @@ def build_panel(
     return demo
 
 
-def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str) -> PanelWidgets:
-    """The page: the clip and run controls beside the scene, the result tabs under them."""
+def _layout(
+    setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
+) -> tuple[PanelWidgets, PresenterControls]:
+    """The page: the clip and run controls beside the stage (the scene and the bar under it
+    with the frame slider, and presenter mode's controls: `presenter.py`), the result tabs
+    under them."""
     sessions = setup.sessions
     samples = list(sessions.samples)
     first_kind = SOURCE_EXAMPLE if samples else SOURCE_UPLOAD
@@ -220,23 +234,29 @@ def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
             sampling = _sampling_inputs()
             model = _model_inputs(sessions.backend, device, precision)
             actions = _run_and_open(sessions)
-        with gr.Column(scale=2, min_width=480):
-            split_toggle = gr.Checkbox(
-                False, label="Split view: masked | unmasked", elem_id="split-toggle",
-                interactive=sessions.embeds_scenes,
-            )  # fmt: skip
+        with gr.Column(scale=2, min_width=480, elem_id="stage"):
+            with gr.Row(elem_id="stage-options", equal_height=True):
+                split_toggle = gr.Checkbox(
+                    False, label="Split view: masked | unmasked", elem_id="split-toggle",
+                    interactive=sessions.embeds_scenes,
+                )  # fmt: skip
+                enter = enter_button()
             split_labels = gr.HTML("", elem_id="split-labels-box", visible=False)
             scene = gr.HTML(scene_iframe_html(None), elem_id="scene")
-            frame = gr.Slider(
-                0, 1, value=0, step=1, label="Frame (follows the scene's timeline)", elem_id="frame"
-            )
+            with gr.Row(elem_id="stage-bar", equal_height=True):
+                play = bar_before_slider()
+                frame = gr.Slider(
+                    0, 1, value=0, step=1, label="Frame (follows the scene's timeline)",
+                    elem_id="frame", scale=3,
+                )  # fmt: skip
+                presenter = bar_after_slider(enter, play, sessions.mask_opacity)
     # Each tab's widgets inside its own gr.Tab: anything placed directly in a gr.Tabs shifts
     # the order Gradio gives the tabs after it, and each of those gains a second button.
     with gr.Tabs():
         for tab in tabs:
             with gr.Tab(tab.label, id=tab.tab_id, elem_id=tab.elem_id):
                 tab.build(setup)
-    return PanelWidgets(
+    widgets = PanelWidgets(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
         synced=gr.State(None),
@@ -261,6 +281,7 @@ def _layout(setup: PanelSetup, tabs: list[PanelTab], device: str, precision: str
         timer=gr.Timer(POLL_SECONDS),
         tab_views=[widget for tab in tabs for widget in tab.view()],
     )
+    return widgets, presenter
 
 
 @dataclass
