@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from page4d_viewer.sources.groundtruth.base import GroundTruth, GroundTruthError
@@ -40,7 +41,7 @@ def _read_sintel_tag(data: bytes, path: Path) -> None:
         raise GroundTruthError(f"{path.name} is not a Sintel file (wrong tag; expected 'PIEH')")
 
 
-def read_sintel_cam(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_sintel_cam(path: str | Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Read a Sintel ``.cam`` file.
 
     Layout: float32 tag 202021.25, then float64 row-major 3x3 intrinsics and 3x4 extrinsics
@@ -62,7 +63,7 @@ def read_sintel_cam(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return values[:9].reshape(3, 3).copy(), values[9:].reshape(3, 4).copy()
 
 
-def read_sintel_depth(path: str | Path) -> np.ndarray:
+def read_sintel_depth(path: str | Path) -> npt.NDArray[np.float32]:
     """Read a Sintel ``.dpt`` depth file.
 
     Layout: float32 tag 202021.25, int32 width, int32 height, then height*width float32
@@ -109,7 +110,7 @@ def _pick(files: list[Path], indices: np.ndarray | None, what: str) -> list[Path
     return [files[i] for i in indices]
 
 
-def load_sintel(folder: Path, indices: np.ndarray | None) -> GroundTruth:
+def load_sintel(folder: Path, indices: npt.NDArray[np.integer] | None) -> GroundTruth:
     cams = _sintel_files(folder, ".cam") or _sintel_files(
         _sintel_sibling(folder, "camdata_left"), ".cam"
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer import geometry
 from page4d_viewer.sources.synthetic.scene import rotation_matrix
@@ -22,7 +23,9 @@ CAMERA_MOTIONS = ("orbit", "walk", "handheld")
 CAMERA_CLEARANCE = 0.35
 
 
-def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+def look_at(
+    position: npt.NDArray[np.float64], target: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """(3, 3) camera-from-world rotation of an upright OpenCV camera at ``position``."""
     forward = target - position
     forward /= np.linalg.norm(forward)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, RenderedView, render_view
@@ -434,7 +435,7 @@ def _person(data: dict[str, Any]) -> Person:
     )
 
 
-def rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
+def rotation_matrix(rotation_vector: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """(3, 3) rotation from a rotation vector (axis times angle in radians), Rodrigues."""
     angle = float(np.linalg.norm(rotation_vector))
     if angle < 1e-12:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 Vec3 = tuple[float, float, float]
 Vec2 = tuple[float, float]
 
 
-def vec3(values: Sequence[float] | np.ndarray) -> Vec3:
+def vec3(values: Sequence[float] | npt.NDArray[np.floating]) -> Vec3:
     """Three floats from any sequence of three numbers (a JSON list, a numpy vector).
 
     Raises:
@@ -28,7 +29,7 @@ def vec3(values: Sequence[float] | np.ndarray) -> Vec3:
     return x, y, z
 
 
-def vec2(values: Sequence[float] | np.ndarray) -> Vec2:
+def vec2(values: Sequence[float] | npt.NDArray[np.floating]) -> Vec2:
     """Two floats from any sequence of two numbers (see `vec3`)."""
     x, y = (float(v) for v in values)
     return x, y
@@ -119,7 +120,9 @@ DETAIL_CELL = 0.25
 """Coarsest period (metres) of the optional detail noise; three octaves go down to 6 cm."""
 
 
-def albedo(texture: Texture, points: np.ndarray, detail: float = 0.0) -> np.ndarray:
+def albedo(
+    texture: Texture, points: npt.NDArray[np.float64], detail: float = 0.0
+) -> npt.NDArray[np.float64]:
     """Surface colour of a texture: (N, 3) texture coordinates (metres) -> (N, 3) RGB.
 
     ``detail`` > 0 multiplies in a fractal noise of that relative amplitude (the scene's
