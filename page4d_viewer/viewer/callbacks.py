@@ -488,7 +488,9 @@ class PanelCallbacks:
             return self.unchanged()
         updates = self.followed(session, settings, synced)
         if settings.frame != synced.frame:
-            updates[self.widgets.frame] = settings.frame
+            # The scene's frame read again: the tabs' follow takes a while, and during
+            # playback the slider must not step back to the frame this tick started from.
+            updates[self.widgets.frame] = session.scene.frame
         return updates
 
     def on_frame(

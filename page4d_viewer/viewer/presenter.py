@@ -10,8 +10,13 @@ from the scene, since the Viser sidebar's copy sits in its floating panel) show 
 presenter mode. Esc exits, also while the scene's iframe has the keyboard (it is served from
 the same origin, so the page can listen to it).
 
-The frame slider follows the scene within a frame during playback: while the scene plays, a
-fast timer (`FOLLOW_SECONDS`) copies the scene's frame into the slider, and nothing else; the
+The frame slider follows the scene within a frame during playback, in presenter mode and out
+of it. While the scene plays, a fast timer (`FOLLOW_SECONDS`) reads the scene's clock (its
+frame, the server's time of the reading, fps, frame count, loop) into a hidden box
+(`#follow-clock`), and the page (`FOLLOW_JS`) moves the slider from the latest reading at the
+scene's fps until the next one. A Gradio round trip takes 0.2-0.6 s on a loaded two-core
+machine (measured), so copying the frame alone would lag 2-6 frames at 10 fps; advancing from
+a timed reading keeps the slider on the scene's frame whatever the round trip takes. The
 page's slow poll (`tabs.base`) still brings the tabs along, and turns the fast timer on when
 playback starts in the Viser sidebar. Browser tests find the controls by their element ids
 (`presenter-on`, `presenter-play`, `presenter-reset`, `presenter-opacity`, `presenter-exit`,
@@ -20,6 +25,7 @@ playback starts in the Viser sidebar. Browser tests find the controls by their e
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,9 +39,67 @@ from page4d_viewer.viewer.tabs.base import QUICK
 if TYPE_CHECKING:
     from page4d_viewer.viewer.tabs.base import Panel
 
-FOLLOW_SECONDS: Final = 0.05
-"""How often the page reads the scene's frame while it plays: a twentieth of a second, so at
-10 fps the slider is never more than one frame behind (the round trip takes a few ms)."""
+FOLLOW_SECONDS: Final = 0.1
+"""How often the page reads the scene's clock while it plays (each reading re-anchors the
+page's own advance, `FOLLOW_JS`)."""
+
+FOLLOW_JS: Final = """
+// The latest reading of the scene's clock (#follow-clock's data- attributes) moves the frame
+// slider: frame + (time since the reading) x fps, wrapped or clamped as the scene plays.
+// The reading's time is the server's clock. Each reading also carries when this page sent
+// its request (`sent`): the reading was taken about half its round trip after that. The
+// fastest round trip seen gives the best estimate of the two clocks' offset; when that
+// estimate is within its own uncertainty of zero (the usual case: both clocks are set by
+// NTP, or it is one machine), the clocks are taken as they are.
+const follow = {stamp: null, offset: 0, trip: Infinity, playing: false};
+const show = (frame) => {
+  const range = document.querySelector('#frame input[type=range]');
+  const number = document.querySelector('#frame input[type=number]');
+  if (!range || range.value === String(frame)) { return; }
+  range.value = String(frame);
+  if (number) { number.value = String(frame); }
+  const span = (Number(range.max) - Number(range.min)) || 1;
+  range.style.setProperty('--range_progress', ((frame - Number(range.min)) / span * 100) + '%');
+};
+const advance = () => {
+  const clock = element.querySelector('.follow-clock');
+  if (!clock) { return; }
+  const reading = clock.dataset;
+  const now = Date.now() / 1000;
+  if (reading.time !== follow.stamp) {
+    follow.stamp = reading.time;
+    const sent = Number(reading.sent);
+    const trip = now - sent;
+    if (sent > 0 && trip >= 0 && trip < follow.trip) {
+      follow.trip = trip;
+      const offset = sent + trip / 2 - Number(reading.time);
+      follow.offset = Math.abs(offset) <= trip / 2 ? 0 : offset;
+    }
+  }
+  const playing = reading.playing === '1';
+  if (!playing) {
+    if (follow.playing) { show(Number(reading.frame)); }  // where playback stopped
+    follow.playing = false;
+    return;
+  }
+  follow.playing = true;
+  const frames = Number(reading.frames);
+  const fps = Number(reading.fps);
+  // At most a second past the reading: a scene that stalls is not run ahead of.
+  const since = Math.min(Math.max(now - follow.offset - Number(reading.time), 0), 1);
+  // The frame had been on screen for half its time, on average, when it was read.
+  const steps = Math.floor(since * fps + 0.5);
+  const frame = Number(reading.frame) + steps;
+  show(reading.loop === '1' ? frame % frames : Math.min(frame, frames - 1));
+};
+const ticker = setInterval(() => {
+  if (!element.isConnected) { clearInterval(ticker); return; }
+  advance();
+}, 20);
+"""
+"""Runs once in the page (the follow clock's `js_on_load`): every 20 ms while the scene plays,
+the frame slider shows the scene's frame, advanced from the latest reading."""
+
 
 PLAY_LABEL: Final = "▶ Play"
 PAUSE_LABEL: Final = "❚❚ Pause"
@@ -74,7 +138,11 @@ if (!window.page4dPresenterKeys) {{
 """
 """Runs once when the page loads (the legend's `js_on_load`): Esc leaves presenter mode."""
 
+SENT_JS: Final = "(ignored) => Date.now() / 1000"
+"""The follow timer's input: this page's clock when it asks for a reading (s)."""
+
 PRESENTER_CSS: Final = f"""
+#follow-clock, #follow-sent {{ display: none !important; }}
 body:not(.{PRESENTING_CLASS}) .presenter-only {{ display: none !important; }}
 #stage-bar {{ align-items: center; }}
 body.{PRESENTING_CLASS} {{ overflow: hidden; }}
@@ -125,8 +193,10 @@ class PresenterControls:
         opacity: The mask overlay's opacity in the scene.
         leave: "Exit presenter mode" (Esc does the same).
         legend: The scene's legend, shown in presenter mode.
-        follow_timer: Copies the scene's frame into the frame slider while the scene plays.
+        follow_timer: Reads the scene's clock while the scene plays.
         following: Whether `follow_timer` is on (what the page last set it to).
+        clock: The latest reading (hidden; `FOLLOW_JS` moves the frame slider from it).
+        sent: When the page asked for the reading (hidden; set by `SENT_JS`).
     """
 
     enter: gr.Button
@@ -137,6 +207,8 @@ class PresenterControls:
     legend: gr.HTML
     follow_timer: gr.Timer
     following: gr.State
+    clock: gr.HTML
+    sent: gr.Number
 
 
 def enter_button() -> gr.Button:
@@ -176,6 +248,10 @@ def bar_after_slider(enter: gr.Button, play: gr.Button, mask_opacity: float) -> 
         legend=legend_box(),
         follow_timer=gr.Timer(FOLLOW_SECONDS, active=False),
         following=gr.State(False),
+        sent=gr.Number(0, elem_id="follow-sent"),
+        clock=gr.HTML(
+            clock_html(ClockReading.stopped(0)), elem_id="follow-clock", js_on_load=FOLLOW_JS
+        ),
     )
 
 
@@ -189,6 +265,55 @@ def legend_box() -> gr.HTML:
 def play_label(playing: bool) -> str:
     """The play button's text: what a click does."""
     return PAUSE_LABEL if playing else PLAY_LABEL
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """The scene's timeline at one moment, for the page to advance from.
+
+    Attributes:
+        frame: The frame on screen.
+        time: The server's wall clock at the reading (s; the page maps it to its own clock).
+        sent: The page's clock when it asked for the reading (s; 0: unknown).
+        fps: Playback speed.
+        frames: Frames in the clip.
+        loop: Whether playback wraps around at the end.
+        playing: Whether the timeline plays.
+    """
+
+    frame: int
+    time: float
+    sent: float
+    fps: float
+    frames: int
+    loop: bool
+    playing: bool
+
+    @classmethod
+    def stopped(cls, frame: int) -> ClockReading:
+        """A reading of a timeline that does not play."""
+        return cls(frame, time.time(), 0.0, 1.0, 1, True, False)
+
+    @classmethod
+    def of(cls, session: PanelSession, sent: float = 0.0) -> ClockReading:
+        """Read the page's scene (without its lock: plain attributes the playback thread
+        writes; the lock may be held for a whole redraw, which the reading would wait on)."""
+        scene = session.scene
+        timeline = scene.timeline
+        frame, playing = int(timeline.frame), bool(timeline.is_playing)
+        frames = max(1, scene.num_frames)
+        fps, loop = float(timeline.fps), bool(timeline.loop)
+        return cls(frame, time.time(), float(sent), fps, frames, loop, playing)
+
+
+def clock_html(reading: ClockReading) -> str:
+    """The reading in the hidden box's data- attributes (`FOLLOW_JS` reads them)."""
+    return (
+        f'<span class="follow-clock" data-frame="{reading.frame}" data-time="{reading.time:.4f}"'
+        f' data-sent="{reading.sent:.4f}"'
+        f' data-fps="{reading.fps:g}" data-frames="{reading.frames}"'
+        f' data-loop="{int(reading.loop)}" data-playing="{int(reading.playing)}"></span>'
+    )
 
 
 def scene_frame(session: PanelSession) -> tuple[int, bool]:
@@ -277,17 +402,17 @@ class PresenterCallbacks:
             return self.callbacks.failed(session, str(error))
         return {self.controls.following: gr.skip()}
 
-    def on_follow(self, shown_frame: float | None, request: gr.Request | None = None) -> Updates:
-        """A fast tick while the scene plays: the frame slider shows the scene's frame; the
-        timer stops once the scene does."""
+    def on_follow(self, sent: float | None, request: gr.Request | None = None) -> Updates:
+        """A fast tick while the scene plays: a new reading of its clock; the timer stops
+        once the scene does (and the slider gets the frame it stopped on)."""
         session = self._session(request)
         if session is None:
             return self.following(False)
-        frame, playing = scene_frame(session)
-        updates: Updates = {} if playing else self.following(False)
-        if shown_frame is None or int(shown_frame) != frame:
-            updates[self.widgets.frame] = frame
-        return updates or {self.controls.following: gr.skip()}
+        reading = ClockReading.of(session, float(sent or 0.0))
+        updates: Updates = {self.controls.clock: clock_html(reading)}
+        if not reading.playing:
+            updates |= {**self.following(False), self.widgets.frame: reading.frame}
+        return updates
 
     def on_poll(self, values: dict[Component, Any], request: gr.Request | None) -> Updates:
         """The page's slow poll: turn the fast follow on when playback started elsewhere
@@ -319,7 +444,7 @@ def wire_presenter(panel: Panel, controls: PresenterControls) -> None:
         trigger_mode="always_last", **QUICK,
     )  # fmt: skip
     controls.follow_timer.tick(
-        events.on_follow, frame, [frame, *following_outputs], trigger_mode="always_last",
-        **QUICK,
+        events.on_follow, controls.sent, [controls.clock, frame, *following_outputs],
+        js=SENT_JS, trigger_mode="always_last", **QUICK,
     )  # fmt: skip
     panel.poll([controls.following], following_outputs, events.on_poll)
