@@ -490,7 +490,7 @@ class PanelCallbacks:
         if settings.frame != synced.frame:
             # The scene's frame read again: the tabs' follow takes a while, and during
             # playback the slider must not step back to the frame this tick started from.
-            updates[self.widgets.frame] = session.scene.frame
+            updates[self.widgets.frame] = controller.scene_settings().frame
         return updates
 
     def on_frame(

@@ -296,14 +296,12 @@ class ClockReading:
 
     @classmethod
     def of(cls, session: PanelSession, sent: float = 0.0) -> ClockReading:
-        """Read the page's scene (without its lock: plain attributes the playback thread
-        writes; the lock may be held for a whole redraw, which the reading would wait on)."""
-        scene = session.scene
-        timeline = scene.timeline
-        frame, playing = int(timeline.frame), bool(timeline.is_playing)
-        frames = max(1, scene.num_frames)
-        fps, loop = float(timeline.fps), bool(timeline.loop)
-        return cls(frame, time.time(), float(sent), fps, frames, loop, playing)
+        """Read the page's scene (its state snapshot: frame, playing, fps, loop)."""
+        state = session.controller.scene.state()
+        return cls(
+            int(state.frame), time.time(), float(sent), float(state.fps),
+            max(1, int(state.num_frames)), bool(state.loop), bool(state.playing),
+        )  # fmt: skip
 
 
 def clock_html(reading: ClockReading) -> str:
@@ -317,13 +315,9 @@ def clock_html(reading: ClockReading) -> str:
 
 
 def scene_frame(session: PanelSession) -> tuple[int, bool]:
-    """The scene's current frame and whether it plays.
-
-    Read without the scene's lock: two plain attributes the playback thread writes, and the
-    lock may be held for a whole redraw, which would make the fast follow wait behind it.
-    """
-    timeline = session.scene.timeline
-    return int(timeline.frame), bool(timeline.is_playing)
+    """The scene's current frame and whether it plays."""
+    reading = ClockReading.of(session)
+    return reading.frame, reading.playing
 
 
 class PresenterCallbacks:
