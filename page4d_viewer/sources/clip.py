@@ -311,7 +311,7 @@ def _load_images(
 
 def _decode_items(
     readable: list[tuple[ImageItem, int, int]], indices: np.ndarray, notes: list[str]
-) -> Iterator[tuple[int, np.ndarray]]:
+) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """Decode the wanted images; ones that fail now (e.g. truncated data) are skipped."""
     broken = []
     for index in indices:

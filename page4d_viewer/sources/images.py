@@ -101,7 +101,7 @@ def to_rgb8(image: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def _high_depth_gray_to_rgb8(image: Image.Image) -> np.ndarray:
+def _high_depth_gray_to_rgb8(image: Image.Image) -> npt.NDArray[np.uint8]:
     values = np.asarray(image).astype(np.float64)
     if image.mode == "F":
         gray = values * 255.0
@@ -113,7 +113,7 @@ def _high_depth_gray_to_rgb8(image: Image.Image) -> np.ndarray:
     return np.repeat(gray8[:, :, None], 3, axis=2)
 
 
-def fit_to_size(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+def fit_to_size(frame: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
     """Letterbox a frame into (height, width): bicubic resize keeping aspect, white padding.
 
     Args:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from page4d_viewer.sources.groundtruth.base import GroundTruth, GroundTruthError
 from page4d_viewer.sources.groundtruth.sintel import (
@@ -59,8 +60,8 @@ logger = logging.getLogger(__name__)
 def load_ground_truth(
     path: str | Path,
     *,
-    frame_indices: Sequence[int] | np.ndarray | None = None,
-    timestamps: Sequence[float] | np.ndarray | None = None,
+    frame_indices: Sequence[int] | npt.NDArray[np.integer] | None = None,
+    timestamps: Sequence[float] | npt.NDArray[np.floating] | None = None,
     image_hw: tuple[int, int] | None = None,
     max_time_difference: float = DEFAULT_MAX_TIME_DIFFERENCE,
 ) -> GroundTruth:

@@ -139,7 +139,7 @@ class GroundTruth:
         }
         return self.to_model_input(mapping)
 
-    def select(self, frames: Sequence[int] | np.ndarray) -> GroundTruth:
+    def select(self, frames: Sequence[int] | npt.NDArray[np.integer]) -> GroundTruth:
         """The ground truth of the given frame positions (0-based)."""
         frames = np.asarray(frames, dtype=np.int64)
         count = self.num_frames
