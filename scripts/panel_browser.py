@@ -11,6 +11,12 @@ import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from page4d_viewer.viewer.server.app import ViewerApp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,28 +41,31 @@ def wait_status(page, text: str) -> None:
 
 
 def close_scene_notices(page) -> None:
-    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers."""
+    """Dismiss Viser's "software WebGL" notice, which headless Chromium always triggers, in
+    every scene on the page (two in the split view)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-    close = page.frame_locator("#scene-frame iframe").locator(".mantine-Notification-root button")
-    try:
-        close.first.wait_for(timeout=15_000)
-    except PlaywrightTimeoutError:  # no notice: nothing to close
-        return
-    for _ in range(close.count()):
-        close.first.click()
+    for number in range(page.locator("#scene-frame iframe").count()):
+        scene = page.frame_locator(f"#scene-frame iframe >> nth={number}")
+        close = scene.locator(".mantine-Notification-root button")
+        try:
+            close.first.wait_for(timeout=15_000)
+        except PlaywrightTimeoutError:  # no notice: nothing to close
+            continue
+        for _ in range(close.count()):
+            close.first.click()
 
 
 @contextlib.contextmanager
 def app_in_chromium(
     backend, viewport: dict[str, int], chromium: Path = CHROMIUM
-) -> Iterator[tuple[object, object]]:
+) -> Iterator[tuple[ViewerApp, Page]]:
     """Start the app in this process on a free port with `backend` and open it in Chromium.
 
     Yields:
         (the running ViewerApp, the Playwright page showing its panel).
     """
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import ViewportSize, sync_playwright
 
     from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
 
@@ -70,7 +79,8 @@ def app_in_chromium(
                 browser = playwright.chromium.launch(
                     executable_path=str(chromium), args=CHROMIUM_ARGS
                 )
-                page = browser.new_page(viewport=viewport)
+                size = ViewportSize(width=viewport["width"], height=viewport["height"])
+                page = browser.new_page(viewport=size)
                 page.set_default_timeout(TIMEOUT_MS)
                 page.goto(app.url)
                 yield app, page
