@@ -23,8 +23,8 @@ format to read each message's type and node name):
 * whole result: the point clouds of every frame have arrived (for Compare: every one of B's
   frustums).
 
-It does not time the canvas drawing those points: in software WebGL on a loaded machine that
-trails the websocket by a frame or two of Viser's render loop.
+It does not time the canvas drawing those points (reading the WebGL canvas back needs a
+screenshot per poll, too slow on a loaded machine to leave the timing alone).
 Targets (reported, not asserted): first frame at most 1 s, whole result at most 5 s.
 """
 
