@@ -143,6 +143,7 @@ SENT_JS: Final = "(ignored) => Date.now() / 1000"
 
 PRESENTER_CSS: Final = f"""
 #follow-clock, #follow-sent {{ display: none !important; }}
+#stage-bar .form:has(> #follow-sent) {{ display: none !important; }}  /* its empty box */
 body:not(.{PRESENTING_CLASS}) .presenter-only {{ display: none !important; }}
 #stage-bar {{ align-items: center; }}
 body.{PRESENTING_CLASS} {{ overflow: hidden; }}
