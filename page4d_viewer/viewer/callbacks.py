@@ -487,10 +487,11 @@ class PanelCallbacks:
         if settings == synced:
             return self.unchanged()
         updates = self.followed(session, settings, synced)
-        if settings.frame != synced.frame:
-            # The scene's frame read again: the tabs' follow takes a while, and during
-            # playback the slider must not step back to the frame this tick started from.
-            updates[self.widgets.frame] = controller.scene_settings().frame
+        state = controller.scene.state()
+        # While the scene plays the page moves the slider itself (`presenter.FOLLOW_JS`): a
+        # frame sent now would reach it a round trip late and pull it back.
+        if settings.frame != synced.frame and not state.playing:
+            updates[self.widgets.frame] = state.frame
         return updates
 
     def on_frame(
