@@ -921,7 +921,8 @@ class _RacingController:
     def __init__(self) -> None:
         from types import SimpleNamespace
 
-        self.backend, self.samples, self.scene = None, {}, None
+        self.backend, self.samples = None, {}
+        self.scene = SimpleNamespace(state=lambda: SimpleNamespace(playing=False))
         self.data_roots = DataRoots([Path(__file__).parent])
         self.frame = 0
         self.current = SimpleNamespace(version=1)

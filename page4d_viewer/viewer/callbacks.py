@@ -487,11 +487,10 @@ class PanelCallbacks:
         if settings == synced:
             return self.unchanged()
         updates = self.followed(session, settings, synced)
-        state = controller.scene.state()
         # While the scene plays the page moves the slider itself (`presenter.FOLLOW_JS`): a
         # frame sent now would reach it a round trip late and pull it back.
-        if settings.frame != synced.frame and not state.playing:
-            updates[self.widgets.frame] = state.frame
+        if settings.frame != synced.frame and not controller.scene.state().playing:
+            updates[self.widgets.frame] = settings.frame
         return updates
 
     def on_frame(
