@@ -32,7 +32,7 @@ def status_markdown(shown: Shown | None) -> str:
     stages = {stage: seconds for stage, seconds in metadata.timings.items() if "." not in stage}
     if stages:
         parts.append(", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items()))
-    parts.append(f"cameras: {', '.join(plots.VARIANT_LABELS[v] for v in recon.variants)}")
+    parts.append(f"cameras: {' / '.join(plots.VARIANT_LABELS[v] for v in recon.variants)}")
     return " · ".join(parts)
 
 
