@@ -101,6 +101,16 @@ class PanelTab(Protocol):
     label: ClassVar[str]
     tab_id: ClassVar[str]
     elem_id: ClassVar[str | None] = None
+    panel: Panel  # the page around the tab, kept by its `wire`
+
+    def __init_subclass__(
+        cls, *, label: str = "", tab_id: str = "", elem_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """`class MaskTab(PanelTab, label="Mask and depth", tab_id="mask")`: a tab's button
+        text, its Gradio id and its element id are given where the class is named."""
+        super().__init_subclass__(**kwargs)
+        if label:
+            cls.label, cls.tab_id, cls.elem_id = label, tab_id or label.lower(), elem_id
 
     def build(self, setup: PanelSetup) -> None:
         """Make the tab's widgets (called inside its `gr.Tab`, which the panel opens)."""

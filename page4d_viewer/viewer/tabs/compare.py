@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gradio as gr
 
@@ -42,13 +42,10 @@ class CompareWidgets:
     compare_status: gr.Markdown  # the tab's own outcome line: its errors show where they arose
 
 
-class CompareTab(PanelTab):
+class CompareTab(PanelTab, label="Compare", tab_id="compare"):
     """Lay a second run over the first: pick it, compare, show or hide it, clear it."""
 
-    label: ClassVar[str] = "Compare"
-    tab_id: ClassVar[str] = "compare"
     widgets: CompareWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         compare_choice = gr.Dropdown(

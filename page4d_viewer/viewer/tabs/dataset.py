@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import gradio as gr
 from gradio.components import Component
@@ -63,13 +62,10 @@ class DatasetWidgets:
         return [self.sort_by, self.descending, self.filter_text]
 
 
-class DatasetTab(PanelTab):
+class DatasetTab(PanelTab, label="Dataset", tab_id="dataset"):
     """A batch index as a sortable table; a click on a row opens its run."""
 
-    label: ClassVar[str] = "Dataset"
-    tab_id: ClassVar[str] = "dataset"
     widgets: DatasetWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         index, index_help = setup.index, setup.sessions.data_roots.describe()

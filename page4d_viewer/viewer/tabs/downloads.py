@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from gradio.components import Component
@@ -15,14 +15,11 @@ if TYPE_CHECKING:
     from page4d_viewer.viewer.controller import SceneSettings, Shown
 
 
-class DownloadsTab(PanelTab):
+class DownloadsTab(PanelTab, label="Downloads", tab_id="downloads"):
     """The saved result at once; the exports when asked (they take a while)."""
 
-    label: ClassVar[str] = "Downloads"
-    tab_id: ClassVar[str] = "downloads"
     prepare_button: gr.Button
     downloads: gr.File
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         self.prepare_button = gr.Button("Prepare downloads (result, GLB, PLY, TUM, mp4)")

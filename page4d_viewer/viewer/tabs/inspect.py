@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gradio as gr
 from gradio.components import Component
@@ -62,13 +62,10 @@ class InspectWidgets:
         return [self.note, self.grid, self.special, self.feature, self.mask, self.probe_text]
 
 
-class InsideTab(PanelTab):
+class InsideTab(PanelTab, label="Inside the model", tab_id="inside", elem_id="inside-tab"):
     """Camera-token attention, feature PCA and the point probe of the result on screen; one
     method per event, each calling one action of the session's `Inspector`."""
 
-    label: ClassVar[str] = "Inside the model"
-    tab_id: ClassVar[str] = "inside"
-    elem_id: ClassVar[str | None] = "inside-tab"
     widgets: InspectWidgets
     panel: Panel
     overlay_image: gr.Image  # the Mask and depth tab's frame overlay: a click there probes

@@ -7,7 +7,7 @@ has it). The pictures follow the timeline; a click on the overlay probes a pixel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from gradio.components import Component
@@ -68,13 +68,10 @@ def frame_image(label: str, visible: bool) -> gr.Image:
     )  # fmt: skip
 
 
-class MaskTab(PanelTab):
+class MaskTab(PanelTab, label="Mask and depth", tab_id="mask"):
     """The mask overlay's settings and the current frame's pictures."""
 
-    label: ClassVar[str] = "Mask and depth"
-    tab_id: ClassVar[str] = "mask"
     widgets: MaskWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         sessions = setup.sessions

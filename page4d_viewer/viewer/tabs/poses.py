@@ -7,7 +7,7 @@ on one goes to its frame (`frame_plots`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from gradio.components import Component
@@ -32,13 +32,10 @@ class PoseWidgets:
     metrics_table: gr.Dataframe
 
 
-class PoseComparisonTab(PanelTab):
+class PoseComparisonTab(PanelTab, label="Pose comparison", tab_id="poses"):
     """The camera paths, their differences and the metrics of the result on screen."""
 
-    label: ClassVar[str] = "Pose comparison"
-    tab_id: ClassVar[str] = "poses"
     widgets: PoseWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         with gr.Row():

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 import gradio as gr
 import numpy as np
@@ -73,13 +73,10 @@ class RecordWidgets:
     files: gr.File
 
 
-class RecordTab(PanelTab):
+class RecordTab(PanelTab, label="Record", tab_id="record"):
     """An mp4 of the 3-D playback, and the scene as a folder to share."""
 
-    label: ClassVar[str] = "Record"
-    tab_id: ClassVar[str] = "record"
     widgets: RecordWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         with gr.Row():

@@ -10,7 +10,7 @@ Tracks folder (Viser sidebar) chooses what is drawn.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gradio as gr
 from gradio.components import Component
@@ -50,15 +50,11 @@ class TrackWidgets:
         return [self.note, self.picture, self.seeding, self.seen]
 
 
-class TracksTab(PanelTab):
+class TracksTab(PanelTab, label="Tracks", tab_id="tracks", elem_id="tracks-tab"):
     """What the result holds of point tracks, and seeding new ones by clicking; one method per
     event, each calling one action of the session's `TrackSeeder`."""
 
-    label: ClassVar[str] = "Tracks"
-    tab_id: ClassVar[str] = "tracks"
-    elem_id: ClassVar[str | None] = "tracks-tab"
     widgets: TrackWidgets
-    panel: Panel
 
     def build(self, setup: PanelSetup) -> None:
         note = gr.Markdown("", elem_id="tracks-note")
