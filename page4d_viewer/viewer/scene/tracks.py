@@ -343,7 +343,16 @@ class TrackLayer(SceneLayer):
         mask's dynamic probability is at least its threshold), with their ground truth or
         not. None keeps a setting. Only the tracks are redrawn."""
         with self.host.lock, self.host.server.atomic():
-            self.configure(visible, max_count, trail, which, truth)
+            current = self.settings
+            chosen = TrackSettings(
+                current.visible if visible is None else bool(visible),
+                current.max_count if max_count is None else int(max_count),
+                current.trail if trail is None else int(trail),
+                current.which if which is None else str(which),  # type: ignore[arg-type]
+                current.truth if truth is None else bool(truth),
+            )
+            chosen.check()  # a bad value (`which` included): DisplayError, nothing changed
+            self.settings = chosen
             self.sync_controls(self.host.view())
             self.host.redraw()
 
@@ -371,26 +380,6 @@ class TrackLayer(SceneLayer):
         self._paths, self._moving, self._drawn = {}, None, None
         if recon is None:
             self._sends = 0
-
-    def configure(
-        self,
-        visible: bool | None = None,
-        max_count: int | None = None,
-        trail: int | None = None,
-        which: str | None = None,
-        truth: bool | None = None,
-    ) -> None:
-        """Change some settings (None keeps one). Raises DisplayError for a bad value."""
-        current = self.settings
-        chosen = TrackSettings(
-            current.visible if visible is None else bool(visible),
-            current.max_count if max_count is None else int(max_count),
-            current.trail if trail is None else int(trail),
-            current.which if which is None else str(which),  # type: ignore[arg-type]  # checked
-            current.truth if truth is None else bool(truth),
-        )
-        chosen.check()
-        self.settings = chosen
 
     def draw(self, frame: int, source: str, threshold: float, point_size: float) -> None:
         """Make the nodes show the tracks on `frame`; nothing is sent when nothing changed."""
