@@ -70,10 +70,11 @@ def test_presenter_mode_fills_the_window_and_esc_leaves_it(page_session, app, pa
     page.locator("#presenter-on").click()
     page.wait_for_function("() => document.body.classList.contains('presenting')")
     assert _covered_share(page, iframe) >= 0.95
+    # Gradio's buttons fade their visibility in a CSS transition: wait for each state.
     for selector in BIG_CONTROLS:
-        assert page.locator(selector).is_visible(), f"{selector} hidden in presenter mode"
+        page.locator(selector).wait_for(state="visible", timeout=5_000)
     for selector in PANEL_CONTROLS:
-        assert not page.locator(selector).is_visible(), f"{selector} shown in presenter mode"
+        page.locator(selector).wait_for(state="hidden", timeout=5_000)
     # The legend is the scene's own, filled from the server.
     legend = page.locator("#presenter-legend .page4d-legend")
     legend.wait_for(state="visible")
@@ -102,8 +103,8 @@ def test_presenter_mode_fills_the_window_and_esc_leaves_it(page_session, app, pa
     page.wait_for_function("() => !document.body.classList.contains('presenting')")
     assert _covered_share(page, iframe) < 0.5
     for selector in PANEL_CONTROLS:
-        assert page.locator(selector).is_visible(), f"{selector} hidden after Esc"
-    assert not page.locator("#presenter-exit").is_visible()
+        page.locator(selector).wait_for(state="visible", timeout=5_000)
+    page.locator("#presenter-exit").wait_for(state="hidden", timeout=5_000)
 
 
 def test_the_exit_button_leaves_presenter_mode(page) -> None:
@@ -111,7 +112,7 @@ def test_the_exit_button_leaves_presenter_mode(page) -> None:
     page.wait_for_function("() => document.body.classList.contains('presenting')")
     page.locator("#presenter-exit").click()
     page.wait_for_function("() => !document.body.classList.contains('presenting')")
-    assert page.locator("#run").is_visible()
+    page.locator("#run").wait_for(state="visible", timeout=5_000)
 
 
 def _frame_gap(a: int, b: int) -> int:
