@@ -577,3 +577,44 @@ def _sure_tracker(model):
 def sure_tracker():
     """`sure_tracker(model) -> model`: see `_sure_tracker`."""
     return _sure_tracker
+
+
+def browser_viewpoint(server):
+    """The viewpoint of a Viser server's one browser, once it has reported its camera (None
+    before, or with no browser or several)."""
+    from page4d_viewer.viewer.scene.split import Viewpoint
+
+    clients = list(server.get_clients().values())
+    if len(clients) != 1:
+        return None
+    try:
+        return Viewpoint.of(clients[0].camera)
+    except AssertionError:  # Viser: no camera reported yet
+        return None
+
+
+def drag_and_see_the_other_side_follow(page, canvas, servers, before, dx: float, dy: float) -> None:
+    """Orbit the left scene by dragging its `canvas` (a Playwright locator in `page`'s
+    viewport) by (dx, dy) pixels, then wait until the right server's browser sits at the left
+    one's new viewpoint (`before`: the right side's viewpoint before the drag)."""
+    import numpy as np
+
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y + dy, steps=12)
+    page.mouse.up()
+
+    def followed() -> bool:
+        moved, follower = (browser_viewpoint(server) for server in servers)
+        return (
+            moved is not None
+            and follower is not None
+            and not moved.near(before)
+            and np.allclose(follower.position, moved.position, atol=1e-3)
+            and np.allclose(follower.look_at, moved.look_at, atol=1e-3)
+        )
+
+    wait_for(followed, 60, "the right view to follow the left one", page=page)

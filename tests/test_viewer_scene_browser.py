@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import viser
-from conftest import wait_for
+from conftest import browser_viewpoint, drag_and_see_the_other_side_follow, wait_for
 
 from page4d_viewer.viewer.scene import SceneView
-from page4d_viewer.viewer.scene.split import SplitScenes, Viewpoint
+from page4d_viewer.viewer.scene.split import SplitScenes
 
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
-
-
-def _viewpoint(server: viser.ViserServer) -> Viewpoint | None:
-    """The viewpoint of the server's one browser, once it has reported its camera."""
-    clients = list(server.get_clients().values())
-    if len(clients) != 1:
-        return None
-    try:
-        return Viewpoint.of(clients[0].camera)
-    except AssertionError:  # Viser: no camera reported yet
-        return None
 
 
 def test_dragging_one_side_moves_the_other(make_reconstruction, launch_chromium) -> None:
@@ -36,30 +24,14 @@ def test_dragging_one_side_moves_the_other(make_reconstruction, launch_chromium)
                 page.goto(f"http://127.0.0.1:{server.get_port()}/")
                 pages.append(page)
             left, right = pages
-            wait_for(lambda: all(_viewpoint(s) for s in servers), 120, "both cameras", page=left)
-            before = _viewpoint(servers[1])
+            wait_for(
+                lambda: all(browser_viewpoint(s) for s in servers), 120, "both cameras", page=left
+            )
+            before = browser_viewpoint(servers[1])
             assert before is not None
             canvas = left.locator("canvas").first
             canvas.wait_for()
-            box = canvas.bounding_box()
-            assert box is not None
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            left.mouse.move(x, y)
-            left.mouse.down()
-            left.mouse.move(x + 160, y + 40, steps=12)  # orbit the left view
-            left.mouse.up()
-
-            def followed() -> bool:
-                moved, follower = _viewpoint(servers[0]), _viewpoint(servers[1])
-                return (
-                    moved is not None
-                    and follower is not None
-                    and not moved.near(before)
-                    and np.allclose(follower.position, moved.position, atol=1e-3)
-                    and np.allclose(follower.look_at, moved.look_at, atol=1e-3)
-                )
-
-            wait_for(followed, 60, "the right view to follow the left one", page=right)
+            drag_and_see_the_other_side_follow(left, canvas, servers, before, 160, 40)
     finally:
         split.close()
         for scene, server in zip(scenes, servers, strict=True):

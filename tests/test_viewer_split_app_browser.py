@@ -8,27 +8,18 @@ right scene's browser camera follows: read on the server, from each side's Viser
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import viser
-from conftest import open_panel, viewing_app, wait_for
-
-from page4d_viewer.viewer.scene.split import Viewpoint
+from conftest import (
+    browser_viewpoint,
+    drag_and_see_the_other_side_follow,
+    open_panel,
+    viewing_app,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
-
-
-def _viewpoint(server: viser.ViserServer) -> Viewpoint | None:
-    """The viewpoint of the server's one browser, once it has reported its camera."""
-    clients = list(server.get_clients().values())
-    if len(clients) != 1:
-        return None
-    try:
-        return Viewpoint.of(clients[0].camera)
-    except AssertionError:  # Viser: no camera reported yet
-        return None
 
 
 def test_the_split_view_shows_both_sides_and_locks_their_views(
@@ -53,30 +44,12 @@ def test_the_split_view_shows_both_sides_and_locks_their_views(
         servers = (session.server, session._split.server)
         right_scene = session._split.right
         wait_for(lambda: right_scene.num_frames == 6, 60, "the right side's result", page=page)
-        wait_for(lambda: all(_viewpoint(s) for s in servers), 120, "both cameras", page=page)
-        before = _viewpoint(servers[1])
+        wait_for(lambda: all(browser_viewpoint(s) for s in servers), 120, "both cameras", page=page)
+        before = browser_viewpoint(servers[1])
         assert before is not None
 
         canvas = page.frame_locator("#scene-left").locator("canvas").first
         canvas.wait_for()
         canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()  # in the page's viewport, as the mouse moves
-        assert box is not None
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 120, y + 30, steps=12)  # orbit the left view
-        page.mouse.up()
-
-        def followed() -> bool:
-            moved, follower = _viewpoint(servers[0]), _viewpoint(servers[1])
-            return (
-                moved is not None
-                and follower is not None
-                and not moved.near(before)
-                and np.allclose(follower.position, moved.position, atol=1e-3)
-                and np.allclose(follower.look_at, moved.look_at, atol=1e-3)
-            )
-
-        wait_for(followed, 60, "the right view to follow the left one", page=page)
+        drag_and_see_the_other_side_follow(page, canvas, servers, before, 120, 30)
         page.close()
