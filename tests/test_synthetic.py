@@ -224,22 +224,41 @@ def test_camera_motions_and_field_of_view(camera: str) -> None:
 def test_rejected_layouts_are_redrawn_from_a_derived_seed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = dict(num_frames=3, width=48, height=28, fps=12.0, camera=None, movers="large")
-    settings.update(num_movers=8, person=True, fov_deg=None)
+    settings = synthetic.SceneSettings(
+        num_frames=3,
+        width=48,
+        height=28,
+        fps=12.0,
+        camera=None,
+        movers="large",
+        num_movers=8,
+        person=True,
+        fov_deg=None,
+    )
     verdicts = iter([False, True])
     monkeypatch.setattr(synthetic_clip, "cameras_are_clear", lambda *args: next(verdicts))
-    scene, extrinsics, *_ = synthetic.make_scene(5, **settings)
+    scene, extrinsics, *_ = synthetic.make_scene(5, settings)
     monkeypatch.setattr(synthetic_clip, "cameras_are_clear", lambda *args: True)
-    second_draw = synthetic_clip._draw_scene(5, np.random.SeedSequence([5, 1]), **settings)
+    second_draw = synthetic_clip._draw_scene(5, np.random.SeedSequence([5, 1]), settings)
     assert scene == second_draw[0]
     np.testing.assert_array_equal(extrinsics, second_draw[1])
-    assert scene != synthetic.make_scene(5, **settings)[0]
+    assert scene != synthetic.make_scene(5, settings)[0]
 
 
 def test_crowded_scenes_keep_the_cameras_clear_of_objects() -> None:
-    settings = dict(num_frames=8, width=48, height=28, movers="large", num_movers=8, person=True)
+    settings = synthetic.SceneSettings(
+        num_frames=8,
+        width=48,
+        height=28,
+        fps=12.0,
+        camera=None,
+        movers="large",
+        num_movers=8,
+        person=True,
+        fov_deg=None,
+    )
     for seed in range(8):
-        scene, extrinsics, _, times, _ = synthetic.make_scene(seed, **settings)
+        scene, extrinsics, _, times, _ = synthetic.make_scene(seed, settings)
         centres = geometry.camera_centers(extrinsics)
         for centre, t in zip(centres, times, strict=True):
             for primitive in scene.posed_primitives(t):

@@ -16,7 +16,13 @@ clips).
 """
 
 from page4d_viewer.sources.synthetic.camera_paths import CAMERA_MOTIONS
-from page4d_viewer.sources.synthetic.clip import MOVER_SIZES, SyntheticClip, make_clip, make_scene
+from page4d_viewer.sources.synthetic.clip import (
+    MOVER_SIZES,
+    SceneSettings,
+    SyntheticClip,
+    make_clip,
+    make_scene,
+)
 from page4d_viewer.sources.synthetic.correspondence import (
     VISIBILITY_TOLERANCE,
     GroundTruthTracks,
@@ -62,6 +68,7 @@ __all__ = [
     "Person",
     "RenderedView",
     "SceneObject",
+    "SceneSettings",
     "SyntheticClip",
     "SyntheticScene",
     "SyntheticSceneError",

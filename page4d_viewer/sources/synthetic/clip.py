@@ -98,112 +98,100 @@ class SyntheticClip:
         )
 
 
-def _check_settings(
-    num_frames: int,
-    width: int,
-    height: int,
-    fps: float,
-    camera: str | None,
-    movers: str,
-    num_movers: int | None,
-    fov_deg: float | None,
-) -> None:
-    if num_frames < 1:
-        raise SyntheticSceneError(f"num_frames must be at least 1, got {num_frames}")
-    if width < 8 or height < 8:
-        raise SyntheticSceneError(f"image size must be at least 8x8 pixels, got {width}x{height}")
-    if not fps > 0:
-        raise SyntheticSceneError(f"fps must be positive, got {fps}")
-    if camera is not None and camera not in CAMERA_MOTIONS:
-        raise SyntheticSceneError(
-            f"camera must be one of {', '.join(CAMERA_MOTIONS)}, got {camera!r}"
-        )
-    if movers not in MOVER_SIZES:
-        raise SyntheticSceneError(f"movers must be one of {', '.join(MOVER_SIZES)}, got {movers!r}")
-    if num_movers is not None and not 0 <= num_movers <= 8:
-        raise SyntheticSceneError(f"num_movers must be between 0 and 8, got {num_movers}")
-    if fov_deg is not None and not 20 <= fov_deg <= 120:
-        raise SyntheticSceneError(f"fov_deg must be between 20 and 120 degrees, got {fov_deg}")
+@dataclass(frozen=True)
+class SceneSettings:
+    """The :func:`make_clip` arguments that draw the scene and the camera path, checked.
+
+    Each field is the :func:`make_clip` argument of the same name (the defaults live there).
+
+    Raises:
+        SyntheticSceneError: a setting is out of range.
+    """
+
+    num_frames: int
+    width: int
+    height: int
+    fps: float
+    camera: str | None
+    movers: str
+    num_movers: int | None
+    person: bool | None
+    fov_deg: float | None
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise SyntheticSceneError(f"num_frames must be at least 1, got {self.num_frames}")
+        if self.width < 8 or self.height < 8:
+            raise SyntheticSceneError(
+                f"image size must be at least 8x8 pixels, got {self.width}x{self.height}"
+            )
+        if not self.fps > 0:
+            raise SyntheticSceneError(f"fps must be positive, got {self.fps}")
+        if self.camera is not None and self.camera not in CAMERA_MOTIONS:
+            raise SyntheticSceneError(
+                f"camera must be one of {', '.join(CAMERA_MOTIONS)}, got {self.camera!r}"
+            )
+        if self.movers not in MOVER_SIZES:
+            raise SyntheticSceneError(
+                f"movers must be one of {', '.join(MOVER_SIZES)}, got {self.movers!r}"
+            )
+        if self.num_movers is not None and not 0 <= self.num_movers <= 8:
+            raise SyntheticSceneError(f"num_movers must be between 0 and 8, got {self.num_movers}")
+        if self.fov_deg is not None and not 20 <= self.fov_deg <= 120:
+            raise SyntheticSceneError(
+                f"fov_deg must be between 20 and 120 degrees, got {self.fov_deg}"
+            )
 
 
 def make_scene(
-    seed: int,
-    *,
-    num_frames: int = 24,
-    width: int = 518,
-    height: int = 294,
-    fps: float = 12.0,
-    camera: str | None = None,
-    movers: str = "mixed",
-    num_movers: int | None = None,
-    person: bool | None = None,
-    fov_deg: float | None = None,
+    seed: int, settings: SceneSettings
 ) -> tuple[SyntheticScene, np.ndarray, np.ndarray, np.ndarray, str]:
-    """Draw a random scene and camera path (no rendering); arguments as in :func:`make_clip`.
+    """Draw a random scene and camera path (no rendering), as :func:`make_clip` does.
 
     Returns:
         The scene; (S, 3, 4) extrinsics; (S, 3, 3) intrinsics; (S,) timestamps in seconds;
         a one-line description.
     """
-    _check_settings(num_frames, width, height, fps, camera, movers, num_movers, fov_deg)
     # The layout rules keep cameras clear of objects almost always; a rare crowded draw
     # (many large movers) is redrawn from a derived seed, so a seed always gives a scene.
     for attempt in range(20):
         entropy = seed if attempt == 0 else [seed, attempt]
-        drawn = _draw_scene(
-            seed,
-            np.random.SeedSequence(entropy),
-            num_frames=num_frames,
-            width=width,
-            height=height,
-            fps=fps,
-            camera=camera,
-            movers=movers,
-            num_movers=num_movers,
-            person=person,
-            fov_deg=fov_deg,
-        )
+        drawn = _draw_scene(seed, np.random.SeedSequence(entropy), settings)
         if drawn is not None:
             return drawn
     raise RuntimeError(f"no synthetic layout for seed {seed} keeps the cameras clear of objects")
 
 
 def _draw_scene(
-    seed: int,
-    seed_sequence: np.random.SeedSequence,
-    *,
-    num_frames: int,
-    width: int,
-    height: int,
-    fps: float,
-    camera: str | None,
-    movers: str,
-    num_movers: int | None,
-    person: bool | None,
-    fov_deg: float | None,
+    seed: int, seed_sequence: np.random.SeedSequence, settings: SceneSettings
 ) -> tuple[SyntheticScene, np.ndarray, np.ndarray, np.ndarray, str] | None:
     """One draw of :func:`make_scene`; None if a camera comes too close to an object."""
     streams = [np.random.default_rng(s) for s in seed_sequence.spawn(6)]
     rng_choice, rng_room, rng_camera, rng_static, rng_movers, rng_light = streams
-    camera = camera or str(rng_choice.choice(CAMERA_MOTIONS))
-    fov = math.radians(fov_deg if fov_deg is not None else rng_choice.uniform(45, 75))
+    # The unset choices are drawn from one stream in this order: a seed's scene depends on it.
+    camera = settings.camera or str(rng_choice.choice(CAMERA_MOTIONS))
+    fov_deg = settings.fov_deg if settings.fov_deg is not None else rng_choice.uniform(45, 75)
+    fov = math.radians(fov_deg)
+    num_movers = settings.num_movers
     if num_movers is None:
         num_movers = int(rng_choice.integers(1, 4))
+    person = settings.person
     if person is None:
-        person = movers != "small" and bool(rng_choice.uniform() < 0.35)
+        person = settings.movers != "small" and bool(rng_choice.uniform() < 0.35)
 
     half_size = rng_room.uniform(6.0, 8.0, size=2)
     room_height = float(rng_room.uniform(2.6, 4.0))
     stage = np.array([*rng_room.uniform(-0.5, 0.5, size=2), 0.0])
     room_textures = random_room_textures(rng_room)
 
-    times = np.arange(num_frames) / fps
+    width, height, num_frames = settings.width, settings.height, settings.num_frames
+    times = np.arange(num_frames) / settings.fps
     extrinsics = camera_path(rng_camera, camera, times, stage, half_size, room_height, fov)
     camera_positions = geometry.camera_centers(extrinsics)
     focal = (width / 2) / math.tan(fov / 2)
     intrinsic = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
 
-    moving = _random_movers(rng_movers, movers, num_movers, stage)
+    moving = _random_movers(rng_movers, settings.movers, num_movers, stage)
     people = [random_person(rng_movers, stage)] if person else []
     static = random_static_objects(rng_static, stage, half_size, room_height, camera_positions, 2.6)
     scene = SyntheticScene(
@@ -292,23 +280,14 @@ def make_clip(
     Raises:
         SyntheticSceneError: an argument is out of range.
     """
-    settings: dict[str, Any] = dict(
-        seed=int(seed),
-        num_frames=num_frames,
-        width=width,
-        height=height,
-        fps=float(fps),
-        camera=camera,
-        movers=movers,
-        num_movers=num_movers,
-        person=person,
-        fov_deg=fov_deg,
-    )
     if supersample not in (1, 2, 3, 4):
         raise SyntheticSceneError(f"supersample must be 1, 2, 3 or 4, got {supersample}")
     if not 0.0 <= texture_detail <= 1.0:
         raise SyntheticSceneError(f"texture_detail must be in [0, 1], got {texture_detail}")
-    scene, extrinsics, intrinsics, times, description = make_scene(**settings)
+    scene_settings = SceneSettings(
+        num_frames, width, height, float(fps), camera, movers, num_movers, person, fov_deg
+    )
+    scene, extrinsics, intrinsics, times, description = make_scene(int(seed), scene_settings)
     # Set after the draw, so the same seed gives the same scene with or without detail.
     scene = dataclasses.replace(scene, texture_detail=float(texture_detail))
     views = [
@@ -317,7 +296,11 @@ def make_clip(
         )
         for i in range(num_frames)
     ]
-    settings["supersample"] = supersample
+    settings: dict[str, Any] = {
+        "seed": int(seed),
+        **dataclasses.asdict(scene_settings),
+        "supersample": supersample,
+    }
     if texture_detail:
         settings["texture_detail"] = float(texture_detail)
     return SyntheticClip(
