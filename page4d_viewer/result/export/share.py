@@ -162,30 +162,21 @@ def record_scene(
     with contextlib.redirect_stdout(io.StringIO()):
         server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
         try:
-            return _record(
-                server, recon, conf_percentile, max_points, fps, opacity, threshold, overlay
+            server.scene.set_up_direction("-y")  # OpenCV world: y points down
+            frames, extent = _add_points(
+                server, recon, conf_percentile, max_points, opacity, threshold, overlay
             )
+            _add_cameras(server, recon, _FRUSTUM_FRACTION * extent)
+            _set_initial_view(server, recon)
+            return _record_playback(server, frames, fps)
         finally:
             server.stop()
 
 
-def _record(
-    server: viser.ViserServer,
-    recon: Reconstruction,
-    conf_percentile: float,
-    max_points: int,
-    fps: float,
-    opacity: float,
-    threshold: float,
-    overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
+def _record_playback(
+    server: viser.ViserServer, frames: list[viser.PointCloudHandle], fps: float
 ) -> bytes:
-    """Add the nodes, then record one visibility toggle per frame."""
-    server.scene.set_up_direction("-y")  # OpenCV world: y points down
-    frames, extent = _add_points(
-        server, recon, conf_percentile, max_points, opacity, threshold, overlay
-    )
-    _add_cameras(server, recon, _FRUSTUM_FRACTION * extent)
-    _set_initial_view(server, recon)
+    """The recording of the scene as it stands, then one visibility toggle per frame."""
     serializer = server.get_scene_serializer()
     for index in range(1, len(frames)):
         serializer.insert_sleep(1.0 / fps)
