@@ -8,11 +8,12 @@ holds, not a setting, so the files that draw tracks are dropped and written agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -65,57 +66,51 @@ def write_downloads(
         )
     folder.mkdir(exist_ok=True)
     check_free_space(folder)
+    with _removing_new_files_if_disk_fills(folder):
+        glb = folder / f"scene_conf{percentile:g}.glb"
+        if not glb.exists():
+            export.export_glb(recon, glb, conf_percentile=percentile)
+        ply_zip = folder / f"points_ply_conf{percentile:g}.zip"
+        if not ply_zip.exists():
+            _write_ply_zip(recon, ply_zip, partial(export.export_ply, conf_percentile=percentile))
+        tum = sorted(folder.glob("trajectory_*.txt"))
+        if not tum:
+            tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
+        # The settings are in the name: a changed overlay writes a new video.
+        overlay = f"{mask_overlay}_opacity{mask_opacity:g}_threshold{mask_threshold:g}"
+        mp4 = folder / f"mask_overlay_{overlay}.mp4"
+        if not mp4.exists():
+            export.export_mp4(
+                recon, mp4, opacity=mask_opacity, threshold=mask_threshold, overlay=mask_overlay
+            )
+        files = [result_file, glb, ply_zip, *tum, mp4]
+        if recon.tracks is not None:
+            tracks_csv = folder / TRACKS_CSV_NAME
+            if not tracks_csv.exists():
+                export.export_tracks_csv(recon, tracks_csv, threshold=mask_threshold)
+            files.append(tracks_csv)
+        return files
+
+
+@contextlib.contextmanager
+def _removing_new_files_if_disk_fills(folder: Path) -> Iterator[None]:
+    """Within this block, a full disk removes what the block began in ``folder`` and raises
+    DiskFullError; any other error passes through untouched."""
     before = set(folder.iterdir())
     try:
-        return _write_downloads(
-            recon, result_file, folder, percentile, mask_opacity, mask_threshold, mask_overlay
-        )
+        yield
     except OSError as error:
         if not disk_full(error):
             raise
-        for partial in set(folder.iterdir()) - before:
-            if partial.is_dir():
-                shutil.rmtree(partial, ignore_errors=True)
+        for partial_file in set(folder.iterdir()) - before:
+            if partial_file.is_dir():
+                shutil.rmtree(partial_file, ignore_errors=True)
             else:
-                partial.unlink(missing_ok=True)
+                partial_file.unlink(missing_ok=True)
         raise DiskFullError(
             f"the disk filled up while writing the downloads ({error.strerror}); "
             "none were kept: free some space and prepare them again"
         ) from None
-
-
-def _write_downloads(
-    recon: Reconstruction,
-    result_file: Path,
-    folder: Path,
-    percentile: float,
-    mask_opacity: float,
-    mask_threshold: float,
-    mask_overlay: MaskOverlay = DEFAULT_MASK_OVERLAY,
-) -> list[Path]:
-    glb = folder / f"scene_conf{percentile:g}.glb"
-    if not glb.exists():
-        export.export_glb(recon, glb, conf_percentile=percentile)
-    ply_zip = folder / f"points_ply_conf{percentile:g}.zip"
-    if not ply_zip.exists():
-        _write_ply_zip(recon, ply_zip, partial(export.export_ply, conf_percentile=percentile))
-    tum = sorted(folder.glob("trajectory_*.txt"))
-    if not tum:
-        tum = sorted(export.export_tum(recon, folder / "trajectory.txt"))
-    # The settings are in the name: a changed overlay writes a new video.
-    overlay = f"{mask_overlay}_opacity{mask_opacity:g}_threshold{mask_threshold:g}"
-    mp4 = folder / f"mask_overlay_{overlay}.mp4"
-    if not mp4.exists():
-        export.export_mp4(
-            recon, mp4, opacity=mask_opacity, threshold=mask_threshold, overlay=mask_overlay
-        )
-    files = [result_file, glb, ply_zip, *tum, mp4]
-    if recon.tracks is not None:
-        tracks_csv = folder / TRACKS_CSV_NAME
-        if not tracks_csv.exists():
-            export.export_tracks_csv(recon, tracks_csv, threshold=mask_threshold)
-        files.append(tracks_csv)
-    return files
 
 
 def download_copy(result_file: Path, folder: Path) -> Path:
