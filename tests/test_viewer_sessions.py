@@ -26,7 +26,13 @@ from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.model_runs import STARTUP_OWNER, run_and_save
 from page4d_viewer.viewer.paths import DataRoots
 from page4d_viewer.viewer.runs import RunNotFoundError, RunStore
-from page4d_viewer.viewer.server.proxy import ScenePolicy, is_loopback, origin_matches_host
+from page4d_viewer.viewer.server.proxy import (
+    ScenePolicy,
+    SceneUpstream,
+    is_loopback,
+    origin_matches_host,
+)
+from page4d_viewer.viewer.server.scene_key import open_keyed_server
 from page4d_viewer.viewer.server.sessions import (
     SessionClosedError,
     SessionLimitError,
@@ -175,7 +181,7 @@ def test_sessions_have_their_own_scene_and_a_limit(
     assert registry.open("tab-1", "alice") is first  # a reload of the same page
     assert first.port != second.port and first.scene is not second.scene
     assert first.controller.owner == run_owner("tab-1") != "tab-1"  # runs never hold the hash
-    assert registry.upstream("tab-1", "alice") == first.port
+    assert registry.upstream("tab-1", "alice") == SceneUpstream(first.port, first.scene_key)
     assert registry.upstream("tab-1", "bob") is None  # another user's session
     assert registry.upstream("tab-9", "alice") is None
     with pytest.raises(SessionLimitError, match="2 sessions are open.*close another tab"):
@@ -326,7 +332,9 @@ def test_the_split_view_shows_every_result_on_both_sides_until_it_is_off(
     assert registry.upstream(TAB_A, "alice", "right") is None and session.right_port is None
     session.set_split(True)
     assert session.split_on and session.right_port not in (None, session.port)
-    assert registry.upstream(TAB_A, "alice", "right") == session.right_port
+    right_upstream = registry.upstream(TAB_A, "alice", "right")
+    assert right_upstream is not None and right_upstream.port == session.right_port
+    assert right_upstream.key not in ("", session.scene_key)  # each server has its own
     assert registry.upstream(TAB_A, "bob", "right") is None  # another user's: none
     assert registry.upstream(TAB_A, "alice", "left") is None  # no such view
     assert session._split is not None
@@ -376,12 +384,13 @@ def test_the_proxy_reaches_the_right_scene_with_the_same_checks() -> None:
 
     from page4d_viewer.viewer.server.proxy import SceneProxy
 
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    server, key = open_keyed_server()
     asked: list[tuple[str, str | None, str]] = []
 
-    def upstream(session: str, user: str | None, view: str) -> int | None:
+    def upstream(session: str, user: str | None, view: str) -> SceneUpstream | None:
         asked.append((session, user, view))
-        return server.get_port() if (session, view) == (TAB_A, "right") else None
+        right = SceneUpstream(server.get_port(), key)
+        return right if (session, view) == (TAB_A, "right") else None
 
     def app(policy: ScenePolicy) -> FastAPI:
         made = FastAPI()

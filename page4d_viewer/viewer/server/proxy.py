@@ -23,6 +23,10 @@ What the proxy checks before relaying (`ScenePolicy.refusal`):
   `right/`, one whose split view has been turned on.
 
 The HTTP route serves only the static client, no scene data; it checks login and session too.
+
+Each internal Viser server also refuses (HTTP 403) every request and websocket handshake that
+does not carry its own random key (`scene_key.py`), which only this proxy knows and sends
+(`SceneUpstream.key`): a local program that finds an internal port cannot skip these checks.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.viewer.server.scene_key import SCENE_KEY_HEADER
 
 if TYPE_CHECKING:
     import fastapi
@@ -64,8 +69,22 @@ MAIN_VIEW, RIGHT_VIEW = "main", "right"
 """A session's scenes: its own (`/scene/<session>/`) and the split view's right side
 (`/scene/<session>/right/`); `server.sessions` names them the same."""
 
-UpstreamLookup = Callable[[str, "str | None", str], "int | None"]
-"""upstream(session, user, view) -> the internal Viser port of that scene (`MAIN_VIEW` or
+
+@dataclass(frozen=True)
+class SceneUpstream:
+    """Where the proxy reaches one scene: its internal Viser server.
+
+    Attributes:
+        port: The server's port on 127.0.0.1.
+        key: The server's key (`scene_key.open_keyed_server`), sent with every request.
+    """
+
+    port: int
+    key: str
+
+
+UpstreamLookup = Callable[[str, "str | None", str], "SceneUpstream | None"]
+"""upstream(session, user, view) -> the internal Viser server of that scene (`MAIN_VIEW` or
 `RIGHT_VIEW`) of that user's session, or None."""
 
 
@@ -148,7 +167,8 @@ class SceneProxy:
     """The `/scene/...` routes, relaying to each session's internal Viser server.
 
     Args:
-        upstream: Looks up a session's internal Viser port for a user (None: no such session).
+        upstream: Looks up a session's internal Viser server for a user (None: no such
+            session).
         policy: The origin and login rules.
         liveness: Told when a scene websocket opens and closes (None: nobody is).
     """
@@ -204,18 +224,18 @@ class SceneProxy:
             return None
         return await self._logins.user_of_cookie(connection.headers.get("cookie", ""))
 
-    async def _port_for(
+    async def _upstream_for(
         self, connection: HTTPConnection, session: str, view: str = MAIN_VIEW
-    ) -> int | str:
-        """The internal port of the session's scene `view`, or the reason the request is
+    ) -> SceneUpstream | str:
+        """The internal server of the session's scene `view`, or the reason the request is
         refused."""
         user = None
         if self.policy.login_required:
             user = await self._user_of(connection)
             if user is None:
                 return "not logged in"
-        port = self.upstream(session, user, view)
-        return "no such session" if port is None else port
+        upstream = self.upstream(session, user, view)
+        return "no such session" if upstream is None else upstream
 
     # -------------------------------------------------------------------------- HTTP
 
@@ -235,27 +255,30 @@ class SceneProxy:
         import httpx
         from starlette.responses import PlainTextResponse, Response
 
-        port = await self._port_for(request, session, view)
-        if isinstance(port, str):
-            status = 401 if port == "not logged in" else 404
-            return PlainTextResponse(f"scene refused: {port}", status_code=status)
+        upstream = await self._upstream_for(request, session, view)
+        if isinstance(upstream, str):
+            status = 401 if upstream == "not logged in" else 404
+            return PlainTextResponse(f"scene refused: {upstream}", status_code=status)
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=30.0)
-        upstream = await self._http.send(
+        answer = await self._http.send(
             self._http.build_request(
                 "GET",
-                f"http://127.0.0.1:{port}/{path}",
-                headers={"accept-encoding": request.headers.get("accept-encoding", "identity")},
+                f"http://127.0.0.1:{upstream.port}/{path}",
+                headers={
+                    "accept-encoding": request.headers.get("accept-encoding", "identity"),
+                    SCENE_KEY_HEADER: upstream.key,
+                },
             ),
             stream=True,
         )
         try:
             # The raw bytes, still gzipped when Viser gzipped them (its Content-Encoding says so).
-            body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+            body = b"".join([chunk async for chunk in answer.aiter_raw()])
         finally:
-            await upstream.aclose()
-        headers = {k: v for k, v in upstream.headers.items() if k.lower() in _FORWARDED_HEADERS}
-        return Response(body, status_code=upstream.status_code, headers=headers)
+            await answer.aclose()
+        headers = {k: v for k, v in answer.headers.items() if k.lower() in _FORWARDED_HEADERS}
+        return Response(body, status_code=answer.status_code, headers=headers)
 
     # -------------------------------------------------------------------------- websocket
 
@@ -272,15 +295,16 @@ class SceneProxy:
         from websockets.asyncio.client import connect
 
         refusal = self.policy.origin_refusal(websocket)
-        port = await self._port_for(websocket, session, view) if refusal is None else refusal
-        if isinstance(port, str):
-            logger.warning("scene websocket refused (%s) for session %.8s", port, session)
+        target = await self._upstream_for(websocket, session, view) if refusal is None else refusal
+        if isinstance(target, str):
+            logger.warning("scene websocket refused (%s) for session %.8s", target, session)
             # Closing before accepting answers the handshake with HTTP 403.
             await websocket.close(code=POLICY_VIOLATION)
             return
         protocols = list(websocket.scope.get("subprotocols", []))
         async with connect(
-            f"ws://127.0.0.1:{port}/",
+            f"ws://127.0.0.1:{target.port}/",
+            additional_headers={SCENE_KEY_HEADER: target.key},
             subprotocols=protocols or None,  # type: ignore[arg-type]
             max_size=MAX_MESSAGE_BYTES,
             compression=None,

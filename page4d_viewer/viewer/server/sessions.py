@@ -8,9 +8,10 @@ other event finds the session through that hash. When a page goes (`demo.unload`
 attaches again first. A page that sends no valid tab id is keyed by its session hash.
 
 Each session owns an internal `viser.ViserServer` on 127.0.0.1 (reached only through the
-proxy in `proxy.py`), the `SceneView` driving it (which holds every display setting), and a
-`ViewerController` for its result, runs and timeline. What every session shares is passed in
-by the app: the model backend with its lock, the runs folder, the path policy, the samples.
+proxy in `proxy.py`, which alone knows the server's key: `scene_key.py`), the `SceneView`
+driving it (which holds every display setting), and a `ViewerController` for its result,
+runs and timeline. What every session shares is passed in by the app: the model backend
+with its lock, the runs folder, the path policy, the samples.
 
 At most `max_sessions` are open at once: each holds a server thread and a copy of its scene,
 so the next page is told to close another tab instead of slowing everyone down; one client (a
@@ -59,7 +60,8 @@ from page4d_viewer.settings import (
 )
 from page4d_viewer.viewer.comparison import Comparer
 from page4d_viewer.viewer.inspector import Inspector
-from page4d_viewer.viewer.server.proxy import MAIN_VIEW, RIGHT_VIEW
+from page4d_viewer.viewer.server.proxy import MAIN_VIEW, RIGHT_VIEW, SceneUpstream
+from page4d_viewer.viewer.server.scene_key import open_keyed_server
 from page4d_viewer.viewer.server.split_view import SplitView
 from page4d_viewer.viewer.track_seeding import TrackSeeder
 
@@ -161,6 +163,7 @@ class Session:
         server: Its own Viser server, on 127.0.0.1 only; None for a session that wraps a
             controller someone else made (`SessionRegistry.single`), whose scene, server and
             controller stay that caller's to close.
+        scene_key: The key `server` requires of every request (`scene_key.py`).
 
     Attributes:
         client: Who holds it, for the per-client cap: the login, or the address without one.
@@ -177,12 +180,14 @@ class Session:
         controller: ViewerController,
         scene: SceneView,
         server: viser.ViserServer | None = None,
+        scene_key: str = "",
     ) -> None:
         self.session_id = session_id
         self.user = user
         self.controller = controller
         self.scene = scene
         self.server = server
+        self.scene_key = scene_key
         self.client = ""
         self.sockets = 0
         self.idle_since = 0.0
@@ -204,6 +209,18 @@ class Session:
         """The internal port of the split view's right scene (None until it is first on)."""
         split = self._split
         return None if split is None else split.port
+
+    def upstream(self, view: str) -> SceneUpstream | None:
+        """Where the proxy reaches its scene `view` (`MAIN_VIEW`, or `RIGHT_VIEW` once the
+        split view was first on), with the key that server requires; None: no such scene."""
+        if self.server is None:
+            return None
+        if view == MAIN_VIEW:
+            return SceneUpstream(self.port, self.scene_key)
+        split = self._split
+        if view != RIGHT_VIEW or split is None:
+            return None
+        return SceneUpstream(split.port, split.key)
 
     @property
     def split_on(self) -> bool:
@@ -627,20 +644,20 @@ class SessionRegistry:
         """
         return self.session_for(session_hash).controller
 
-    def upstream(self, session_id: str, user: str | None, view: str = MAIN_VIEW) -> int | None:
-        """The internal Viser port of a session's scene, if the session is open, has a server
-        and `user` opened it.
+    def upstream(
+        self, session_id: str, user: str | None, view: str = MAIN_VIEW
+    ) -> SceneUpstream | None:
+        """The internal Viser server (port and key) of a session's scene, if the session is
+        open, has a server and `user` opened it (the proxy's `UpstreamLookup`).
 
         Args:
             view: `MAIN_VIEW` (its own scene) or `RIGHT_VIEW` (the split view's right side,
                 None until the split view is first turned on).
         """
         session = self._sessions.get(session_id)
-        if session is None or session.server is None or session.user != user:
+        if session is None or session.user != user:
             return None
-        if view == MAIN_VIEW:
-            return session.port
-        return session.right_port if view == RIGHT_VIEW else None
+        return session.upstream(view)
 
     def shown_runs(self) -> set[str]:
         """The ids of the saved runs the open sessions show (pruning keeps them)."""
@@ -720,11 +737,10 @@ class SessionRegistry:
             del self._aliases[alias]
 
     def _new_session(self, session_id: str, user: str | None) -> Session:
-        import viser  # the Viser server starts threads: only when a session opens
-
         from page4d_viewer.viewer.scene import SceneView
 
-        server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+        # The Viser server starts threads: only when a session opens.
+        server, scene_key = open_keyed_server()
         try:
             if self.max_points is None:
                 scene = SceneView(server)
@@ -735,7 +751,7 @@ class SessionRegistry:
             server.stop()
             raise
         logger.info("opened session %.8s (%d open)", session_id, len(self._sessions) + 1)
-        return Session(session_id, user, controller, scene, server)
+        return Session(session_id, user, controller, scene, server, scene_key)
 
 
 def _no_new_sessions(scene: SceneView, owner: str) -> ViewerController:

@@ -1,8 +1,9 @@
 """A session's split view: its scene (left, masked) beside a second one (right, unmasked).
 
 The second scene has its own internal `viser.ViserServer` on 127.0.0.1, reached only through
-the proxy (`/scene/<session>/right/`), made when the split view is first turned on and closed
-with the session. `scene.split.SplitScenes` locks the two in time, settings and viewpoint.
+the proxy (`/scene/<session>/right/`, with the server's key: `scene_key.py`), made when the
+split view is first turned on and closed with the session. `scene.split.SplitScenes` locks
+the two in time, settings and viewpoint.
 
 `SplitView` is what the session's controller sends its results to while the split view is
 on (`ViewerController.show_on`, the `SceneOutput` contract): each result goes to both sides,
@@ -16,13 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import viser
-
 from page4d_viewer.viewer.scene import SceneView
 from page4d_viewer.viewer.scene.cameras import CameraLayer
 from page4d_viewer.viewer.scene.split import SplitScenes
+from page4d_viewer.viewer.server.scene_key import open_keyed_server
 
 if TYPE_CHECKING:
+    import viser
+
     from page4d_viewer.result.reconstruction import Reconstruction
 
 logger = logging.getLogger(__name__)
@@ -65,25 +67,29 @@ class SplitView:
         left: the session's scene (the masked side).
         right: the second scene (the unmasked side), on `server`.
         server: the right scene's own Viser server; `close` stops it.
+        key: the key `server` requires of every request (`scene_key.py`).
 
     Use `open(left)` to make one. While `on`, it is a `SceneOutput`: what is shown goes to
     both sides.
     """
 
-    def __init__(self, left: SceneView, right: SceneView, server: viser.ViserServer) -> None:
+    def __init__(
+        self, left: SceneView, right: SceneView, server: viser.ViserServer, key: str
+    ) -> None:
         self.left = left
         self.right = right
         self.server = server
+        self.key = key
         self.scenes: SplitScenes = SplitScenes(left, right)
         self._overlaid: OverlaidLook | None = None
 
     @classmethod
     def open(cls, left: SceneView) -> SplitView:
         """A right scene on a new internal Viser server (same point budget as `left`)."""
-        server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+        server, key = open_keyed_server()
         try:
             right = SceneView(server, max_points=left.points.max_points)
-            return cls(left, right, server)
+            return cls(left, right, server, key)
         except BaseException:
             server.stop()
             raise
