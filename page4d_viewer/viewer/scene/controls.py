@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -75,6 +75,25 @@ class ControlWriter:
                 on_refused()
 
         handle.on_update(callback)
+
+
+@dataclass
+class SettingsControls:
+    """A layer's folder of controls: a dataclass whose every field is the control of the
+    setting of the same name (`TrackControls` shows `TrackSettings`)."""
+
+    def handles(self) -> tuple[viser.GuiInputHandle[Any], ...]:
+        """Every control of the folder, in field order."""
+        return tuple(getattr(self, control.name) for control in fields(self))
+
+    def show(self, writer: ControlWriter, settings: object, enabled: bool) -> None:
+        """Write each setting into its control (no callbacks run); greyed out unless
+        `enabled`."""
+        with writer.writing():
+            for control in fields(self):
+                handle = getattr(self, control.name)
+                handle.value = getattr(settings, control.name)
+                handle.disabled = not enabled
 
 
 @dataclass

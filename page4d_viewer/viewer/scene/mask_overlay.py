@@ -23,6 +23,7 @@ from page4d_viewer.settings import (
     MaskOverlay,
 )
 from page4d_viewer.viewer.scene import display
+from page4d_viewer.viewer.scene.controls import SettingsControls
 from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import hex_colour
 from page4d_viewer.viewer.scene.settings import MaskSettings
@@ -54,8 +55,8 @@ class MaskState:
 
 
 @dataclass
-class MaskControls:
-    """The Mask overlay folder."""
+class MaskControls(SettingsControls):
+    """The Mask overlay folder: the mask overlay's settings (`MaskSettings`)."""
 
     overlay: viser.GuiDropdownHandle[MaskOverlay]
     opacity: viser.GuiSliderHandle[float]
@@ -111,19 +112,12 @@ class MaskOverlayLayer(SceneLayer):
         def apply() -> None:
             self.set_overlay(float(opacity.value), float(threshold.value), str(overlay.value))
 
-        for handle in (overlay, opacity, threshold):
+        for handle in self.controls.handles():
             writer.bind(handle, apply, self._refresh_controls)
 
     def sync_controls(self, view: FrameView) -> None:
-        controls, settings = self.controls, self.settings
-        if controls is None:
-            return
-        with self.host.writer.writing():
-            controls.opacity.value = settings.opacity
-            controls.threshold.value = settings.threshold
-            controls.overlay.value = settings.overlay
-            for handle in (controls.opacity, controls.threshold, controls.overlay):
-                handle.disabled = not view.has_mask
+        if self.controls is not None:
+            self.controls.show(self.host.writer, self.settings, enabled=view.has_mask)
 
     def legend(self, view: FrameView) -> str:
         if view.clip is None or not view.has_mask:

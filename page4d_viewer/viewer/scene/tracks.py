@@ -19,13 +19,14 @@ result with `TrackLayer.update`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
 from page4d_viewer.result.mask import DisplayError
 from page4d_viewer.result.tracks import lift, moving_tracks, track_colors
 from page4d_viewer.settings import DEFAULT_TRACK_TRAIL, DEFAULT_TRACKS_SHOWN, MAX_TRACKS
+from page4d_viewer.viewer.scene.controls import SettingsControls
 from page4d_viewer.viewer.scene.layer import FrameView, SceneHost, SceneLayer
 from page4d_viewer.viewer.scene.legend import swatch
 from page4d_viewer.viewer.scene.nodes import PreparedResult
@@ -215,7 +216,7 @@ def track_segments(
 
 
 @dataclass
-class TrackControls:
+class TrackControls(SettingsControls):
     """The Tracks folder: the point tracks' settings (`TrackSettings`)."""
 
     visible: viser.GuiCheckboxHandle
@@ -223,10 +224,6 @@ class TrackControls:
     trail: viser.GuiSliderHandle[int]
     which: viser.GuiDropdownHandle[TrackChoice]
     truth: viser.GuiCheckboxHandle
-
-    def handles(self) -> tuple[viser.GuiInputHandle[Any], ...]:
-        """Every control of the folder."""
-        return (self.visible, self.max_count, self.trail, self.which, self.truth)
 
 
 class TrackLayer(SceneLayer):
@@ -306,17 +303,11 @@ class TrackLayer(SceneLayer):
     def sync_controls(self, view: FrameView) -> None:
         """Write the settings into the Tracks folder; disabled without tracks (and the
         ground-truth toggle without ground-truth tracks)."""
-        controls, settings = self.controls, self.settings
+        controls, writer = self.controls, self.host.writer
         if controls is None:
             return
-        with self.host.writer.writing():
-            controls.visible.value = settings.visible
-            controls.max_count.value = settings.max_count
-            controls.trail.value = settings.trail
-            controls.which.value = settings.which
-            controls.truth.value = settings.truth
-            for handle in controls.handles():
-                handle.disabled = self.count == 0
+        with writer.writing():
+            controls.show(writer, self.settings, enabled=self.count > 0)
             controls.truth.disabled = not self.has_truth
 
     def legend(self, view: FrameView) -> str:
