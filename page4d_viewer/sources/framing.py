@@ -24,6 +24,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from page4d_viewer.errors import ClipError
+from page4d_viewer.sources.records import FieldConverters, read_fields
 
 logger = logging.getLogger(__name__)
 
@@ -123,17 +124,7 @@ class PreprocessMapping:
     def from_dict(cls, data: dict[str, Any]) -> PreprocessMapping:
         """Inverse of `to_dict`; raises ClipError when a field is missing or malformed."""
         try:
-            return cls(
-                mode=str(data["mode"]),
-                target_size=int(data["target_size"]),
-                original_size=_pair(data["original_size"]),
-                resized_size=_pair(data["resized_size"]),
-                model_size=_pair(data["model_size"]),
-                scale_x=float(data["scale_x"]),
-                scale_y=float(data["scale_y"]),
-                offset_x=int(data["offset_x"]),
-                offset_y=int(data["offset_y"]),
-            )
+            return cls(**read_fields(data, _MAPPING_FIELDS))
         except (KeyError, TypeError, ValueError) as error:
             raise ClipError(f"malformed preprocessing record: {error!r}") from None
 
@@ -141,6 +132,20 @@ class PreprocessMapping:
 def _pair(value: Any) -> tuple[int, int]:
     first, second = value
     return int(first), int(second)
+
+
+_MAPPING_FIELDS: FieldConverters = {
+    "mode": str,
+    "target_size": int,
+    "original_size": _pair,
+    "resized_size": _pair,
+    "model_size": _pair,
+    "scale_x": float,
+    "scale_y": float,
+    "offset_x": int,
+    "offset_y": int,
+}
+"""How :meth:`PreprocessMapping.from_dict` reads each field."""
 
 
 def resized_size(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from page4d_viewer.errors import Page4DError
+from page4d_viewer.sources.records import FieldConverters, read_fields, record_reader, tuple_of
 from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, RenderedView, render_view
 from page4d_viewer.sources.synthetic.textures import Texture, Vec3, vec2, vec3
 
@@ -363,38 +364,25 @@ class SyntheticScene:
             SyntheticSceneError: the dict does not describe a scene.
         """
         try:
-            return cls(
-                room_half_size=vec2(data["room_half_size"]),
-                room_height=float(data["room_height"]),
-                room_textures=tuple(_texture(t) for t in data["room_textures"]),
-                static_objects=tuple(_scene_object(o) for o in data["static_objects"]),
-                moving_objects=tuple(_scene_object(o) for o in data["moving_objects"]),
-                people=tuple(_person(p) for p in data["people"]),
-                lighting=Lighting(
-                    ambient=vec3(data["lighting"]["ambient"]),
-                    directions=tuple(vec3(d) for d in data["lighting"]["directions"]),
-                    colours=tuple(vec3(c) for c in data["lighting"]["colours"]),
-                    lamp_position=vec3(data["lighting"]["lamp_position"]),
-                    lamp_colour=vec3(data["lighting"]["lamp_colour"]),
-                    lamp_range=float(data["lighting"]["lamp_range"]),
-                ),
-                texture_detail=float(data.get("texture_detail", 0.0)),
-            )
+            # Scenes written before texture_detail existed render without it.
+            texture_detail = float(data.get("texture_detail", 0.0))
+            return cls(**read_fields(data, _SCENE_FIELDS), texture_detail=texture_detail)
         except (KeyError, TypeError, ValueError) as error:
             raise SyntheticSceneError(f"not a synthetic scene description: {error!r}") from None
 
 
-def _texture(data: dict[str, Any]) -> Texture:
-    return Texture(
-        kind=str(data["kind"]),
-        cell=float(data["cell"]),
-        seed=int(data["seed"]),
-        grain=float(data["grain"]),
-        colour_a=vec3(data["colour_a"]),
-        colour_b=vec3(data["colour_b"]),
-        offset=vec3(data["offset"]),
-        axis=vec3(data["axis"]),
-    )
+_TEXTURE_FIELDS: FieldConverters = {
+    "kind": str,
+    "cell": float,
+    "seed": int,
+    "grain": float,
+    "colour_a": vec3,
+    "colour_b": vec3,
+    "offset": vec3,
+    "axis": vec3,
+}
+
+_texture = record_reader(Texture, _TEXTURE_FIELDS)
 
 
 _MOTION_VECTORS = ("sweep", "spin_axis")
@@ -408,31 +396,52 @@ def _motion(data: dict[str, Any]) -> Motion:
     return dataclasses.replace(Motion(), **vectors, **numbers)
 
 
+_SCENE_OBJECT_FIELDS: FieldConverters = {
+    "name": str,
+    "kind": str,
+    "half_size": vec3,
+    "centre": vec3,
+    "rotation": vec3,
+    "texture": _texture,
+}
+
+
 def _scene_object(data: dict[str, Any]) -> SceneObject:
     motion = None if data.get("motion") is None else _motion(data["motion"])
-    return SceneObject(
-        name=str(data["name"]),
-        kind=str(data["kind"]),
-        half_size=vec3(data["half_size"]),
-        centre=vec3(data["centre"]),
-        rotation=vec3(data["rotation"]),
-        texture=_texture(data["texture"]),
-        motion=motion,
-    )
+    return SceneObject(**read_fields(data, _SCENE_OBJECT_FIELDS), motion=motion)
 
 
-def _person(data: dict[str, Any]) -> Person:
-    return Person(
-        name=str(data["name"]),
-        circle_centre=vec2(data["circle_centre"]),
-        circle_radius=float(data["circle_radius"]),
-        speed=float(data["speed"]),
-        phase=float(data["phase"]),
-        height=float(data["height"]),
-        shirt=_texture(data["shirt"]),
-        trousers=_texture(data["trousers"]),
-        skin=_texture(data["skin"]),
-    )
+_PERSON_FIELDS: FieldConverters = {
+    "name": str,
+    "circle_centre": vec2,
+    "circle_radius": float,
+    "speed": float,
+    "phase": float,
+    "height": float,
+    "shirt": _texture,
+    "trousers": _texture,
+    "skin": _texture,
+}
+
+_LIGHTING_FIELDS: FieldConverters = {
+    "ambient": vec3,
+    "directions": tuple_of(vec3),
+    "colours": tuple_of(vec3),
+    "lamp_position": vec3,
+    "lamp_colour": vec3,
+    "lamp_range": float,
+}
+
+_SCENE_FIELDS: FieldConverters = {
+    "room_half_size": vec2,
+    "room_height": float,
+    "room_textures": tuple_of(_texture),
+    "static_objects": tuple_of(_scene_object),
+    "moving_objects": tuple_of(_scene_object),
+    "people": tuple_of(record_reader(Person, _PERSON_FIELDS)),
+    "lighting": record_reader(Lighting, _LIGHTING_FIELDS),
+}
+"""How :meth:`SyntheticScene.from_dict` reads each field (``texture_detail`` is optional)."""
 
 
 def rotation_matrix(rotation_vector: npt.ArrayLike) -> npt.NDArray[np.float64]:
