@@ -397,6 +397,44 @@ def test_other_host_names_get_400_websockets_included(open_app) -> None:
     open_app.sessions.close(session.session_id)
 
 
+# ------------------------------------------------------------------ 5. internal scene ports
+
+
+def test_internal_scene_ports_need_the_key_only_the_proxy_sends(locked) -> None:
+    """The attack: any local program opened a session's internal Viser port directly, with no
+    login, and saw (and drove) alice's scene. Both of her scenes' ports now refuse it."""
+    from page4d_viewer.viewer.server.scene_key import SCENE_KEY_HEADER
+
+    cookie = _login(locked, "alice")[1]
+    tab = f"alice-tab-{secrets.token_hex(4)}"
+    session = locked.sessions.open(tab, "alice")
+    session.set_split(True)  # the right scene: a second internal server
+    try:
+        main, right = locked.sessions.upstream(tab, "alice"), session.upstream("right")
+        assert main is not None and right is not None and main.port != right.port
+        for port in (main.port, right.port):
+            for refused in ({}, {SCENE_KEY_HEADER: "not the key"}):
+                assert _request(f"http://127.0.0.1:{port}/", headers=refused)[0] == 403
+                with pytest.raises(InvalidStatus, match="403"):
+                    connect(
+                        f"ws://127.0.0.1:{port}/", subprotocols=[PROTOCOL],  # type: ignore[list-item]
+                        additional_headers=refused,
+                    )  # fmt: skip
+        # Through the proxy, after its login check, both scenes' pages and websockets work.
+        scene_url = f"{locked.url}scene/{tab}"
+        for scene in (scene_url, f"{scene_url}/right"):
+            status, _headers, page = _request(scene + "/", headers={"Cookie": cookie})
+            assert status == 200 and b"<html" in page.lower()
+            assert _request(scene + "/")[0] == 401  # no login: the proxy refuses first
+            with connect(
+                scene.replace("http://", "ws://"), subprotocols=[PROTOCOL],  # type: ignore[list-item]
+                additional_headers={"Cookie": cookie}, open_timeout=60,
+            ) as socket:  # fmt: skip
+                assert socket.recv(timeout=60)  # the scene's first message
+    finally:
+        locked.sessions.close(tab)
+
+
 def test_allowed_host_names_follow_the_bind() -> None:
     from page4d_viewer.viewer.server.guard import allowed_host_names, host_name
 
