@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Final, Literal, NamedTuple, get_args
 
 import gradio as gr
 from gradio.components import Component
@@ -265,15 +265,7 @@ def _layout(
         path_tab=sources.path_tab,
         run_inputs={**sources.inputs, **sampling, **model.by_name()},
         model=model,
-        run_button=actions.run_button,
-        cancel_button=actions.cancel_button,
-        status=actions.status,
-        result_upload=actions.result_upload,
-        open_file_button=actions.open_file_button,
-        runs=actions.runs,
-        runs_search=actions.runs_search,
-        refresh_runs_button=actions.refresh_runs_button,
-        open_run_button=actions.open_run_button,
+        **actions._asdict(),
         frame=frame,
         scene=scene,
         split_toggle=split_toggle,
@@ -321,8 +313,9 @@ def _source_inputs(sessions: PanelSessions, samples: list[str], first: str) -> _
     return _SourceTabs(example_tab, upload_tab, path_tab, inputs)
 
 
-@dataclass
-class _RunAndOpen:
+class _RunAndOpen(NamedTuple):
+    """The section's widgets, named as the `PanelWidgets` fields they fill."""
+
     run_button: gr.Button
     cancel_button: gr.Button
     status: gr.Markdown
