@@ -55,6 +55,7 @@ from page4d_viewer.sources.images import (
     path_item,
     probe_animation,
     probe_items,
+    read_or_skip,
     zip_items,
 )
 from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling, select_frame_indices
@@ -313,18 +314,11 @@ def _decode_items(
     readable: list[tuple[ImageItem, int, int]], indices: np.ndarray, notes: list[str]
 ) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """Decode the wanted images; ones that fail now (e.g. truncated data) are skipped."""
-    broken = []
+    broken: list[str] = []
     for index in indices:
-        item = readable[int(index)][0]
-        try:
-            frame = decode_item(item)
-        except ClipError:
-            raise
-        except DECODE_ERRORS as error:
-            logger.debug("cannot decode %s: %s", item.name, error)
-            broken.append(item.name)
-            continue
-        yield int(index), frame
+        frame = read_or_skip(readable[int(index)][0], decode_item, broken)
+        if frame is not None:
+            yield int(index), frame
     if broken:
         notes.append(f"skipped {len(broken)} damaged image(s): {', '.join(broken[:5])}")
 

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,8 @@ from page4d_viewer.sources.confine import open_file
 from page4d_viewer.sources.naming import natural_key
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 ANIMATION_EXTENSIONS = frozenset({".gif"})
@@ -231,28 +233,41 @@ def _skipped_note(names: list[str], what: str) -> list[str]:
     return [f"skipped {len(names)} {what}{plural}: {shown}"]
 
 
+def read_or_skip(item: ImageItem, read: Callable[[ImageItem], T], broken: list[str]) -> T | None:
+    """``read(item)``, or None for a broken image (one of DECODE_ERRORS): its name is appended
+    to ``broken`` so the caller can note it. ClipError (a size limit, an unsafe zip) passes.
+    """
+    try:
+        return read(item)
+    except ClipError:
+        raise  # a ValueError, so one of DECODE_ERRORS, but it must reach the user
+    except DECODE_ERRORS as error:
+        logger.debug("cannot read %s: %s", item.name, error)
+        broken.append(item.name)
+        return None
+
+
 def probe_items(items: list[ImageItem], notes: list[str]) -> list[tuple[ImageItem, int, int]]:
     """Read every item's header; returns (item, width, height) for the readable ones.
 
     Unreadable headers are skipped with a note naming them; sizes outside the limits raise.
     """
     readable = []
-    broken = []
+    broken: list[str] = []
     for item in items:
-        try:
-            with item.open() as file, open_image(file, item.name) as image:
-                # Stored size: the limits and the memory estimate do not care about
-                # orientation, and reading EXIF here would make PIL decode PNGs fully.
-                width, height = image.size
-        except ClipError:
-            raise
-        except DECODE_ERRORS as error:
-            logger.debug("cannot read %s: %s", item.name, error)
-            broken.append(item.name)
-            continue
-        readable.append((item, width, height))
+        size = read_or_skip(item, _stored_size, broken)
+        if size is not None:
+            readable.append((item, *size))
     notes.extend(_skipped_note(broken, "unreadable image"))
     return readable
+
+
+def _stored_size(item: ImageItem) -> tuple[int, int]:
+    """(width, height) from the image's header."""
+    with item.open() as file, open_image(file, item.name) as image:
+        # Stored size: the limits and the memory estimate do not care about
+        # orientation, and reading EXIF here would make PIL decode PNGs fully.
+        return image.size
 
 
 def decode_item(item: ImageItem) -> npt.NDArray[np.uint8]:
