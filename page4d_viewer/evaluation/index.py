@@ -33,16 +33,16 @@ reading a version-1 file gives None for them."""
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
+# The relative pose errors (translation, rotation) of the masked and the unmasked cameras.
+RPE_COLUMNS = ("rpe_t_masked", "rpe_r_masked", "rpe_t_unmasked", "rpe_r_unmasked")
+
 # Metric columns, in the order the report shows them; NULL where there is no ground truth.
 METRIC_COLUMNS = (
     "ate_masked",
     "ate_unmasked",
     "ate_geometry_masked",
     "ate_geometry_unmasked",
-    "rpe_t_masked",
-    "rpe_r_masked",
-    "rpe_t_unmasked",
-    "rpe_r_unmasked",
+    *RPE_COLUMNS,
     "abs_rel",
     "delta_1_25",
     "mask_ap",
@@ -433,6 +433,7 @@ __all__ = [
     "GEOMETRY_ATE_DIFFERENCE",
     "INDEX_NAME",
     "METRIC_COLUMNS",
+    "RPE_COLUMNS",
     "STATUS_FAILED",
     "STATUS_OK",
     "RunIndexError",
