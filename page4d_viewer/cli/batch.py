@@ -9,6 +9,7 @@ to do), 1 when every clip that ran failed, 2 for bad arguments. Each failed clip
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -59,19 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 0:
         raise Page4DError("--threads must be >= 0")
     check_writable_folder(args.out)
-    options = BatchOptions(
-        out=args.out,
-        checkpoint=args.checkpoint,
-        mask_strength=args.mask_strength,
-        sampling=sampling_from_args(args),
-        mode=args.mode,
-        precision=args.precision,
-        device=args.device,
-        max_depth=args.max_depth,
-        threads=args.threads,
-        synthetic_frames=args.synthetic_frames,
-        synthetic_size=_size(args.synthetic_size),
-    )
+    options = _options_from_args(args)
     if args.mask_strength is not None and not args.mask_strength >= 0:
         raise Page4DError("--mask-strength must be a number >= 0")
     launch = Launch.from_environment()
@@ -85,6 +74,18 @@ def run(args: argparse.Namespace) -> int:
             f"index {summary.index_path}\n"
         )
     return summary.exit_code
+
+
+def _options_from_args(args: argparse.Namespace) -> BatchOptions:
+    """The BatchOptions of the parsed options: the frames and the synthetic size parsed here,
+    every other field the option of its name."""
+    parsed = {"sampling": sampling_from_args(args), "synthetic_size": _size(args.synthetic_size)}
+    same_named = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(BatchOptions)
+        if field.name not in parsed
+    }
+    return BatchOptions(**same_named, **parsed)
 
 
 def _size(text: str) -> tuple[int, int]:
