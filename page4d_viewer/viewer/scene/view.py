@@ -73,6 +73,10 @@ class SceneView:
         layers: the layers after the points (default `scene.layers.LAYERS`).
 
     Attributes:
+        server: the Viser server the scene draws in (its browsers render recordings).
+        lock: the lock guarding every layer's state.
+        writer: the guard that keeps the scene's own writes to its controls from echoing.
+        counters: what was sent since the last `show()`.
         layers: every layer, the points first, in drawing order.
         points: the points layer (display mode, point source, colouring, probe).
         mask: the mask overlay layer (opacity, threshold).
@@ -92,14 +96,14 @@ class SceneView:
         max_points: int = DEFAULT_MAX_POINTS,
         layers: tuple[LayerFactory, ...] = LAYERS,
     ) -> None:
-        self._server = server
-        self._lock = threading.RLock()
+        self.server = server
+        self.lock = threading.RLock()
         self._clip: PreparedResult | None = None
         # The camera a viewer flew into (variant, frame): its image would sit right in front
         # of the view and hide the points, so that one frustum is drawn without it.
         self._looked_through: tuple[str, int] | None = None
-        self._writer = ControlWriter()
-        self._counters = SendCounters()
+        self.writer = ControlWriter()
+        self.counters = SendCounters()
         self.timeline = Timeline()
         self._stream = FrameStream(self._send_frame, self.timeline.closed)
         self.clicks = ClickRouter(server)
@@ -133,26 +137,6 @@ class SceneView:
 
     # ------------------------------------------------------------------ what layers use
 
-    @property
-    def server(self) -> viser.ViserServer:
-        """The Viser server the scene draws in (its browsers render recordings)."""
-        return self._server
-
-    @property
-    def lock(self) -> threading.RLock:
-        """The lock guarding every layer's state."""
-        return self._lock
-
-    @property
-    def writer(self) -> ControlWriter:
-        """The guard that keeps the scene's own writes to its controls from echoing."""
-        return self._writer
-
-    @property
-    def counters(self) -> SendCounters:
-        """What was sent since the last `show()`."""
-        return self._counters
-
     def view(self) -> FrameView:
         """The current frame, clip and shared settings (call holding the lock)."""
         settings = self.points.settings
@@ -182,7 +166,7 @@ class SceneView:
         """Show the point set of the current source and stride: a kept one is shown again
         (visibility only), a new one streams in; frames already sent are not sent again."""
         self._stream.cancel()
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             if self._clip is None:
                 return
             self._clip = self.points.activate(self._clip.recon).clip
@@ -195,7 +179,7 @@ class SceneView:
     ) -> None:
         """Put a client's viewpoint at a camera (variant, frame) and hide that camera's image,
         which would cover the view."""
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             self._looked_through = camera
             self.redraw()
         look_through(client, *pose)
@@ -203,7 +187,7 @@ class SceneView:
     def reset_view(self, client: viser.ClientHandle | None = None) -> None:
         """Put a client's viewpoint (every client's when None) back behind the first camera,
         as a new result starts, and show the image of a camera flown into again."""
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             self._looked_through = None
             self.redraw()
             clip = self._clip
@@ -212,7 +196,7 @@ class SceneView:
         position, look_at, up = display.initial_view(
             clip.cameras["masked"].extrinsics[0], clip.scene_depth
         )
-        clients = self._server.get_clients().values() if client is None else (client,)
+        clients = self.server.get_clients().values() if client is None else (client,)
         for each in clients:
             move_view(each, position, look_at, up)
 
@@ -231,10 +215,10 @@ class SceneView:
                 (from the streaming thread).
         """
         self._stream.cancel()
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             self._remove_nodes()
             self.timeline.frame = 0
-            self._counters.reset(recon.num_frames)
+            self.counters.reset(recon.num_frames)
             self._clip = clip = self.points.load(recon)
             view = self.view()
             for layer in self.layers[1:]:
@@ -258,11 +242,11 @@ class SceneView:
     def clear(self) -> None:
         """Remove everything shown; the scene's controls stay."""
         self._stream.cancel()
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             self._remove_nodes()
             self._clip = None
             self.timeline.frame = 0
-            self._counters.reset(0)
+            self.counters.reset(0)
             self.redraw()
             self._sync_controls()
 
@@ -293,13 +277,13 @@ class SceneView:
     @property
     def num_frames(self) -> int:
         """Number of frames of the Reconstruction shown (0 when empty)."""
-        with self._lock:
+        with self.lock:
             return 0 if self._clip is None else self._clip.recon.num_frames
 
     @property
     def frame(self) -> int:
         """The current frame."""
-        with self._lock:
+        with self.lock:
             return self.timeline.frame
 
     def set_frame(self, frame: int) -> None:
@@ -317,51 +301,51 @@ class SceneView:
     def on_frame_change(self, callback: FrameCallback) -> FrameCallback:
         """Register `callback(frame)`, fired when the Viser timeline moves (slider, playback,
         a click on a frustum). Returns the callback, so it can be used as a decorator."""
-        with self._lock:
+        with self.lock:
             self.timeline.add_callback(callback)
         return callback
 
     def set_playing(self, playing: bool) -> None:
         """Start or stop playback (from the first frame when stopped at the end)."""
         timeline = self.timeline
-        with self._lock:
+        with self.lock:
             at_end = self.num_frames > 1 and timeline.frame >= self.num_frames - 1
             restart = playing and at_end and not timeline.loop and not timeline.playing.is_set()
         if restart:
             self._move_to_frame(0, notify=True)
-        with self._lock:
+        with self.lock:
             if playing:
                 timeline.playing.set()
             else:
                 timeline.playing.clear()
-            self._writer.set(self.timeline_controls.playing, bool(playing))
+            self.writer.set(self.timeline_controls.playing, bool(playing))
 
     def set_fps(self, fps: float) -> None:
         """Playback speed in frames per second (0 < fps <= 120)."""
         if not np.isfinite(fps) or not 0 < fps <= 120:
             raise DisplayError(f"playback speed must be in (0, 120] fps, got {fps}")
-        with self._lock:
+        with self.lock:
             self.timeline.fps = float(fps)
-            self._writer.set(self.timeline_controls.fps, fps_control_value(fps))
+            self.writer.set(self.timeline_controls.fps, fps_control_value(fps))
 
     def set_loop(self, loop: bool) -> None:
         """Whether playback wraps around at the last frame (else it stops there)."""
-        with self._lock:
+        with self.lock:
             self.timeline.loop = bool(loop)
-            self._writer.set(self.timeline_controls.loop, self.timeline.loop)
+            self.writer.set(self.timeline_controls.loop, self.timeline.loop)
 
     def refresh_controls(self) -> None:
         """Write the scene's settings into its controls (e.g. to put back a refused value)."""
-        with self._lock:
+        with self.lock:
             self._sync_controls()
 
     # ------------------------------------------------------------------ state
 
     def state(self) -> SceneState:
         """A snapshot of the scene: the timeline and stream, and each layer's slice."""
-        with self._lock:
+        with self.lock:
             view = self.view()
-            counters, timeline = self._counters, self.timeline
+            counters, timeline = self.counters, self.timeline
             return SceneState(
                 num_frames=view.num_frames,
                 frame=timeline.frame,
@@ -381,7 +365,7 @@ class SceneView:
 
     def _start_stream(self, progress: ProgressCallback | None) -> None:
         """Send the current frame now, then the others from a background thread."""
-        with self._lock:
+        with self.lock:
             clip = self._clip
             if clip is None:
                 return
@@ -397,7 +381,7 @@ class SceneView:
     def _send_frame(self, clip: PreparedResult, index: int) -> None:
         """Send one frame of every layer: the pure work first, outside the lock."""
         prepared = [layer.prepare_frame(clip, index) for layer in self.layers]
-        with self._lock, self._server.atomic():
+        with self.lock, self.server.atomic():
             if self._clip is not clip:
                 return  # a newer show() or point set replaced this clip
             view = self.view()
@@ -411,15 +395,15 @@ class SceneView:
             layer.remove()
 
     def _move_to_frame(self, frame: int, notify: bool) -> None:
-        with self._lock:
+        with self.lock:
             num_frames = self.num_frames
             frame = int(np.clip(frame, 0, max(num_frames - 1, 0)))
             if frame == self.timeline.frame:
                 return
-            with self._server.atomic():
+            with self.server.atomic():
                 self.timeline.frame = frame
                 self.redraw()
-                self._writer.set(self.timeline_controls.frame, frame)
+                self.writer.set(self.timeline_controls.frame, frame)
             callbacks = self.timeline.callbacks()
         if notify:
             notify_frame_change(callbacks, frame)
@@ -427,7 +411,7 @@ class SceneView:
     def _sync_controls(self) -> None:
         """Write the timeline and every layer's settings into the controls. Holds the lock."""
         view = self.view()
-        self.timeline_controls.show(self._writer, self.timeline, view.num_frames)
+        self.timeline_controls.show(self.writer, self.timeline, view.num_frames)
         for layer in self.layers:
             layer.sync_controls(view)
 
@@ -436,14 +420,14 @@ class SceneView:
         position, look_at, up = display.initial_view(
             clip.cameras["masked"].extrinsics[0], clip.scene_depth
         )
-        initial = self._server.initial_camera
+        initial = self.server.initial_camera
         initial.position, initial.look_at, initial.up = position, look_at, up
-        for client in self._server.get_clients().values():
+        for client in self.server.get_clients().values():
             move_view(client, position, look_at, up)
 
     def _wire_timeline(self) -> None:
         """Each Timeline control calls one scene setter; the setters write back (no echo)."""
-        controls, bind = self.timeline_controls, self._writer.bind
+        controls, bind = self.timeline_controls, self.writer.bind
         bind(controls.frame, lambda: self.user_moved_frame(int(controls.frame.value)),
              self.refresh_controls)  # fmt: skip
         bind(controls.playing, lambda: self.set_playing(bool(controls.playing.value)),
@@ -453,8 +437,8 @@ class SceneView:
 
     def _add_view_controls(self) -> None:
         """The View folder: one button back to the starting viewpoint."""
-        with self._server.gui.add_folder("View"):
-            reset = self._server.gui.add_button("Reset view", icon=viser.Icon.HOME)
+        with self.server.gui.add_folder("View"):
+            reset = self.server.gui.add_button("Reset view", icon=viser.Icon.HOME)
 
         def reset_view(event: viser.GuiEvent[viser.GuiButtonHandle]) -> None:
             self.reset_view(event.client)
@@ -463,7 +447,7 @@ class SceneView:
 
     def _advance(self) -> None:
         """One playback step: the next frame, or stop at the end when not looping."""
-        with self._lock:
+        with self.lock:
             num_frames = self.num_frames
             following = self.timeline.next_frame(num_frames)
             if following is None:
