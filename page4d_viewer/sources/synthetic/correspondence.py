@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from page4d_viewer import geometry
-from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, cast_rays
+from page4d_viewer.sources.synthetic.renderer import ROOM_FACES, camera_rays, cast_rays
 from page4d_viewer.sources.synthetic.scene import SyntheticScene, SyntheticSceneError
 
 if TYPE_CHECKING:
@@ -264,11 +264,7 @@ def _cast_pixels(
     Returns:
         (N, 3) world hit points, metres; (N,) depth; (N,) int32 surface index.
     """
-    R_cam_world, t_cam_world = extrinsic[:, :3], extrinsic[:, 3]
-    origin = -R_cam_world.T @ t_cam_world
-    uv1 = np.concatenate([uv, np.ones((len(uv), 1))], axis=-1)
-    # Unit z in the camera frame, as in the renderer: the hit parameter is the depth.
-    directions = (uv1 @ np.linalg.inv(intrinsic).T) @ R_cam_world
+    origin, directions = camera_rays(extrinsic, intrinsic, uv)
     depth, surface = cast_rays(scene, primitives, origin, directions)
     return origin + depth[:, None] * directions, depth, surface
 

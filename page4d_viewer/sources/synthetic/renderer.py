@@ -101,13 +101,7 @@ def _trace(
     Returns:
         (H, W) depth, metres; (H, W) int32 surface index; (H, W, 3) world points.
     """
-    R_cam_world, t_cam_world = extrinsic[:, :3], extrinsic[:, 3]
-    origin = -R_cam_world.T @ t_cam_world
-    # Rays with unit z in the camera frame: the hit parameter is then the depth.
-    uv1 = np.concatenate(
-        [geometry.pixel_grid((height, width)), np.ones((height, width, 1))], axis=-1
-    )
-    directions = (uv1 @ np.linalg.inv(intrinsic).T) @ R_cam_world
+    origin, directions = camera_rays(extrinsic, intrinsic, geometry.pixel_grid((height, width)))
     depth, surface = _room_exit(scene, origin, directions)
     for index, primitive in enumerate(primitives):
         window = _screen_window(primitive, extrinsic, intrinsic, width, height)
@@ -117,6 +111,27 @@ def _trace(
         hit = _intersect(primitive, origin, directions[rows, cols])
         _keep_nearer(depth[rows, cols], surface[rows, cols], hit, len(ROOM_FACES) + index)
     return depth, surface, origin + depth[..., None] * directions
+
+
+def camera_rays(
+    extrinsic: np.ndarray, intrinsic: np.ndarray, uv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rays of a pinhole camera through pixels, as :func:`render_view` casts them.
+
+    Args:
+        extrinsic: (3, 4) camera-from-world.
+        intrinsic: (3, 3) pinhole matrix in pixels.
+        uv: (..., 2) pixel coordinates ``(u, v)``.
+
+    Returns:
+        (3,) world origin (the camera centre); (..., 3) world directions with unit z in the
+        camera frame, so that a hit's ray parameter is its depth.
+    """
+    R_cam_world, t_cam_world = extrinsic[:, :3], extrinsic[:, 3]
+    origin = -R_cam_world.T @ t_cam_world
+    uv1 = np.concatenate([uv, np.ones((*uv.shape[:-1], 1))], axis=-1)
+    directions = (uv1 @ np.linalg.inv(intrinsic).T) @ R_cam_world
+    return origin, directions
 
 
 def cast_rays(
