@@ -78,6 +78,20 @@ def page(app, browser):
     return open_panel(browser, app.url)  # closed with the module's browser
 
 
+# What the page shows of the scene's timeline: its slider and the latest clock reading.
+PAGE_TIME_JS = """() => {
+  const number = document.querySelector('#frame input[type=number]');
+  const clock = document.querySelector('#follow-clock .follow-clock');
+  return {slider: number && number.value, clock: clock && Object.assign({}, clock.dataset)};
+}"""
+
+
+def _timeline_report(page, session) -> str:
+    """The scene's timeline on the server beside the page's view of it (for a failure)."""
+    state = session.scene.state()
+    return f"scene frame {state.frame}, playing {state.playing}; page {page.evaluate(PAGE_TIME_JS)}"
+
+
 def _mark(page, plot: str) -> dict | None:
     return page.evaluate(MARK_JS, plot)
 
@@ -109,7 +123,10 @@ def test_the_frame_mark_follows_playback(page_session, app, page) -> None:
                 marked.add(mark["frame"])
             return len(positions) >= 3
 
-        wait_for(moved_twice, 30, "the mark moving with playback", page=page)
+        try:
+            wait_for(moved_twice, 30, "the mark moving with playback", page=page)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {_timeline_report(page, session)}") from None
     finally:
         session.scene.set_playing(False)
     assert len(marked) >= 3  # each position marked its own frame, as playback went on
@@ -121,10 +138,16 @@ def test_a_click_on_a_plot_moves_the_timeline(page_session, app, page, tab, plot
     session.scene.set_playing(False)
     _show_plot(page, tab, plot)
     # Wait for the panel to catch up with the stopped scene, then aim half a clip away.
-    page.wait_for_function(
-        "frame => document.querySelector('#frame input[type=number]').value == String(frame)",
-        arg=session.scene.frame,
-    )
+    try:
+        page.wait_for_function(
+            "frame => document.querySelector('#frame input[type=number]').value == String(frame)",
+            arg=session.scene.frame,
+            timeout=30_000,
+        )
+    except Exception as error:
+        raise AssertionError(
+            f"the panel never showed the stopped scene's frame; {_timeline_report(page, session)}"
+        ) from error
     target = (session.scene.frame + FRAMES // 2) % FRAMES
     x = page.evaluate(FRAME_X_JS, [plot, target])
     picture = page.locator(f"#{plot} .frame-plot-box img")

@@ -404,21 +404,34 @@ class PresenterCallbacks:
         if session is None:
             return self.following(False)
         reading = ClockReading.of(session, float(sent or 0.0))
-        updates: Updates = {self.controls.clock: clock_html(reading)}
         if not reading.playing:
-            updates |= {**self.following(False), self.widgets.frame: reading.frame}
-        return updates
+            return self.stopped(reading)
+        return {self.controls.clock: clock_html(reading)}
 
     def on_poll(self, values: dict[Component, Any], request: gr.Request | None) -> Updates:
         """The page's slow poll: turn the fast follow on when playback started elsewhere
-        (the Viser sidebar), off when it stopped."""
+        (the Viser sidebar), off when it stopped.
+
+        Turning it off, the poll also sends the stopped reading and its frame, as the fast
+        tick would have: the poll may come first, and the page's slider would then stay on
+        the frame it predicted last (`FOLLOW_JS`), which no later poll corrects."""
         session = self._session(request)
         if session is None:
             return {}
-        _, playing = scene_frame(session)
-        if playing == bool(values[self.controls.following]):
+        reading = ClockReading.of(session)
+        if reading.playing == bool(values[self.controls.following]):
             return {}
-        return self.following(playing)
+        if reading.playing:
+            return self.following(True)
+        return self.stopped(reading)
+
+    def stopped(self, reading: ClockReading) -> Updates:
+        """The fast follow off, with the reading of the stopped scene and its frame."""
+        return {
+            **self.following(False),
+            self.controls.clock: clock_html(reading),
+            self.widgets.frame: reading.frame,
+        }
 
 
 def wire_presenter(panel: Panel, controls: PresenterControls) -> None:
@@ -442,4 +455,4 @@ def wire_presenter(panel: Panel, controls: PresenterControls) -> None:
         events.on_follow, controls.sent, [controls.clock, frame, *following_outputs],
         js=SENT_JS, trigger_mode="always_last", **QUICK,
     )  # fmt: skip
-    panel.poll([controls.following], following_outputs, events.on_poll)
+    panel.poll([controls.following], [controls.clock, frame, *following_outputs], events.on_poll)
