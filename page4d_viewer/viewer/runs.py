@@ -208,6 +208,12 @@ class RunStore:
         max_bytes: The size budget of everything under it (uploads and caches included).
         protected: The ids of runs pruning must keep (the start-up run, the runs open
             sessions show), asked at each prune.
+
+    Attributes:
+        uploads_dir: Where the app keeps uploaded files (a hidden folder: never listed as a
+            run).
+        cache_dir: Where Gradio keeps its copies of what pages show (hidden: never listed as
+            a run).
     """
 
     def __init__(
@@ -217,6 +223,8 @@ class RunStore:
         protected: Callable[[], Set[str]] | None = None,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.uploads_dir = self.root / UPLOADS_NAME
+        self.cache_dir = self.root / CACHE_NAME
         self.max_bytes = settings.MAX_RUNS_BYTES.value() if max_bytes is None else max_bytes
         self.protected = protected
 
@@ -250,16 +258,6 @@ class RunStore:
             except OSError as error:
                 logger.warning("cannot remove %s: %s", leftover, error)
         self.prune()
-
-    @property
-    def uploads_dir(self) -> Path:
-        """Where the app keeps uploaded files (a hidden folder: never listed as a run)."""
-        return self.root / UPLOADS_NAME
-
-    @property
-    def cache_dir(self) -> Path:
-        """Where Gradio keeps its copies of what pages show (hidden: never listed as a run)."""
-        return self.root / CACHE_NAME
 
     def save(
         self,
