@@ -9,12 +9,16 @@ to do), 1 when every clip that ran failed, 2 for bad arguments. Each failed clip
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
 
-from page4d_viewer.cli.common import add_sampling_options, check_writable_folder, sampling_from_args
+from page4d_viewer.cli.common import (
+    add_sampling_options,
+    check_writable_folder,
+    dataclass_from_args,
+    sampling_from_args,
+)
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.orchestration.batch import BatchOptions, Launch, list_dataset, run_batch
 from page4d_viewer.settings import PRECISION_CHOICES
@@ -60,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 0:
         raise Page4DError("--threads must be >= 0")
     check_writable_folder(args.out)
-    options = _options_from_args(args)
+    options = dataclass_from_args(
+        BatchOptions,
+        args,
+        sampling=sampling_from_args(args),
+        synthetic_size=_size(args.synthetic_size),
+    )
     if args.mask_strength is not None and not args.mask_strength >= 0:
         raise Page4DError("--mask-strength must be a number >= 0")
     launch = Launch.from_environment()
@@ -74,18 +83,6 @@ def run(args: argparse.Namespace) -> int:
             f"index {summary.index_path}\n"
         )
     return summary.exit_code
-
-
-def _options_from_args(args: argparse.Namespace) -> BatchOptions:
-    """The BatchOptions of the parsed options: the frames and the synthetic size parsed here,
-    every other field the option of its name."""
-    parsed = {"sampling": sampling_from_args(args), "synthetic_size": _size(args.synthetic_size)}
-    same_named = {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(BatchOptions)
-        if field.name not in parsed
-    }
-    return BatchOptions(**same_named, **parsed)
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tqdm import tqdm
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.sources.sampling import FrameSampling
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 
 @contextmanager
@@ -100,12 +107,15 @@ def add_sampling_options(parser: argparse.ArgumentParser, *, times: bool = True)
 
 def sampling_from_args(args: argparse.Namespace) -> FrameSampling:
     """The FrameSampling of parsed `add_sampling_options` (validated: one ClipError line)."""
-    return FrameSampling(
-        stride=args.stride,
-        max_frames=args.max_frames,
-        fps=args.fps,
-        start=args.start,
-        end=args.end,
-        start_time=getattr(args, "start_time", None),
-        end_time=getattr(args, "end_time", None),
-    )
+    return dataclass_from_args(FrameSampling, args)
+
+
+def dataclass_from_args(cls: type[D], args: argparse.Namespace, **parsed: Any) -> D:
+    """A ``cls`` (a dataclass) of parsed options: the fields in ``parsed`` as given, every other
+    field the option of its name (a field without such an option keeps its default)."""
+    same_named = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(cls)
+        if field.name not in parsed and hasattr(args, field.name)
+    }
+    return cls(**same_named, **parsed)
