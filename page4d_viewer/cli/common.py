@@ -89,6 +89,11 @@ def check_number(value: float | None, option: str, low: float, high: float) -> N
         raise Page4DError(f"{option} must be a finite number in ({low:g}, {high:g}], got {value:g}")
 
 
+def add_result_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional RESULT: a result file that `infer` wrote."""
+    parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
+
+
 def add_sampling_options(parser: argparse.ArgumentParser, *, times: bool = True) -> None:
     """The frame-sampling options (`FrameSampling`'s fields); `times` adds the ones in
     seconds, which only videos and GIFs have."""

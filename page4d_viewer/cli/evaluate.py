@@ -8,7 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from page4d_viewer.cli.common import check_input, check_number, check_output_file
+from page4d_viewer.cli.common import (
+    add_result_argument,
+    check_input,
+    check_number,
+    check_output_file,
+)
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation.report import evaluate_reconstruction
 from page4d_viewer.result.reconstruction import GROUND_TRUTH, Reconstruction
@@ -16,7 +21,7 @@ from page4d_viewer.sources.groundtruth import load_ground_truth
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
+    add_result_argument(parser)
     parser.add_argument(
         "--gt",
         type=Path,

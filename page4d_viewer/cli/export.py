@@ -9,6 +9,7 @@ from pathlib import Path
 
 from page4d_viewer import settings
 from page4d_viewer.cli.common import (
+    add_result_argument,
     check_number,
     check_output_file,
     check_output_folder,
@@ -22,7 +23,7 @@ from page4d_viewer.result.reconstruction import Reconstruction
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("result", type=Path, help="result file written by `infer` (.npz)")
+    add_result_argument(parser)
     parser.add_argument("--glb", type=Path, help="write a GLB scene (points, frusta, tracks)")
     parser.add_argument("--ply", type=Path, help="write one PLY point cloud per frame here")
     parser.add_argument(
