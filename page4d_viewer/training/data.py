@@ -95,11 +95,7 @@ def clip_to_sample(
     dynamic = np.asarray(clip.dynamic_mask, dtype=bool)[index]
     height, width = depth.shape[-2:]
 
-    T_world_cam0 = geometry.invert_rigid(extrinsics[0])
-    extrinsics_cam0 = geometry.compose_rigid(extrinsics, T_world_cam0)
-    T_cam0_world = extrinsics[0]
-    points = geometry.transform_points(T_cam0_world, points_world.reshape(-1, 3))
-    points = points.reshape(points_world.shape)
+    extrinsics_cam0, points = synthetic.in_first_camera(extrinsics, points_world)
     valid = np.isfinite(depth) & (depth > 0) & np.isfinite(points).all(axis=-1)
 
     distances = np.linalg.norm(np.where(valid[..., None], points, 0.0), axis=-1)

@@ -20,6 +20,7 @@ from page4d_viewer.sources.synthetic.clip import (
     MOVER_SIZES,
     SceneSettings,
     SyntheticClip,
+    in_first_camera,
     make_clip,
     make_scene,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "SyntheticScene",
     "SyntheticSceneError",
     "Texture",
+    "in_first_camera",
     "load_synthetic_clip",
     "ground_truth_matches",
     "make_clip",

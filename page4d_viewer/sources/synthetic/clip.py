@@ -86,16 +86,29 @@ class SyntheticClip:
             A copy whose ``extrinsics[0]`` is ``[I | 0]`` and whose ``world_points`` are in
             the first camera's frame; depth, images and masks are shared.
         """
-        T_world_cam0 = geometry.invert_rigid(self.extrinsics[0])
-        extrinsics = geometry.compose_rigid(self.extrinsics, T_world_cam0)
-        points = geometry.transform_points(
-            self.extrinsics[0], self.world_points.reshape(-1, 3).astype(np.float64)
-        )
+        extrinsics, points = in_first_camera(self.extrinsics, self.world_points)
         return dataclasses.replace(
-            self,
-            extrinsics=extrinsics,
-            world_points=points.reshape(self.world_points.shape).astype(np.float32),
+            self, extrinsics=extrinsics, world_points=points.astype(np.float32)
         )
+
+
+def in_first_camera(
+    extrinsics: npt.NDArray[np.float64], world_points: npt.NDArray[np.floating]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Cameras and points with the first camera's frame as the world, as the network predicts.
+
+    Args:
+        extrinsics: (S, 3, 4) camera-from-world.
+        world_points: (..., 3) world points.
+
+    Returns:
+        (S, 3, 4) camera-from-first-camera extrinsics (the first is ``[I | 0]``); the
+        (..., 3) float64 points in the first camera's frame.
+    """
+    T_world_cam0 = geometry.invert_rigid(extrinsics[0])
+    T_cam0_world = extrinsics[0]
+    points = geometry.transform_points(T_cam0_world, world_points.reshape(-1, 3).astype(np.float64))
+    return geometry.compose_rigid(extrinsics, T_world_cam0), points.reshape(world_points.shape)
 
 
 @dataclass(frozen=True)
