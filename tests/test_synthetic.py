@@ -221,11 +221,11 @@ def test_camera_motions_and_field_of_view(camera: str) -> None:
     assert np.linalg.norm(np.diff(centres, axis=0), axis=1).max() > 0  # the camera moves
 
 
-def test_rejected_layouts_are_redrawn_from_a_derived_seed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    settings = synthetic.SceneSettings(
-        num_frames=3,
+def _crowded_settings(num_frames: int) -> synthetic.SceneSettings:
+    """A 48 x 28 clip of `num_frames` with eight large movers and a person (camera path and
+    field of view drawn): the layouts most likely to put an object in front of a camera."""
+    return synthetic.SceneSettings(
+        num_frames=num_frames,
         width=48,
         height=28,
         fps=12.0,
@@ -235,6 +235,12 @@ def test_rejected_layouts_are_redrawn_from_a_derived_seed(
         person=True,
         fov_deg=None,
     )
+
+
+def test_rejected_layouts_are_redrawn_from_a_derived_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _crowded_settings(num_frames=3)
     verdicts = iter([False, True])
     monkeypatch.setattr(synthetic_clip, "cameras_are_clear", lambda *args: next(verdicts))
     scene, extrinsics, *_ = synthetic.make_scene(5, settings)
@@ -246,17 +252,7 @@ def test_rejected_layouts_are_redrawn_from_a_derived_seed(
 
 
 def test_crowded_scenes_keep_the_cameras_clear_of_objects() -> None:
-    settings = synthetic.SceneSettings(
-        num_frames=8,
-        width=48,
-        height=28,
-        fps=12.0,
-        camera=None,
-        movers="large",
-        num_movers=8,
-        person=True,
-        fov_deg=None,
-    )
+    settings = _crowded_settings(num_frames=8)
     for seed in range(8):
         scene, extrinsics, _, times, _ = synthetic.make_scene(seed, settings)
         centres = geometry.camera_centers(extrinsics)
