@@ -18,6 +18,19 @@ import page4d_viewer
 PACKAGE = "page4d_viewer"
 ROOT = Path(page4d_viewer.__file__).parent
 
+# What orchestration may import; the cli may import all of that and everything above it.
+_BELOW_ORCHESTRATION = (
+    "base",
+    "geometry",
+    "sources",
+    "result",
+    "model",
+    "run_contract",
+    "inference",
+    "evaluation",
+    "training",
+)
+
 # stage -> (the modules it holds, by prefix; the stages it may import besides itself).
 # A module belongs to the stage of its longest matching prefix. Order of the data flow:
 # errors/settings < geometry < sources, result < model < run_contract < inference
@@ -38,20 +51,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Metrics on arrays and results; whatever runs the network to score it is orchestration.
     "evaluation": (("page4d_viewer.evaluation",), ("base", "geometry", "sources", "result")),
     "training": (("page4d_viewer.training",), ("base", "geometry", "sources", "result", "model")),
-    "orchestration": (
-        ("page4d_viewer.orchestration",),
-        (
-            "base",
-            "geometry",
-            "sources",
-            "result",
-            "model",
-            "run_contract",
-            "inference",
-            "evaluation",
-            "training",
-        ),
-    ),
+    "orchestration": (("page4d_viewer.orchestration",), _BELOW_ORCHESTRATION),
     # The viewer receives a backend: never inference, the model, training or orchestration.
     "viewer.scene": (
         ("page4d_viewer.viewer.scene",),
@@ -79,21 +79,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # The composition root, and the two entry points that only call it.
     "cli": (
         ("page4d_viewer.cli", "page4d_viewer.__main__", "page4d_viewer.evaluate_default"),
-        (
-            "base",
-            "geometry",
-            "sources",
-            "result",
-            "model",
-            "run_contract",
-            "inference",
-            "evaluation",
-            "training",
-            "orchestration",
-            "viewer.scene",
-            "viewer",
-            "viewer.server",
-        ),
+        (*_BELOW_ORCHESTRATION, "orchestration", "viewer.scene", "viewer", "viewer.server"),
     ),
 }
 
