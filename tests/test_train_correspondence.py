@@ -261,11 +261,13 @@ def test_init_weights_from_the_shipped_model_into_the_small_preset(tmp_path) -> 
 
 def test_held_out_track_errors_score_a_model_against_a_still_guess(tmp_path) -> None:
     from page4d_viewer.errors import Page4DError
-    from page4d_viewer.orchestration.held_out import held_out_track_errors
+    from page4d_viewer.orchestration.held_out import HeldOutClips, held_out_track_errors
     from page4d_viewer.training.train import build_training_model
 
     model = build_training_model(_micro_config(tmp_path)).eval()
-    scores = held_out_track_errors(model, [9_000_100], num_frames=3, stride=2, count=16)
+    scores = held_out_track_errors(
+        model, HeldOutClips([9_000_100], num_frames=3, stride=2), count=16
+    )
     assert set(scores) == {
         "epe",
         "median_epe",
@@ -280,4 +282,4 @@ def test_held_out_track_errors_score_a_model_against_a_still_guess(tmp_path) -> 
     assert 0 < scores["still_median_epe"] <= 2 * scores["still_epe"]
     assert 0 <= scores["visibility_accuracy"] <= 1 and 0 < scores["visible_share"] <= 1
     with pytest.raises(Page4DError, match="training"):
-        held_out_track_errors(model, [5], num_frames=3, stride=2, count=16)
+        held_out_track_errors(model, HeldOutClips([5], num_frames=3, stride=2), count=16)

@@ -18,7 +18,7 @@ from page4d_viewer.model.match_head import (
     assignment_log_probs,
     patch_centres,
 )
-from page4d_viewer.orchestration.held_out import held_out_match_errors
+from page4d_viewer.orchestration.held_out import HeldOutClips, held_out_match_errors
 from page4d_viewer.training import matching
 from page4d_viewer.training.losses import LossWeights, Targets
 from tests.test_train import MICRO_MODEL, _micro_config
@@ -283,7 +283,7 @@ def test_held_out_match_errors_score_the_head_against_a_still_guess(tmp_path) ->
     from page4d_viewer.training.train import build_training_model
 
     model = build_training_model(_micro_config(tmp_path, **MATCHING)).eval()
-    scores = held_out_match_errors(model, [9_000_100], num_frames=3, stride=2)
+    scores = held_out_match_errors(model, HeldOutClips([9_000_100], num_frames=3, stride=2))
     assert set(scores) == {
         "median_px",
         "mean_px",
@@ -298,10 +298,10 @@ def test_held_out_match_errors_score_the_head_against_a_still_guess(tmp_path) ->
     assert all(0 <= scores[name] <= 1 for name in ("within_2px", "coarse_accuracy"))
     assert scores["still_median_px"] >= 0
     with pytest.raises(Page4DError, match="training"):
-        held_out_match_errors(model, [5], num_frames=3)
+        held_out_match_errors(model, HeldOutClips([5], num_frames=3))
     plain = build_training_model(_micro_config(tmp_path)).eval()
     with pytest.raises(Page4DError, match="no match head"):
-        held_out_match_errors(plain, [9_000_100], num_frames=3)
+        held_out_match_errors(plain, HeldOutClips([9_000_100], num_frames=3))
 
 
 def test_export_can_leave_out_an_untrained_head(tmp_path) -> None:

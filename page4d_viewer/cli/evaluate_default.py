@@ -26,7 +26,7 @@ from page4d_viewer.orchestration.default_model import (
     trivial_predictor,
     write_synthetic_figures,
 )
-from page4d_viewer.orchestration.held_out import held_out_track_errors
+from page4d_viewer.orchestration.held_out import HeldOutClips, held_out_track_errors
 from page4d_viewer.settings import default_checkpoint_path
 from page4d_viewer.sources.datasets import parse_seeds
 from page4d_viewer.training.train import FIRST_EVAL_SEED, default_image_hw
@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _track_scores(model: Page4D, args: argparse.Namespace) -> dict[str, float]:
     """Score the checkpoint's tracker on the same held-out seeds and print one table."""
-    scores = held_out_track_errors(model, parse_seeds(args.seeds), args.frames, args.stride)
+    clips = HeldOutClips(parse_seeds(args.seeds), args.frames, args.stride)
+    scores = held_out_track_errors(model, clips)
     rows = [
         ("median 2-D error (px)", scores["median_epe"], scores["still_median_epe"]),
         ("mean 2-D error (px)", scores["epe"], scores["still_epe"]),

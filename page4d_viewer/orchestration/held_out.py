@@ -7,7 +7,9 @@ Here, above training, because scoring renders a training clip and runs the netwo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,21 +24,61 @@ from page4d_viewer.training.data import FIRST_EVAL_SEED, PATCH_SIZE, render_clip
 from page4d_viewer.training.matching import clip_match_truth, match_queries
 from page4d_viewer.training.tracks import clip_tracks
 
+if TYPE_CHECKING:
+    from page4d_viewer.sources.synthetic import SyntheticClip
+
+
+@dataclass(frozen=True)
+class HeldOutClips:
+    """The held-out clips a score runs on: the ones ``page4d-viewer evaluate-default`` scores.
+
+    Attributes:
+        seeds: one clip each, from ``FIRST_EVAL_SEED`` on (training never renders those).
+        num_frames: frames per clip, every ``stride``-th rendered one.
+        stride: the step between kept rendered frames.
+        texture_detail: ``make_clip``'s fine noise on every surface (0: none).
+    """
+
+    seeds: Sequence[int]
+    num_frames: int = 8
+    stride: int = 2
+    texture_detail: float = 0.0
+
+    def render(
+        self, image_hw: tuple[int, int]
+    ) -> Iterator[tuple[int, SyntheticClip, list[int], np.ndarray]]:
+        """Each seed's clip at ``image_hw``: (seed, clip, the kept frames' indices, those frames
+        as (S, 3, H, W) values in [0, 1]).
+
+        Raises:
+            Page4DError: a seed that training may have used (when its turn comes).
+        """
+        for seed in self.seeds:
+            if seed < FIRST_EVAL_SEED:
+                raise Page4DError(f"seed {seed} may have been used in training")
+            rendered = (self.num_frames - 1) * self.stride + 1
+            clip = render_clip(seed, rendered, image_hw, self.texture_detail)
+            frames = list(range(0, clip.images.shape[0], self.stride))
+            images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
+            yield seed, clip, frames, images
+
+
+def _input_hw(model: Page4D) -> tuple[int, int]:
+    """(H, W) of the held-out clips for ``model``: its input width, 16:9, whole patches."""
+    width = model.config.img_size
+    return (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
+
 
 def held_out_track_errors(
     model: Page4D,
-    seeds: Sequence[int],
-    num_frames: int = 8,
-    stride: int = 2,
+    clips: HeldOutClips,
     count: int = 256,
     mask_strength: float = RELEASED_MASK_STRENGTH,
-    texture_detail: float = 0.0,
 ) -> dict[str, float]:
     """Track accuracy of ``model`` on held-out clips, next to a no-motion guess.
 
-    Each seed's clip is the one ``page4d-viewer evaluate-default`` scores (``num_frames``
-    frames, every ``stride``-th rendered one, the model's input size); ``count`` queries on
-    frame 0, half of them on movers when there are enough, drawn with the seed.
+    ``count`` queries on frame 0 of each clip, half of them on movers when there are enough,
+    drawn with the clip's seed.
 
     Returns:
         Over visible points of frames 1..: ``epe`` and ``median_epe`` (pixels), the same for
@@ -45,18 +87,11 @@ def held_out_track_errors(
         (share where "visibility >= 0.5" agrees with the truth) and ``visible_share`` (the
         truth's share of visible points: the accuracy of always answering "visible").
     """
-    width = model.config.img_size
-    image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
     errors, still, agree, truth_visible = [], [], [], []
-    for seed in seeds:
-        if seed < FIRST_EVAL_SEED:
-            raise Page4DError(f"seed {seed} may have been used in training")
-        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw, texture_detail)
-        frames = list(range(0, clip.images.shape[0], stride))
+    for seed, clip, frames, images in clips.render(_input_hw(model)):
         queries, tracks, visible = clip_tracks(
             clip, frames, count, 0.5, np.random.default_rng(seed)
         )
-        images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
         with torch.no_grad():
             output = model(
                 torch.from_numpy(images).float()[None],
@@ -83,18 +118,12 @@ def held_out_track_errors(
 
 
 def held_out_match_errors(
-    model: Page4D,
-    seeds: Sequence[int],
-    num_frames: int = 8,
-    stride: int = 2,
-    mask_strength: float = 64.0,
-    texture_detail: float = 0.0,
+    model: Page4D, clips: HeldOutClips, mask_strength: float = RELEASED_MASK_STRENGTH
 ) -> dict[str, float]:
     """Match accuracy of ``model``'s match head on held-out clips, next to a no-motion guess.
 
-    Each seed's clip is the one ``page4d-viewer evaluate-default`` scores (``num_frames``
-    frames, every ``stride``-th rendered one, the model's input size); the pairs are the
-    keyframe pairs inference solves poses with, the queries the patch centres.
+    The pairs are the keyframe pairs inference solves poses with, the queries the patch
+    centres.
 
     Returns:
         Over queries visible in their target frame: ``median_px``, ``mean_px`` and
@@ -109,20 +138,14 @@ def held_out_match_errors(
     match_head = model.match_head
     if match_head is None:
         raise Page4DError("this model has no match head")
-    width = model.config.img_size
-    image_hw = (max(PATCH_SIZE, round(width * 9 / 16 / PATCH_SIZE) * PATCH_SIZE), width)
+    image_hw = _input_hw(model)
     grid = (image_hw[0] // PATCH_SIZE, image_hw[1] // PATCH_SIZE)
     errors, still, coarse_hit, matched, false_match = [], [], [], [], []
-    for seed in seeds:
-        if seed < FIRST_EVAL_SEED:
-            raise Page4DError(f"seed {seed} may have been used in training")
-        clip = render_clip(seed, (num_frames - 1) * stride + 1, image_hw, texture_detail)
-        frames = list(range(0, clip.images.shape[0], stride))
+    for _, clip, frames, images in clips.render(image_hw):
         pairs = keyframe_pairs(len(frames))
         queries = match_queries(image_hw, PATCH_SIZE)
         truth = {frames[ref]: track_ground_truth(clip, frames[ref], queries) for ref, _ in pairs}
         target_xy, visible = clip_match_truth(truth.__getitem__, frames, pairs)
-        images = np.asarray(clip.images)[frames].transpose(0, 3, 1, 2) / 255.0
         with torch.no_grad():
             output = model(torch.from_numpy(images).float()[None], mask_strength=mask_strength)
             features = output.match_features
