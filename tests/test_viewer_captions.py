@@ -7,7 +7,16 @@ import pytest
 
 from page4d_viewer.result.mask import heat_colors
 from page4d_viewer.viewer import plots
-from page4d_viewer.viewer.captions import MARGIN, ColourBar, captioned, format_value
+from page4d_viewer.viewer.captions import (
+    MARGIN,
+    ColourBar,
+    _font,
+    caption_strip,
+    captioned,
+    format_value,
+    plain_text,
+)
+from page4d_viewer.viewer.inside_views import DIFFERENCE
 
 
 def test_a_caption_goes_below_and_its_bar_is_the_pictures_colormap() -> None:
@@ -19,6 +28,22 @@ def test_a_caption_goes_below_and_its_bar_is_the_pictures_colormap() -> None:
     expected = heat_colors(np.linspace(0, 1, 200 - 2 * MARGIN), "turbo")
     rows = [row for row in strip if np.array_equal(row[MARGIN : 200 - MARGIN], expected)]
     assert rows, "no row of the strip is the colour bar"
+
+
+def _glyph(character: str) -> bytes:
+    mask = _font(14).getmask(character)
+    return np.asarray(mask).tobytes() + bytes(str(mask.size), "ascii")
+
+
+def test_captions_draw_no_empty_boxes() -> None:
+    """The bundled font has no minus sign: "masked − unmasked" was drawn with a box."""
+    missing = _glyph("\uffff")  # a code point no font has: the empty box
+    assert _glyph("\u2212") == missing  # the reason for plain_text
+    for text in (DIFFERENCE, "frame 3/12 · mask", "ATE masked − unmasked (m)"):
+        assert all(_glyph(c) != missing for c in plain_text(text) if not c.isspace()), text
+    # The caption draws the plain text: a minus sign looks like the hyphen it becomes.
+    hyphen = caption_strip(300, "masked - unmasked")
+    np.testing.assert_array_equal(caption_strip(300, DIFFERENCE), hyphen)
 
 
 @pytest.mark.parametrize(("value", "text"), [(0.0, "0"), (0.3561, "0.356"), (12345.0, "1.23e+04")])

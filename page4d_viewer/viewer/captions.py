@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 import numpy as np
 
@@ -70,6 +71,15 @@ def _font(size: int):  # noqa: ANN202  (PIL's font types differ by build)
     return ImageFont.load_default(size=size)
 
 
+# Characters the bundled font draws as an empty box, and what it draws instead.
+_PLAIN: Final = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "x"})
+
+
+def plain_text(text: str) -> str:
+    """`text` in characters the bundled font has (a minus sign becomes "-")."""
+    return text.translate(_PLAIN)
+
+
 def caption_strip(width: int, title: str, bar: ColourBar | None = None) -> np.ndarray:
     """A white strip `width` pixels wide: the title, then (optionally) a colour bar with ticks.
 
@@ -90,7 +100,7 @@ def caption_strip(width: int, title: str, bar: ColourBar | None = None) -> np.nd
     height = line + (bar_height + line * (1 + notes) + 4 if bar is not None else 0)
     strip = Image.new("RGB", (int(width), height), BACKGROUND)
     draw = ImageDraw.Draw(strip)
-    draw.text((MARGIN, 3), title, fill=INK, font=font)
+    draw.text((MARGIN, 3), plain_text(title), fill=INK, font=font)
     if bar is not None:
         inner = max(int(width) - 2 * MARGIN, 2)
         colours = heat_colors(np.linspace(0.0, 1.0, inner), bar.colormap)
@@ -104,7 +114,7 @@ def caption_strip(width: int, title: str, bar: ColourBar | None = None) -> np.nd
         for label, (anchor, x) in zip(labels, anchors, strict=True):
             draw.text((x, top), label, fill=INK, font=font, anchor=anchor)
         if bar.note:
-            draw.text((MARGIN, top + line), bar.note, fill=INK, font=font)
+            draw.text((MARGIN, top + line), plain_text(bar.note), fill=INK, font=font)
     return np.asarray(strip)
 
 
