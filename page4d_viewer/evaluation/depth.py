@@ -8,7 +8,7 @@ fitted on the valid ground-truth pixels of the whole clip (``gt > 0`` and finite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -46,14 +46,11 @@ class DepthMetrics:
     valid_pixels: int
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary without the per-frame arrays."""
+        """JSON-ready summary: every field but the per-frame arrays, in field order."""
         return {
-            "abs_rel": self.abs_rel,
-            "delta_1_25": self.delta_1_25,
-            "alignment": self.alignment,
-            "scale": self.scale,
-            "shift": self.shift,
-            "valid_pixels": self.valid_pixels,
+            field.name: getattr(self, field.name)
+            for field in fields(self)
+            if not field.name.endswith("_per_frame")
         }
 
 
