@@ -357,10 +357,25 @@ def test_export_tum_variant_uses_exactly_the_given_name(
 # ------------------------------------------------------------------------------ point tracks
 
 
-def _few_layer_checkpoint(few_layer_model, path: Path, track_head: bool) -> Path:
+def _infer_tracks(
+    few_layer_model,
+    image_folder: Path,
+    tmp_path: Path,
+    *,
+    track_head: bool,
+    frames: int,
+    tracks: int,
+) -> tuple[int, Path]:
+    """`infer` on the CPU with a saved few-layer checkpoint (with or without its track head),
+    `frames` frames of `image_folder` and `tracks` point tracks: (exit code, result path)."""
     from page4d_viewer.model import save_checkpoint
 
-    return save_checkpoint(few_layer_model(has_track_head=track_head), path)
+    model = few_layer_model(has_track_head=track_head)
+    checkpoint = save_checkpoint(model, tmp_path / "few_layers.safetensors")
+    out = tmp_path / "r.npz"
+    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint", str(checkpoint)]
+    arguments += ["--max-frames", str(frames), "--device", "cpu", "--tracks", str(tracks)]
+    return main(arguments), out
 
 
 @pytest.mark.parametrize("count", ["-1", str(MAX_TRACKS + 1)])
@@ -385,11 +400,10 @@ def test_infer_refuses_a_track_count_before_loading_a_model(
 def test_infer_tracks_with_a_checkpoint_without_track_head_is_one_error_line(
     tmp_path: Path, few_layer_model, image_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = _few_layer_checkpoint(few_layer_model, tmp_path / "no_head.safetensors", False)
-    out = tmp_path / "r.npz"
-    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint", str(checkpoint)]
-    arguments += ["--max-frames", "2", "--device", "cpu", "--tracks", "4"]
-    assert main(arguments) == 2
+    code, out = _infer_tracks(
+        few_layer_model, image_folder, tmp_path, track_head=False, frames=2, tracks=4
+    )
+    assert code == 2
     assert "no track head" in _single_error_line(capsys.readouterr().err)
     assert not out.exists()
 
@@ -401,11 +415,10 @@ def test_infer_with_tracks(
     capsys: pytest.CaptureFixture[str],
     one_torch_thread: None,
 ) -> None:
-    checkpoint = _few_layer_checkpoint(few_layer_model, tmp_path / "head.safetensors", True)
-    out = tmp_path / "r.npz"
-    arguments = ["infer", str(image_folder), "--out", str(out), "--checkpoint", str(checkpoint)]
-    arguments += ["--max-frames", "3", "--device", "cpu", "--tracks", "5"]
-    assert main(arguments) == 0
+    code, out = _infer_tracks(
+        few_layer_model, image_folder, tmp_path, track_head=True, frames=3, tracks=5
+    )
+    assert code == 0
     assert "5 point tracks" in capsys.readouterr().out
     recon = Reconstruction.load(out)
     assert recon.tracks is not None and recon.tracks.num_tracks == 5
