@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,14 @@ class Attention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
 
 
+class AttentionExtras(TypedDict, total=False):
+    """The keywords `Attention.forward` takes besides the tokens; a `Block` passes them on."""
+
+    rope: RotaryTables | None
+    bias: RankOneBias | None
+    probe: QueryKeyProbe | None
+
+
 class Block(nn.Module):
     """Pre-norm transformer block with layer scale: x + ls1(attn(norm1 x)), + ls2(mlp(norm2 x))."""
 
@@ -222,13 +234,7 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim, layer_scale)
 
-    def forward(
-        self,
-        x: Tensor,
-        rope: RotaryTables | None = None,
-        bias: RankOneBias | None = None,
-        probe: QueryKeyProbe | None = None,
-    ) -> Tensor:
-        """Args: x (B, N, dim); rope, bias and probe as in `Attention`. Returns (B, N, dim)."""
-        x = x + self.ls1(self.attn(self.norm1(x), rope=rope, bias=bias, probe=probe))
+    def forward(self, x: Tensor, **extras: Unpack[AttentionExtras]) -> Tensor:
+        """Args: x (B, N, dim); ``extras`` go to `Attention` as they are. Returns (B, N, dim)."""
+        x = x + self.ls1(self.attn(self.norm1(x), **extras))
         return x + self.ls2(self.mlp(self.norm2(x)))
