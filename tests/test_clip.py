@@ -15,8 +15,8 @@ from PIL import Image
 import page4d_viewer.sources.clip as clip_module
 import page4d_viewer.sources.video as video_module
 from page4d_viewer.errors import ClipError
-from page4d_viewer.sources.clip import Clip, load_clip
-from page4d_viewer.sources.sampling import FrameSampling
+from page4d_viewer.sources.clip import Clip, SourceLike, load_clip
+from page4d_viewer.sources.sampling import ALL_FRAMES, FrameSampling
 
 
 def shade(index: int) -> int:
@@ -76,6 +76,16 @@ def assert_one_line(error: pytest.ExceptionInfo, *fragments: str) -> None:
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message
+
+
+def assert_refused(
+    source: SourceLike, *fragments: str, sampling: FrameSampling = ALL_FRAMES
+) -> None:
+    """`load_clip(source, sampling)` raises a ClipError whose message is one line holding
+    every fragment."""
+    with pytest.raises(ClipError) as caught:
+        load_clip(source, sampling)
+    assert_one_line(caught, *fragments)
 
 
 # ---------------------------------------------------------------- videos
@@ -203,37 +213,31 @@ def test_truncated_faststart_mp4_notes_the_missing_frames(tmp_path: Path) -> Non
 
 def test_truncated_mp4_without_index_is_refused(tmp_path: Path) -> None:
     path = truncate(write_video(tmp_path / "cut.mp4", 30, noise=True), 0.6)
-    with pytest.raises(ClipError) as caught:
-        load_clip(path)
-    assert_one_line(caught, "cut.mp4 is not a readable video", "truncated")
+    assert_refused(path, "cut.mp4 is not a readable video", "truncated")
 
 
 def test_empty_video_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "empty.mp4")
-    assert_one_line(caught, "empty.mp4 is empty (0 bytes)")
+    assert_refused(tmp_path / "empty.mp4", "empty.mp4 is empty (0 bytes)")
 
 
 def test_text_with_a_video_extension_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.webm").write_text("this is not a video\n" * 50)
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "notes.webm")
-    assert_one_line(caught, "notes.webm is not a readable video")
+    assert_refused(tmp_path / "notes.webm", "notes.webm is not a readable video")
 
 
 def test_tiny_video_frames_are_refused(tmp_path: Path) -> None:
     path = write_video(tmp_path / "tiny.mp4", 3, size=(16, 8))
-    with pytest.raises(ClipError) as caught:
-        load_clip(path)
-    assert_one_line(caught, "tiny.mp4 is 16x8", "at least 14 px")
+    assert_refused(path, "tiny.mp4 is 16x8", "at least 14 px")
 
 
 def test_sampling_that_leaves_nothing_is_refused(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.mp4", 12)
-    with pytest.raises(ClipError) as caught:
-        load_clip(path, FrameSampling(start_time=5.0))
-    assert_one_line(caught, "no frames left after sampling (the source has 12)")
+    assert_refused(
+        path,
+        "no frames left after sampling (the source has 12)",
+        sampling=FrameSampling(start_time=5.0),
+    )
 
 
 def test_progress_reports_each_frame(tmp_path: Path) -> None:
@@ -252,9 +256,7 @@ def test_a_clip_over_the_memory_limit_is_refused_before_decoding(
     monkeypatch.setattr(clip_module, "MAX_CLIP_BYTES", 64 * 48 * 3 * 5)
     path = write_video(tmp_path / "v.mp4", 12)
     assert load_clip(path, FrameSampling(max_frames=5)).num_frames == 5
-    with pytest.raises(ClipError) as caught:
-        load_clip(path)
-    assert_one_line(caught, "12 frames of 64x48", "use stride or max_frames")
+    assert_refused(path, "12 frames of 64x48", "use stride or max_frames")
 
 
 # ---------------------------------------------------------------- GIFs and still images
@@ -347,35 +349,33 @@ def test_palette_transparency_is_composited_on_white(tmp_path: Path) -> None:
 
 def test_a_huge_image_is_refused_from_its_header(tmp_path: Path) -> None:
     (tmp_path / "huge.png").write_bytes(png_header(20000, 20000))
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "huge.png")
-    assert_one_line(caught, "huge.png", "MP limit")
+    assert_refused(tmp_path / "huge.png", "huge.png", "MP limit")
 
 
 def test_an_image_over_our_limit_but_under_pils_is_refused(tmp_path: Path) -> None:
     (tmp_path / "big.png").write_bytes(png_header(9000, 9000))
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "big.png")
-    assert_one_line(caught, "big.png (9000x9000)", "over the limit", "PAGE4D_MAX_FRAME_PIXELS")
+    assert_refused(
+        tmp_path / "big.png", "big.png (9000x9000)", "over the limit", "PAGE4D_MAX_FRAME_PIXELS"
+    )
 
 
 def test_a_tiny_image_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(write_image(tmp_path / "dot.png", size=(10, 40)))
-    assert_one_line(caught, "dot.png is 10x40", "at least 14 px")
+    assert_refused(
+        write_image(tmp_path / "dot.png", size=(10, 40)), "dot.png is 10x40", "at least 14 px"
+    )
 
 
 def test_a_broken_single_image_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "bad.jpg")
-    assert_one_line(caught, "bad.jpg is not a readable image")
+    assert_refused(tmp_path / "bad.jpg", "bad.jpg is not a readable image")
 
 
 def test_time_options_are_refused_for_images(tmp_path: Path) -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(write_image(tmp_path / "one.png"), FrameSampling(fps=5))
-    assert_one_line(caught, "need a source with timing")
+    assert_refused(
+        write_image(tmp_path / "one.png"),
+        "need a source with timing",
+        sampling=FrameSampling(fps=5),
+    )
 
 
 # ---------------------------------------------------------------- folders, zips, lists
@@ -435,22 +435,16 @@ def test_broken_images_in_a_folder_are_skipped_with_a_note(tmp_path: Path) -> No
 def test_a_folder_of_only_broken_images_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"nope")
     (tmp_path / "b.jpg").write_bytes(b"")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path)
-    assert_one_line(caught, "no readable image", "a.png, b.jpg")
+    assert_refused(tmp_path, "no readable image", "a.png, b.jpg")
 
 
 def test_empty_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path)
-    assert_one_line(caught, "is empty")
+    assert_refused(tmp_path, "is empty")
 
 
 def test_folder_without_images_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path)
-    assert_one_line(caught, "has no images")
+    assert_refused(tmp_path, "has no images")
 
 
 def test_sample_folder_loads_its_one_video(tmp_path: Path) -> None:
@@ -474,9 +468,7 @@ def test_bundled_sample_folder_is_its_clip_with_its_ground_truth() -> None:
 def test_folder_with_two_videos_is_still_refused(tmp_path: Path) -> None:
     write_video(tmp_path / "a.mp4", count=2)
     write_video(tmp_path / "b.mp4", count=2)
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path)
-    assert_one_line(caught, "has no images")
+    assert_refused(tmp_path, "has no images")
 
 
 def png_bytes(value: int, size: tuple[int, int] = (20, 16)) -> bytes:
@@ -508,21 +500,15 @@ def test_zip_slip_is_refused(tmp_path: Path, name: str) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("ok.png", png_bytes(10))
         archive.writestr(name, png_bytes(20))
-    with pytest.raises(ClipError) as caught:
-        load_clip(path)
-    assert_one_line(caught, "would escape the extraction folder")
+    assert_refused(path, "would escape the extraction folder")
 
 
 def test_zip_without_images_and_broken_zip_are_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "text.zip", "w") as archive:
         archive.writestr("a.txt", "x")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "text.zip")
-    assert_one_line(caught, "zip text.zip holds no images")
+    assert_refused(tmp_path / "text.zip", "zip text.zip holds no images")
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "broken.zip")
-    assert_one_line(caught, "broken.zip is not a readable zip")
+    assert_refused(tmp_path / "broken.zip", "broken.zip is not a readable zip")
 
 
 def test_list_of_paths_keeps_the_given_order(tmp_path: Path) -> None:
@@ -542,37 +528,32 @@ def test_list_of_paths_keeps_the_given_order(tmp_path: Path) -> None:
     ],
 )
 def test_bad_lists_are_refused(tmp_path: Path, make, fragments: tuple) -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(make(tmp_path))
-    assert_one_line(caught, *fragments)
+    assert_refused(make(tmp_path), *fragments)
 
 
 # ---------------------------------------------------------------- other bad input
 
 
 def test_missing_path_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "nowhere.mp4")
-    assert_one_line(caught, "source not found", "nowhere.mp4")
+    assert_refused(tmp_path / "nowhere.mp4", "source not found", "nowhere.mp4")
 
 
 def test_unsupported_extension_is_refused(tmp_path: Path) -> None:
     (tmp_path / "scene.txt").write_text("x")
-    with pytest.raises(ClipError) as caught:
-        load_clip(tmp_path / "scene.txt")
-    assert_one_line(caught, "unsupported file type '.txt'", ".mp4", ".zip")
+    assert_refused(tmp_path / "scene.txt", "unsupported file type '.txt'", ".mp4", ".zip")
 
 
 def test_bad_options_fail_before_the_file_is_read(tmp_path: Path) -> None:
-    with pytest.raises(ClipError) as caught:
+    with pytest.raises(ClipError) as caught:  # FrameSampling itself refuses the stride
         load_clip(tmp_path / "nowhere.mp4", FrameSampling(stride=0))
     assert_one_line(caught, "stride must be a whole number >= 1, got 0")
 
 
 def test_a_non_path_source_is_refused() -> None:
-    with pytest.raises(ClipError) as caught:
-        load_clip(42)  # type: ignore[arg-type]
-    assert_one_line(caught, "a clip source is a path or a list of paths, got int")
+    assert_refused(
+        42,  # type: ignore[arg-type]
+        "a clip source is a path or a list of paths, got int",
+    )
 
 
 # ---------------------------------------------------------------- the real clip
