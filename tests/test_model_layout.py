@@ -57,23 +57,21 @@ def test_official_parameter_count(manifest: dict[str, list[int]]) -> None:
     assert count == total == OFFICIAL_PARAMETERS
 
 
-def test_vggt_layout_is_official_without_mask_head(
-    official_layout: dict[str, tuple[int, ...]],
+@pytest.mark.parametrize(
+    ("head_option", "head_prefix"),
+    [
+        pytest.param("has_mask_head", MASK_HEAD_PREFIX, id="vggt_layout_without_mask_head"),
+        pytest.param("has_track_head", TRACK_HEAD_PREFIX, id="without_track_head"),
+    ],
+)
+def test_leaving_out_a_head_removes_exactly_its_weights(
+    official_layout: dict[str, tuple[int, ...]], head_option: str, head_prefix: str
 ) -> None:
     with torch.device("meta"):
-        vggt = build_model("official", has_mask_head=False)
-    names = set(vggt.state_dict())
-    assert names == {n for n in official_layout if not n.startswith(MASK_HEAD_PREFIX)}
-    assert any(n.startswith(MASK_HEAD_PREFIX) for n in official_layout)
-
-
-def test_without_track_head_is_official_without_track_head(
-    official_layout: dict[str, tuple[int, ...]],
-) -> None:
-    with torch.device("meta"):
-        model = build_model("official", has_track_head=False)
+        model = build_model("official", **{head_option: False})
     names = set(model.state_dict())
-    assert names == {n for n in official_layout if not n.startswith(TRACK_HEAD_PREFIX)}
+    assert names == {n for n in official_layout if not n.startswith(head_prefix)}
+    assert any(n.startswith(head_prefix) for n in official_layout)
 
 
 def test_nothing_assumes_the_official_sizes() -> None:
