@@ -618,3 +618,27 @@ def drag_and_see_the_other_side_follow(page, canvas, servers, before, dx: float,
         )
 
     wait_for(followed, 60, "the right view to follow the left one", page=page)
+
+
+# ------------------------------------------------------------------------------ training runs
+
+
+def few_layer_training(out_dir: Path, **changes: object):
+    """A TrainConfig for a quick CPU run of the `FEW_LAYERS` network: two steps on one thread,
+    from a pool of two 4-frame 28 x 42 synthetic clips taken 2 or 3 frames at a time (stride 1).
+    `changes`: other TrainConfig fields (the preset that the layers override, the losses...)."""
+    from page4d_viewer.training.train import TrainConfig
+
+    values: dict = dict(
+        out_dir=out_dir,
+        model_overrides=dict(FEW_LAYERS),
+        image_hw=(28, 42),
+        max_steps=2,
+        source_frames=4,
+        min_frames=2,
+        max_frames=3,
+        max_stride=1,
+        pool_size=2,
+        threads=1,
+    )
+    return TrainConfig(**{**values, **changes})
