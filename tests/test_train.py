@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import FEW_LAYERS, few_layer_training
 
 from page4d_viewer.training import losses
 from page4d_viewer.training.losses import LossWeights, Targets
@@ -171,45 +172,15 @@ def test_losses_backpropagate_into_predictions() -> None:
 # Data and the training loop (a micro network so that a step takes well under a second)
 # ------------------------------------------------------------------------------------------
 
-MICRO_MODEL = {
-    "img_size": 56,
-    "embed_dim": 32,
-    "depth": 4,
-    "num_heads": 2,
-    "encoder_depth": 1,
-    "encoder_heads": 2,
-    "camera_heads": 2,
-    "camera_trunk_depth": 1,
-    "dpt_features": 16,
-    "dpt_out_channels": (8, 16, 16, 16),
-    "dpt_layers": (0, 1, 2, 3),
-    "mask_after_layer": 1,
-    "masked_layers": (2,),
-    "mask_head_hidden": 8,
-}
+# The network these tests train (test_train_matching adds a match head to it).
+MICRO_MODEL = FEW_LAYERS
 
 
 def _micro_config(out_dir, **changes):
-    from page4d_viewer.training.train import TrainConfig
-
-    values = dict(
-        out_dir=out_dir,
-        preset="tiny",
-        model_overrides=MICRO_MODEL,
-        image_hw=(28, 42),
-        max_steps=2,
-        source_frames=4,
-        min_frames=2,
-        max_frames=3,
-        max_stride=1,
-        pool_size=2,
-        warmup_steps=5,
-        checkpoint_every=1,
-        log_every=1,
-        threads=1,
-    )
-    values.update(changes)
-    return TrainConfig(**values)
+    """`few_layer_training` over the tiny preset, warming up for 5 steps, checkpointing and
+    logging every step; `changes`: other TrainConfig fields."""
+    tiny = dict(preset="tiny", warmup_steps=5, checkpoint_every=1, log_every=1)
+    return few_layer_training(out_dir, **{**tiny, **changes})
 
 
 def test_clip_to_sample_puts_the_first_camera_at_the_origin_with_unit_mean_distance() -> None:
