@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import few_layer_training
 
 from page4d_viewer.errors import Page4DError
 from page4d_viewer.inference import tracking
@@ -108,23 +109,14 @@ def test_seeds_outside_the_result_are_refused(
 def _tracker_training(few_layer_config: dict, tmp_path, train_only: tuple[str, ...]):
     """Two steps of a few-layer run with the track loss, training only `train_only`."""
     from page4d_viewer.training.losses import LossWeights
-    from page4d_viewer.training.train import TrainConfig
 
-    return TrainConfig(
-        out_dir=tmp_path / "run",
+    return few_layer_training(
+        tmp_path / "run",
         model_overrides={**few_layer_config, "img_size": 42},
-        image_hw=(28, 42),
-        max_steps=2,
-        pool_size=2,
-        min_frames=2,
-        max_frames=3,
-        max_stride=1,
-        source_frames=4,
         loss_weights=LossWeights(track=1.0),
         track_queries=8,
         train_only=train_only,
         checkpoint_every=10,
-        threads=1,
     )
 
 
