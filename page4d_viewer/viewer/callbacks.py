@@ -193,7 +193,23 @@ class ModelInputs:
 
 
 @dataclass
-class PanelWidgets:
+class RunAndOpenWidgets:
+    """The panel's Run and Cancel buttons, its status line and its "Open a result" section
+    (built together by the panel, then part of `PanelWidgets`)."""
+
+    run_button: gr.Button
+    cancel_button: gr.Button
+    status: gr.Markdown
+    result_upload: gr.File
+    open_file_button: gr.Button
+    runs: gr.Dropdown
+    runs_search: gr.Textbox
+    refresh_runs_button: gr.Button
+    open_run_button: gr.Button
+
+
+@dataclass
+class PanelWidgets(RunAndOpenWidgets):
     """The page's own components, around the tabs: the clip source, Run and Cancel, the
     status line, "Open a result", the scene and its frame slider, and the page's state.
 
@@ -215,15 +231,6 @@ class PanelWidgets:
     path_tab: gr.Tab
     run_inputs: dict[str, Component]
     model: ModelInputs
-    run_button: gr.Button
-    cancel_button: gr.Button
-    status: gr.Markdown
-    result_upload: gr.File
-    open_file_button: gr.Button
-    runs: gr.Dropdown
-    runs_search: gr.Textbox
-    refresh_runs_button: gr.Button
-    open_run_button: gr.Button
     frame: gr.Slider
     scene: gr.HTML
     split_toggle: gr.Checkbox

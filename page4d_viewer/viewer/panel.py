@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple, get_args
+from typing import Final, Literal, get_args
 
 import gradio as gr
 from gradio.components import Component
@@ -27,6 +27,7 @@ from page4d_viewer.viewer.callbacks import (
     PanelCallbacks,
     PanelSessions,
     PanelWidgets,
+    RunAndOpenWidgets,
     default_strength,
 )
 from page4d_viewer.viewer.controller import SOURCE_EXAMPLE, SOURCE_PATH, SOURCE_UPLOAD
@@ -265,7 +266,7 @@ def _layout(
         path_tab=sources.path_tab,
         run_inputs={**sources.inputs, **sampling, **model.by_name()},
         model=model,
-        **actions._asdict(),
+        **vars(actions),
         frame=frame,
         scene=scene,
         split_toggle=split_toggle,
@@ -313,21 +314,7 @@ def _source_inputs(sessions: PanelSessions, samples: list[str], first: str) -> _
     return _SourceTabs(example_tab, upload_tab, path_tab, inputs)
 
 
-class _RunAndOpen(NamedTuple):
-    """The section's widgets, named as the `PanelWidgets` fields they fill."""
-
-    run_button: gr.Button
-    cancel_button: gr.Button
-    status: gr.Markdown
-    result_upload: gr.File
-    open_file_button: gr.Button
-    runs: gr.Dropdown
-    runs_search: gr.Textbox
-    refresh_runs_button: gr.Button
-    open_run_button: gr.Button
-
-
-def _run_and_open(sessions: PanelSessions) -> _RunAndOpen:
+def _run_and_open(sessions: PanelSessions) -> RunAndOpenWidgets:
     """Run and Cancel, the status line, and the "Open a result" section."""
     backend = sessions.backend
     with gr.Row():
@@ -356,7 +343,7 @@ def _run_and_open(sessions: PanelSessions) -> _RunAndOpen:
         with gr.Row():
             refresh_runs_button = gr.Button("Refresh list", size="sm")
             open_run_button = gr.Button("Open run", size="sm", elem_id="open-run")
-    return _RunAndOpen(
+    return RunAndOpenWidgets(
         run_button, cancel_button, status, result_upload, open_file_button, runs, runs_search,
         refresh_runs_button, open_run_button,
     )  # fmt: skip
