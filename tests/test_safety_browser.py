@@ -194,6 +194,36 @@ def test_a_duplicated_tab_gets_its_own_session_and_a_reload_keeps_it(
     alice.close()
 
 
+# Keeps a page's scripts from running for 10 s, as a page drawing its 3-D scene in software
+# on a loaded machine can be (one long task: a page in the background has its timers
+# throttled, so a busy interval would not keep it busy).
+BUSY_JS = """() => {
+  setTimeout(() => { const end = Date.now() + 10000; while (Date.now() < end) {} }, 0);
+}"""
+
+
+def test_a_copy_of_a_busy_tab_still_gets_its_own_session(page_session, browser, app) -> None:
+    """The finding's copy, with its opener too busy to answer: a duplicated tab (its own
+    renderer, unlike window.open's) starts with the opener's stored id while the opener's page
+    cannot run a script for seconds. A question the opener had to answer itself went
+    unanswered, and the copy kept the id and the session."""
+    alice = _logged_in(browser, app, "alice")
+    first = _open(alice, app, app.url)
+    original = page_session(app, first)
+    first.evaluate(BUSY_JS)
+    try:
+        copy = _open(alice, app)
+        # Chromium's "Duplicate tab": the new tab's storage starts as a copy of the opener's.
+        copy.add_init_script(f"sessionStorage.setItem('page4d-tab', '{original.session_id}')")
+        copy.goto(app.url)
+        duplicate = page_session(app, copy)
+    finally:
+        first.evaluate("() => 0")  # once the opener is free again
+    assert duplicate is not original
+    assert copy.evaluate("() => sessionStorage.getItem('page4d-tab')") == duplicate.session_id
+    alice.close()
+
+
 def _cookies(browser, app, user: str) -> list[dict]:
     context = _logged_in(browser, app, user)
     cookies = context.cookies()

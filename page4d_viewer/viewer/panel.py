@@ -102,10 +102,15 @@ SCENE_PATH = "scene"  # the proxy's route (server.SCENE_PREFIX), relative to the
 # crypto.randomUUID, so it falls back to getRandomValues, then to Math.random and the clock.
 # A tab the browser duplicates ("Duplicate tab", or window.open of this page) starts with a
 # copy of its opener's sessionStorage, so with its id and session: one tab would then see and
-# record the other's scene. So each page holds its id on a BroadcastChannel for as long as it
-# lives, and a page that starts with a stored id first asks whether a live page holds it (and
-# takes a fresh one if so). A reload asks too, but its old page is gone: no one answers and
-# the tab keeps its session. Two copies asking at once: the lower random ticket keeps the id.
+# record the other's scene. So each page holds its id for as long as it lives, and a page
+# that starts with a stored id someone holds takes a fresh one.
+# - Where the browser has Web Locks (a secure context: https, or the loopback address), the
+#   hold is a lock named by the id. The browser itself answers whether it is held, however
+#   busy the holder's page is (a page drawing the 3-D scene in software can be busy for
+#   seconds). A reload's old page lets go of its lock as it goes; the new one retries for a
+#   second in case that release is still on its way.
+# - Elsewhere (plain HTTP to a remote host), the page asks on a BroadcastChannel and a live
+#   holder answers; a holder too busy to answer within 300 ms is missed.
 TAB_ID_JS = """async (ignored) => {
   const key = "page4d-tab";
   if (window.page4dTab) { return window.page4dTab.id; }  // this page has its id already
@@ -119,12 +124,24 @@ TAB_ID_JS = """async (ignored) => {
     return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + "-"
       + Math.random().toString(36).slice(2);
   };
+  const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const locks = window.isSecureContext && navigator.locks ? navigator.locks : null;
   const channels = typeof BroadcastChannel === "function";
-  let id = null;
-  try { id = window.sessionStorage.getItem(key); } catch (error) { id = null; }
-  if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
-    id = fresh();
-  } else if (channels) {
+  // Take the lock of `id` if no page holds it, and keep it until this page goes.
+  const hold = (id) => new Promise((resolve) => {
+    locks.request(key + ":" + id, {ifAvailable: true}, (lock) => {
+      resolve(lock !== null);
+      return lock === null ? undefined : new Promise(() => {});
+    }).catch(() => resolve(false));
+  });
+  const heldByLock = async (id) => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (await hold(id)) { return false; }
+      await wait(200);  // a reload's old page may still be letting go
+    }
+    return true;
+  };
+  const heldByChannel = async (id) => {
     const ticket = Math.random();
     let taken = false;
     const asking = new BroadcastChannel(key);
@@ -133,13 +150,23 @@ TAB_ID_JS = """async (ignored) => {
       if (said.id === id && (said.held || said.ticket < ticket)) { taken = true; }
     };
     asking.postMessage({id: id, ticket: ticket, held: false});
-    await new Promise((resolve) => setTimeout(resolve, 300));  // a live holder answers in ms
+    await wait(300);  // a live holder that is not busy answers in ms
     asking.close();
-    if (taken) { id = fresh(); }
+    return taken;
+  };
+  let id = null;
+  try { id = window.sessionStorage.getItem(key); } catch (error) { id = null; }
+  const stored = Boolean(id && /^[A-Za-z0-9-]{8,64}$/.test(id));
+  if (!stored) {
+    id = fresh();
+    if (locks) { await hold(id); }
+  } else if (locks ? await heldByLock(id) : channels && await heldByChannel(id)) {
+    id = fresh();
+    if (locks) { await hold(id); }
   }
   try { window.sessionStorage.setItem(key, id); } catch (error) { /* a new id per load */ }
   const held = {id: id, channel: null};
-  if (channels) {
+  if (!locks && channels) {
     held.channel = new BroadcastChannel(key);
     held.channel.onmessage = (event) => {
       const said = event.data || {};
