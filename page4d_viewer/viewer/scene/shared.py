@@ -37,6 +37,15 @@ def array_bytes(value: Any) -> int:
     return 0
 
 
+class _Making:
+    """A value one thread is making; the others asking for it wait on `done`."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.made = False  # False after `done` if making it raised
+        self.value: Any = None
+
+
 class SharedWork:
     """A thread-safe cache of per-result work, keyed by (the result object, a key).
 
@@ -48,28 +57,46 @@ class SharedWork:
         self.budget_bytes = int(budget_bytes)
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[int, Hashable], tuple[Any, int]] = OrderedDict()
+        self._making: dict[tuple[int, Hashable], _Making] = {}  # keys being made now
         self._watched: set[int] = set()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
 
     def get(self, recon: Reconstruction, key: Hashable, make: Callable[[], T]) -> T:
-        """The value for (recon, key), made with `make()` the first time (outside the lock:
-        two scenes asking at once may both make it; the first one stored is kept). The value
-        must not hold `recon` itself, or the result would outlive its last user."""
+        """The value for (recon, key), made with `make()` the first time (outside the lock).
+
+        Scenes opened at once ask for the same frame at about the same moment: one of them
+        makes the value and the others wait for it, instead of each making its own (four
+        tabs binned every frame four times). If the maker raises, a waiter makes it itself.
+        The value must not hold `recon` itself, or the result would outlive its last user."""
         full = (id(recon), key)
-        with self._lock:
-            found = self._entries.get(full)
-            if found is not None:
-                self._entries.move_to_end(full)
-                self.hits += 1
-                return found[0]
-            self.misses += 1
-        value = make()
-        with self._lock:
-            if full in self._entries:
-                return self._entries[full][0]
-            self._store(recon, full, value)
+        while True:
+            with self._lock:
+                found = self._entries.get(full)
+                if found is not None:
+                    self._entries.move_to_end(full)
+                    self.hits += 1
+                    return found[0]
+                making = self._making.get(full)
+                if making is None:
+                    making = self._making[full] = _Making()
+                    self.misses += 1
+                    break
+            making.done.wait()
+            if making.made:
+                with self._lock:
+                    self.hits += 1
+                return making.value
+        try:
+            value = making.value = make()
+            making.made = True
+            with self._lock:
+                self._store(recon, full, value)
+        finally:
+            with self._lock:
+                del self._making[full]
+            making.done.set()
         return value
 
     @property
