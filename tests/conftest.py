@@ -18,10 +18,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from page4d_viewer.result.reconstruction import Reconstruction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("PAGE4D_SHARED", REPO_ROOT.parent / "shared"))
@@ -593,19 +597,25 @@ def browser_viewpoint(server):
         return None
 
 
+def drag_canvas(page, canvas, dx: float, dy: float, steps: int = 5) -> None:
+    """Drag from the middle of `canvas` (a Playwright locator in `page`'s viewport) by
+    (dx, dy) pixels in `steps` mouse moves: an orbit of a Viser scene's view."""
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y + dy, steps=steps)
+    page.mouse.up()
+
+
 def drag_and_see_the_other_side_follow(page, canvas, servers, before, dx: float, dy: float) -> None:
     """Orbit the left scene by dragging its `canvas` (a Playwright locator in `page`'s
     viewport) by (dx, dy) pixels, then wait until the right server's browser sits at the left
     one's new viewpoint (`before`: the right side's viewpoint before the drag)."""
     import numpy as np
 
-    box = canvas.bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + dx, y + dy, steps=12)
-    page.mouse.up()
+    drag_canvas(page, canvas, dx, dy, steps=12)
 
     def followed() -> bool:
         moved, follower = (browser_viewpoint(server) for server in servers)
@@ -642,3 +652,60 @@ def few_layer_training(out_dir: Path, **changes: object):
         threads=1,
     )
     return TrainConfig(**{**values, **changes})
+
+
+# ------------------------------------------------------------------ a scene stand-in
+
+
+class FakeScene:
+    """The Viser scene as a controller sees it, without a server: records what it is asked
+    (the results shown, the frame, the mask overlay, the loading notices)."""
+
+    def __init__(self) -> None:
+        self.shown: list[Reconstruction] = []
+        self._frame = 0
+        self.opacity, self.threshold = 0.5, 0.5
+        self.percentile = 25.0
+        # (message, results shown until then) per set_loading; None for stop_loading
+        self.loading: list[tuple[str | None, int]] = []
+
+    @property
+    def num_frames(self) -> int:
+        return self.shown[-1].num_frames if self.shown else 0
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    def show(self, recon, progress=None) -> None:
+        self.shown.append(recon)
+        self._frame = 0
+
+    def set_frame(self, index: int) -> None:
+        self._frame = index
+
+    def set_loading(self, message: str) -> None:
+        self.loading.append((message, len(self.shown)))
+
+    def stop_loading(self) -> None:
+        self.loading.append((None, len(self.shown)))
+
+    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
+        from page4d_viewer.errors import Page4DError
+
+        if not (0 <= opacity <= 1 and 0 <= threshold <= 1):
+            raise Page4DError("out of range")
+        self.opacity, self.threshold = opacity, round(threshold * 20) / 20
+
+    def state(self):
+        return SimpleNamespace(
+            frame=self._frame,
+            num_frames=self.num_frames,
+            playing=False,
+            fps=10.0,
+            loop=True,
+            mask=SimpleNamespace(
+                opacity=self.opacity, threshold=self.threshold, overlay="continuous"
+            ),
+            points=SimpleNamespace(confidence_percentile=self.percentile),
+        )

@@ -7,10 +7,10 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import FakeScene
 
 from page4d_viewer.cli import main
 from page4d_viewer.errors import ResultFileError
@@ -97,33 +97,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     return repack(arrays)
 
 
-class Scene:
-    def __init__(self) -> None:
-        self.shown: list[Reconstruction] = []
-        self.num_frames, self.frame = 0, 0
-
-    def show(self, recon, progress=None) -> None:
-        self.shown.append(recon)
-
-    def set_frame(self, index: int) -> None: ...
-
-    def set_loading(self, message: str) -> None: ...
-
-    def stop_loading(self) -> None: ...
-
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
-
-    def state(self):
-        return SimpleNamespace(
-            frame=0,
-            mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous"),
-            points=SimpleNamespace(confidence_percentile=25.0),
-        )
-
-
 def test_mutated_result_files_load_or_give_one_error(tmp_path: Path, capsys) -> None:
     data = base_file(tmp_path / "base.npz")
-    controller = ViewerController(Scene(), RunStore(tmp_path / "runs"), DataRoots([tmp_path]))
+    controller = ViewerController(FakeScene(), RunStore(tmp_path / "runs"), DataRoots([tmp_path]))
     good = controller.open_result(tmp_path / "base.npz")
     rng = np.random.default_rng(20261121)
     outcomes = {"loaded": 0, "refused": 0}

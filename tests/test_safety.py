@@ -8,11 +8,10 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import png_header
+from conftest import FakeScene, png_header
 from PIL import Image
 
 from page4d_viewer.cli import main
@@ -378,39 +377,6 @@ def test_infer_checks_gt_and_out_before_the_model(tmp_path: Path, capsys, monkey
         ]
     )
     assert code == 2 and "--gt" in one_error_line(capsys)
-
-
-class FakeScene:
-    def __init__(self) -> None:
-        self.shown: list[Reconstruction] = []
-
-    @property
-    def num_frames(self) -> int:
-        return self.shown[-1].num_frames if self.shown else 0
-
-    @property
-    def frame(self) -> int:
-        return 0
-
-    def show(self, recon, progress=None) -> None:
-        self.shown.append(recon)
-
-    def set_frame(self, index: int) -> None:
-        pass
-
-    def set_loading(self, message: str) -> None: ...
-
-    def stop_loading(self) -> None: ...
-
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
-        pass
-
-    def state(self):
-        return SimpleNamespace(
-            frame=0,
-            mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous"),
-            points=SimpleNamespace(confidence_percentile=25.0),
-        )
 
 
 def test_a_raw_pickle_checkpoint_is_refused_without_torch_warnings(tmp_path: Path) -> None:

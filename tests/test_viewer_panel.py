@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import FakeScene
 
 from page4d_viewer import geometry
 from page4d_viewer.cli import app as app_command
@@ -252,57 +253,6 @@ def test_metrics_table_explains_unscorable_pairs(make_recon) -> None:
 
 
 # --- the controller, with a stand-in scene and model -----------------------------------------
-
-
-class FakeScene:
-    """Records what the controller asks of the Viser scene."""
-
-    def __init__(self) -> None:
-        self.shown: list[Reconstruction] = []
-        self._frame = 0
-        self.opacity, self.threshold = 0.5, 0.5
-        self.percentile = 25.0
-        # (message, results shown until then) per set_loading; None for stop_loading
-        self.loading: list[tuple[str | None, int]] = []
-
-    @property
-    def num_frames(self) -> int:
-        return self.shown[-1].num_frames if self.shown else 0
-
-    @property
-    def frame(self) -> int:
-        return self._frame
-
-    def show(self, recon, progress=None) -> None:
-        self.shown.append(recon)
-        self._frame = 0
-
-    def set_frame(self, index: int) -> None:
-        self._frame = index
-
-    def set_loading(self, message: str) -> None:
-        self.loading.append((message, len(self.shown)))
-
-    def stop_loading(self) -> None:
-        self.loading.append((None, len(self.shown)))
-
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None:
-        if not (0 <= opacity <= 1 and 0 <= threshold <= 1):
-            raise Page4DError("out of range")
-        self.opacity, self.threshold = opacity, round(threshold * 20) / 20
-
-    def state(self):
-        return SimpleNamespace(
-            frame=self._frame,
-            num_frames=self.num_frames,
-            playing=False,
-            fps=10.0,
-            loop=True,
-            mask=SimpleNamespace(
-                opacity=self.opacity, threshold=self.threshold, overlay="continuous"
-            ),
-            points=SimpleNamespace(confidence_percentile=self.percentile),
-        )
 
 
 class FakeBackend:

@@ -17,7 +17,7 @@ import io
 import av
 import numpy as np
 import pytest
-from conftest import browser_viewpoint, open_panel, viewing_app, wait_for
+from conftest import browser_viewpoint, drag_canvas, open_panel, viewing_app, wait_for
 
 from page4d_viewer.viewer.scene.split import Viewpoint
 
@@ -48,13 +48,7 @@ def _drag(page, dx: float, dy: float) -> None:
     canvas = page.frame_locator("#scene-frame iframe").locator("canvas").first
     canvas.wait_for()
     canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + dx, y + dy, steps=5)
-    page.mouse.up()
+    drag_canvas(page, canvas, dx, dy)
 
 
 def _moved_and_still(page, server, start) -> Viewpoint:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import viser
+from conftest import FakeScene
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -80,29 +81,6 @@ def test_a_handshake_without_origin_is_allowed_on_loopback_only() -> None:
 # --- private runs and the session registry ---------------------------------------------------
 
 
-class _Scene:
-    """The little of a SceneView a controller needs when nothing is drawn."""
-
-    num_frames = frame = 0
-
-    def show(self, recon, progress=None) -> None: ...
-
-    def set_frame(self, index: int) -> None: ...
-
-    def set_loading(self, message: str) -> None: ...
-
-    def stop_loading(self) -> None: ...
-
-    def set_mask_overlay(self, opacity: float, threshold: float) -> None: ...
-
-    def state(self):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(
-            frame=0, mask=SimpleNamespace(opacity=0.5, threshold=0.5, overlay="continuous")
-        )
-
-
 class _Backend:
     def __init__(self, make_reconstruction) -> None:
         self.make_reconstruction = make_reconstruction
@@ -130,7 +108,12 @@ def test_each_session_lists_and_opens_only_its_own_runs(
     def controller(owner: str, shared: bool = False) -> ViewerController:
         roots = DataRoots([tmp_path])
         return ViewerController(
-            _Scene(), store, roots, _Backend(make_reconstruction), owner=owner, shared_runs=shared
+            FakeScene(),
+            store,
+            roots,
+            _Backend(make_reconstruction),
+            owner=owner,
+            shared_runs=shared,
         )
 
     alice, bob, everyone = controller("alice-tab"), controller("bob-tab"), controller("x", True)
@@ -295,7 +278,7 @@ def test_a_session_owns_its_helpers_and_closes_them_with_it(registry: SessionReg
 
 
 def test_a_single_session_registry_serves_every_page(tmp_path: Path) -> None:
-    controller = ViewerController(_Scene(), RunStore(tmp_path), DataRoots([tmp_path]))
+    controller = ViewerController(FakeScene(), RunStore(tmp_path), DataRoots([tmp_path]))
     registry = SessionRegistry.single(controller)
     assert not registry.embeds_scenes and registry.backend is None
     assert (registry.mask_opacity, registry.mask_threshold) == (0.5, 0.5)  # its scene's
@@ -367,7 +350,7 @@ def test_the_split_view_shows_every_result_on_both_sides_until_it_is_off(
 
 def test_a_single_session_has_no_split_view(tmp_path: Path) -> None:
     store, roots = RunStore(tmp_path), DataRoots([tmp_path])
-    controller = ViewerController(_Scene(), store, roots)  # type: ignore[arg-type]
+    controller = ViewerController(FakeScene(), store, roots)  # type: ignore[arg-type]
     registry = SessionRegistry.single(controller)
     session = registry.attach("hash-1", None)
     with pytest.raises(Page4DError, match="split view"):
