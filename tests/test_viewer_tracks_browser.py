@@ -38,7 +38,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, sure_tracker) -> Path:
     from page4d_viewer.model import build_model, save_checkpoint
 
     torch.manual_seed(0)
-    model = build_model("tiny", img_size=112)  # a stand-in with a track head, only for tests
+    # A stand-in with a track head, only for tests; and a match head, as the shipped preset
+    # has, so its geometric poses do not track every keyframe pair on top of the run.
+    model = build_model("tiny", img_size=112, has_match_head=True)
     assert model.track_available
     sure_tracker(model)
     return save_checkpoint(model, tmp_path_factory.mktemp("model") / "tracker.safetensors")
