@@ -59,6 +59,7 @@ class SharedWork:
         self._entries: OrderedDict[tuple[int, Hashable], tuple[Any, int]] = OrderedDict()
         self._making: dict[tuple[int, Hashable], _Making] = {}  # keys being made now
         self._watched: set[int] = set()
+        self._forgotten: list[int] = []  # ids of collected results, to drop entries of
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -73,6 +74,7 @@ class SharedWork:
         full = (id(recon), key)
         while True:
             with self._lock:
+                self._drop_forgotten()
                 found = self._entries.get(full)
                 if found is not None:
                     self._entries.move_to_end(full)
@@ -103,6 +105,7 @@ class SharedWork:
     def nbytes(self) -> int:
         """Bytes of the arrays held now."""
         with self._lock:
+            self._drop_forgotten()
             return self._bytes
 
     def clear(self) -> None:
@@ -125,7 +128,16 @@ class SharedWork:
             self._bytes -= dropped
 
     def _forget(self, recon_id: int) -> None:
-        with self._lock:
+        """Called when a result is collected: which can happen in any thread, also one that
+        holds the lock (a collection started by an allocation under it), so the entries are
+        dropped at the next use of the lock rather than here."""
+        self._forgotten.append(recon_id)
+
+    def _drop_forgotten(self) -> None:
+        """Drop the entries of collected results (holding the lock), before any lookup: a
+        new result may reuse a collected one's id."""
+        while self._forgotten:
+            recon_id = self._forgotten.pop()
             for full in [k for k in self._entries if k[0] == recon_id]:
                 self._bytes -= self._entries.pop(full)[1]
             self._watched.discard(recon_id)
