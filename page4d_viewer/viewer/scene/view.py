@@ -48,6 +48,7 @@ from page4d_viewer.viewer.scene.nodes import (
     ProgressCallback,
     send_order,
     share_prop_hints,
+    skip_unchanged_poses_quickly,
     warm_up_encoders,
 )
 from page4d_viewer.viewer.scene.points import DEFAULT_MAX_POINTS, PointLayer
@@ -110,6 +111,7 @@ class SceneView:
         server.scene.set_up_direction("-y")  # OpenCV world: y points down
         warm_up_encoders()
         share_prop_hints()
+        skip_unchanged_poses_quickly()
         # The legend first: the first thing a newcomer to the scene needs is what its colours mean.
         self.legend = SceneLegend(server)
         self.loading = LoadingNotice(server)
