@@ -5,8 +5,9 @@
 N scenes (each a SceneView on its own Viser server, as N browser tabs have) show the same
 synthetic result (benchmarks/scene.py's bumpy wall, 518x294) at once, from N threads, until
 every frame is sent. Interleaved per round: with the shared work (`viewer.scene.shared`: each
-frame's binned points and thumbnail computed once for all scenes) and without it (a budget
-of 0 bytes: every scene computes its own, as before). Reports the median wall time until all
+frame's binned points, cell colours and thumbnail made once for all scenes, the scenes that ask
+at once waiting for the one making it) and without it (every scene makes its own). Both have
+the changes to Viser's per-node cost (`scene/nodes.py`). Reports the median wall time until all
 N scenes have sent everything, and the process CPU seconds (steadier on a shared machine).
 No browser is connected: what is measured is the server's work, which every tab shares.
 """
@@ -22,13 +23,15 @@ import viser
 from scene import synthetic_recon
 
 from page4d_viewer.viewer.scene import SceneView
-from page4d_viewer.viewer.scene.shared import DEFAULT_BUDGET_BYTES, SHARED_WORK
+from page4d_viewer.viewer.scene.shared import SHARED_WORK
 
 
 def one_round(recon, count: int, shared: bool) -> tuple[float, float]:
     """(wall s, CPU s) for `count` scenes to show `recon` at once."""
     SHARED_WORK.clear()
-    SHARED_WORK.budget_bytes = DEFAULT_BUDGET_BYTES if shared else 0
+    if not shared:
+        # Every scene makes its own: no entry kept, and no waiting for another scene's make.
+        vars(SHARED_WORK)["get"] = lambda recon, key, make: make()
     servers = [viser.ViserServer(host="127.0.0.1", port=0, verbose=False) for _ in range(count)]
     views = [SceneView(server) for server in servers]
     threads = [
@@ -44,11 +47,12 @@ def one_round(recon, count: int, shared: bool) -> tuple[float, float]:
     for view, server in zip(views, servers, strict=True):
         view.close()
         server.stop()
+    vars(SHARED_WORK).pop("get", None)
     return wall, cpu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("--scenes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
