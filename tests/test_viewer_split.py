@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -11,7 +12,13 @@ import pytest
 import viser
 
 from page4d_viewer.viewer.scene import SceneView
-from page4d_viewer.viewer.scene.split import SplitScenes, Viewpoint, copy_viewpoint
+from page4d_viewer.viewer.scene.split import (
+    SharedSettings,
+    SplitScenes,
+    Viewpoint,
+    copy_viewpoint,
+    merged_settings,
+)
 
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
 
@@ -93,3 +100,14 @@ def test_a_viewpoint_is_copied_once_and_its_echo_stops() -> None:
     np.testing.assert_array_equal(camera.look_at, [0, 0, 5])
     assert camera.fov == 0.8
     assert not copy_viewpoint(there, client)  # already there: the echo ends
+
+
+def test_per_setting_the_side_that_changed_it_wins() -> None:
+    """A new result fits the point size on both sides at once; a mask setting changed on the
+    right meanwhile must survive (a whole-snapshot "left wins" copied the left's back)."""
+    last = SharedSettings("current", 5, 25.0, 0.01, 1, 0.5, 0.5, "continuous", None)
+    left = dataclasses.replace(last, point_size=0.14, percentile=50.0)
+    right = dataclasses.replace(last, point_size=0.14, opacity=0.9, percentile=10.0)
+    merged = merged_settings(last, left, right)
+    assert merged == dataclasses.replace(last, point_size=0.14, opacity=0.9, percentile=50.0)
+    assert merged_settings(last, last, last) == last

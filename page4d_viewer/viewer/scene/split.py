@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,23 @@ def shared_settings(scene: SceneView) -> SharedSettings:
         )  # fmt: skip
 
 
+def merged_settings(
+    last: SharedSettings, left: SharedSettings, right: SharedSettings
+) -> SharedSettings:
+    """Per setting, the side that changed it since `last` wins (the left, when both did).
+
+    Per setting, not per snapshot: a new result changes some settings on both sides at once
+    (the point size fits the result), and a whole-snapshot "left wins" would then undo a
+    setting changed on the right meanwhile."""
+    changed = {}
+    for field in fields(SharedSettings):
+        on_left = getattr(left, field.name)
+        changed[field.name] = (
+            on_left if on_left != getattr(last, field.name) else getattr(right, field.name)
+        )
+    return replace(last, **changed)
+
+
 def apply_settings(scene: SceneView, wanted: SharedSettings) -> None:
     """Give a scene these shared settings (each setter takes the scene's lock itself)."""
     have = shared_settings(scene)
@@ -123,6 +140,9 @@ class SplitScenes:
         self._settings = shared_settings(left)
         self._closed = threading.Event()
         self._camera_lock = threading.Lock()
+        # One pass at a time: two passes at once (the watcher and a caller) could each see
+        # the other's half-copied settings as a change and copy them back.
+        self._sync_lock = threading.Lock()
         for this, other in ((left, right), (right, left)):
             this.on_frame_change(_follow_frame(other))
             this.timeline_controls.playing.on_update(_one_clock(this, other))
@@ -159,15 +179,15 @@ class SplitScenes:
                 logger.exception("copying the split view's settings failed")
 
     def sync_settings(self) -> None:
-        """One pass of the watcher: the side whose settings changed wins."""
+        """One pass of the watcher: per setting, the side that changed it wins."""
         left, right = self.scenes
-        now = (shared_settings(left), shared_settings(right))
-        if now[0] != self._settings:
-            apply_settings(right, now[0])
-            self._settings = now[0]
-        elif now[1] != self._settings:
-            apply_settings(left, now[1])
-            self._settings = now[1]
+        with self._sync_lock:
+            now = (shared_settings(left), shared_settings(right))
+            wanted = merged_settings(self._settings, *now)
+            for scene, have in zip(self.scenes, now, strict=True):
+                if have != wanted:
+                    apply_settings(scene, wanted)
+            self._settings = wanted
 
     def _lock_viewpoint(
         self, this: SceneView, other: SceneView
