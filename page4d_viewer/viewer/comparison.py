@@ -255,10 +255,14 @@ class Comparer:
 
     def pose_views(self, shown: Shown) -> PoseViews:
         """The panel's pose plots and metrics rows for the shown result, with B if compared."""
+        return pose_views(shown.recon, self.compared_with(shown))
+
+    def compared_with(self, shown: Shown) -> SecondRun | None:
+        """B when it was aligned onto this shown result, else None."""
         second = self.current
         if second is not None and second.base_version != shown.version:
-            second = None
-        return pose_views(shown.recon, second)
+            return None
+        return second
 
     def describe(self) -> str:
         """One line for the panel: what is compared, or how to compare."""

@@ -16,7 +16,7 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.viewer.callbacks import PanelSession, Updates, synced_after
 from page4d_viewer.viewer.controller import SceneSettings
 from page4d_viewer.viewer.frame_plots import FramePlot, frame_plot
-from page4d_viewer.viewer.plots import figure_picture, mask_share_figure
+from page4d_viewer.viewer.plot_cache import mask_share_picture
 from page4d_viewer.viewer.tabs.base import QUICK, Panel, PanelSetup, PanelTab
 
 if TYPE_CHECKING:
@@ -156,10 +156,8 @@ class MaskTab(PanelTab, label="Mask and depth", tab_id="mask"):
         the page moves its frame mark during playback)."""
         if shown is None:
             return {}
-        recon = shown.recon
-        return self.widgets.share.update(
-            figure_picture(mask_share_figure(recon, threshold), recon.num_frames)
-        )
+        # Drawn once per result and threshold for every session and page: see plot_cache.
+        return self.widgets.share.update(mask_share_picture(shown.recon, threshold))
 
     def image_updates(self, images: FrameImages | None) -> Updates:
         """The frame pictures; the ground truth's are shown only when the result has them."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from gradio.components import Component
 
-from page4d_viewer.viewer import plots
+from page4d_viewer.viewer import plot_cache, plots
 from page4d_viewer.viewer.callbacks import PanelSession, Updates
 from page4d_viewer.viewer.controller import SceneSettings
 from page4d_viewer.viewer.frame_plots import FramePlot, frame_plot
@@ -69,13 +69,14 @@ class PoseComparisonTab(PanelTab, label="Pose comparison", tab_id="poses"):
         """Draw the plots once per result: the page moves their frame marks itself."""
         if shown is None:
             return {}
-        widgets, frames = self.widgets, shown.recon.num_frames
-        poses = session.comparer.pose_views(shown)
-        curve = plots.figure_picture(plots.disagreement_figure(shown.recon), frames)
-        differences = plots.figure_picture(poses.differences, frames)
+        widgets, plot = self.widgets, self.widgets.trajectory_plot
+        # Drawn once per result (and B) for every session and page: see plot_cache.
+        second = session.comparer.compared_with(shown)
+        poses = plot_cache.pose_pictures(shown.recon, second, plot.postprocess, plot.format)
+        curve = plot_cache.disagreement_picture(shown.recon)
         return {
             **widgets.disagreement.update(curve),
-            **widgets.differences.update(differences),
+            **widgets.differences.update(poses.differences),
             widgets.trajectory_plot: poses.trajectory,
-            widgets.metrics_table: poses.metrics,
+            widgets.metrics_table: poses.metrics_rows(),
         }

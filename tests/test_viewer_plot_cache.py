@@ -1,0 +1,208 @@
+"""The panel's per-result pictures are drawn once and shared by every session and page
+showing the result (`viewer.plot_cache`): again only for another threshold, another compared
+run or another result, and forgotten with the result."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from types import SimpleNamespace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from page4d_viewer.viewer import plot_cache, plots
+from page4d_viewer.viewer.comparison import SecondRun, align_second_run
+from page4d_viewer.viewer.frame_plots import FramePlot
+from page4d_viewer.viewer.plot_cache import PictureCache
+from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
+from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets
+
+VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
+
+
+@pytest.fixture
+def cache(monkeypatch) -> PictureCache:
+    """A fresh cache in place of the app's shared one."""
+    fresh = PictureCache()
+    monkeypatch.setattr(plot_cache, "SHARED", fresh)
+    return fresh
+
+
+@pytest.fixture
+def draws(monkeypatch) -> dict[str, int]:
+    """How often each figure is drawn: name -> calls."""
+    counts = {"disagreement": 0, "mask share": 0, "poses": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(
+        plots, "disagreement_figure", counted("disagreement", plots.disagreement_figure)
+    )
+    monkeypatch.setattr(plots, "mask_share_figure", counted("mask share", plots.mask_share_figure))
+    monkeypatch.setattr(plot_cache, "pose_views", counted("poses", plot_cache.pose_views))
+    return counts
+
+
+def _named(name: str) -> Any:
+    """A widget stand-in: its name (the tabs key their updates by widget)."""
+    return name
+
+
+def _page() -> tuple[PoseComparisonTab, MaskTab]:
+    """One page's two tabs; their widgets are names (no Gradio page) but for the
+    trajectory's gr.Plot, which encodes the figure."""
+    poses, mask = PoseComparisonTab(), MaskTab()
+    d, g, s = (FramePlot(_named(n), _named(n + "_axis"), n) for n in ("d", "g", "s"))
+    poses.widgets = PoseWidgets(gr.Plot(), d, g, _named("metrics"))
+    names = ("opacity", "threshold", "mask_overlay", "overlay_image", "depth_image")
+    names += ("confidence_image", "ground_truth_depth_image", "ground_truth_mask_image")
+    mask.widgets = MaskWidgets(**{n: _named(n) for n in names}, share=s)
+    return poses, mask
+
+
+def _show(recon, threshold: float = 0.5, second=None) -> tuple[dict, dict]:
+    """A new page showing `recon`: both tabs' updates."""
+    poses, mask = _page()
+    session = SimpleNamespace(
+        controller=SimpleNamespace(frame_images=lambda frame: None),
+        comparer=SimpleNamespace(compared_with=lambda shown: second),
+    )
+    shown = SimpleNamespace(recon=recon, version=1)
+    settings = SimpleNamespace(
+        mask_opacity=0.5, mask_threshold=threshold, mask_overlay="continuous", frame=0
+    )
+    return poses.show(session, shown, settings), mask.show(session, shown, settings)  # type: ignore[arg-type]
+
+
+class _Run:
+    """Stands for a compared run (SecondRun): only its identity counts."""
+
+
+@pytest.fixture
+def recon(make_reconstruction):
+    return make_reconstruction(4, variants=VARIANTS, ground_truth=True)
+
+
+def test_a_second_page_draws_nothing_again(cache, draws, recon) -> None:
+    first_poses, first_mask = _show(recon)
+    assert draws == {"disagreement": 1, "mask share": 1, "poses": 1}
+    second_poses, second_mask = _show(recon)
+    assert draws == {"disagreement": 1, "mask share": 1, "poses": 1}
+    # Each page has its own widgets; what they are given is the same.
+    assert list(second_poses.values()) == list(first_poses.values())
+    assert second_mask == first_mask
+    assert isinstance(second_poses["metrics"], list) and second_poses["metrics"]
+
+
+def test_another_threshold_or_result_draws_again(cache, draws, recon, make_reconstruction) -> None:
+    _show(recon, threshold=0.5)
+    _show(recon, threshold=0.75)
+    assert draws == {"disagreement": 1, "mask share": 2, "poses": 1}
+    _show(recon, threshold=0.5)  # both thresholds are kept
+    assert draws["mask share"] == 2
+    other = make_reconstruction(4, variants=VARIANTS, ground_truth=True)
+    _show(other)
+    assert draws == {"disagreement": 2, "mask share": 3, "poses": 2}
+
+
+def _second_run(recon, make_reconstruction, seed: int) -> SecondRun:
+    """A compared run B of the same clip, aligned onto `recon`."""
+    other = make_reconstruction(recon.num_frames, seed=seed, variants=VARIANTS)
+    similarity, cameras = align_second_run(recon, other)
+    return SecondRun(other, "B", similarity, cameras, 1)
+
+
+def test_a_compared_run_draws_its_own_pose_pictures(
+    cache, draws, recon, make_reconstruction
+) -> None:
+    second = _second_run(recon, make_reconstruction, seed=1)
+    alone, _ = _show(recon)
+    compared, _ = _show(recon, second=second)
+    _show(recon, second=second)
+    assert draws["poses"] == 2
+    assert list(alone.values())[-1] != list(compared.values())[-1]  # B's metrics rows
+    _show(recon, second=_second_run(recon, make_reconstruction, seed=2))
+    assert draws["poses"] == 3
+    assert draws["disagreement"] == 1
+
+
+def test_cached_pictures_are_the_same_pictures_and_read_only(cache, recon) -> None:
+    drawn = plots.figure_picture(plots.mask_share_figure(recon, 0.5), recon.num_frames)
+    kept = plot_cache.mask_share_picture(recon, 0.5)
+    assert np.array_equal(kept.image, drawn.image) and kept.axis == drawn.axis
+    curve = plots.figure_picture(plots.disagreement_figure(recon), recon.num_frames)
+    kept_curve = plot_cache.disagreement_picture(recon)
+    assert np.array_equal(kept_curve.image, curve.image) and kept_curve.axis == curve.axis
+    with pytest.raises(ValueError, match="read-only"):
+        kept.image[0, 0] = 0
+
+
+def test_pictures_go_with_their_result(make_reconstruction) -> None:
+    cache = PictureCache()
+    recon = make_reconstruction(3)
+    plot_cache.disagreement_picture(recon, cache)
+    plot_cache.mask_share_picture(recon, 0.5, cache)
+    assert cache.count(recon) == 2 and cache.results() == 1
+    del recon
+    gc.collect()
+    assert cache.results() == 0
+
+
+def test_each_result_keeps_its_most_recent_pictures(make_reconstruction) -> None:
+    cache, recon, drawn = PictureCache(per_result=2), make_reconstruction(3), []
+
+    def get(key: str) -> str:
+        return cache.get(recon, key, lambda: drawn.append(key) or key)
+
+    for key in ("a", "b", "a", "c", "a", "b"):
+        get(key)
+    assert drawn == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
+    assert cache.count(recon) == 2
+
+
+def test_an_object_named_by_id_must_still_be_the_same(make_reconstruction) -> None:
+    cache, recon = PictureCache(), make_reconstruction(3)
+    first, other = _Run(), _Run()
+    assert cache.get(recon, "poses", lambda: 1, part_of=first) == 1
+    assert cache.get(recon, "poses", lambda: 2, part_of=first) == 1
+    # Another object under the same key (an id reused after the first went): drawn again.
+    assert cache.get(recon, "poses", lambda: 3, part_of=other) == 3
+
+
+def test_sessions_asking_at_once_draw_once_and_a_failure_lets_the_next_draw(
+    make_reconstruction,
+) -> None:
+    cache, recon = PictureCache(), make_reconstruction(3)
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return "picture"
+
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(cache.get(recon, "k", slow)))
+    first.start()
+    started.wait(5)
+    waiter = threading.Thread(target=lambda: results.append(cache.get(recon, "k", slow)))
+    waiter.start()
+    release.set()
+    first.join(5)
+    waiter.join(5)
+    assert results == ["picture", "picture"] and len(calls) == 1
+
+    def broken() -> str:
+        raise RuntimeError("no picture")
+
+    with pytest.raises(RuntimeError):
+        cache.get(recon, "other", broken)
+    assert cache.get(recon, "other", lambda: "drawn") == "drawn"
