@@ -24,6 +24,7 @@ from conftest import _make_reconstruction  # noqa: E402  # pyright: ignore[repor
 
 from page4d_viewer.viewer import plot_cache, plots  # noqa: E402
 from page4d_viewer.viewer.frame_plots import FramePlot  # noqa: E402
+from page4d_viewer.viewer.scene.shared import SharedWork  # noqa: E402
 from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets  # noqa: E402
 from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets  # noqa: E402
 
@@ -57,9 +58,9 @@ def session_of(recon) -> SimpleNamespace:
 
 def one_round(recon, sessions: int, cached: bool) -> float:
     """CPU seconds of `sessions` page loads of both tabs showing `recon`."""
-    cache = plot_cache.PictureCache()
+    cache = SharedWork()
     if not cached:
-        cache.get = lambda recon, key, draw, part_of=None: draw()  # type: ignore[method-assign]
+        cache.get = lambda owner, key, make: make()  # type: ignore[method-assign]
     plot_cache.SHARED = cache
     shown = SimpleNamespace(recon=recon, version=1)
     settings = SimpleNamespace(

@@ -1,11 +1,11 @@
 """The panel's per-result pictures are drawn once and shared by every session and page
 showing the result (`viewer.plot_cache`): again only for another threshold, another compared
-run or another result, and forgotten with the result."""
+run or another result, and forgotten with the result. The cache itself (one maker while the
+others wait, a failed make, the byte budget) is `SharedWork`'s, tested with the scenes'."""
 
 from __future__ import annotations
 
 import gc
-import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from page4d_viewer.viewer import plot_cache, plots
 from page4d_viewer.viewer.comparison import SecondRun, align_second_run
 from page4d_viewer.viewer.frame_plots import FramePlot
-from page4d_viewer.viewer.plot_cache import PictureCache
+from page4d_viewer.viewer.scene.shared import SharedWork
 from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
 from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets
 
@@ -24,9 +24,9 @@ VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
 
 
 @pytest.fixture
-def cache(monkeypatch) -> PictureCache:
+def cache(monkeypatch) -> SharedWork:
     """A fresh cache in place of the app's shared one."""
-    fresh = PictureCache()
+    fresh = SharedWork()
     monkeypatch.setattr(plot_cache, "SHARED", fresh)
     return fresh
 
@@ -80,10 +80,6 @@ def _show(recon, threshold: float = 0.5, second=None) -> tuple[dict, dict]:
         mask_opacity=0.5, mask_threshold=threshold, mask_overlay="continuous", frame=0
     )
     return poses.show(session, shown, settings), mask.show(session, shown, settings)  # type: ignore[arg-type]
-
-
-class _Run:
-    """Stands for a compared run (SecondRun): only its identity counts."""
 
 
 @pytest.fixture
@@ -146,63 +142,11 @@ def test_cached_pictures_are_the_same_pictures_and_read_only(cache, recon) -> No
 
 
 def test_pictures_go_with_their_result(make_reconstruction) -> None:
-    cache = PictureCache()
+    cache = SharedWork()
     recon = make_reconstruction(3)
     plot_cache.disagreement_picture(recon, cache)
     plot_cache.mask_share_picture(recon, 0.5, cache)
-    assert cache.count(recon) == 2 and cache.results() == 1
+    assert cache.misses == 2 and cache.nbytes > 0
     del recon
     gc.collect()
-    assert cache.results() == 0
-
-
-def test_each_result_keeps_its_most_recent_pictures(make_reconstruction) -> None:
-    cache, recon, drawn = PictureCache(per_result=2), make_reconstruction(3), []
-
-    def get(key: str) -> str:
-        return cache.get(recon, key, lambda: drawn.append(key) or key)
-
-    for key in ("a", "b", "a", "c", "a", "b"):
-        get(key)
-    assert drawn == ["a", "b", "c", "b"]  # "b" was the least recently used when "c" came
-    assert cache.count(recon) == 2
-
-
-def test_an_object_named_by_id_must_still_be_the_same(make_reconstruction) -> None:
-    cache, recon = PictureCache(), make_reconstruction(3)
-    first, other = _Run(), _Run()
-    assert cache.get(recon, "poses", lambda: 1, part_of=first) == 1
-    assert cache.get(recon, "poses", lambda: 2, part_of=first) == 1
-    # Another object under the same key (an id reused after the first went): drawn again.
-    assert cache.get(recon, "poses", lambda: 3, part_of=other) == 3
-
-
-def test_sessions_asking_at_once_draw_once_and_a_failure_lets_the_next_draw(
-    make_reconstruction,
-) -> None:
-    cache, recon = PictureCache(), make_reconstruction(3)
-    started, release, calls = threading.Event(), threading.Event(), []
-
-    def slow() -> str:
-        calls.append(1)
-        started.set()
-        release.wait(5)
-        return "picture"
-
-    results: list[str] = []
-    first = threading.Thread(target=lambda: results.append(cache.get(recon, "k", slow)))
-    first.start()
-    started.wait(5)
-    waiter = threading.Thread(target=lambda: results.append(cache.get(recon, "k", slow)))
-    waiter.start()
-    release.set()
-    first.join(5)
-    waiter.join(5)
-    assert results == ["picture", "picture"] and len(calls) == 1
-
-    def broken() -> str:
-        raise RuntimeError("no picture")
-
-    with pytest.raises(RuntimeError):
-        cache.get(recon, "other", broken)
-    assert cache.get(recon, "other", lambda: "drawn") == "drawn"
+    assert cache.nbytes == 0

@@ -15,12 +15,9 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from page4d_viewer.result.reconstruction import Reconstruction
 
 T = TypeVar("T")
 
@@ -64,8 +61,11 @@ class SharedWork:
         self.hits = 0
         self.misses = 0
 
-    def get(self, recon: Reconstruction, key: Hashable, make: Callable[[], T]) -> T:
+    def get(self, recon: object, key: Hashable, make: Callable[[], T]) -> T:
         """The value for (recon, key), made with `make()` the first time (outside the lock).
+
+        `recon` is the result the value is made from (or another object it belongs to), kept
+        by identity and watched: its entries go when it is collected.
 
         Scenes opened at once ask for the same frame at about the same moment: one of them
         makes the value and the others wait for it, instead of each making its own (four
@@ -114,7 +114,7 @@ class SharedWork:
             self._entries.clear()
             self._bytes = 0
 
-    def _store(self, recon: Reconstruction, full: tuple[int, Hashable], value: Any) -> None:
+    def _store(self, recon: object, full: tuple[int, Hashable], value: Any) -> None:
         """Keep a value (holding the lock) and evict the oldest entries over the budget."""
         size = array_bytes(value)
         self._entries[full] = (value, size)
