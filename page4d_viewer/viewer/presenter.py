@@ -315,12 +315,6 @@ def clock_html(reading: ClockReading) -> str:
     )
 
 
-def scene_frame(session: PanelSession) -> tuple[int, bool]:
-    """The scene's current frame and whether it plays."""
-    reading = ClockReading.of(session)
-    return reading.frame, reading.playing
-
-
 class PresenterCallbacks:
     """Presenter mode's events: enter, play/pause, reset view, opacity, and the follow timer.
 
@@ -358,12 +352,12 @@ class PresenterCallbacks:
         session = self._session(request)
         if session is None:
             return {self.controls.legend: ""}
-        frame, playing = scene_frame(session)
+        reading = ClockReading.of(session)
         return {
             self.controls.legend: session.scene.legend.html,
             self.controls.opacity: session.controller.scene_settings().mask_opacity,
-            self.widgets.frame: frame,
-            **self.following(playing),
+            self.widgets.frame: reading.frame,
+            **self.following(reading.playing),
         }
 
     def on_play(self, label: str | None, request: gr.Request | None = None) -> Updates:
