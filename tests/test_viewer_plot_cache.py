@@ -150,3 +150,15 @@ def test_pictures_go_with_their_result(make_reconstruction) -> None:
     del recon
     gc.collect()
     assert cache.nbytes == 0
+
+
+def test_a_compared_runs_pictures_go_with_it(cache, recon, make_reconstruction) -> None:
+    """B's pose pictures belong to B (aligned onto this A only): they go when B does."""
+    _show(recon)
+    alone = cache.nbytes
+    second = _second_run(recon, make_reconstruction, seed=1)
+    _show(recon, second=second)
+    assert cache.nbytes > alone
+    del second
+    gc.collect()
+    assert cache.nbytes == alone
