@@ -28,7 +28,7 @@ from page4d_viewer.sources.synthetic import make_clip, save_ground_truth
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--frames", type=int, default=8, help="frames per clip")
     parser.add_argument("--size", default="256x144", help="WxH of the rendered clips")

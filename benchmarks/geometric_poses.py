@@ -40,7 +40,7 @@ from page4d_viewer.training.data import PATCH_SIZE, clip_to_sample, render_clip
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--seeds", default="9000000-9000011", help="held-out seeds, e.g. 9000000-9000011"
     )

@@ -49,7 +49,7 @@ _MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--frames", type=int, nargs="+", default=[8])
     parser.add_argument("--height", type=int, default=294, help="pixels, multiple of 14")

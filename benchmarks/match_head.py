@@ -25,7 +25,7 @@ MASK_STRENGTH = 64.0
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--height", type=int, default=112, help="pixels, multiple of 14")

@@ -28,7 +28,7 @@ MASK_STRENGTH = 64.0
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--height", type=int, default=294, help="pixels, multiple of 14")

@@ -52,7 +52,7 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--height", type=int, default=294)
     parser.add_argument("--width", type=int, default=518)

@@ -164,7 +164,7 @@ def _array_bytes(message: Any) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--height", type=int, default=294)
     parser.add_argument("--width", type=int, default=518)

@@ -22,7 +22,7 @@ def _timed(function, *args, **kwargs):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--width", type=int, default=518)
     parser.add_argument("--height", type=int, default=294)
