@@ -32,10 +32,15 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scene import SocketClient, synthetic_recon
 
 from page4d_viewer.viewer.server.app import AppConfig, ViewerApp
+
+if TYPE_CHECKING:
+    # Imported for real inside chromium_round: only `--chromium` needs Playwright.
+    from playwright.sync_api import Page, WebSocket
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -104,8 +109,11 @@ def python_round(app: ViewerApp, fn_index: int, clients: int, frames: int) -> li
         thread.start()
     for thread in threads:
         thread.join()
+    sessions = app.sessions
+    if sessions is None:
+        raise RuntimeError("the app has no sessions to close: call app.start() first")
     for tab in out:
-        app.sessions.close(tab)
+        sessions.close(tab)
     return list(out.values())
 
 
@@ -119,16 +127,18 @@ def chromium_round(app: ViewerApp, pages: int) -> list[float]:
             executable_path=CHROMIUM,
             args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
         )
-        opened = []
+        opened: list[Page] = []
+        # When each page's first point cloud arrived (perf_counter seconds), None until then.
+        arrivals: dict[Page, float | None] = {}
         for _ in range(pages):
             page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
-            page.arrival = None
+            arrivals[page] = None
 
-            def watch(socket, page=page) -> None:
-                def frame(payload) -> None:
+            def watch(socket: WebSocket, page: Page = page) -> None:
+                def frame(payload: bytes | str) -> None:
                     # Viser's binary frames: a point cloud's buffers make a frame of 100+ kB.
-                    if page.arrival is None and len(payload) > 100_000:
-                        page.arrival = time.perf_counter()
+                    if arrivals[page] is None and len(payload) > 100_000:
+                        arrivals[page] = time.perf_counter()
 
                 socket.on("framereceived", frame)
 
@@ -138,11 +148,16 @@ def chromium_round(app: ViewerApp, pages: int) -> list[float]:
         for page in opened:
             page.goto(app.url, wait_until="commit")
         deadline = started + 600
-        while any(page.arrival is None for page in opened) and time.perf_counter() < deadline:
+        while any(arrivals[page] is None for page in opened) and time.perf_counter() < deadline:
             opened[0].wait_for_timeout(200)
-        firsts = [(page.arrival - started) if page.arrival else float("nan") for page in opened]
+        firsts = [_seconds_since(started, arrivals[page]) for page in opened]
         browser.close()
     return firsts
+
+
+def _seconds_since(started: float, arrival: float | None) -> float:
+    """Seconds from `started` to `arrival`; NaN when nothing arrived."""
+    return arrival - started if arrival is not None else float("nan")
 
 
 def main() -> None:
