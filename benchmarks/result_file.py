@@ -36,11 +36,11 @@ def make_reconstruction(frames: int, height: int, width: int) -> Reconstruction:
     return Reconstruction(
         images=np.repeat(images[None], frames, axis=0),
         depth=depth,
-        depth_conf=1.0 + rng.exponential(2.0, depth.shape),
+        depth_conf=(1.0 + rng.exponential(2.0, depth.shape)).astype(np.float32),
         points=geometry.depth_to_world_points(depth, cameras.extrinsics, cameras.intrinsics),
-        points_conf=1.0 + rng.exponential(2.0, depth.shape),
+        points_conf=(1.0 + rng.exponential(2.0, depth.shape)).astype(np.float32),
         cameras={"masked": cameras, "unmasked": cameras},
-        mask_score=rng.uniform(-0.5, 0.5, (frames, height // 14, width // 14)),
+        mask_score=rng.uniform(-0.5, 0.5, (frames, height // 14, width // 14)).astype(np.float32),
     )
 
 
