@@ -23,6 +23,7 @@ import torch
 from page4d_viewer.inference import predictor
 from page4d_viewer.model import ModelConfig
 from page4d_viewer.model.attention import default_attention_layers
+from page4d_viewer.model.network import Page4D
 from page4d_viewer.result.inspection import stored_attention_bytes
 from page4d_viewer.sources.sampling import FrameSampling
 
@@ -39,7 +40,9 @@ def member_bytes(path: Path, prefixes: tuple[str, ...]) -> int:
         return sum(i.compress_size for i in archive.infolist() if i.filename.startswith(prefixes))
 
 
-def run_once(model: torch.nn.Module, info: object, frames: int, attention: bool, out: Path):
+def run_once(
+    model: Page4D, info: predictor.ModelInfo, frames: int, attention: bool, out: Path
+) -> tuple[float, float, Path]:
     """(model seconds, process CPU seconds, file path) of one predict + save."""
     started = time.process_time()
     recon = predictor.predict(
