@@ -47,6 +47,11 @@ def main() -> None:
     torch.manual_seed(0)
     with_head = build_model(args.preset, has_match_head=True).eval()
     without = build_model(args.preset, has_match_head=False).eval()
+    match_head = with_head.match_head
+    if match_head is None:
+        raise RuntimeError(
+            f"preset {args.preset!r} built with has_match_head=True has no match head"
+        )
     without.load_state_dict(
         {k: v for k, v in with_head.state_dict().items() if not k.startswith("match_head.")}
     )
@@ -57,7 +62,7 @@ def main() -> None:
     runs = {
         "single pass, no match head": lambda: without(images, MASK_STRENGTH),
         "single pass, with match head": lambda: with_head(images, MASK_STRENGTH),
-        f"match the {len(pairs)} keyframe pairs": lambda: with_head.match_head.match(
+        f"match the {len(pairs)} keyframe pairs": lambda: match_head.match(
             features, pairs, (args.height, args.width)
         ),
     }
