@@ -69,7 +69,7 @@ def main() -> None:
     server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
     scene = SceneView(server)
     controller = ViewerController(scene, RunStore(folder / "runs"), DataRoots([folder]))
-    client = SocketClient(server.get_port())
+    client = SocketClient(f"ws://127.0.0.1:{server.get_port()}")
     client.wait_connected()
     times: dict[tuple[tuple[int, int], str], list[tuple[float, float, float]]] = {}
     try:
