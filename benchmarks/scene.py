@@ -30,7 +30,7 @@ import argparse
 import collections
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -42,6 +42,10 @@ from websockets.sync.client import connect
 from page4d_viewer import geometry
 from page4d_viewer.result.reconstruction import Cameras, Reconstruction
 from page4d_viewer.viewer.scene import SceneView
+
+if TYPE_CHECKING:
+    # Imported for real where used: only the proxied connection needs FastAPI.
+    from page4d_viewer.viewer.server.proxy import HttpServer
 
 
 def synthetic_recon(frames: int, height: int, width: int, seed: int = 0) -> Reconstruction:
@@ -180,10 +184,10 @@ def main() -> None:
         return
 
     recon = synthetic_recon(args.frames, args.height, args.width)
-    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    server, key = _open_server(args.direct)
     log = MessageLog(server)
     scene = SceneView(server)
-    proxy = None if args.direct else _start_proxy(server.get_port())
+    proxy = None if args.direct else _start_proxy(server.get_port(), key)
     uri = f"ws://127.0.0.1:{server.get_port()}" if proxy is None else proxy[1]
     client = SocketClient(uri)
     client.wait_connected()
@@ -285,17 +289,38 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
 
 
-def _start_proxy(viser_port: int) -> tuple[Any, str]:
+def _open_server(direct: bool) -> tuple[viser.ViserServer, str]:
+    """The scene's Viser server on a free local port, and the key the proxy must send.
+
+    `direct`: a plain server (no key) the client reaches itself; otherwise a keyed one, as
+    the app opens for each session, which only the proxy reaches.
+    """
+    if direct:
+        return viser.ViserServer(host="127.0.0.1", port=0, verbose=False), ""
+    from page4d_viewer.viewer.server.scene_key import open_keyed_server
+
+    return open_keyed_server()
+
+
+def _start_proxy(viser_port: int, key: str) -> tuple[HttpServer, str]:
     """The app's one-port server relaying session "bench" to this Viser server."""
     import fastapi
 
-    from page4d_viewer.viewer.server.proxy import HttpServer, ScenePolicy, SceneProxy
+    from page4d_viewer.viewer.server.proxy import (
+        MAIN_VIEW,
+        HttpServer,
+        ScenePolicy,
+        SceneProxy,
+        SceneUpstream,
+    )
+
+    upstream = SceneUpstream(port=viser_port, key=key)
+
+    def lookup(session: str, _user: str | None, view: str) -> SceneUpstream | None:
+        return upstream if session == "bench" and view == MAIN_VIEW else None
 
     app = fastapi.FastAPI()
-    proxy = SceneProxy(
-        lambda session, _user: viser_port if session == "bench" else None,
-        ScenePolicy(loopback=True, login_required=False),
-    )
+    proxy = SceneProxy(lookup, ScenePolicy(loopback=True, login_required=False))
     proxy.mount(app)
     http = HttpServer(app, "127.0.0.1", 0)
     http.start()
