@@ -2,8 +2,9 @@
 builder of test Reconstructions, `wait_for`, and the browser tests' running app, Chromium,
 pages and page sessions.
 
-`wait_for`, `running_app`, `viewing_app`, `open_panel` and `png_header` are plain functions
-(`from conftest import wait_for`): module-level helpers and fixtures call them too.
+`wait_for`, `wait_for_page`, `running_app`, `viewing_app`, `open_panel` and `png_header` are
+plain functions (`from conftest import wait_for`): module-level helpers and fixtures call them
+too.
 """
 
 from __future__ import annotations
@@ -48,11 +49,56 @@ def wait_for(
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}")
+            report = "" if page is None else f"; {page_report(page)}"
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what or condition}{report}"
+            )
         if page is None:
             time.sleep(0.05)
         else:
             page.wait_for_timeout(100)
+
+
+# What a page says of itself when a wait on it fails: Gradio's timers tick only while
+# `document.visibilityState` is "visible".
+_PAGE_REPORT_JS = """() => ({visibility: document.visibilityState, focus: document.hasFocus(),
+  errors: Array.from(document.querySelectorAll('.toast-body, .error')).map(e => e.innerText)})"""
+
+
+def _busy_threads() -> list[str]:
+    """Each thread that is inside the project's code now, with its innermost frames: a
+    handler that never returns holds the page's later events back."""
+    import traceback
+
+    report = []
+    for thread_id, frame in sys._current_frames().items():
+        stack = traceback.extract_stack(frame)
+        if any("page4d_viewer" in entry.filename for entry in stack):
+            inner = " < ".join(f"{Path(e.filename).name}:{e.lineno} {e.name}" for e in stack[-6:])
+            report.append(f"thread {thread_id}: {inner}")
+    return report
+
+
+def page_report(page) -> str:
+    """What a failed wait on a page should say: the page's visibility and errors, its
+    requests that failed, and the server's threads busy in the project's code."""
+    try:
+        seen = page.evaluate(_PAGE_REPORT_JS)
+    except Exception as error:  # the page itself may be what broke
+        seen = f"page unreadable: {error}"
+    failed = getattr(page, "failed_requests", [])[-5:]
+    return f"page {seen}; failed requests {failed}; busy threads {_busy_threads()}"
+
+
+def wait_for_page(page, script: str, what: str, arg: object = None) -> None:
+    """`page.wait_for_function(script, arg=arg)`; on timeout an AssertionError naming `what`,
+    with `page_report`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(script, arg=arg)
+    except PlaywrightTimeout:
+        raise AssertionError(f"timed out waiting for {what}; {page_report(page)}") from None
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -402,6 +448,13 @@ def open_panel(
     else:
         page = where.new_page()
     page.set_default_timeout(timeout_ms)
+    page.failed_requests = []  # for `page_report`
+
+    def note_failure(request) -> None:
+        if "/scene/" not in request.url:  # those are refused on purpose below
+            page.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
+
+    page.on("requestfailed", note_failure)
     if not load_scene:
         page.route(f"{url}scene/**", lambda route: route.abort())
     page.goto(url)

@@ -213,14 +213,21 @@ def test_a_copy_of_a_busy_tab_still_gets_its_own_session(page_session, browser, 
     first.evaluate(BUSY_JS)
     try:
         copy = _open(alice, app)
-        # Chromium's "Duplicate tab": the new tab's storage starts as a copy of the opener's.
-        copy.add_init_script(f"sessionStorage.setItem('page4d-tab', '{original.session_id}')")
+        # Chromium's "Duplicate tab": the new tab's storage starts as a copy of the opener's,
+        # once. An init script runs in every document of the page, also the scene's same-origin
+        # iframe, which would put the opener's id back after the page chose its own.
+        copy.add_init_script(
+            "if (window === window.top && !sessionStorage.getItem('copied')) {"
+            f" sessionStorage.setItem('page4d-tab', '{original.session_id}');"
+            " sessionStorage.setItem('copied', '1'); }"
+        )
         copy.goto(app.url)
         duplicate = page_session(app, copy)
     finally:
         first.evaluate("() => 0")  # once the opener is free again
     assert duplicate is not original
-    assert copy.evaluate("() => sessionStorage.getItem('page4d-tab')") == duplicate.session_id
+    stored = copy.evaluate("() => sessionStorage.getItem('page4d-tab')")
+    assert stored == duplicate.session_id, f"the opener's id is {original.session_id}"
     alice.close()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import open_panel, running_app, wait_for
+from conftest import open_panel, running_app, wait_for, wait_for_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -182,8 +182,10 @@ def test_panel_frame_slider_moves_the_scene_and_back(
     assert scene.state().points.visible_frames == (2,)
     # The Viser timeline moves (as when played or scrubbed there): the panel follows.
     scene.set_frame(3)
-    page.wait_for_function(
-        "() => document.querySelector('#frame input[type=number]').value === '3'"
+    wait_for_page(
+        page,
+        "() => document.querySelector('#frame input[type=number]').value === '3'",
+        "the panel's frame to follow the scene to 3",
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import open_panel, viewing_app, wait_for
+from conftest import open_panel, page_report, viewing_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -147,6 +147,7 @@ def test_a_click_on_a_plot_moves_the_timeline(page_session, app, page, tab, plot
     except Exception as error:
         raise AssertionError(
             f"the panel never showed the stopped scene's frame; {_timeline_report(page, session)}"
+            f"; {page_report(page)}"
         ) from error
     target = (session.scene.frame + FRAMES // 2) % FRAMES
     x = page.evaluate(FRAME_X_JS, [plot, target])
