@@ -259,6 +259,46 @@ def test_a_detached_session_closes_after_its_grace_period(tmp_path: Path) -> Non
         registry.close_all()
 
 
+def test_a_polling_page_whose_heartbeat_dropped_keeps_its_session(tmp_path: Path) -> None:
+    """Gradio never reopens a page's heartbeat that dropped; it runs the page's unload. The
+    page still polls: each poll re-attaches it and counts as live, and opens nothing."""
+    clock = _Clock()
+    registry = _registry(tmp_path, grace_seconds=60.0, clock=clock)
+    try:
+        session = registry.attach("hash-1", TAB_A, "alice")
+        registry.heartbeat_opened("hash-1")
+        registry.heartbeat_closed("hash-1")  # the stream dropped...
+        registry.detach("hash-1")  # ...and Gradio ran the page's unload
+        with pytest.raises(SessionClosedError):
+            registry.session_for("hash-1")
+        assert registry.keep_alive("hash-1", TAB_A, "alice") is session  # its next poll
+        assert registry.session_for("hash-1") is session
+        for _ in range(3):  # no heartbeat, no scene socket: its polls keep it
+            clock.now += 50.0
+            registry.keep_alive("hash-1", TAB_A, "alice")
+            assert registry.reap() == []
+        clock.now += 61.0  # the page stopped polling: it went
+        assert registry.reap() == [TAB_A] and session.closed
+        with pytest.raises(SessionClosedError, match="reload"):
+            registry.keep_alive("hash-1", TAB_A, "alice")  # a closed session stays closed
+        assert len(registry) == 0
+    finally:
+        registry.close_all()
+
+
+def test_a_poll_re_attaches_only_its_users_open_tab(registry: SessionRegistry) -> None:
+    registry.attach("hash-1", TAB_A, "alice")
+    registry.detach("hash-1")
+    for page, tab, user in (("hash-2", TAB_A, "bob"), ("hash-2", "no/such tab", "alice")):
+        with pytest.raises(SessionClosedError):
+            registry.keep_alive(page, tab, user)
+    with pytest.raises(SessionClosedError):
+        registry.keep_alive("hash-2", TAB_B, "alice")  # no such session: none is opened
+    assert registry.key_of("hash-2") == "" and len(registry) == 1
+    with pytest.raises(SessionClosedError):
+        registry.keep_alive("", TAB_A, "alice")  # a request without a page
+
+
 def test_a_session_owns_its_helpers_and_closes_them_with_it(registry: SessionRegistry) -> None:
     session = registry.attach("hash-1", TAB_A, None)
     helpers = (session.comparer, session.inspector, session.track_seeder)

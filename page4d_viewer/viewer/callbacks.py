@@ -12,6 +12,7 @@ these methods.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -120,6 +121,11 @@ class PanelSessions(Protocol):
         """A page went."""
         ...
 
+    def keep_alive(self, session_hash: str, tab_id: str | None, user: str | None = None) -> object:
+        """A page polls: its session is live, re-attached if the page was detached while it
+        stayed open (Page4DError when the tab's session is closed)."""
+        ...
+
     def session_for(self, session_hash: str) -> PanelSession:
         """The session a page is attached to (Page4DError when it has none)."""
         ...
@@ -217,6 +223,8 @@ class PanelWidgets(RunAndOpenWidgets):
         source_kind: Which source tab is open ("example", "upload" or "path").
         version: The version of the result this page shows (-1: none yet).
         synced: What this page last saw of the scene (`SceneSettings`, or None).
+        tab_id: The id of the tab's session this page is attached to (hidden; `TAB_ID_JS`
+            reads it from the tab's storage at each load, `on_load` writes it here).
         run_inputs: The Source, Sampling and Model inputs by `RunOptions` field name.
         model: The Model section's inputs (also in `run_inputs`), for the tabs that follow
             the chosen checkpoint.
@@ -226,6 +234,7 @@ class PanelWidgets(RunAndOpenWidgets):
     source_kind: gr.State
     version: gr.State
     synced: gr.State
+    tab_id: gr.Textbox
     example_tab: gr.Tab
     upload_tab: gr.Tab
     path_tab: gr.Tab
@@ -353,7 +362,9 @@ class PanelCallbacks:
             return self.failed(session, f"unexpected {type(error).__name__}: {error}")
 
     def unchanged(self) -> Updates:
-        """No update at all (Gradio reads an empty dict as a missing value, so skip one)."""
+        """No update at all, for an event that outputs the page's `version` (Gradio reads an
+        empty dict as a missing value, so skip one; a key that is not among an event's
+        outputs fails the event)."""
         return {self.widgets.version: gr.skip()}
 
     def runs_update(self, query: str | None = None, request: gr.Request | None = None) -> Any:
@@ -393,6 +404,7 @@ class PanelCallbacks:
         updates = {
             **self.full_view(session, shown),
             widgets.runs: self.runs_update(request=request),
+            widgets.tab_id: session.session_id,
         }
         if self.sessions.embeds_scenes and self.scene_html is not None:
             updates[widgets.scene] = self.scene_html(session.session_id, session.split_on)
@@ -405,6 +417,14 @@ class PanelCallbacks:
     def on_unload(self, request: gr.Request) -> None:
         """The page went: detach it; its tab's session closes unless the tab comes back."""
         self.sessions.detach(session_hash_of(request))
+
+    def keep_page(self, tab_id: str | None, request: gr.Request | None) -> None:
+        """The page polls, so it is still open: keep its session live, and re-attach the
+        page if Gradio detached it when its heartbeat dropped (`keep_alive`). A page whose
+        session closed is left as it is: its next action says to reload."""
+        user = getattr(request, "username", None)
+        with contextlib.suppress(Page4DError):
+            self.sessions.keep_alive(session_hash_of(request), tab_id, user)
 
     def job_key(self, request: gr.Request | None) -> str:
         """Whose run Cancel stops: the page's tab, so Cancel works after a reload too."""

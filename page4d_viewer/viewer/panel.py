@@ -288,6 +288,7 @@ def _layout(
         source_kind=gr.State(first_kind),
         version=gr.State(-1),
         synced=gr.State(None),
+        tab_id=gr.Textbox(visible=False, elem_id="tab-id"),
         example_tab=sources.example_tab,
         upload_tab=sources.upload_tab,
         path_tab=sources.path_tab,
@@ -450,12 +451,11 @@ def _wire(panel: Panel) -> None:
     split_outputs = [widgets.scene, widgets.split_labels, widgets.split_toggle, widgets.status]
     widgets.split_toggle.input(callbacks.on_split, widgets.split_toggle, split_outputs, **QUICK)
     widgets.frame.input(
-        callbacks.on_frame, [widgets.frame, widgets.synced], [widgets.synced, *widgets.tab_views],
-        trigger_mode="always_last", **QUICK,
+        callbacks.on_frame, [widgets.frame, widgets.synced],
+        [widgets.synced, widgets.status, *widgets.tab_views], trigger_mode="always_last", **QUICK,
     )  # fmt: skip
     panel.poll([widgets.version, widgets.synced], widgets.view, callbacks.on_poll)
     loaded = [*widgets.view, widgets.runs, widgets.scene, widgets.model.mask_strength]
-    loaded += [widgets.split_toggle, widgets.split_labels]
-    tab_id = gr.Textbox(visible=False, elem_id="tab-id")  # filled by TAB_ID_JS at each load
-    panel.demo.load(callbacks.on_load, tab_id, loaded, js=TAB_ID_JS, **QUICK)
+    loaded += [widgets.split_toggle, widgets.split_labels, widgets.tab_id]
+    panel.demo.load(callbacks.on_load, widgets.tab_id, loaded, js=TAB_ID_JS, **QUICK)
     panel.demo.unload(callbacks.on_unload)

@@ -21,8 +21,10 @@ Sessions belong to live pages. A page attaches through a Gradio event, which any
 send without ever opening the page, and it is detached only when Gradio's heartbeat for it
 ends, which such a script never opens. So a session is live while its scene websocket is open
 (the proxy reports each one opening and closing) or a page attached to it holds its heartbeat
-open (the request guard reports those); one that has not been live for `grace_seconds` (never,
-since it opened, or not since its page went) is closed by `reap`, whatever route opened it.
+open (the request guard reports those), and each poll of its page counts live too
+(`keep_alive`: Gradio never reopens a heartbeat that dropped, and that poll re-attaches the
+page). One that has not been live for `grace_seconds` (never, since it opened, or not since its
+page went) is closed by `reap`, whatever route opened it.
 `reap` runs before each new session is admitted and from a background thread (every
 `REAP_INTERVAL_SECONDS`); it also closes the sessions whose grace period ran out, so every
 wait here reads the registry's clock (injected by tests) and none sleeps on a timer.
@@ -133,7 +135,8 @@ class SessionClosedError(Page4DError):
 
 
 CLOSED_MESSAGE = (
-    "this page's session is closed (too many tabs, or the app restarted): reload the page"
+    "this page's session is closed (too many tabs, idle too long, or the app restarted):"
+    " reload the page"
 )
 
 
@@ -531,6 +534,41 @@ class SessionRegistry:
             if session is not None:
                 session.idle_since = self.clock()
 
+    def keep_alive(self, session_hash: str, tab_id: str | None, user: str | None = None) -> Session:
+        """A page that is still there (it polls): its session, counted live now, and
+        attached again if the page was detached while it stayed open.
+
+        Gradio's page opens its heartbeat once and never again. When that stream drops (a
+        network blip, a laptop waking up), Gradio runs the page's unload (`detach`) and the
+        heartbeat no longer counts the page live, though the page is open and polling. A
+        poll is as good a sign of life as a heartbeat (any script can send either), so it
+        keeps the session live and re-attaches the page to its tab's session, if that is
+        still open and its user's. It never opens one: a tab whose session closed is told
+        to reload at its next event.
+
+        Args:
+            tab_id: The tab id the page was attached with (its session's id).
+            user: The logged-in user (None without a password).
+
+        Raises:
+            SessionClosedError: the page's tab has no open session (or another user's).
+        """
+        if self._single is not None:
+            return self._single
+        with self._lock:
+            session = self._sessions.get(self._aliases.get(session_hash, ""))
+            if session is not None:
+                session.idle_since = self.clock()
+                return session
+            key = valid_tab_id(tab_id)
+            session = self._sessions.get(key) if key is not None and session_hash else None
+            if key is None or session is None or session.user != user:
+                raise SessionClosedError(CLOSED_MESSAGE)
+            session.detached_since = None
+            session.idle_since = self.clock()
+            self._aliases[session_hash] = key
+            return session
+
     def reap(self) -> list[str]:
         """Close every session whose time is up, by the registry's clock:
 
@@ -538,7 +576,7 @@ class SessionRegistry:
           websocket is still open to it;
         - one that has not been live for `grace_seconds`: no scene websocket and no
           attached page's heartbeat open, never since it opened or not since the last one
-          closed.
+          closed, and no poll of its page (`keep_alive`) since.
 
         Returns:
             The ids of the sessions closed.

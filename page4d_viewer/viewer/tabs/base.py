@@ -179,11 +179,14 @@ class Panel:
     def start_polling(self, timer: gr.Timer) -> None:
         """One event per tick for every registered poll: one request, not one per tab."""
         inputs: set[Block] = {component for poll in self.polls for component in poll.inputs}
+        inputs.add(self.widgets.tab_id)
         outputs = list(dict.fromkeys(c for poll in self.polls for c in poll.outputs))
         timer.tick(self.on_tick, inputs, outputs, trigger_mode="always_last", **QUICK)
 
     def on_tick(self, values: dict[Component, Any], request: gr.Request) -> Updates:
-        """Each poll's updates, together (each reads only its own inputs from `values`)."""
+        """Each poll's updates, together (each reads only its own inputs from `values`),
+        after the tick has kept the page's session live (`PanelCallbacks.keep_page`)."""
+        self.callbacks.keep_page(values[self.widgets.tab_id], request)
         updates: Updates = {}
         for poll in self.polls:
             updates.update(poll.handler(values, request))
