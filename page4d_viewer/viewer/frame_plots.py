@@ -108,7 +108,7 @@ class FramePlot:
         ) -> Updates:
             return jump_to_click(callbacks, widgets, axis, synced, event, request)
 
-        outputs = [widgets.frame, widgets.synced, *widgets.tab_views]
+        outputs = [widgets.frame, widgets.synced, widgets.status, *widgets.tab_views]
         self.picture.click(on_click, [self.axis, widgets.synced], outputs, **QUICK)
 
 
@@ -170,7 +170,7 @@ def jump_to_click(
         return callbacks.status_error(error)
     column = clicked_column(event)
     if axis is None or column is None or session.controller.current is None:
-        return callbacks.unchanged()
+        return {widgets.frame: gr.skip()}
     applied = session.controller.set_frame(axis.frame_at(column))
     updates = callbacks.followed(session, synced_after(session, synced, frame=applied), synced)
     return {**updates, widgets.frame: applied}

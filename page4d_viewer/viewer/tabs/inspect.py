@@ -208,7 +208,7 @@ class InsideTab(PanelTab, label="Inside the model", tab_id="inside", elem_id="in
         try:
             inspector = self._inspector(request)
         except Page4DError:
-            return {self.widgets.probe_seen: gr.skip()}
+            return {self.widgets.probe_image: gr.skip()}
         widgets, recon = self.widgets, inspector.recon()
         inside = None if recon is None else recon.inside
         layers = [] if inside is None else list(inside.attention_layers)

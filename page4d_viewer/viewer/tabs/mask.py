@@ -194,7 +194,7 @@ class MaskTab(PanelTab, label="Mask and depth", tab_id="mask"):
             return callbacks.failed(session, str(error))
         images = controller.frame_images(int(frame or 0))
         if images is None:
-            return callbacks.unchanged()
+            return {self.panel.widgets.status: gr.skip()}
         applied = controller.scene_settings()
         synced_now = synced_after(
             session, synced, mask_opacity=applied.mask_opacity,
