@@ -121,7 +121,9 @@ class PanelSessions(Protocol):
         """A page went."""
         ...
 
-    def keep_alive(self, session_hash: str, tab_id: str | None, user: str | None = None) -> object:
+    def keep_alive(
+        self, session_hash: str, tab_id: str | None, user: str | None = None
+    ) -> PanelSession:
         """A page polls: its session is live, re-attached if the page was detached while it
         stayed open (Page4DError when the tab's session is closed)."""
         ...
