@@ -79,18 +79,29 @@ def _busy_threads() -> list[str]:
     return report
 
 
-def page_report(page) -> str:
+def session_report(page, app) -> str:
+    """Whether the page's tab still has an open session, and the page is attached to it."""
+    tab = page.evaluate("() => sessionStorage.getItem('page4d-tab')")
+    session = app.sessions.get(tab)
+    attached = app.sessions.key_of(getattr(page, "session_hash", "")) == tab
+    return f"tab {tab}: session {'open' if session else 'closed'}, page attached {attached}"
+
+
+def page_report(page, app=None) -> str:
     """What a failed wait on a page should say: the page's visibility and errors, its
-    requests that failed, and the server's threads busy in the project's code."""
+    requests that failed, the server's threads busy in the project's code, and with the
+    `app`, whether the page still has its session."""
     try:
         seen = page.evaluate(_PAGE_REPORT_JS)
+        if app is not None:
+            seen = f"{seen}; {session_report(page, app)}"
     except Exception as error:  # the page itself may be what broke
         seen = f"page unreadable: {error}"
     failed = getattr(page, "failed_requests", [])[-5:]
     return f"page {seen}; failed requests {failed}; busy threads {_busy_threads()}"
 
 
-def wait_for_page(page, script: str, what: str, arg: object = None) -> None:
+def wait_for_page(page, script: str, what: str, arg: object = None, app=None) -> None:
     """`page.wait_for_function(script, arg=arg)`; on timeout an AssertionError naming `what`,
     with `page_report`."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -98,7 +109,7 @@ def wait_for_page(page, script: str, what: str, arg: object = None) -> None:
     try:
         page.wait_for_function(script, arg=arg)
     except PlaywrightTimeout:
-        raise AssertionError(f"timed out waiting for {what}; {page_report(page)}") from None
+        raise AssertionError(f"timed out waiting for {what}; {page_report(page, app)}") from None
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -451,10 +462,18 @@ def open_panel(
     page.failed_requests = []  # for `page_report`
 
     def note_failure(request) -> None:
-        if "/scene/" not in request.url:  # those are refused on purpose below
+        # Left out: the scene's requests (refused on purpose below), and Gradio's event stream,
+        # which its page aborts each time the server says it is done.
+        if "/scene/" not in request.url and "/queue/data" not in request.url:
             page.failed_requests.append(f"{request.method} {request.url}: {request.failure}")
 
     page.on("requestfailed", note_failure)
+
+    def note_heartbeat(request) -> None:  # Gradio's session hash of the page
+        if "/gradio_api/heartbeat/" in request.url:
+            page.session_hash = request.url.split("?")[0].rstrip("/").split("/")[-1]
+
+    page.on("request", note_heartbeat)
     if not load_scene:
         page.route(f"{url}scene/**", lambda route: route.abort())
     page.goto(url)

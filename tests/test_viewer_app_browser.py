@@ -186,6 +186,7 @@ def test_panel_frame_slider_moves_the_scene_and_back(
         page,
         "() => document.querySelector('#frame input[type=number]').value === '3'",
         "the panel's frame to follow the scene to 3",
+        app=app,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import open_panel, page_report, viewing_app, wait_for
+from conftest import open_panel, page_report, session_report, viewing_app, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -126,7 +126,8 @@ def test_the_frame_mark_follows_playback(page_session, app, page) -> None:
         try:
             wait_for(moved_twice, 30, "the mark moving with playback", page=page)
         except AssertionError as error:
-            raise AssertionError(f"{error}; {_timeline_report(page, session)}") from None
+            report = f"{_timeline_report(page, session)}; {session_report(page, app)}"
+            raise AssertionError(f"{error}; {report}") from None
     finally:
         session.scene.set_playing(False)
     assert len(marked) >= 3  # each position marked its own frame, as playback went on
@@ -147,7 +148,7 @@ def test_a_click_on_a_plot_moves_the_timeline(page_session, app, page, tab, plot
     except Exception as error:
         raise AssertionError(
             f"the panel never showed the stopped scene's frame; {_timeline_report(page, session)}"
-            f"; {page_report(page)}"
+            f"; {page_report(page, app)}"
         ) from error
     target = (session.scene.frame + FRAMES // 2) % FRAMES
     x = page.evaluate(FRAME_X_JS, [plot, target])
