@@ -19,7 +19,12 @@ from page4d_viewer.errors import Page4DError
 from page4d_viewer.evaluation import index as run_index
 from page4d_viewer.result.reconstruction import Cameras, Metadata, Reconstruction
 from page4d_viewer.viewer import dataset
-from page4d_viewer.viewer.comparison import Comparer, ComparisonError, align_second_run
+from page4d_viewer.viewer.comparison import (
+    Comparer,
+    ComparisonError,
+    align_second_run,
+    pose_views,
+)
 from page4d_viewer.viewer.controller import ViewerController
 from page4d_viewer.viewer.paths import DataRoots, PathNotAllowedError
 from page4d_viewer.viewer.runs import RunStore
@@ -400,10 +405,11 @@ def test_pose_plots_and_metrics_show_both_runs(
     controller: ViewerController, tmp_path: Path
 ) -> None:
     comparer, second = _comparer(controller, tmp_path)
-    alone = comparer.pose_views(controller.current)
+    shown = controller.current
+    alone = pose_views(shown.recon, comparer.compared_with(shown))
     assert _labels(alone.trajectory.axes[0]) == ["masked", "unmasked"]
     comparer.compare_with_file(second)
-    views = comparer.pose_views(controller.current)
+    views = pose_views(shown.recon, comparer.compared_with(shown))
     assert _labels(views.trajectory.axes[0]) == ["masked", "unmasked", "B: masked", "B: unmasked"]
     # B's lines are drawn in A's world: its masked path lies on A's.
     a_line, b_line = (

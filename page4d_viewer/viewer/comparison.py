@@ -8,7 +8,8 @@ it is the same clip's ground truth, already shown with A.
 
 `Comparer` holds the comparison next to the `ViewerController` (whose shown result is A) and
 sends B's cameras to the scene's `ComparisonLayer`; the panel's pose plots and metrics table
-read `Comparer.pose_views`. Gradio-free, so tests drive it directly.
+are `pose_views` of A and `Comparer.compared_with` (drawn once per result by `plot_cache`).
+Gradio-free, so tests drive it directly.
 """
 
 from __future__ import annotations
@@ -252,10 +253,6 @@ class Comparer:
         the session, so nothing is sent to it."""
         with self._lock:
             self._second = None
-
-    def pose_views(self, shown: Shown) -> PoseViews:
-        """The panel's pose plots and metrics rows for the shown result, with B if compared."""
-        return pose_views(shown.recon, self.compared_with(shown))
 
     def compared_with(self, shown: Shown) -> SecondRun | None:
         """B when it was aligned onto this shown result, else None."""
