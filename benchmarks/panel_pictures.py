@@ -13,39 +13,19 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
-
-import gradio as gr
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and the tests' result factory
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the checkout, and the tests' stand-ins
 
-from conftest import _make_reconstruction  # noqa: E402  # pyright: ignore[reportMissingImports]
+from conftest import (  # noqa: E402  # pyright: ignore[reportMissingImports]
+    _make_reconstruction,
+    pose_and_mask_tabs,
+)
 
 from page4d_viewer.viewer import plot_cache, plots  # noqa: E402
-from page4d_viewer.viewer.frame_plots import FramePlot  # noqa: E402
 from page4d_viewer.viewer.scene.shared import SharedWork  # noqa: E402
-from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets  # noqa: E402
-from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets  # noqa: E402
 
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
-
-
-def _named(name: str) -> Any:
-    """A widget stand-in: its name (the tabs key their updates by widget)."""
-    return name
-
-
-def tabs() -> tuple[PoseComparisonTab, MaskTab]:
-    """One page's two tabs; their widgets are names (no Gradio page) but for the
-    trajectory's gr.Plot, which encodes the figure."""
-    poses, mask = PoseComparisonTab(), MaskTab()
-    d, g, s = (FramePlot(_named(n), _named(n + "_axis"), n) for n in ("d", "g", "s"))
-    poses.widgets = PoseWidgets(gr.Plot(), d, g, _named("metrics"))
-    names = ("opacity", "threshold", "mask_overlay", "overlay_image", "depth_image")
-    names += ("confidence_image", "ground_truth_depth_image", "ground_truth_mask_image")
-    mask.widgets = MaskWidgets(**{n: _named(n) for n in names}, share=s)
-    return poses, mask
 
 
 def session_of(recon) -> SimpleNamespace:
@@ -68,7 +48,7 @@ def one_round(recon, sessions: int, cached: bool) -> float:
     )
     start = time.process_time()
     for _ in range(sessions):
-        poses, mask = tabs()  # each browser tab: its own page
+        poses, mask = pose_and_mask_tabs()  # each browser tab: its own page
         session = session_of(recon)
         poses.show(session, shown, settings)  # type: ignore[arg-type]
         mask.show(session, shown, settings)  # type: ignore[arg-type]

@@ -2,9 +2,9 @@
 builder of test Reconstructions, `wait_for`, and the browser tests' running app, Chromium,
 pages and page sessions.
 
-`wait_for`, `wait_for_page`, `running_app`, `viewing_app`, `open_panel` and `png_header` are
-plain functions (`from conftest import wait_for`): module-level helpers and fixtures call them
-too.
+`wait_for`, `wait_for_page`, `running_app`, `viewing_app`, `open_panel`, `png_header` and
+`pose_and_mask_tabs` are plain functions (`from conftest import wait_for`): module-level helpers
+and fixtures call them too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -110,6 +110,26 @@ def wait_for_page(page, script: str, what: str, arg: object = None, app=None) ->
         page.wait_for_function(script, arg=arg)
     except PlaywrightTimeout:
         raise AssertionError(f"timed out waiting for {what}; {page_report(page, app)}") from None
+
+
+def pose_and_mask_tabs():
+    """One page's Pose comparison and Mask and depth tabs, without a Gradio page: their
+    widgets are names (the tabs key their updates by widget), but for the trajectory's
+    gr.Plot, which encodes the figure. For the tests and benchmark of `viewer.plot_cache`."""
+    import gradio as gr
+
+    from page4d_viewer.viewer.frame_plots import FramePlot
+    from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
+    from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets
+
+    named: Any = str  # a widget stand-in: its name
+    poses, mask = PoseComparisonTab(), MaskTab()
+    d, g, s = (FramePlot(named(n), named(n + "_axis"), n) for n in ("d", "g", "s"))
+    poses.widgets = PoseWidgets(gr.Plot(), d, g, named("metrics"))
+    names = ("opacity", "threshold", "mask_overlay", "overlay_image", "depth_image")
+    names += ("confidence_image", "ground_truth_depth_image", "ground_truth_mask_image")
+    mask.widgets = MaskWidgets(**{n: named(n) for n in names}, share=s)
+    return poses, mask
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import gc
 from types import SimpleNamespace
-from typing import Any
 
-import gradio as gr
 import numpy as np
 import pytest
+from conftest import pose_and_mask_tabs
 
 from page4d_viewer.viewer import plot_cache, plots
 from page4d_viewer.viewer.comparison import SecondRun, align_second_run
-from page4d_viewer.viewer.frame_plots import FramePlot
 from page4d_viewer.viewer.scene.shared import SharedWork
-from page4d_viewer.viewer.tabs.mask import MaskTab, MaskWidgets
-from page4d_viewer.viewer.tabs.poses import PoseComparisonTab, PoseWidgets
 
 VARIANTS = ("masked", "unmasked", "geometry_masked", "geometry_unmasked")
 
@@ -51,26 +47,9 @@ def draws(monkeypatch) -> dict[str, int]:
     return counts
 
 
-def _named(name: str) -> Any:
-    """A widget stand-in: its name (the tabs key their updates by widget)."""
-    return name
-
-
-def _page() -> tuple[PoseComparisonTab, MaskTab]:
-    """One page's two tabs; their widgets are names (no Gradio page) but for the
-    trajectory's gr.Plot, which encodes the figure."""
-    poses, mask = PoseComparisonTab(), MaskTab()
-    d, g, s = (FramePlot(_named(n), _named(n + "_axis"), n) for n in ("d", "g", "s"))
-    poses.widgets = PoseWidgets(gr.Plot(), d, g, _named("metrics"))
-    names = ("opacity", "threshold", "mask_overlay", "overlay_image", "depth_image")
-    names += ("confidence_image", "ground_truth_depth_image", "ground_truth_mask_image")
-    mask.widgets = MaskWidgets(**{n: _named(n) for n in names}, share=s)
-    return poses, mask
-
-
 def _show(recon, threshold: float = 0.5, second=None) -> tuple[dict, dict]:
     """A new page showing `recon`: both tabs' updates."""
-    poses, mask = _page()
+    poses, mask = pose_and_mask_tabs()
     session = SimpleNamespace(
         controller=SimpleNamespace(frame_images=lambda frame: None),
         comparer=SimpleNamespace(compared_with=lambda shown: second),
